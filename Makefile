@@ -1,0 +1,41 @@
+# hallpass: run `make run` for a local server, `make test` for the tests.
+GO       ?= go
+FUZZTIME ?= 60s
+BENCHTIME ?= 1s
+STATICCHECK_VERSION ?= v0.8.2
+
+.PHONY: run build test test-deps bench fuzz lint clean
+
+## run: start the issuer on its embedded store in development mode (http://127.0.0.1:8080)
+run:
+	$(GO) run ./cmd/hallpass serve --dev
+
+## build: build bin/hallpass
+build:
+	$(GO) build -o bin/hallpass ./cmd/hallpass
+
+## test-deps: install what the tests need that Go does not fetch (redis-server)
+test-deps:
+	@./scripts/ensure-redis.sh
+
+## test: all tests with the race detector, fuzz seed corpora included
+test: test-deps
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 9m ./...
+
+## bench: benchmarks beside their raw-crypto baselines (same run)
+bench: test-deps
+	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./...
+
+## fuzz: every fuzz target for FUZZTIME each
+fuzz:
+	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
+
+## lint: gofmt, go vet, staticcheck
+lint:
+	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+clean:
+	rm -rf bin data

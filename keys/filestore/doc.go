@@ -1,0 +1,19 @@
+// Package filestore keeps a keys.Ring in a directory on disk.
+//
+// Layout: DIR/ring.json (mode 0600) lists every key with its status and
+// times, the public key as PASERK k4.public and the secret key wrapped as
+// PASERK k4.secret-pw (Argon2id passphrase) or k4.secret-wrap.pie (32-byte
+// wrapping key). Plaintext k4.secret is written only through the explicit
+// InsecurePlaintext protector, which logs a warning. DIR/.lock serialises
+// writers across processes with flock(2).
+//
+// What it trusts: the file system permissions of DIR and, for wrapped
+// rings, the secrecy of the passphrase or wrapping key. Every secret read
+// back is authenticated by its PASERK wrapping before use, and every public
+// key must match its recorded kid. Readers need no lock: writes are atomic
+// (temp file, fsync, rename, fsync of the directory), so a reader sees the
+// old ring or the new one, never a torn file.
+//
+// Limits: flock is advisory and local to one machine; several issuer nodes
+// sharing one ring need a shared store (a later Redis ring store).
+package filestore

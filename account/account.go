@@ -1,0 +1,173 @@
+package account
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// Store errors.
+var (
+	ErrNotFound       = errors.New("account: not found")
+	ErrExists         = errors.New("account: id already exists")
+	ErrSessionEnded   = errors.New("account: device session ended")
+	ErrUnavailable    = errors.New("account: store unavailable")
+	ErrInvalidRequest = errors.New("account: invalid store request")
+)
+
+// ID prefixes, for humans. The rest of an id is 128 random bits, base64url.
+const (
+	AccountPrefix = "acc_"
+	DevicePrefix  = "dev_"
+)
+
+// NewID returns prefix + 128 random bits from rand (crypto/rand when nil).
+func NewID(prefix string, r io.Reader) (string, error) {
+	if r == nil {
+		r = rand.Reader
+	}
+	b := make([]byte, 16)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return "", fmt.Errorf("account: random id: %w", err)
+	}
+	return prefix + base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// ValidID reports whether s is a well-formed id with the prefix: used to
+// refuse junk before it reaches a store key.
+func ValidID(prefix, s string) bool {
+	if !strings.HasPrefix(s, prefix) || len(s) != len(prefix)+22 {
+		return false
+	}
+	_, err := base64.RawURLEncoding.Strict().DecodeString(s[len(prefix):])
+	return err == nil
+}
+
+// Account is a user account. It holds no secret.
+type Account struct {
+	ID          string    `json:"id"`
+	Username    string    `json:"username"`     // display form
+	UsernameKey string    `json:"username_key"` // mapped form, unique
+	Created     time.Time `json:"created"`
+	Banned      bool      `json:"banned"`
+}
+
+// Device is one app install bound to one device key.
+type Device struct {
+	ID        string    `json:"id"`
+	AccountID string    `json:"account_id"`
+	Name      string    `json:"name"`
+	JKT       string    `json:"jkt"` // RFC 7638 thumbprint of the device key; never changes
+	Created   time.Time `json:"created"`
+	LastUsed  time.Time `json:"last_used"`
+	Revoked   time.Time `json:"revoked,omitempty"` // zero while active
+}
+
+// Active reports whether the device has not been revoked or logged out.
+func (d Device) Active() bool { return d.Revoked.IsZero() }
+
+// Session is the refresh-token chain of one device (its id is the device
+// id). Counter is the counter of the one refresh token that may be used
+// next.
+type Session struct {
+	DeviceID  string    `json:"device_id"`
+	AccountID string    `json:"account_id"`
+	JKT       string    `json:"jkt"`
+	Counter   uint64    `json:"counter"`
+	Created   time.Time `json:"created"`
+	LastUsed  time.Time `json:"last_used"`
+	Expires   time.Time `json:"expires"` // absolute end of the chain
+	// GraceUntil and Successor: after a rotation, a retry with the previous
+	// token until GraceUntil gets Successor again. Successor is sealed by
+	// the issuer (the store never sees a usable token).
+	GraceUntil time.Time `json:"grace_until,omitempty"`
+	Successor  []byte    `json:"successor,omitempty"`
+	Ended      time.Time `json:"ended,omitempty"` // zero while the chain lives
+}
+
+// RefreshOutcome is what the atomic refresh step decided.
+type RefreshOutcome int
+
+const (
+	// RefreshAdvanced: the token was current; the counter advanced and the
+	// request's successor was stored.
+	RefreshAdvanced RefreshOutcome = iota + 1
+	// RefreshGrace: the token was the previous one, within the grace window;
+	// the stored successor is returned again.
+	RefreshGrace
+	// RefreshReused: an older token, or the previous one after the grace
+	// window: the session was ended (reuse detected).
+	RefreshReused
+	// RefreshRejected: the session is ended, expired or idle too long, or
+	// the account is banned; nothing changed.
+	RefreshRejected
+)
+
+func (o RefreshOutcome) String() string {
+	switch o {
+	case RefreshAdvanced:
+		return "advanced"
+	case RefreshGrace:
+		return "grace"
+	case RefreshReused:
+		return "reused"
+	case RefreshRejected:
+		return "rejected"
+	}
+	return "unknown"
+}
+
+// RefreshRequest is one atomic refresh step.
+type RefreshRequest struct {
+	DeviceID string
+	Counter  uint64 // the counter in the presented refresh token
+	Now      time.Time
+	Grace    time.Duration // window in which the previous token gets the same successor
+	Idle     time.Duration // a session unused for longer has ended
+	// Successor is the sealed successor pair for Counter+1, stored when the
+	// step advances.
+	Successor []byte
+}
+
+// RefreshResult is the decision and, for Advanced and Grace, the successor
+// to hand out.
+type RefreshResult struct {
+	Outcome   RefreshOutcome
+	Successor []byte
+}
+
+// Store keeps accounts, devices and refresh sessions. Every method is safe
+// for concurrent use; each state change is one atomic step (one bbolt
+// transaction, one Redis Lua script). Implementations: boltstore,
+// redisstore; the storetest package is their shared conformance suite.
+type Store interface {
+	// CreateAccount stores a new account with its first device and session,
+	// in one step that also claims acc.UsernameKey: if the key is taken it
+	// returns ErrUsernameTaken and stores nothing.
+	CreateAccount(ctx context.Context, acc Account, dev Device, sess Session) error
+	// AddDevice stores another device and session of an existing, not
+	// banned account.
+	AddDevice(ctx context.Context, dev Device, sess Session) error
+	GetAccount(ctx context.Context, id string) (Account, error)
+	GetAccountByUsername(ctx context.Context, usernameKey string) (Account, error)
+	GetDevice(ctx context.Context, id string) (Device, error)
+	ListDevices(ctx context.Context, accountID string) ([]Device, error)
+	GetSession(ctx context.Context, deviceID string) (Session, error)
+	// Refresh applies the single-use rule atomically (see RefreshOutcome) and
+	// updates LastUsed of the session and the device.
+	Refresh(ctx context.Context, req RefreshRequest) (RefreshResult, error)
+	// EndSession ends a device's session and marks the device revoked at
+	// `at` (logout, reuse, admin). Ending an ended session is not an error.
+	EndSession(ctx context.Context, deviceID string, at time.Time) error
+	// SetBanned bans or unbans an account. A banned account cannot refresh
+	// or add devices.
+	SetBanned(ctx context.Context, accountID string, banned bool) error
+	// Ping reports whether the store answers.
+	Ping(ctx context.Context) error
+	Close() error
+}

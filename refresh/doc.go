@@ -1,0 +1,14 @@
+// Package refresh seals and opens hallpass refresh tokens: PASETO v4.local
+// (XChaCha20 + BLAKE2b-MAC, through aidanwoods.dev/go-paseto) under
+// issuer-only symmetric keys, footer {"kid":"k4.lid..."}.
+//
+// What it trusts: only its own keys. A refresh token's payload (device
+// session id, counter, iat, exp) is unreadable and unforgeable for clients;
+// the single-use rule itself lives in the account store. The same keys seal
+// the successor pair kept for the grace window, under a different implicit
+// assertion, so a store copy holds no usable token and a sealed blob can
+// never pass as a refresh token.
+//
+// Every failure to open is the opaque ErrInvalid; expiry is checked against
+// the injected clock on every Open.
+package refresh

@@ -1,0 +1,162 @@
+package refresh
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"aidanwoods.dev/go-paseto"
+
+	"github.com/hallpass/hallpass/keys"
+)
+
+// Errors. Every failure to open a token is ErrInvalid (opaque); ErrExpired is
+// kept apart so the issuer can tell a user their session ran out.
+var (
+	ErrInvalid = errors.New("refresh: invalid refresh token")
+	ErrExpired = errors.New("refresh: refresh token expired")
+)
+
+const (
+	header = "v4.local."
+	// MaxTokenSize bounds what Open reads; real tokens are under 300 bytes.
+	MaxTokenSize = 1024
+	// Implicit assertions separate the two uses of the keys: a sealed
+	// successor can never be presented as a refresh token and vice versa.
+	implicitToken     = "hallpass refresh token v1"
+	implicitSuccessor = "hallpass sealed successor v1"
+)
+
+// Claims are the payload of a refresh token. The token is encrypted: the
+// client cannot read or forge it.
+type Claims struct {
+	DeviceID  string    `json:"sid"` // the device session id
+	Counter   uint64    `json:"ctr"`
+	IssuedAt  time.Time `json:"iat"`
+	ExpiresAt time.Time `json:"exp"` // absolute end of the session
+}
+
+type footer struct {
+	Kid keys.KeyID `json:"kid"`
+}
+
+// Codec seals and opens refresh tokens with a set of symmetric keys: the
+// first seals, all open (so tokens survive a key rotation until they expire).
+type Codec struct {
+	current *keys.LocalKey
+	byID    map[keys.KeyID]paseto.V4SymmetricKey
+	curKey  paseto.V4SymmetricKey
+	now     func() time.Time
+}
+
+// NewCodec returns a codec that seals with current and opens with current
+// and any of previous. now is read on every Open.
+func NewCodec(now func() time.Time, current *keys.LocalKey, previous ...*keys.LocalKey) (*Codec, error) {
+	if current == nil || now == nil {
+		return nil, errors.New("refresh: NewCodec needs a clock and a current key")
+	}
+	c := &Codec{current: current, byID: make(map[keys.KeyID]paseto.V4SymmetricKey), now: now}
+	for _, k := range append([]*keys.LocalKey{current}, previous...) {
+		if k == nil {
+			return nil, errors.New("refresh: nil key")
+		}
+		pk, err := paseto.V4SymmetricKeyFromBytes(k.UnsafeBytes())
+		if err != nil {
+			return nil, fmt.Errorf("refresh: %w", keys.ErrInvalidKey)
+		}
+		c.byID[k.ID()] = pk
+	}
+	c.curKey = c.byID[current.ID()]
+	return c, nil
+}
+
+// Seal encrypts claims into a refresh token.
+func (c *Codec) Seal(cl Claims) (string, error) {
+	payload, err := json.Marshal(claimsJSON{cl.DeviceID, cl.Counter, cl.IssuedAt.UTC().Format(time.RFC3339), cl.ExpiresAt.UTC().Format(time.RFC3339)})
+	if err != nil {
+		return "", err
+	}
+	return c.seal(payload, implicitToken)
+}
+
+type claimsJSON struct {
+	Sid string `json:"sid"`
+	Ctr uint64 `json:"ctr"`
+	Iat string `json:"iat"`
+	Exp string `json:"exp"`
+}
+
+func (c *Codec) seal(payload []byte, implicit string) (string, error) {
+	f, _ := json.Marshal(footer{Kid: c.current.ID()})
+	t, err := paseto.NewTokenFromClaimsJSON(payload, f)
+	if err != nil {
+		return "", fmt.Errorf("refresh: seal: %w", err)
+	}
+	return t.V4Encrypt(c.curKey, []byte(implicit)), nil
+}
+
+// Open decrypts and checks a tainted refresh token: size, header, key id,
+// authenticity, payload shape and expiry (against the clock, read now).
+func (c *Codec) Open(tainted string) (Claims, error) {
+	payload, err := c.open(tainted, implicitToken, MaxTokenSize)
+	if err != nil {
+		return Claims{}, err
+	}
+	var cj claimsJSON
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&cj); err != nil || cj.Sid == "" {
+		return Claims{}, ErrInvalid
+	}
+	iat, err1 := time.Parse(time.RFC3339, cj.Iat)
+	exp, err2 := time.Parse(time.RFC3339, cj.Exp)
+	if err1 != nil || err2 != nil {
+		return Claims{}, ErrInvalid
+	}
+	if !c.now().Before(exp) {
+		return Claims{}, ErrExpired
+	}
+	return Claims{DeviceID: cj.Sid, Counter: cj.Ctr, IssuedAt: iat, ExpiresAt: exp}, nil
+}
+
+func (c *Codec) open(tainted, implicit string, maxSize int) ([]byte, error) {
+	if len(tainted) > maxSize || !strings.HasPrefix(tainted, header) {
+		return nil, ErrInvalid
+	}
+	raw, err := paseto.NewParser().UnsafeParseFooter(paseto.V4Local, tainted)
+	if err != nil || len(raw) > 128 {
+		return nil, ErrInvalid
+	}
+	var f footer
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return nil, ErrInvalid
+	}
+	key, ok := c.byID[f.Kid]
+	if !ok {
+		return nil, ErrInvalid
+	}
+	p := paseto.NewParserWithoutExpiryCheck()
+	tok, err := p.ParseV4Local(key, tainted, []byte(implicit))
+	if err != nil {
+		return nil, ErrInvalid
+	}
+	return tok.ClaimsJSON(), nil
+}
+
+// SealBlob encrypts an opaque blob (the successor pair kept for the grace
+// window) so that a copy of the store holds nothing usable. The blob must be
+// a JSON object.
+func (c *Codec) SealBlob(jsonObject []byte) ([]byte, error) {
+	s, err := c.seal(jsonObject, implicitSuccessor)
+	return []byte(s), err
+}
+
+// OpenBlob reverses SealBlob.
+func (c *Codec) OpenBlob(sealed []byte) ([]byte, error) {
+	return c.open(string(sealed), implicitSuccessor, 16<<10)
+}

@@ -140,13 +140,13 @@ func (s *SecretKey) Equal(o *SecretKey) bool {
 	return subtle.ConstantTimeCompare(s.k, o.k) == 1
 }
 
-func (s *SecretKey) String() string { return "keys.SecretKey(" + string(s.pub.id) + ")" }
+func (s SecretKey) String() string { return "keys.SecretKey(" + string(s.pub.id) + ")" }
 
 // GoString keeps %#v from printing the key bytes.
-func (s *SecretKey) GoString() string { return s.String() }
+func (s SecretKey) GoString() string { return s.String() }
 
 // LogValue implements slog.LogValuer: only the key id is logged.
-func (s *SecretKey) LogValue() slog.Value { return slog.StringValue(string(s.pub.id)) }
+func (s SecretKey) LogValue() slog.Value { return slog.StringValue(string(s.pub.id)) }
 
 // LocalKey is a 32-byte symmetric key for PASETO v4.local (refresh tokens).
 // Not comparable; use Equal. String and LogValue print only its k4.lid.
@@ -189,11 +189,11 @@ func (l *LocalKey) Equal(o *LocalKey) bool {
 // SECURITY: the result is secret; never log, store or send it.
 func (l *LocalKey) UnsafeBytes() []byte { return append([]byte(nil), l.k[:]...) }
 
-func (l *LocalKey) String() string   { return "keys.LocalKey(" + string(l.id) + ")" }
-func (l *LocalKey) GoString() string { return l.String() }
+func (l LocalKey) String() string   { return "keys.LocalKey(" + string(l.id) + ")" }
+func (l LocalKey) GoString() string { return l.String() }
 
 // LogValue implements slog.LogValuer: only the key id is logged.
-func (l *LocalKey) LogValue() slog.Value { return slog.StringValue(string(l.id)) }
+func (l LocalKey) LogValue() slog.Value { return slog.StringValue(string(l.id)) }
 
 // WrappingKey is a 32-byte key that wraps other keys at rest
 // (PASERK k4.local-wrap.pie / k4.secret-wrap.pie).
@@ -234,6 +234,6 @@ func (w *WrappingKey) Equal(o *WrappingKey) bool {
 // SECURITY: the result is secret.
 func (w *WrappingKey) UnsafeBytes() []byte { return append([]byte(nil), w.k[:]...) }
 
-func (w *WrappingKey) String() string       { return "keys.WrappingKey(redacted)" }
-func (w *WrappingKey) GoString() string     { return w.String() }
-func (w *WrappingKey) LogValue() slog.Value { return slog.StringValue("redacted") }
+func (w WrappingKey) String() string       { return "keys.WrappingKey(redacted)" }
+func (w WrappingKey) GoString() string     { return w.String() }
+func (w WrappingKey) LogValue() slog.Value { return slog.StringValue("redacted") }

@@ -24,7 +24,7 @@ const (
 )
 
 // maxPASERKLen bounds every PASERK string we decode; the longest k4 type
-// (secret-pw) is under 200 characters.
+// (secret-pw) is 216 characters.
 const maxPASERKLen = 512
 
 var b64 = base64.RawURLEncoding
@@ -39,15 +39,20 @@ func randOrDefault(r io.Reader) io.Reader {
 // decodeBody checks the prefix and decodes the base64url body, which must
 // decode to exactly n bytes (n < 0: any length up to the PASERK size limit).
 func decodeBody(s, prefix string, n int) ([]byte, error) {
-	if len(s) > maxPASERKLen {
-		return nil, ErrMalformed
-	}
 	if !strings.HasPrefix(s, prefix) {
 		return nil, ErrWrongType
 	}
+	if len(s) > maxPASERKLen {
+		return nil, ErrMalformed
+	}
 	body := s[len(prefix):]
-	// RawURLEncoding accepts no padding and, with Strict, no trailing bits:
-	// one key, one encoding.
+	// RawURLEncoding accepts no padding and, with Strict, no trailing bits,
+	// but encoding/base64 skips CR and LF anywhere in its input even in
+	// Strict mode: reject them, so that one key has exactly one encoding and
+	// a returned KeyID never carries a line break.
+	if strings.ContainsAny(body, "\r\n") {
+		return nil, ErrMalformed
+	}
 	raw, err := b64.Strict().DecodeString(body)
 	if err != nil {
 		return nil, ErrMalformed

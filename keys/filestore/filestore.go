@@ -52,6 +52,8 @@ type Protector interface {
 	Protection() Protection
 	Seal(k *keys.SecretKey, rand io.Reader) (string, error)
 	Open(paserk string) (*keys.SecretKey, error)
+	SealLocal(k *keys.LocalKey, rand io.Reader) (string, error)
+	OpenLocal(paserk string) (*keys.LocalKey, error)
 }
 
 type passwordProtector struct {
@@ -82,6 +84,12 @@ func (p *passwordProtector) Seal(k *keys.SecretKey, rand io.Reader) (string, err
 func (p *passwordProtector) Open(s string) (*keys.SecretKey, error) {
 	return keys.UnwrapSecretPassword(s, p.pw, p.limits)
 }
+func (p *passwordProtector) SealLocal(k *keys.LocalKey, rand io.Reader) (string, error) {
+	return keys.WrapLocalPassword(k, p.pw, p.params, rand)
+}
+func (p *passwordProtector) OpenLocal(s string) (*keys.LocalKey, error) {
+	return keys.UnwrapLocalPassword(s, p.pw, p.limits)
+}
 
 type wrapProtector struct{ w *keys.WrappingKey }
 
@@ -98,6 +106,12 @@ func (p *wrapProtector) Seal(k *keys.SecretKey, rand io.Reader) (string, error) 
 	return keys.WrapSecretPIE(k, p.w, rand)
 }
 func (p *wrapProtector) Open(s string) (*keys.SecretKey, error) { return keys.UnwrapSecretPIE(s, p.w) }
+func (p *wrapProtector) SealLocal(k *keys.LocalKey, rand io.Reader) (string, error) {
+	return keys.WrapLocalPIE(k, p.w, rand)
+}
+func (p *wrapProtector) OpenLocal(s string) (*keys.LocalKey, error) {
+	return keys.UnwrapLocalPIE(s, p.w)
+}
 
 type plaintextProtector struct{}
 
@@ -119,6 +133,10 @@ func (plaintextProtector) Seal(k *keys.SecretKey, _ io.Reader) (string, error) {
 	return k.PlaintextPASERK(), nil
 }
 func (plaintextProtector) Open(s string) (*keys.SecretKey, error) { return keys.ParseSecretKey(s) }
+func (plaintextProtector) SealLocal(k *keys.LocalKey, _ io.Reader) (string, error) {
+	return k.PlaintextPASERK(), nil
+}
+func (plaintextProtector) OpenLocal(s string) (*keys.LocalKey, error) { return keys.ParseLocalKey(s) }
 
 // fileFormat is the on-disk layout of ring.json.
 type fileFormat struct {
@@ -193,6 +211,11 @@ func (s *Store) Init(ctx context.Context, now time.Time) (*keys.Ring, error) {
 	if err := s.save(r); err != nil {
 		return nil, err
 	}
+	if !s.localExists() {
+		if err := s.rotateLocalLocked(now, 0); err != nil {
+			return nil, err
+		}
+	}
 	return r, nil
 }
 
@@ -259,7 +282,11 @@ func (s *Store) Update(ctx context.Context, fn func(*keys.Ring) error) (*keys.Ri
 }
 
 func (s *Store) read() (*fileFormat, error) {
-	f, err := os.Open(s.path())
+	return s.readFile(s.path())
+}
+
+func (s *Store) readFile(path string) (*fileFormat, error) {
+	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, ErrNotFound
 	}

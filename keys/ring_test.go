@@ -1,0 +1,124 @@
+package keys
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+func statuses(r *Ring) map[Status]int {
+	m := map[Status]int{}
+	for _, e := range r.Entries() {
+		m[e.Status]++
+	}
+	return m
+}
+
+func TestRingLifecycle(t *testing.T) {
+	t0 := time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)
+	r, err := NewRing(nil, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := statuses(r); got[StatusCurrent] != 1 || got[StatusNext] != 1 || len(got) != 2 {
+		t.Fatalf("new ring: %v", got)
+	}
+	cur := r.Current()
+	next := r.Entries()[1]
+	if err := r.Rotate(nil, t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if r.Current().ID() != next.ID() {
+		t.Fatal("next was not promoted")
+	}
+	e := r.Entries()
+	if e[2].ID() != cur.ID() || e[2].Status != StatusRetired || !e[2].Retired.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("old current not retired: %+v", e[2])
+	}
+
+	tests := []struct {
+		name    string
+		target  func(r *Ring) KeyID
+		wantErr error
+		check   func(t *testing.T, r *Ring, kid KeyID)
+	}{
+		{"revoke current keeps a signer", func(r *Ring) KeyID { return r.Current().ID() }, nil, func(t *testing.T, r *Ring, kid KeyID) {
+			if r.Current() == nil || r.Current().ID() == kid {
+				t.Fatal("no new current key")
+			}
+		}},
+		{"revoke next makes a new next", func(r *Ring) KeyID { return r.Entries()[1].ID() }, nil, func(t *testing.T, r *Ring, kid KeyID) {
+			if statuses(r)[StatusNext] != 1 {
+				t.Fatal("no next key")
+			}
+		}},
+		{"revoke retired", func(r *Ring) KeyID { return r.Entries()[2].ID() }, nil, nil},
+		{"unknown", func(r *Ring) KeyID { return "k4.pid.unknown" }, ErrKeyNotFound, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rr, _ := RestoreRing(r.Entries())
+			kid := tc.target(rr)
+			err := rr.Revoke(kid, nil, t0.Add(2*time.Hour))
+			if !errors.Is(err, tc.wantErr) {
+				t.Fatalf("Revoke = %v, want %v", err, tc.wantErr)
+			}
+			if err != nil {
+				return
+			}
+			doc := rr.KeySet("https://i.example")
+			if len(doc.Revoked) != 1 || doc.Revoked[0] != kid {
+				t.Fatalf("revoked list %v", doc.Revoked)
+			}
+			for _, k := range doc.Keys {
+				if k.Kid == kid {
+					t.Fatal("revoked key still published")
+				}
+			}
+			for _, en := range rr.Entries() {
+				if en.ID() == kid && en.Secret != nil {
+					t.Fatal("revoked secret kept")
+				}
+			}
+			if err := rr.Revoke(kid, nil, t0); !errors.Is(err, ErrKeyRevoked) {
+				t.Fatalf("second revoke: %v", err)
+			}
+			if tc.check != nil {
+				tc.check(t, rr, kid)
+			}
+			if _, err := RestoreRing(rr.Entries()); err != nil {
+				t.Fatalf("ring invalid after revoke: %v", err)
+			}
+		})
+	}
+
+	if n := r.Prune(t0.Add(time.Hour+30*time.Minute), time.Hour); n != 0 {
+		t.Fatalf("pruned a key still in use: %d", n)
+	}
+	if n := r.Prune(t0.Add(3*time.Hour), time.Hour); n != 1 {
+		t.Fatalf("Prune = %d, want 1", n)
+	}
+}
+
+func TestRestoreRingValidation(t *testing.T) {
+	r, _ := NewRing(nil, time.Now())
+	good := r.Entries()
+	other, _ := GenerateSecretKey(nil)
+	mut := func(f func(e []RingEntry) []RingEntry) []RingEntry {
+		return f(append([]RingEntry(nil), good...))
+	}
+	for name, entries := range map[string][]RingEntry{
+		"no current":     mut(func(e []RingEntry) []RingEntry { e[0].Status = StatusRetired; return e }),
+		"two current":    mut(func(e []RingEntry) []RingEntry { e[1].Status = StatusCurrent; return e }),
+		"duplicate":      mut(func(e []RingEntry) []RingEntry { return append(e, e[1]) }),
+		"bad status":     mut(func(e []RingEntry) []RingEntry { e[1].Status = "bogus"; return e }),
+		"secret missing": mut(func(e []RingEntry) []RingEntry { e[0].Secret = nil; return e }),
+		"wrong secret":   mut(func(e []RingEntry) []RingEntry { e[0].Secret = other; return e }),
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := RestoreRing(entries); !errors.Is(err, ErrRingInvalid) {
+				t.Fatalf("RestoreRing = %v, want ErrRingInvalid", err)
+			}
+		})
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 )
 
 // Sentinel errors. Messages never carry key material or the input string.
@@ -148,6 +149,18 @@ func (s SecretKey) GoString() string { return s.String() }
 // LogValue implements slog.LogValuer: only the key id is logged.
 func (s SecretKey) LogValue() slog.Value { return slog.StringValue(string(s.pub.id)) }
 
+// Format implements fmt.Formatter. Without it, verbs that skip String
+// (%d, %o, %b, ...) would print the key bytes.
+func (s SecretKey) Format(f fmt.State, verb rune) { formatRedacted(f, verb, s.String()) }
+
+// formatRedacted prints str (the redacted String form) whatever the verb.
+func formatRedacted(f fmt.State, verb rune, str string) {
+	if verb == 'q' {
+		str = strconv.Quote(str)
+	}
+	io.WriteString(f, str)
+}
+
 // LocalKey is a 32-byte symmetric key for PASETO v4.local (refresh tokens).
 // Not comparable; use Equal. String and LogValue print only its k4.lid.
 type LocalKey struct {
@@ -195,6 +208,9 @@ func (l LocalKey) GoString() string { return l.String() }
 // LogValue implements slog.LogValuer: only the key id is logged.
 func (l LocalKey) LogValue() slog.Value { return slog.StringValue(string(l.id)) }
 
+// Format implements fmt.Formatter: no verb prints the key bytes.
+func (l LocalKey) Format(f fmt.State, verb rune) { formatRedacted(f, verb, l.String()) }
+
 // WrappingKey is a 32-byte key that wraps other keys at rest
 // (PASERK k4.local-wrap.pie / k4.secret-wrap.pie).
 type WrappingKey struct {
@@ -237,3 +253,6 @@ func (w *WrappingKey) UnsafeBytes() []byte { return append([]byte(nil), w.k[:]..
 func (w WrappingKey) String() string       { return "keys.WrappingKey(redacted)" }
 func (w WrappingKey) GoString() string     { return w.String() }
 func (w WrappingKey) LogValue() slog.Value { return slog.StringValue("redacted") }
+
+// Format implements fmt.Formatter: no verb prints the key bytes.
+func (w WrappingKey) Format(f fmt.State, verb rune) { formatRedacted(f, verb, w.String()) }

@@ -1,0 +1,162 @@
+package dpop
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/asn1"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"strings"
+	"time"
+)
+
+// ProofOptions configures NewProofWithOptions. The zero value is usable.
+type ProofOptions struct {
+	// Now gives iat. Default time.Now.
+	Now func() time.Time
+	// Rand is the source of the jti (128 bits) and is passed to the
+	// signer. Default crypto/rand.
+	Rand io.Reader
+	// FullySpecifiedAlg makes Ed25519 proofs carry alg "Ed25519" (RFC
+	// 9864) instead of "EdDSA". Verify accepts both; "EdDSA" is the
+	// default because older servers know only that name.
+	FullySpecifiedAlg bool
+}
+
+// NewProof makes a DPoP proof for one request, signed by signer: an Ed25519
+// key (alg EdDSA) or an ECDSA P-256 key (alg ES256), possibly in hardware
+// behind crypto.Signer. url is the request URL; its query and fragment are
+// left out of htu. accessToken, when not "", is bound with ath; nonce, when
+// not "", is the last DPoP-Nonce the server sent.
+func NewProof(signer crypto.Signer, method, url, accessToken, nonce string) (string, error) {
+	return NewProofWithOptions(signer, method, url, accessToken, nonce, ProofOptions{})
+}
+
+// NewProofWithOptions is NewProof with an injected clock and randomness.
+func NewProofWithOptions(signer crypto.Signer, method, url, accessToken, nonce string, opts ProofOptions) (string, error) {
+	if signer == nil {
+		return "", errors.New("dpop: nil signer")
+	}
+	if method == "" {
+		return "", errors.New("dpop: empty method")
+	}
+	htu := url
+	if i := strings.IndexByte(htu, '#'); i >= 0 {
+		htu = htu[:i]
+	}
+	if i := strings.IndexByte(htu, '?'); i >= 0 {
+		htu = htu[:i]
+	}
+	if _, err := normalizeURL(htu); err != nil {
+		return "", fmt.Errorf("dpop: url is not an absolute http(s) URL without userinfo")
+	}
+	now, rnd := opts.Now, opts.Rand
+	if now == nil {
+		now = time.Now
+	}
+	if rnd == nil {
+		rnd = rand.Reader
+	}
+
+	var alg string
+	var key publicJWK
+	switch pub := signer.Public().(type) {
+	case *ecdsa.PublicKey:
+		if pub.Curve != elliptic.P256() {
+			return "", errors.New("dpop: ECDSA key is not P-256")
+		}
+		alg, key.ec = AlgES256, pub
+	case ed25519.PublicKey:
+		if len(pub) != ed25519.PublicKeySize {
+			return "", errors.New("dpop: invalid Ed25519 public key")
+		}
+		alg, key.ed = AlgEdDSA, pub
+		if opts.FullySpecifiedAlg {
+			alg = AlgEd25519
+		}
+	default:
+		return "", errors.New("dpop: signer key must be Ed25519 or ECDSA P-256")
+	}
+
+	var jti [16]byte
+	if _, err := io.ReadFull(rnd, jti[:]); err != nil {
+		return "", fmt.Errorf("dpop: reading randomness: %w", err)
+	}
+	header, err := json.Marshal(struct {
+		Typ string          `json:"typ"`
+		Alg string          `json:"alg"`
+		JWK json.RawMessage `json:"jwk"`
+	}{"dpop+jwt", alg, key.marshalJSON()})
+	if err != nil {
+		return "", err
+	}
+	var ath string
+	if accessToken != "" {
+		sum := sha256.Sum256([]byte(accessToken))
+		ath = b64.EncodeToString(sum[:])
+	}
+	claims, err := json.Marshal(struct {
+		JTI   string `json:"jti"`
+		HTM   string `json:"htm"`
+		HTU   string `json:"htu"`
+		IAT   int64  `json:"iat"`
+		ATH   string `json:"ath,omitempty"`
+		Nonce string `json:"nonce,omitempty"`
+	}{b64.EncodeToString(jti[:]), method, htu, now().Unix(), ath, nonce})
+	if err != nil {
+		return "", err
+	}
+
+	signingInput := b64.EncodeToString(header) + "." + b64.EncodeToString(claims)
+	var sig []byte
+	if alg == AlgES256 {
+		h := sha256.Sum256([]byte(signingInput))
+		der, err := signer.Sign(rnd, h[:], crypto.SHA256)
+		if err != nil {
+			return "", fmt.Errorf("dpop: signing: %w", err)
+		}
+		if sig, err = derToRaw(der); err != nil {
+			return "", err
+		}
+	} else {
+		if sig, err = signer.Sign(rnd, []byte(signingInput), crypto.Hash(0)); err != nil {
+			return "", fmt.Errorf("dpop: signing: %w", err)
+		}
+		if len(sig) != ed25519.SignatureSize {
+			return "", errors.New("dpop: signer returned a malformed Ed25519 signature")
+		}
+	}
+	return signingInput + "." + b64.EncodeToString(sig), nil
+}
+
+// marshalJSON is the public JWK, members in RFC 7638 order.
+func (k publicJWK) marshalJSON() []byte {
+	if k.ec != nil {
+		pt, _ := k.ec.Bytes()
+		return fmt.Appendf(nil, `{"crv":"P-256","kty":"EC","x":"%s","y":"%s"}`,
+			b64.EncodeToString(pt[1:33]), b64.EncodeToString(pt[33:65]))
+	}
+	return fmt.Appendf(nil, `{"crv":"Ed25519","kty":"OKP","x":"%s"}`, b64.EncodeToString(k.ed))
+}
+
+// derToRaw converts the ASN.1 signature crypto.Signer returns for ECDSA to
+// the fixed-size r || s of JWS (RFC 7518 section 3.4).
+func derToRaw(der []byte) ([]byte, error) {
+	var v struct{ R, S *big.Int }
+	rest, err := asn1.Unmarshal(der, &v)
+	if err != nil || len(rest) != 0 || v.R.Sign() <= 0 || v.S.Sign() <= 0 ||
+		v.R.BitLen() > 256 || v.S.BitLen() > 256 {
+		return nil, errors.New("dpop: signer returned a malformed ECDSA signature")
+	}
+	out := make([]byte, 64)
+	v.R.FillBytes(out[:32])
+	v.S.FillBytes(out[32:])
+	return out, nil
+}

@@ -211,6 +211,13 @@ func parseProof(tainted string, maxSize int) (*parsedProof, error) {
 	if dot2 <= dot1+1 || dot2 == len(tainted)-1 || strings.IndexByte(tainted[dot2+1:], '.') >= 0 {
 		return nil, fmt.Errorf("%w: not a compact JWS", ErrMalformed)
 	}
+	// Only the base64url alphabet and the two dots: the base64 decoder
+	// would otherwise skip CR and LF.
+	for i := 0; i < len(tainted); i++ {
+		if !isB64URL[tainted[i]] && i != dot1 && i != dot2 {
+			return nil, fmt.Errorf("%w: not a compact JWS", ErrMalformed)
+		}
+	}
 	hdrB64, payB64, sigB64 := tainted[:dot1], tainted[dot1+1:dot2], tainted[dot2+1:]
 
 	// One allocation for a copy of the proof and its three decoded parts.
@@ -243,6 +250,13 @@ func parseProof(tainted string, maxSize int) (*parsedProof, error) {
 	}
 	return p, nil
 }
+
+var isB64URL = func() (t [256]bool) {
+	for _, c := range []byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") {
+		t[c] = true
+	}
+	return t
+}()
 
 func decodePart(dst, src []byte) (decoded, rest []byte, err error) {
 	n, err := b64.Decode(dst, src)

@@ -18,6 +18,8 @@ var (
 	ErrSessionEnded   = errors.New("account: device session ended")
 	ErrUnavailable    = errors.New("account: store unavailable")
 	ErrInvalidRequest = errors.New("account: invalid store request")
+	// ErrBanned: AddDevice for a banned account.
+	ErrBanned = errors.New("account: account banned")
 )
 
 // ID prefixes, for humans. The rest of an id is 128 random bits, base64url.
@@ -151,7 +153,8 @@ type Store interface {
 	// returns ErrUsernameTaken and stores nothing.
 	CreateAccount(ctx context.Context, acc Account, dev Device, sess Session) error
 	// AddDevice stores another device and session of an existing, not
-	// banned account.
+	// banned account: ErrNotFound for a missing account, ErrBanned for a
+	// banned one, ErrExists for a device id in use.
 	AddDevice(ctx context.Context, dev Device, sess Session) error
 	GetAccount(ctx context.Context, id string) (Account, error)
 	GetAccountByUsername(ctx context.Context, usernameKey string) (Account, error)

@@ -1,0 +1,158 @@
+package boltstore_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	"go.uber.org/goleak"
+
+	"github.com/hallpass/hallpass/account"
+	"github.com/hallpass/hallpass/account/boltstore"
+	"github.com/hallpass/hallpass/account/storetest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// factory keeps one file per store; Reopen opens the same file again.
+type factory struct {
+	mu    sync.Mutex
+	paths map[account.Store]string
+}
+
+func (f *factory) open(t *testing.T, path string) account.Store {
+	t.Helper()
+	s, err := boltstore.Open(path, boltstore.Options{})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	f.mu.Lock()
+	f.paths[s] = path
+	f.mu.Unlock()
+	return s
+}
+
+func (f *factory) New(t *testing.T) account.Store {
+	return f.open(t, filepath.Join(t.TempDir(), "accounts.db"))
+}
+
+func (f *factory) Reopen(t *testing.T, old account.Store) account.Store {
+	t.Helper()
+	f.mu.Lock()
+	path := f.paths[old]
+	f.mu.Unlock()
+	if err := old.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	return f.open(t, path)
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, &factory{paths: map[account.Store]string{}})
+}
+
+func TestFileMode(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "accounts.db")
+	s, err := boltstore.Open(path, boltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("file mode %v, want 0600", fi.Mode().Perm())
+	}
+}
+
+// A second opener (another process in production; flock locks are per open
+// file description, so a second Open in this process conflicts the same way)
+// fails within the lock timeout instead of hanging.
+func TestLockedFileFailsFast(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "accounts.db")
+	s, err := boltstore.Open(path, boltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	start := time.Now()
+	s2, err := boltstore.Open(path, boltstore.Options{LockTimeout: 200 * time.Millisecond})
+	if err == nil {
+		s2.Close()
+		t.Fatal("second Open of a locked file succeeded")
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("second Open took %v", d)
+	}
+	// Once the first store is closed the file opens again.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s3, err := boltstore.Open(path, boltstore.Options{})
+	if err != nil {
+		t.Fatalf("Open after Close: %v", err)
+	}
+	s3.Close()
+}
+
+func TestOpenErrors(t *testing.T) {
+	dir := t.TempDir()
+	for name, tc := range map[string]struct {
+		path string
+		opts boltstore.Options
+	}{
+		"empty path":       {"", boltstore.Options{}},
+		"negative timeout": {filepath.Join(dir, "a.db"), boltstore.Options{LockTimeout: -1}},
+		"directory":        {dir, boltstore.Options{}},
+		"missing parent":   {filepath.Join(dir, "no", "such", "a.db"), boltstore.Options{}},
+	} {
+		if s, err := boltstore.Open(tc.path, tc.opts); err == nil {
+			s.Close()
+			t.Errorf("%s: Open succeeded", name)
+		}
+	}
+}
+
+// A record that does not decode is reported as the store's failure
+// (ErrUnavailable, a 503 upstream), never as a panic or a client error.
+func TestCorruptRecord(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "accounts.db")
+	s, err := boltstore.Open(path, boltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := account.NewID(account.AccountPrefix, nil)
+	s.Close()
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket([]byte("accounts")).Put([]byte(id), []byte("{not json")); err != nil {
+			return err
+		}
+		return tx.Bucket([]byte("usernames")).Put([]byte("ghost"), []byte(id))
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err = boltstore.Open(path, boltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.GetAccount(t.Context(), id); !errors.Is(err, account.ErrUnavailable) {
+		t.Fatalf("GetAccount(corrupt) = %v, want ErrUnavailable", err)
+	}
+	if _, err := s.GetAccountByUsername(t.Context(), "ghost"); !errors.Is(err, account.ErrUnavailable) {
+		t.Fatalf("GetAccountByUsername(corrupt) = %v, want ErrUnavailable", err)
+	}
+}

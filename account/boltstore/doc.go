@@ -1,0 +1,24 @@
+// Package boltstore is the embedded account.Store: one bbolt file, the
+// issuer's default when no Redis is configured.
+//
+// Layout: buckets "accounts" (account id -> JSON account), "usernames"
+// (mapped username key -> account id), "devices" (device id -> JSON device),
+// "account_devices" (account id + device id -> empty, for ListDevices) and
+// "sessions" (device id -> JSON session). Every Store method is one bbolt
+// transaction (Update or View), so the username claim and the account
+// creation, and each refresh decision, are atomic: bbolt serialises writers.
+//
+// Durability: the file is opened 0600 with NoSync false, so a committed
+// transaction has been fsynced. The file is locked (flock) while open; a
+// second process opening it waits at most Options.LockTimeout and fails.
+//
+// What it trusts: the file and its directory (whoever can write them can
+// change any account); the caller's records only after validation (ids must
+// pass account.ValidID before they become keys). The stored Successor is
+// sealed by the issuer, so a copy of the file holds no usable token.
+//
+// Limits: one process at a time; writes are serialised, so throughput is
+// bounded by fsync latency (one fsync per state change). Context
+// cancellation is checked before a transaction starts; a started
+// transaction runs to its end.
+package boltstore

@@ -278,7 +278,11 @@ func testCreateInvalid(t *testing.T, f Factory) {
 		name   string
 		mutate func(*fixture)
 	}{
-		{"malformed account id", func(fx *fixture) { fx.acc.ID = "acc_short"; fx.dev.AccountID = fx.acc.ID; fx.sess.AccountID = fx.acc.ID }},
+		{"malformed account id", func(fx *fixture) {
+			fx.acc.ID = "acc_short"
+			fx.dev.AccountID = fx.acc.ID
+			fx.sess.AccountID = fx.acc.ID
+		}},
 		{"account id with device prefix", func(fx *fixture) {
 			fx.acc.ID = "dev_" + fx.acc.ID[4:]
 			fx.dev.AccountID = fx.acc.ID
@@ -886,9 +890,11 @@ func calls(fx fixture, extraDev account.Device, extraSess account.Session) map[s
 			_, err := s.Refresh(ctx, req(fx.dev.ID, 1, t0.Add(time.Hour), "s2"))
 			return err
 		},
-		"EndSession": func(ctx context.Context, s account.Store) error { return s.EndSession(ctx, fx.dev.ID, t0.Add(time.Hour)) },
-		"SetBanned":  func(ctx context.Context, s account.Store) error { return s.SetBanned(ctx, fx.acc.ID, true) },
-		"Ping":       func(ctx context.Context, s account.Store) error { return s.Ping(ctx) },
+		"EndSession": func(ctx context.Context, s account.Store) error {
+			return s.EndSession(ctx, fx.dev.ID, t0.Add(time.Hour))
+		},
+		"SetBanned": func(ctx context.Context, s account.Store) error { return s.SetBanned(ctx, fx.acc.ID, true) },
+		"Ping":      func(ctx context.Context, s account.Store) error { return s.Ping(ctx) },
 	}
 }
 

@@ -1,0 +1,104 @@
+package client
+
+import (
+	"context"
+	"crypto"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// State is what a client must keep across restarts. The refresh token is
+// the one secret that cannot be recovered: losing it (or keeping an old one)
+// means signing up again.
+type State struct {
+	// ServerURL is the issuer's base URL, as given to New.
+	ServerURL string
+	AccountID string
+	DeviceID  string
+	Username  string
+	// KeyThumbprint is the RFC 7638 thumbprint (jkt) of the device key the
+	// tokens are bound to.
+	KeyThumbprint string
+	// AccessToken and AccessTokenExpiry may be left out by a store (an app
+	// can keep them in memory only): the client refreshes when they are
+	// missing. The expiry is measured on the client's clock.
+	AccessToken       string
+	AccessTokenExpiry time.Time
+	// RefreshToken is "" after a logout.
+	RefreshToken string
+	// DeviceKey is the client's signer, set on every Save. A store that
+	// can export software keys (FileStore) persists it; a store for a
+	// hardware key (Secure Enclave, Android Keystore) ignores it and keeps
+	// only a reference to the key. Load may return it nil.
+	DeviceKey crypto.Signer
+}
+
+// HasSession reports whether s holds a refresh token.
+func (s *State) HasSession() bool { return s != nil && s.RefreshToken != "" }
+
+// clone returns a shallow copy; State holds no mutable references but the
+// signer, which is shared on purpose.
+func (s *State) clone() *State {
+	if s == nil {
+		return nil
+	}
+	c := *s
+	return &c
+}
+
+// String prints ids only, never tokens or the key.
+func (s State) String() string {
+	return fmt.Sprintf("client.State{account=%s device=%s session=%t}", s.AccountID, s.DeviceID, s.RefreshToken != "")
+}
+
+// GoString is String, so %#v does not print tokens either.
+func (s State) GoString() string { return s.String() }
+
+// LogValue logs ids only.
+func (s State) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("account_id", s.AccountID),
+		slog.String("device_id", s.DeviceID),
+		slog.Bool("session", s.RefreshToken != ""),
+	)
+}
+
+// StateStore persists a client's State. The client calls Load once, before
+// its first request, and Save after every change (signup, each refresh,
+// logout) before it uses or returns the new tokens. It never modifies a
+// State it passed to Save or got from Load, so a store may keep them.
+//
+// Implementations must make Save atomic (a crash leaves the old state or
+// the new one) and durable before returning nil: a refresh token that was
+// used but whose successor was not saved is lost for good once the
+// server's grace window has passed.
+type StateStore interface {
+	// Load returns the saved state, or nil and a nil error if there is
+	// none.
+	Load(ctx context.Context) (*State, error)
+	Save(ctx context.Context, s *State) error
+}
+
+// MemoryStore is a StateStore in memory, for tests and for apps that keep
+// state elsewhere. The zero value is ready to use.
+type MemoryStore struct {
+	mu sync.Mutex
+	s  *State
+}
+
+// Load implements StateStore.
+func (m *MemoryStore) Load(context.Context) (*State, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.s.clone(), nil
+}
+
+// Save implements StateStore.
+func (m *MemoryStore) Save(_ context.Context, s *State) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.s = s.clone()
+	return nil
+}

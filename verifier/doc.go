@@ -1,0 +1,73 @@
+// Package verifier verifies hallpass access tokens offline: with a trusted
+// set of Ed25519 public keys and a clock, and no call to the issuer.
+//
+// It depends only on the standard library, golang.org/x/crypto and the
+// hallpass keys and token packages: a service that only verifies tokens
+// pulls in no HTTP framework and no database client (deps_test.go guards
+// this).
+//
+// # Order of checks
+//
+// Verify applies the checks of the protocol in this order and rejects at the
+// first failure (fail closed):
+//
+//  1. size: at most 4096 bytes by default (WithMaxTokenSize)      ErrTooLarge
+//  2. header: "v4.public."                                          ErrMalformed
+//  3. footer, read unverified: at most 256 bytes, exactly
+//     {"kid":"k4.pid..."}, no duplicate or extra member             ErrMalformed
+//  4. kid looked up in the KeySource                                ErrUnknownKey, ErrKeyRevoked
+//  5. Ed25519 signature (every failure, bad base64 included, is
+//     one opaque error)                                             ErrInvalidSignature
+//  6. payload: one JSON object, no duplicate names at any depth     ErrInvalidClaims
+//  7. claims decoded once into token.Claims: iss, aud, sub, dev,
+//     cnf.jkt, iat, nbf, exp, jti all present and well typed        ErrInvalidClaims
+//  8. time, from the clock read on every call, with leeway
+//     (default 30 s, WithLeeway): now < exp + leeway,
+//     now >= nbf - leeway, iat <= now + leeway                      ErrExpired, ErrNotYetValid, ErrIssuedInFuture
+//  9. iss and aud, exact string comparison                          ErrIssuer, ErrAudience
+//  10. revocation, when WithRevocation is set                       ErrRevoked
+//  11. device binding, in VerifyBound                               ErrBinding
+//
+// Errors of steps 1 to 7 match ErrTokenInvalid (malformed or not authentic);
+// errors of steps 8 to 11 match ErrTokenRejected (authentic, but a rule
+// failed). Code maps any error to a stable code for clients:
+// invalid_token, token_expired, token_revoked, invalid_dpop_proof, or
+// server_error when the failure is not the token's (a KeySource outage).
+//
+// # What it trusts, and the threat model
+//
+// It trusts the KeySource to hold only the issuer's keys, and its clock. The
+// token is attacker-controlled: the only part used before the signature
+// check is the footer's kid, bounded and used solely as a map key. Keys are
+// never fetched from a location a token names. A key set read by ParseKeySet
+// is checked key by key: each kid is recomputed from its key, so a document
+// cannot make a key answer to another key's id.
+//
+// Claims are parsed by a strict JSON reader (see package token): duplicate
+// member names, case-folded names, invalid UTF-8 and lone surrogates are
+// refused, so that no other JSON parser can read a verified payload
+// differently. Claims the verifier does not know are ignored after the same
+// checks, in the payload as in the key set, so that the issuer can add fields
+// before all verifiers are upgraded; the footer, read before authentication,
+// allows nothing but its kid.
+//
+// Errors carry fixed text only: never token content, claim values or key
+// material. The errors of a KeySource, RevocationChecker or BindingChecker
+// stay reachable with errors.Is and errors.As for logging, but are not part
+// of the message, since they may quote the token.
+//
+// # Limits
+//
+// Verify alone treats the token as a bearer token: the cnf.jkt binding is
+// only enforced by a BindingChecker in VerifyBound. Revocation is only as
+// fresh as the RevocationChecker; without one, a stolen token stays valid
+// until exp (at most 60 minutes plus leeway: token.ParseClaims refuses a
+// longer lifetime). A StaticKeySet never learns new keys or revocations; a
+// long-running service should rebuild it from a fresh key set.
+//
+// # Performance
+//
+// The cost of Verify is dominated by ed25519.Verify: the token is decoded
+// directly into the signed message buffer and the claims are read in one
+// pass without reflection (BenchmarkVerify beside BenchmarkRawEd25519Verify).
+package verifier

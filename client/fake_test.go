@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"testing"
 	"time"
 
 	"github.com/hallpass/hallpass/dpop"
@@ -19,8 +18,18 @@ import (
 // fakeAPI is an in-memory stand-in for the issuer's HTTP API. It verifies
 // every DPoP proof with dpop.Verify (htm, htu, ath, jkt binding, replay)
 // and implements refresh rotation with a grace window as PROTOCOL.md does.
+// tb is the part of testing.TB the fake needs; examples supply their own.
+type tb interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+	Error(args ...any)
+	Errorf(format string, args ...any)
+	Cleanup(func())
+}
+
 type fakeAPI struct {
-	t      testing.TB
+	t      tb
 	srv    *httptest.Server
 	URL    string
 	now    func() time.Time
@@ -67,7 +76,7 @@ type fakeAccess struct {
 	exp    time.Time
 }
 
-func newFakeAPI(t testing.TB, now func() time.Time) *fakeAPI {
+func newFakeAPI(t tb, now func() time.Time) *fakeAPI {
 	t.Helper()
 	if now == nil {
 		now = time.Now
@@ -312,7 +321,7 @@ func (f *fakeAPI) setOverride(h func(w http.ResponseWriter, r *http.Request, nex
 }
 
 // device returns a copy of the only device (tests sign up once).
-func (f *fakeAPI) device(t testing.TB) fakeDevice {
+func (f *fakeAPI) device(t tb) fakeDevice {
 	t.Helper()
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -335,7 +344,7 @@ func (f *fakeAPI) endDevices() {
 }
 
 // hijackClose drops the connection without an answer.
-func hijackClose(t testing.TB, w http.ResponseWriter) {
+func hijackClose(t tb, w http.ResponseWriter) {
 	hj, ok := w.(http.Hijacker)
 	if !ok {
 		t.Error("response writer cannot hijack")

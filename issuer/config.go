@@ -1,0 +1,262 @@
+package issuer
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hallpass/hallpass/account"
+	"github.com/hallpass/hallpass/dpop"
+	"github.com/hallpass/hallpass/keys"
+	"github.com/hallpass/hallpass/refresh"
+	"github.com/hallpass/hallpass/token"
+)
+
+// Defaults and bounds of Config.
+const (
+	DefaultAccessTTL     = token.DefaultTTL // 10 minutes
+	DefaultRefreshTTL    = 90 * 24 * time.Hour
+	DefaultRefreshIdle   = 30 * 24 * time.Hour
+	DefaultRefreshGrace  = 30 * time.Second
+	DefaultStoreTimeout  = 2 * time.Second
+	DefaultMaxBodyBytes  = 16 << 10
+	DefaultMaxDeviceName = 64
+	DefaultLeeway        = 30 * time.Second
+)
+
+// KeySource gives the current signing key and the published key set.
+// *keys.Ring implements it (and is safe for concurrent use, so a rotation
+// that replaces the ring's entries is picked up by the next request).
+type KeySource interface {
+	// Current returns the signing key; nil means none is loaded (the
+	// server is not ready).
+	Current() *keys.SecretKey
+	// KeySet returns the published document for issuer.
+	KeySet(issuer string) keys.KeySetDocument
+}
+
+// Registry is where the issuer registers its metrics and what /metrics
+// serves. *prometheus.Registry implements it.
+type Registry interface {
+	prometheus.Registerer
+	prometheus.Gatherer
+}
+
+// DPoPConfig configures proof checking.
+type DPoPConfig struct {
+	// Replay remembers proofs for their acceptance window. Required. Use
+	// dpop.MemoryReplayCache for one node and redisreplay for several
+	// nodes behind one name. A replay cache that fails makes the request
+	// fail with 503 (fail closed).
+	Replay dpop.ReplayCache
+	// Nonces, when set, makes signup and refresh demand a server nonce
+	// (RFC 9449 section 8): a proof without a valid one gets 400
+	// use_dpop_nonce and a DPoP-Nonce header. Successful signup and refresh
+	// responses carry the next nonce. Resource requests (/v1/me, /v1/logout)
+	// never demand one.
+	Nonces *dpop.NonceSource
+	// MaxAge and MaxFuture bound a proof's iat (dpop defaults 60 s and 5 s).
+	MaxAge, MaxFuture time.Duration
+}
+
+// Config configures a Server. Fields marked required have no default; the
+// zero value of every other field selects the documented default.
+type Config struct {
+	// PublicURL is the absolute URL clients use to reach this server,
+	// behind any proxy (https, or http on loopback for development), with
+	// an optional path prefix. Required. The DPoP htu of each endpoint is
+	// PublicURL + its path, and the access tokens' iss is PublicURL. It
+	// must never be derived from request headers.
+	PublicURL string
+	// Audience is the aud claim of access tokens. Default PublicURL.
+	Audience string
+	// Store keeps accounts, devices and sessions. Required.
+	Store account.Store
+	// Keys gives the signing key and the key set. Required.
+	Keys KeySource
+	// Refresh seals refresh tokens and successor pairs. Required.
+	Refresh *refresh.Codec
+
+	// AccessTTL is the access-token lifetime, 1 to 60 minutes in whole
+	// seconds. Default 10 minutes.
+	AccessTTL time.Duration
+	// RefreshTTL is the absolute lifetime of a device session (and of its
+	// refresh tokens). Default 90 days.
+	RefreshTTL time.Duration
+	// RefreshIdle ends a session unused for longer. Default 30 days.
+	RefreshIdle time.Duration
+	// RefreshGrace is how long the previous refresh token still gets the
+	// same successor (a lost response, concurrent refreshes). Default 30 s;
+	// at most half of AccessTTL, so a replayed successor is never stale.
+	RefreshGrace time.Duration
+	// Leeway is the clock leeway for access-token times. Default 30 s.
+	Leeway time.Duration
+
+	// DPoP configures proof checking. DPoP.Replay is required.
+	DPoP DPoPConfig
+
+	// Limiter counts signups. Nil disables signup rate limits.
+	Limiter Limiter
+	// SignupPerIP and SignupGlobal are the signup budgets per client
+	// address and for the whole service; a zero Rule disables that limit.
+	SignupPerIP, SignupGlobal Rule
+
+	// Usernames is the username policy. Nil means
+	// account.DefaultUsernamePolicy().
+	Usernames *account.UsernamePolicy
+	// MaxDeviceName bounds device_name in characters. Default 64.
+	MaxDeviceName int
+
+	// Logger receives the access log and errors (JSON recommended). Nil
+	// discards them.
+	Logger *slog.Logger
+	// Registry receives the metrics and backs /metrics. Nil creates a
+	// private registry.
+	Registry Registry
+	// Now is the clock, read on every use. Default time.Now.
+	Now func() time.Time
+	// Rand is the source of ids and token jti. Default crypto/rand.
+	Rand io.Reader
+
+	// BearerAllowed lets /v1/me and /v1/logout accept "Authorization:
+	// Bearer <token>" without a DPoP proof. Default false.
+	//
+	// SECURITY: with it on, a stolen access token works without the device
+	// key until it expires. Signup and refresh still require proofs (the
+	// device key is what a session is bound to).
+	BearerAllowed bool
+	// TrustedProxies are the peers whose X-Forwarded-For is believed for
+	// the client address (rate limits, logs). Empty: the peer address is
+	// the client address and X-Forwarded-For is ignored.
+	TrustedProxies []netip.Prefix
+	// StoreTimeout bounds each store, replay-cache and rate-limiter call;
+	// past it the request fails with 503. Default 2 s.
+	StoreTimeout time.Duration
+	// MaxBodyBytes bounds request bodies (413 beyond). Default 16 KiB.
+	MaxBodyBytes int64
+}
+
+// validated returns cfg with defaults applied, or the first problem.
+func (cfg Config) validated() (Config, error) {
+	if cfg.PublicURL == "" {
+		return cfg, errors.New("issuer: PublicURL is required")
+	}
+	pu, err := canonicalPublicURL(cfg.PublicURL)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.PublicURL = pu
+	if cfg.Audience == "" {
+		cfg.Audience = cfg.PublicURL
+	}
+	if cfg.Store == nil {
+		return cfg, errors.New("issuer: Store is required")
+	}
+	if cfg.Keys == nil {
+		return cfg, errors.New("issuer: Keys is required")
+	}
+	if cfg.Refresh == nil {
+		return cfg, errors.New("issuer: Refresh codec is required")
+	}
+	if cfg.DPoP.Replay == nil {
+		return cfg, errors.New("issuer: DPoP.Replay is required")
+	}
+	if cfg.DPoP.MaxAge < 0 || cfg.DPoP.MaxFuture < 0 {
+		return cfg, errors.New("issuer: DPoP windows must not be negative")
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&cfg.AccessTTL, DefaultAccessTTL)
+	def(&cfg.RefreshTTL, DefaultRefreshTTL)
+	def(&cfg.RefreshIdle, DefaultRefreshIdle)
+	def(&cfg.RefreshGrace, DefaultRefreshGrace)
+	def(&cfg.StoreTimeout, DefaultStoreTimeout)
+	def(&cfg.Leeway, DefaultLeeway)
+	switch {
+	case cfg.AccessTTL < token.MinTTL || cfg.AccessTTL > token.MaxTTL || cfg.AccessTTL%time.Second != 0:
+		return cfg, fmt.Errorf("issuer: AccessTTL must be whole seconds from %v to %v", token.MinTTL, token.MaxTTL)
+	case cfg.RefreshTTL < cfg.AccessTTL || cfg.RefreshTTL > 400*24*time.Hour:
+		return cfg, errors.New("issuer: RefreshTTL must be between AccessTTL and 400 days")
+	case cfg.RefreshIdle <= 0 || cfg.RefreshIdle > cfg.RefreshTTL:
+		return cfg, errors.New("issuer: RefreshIdle must be positive and at most RefreshTTL")
+	case cfg.RefreshGrace < 0 || cfg.RefreshGrace > cfg.AccessTTL/2:
+		return cfg, errors.New("issuer: RefreshGrace must be between 0 and half of AccessTTL")
+	case cfg.Leeway < 0 || cfg.Leeway > 5*time.Minute:
+		return cfg, errors.New("issuer: Leeway must be between 0 and 5 minutes")
+	case cfg.StoreTimeout < 0 || cfg.StoreTimeout > time.Minute:
+		return cfg, errors.New("issuer: StoreTimeout must be between 0 and 1 minute")
+	}
+	if cfg.MaxBodyBytes == 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.MaxBodyBytes < 1024 || cfg.MaxBodyBytes > 1<<20 {
+		return cfg, errors.New("issuer: MaxBodyBytes must be between 1 KiB and 1 MiB")
+	}
+	if cfg.MaxDeviceName == 0 {
+		cfg.MaxDeviceName = DefaultMaxDeviceName
+	}
+	if cfg.MaxDeviceName < 1 || cfg.MaxDeviceName > 256 {
+		return cfg, errors.New("issuer: MaxDeviceName must be between 1 and 256")
+	}
+	if cfg.Usernames == nil {
+		p := account.DefaultUsernamePolicy()
+		cfg.Usernames = &p
+	}
+	if err := cfg.Usernames.Validate(); err != nil {
+		return cfg, fmt.Errorf("issuer: %w", err)
+	}
+	if cfg.Limiter != nil {
+		for _, r := range []Rule{cfg.SignupPerIP, cfg.SignupGlobal} {
+			if err := r.validate(); err != nil {
+				return cfg, err
+			}
+		}
+	}
+	for _, p := range cfg.TrustedProxies {
+		if !p.IsValid() {
+			return cfg, errors.New("issuer: invalid trusted proxy prefix")
+		}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Reader
+	}
+	return cfg, nil
+}
+
+// canonicalPublicURL checks an absolute http(s) URL without user info,
+// query or fragment and removes a trailing slash.
+func canonicalPublicURL(s string) (string, error) {
+	bad := errors.New("issuer: PublicURL must be an absolute http(s) URL without user info, query or fragment")
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || u.Opaque != "" {
+		return "", bad
+	}
+	if u.Scheme != "https" && u.Scheme != "http" {
+		return "", bad
+	}
+	out := strings.TrimRight(u.String(), "/")
+	if strings.ContainsAny(out, " \t\r\n") {
+		return "", bad
+	}
+	return out, nil
+}

@@ -1,0 +1,69 @@
+package issuer
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the issuer's Prometheus collectors, registered on the
+// Config's registry (never the global one).
+type metrics struct {
+	requests      *prometheus.CounterVec
+	duration      *prometheus.HistogramVec
+	signups       prometheus.Counter
+	refreshes     *prometheus.CounterVec
+	reuse         prometheus.Counter
+	storeLatency  *prometheus.HistogramVec
+	rateLimited   *prometheus.CounterVec
+	proofFailures *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hallpass_http_requests_total",
+			Help: "HTTP requests by route template, method and status code.",
+		}, []string{"route", "method", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "hallpass_http_request_duration_seconds",
+			Help:    "HTTP request latency by route template.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"route"}),
+		signups: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hallpass_signups_total",
+			Help: "Accounts created.",
+		}),
+		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hallpass_refreshes_total",
+			Help: "Refresh attempts that reached the store, by outcome (advanced, grace, reused, rejected).",
+		}, []string{"outcome"}),
+		reuse: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hallpass_refresh_reuse_detected_total",
+			Help: "Refresh-token reuse detections; each revoked a device session.",
+		}),
+		storeLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "hallpass_store_operation_duration_seconds",
+			Help:    "Account store latency by operation, errors included.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"op"}),
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hallpass_rate_limited_total",
+			Help: "Requests refused by a rate limit, by rule.",
+		}, []string{"rule"}),
+		proofFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hallpass_dpop_proof_failures_total",
+			Help: "DPoP proofs refused, by error code.",
+		}, []string{"code"}),
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.signups, m.refreshes, m.reuse, m.storeLatency, m.rateLimited, m.proofFailures} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+func (m *metrics) observeStore(op string, start time.Time) {
+	m.storeLatency.WithLabelValues(op).Observe(time.Since(start).Seconds())
+}

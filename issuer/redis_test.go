@@ -1,0 +1,59 @@
+package issuer_test
+
+import (
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hallpass/hallpass/account"
+	"github.com/hallpass/hallpass/account/redisstore"
+	"github.com/hallpass/hallpass/dpop"
+	"github.com/hallpass/hallpass/dpop/redisreplay"
+	"github.com/hallpass/hallpass/internal/redistest"
+	"github.com/hallpass/hallpass/issuer"
+)
+
+// redisBackend runs the store, the replay cache and the limiter on one
+// private redis-server.
+type redisBackend struct {
+	srv    *redistest.Server
+	client *redis.Client
+}
+
+func newRedisBackend(t *testing.T) backend { return &redisBackend{} }
+
+func (b *redisBackend) name() string { return "redis" }
+
+func (b *redisBackend) newClient(t *testing.T) *redis.Client {
+	c := redis.NewClient(&redis.Options{Addr: b.srv.Addr(), ContextTimeoutEnabled: true})
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func (b *redisBackend) open(t *testing.T) account.Store {
+	if b.srv == nil {
+		b.srv = redistest.Start(t)
+	}
+	b.client = b.newClient(t)
+	st, err := redisstore.New(b.client, redisstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+func (b *redisBackend) reopen(t *testing.T, old account.Store) account.Store {
+	old.Close()
+	return b.open(t)
+}
+
+func (b *redisBackend) replay(t *testing.T) dpop.ReplayCache {
+	c, err := redisreplay.New(b.client, redisreplay.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func (b *redisBackend) limiter(t *testing.T) issuer.Limiter { return newMemLimiter(t) }

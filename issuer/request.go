@@ -1,0 +1,126 @@
+package issuer
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/url"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Request-parsing errors. Their text is fixed; none quotes the input.
+var (
+	errBadJSON      = errors.New("body is not a single JSON object")
+	errDuplicate    = errors.New("duplicate member in body")
+	errUnknownField = errors.New("unknown member in body")
+	errNotString    = errors.New("member is not a string")
+	errBadForm      = errors.New("body is not valid form encoding")
+)
+
+// decodeStringObject parses body as one JSON object whose members are all
+// strings, refusing duplicates (encoding/json would keep the last one, and
+// a proxy that keeps the first would see another request), members not in
+// allowed, trailing data and invalid UTF-8.
+func decodeStringObject(body []byte, allowed ...string) (map[string]string, error) {
+	if !utf8.Valid(body) {
+		return nil, errBadJSON
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	tok, err := dec.Token()
+	if err != nil || tok != json.Delim('{') {
+		return nil, errBadJSON
+	}
+	out := make(map[string]string, len(allowed))
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, errBadJSON
+		}
+		name, ok := tok.(string)
+		if !ok {
+			return nil, errBadJSON
+		}
+		if !contains(allowed, name) {
+			return nil, errUnknownField
+		}
+		if _, dup := out[name]; dup {
+			return nil, errDuplicate
+		}
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, errBadJSON
+		}
+		var v string
+		if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &v) != nil {
+			return nil, errNotString
+		}
+		out[name] = v
+	}
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
+		return nil, errBadJSON
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errBadJSON
+	}
+	return out, nil
+}
+
+// decodeForm parses an application/x-www-form-urlencoded body with the same
+// rules: each allowed parameter at most once, nothing else.
+func decodeForm(body []byte, allowed ...string) (map[string]string, error) {
+	if !utf8.Valid(body) {
+		return nil, errBadForm
+	}
+	vals, err := url.ParseQuery(string(body))
+	if err != nil {
+		return nil, errBadForm
+	}
+	out := make(map[string]string, len(vals))
+	for k, v := range vals {
+		if !contains(allowed, k) {
+			return nil, errUnknownField
+		}
+		if len(v) != 1 {
+			return nil, errDuplicate
+		}
+		if !utf8.ValidString(v[0]) {
+			return nil, errBadForm
+		}
+		out[k] = v[0]
+	}
+	return out, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// validDeviceName: at most max characters of valid UTF-8, printable, no
+// control, format (bidi overrides, zero-width joiners) or private-use
+// characters, not only spaces.
+func validDeviceName(s string, max int) bool {
+	if !utf8.ValidString(s) || utf8.RuneCountInString(s) > max {
+		return false
+	}
+	blank := true
+	for _, r := range s {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || unicode.Is(unicode.Co, r) ||
+			unicode.Is(unicode.Cs, r) || r == utf8.RuneError || r == '\u2028' || r == '\u2029' {
+			return false
+		}
+		if !unicode.IsSpace(r) {
+			blank = false
+		}
+		if unicode.IsSpace(r) && r != ' ' {
+			return false
+		}
+	}
+	return s == "" || !blank
+}

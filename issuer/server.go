@@ -1,0 +1,225 @@
+package issuer
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/hallpass/hallpass/account"
+	"github.com/hallpass/hallpass/docs"
+	"github.com/hallpass/hallpass/dpop"
+	"github.com/hallpass/hallpass/refresh"
+	"github.com/hallpass/hallpass/token"
+	"github.com/hallpass/hallpass/verifier"
+)
+
+// Route paths. The DPoP htu of a route is Config.PublicURL + its path.
+const (
+	PathAccounts = "/v1/accounts"
+	PathToken    = "/v1/token"
+	PathMe       = "/v1/me"
+	PathLogout   = "/v1/logout"
+	PathKeys     = "/.well-known/hallpass/keys"
+	PathOpenAPI  = "/openapi.yaml"
+	PathHealthz  = "/healthz"
+	PathReadyz   = "/readyz"
+	PathMetrics  = "/metrics"
+)
+
+// NonceHeader is the response header that carries a DPoP server nonce.
+const NonceHeader = dpop.NonceHeader
+
+// Server is the hallpass issuer. It is safe for concurrent use; its
+// dependencies (store, key source, replay cache, limiter) are owned by the
+// caller, who closes them after the HTTP server has shut down.
+type Server struct {
+	cfg          Config
+	store        account.Store
+	keys         KeySource
+	codec        *refresh.Codec
+	minter       *token.Minter
+	verifier     *verifier.Verifier
+	nonces       *dpop.NonceSource
+	dpopOpts     dpop.Options
+	log          *slog.Logger
+	metrics      *metrics
+	now          func() time.Time
+	rand         io.Reader
+	storeTimeout time.Duration
+	maxBody      int64
+	issuer       string
+	ridFallback  atomic.Uint64
+	echo         *echo.Echo
+}
+
+// New validates cfg and builds a Server.
+func New(cfg Config) (*Server, error) {
+	cfg, err := cfg.validated()
+	if err != nil {
+		return nil, err
+	}
+	m, err := newMetrics(cfg.Registry)
+	if err != nil {
+		return nil, err
+	}
+	minter, err := token.NewMinter(token.Config{
+		Issuer: cfg.PublicURL, Audience: cfg.Audience, TTL: cfg.AccessTTL, Now: cfg.Now, Rand: cfg.Rand,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:          cfg,
+		store:        cfg.Store,
+		keys:         cfg.Keys,
+		codec:        cfg.Refresh,
+		minter:       minter,
+		nonces:       cfg.DPoP.Nonces,
+		log:          cfg.Logger,
+		metrics:      m,
+		now:          cfg.Now,
+		rand:         cfg.Rand,
+		storeTimeout: cfg.StoreTimeout,
+		maxBody:      cfg.MaxBodyBytes,
+		issuer:       cfg.PublicURL,
+		dpopOpts: dpop.Options{
+			Replay:    cfg.DPoP.Replay,
+			MaxAge:    cfg.DPoP.MaxAge,
+			MaxFuture: cfg.DPoP.MaxFuture,
+			Now:       cfg.Now,
+		},
+	}
+	v, err := newVerifier(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.verifier = v
+	s.echo = s.buildEcho()
+	return s, nil
+}
+
+// Handler returns the HTTP handler of every route.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// PublicURL returns the canonical public URL (no trailing slash).
+func (s *Server) PublicURL() string { return s.issuer }
+
+func (s *Server) buildEcho() *echo.Echo {
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.Logger.SetOutput(io.Discard)
+	e.HTTPErrorHandler = s.errorHandler
+	e.IPExtractor = ipExtractor(s.cfg.TrustedProxies)
+	e.Use(s.observe, s.limitBody)
+
+	e.POST(PathAccounts, s.handleSignup)
+	e.POST(PathToken, s.handleToken)
+	e.GET(PathMe, s.handleMe)
+	e.POST(PathLogout, s.handleLogout)
+	e.GET(PathKeys, s.handleKeys)
+	e.GET(PathOpenAPI, s.handleOpenAPI)
+	e.GET(PathHealthz, s.handleHealthz)
+	e.GET(PathReadyz, s.handleReadyz)
+	metricsHandler := promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{})
+	e.GET(PathMetrics, echo.WrapHandler(metricsHandler))
+	return e
+}
+
+// Routes returns the method and path of every registered route, for tests
+// and documentation checks.
+func (s *Server) Routes() [][2]string {
+	var out [][2]string
+	for _, r := range s.echo.Routes() {
+		out = append(out, [2]string{r.Method, r.Path})
+	}
+	return out
+}
+
+func (s *Server) handleKeys(c echo.Context) error {
+	if s.keys.Current() == nil {
+		return errUnavailable(errors.New("no signing key loaded"))
+	}
+	c.Response().Header().Set("Cache-Control", "public, max-age=60")
+	return c.JSON(http.StatusOK, s.keys.KeySet(s.issuer))
+}
+
+func (s *Server) handleOpenAPI(c echo.Context) error {
+	c.Response().Header().Set("Cache-Control", "public, max-age=300")
+	return c.Blob(http.StatusOK, "application/yaml", docs.OpenAPI)
+}
+
+type status struct {
+	Status string `json:"status"`
+}
+
+func (s *Server) handleHealthz(c echo.Context) error {
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.JSON(http.StatusOK, status{"ok"})
+}
+
+// handleReadyz: ready when a signing key is loaded and the store answers a
+// ping within the store timeout.
+func (s *Server) handleReadyz(c echo.Context) error {
+	if s.keys.Current() == nil {
+		return errUnavailable(errors.New("readyz: no signing key loaded"))
+	}
+	ctx, cancel := s.storeCtx(c.Request().Context())
+	defer cancel()
+	start := time.Now()
+	err := s.store.Ping(ctx)
+	s.metrics.observeStore("ping", start)
+	if err != nil {
+		return errUnavailable(err)
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.JSON(http.StatusOK, status{"ready"})
+}
+
+// storeErr maps a store error that is not a verdict the caller handles to
+// a response: the store could not answer (down, timed out, or broken) ->
+// 503. Nothing reached the client about the cause.
+// An error the store does not classify is treated the same way: the
+// request fails closed and can be retried.
+func storeErr(err error) *apiError { return errUnavailable(err) }
+
+// storeCall runs one store operation under the store timeout and records
+// its latency.
+func (s *Server) storeCall(c echo.Context, op string, fn func(ctx context.Context) error) error {
+	ctx, cancel := s.storeCtx(c.Request().Context())
+	defer cancel()
+	start := time.Now()
+	err := fn(ctx)
+	s.metrics.observeStore(op, start)
+	return err
+}
+
+// setNonce sends the next DPoP server nonce when nonces are demanded.
+func (s *Server) setNonce(c echo.Context) {
+	if s.nonces != nil {
+		c.Response().Header().Set(NonceHeader, s.nonces.Issue())
+	}
+}
+
+// noStore marks a response that carries credentials or identities.
+func noStore(c echo.Context) {
+	h := c.Response().Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+}
+
+// expiresIn is the whole seconds from now until exp, at least 0.
+func (s *Server) expiresIn(exp time.Time) int64 {
+	d := exp.Sub(s.now())
+	if d < 0 {
+		return 0
+	}
+	return int64(d / time.Second)
+}

@@ -1,0 +1,70 @@
+package issuer
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/hallpass/hallpass/keys"
+	"github.com/hallpass/hallpass/token"
+	"github.com/hallpass/hallpass/verifier"
+)
+
+// ringKeys is the verifier's key source: the published keys of the
+// issuer's own key source, so that tokens are checked exactly as an
+// offline verifier with the published key set would check them (a retired
+// key still verifies, a revoked one is refused).
+type ringKeys struct {
+	keys   KeySource
+	issuer string
+}
+
+func (r ringKeys) LookupKey(_ context.Context, kid keys.KeyID) (keys.PublicKey, error) {
+	doc := r.keys.KeySet(r.issuer)
+	for _, id := range doc.Revoked {
+		if id == kid {
+			return keys.PublicKey{}, verifier.ErrKeyRevoked
+		}
+	}
+	for _, k := range doc.Keys {
+		if k.Kid == kid {
+			pk, err := keys.ParsePublicKey(k.Key)
+			if err != nil || pk.ID() != kid {
+				return keys.PublicKey{}, verifier.ErrUnknownKey
+			}
+			return pk, nil
+		}
+	}
+	return keys.PublicKey{}, verifier.ErrUnknownKey
+}
+
+func newVerifier(cfg Config) (*verifier.Verifier, error) {
+	return verifier.New(ringKeys{keys: cfg.Keys, issuer: cfg.PublicURL}, cfg.PublicURL, cfg.Audience,
+		verifier.WithClock(cfg.Now), verifier.WithLeeway(cfg.Leeway))
+}
+
+// bindingFunc adapts a function to verifier.BindingChecker.
+type bindingFunc func(ctx context.Context, c *token.Claims) error
+
+func (f bindingFunc) CheckBinding(ctx context.Context, c *token.Claims) error { return f(ctx, c) }
+
+// tokenError maps a verifier error to a response. A binding failure carries
+// the proof's own *apiError (invalid_dpop_proof, use_dpop_nonce, or 503
+// when the replay cache did not answer).
+func tokenError(err error) *apiError {
+	var ae *apiError
+	if errors.Is(err, verifier.ErrBinding) && errors.As(err, &ae) {
+		return ae
+	}
+	switch verifier.Code(err) {
+	case verifier.CodeTokenExpired:
+		return fail(http.StatusUnauthorized, CodeTokenExpired, err)
+	case verifier.CodeTokenRevoked:
+		return fail(http.StatusUnauthorized, CodeTokenRevoked, err)
+	case verifier.CodeInvalidDPoPProof:
+		return fail(http.StatusUnauthorized, CodeInvalidDPoPProof, err)
+	case verifier.CodeInvalidToken:
+		return fail(http.StatusUnauthorized, CodeInvalidToken, err)
+	}
+	return errInternal(err)
+}

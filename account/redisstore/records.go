@@ -1,0 +1,195 @@
+package redisstore
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/hallpass/hallpass/account"
+)
+
+// Size bounds keep one record small; the issuer's own limits are tighter.
+const (
+	maxField     = 1024
+	maxSuccessor = 8 << 10
+)
+
+var errCorrupt = errors.New("redisstore: corrupt record")
+
+func invalid(what string) error { return fmt.Errorf("%w: %s", account.ErrInvalidRequest, what) }
+
+var (
+	minTime = time.Time{}                                                  // year 1, the zero time
+	maxTime = time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC) // last fixed-width instant
+)
+
+// zeroTime is encTime(time.Time{}).
+var zeroTime = encTime(time.Time{})
+
+// encTime renders t as 23 digits, YYYYMMDDhhmmss then nanoseconds, in UTC:
+// fixed width, so the Lua side can compare it exactly. Instants outside
+// years 1..9999 are clamped (they only occur as "never" or "forever").
+func encTime(t time.Time) string {
+	t = t.UTC()
+	if t.Before(minTime) {
+		t = minTime
+	}
+	if t.After(maxTime) {
+		t = maxTime
+	}
+	return t.Format("20060102150405") + fmt.Sprintf("%09d", t.Nanosecond())
+}
+
+func decTime(s string) (time.Time, error) {
+	if len(s) != 23 {
+		return time.Time{}, errCorrupt
+	}
+	t, err := time.ParseInLocation("20060102150405", s[:14], time.UTC)
+	if err != nil {
+		return time.Time{}, errCorrupt
+	}
+	ns, err := strconv.Atoi(s[14:])
+	if err != nil || ns < 0 {
+		return time.Time{}, errCorrupt
+	}
+	return t.Add(time.Duration(ns)), nil
+}
+
+func validAccount(a account.Account) error {
+	switch {
+	case !account.ValidID(account.AccountPrefix, a.ID):
+		return invalid("account id")
+	case a.Username == "" || a.UsernameKey == "" || len(a.Username) > maxField || len(a.UsernameKey) > maxField:
+		return invalid("username")
+	case a.Created.IsZero():
+		return invalid("account created")
+	}
+	return nil
+}
+
+// validDevice checks a new device and its session and fills a zero LastUsed
+// from Created.
+func validDevice(d *account.Device, s *account.Session) error {
+	switch {
+	case !account.ValidID(account.DevicePrefix, d.ID):
+		return invalid("device id")
+	case !account.ValidID(account.AccountPrefix, d.AccountID):
+		return invalid("device account id")
+	case s.DeviceID != d.ID || s.AccountID != d.AccountID:
+		return invalid("session does not belong to the device")
+	case d.JKT == "" || s.JKT != d.JKT || len(d.JKT) > maxField || len(d.Name) > maxField:
+		return invalid("device key thumbprint or name")
+	case d.Created.IsZero() || s.Created.IsZero() || s.Expires.IsZero():
+		return invalid("device or session times")
+	case !d.Revoked.IsZero() || !s.Ended.IsZero():
+		return invalid("new device already revoked")
+	case len(s.Successor) > maxSuccessor || s.Counter == math.MaxUint64:
+		return invalid("session")
+	}
+	if d.LastUsed.IsZero() {
+		d.LastUsed = d.Created
+	}
+	if s.LastUsed.IsZero() {
+		s.LastUsed = s.Created
+	}
+	return nil
+}
+
+func validRefresh(r account.RefreshRequest) error {
+	switch {
+	case r.Now.IsZero():
+		return invalid("refresh time")
+	case r.Grace < 0 || r.Idle < 0:
+		return invalid("refresh windows")
+	case len(r.Successor) == 0 || len(r.Successor) > maxSuccessor:
+		return invalid("successor")
+	case r.Counter == math.MaxUint64:
+		return invalid("counter")
+	}
+	return nil
+}
+
+// group renders field/value pairs as one Lua argument group (count first).
+func group(kv ...any) []any { return append([]any{len(kv)}, kv...) }
+
+func flag(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+func accountFields(a account.Account, op string) []any {
+	return group("id", a.ID, "username", a.Username, "username_key", a.UsernameKey,
+		"created", encTime(a.Created), "banned", flag(a.Banned), "op", op)
+}
+
+func deviceFields(d account.Device, op string) []any {
+	return group("id", d.ID, "account_id", d.AccountID, "name", d.Name, "jkt", d.JKT,
+		"created", encTime(d.Created), "last_used", encTime(d.LastUsed), "revoked", encTime(d.Revoked), "op", op)
+}
+
+func sessionFields(s account.Session, op string) []any {
+	return group("device_id", s.DeviceID, "account_id", s.AccountID, "jkt", s.JKT,
+		"counter", strconv.FormatUint(s.Counter, 10), "created", encTime(s.Created),
+		"last_used", encTime(s.LastUsed), "expires", encTime(s.Expires),
+		"grace_until", encTime(s.GraceUntil), "successor", string(s.Successor),
+		"ended", encTime(s.Ended), "op", op)
+}
+
+// decoder reads fields of one hash and remembers the first problem.
+type decoder struct {
+	m   map[string]string
+	err error
+}
+
+func (d *decoder) str(k string) string {
+	v, ok := d.m[k]
+	if !ok && d.err == nil {
+		d.err = fmt.Errorf("%w: field %s missing", errCorrupt, k)
+	}
+	return v
+}
+
+func (d *decoder) time(k string) time.Time {
+	t, err := decTime(d.str(k))
+	if err != nil && d.err == nil {
+		d.err = fmt.Errorf("%w: field %s", errCorrupt, k)
+	}
+	return t
+}
+
+func (d *decoder) uint(k string) uint64 {
+	n, err := strconv.ParseUint(d.str(k), 10, 64)
+	if err != nil && d.err == nil {
+		d.err = fmt.Errorf("%w: field %s", errCorrupt, k)
+	}
+	return n
+}
+
+func decAccount(m map[string]string) (account.Account, error) {
+	d := decoder{m: m}
+	a := account.Account{ID: d.str("id"), Username: d.str("username"), UsernameKey: d.str("username_key"),
+		Created: d.time("created"), Banned: d.str("banned") == "1"}
+	return a, d.err
+}
+
+func decDevice(m map[string]string) (account.Device, error) {
+	d := decoder{m: m}
+	dev := account.Device{ID: d.str("id"), AccountID: d.str("account_id"), Name: d.str("name"), JKT: d.str("jkt"),
+		Created: d.time("created"), LastUsed: d.time("last_used"), Revoked: d.time("revoked")}
+	return dev, d.err
+}
+
+func decSession(m map[string]string) (account.Session, error) {
+	d := decoder{m: m}
+	s := account.Session{DeviceID: d.str("device_id"), AccountID: d.str("account_id"), JKT: d.str("jkt"),
+		Counter: d.uint("counter"), Created: d.time("created"), LastUsed: d.time("last_used"),
+		Expires: d.time("expires"), GraceUntil: d.time("grace_until"), Ended: d.time("ended")}
+	if succ := d.str("successor"); succ != "" {
+		s.Successor = []byte(succ)
+	}
+	return s, d.err
+}

@@ -1,0 +1,581 @@
+package redisstore
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hallpass/hallpass/account"
+)
+
+// Defaults for Options.
+const (
+	DefaultPrefix    = "hallpass"
+	DefaultOpTimeout = 2 * time.Second
+)
+
+// Options configure New. The zero value is useful.
+type Options struct {
+	// Prefix starts every key (default DefaultPrefix). It must not contain
+	// '{' or '}', which would change the hash slots.
+	Prefix string
+	// OpTimeout bounds every operation, together with the caller's
+	// context (default DefaultOpTimeout).
+	OpTimeout time.Duration
+	// Rand is the source of operation ids (default crypto/rand).
+	Rand io.Reader
+}
+
+// Store is an account.Store on Redis.
+type Store struct {
+	c         redis.UniversalClient
+	prefix    string
+	opTimeout time.Duration
+	rand      io.Reader
+	closed    atomic.Bool
+}
+
+var _ account.Store = (*Store)(nil)
+
+// New returns a Store on c. The caller owns c: Close does not close it, so
+// one client can serve several stores. c must be built with
+// ContextTimeoutEnabled (see the package doc).
+func New(c redis.UniversalClient, opts Options) (*Store, error) {
+	if c == nil {
+		return nil, errors.New("redisstore: nil client")
+	}
+	if !contextTimeoutEnabled(c) {
+		return nil, errors.New("redisstore: the redis client needs ContextTimeoutEnabled: true, or operations could outlive their deadline")
+	}
+	if opts.Prefix == "" {
+		opts.Prefix = DefaultPrefix
+	}
+	if strings.ContainsAny(opts.Prefix, "{}") {
+		return nil, errors.New("redisstore: Prefix must not contain '{' or '}'")
+	}
+	if opts.OpTimeout < 0 {
+		return nil, errors.New("redisstore: negative OpTimeout")
+	}
+	if opts.OpTimeout == 0 {
+		opts.OpTimeout = DefaultOpTimeout
+	}
+	if opts.Rand == nil {
+		opts.Rand = rand.Reader
+	}
+	return &Store{c: c, prefix: opts.Prefix, opTimeout: opts.OpTimeout, rand: opts.Rand}, nil
+}
+
+// contextTimeoutEnabled reports false only for a client that shows its
+// options and has ContextTimeoutEnabled off.
+func contextTimeoutEnabled(c redis.UniversalClient) bool {
+	switch c := c.(type) {
+	case *redis.Client:
+		return c.Options().ContextTimeoutEnabled
+	case *redis.ClusterClient:
+		return c.Options().ContextTimeoutEnabled
+	case *redis.Ring:
+		return c.Options().ContextTimeoutEnabled
+	}
+	return true
+}
+
+// Close makes every later call fail with ErrUnavailable. It does not close
+// the client.
+func (s *Store) Close() error {
+	s.closed.Store(true)
+	return nil
+}
+
+// Ping reports whether Redis answers.
+func (s *Store) Ping(ctx context.Context) error {
+	ctx, cancel, err := s.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	if err := s.c.Ping(ctx).Err(); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+// begin checks the store and the context and bounds the operation.
+func (s *Store) begin(ctx context.Context) (context.Context, context.CancelFunc, error) {
+	if s.closed.Load() {
+		return nil, nil, fmt.Errorf("%w: redisstore: closed", account.ErrUnavailable)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, nil, unavailable(err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.opTimeout)
+	return ctx, cancel, nil
+}
+
+func unavailable(err error) error {
+	return fmt.Errorf("%w: redisstore: %w", account.ErrUnavailable, err)
+}
+
+func corrupt(err error) error {
+	return fmt.Errorf("%w: %w", account.ErrUnavailable, err)
+}
+
+func (s *Store) newOp() (string, error) {
+	b := make([]byte, 16)
+	if _, err := io.ReadFull(s.rand, b); err != nil {
+		return "", fmt.Errorf("%w: redisstore: random operation id: %w", account.ErrUnavailable, err)
+	}
+	return hex.EncodeToString(b), nil
+}
+
+// Keys. tag is "u:<hex>" for account data; ids tag their own index keys.
+
+func usernameTag(usernameKey string) string {
+	h := sha256.Sum256([]byte(usernameKey))
+	return "u:" + hex.EncodeToString(h[:16])
+}
+
+func (s *Store) key(tag, name string) string { return s.prefix + ":{" + tag + "}:" + name }
+func (s *Store) locKey(id string) string     { return s.key(id, "loc") }
+func (s *Store) accountKey(tag string) string { return s.key(tag, "account") }
+func (s *Store) devicesKey(tag string) string { return s.key(tag, "devices") }
+func (s *Store) deviceKey(tag, dev string) string {
+	return s.key(tag, "device:"+dev)
+}
+func (s *Store) sessionKey(tag, dev string) string {
+	return s.key(tag, "session:"+dev)
+}
+
+// lookup returns the tag an account or device id points at.
+func (s *Store) lookup(ctx context.Context, id string) (string, error) {
+	tag, err := s.c.Get(ctx, s.locKey(id)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", account.ErrNotFound
+	}
+	if err != nil {
+		return "", unavailable(err)
+	}
+	if !strings.HasPrefix(tag, "u:") || strings.ContainsAny(tag, "{}") {
+		return "", corrupt(fmt.Errorf("%w: index", errCorrupt))
+	}
+	return tag, nil
+}
+
+// claim points the index of id at tag unless it points elsewhere. made
+// reports whether this call created the index.
+func (s *Store) claim(ctx context.Context, id, tag string) (made bool, err error) {
+	prev, err := claimLoc.Run(ctx, s.c, []string{s.locKey(id)}, tag).Text()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return true, nil
+	case err != nil:
+		return false, unavailable(err)
+	case prev != tag:
+		return false, account.ErrExists
+	}
+	return false, nil
+}
+
+// release undoes the claims this call made after the main step refused.
+// Best effort: a failure leaves a dangling index, which names nothing.
+func (s *Store) release(ctx context.Context, tag string, ids ...string) {
+	for _, id := range ids {
+		_ = releaseLoc.Run(ctx, s.c, []string{s.locKey(id)}, tag).Err()
+	}
+}
+
+func scriptResult(res string) error {
+	switch res {
+	case "ok":
+		return nil
+	case "taken":
+		return account.ErrUsernameTaken
+	case "exists":
+		return account.ErrExists
+	case "notfound":
+		return account.ErrNotFound
+	case "banned":
+		return account.ErrBanned
+	}
+	return corrupt(fmt.Errorf("redisstore: unexpected script reply %q", res))
+}
+
+// CreateAccount claims acc.UsernameKey and stores the account, device and
+// session in one script.
+func (s *Store) CreateAccount(ctx context.Context, acc account.Account, dev account.Device, sess account.Session) error {
+	if err := validAccount(acc); err != nil {
+		return err
+	}
+	if err := validDevice(&dev, &sess); err != nil {
+		return err
+	}
+	if dev.AccountID != acc.ID {
+		return invalid("device of another account")
+	}
+	ctx, cancel, err := s.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	op, err := s.newOp()
+	if err != nil {
+		return err
+	}
+	tag := usernameTag(acc.UsernameKey)
+	madeAcc, err := s.claim(ctx, acc.ID, tag)
+	if err != nil {
+		return err
+	}
+	madeDev, err := s.claim(ctx, dev.ID, tag)
+	if err != nil {
+		if errors.Is(err, account.ErrExists) && madeAcc {
+			s.release(ctx, tag, acc.ID)
+		}
+		return err
+	}
+	args := []any{op, acc.ID, dev.ID}
+	args = append(args, accountFields(acc, op)...)
+	args = append(args, deviceFields(dev, op)...)
+	args = append(args, sessionFields(sess, op)...)
+	keys := []string{s.accountKey(tag), s.devicesKey(tag), s.deviceKey(tag, dev.ID), s.sessionKey(tag, dev.ID)}
+	res, err := createAccount.Run(ctx, s.c, keys, args...).Text()
+	if err != nil {
+		// The script may or may not have run: keep the index.
+		return unavailable(err)
+	}
+	if err := scriptResult(res); err != nil {
+		var made []string
+		if madeAcc {
+			made = append(made, acc.ID)
+		}
+		if madeDev {
+			made = append(made, dev.ID)
+		}
+		s.release(ctx, tag, made...)
+		return err
+	}
+	return nil
+}
+
+// AddDevice stores another device and session of an existing, not banned
+// account.
+func (s *Store) AddDevice(ctx context.Context, dev account.Device, sess account.Session) error {
+	if err := validDevice(&dev, &sess); err != nil {
+		return err
+	}
+	ctx, cancel, err := s.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	op, err := s.newOp()
+	if err != nil {
+		return err
+	}
+	tag, err := s.lookup(ctx, dev.AccountID)
+	if err != nil {
+		return err
+	}
+	made, err := s.claim(ctx, dev.ID, tag)
+	if err != nil {
+		return err
+	}
+	args := []any{op, dev.AccountID, dev.ID}
+	args = append(args, deviceFields(dev, op)...)
+	args = append(args, sessionFields(sess, op)...)
+	keys := []string{s.accountKey(tag), s.devicesKey(tag), s.deviceKey(tag, dev.ID), s.sessionKey(tag, dev.ID)}
+	res, err := addDevice.Run(ctx, s.c, keys, args...).Text()
+	if err != nil {
+		return unavailable(err)
+	}
+	if err := scriptResult(res); err != nil {
+		if made {
+			s.release(ctx, tag, dev.ID)
+		}
+		return err
+	}
+	return nil
+}
+
+func (s *Store) hgetall(ctx context.Context, key string) (map[string]string, error) {
+	m, err := s.c.HGetAll(ctx, key).Result()
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	if len(m) == 0 {
+		return nil, account.ErrNotFound
+	}
+	return m, nil
+}
+
+func (s *Store) accountAt(ctx context.Context, tag string) (account.Account, error) {
+	m, err := s.hgetall(ctx, s.accountKey(tag))
+	if err != nil {
+		return account.Account{}, err
+	}
+	acc, err := decAccount(m)
+	if err != nil {
+		return account.Account{}, corrupt(err)
+	}
+	return acc, nil
+}
+
+// GetAccount returns the account with id.
+func (s *Store) GetAccount(ctx context.Context, id string) (account.Account, error) {
+	if !account.ValidID(account.AccountPrefix, id) {
+		return account.Account{}, account.ErrNotFound
+	}
+	ctx, cancel, err := s.begin(ctx)
+	if err != nil {
+		return account.Account{}, err
+	}
+	defer cancel()
+	tag, err := s.lookup(ctx, id)
+	if err != nil {
+		return account.Account{}, err
+	}
+	acc, err := s.accountAt(ctx, tag)
+	if err != nil {
+		return account.Account{}, err
+	}
+	if acc.ID != id { // an index left by a failed create
+		return account.Account{}, account.ErrNotFound
+	}
+	return acc, nil
+}
+
+// GetAccountByUsername returns the account that holds usernameKey.
+func (s *Store) GetAccountByUsername(ctx context.Context, usernameKey string) (account.Account, error) {
+	if usernameKey == "" || len(usernameKey) > maxField {
+		return account.Account{}, account.ErrNotFound
+	}
+	ctx, cancel, err := s.begin(ctx)
+	if err != nil {
+		return account.Account{}, err
+	}
+	defer cancel()
+	return s.accountAt(ctx, usernameTag(usernameKey))
+}
+
+// GetDevice returns the device with id.
+func (s *Store) GetDevice(ctx context.Context, id string) (account.Device, error) {
+	if !account.ValidID(account.DevicePrefix, id) {
+		return account.Device{}, account.ErrNotFound
+	}
+	ctx, cancel, err := s.begin(ctx)
+	if err != nil {
+		return account.Device{}, err
+	}
+	defer cancel()
+	tag, err := s.lookup(ctx, id)
+	if err != nil {
+		return account.Device{}, err
+	}
+	m, err := s.hgetall(ctx, s.deviceKey(tag, id))
+	if err != nil {
+		return account.Device{}, err
+	}
+	dev, err := decDevice(m)
+	if err != nil {
+		return account.Device{}, corrupt(err)
+	}
+	if dev.ID != id {
+		return account.Device{}, corrupt(fmt.Errorf("%w: device id", errCorrupt))
+	}
+	return dev, nil
+}
+
+// GetSession returns the session of the device.
+func (s *Store) GetSession(ctx context.Context, deviceID string) (account.Session, error) {
+	if !account.ValidID(account.DevicePrefix, deviceID) {
+		return account.Session{}, account.ErrNotFound
+	}
+	ctx, cancel, err := s.begin(ctx)
+	if err != nil {
+		return account.Session{}, err
+	}
+	defer cancel()
+	tag, err := s.lookup(ctx, deviceID)
+	if err != nil {
+		return account.Session{}, err
+	}
+	m, err := s.hgetall(ctx, s.sessionKey(tag, deviceID))
+	if err != nil {
+		return account.Session{}, err
+	}
+	sess, err := decSession(m)
+	if err != nil {
+		return account.Session{}, corrupt(err)
+	}
+	if sess.DeviceID != deviceID {
+		return account.Session{}, corrupt(fmt.Errorf("%w: session id", errCorrupt))
+	}
+	return sess, nil
+}
+
+// ListDevices returns every device of the account, ordered by Created then
+// ID.
+func (s *Store) ListDevices(ctx context.Context, accountID string) ([]account.Device, error) {
+	if !account.ValidID(account.AccountPrefix, accountID) {
+		return nil, account.ErrNotFound
+	}
+	ctx, cancel, err := s.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer cancel()
+	tag, err := s.lookup(ctx, accountID)
+	if err != nil {
+		return nil, err
+	}
+	var idCmd *redis.StringCmd
+	var membersCmd *redis.StringSliceCmd
+	_, err = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		idCmd = p.HGet(ctx, s.accountKey(tag), "id")
+		membersCmd = p.SMembers(ctx, s.devicesKey(tag))
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, unavailable(err)
+	}
+	if id, err := idCmd.Result(); errors.Is(err, redis.Nil) || id != accountID {
+		return nil, account.ErrNotFound
+	}
+	ids := membersCmd.Val()
+	cmds := make([]*redis.MapStringStringCmd, len(ids))
+	if len(ids) > 0 {
+		_, err = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, id := range ids {
+				cmds[i] = p.HGetAll(ctx, s.deviceKey(tag, id))
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, unavailable(err)
+		}
+	}
+	devs := make([]account.Device, 0, len(ids))
+	for _, cmd := range cmds {
+		dev, err := decDevice(cmd.Val())
+		if err != nil {
+			return nil, corrupt(err)
+		}
+		devs = append(devs, dev)
+	}
+	slices.SortFunc(devs, func(a, b account.Device) int {
+		if c := a.Created.Compare(b.Created); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return devs, nil
+}
+
+// Refresh applies the single-use rule in one script.
+func (s *Store) Refresh(ctx context.Context, req account.RefreshRequest) (account.RefreshResult, error) {
+	if !account.ValidID(account.DevicePrefix, req.DeviceID) {
+		return account.RefreshResult{}, account.ErrNotFound
+	}
+	if err := validRefresh(req); err != nil {
+		return account.RefreshResult{}, err
+	}
+	ctx, cancel, err := s.begin(ctx)
+	if err != nil {
+		return account.RefreshResult{}, err
+	}
+	defer cancel()
+	op, err := s.newOp()
+	if err != nil {
+		return account.RefreshResult{}, err
+	}
+	tag, err := s.lookup(ctx, req.DeviceID)
+	if err != nil {
+		return account.RefreshResult{}, err
+	}
+	cutoff := ""
+	if req.Idle > 0 {
+		cutoff = encTime(req.Now.Add(-req.Idle))
+	}
+	keys := []string{s.accountKey(tag), s.deviceKey(tag, req.DeviceID), s.sessionKey(tag, req.DeviceID)}
+	reply, err := refresh.Run(ctx, s.c, keys,
+		op, strconv.FormatUint(req.Counter, 10), strconv.FormatUint(req.Counter+1, 10),
+		encTime(req.Now), cutoff, encTime(req.Now.Add(req.Grace)), string(req.Successor), zeroTime).Slice()
+	if err != nil {
+		return account.RefreshResult{}, unavailable(err)
+	}
+	outcome, _ := reply[0].(string)
+	var succ []byte
+	if len(reply) > 1 {
+		str, _ := reply[1].(string)
+		succ = []byte(str)
+	}
+	switch outcome {
+	case "advanced":
+		return account.RefreshResult{Outcome: account.RefreshAdvanced, Successor: succ}, nil
+	case "grace":
+		return account.RefreshResult{Outcome: account.RefreshGrace, Successor: succ}, nil
+	case "reused":
+		return account.RefreshResult{Outcome: account.RefreshReused}, nil
+	case "rejected":
+		return account.RefreshResult{Outcome: account.RefreshRejected}, nil
+	case "notfound":
+		return account.RefreshResult{}, account.ErrNotFound
+	}
+	return account.RefreshResult{}, corrupt(fmt.Errorf("redisstore: unexpected refresh reply %q", outcome))
+}
+
+// EndSession ends the device's session and revokes the device.
+func (s *Store) EndSession(ctx context.Context, deviceID string, at time.Time) error {
+	if !account.ValidID(account.DevicePrefix, deviceID) {
+		return account.ErrNotFound
+	}
+	if at.IsZero() {
+		return invalid("end time")
+	}
+	ctx, cancel, err := s.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	tag, err := s.lookup(ctx, deviceID)
+	if err != nil {
+		return err
+	}
+	keys := []string{s.deviceKey(tag, deviceID), s.sessionKey(tag, deviceID)}
+	res, err := endSession.Run(ctx, s.c, keys, encTime(at), zeroTime).Text()
+	if err != nil {
+		return unavailable(err)
+	}
+	return scriptResult(res)
+}
+
+// SetBanned bans or unbans the account.
+func (s *Store) SetBanned(ctx context.Context, accountID string, banned bool) error {
+	if !account.ValidID(account.AccountPrefix, accountID) {
+		return account.ErrNotFound
+	}
+	ctx, cancel, err := s.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	tag, err := s.lookup(ctx, accountID)
+	if err != nil {
+		return err
+	}
+	res, err := setBanned.Run(ctx, s.c, []string{s.accountKey(tag)}, accountID, flag(banned)).Text()
+	if err != nil {
+		return unavailable(err)
+	}
+	return scriptResult(res)
+}

@@ -1,0 +1,131 @@
+package redisstore
+
+import "github.com/redis/go-redis/v9"
+
+// luaBefore compares two stored times (see encTime): a < b, exactly, in two
+// numeric parts that each fit a double.
+const luaBefore = `
+local function before(a, b)
+  local a1, b1 = tonumber(string.sub(a, 1, 14)), tonumber(string.sub(b, 1, 14))
+  if a1 ~= b1 then return a1 < b1 end
+  return tonumber(string.sub(a, 15)) < tonumber(string.sub(b, 15))
+end
+`
+
+// luaGroups reads field/value groups from ARGV: a count, then that many
+// arguments.
+const luaGroups = `
+local argi = 0
+local function group()
+  local n = tonumber(ARGV[argi])
+  local t = {}
+  for j = 1, n do t[j] = ARGV[argi + j] end
+  argi = argi + n + 1
+  return t
+end
+`
+
+// claimLoc sets an index key unless it exists and returns the previous
+// value (nil when this call set it). KEYS: loc. ARGV: tag.
+var claimLoc = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if v then return v end
+redis.call('SET', KEYS[1], ARGV[1])
+return false
+`)
+
+// releaseLoc deletes an index key if it still holds our tag.
+// KEYS: loc. ARGV: tag.
+var releaseLoc = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
+`)
+
+// createAccount claims the name (the account key) and writes the account,
+// device and session. KEYS: account, devices, device, session.
+// ARGV: op, account id, device id, then groups account, device, session.
+var createAccount = redis.NewScript(luaGroups + `
+local op, acc, dev = ARGV[1], ARGV[2], ARGV[3]
+local cur = redis.call('HMGET', KEYS[1], 'id', 'op')
+if cur[1] then
+  if cur[1] == acc and cur[2] == op then return 'ok' end
+  if cur[1] == acc then return 'exists' end
+  return 'taken'
+end
+if redis.call('EXISTS', KEYS[3], KEYS[4]) > 0 then return 'exists' end
+argi = 4
+redis.call('HSET', KEYS[1], unpack(group()))
+redis.call('HSET', KEYS[3], unpack(group()))
+redis.call('HSET', KEYS[4], unpack(group()))
+redis.call('SADD', KEYS[2], dev)
+return 'ok'
+`)
+
+// addDevice writes a device and session of an existing, not banned
+// account. KEYS: account, devices, device, session.
+// ARGV: op, account id, device id, then groups device, session.
+var addDevice = redis.NewScript(luaGroups + `
+local op, acc, dev = ARGV[1], ARGV[2], ARGV[3]
+local a = redis.call('HMGET', KEYS[1], 'id', 'banned')
+if not a[1] or a[1] ~= acc then return 'notfound' end
+local d = redis.call('HGET', KEYS[3], 'op')
+if d then
+  if d == op then return 'ok' end
+  return 'exists'
+end
+if redis.call('EXISTS', KEYS[4]) > 0 then return 'exists' end
+if a[2] == '1' then return 'banned' end
+argi = 4
+redis.call('HSET', KEYS[3], unpack(group()))
+redis.call('HSET', KEYS[4], unpack(group()))
+redis.call('SADD', KEYS[2], dev)
+return 'ok'
+`)
+
+// refresh is the single-use step. KEYS: account, device, session.
+// ARGV: op, counter, counter+1, now, idle cutoff ("" for none), grace
+// until, successor, zero time.
+var refresh = redis.NewScript(luaBefore + `
+local op, cnt, cnt1, now, cutoff, graceUntil, succ, zero =
+  ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+local s = redis.call('HMGET', KEYS[3], 'counter', 'ended', 'expires', 'last_used', 'grace_until', 'successor', 'op')
+if not s[1] then return {'notfound'} end
+local banned = redis.call('HGET', KEYS[1], 'banned')
+local revoked = redis.call('HGET', KEYS[2], 'revoked')
+if s[2] ~= zero or (revoked and revoked ~= zero) or banned == '1'
+   or not before(now, s[3]) or (cutoff ~= '' and before(s[4], cutoff)) then
+  return {'rejected'}
+end
+if cnt == s[1] then
+  redis.call('HSET', KEYS[3], 'counter', cnt1, 'grace_until', graceUntil, 'successor', succ, 'last_used', now, 'op', op)
+  redis.call('HSET', KEYS[2], 'last_used', now)
+  return {'advanced', succ}
+end
+if cnt1 == s[1] then
+  if s[7] == op then return {'advanced', s[6]} end
+  if before(now, s[5]) then return {'grace', s[6]} end
+end
+redis.call('HSET', KEYS[3], 'ended', now, 'successor', '', 'grace_until', zero)
+if not revoked or revoked == zero then redis.call('HSET', KEYS[2], 'revoked', now) end
+return {'reused'}
+`)
+
+// endSession ends a session and revokes its device; the first time stays.
+// KEYS: device, session. ARGV: at, zero time.
+var endSession = redis.NewScript(`
+local e = redis.call('HGET', KEYS[2], 'ended')
+if not e then return 'notfound' end
+if e == ARGV[2] then
+  redis.call('HSET', KEYS[2], 'ended', ARGV[1], 'successor', '', 'grace_until', ARGV[2])
+end
+local r = redis.call('HGET', KEYS[1], 'revoked')
+if r == ARGV[2] then redis.call('HSET', KEYS[1], 'revoked', ARGV[1]) end
+return 'ok'
+`)
+
+// setBanned sets the ban flag. KEYS: account. ARGV: account id, "0"/"1".
+var setBanned = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'id') ~= ARGV[1] then return 'notfound' end
+redis.call('HSET', KEYS[1], 'banned', ARGV[2])
+return 'ok'
+`)

@@ -21,7 +21,7 @@ var errCorrupt = errors.New("redisstore: corrupt record")
 func invalid(what string) error { return fmt.Errorf("%w: %s", account.ErrInvalidRequest, what) }
 
 var (
-	minTime = time.Time{}                                                  // year 1, the zero time
+	minTime = time.Time{}                                              // year 1, the zero time
 	maxTime = time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC) // last fixed-width instant
 )
 

@@ -145,8 +145,8 @@ func usernameTag(usernameKey string) string {
 	return "u:" + hex.EncodeToString(h[:16])
 }
 
-func (s *Store) key(tag, name string) string { return s.prefix + ":{" + tag + "}:" + name }
-func (s *Store) locKey(id string) string     { return s.key(id, "loc") }
+func (s *Store) key(tag, name string) string  { return s.prefix + ":{" + tag + "}:" + name }
+func (s *Store) locKey(id string) string      { return s.key(id, "loc") }
 func (s *Store) accountKey(tag string) string { return s.key(tag, "account") }
 func (s *Store) devicesKey(tag string) string { return s.key(tag, "devices") }
 func (s *Store) deviceKey(tag, dev string) string {

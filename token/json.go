@@ -95,11 +95,13 @@ func (p *jsonParser) member(ks *keySet, first bool) (key []byte, done bool, err 
 	if err != nil {
 		return nil, false, err
 	}
+	var unesc []byte
 	key = p.b[start:end]
 	if esc {
-		key = unescape(key)
+		unesc = unescape(key)
+		key = unesc
 	}
-	if !ks.add(key) {
+	if !ks.add(p.b, start, end, unesc) {
 		return nil, false, errDuplicate
 	}
 	if p.peek() != ':' {
@@ -337,16 +339,33 @@ func (p *jsonParser) number() error {
 	return nil
 }
 
-// keySet holds the member names of one object. Names alias the input (or
-// an unescaped copy), so the common case allocates nothing; past a handful
-// of names it switches to a map to stay linear.
+// keySet holds the member names of one object as offsets into the input
+// (or, for a name with escapes, its unescaped copy), so the common case
+// allocates nothing and the input does not escape to the heap. Past a
+// handful of names it switches to a map to stay linear.
 type keySet struct {
-	small [12][]byte
+	small [12]keySpan
 	n     int
 	big   map[string]struct{}
 }
 
-func (k *keySet) add(key []byte) bool {
+type keySpan struct {
+	start, end int
+	unesc      []byte
+}
+
+func (s *keySpan) name(b []byte) []byte {
+	if s.unesc != nil {
+		return s.unesc
+	}
+	return b[s.start:s.end]
+}
+
+// add records the name b[start:end] (unesc when it had escapes) and reports
+// false if the object already had it.
+func (k *keySet) add(b []byte, start, end int, unesc []byte) bool {
+	e := keySpan{start, end, unesc}
+	key := e.name(b)
 	if k.big != nil {
 		if _, dup := k.big[string(key)]; dup {
 			return false
@@ -354,19 +373,19 @@ func (k *keySet) add(key []byte) bool {
 		k.big[string(key)] = struct{}{}
 		return true
 	}
-	for _, s := range k.small[:k.n] {
-		if bytes.Equal(s, key) {
+	for i := range k.small[:k.n] {
+		if bytes.Equal(k.small[i].name(b), key) {
 			return false
 		}
 	}
 	if k.n < len(k.small) {
-		k.small[k.n] = key
+		k.small[k.n] = e
 		k.n++
 		return true
 	}
 	k.big = make(map[string]struct{}, 4*len(k.small))
-	for _, s := range k.small {
-		k.big[string(s)] = struct{}{}
+	for i := range k.small {
+		k.big[string(k.small[i].name(b))] = struct{}{}
 	}
 	k.big[string(key)] = struct{}{}
 	return true

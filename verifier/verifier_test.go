@@ -45,9 +45,15 @@ func TestVerify(t *testing.T) {
 		{"unknown claim", sign(t, sk, validPayload[:last]+`,"scope":["read"]}`, okFooter), nil, nil},
 
 		// Time rules, leeway 30 s.
-		{"expired", signP(func(m map[string]any) { m["iat"], m["nbf"], m["exp"] = at(-20*time.Minute), at(-20*time.Minute), at(-31*time.Second) }), nil, ErrExpired},
-		{"exp at the leeway edge", signP(func(m map[string]any) { m["iat"], m["nbf"], m["exp"] = at(-20*time.Minute), at(-20*time.Minute), at(-30*time.Second) }), nil, ErrExpired},
-		{"exp inside the leeway", signP(func(m map[string]any) { m["iat"], m["nbf"], m["exp"] = at(-20*time.Minute), at(-20*time.Minute), at(-29*time.Second) }), nil, nil},
+		{"expired", signP(func(m map[string]any) {
+			m["iat"], m["nbf"], m["exp"] = at(-20*time.Minute), at(-20*time.Minute), at(-31*time.Second)
+		}), nil, ErrExpired},
+		{"exp at the leeway edge", signP(func(m map[string]any) {
+			m["iat"], m["nbf"], m["exp"] = at(-20*time.Minute), at(-20*time.Minute), at(-30*time.Second)
+		}), nil, ErrExpired},
+		{"exp inside the leeway", signP(func(m map[string]any) {
+			m["iat"], m["nbf"], m["exp"] = at(-20*time.Minute), at(-20*time.Minute), at(-29*time.Second)
+		}), nil, nil},
 		{"nbf in the future", signP(func(m map[string]any) { m["nbf"] = at(31 * time.Second) }), nil, ErrNotYetValid},
 		{"nbf at the leeway edge", signP(func(m map[string]any) { m["nbf"] = at(30 * time.Second) }), nil, nil},
 		{"iat in the future", signP(func(m map[string]any) { m["iat"], m["nbf"] = at(31*time.Second), at(0) }), nil, ErrIssuedInFuture},

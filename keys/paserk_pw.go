@@ -85,6 +85,11 @@ func (l Argon2Limits) allow(p Argon2Params) bool {
 	return p.Memory <= l.MaxMemory && p.Time <= l.MaxTime && p.Parallelism <= l.MaxParallelism
 }
 
+// pwKDF derives the PBKW pre-key. Production code passes argon2idKey; it
+// is a parameter rather than a package variable so that tests can memoise
+// the official 256 MiB vectors without mutable global state.
+type pwKDF func(password, salt []byte, p Argon2Params) []byte
+
 // argon2idKey is the PBKW pre-key derivation. p must be valid.
 func argon2idKey(password, salt []byte, p Argon2Params) []byte {
 	return argon2.IDKey(password, salt, p.Time, uint32(p.Memory/1024), uint8(p.Parallelism), 32)
@@ -160,7 +165,7 @@ func wrapPassword(h string, ptk, password []byte, p Argon2Params, rand io.Reader
 // unwrapPassword implements PBKW decryption for header h and a plaintext key
 // of ptkLen bytes. The order matters: type, length and cost limits are
 // checked before Argon2 runs, and the tag before anything is decrypted.
-func unwrapPassword(h, paserk string, password []byte, lim Argon2Limits, ptkLen int) ([]byte, error) {
+func unwrapPassword(h, paserk string, password []byte, lim Argon2Limits, ptkLen int, kdf pwKDF) ([]byte, error) {
 	raw, err := decodeBody(paserk, h, pwOverhead+ptkLen)
 	if err != nil {
 		return nil, err
@@ -179,7 +184,7 @@ func unwrapPassword(h, paserk string, password []byte, lim Argon2Limits, ptkLen 
 		return nil, ErrParams
 	}
 
-	k := argon2idKey(password, salt, p)
+	k := kdf(password, salt, p)
 	ek, ak := pwKeys(k)
 	clear(k)
 	defer clear(ek[:])
@@ -210,7 +215,11 @@ func WrapSecretPassword(k *SecretKey, password []byte, p Argon2Params, rand io.R
 // a wrong password or any tampering gives ErrUnwrap; a wrapped key whose
 // public half does not match its seed gives ErrInvalidKey.
 func UnwrapSecretPassword(paserk string, password []byte, lim Argon2Limits) (*SecretKey, error) {
-	ptk, err := unwrapPassword(prefixSecretPW, paserk, password, lim, 64)
+	return unwrapSecretPassword(paserk, password, lim, argon2idKey)
+}
+
+func unwrapSecretPassword(paserk string, password []byte, lim Argon2Limits, kdf pwKDF) (*SecretKey, error) {
+	ptk, err := unwrapPassword(prefixSecretPW, paserk, password, lim, 64, kdf)
 	if err != nil {
 		return nil, err
 	}
@@ -230,7 +239,11 @@ func WrapLocalPassword(k *LocalKey, password []byte, p Argon2Params, rand io.Rea
 // UnwrapLocalPassword opens a PASERK k4.local-pw string; see
 // UnwrapSecretPassword.
 func UnwrapLocalPassword(paserk string, password []byte, lim Argon2Limits) (*LocalKey, error) {
-	ptk, err := unwrapPassword(prefixLocalPW, paserk, password, lim, 32)
+	return unwrapLocalPassword(paserk, password, lim, argon2idKey)
+}
+
+func unwrapLocalPassword(paserk string, password []byte, lim Argon2Limits, kdf pwKDF) (*LocalKey, error) {
+	ptk, err := unwrapPassword(prefixLocalPW, paserk, password, lim, 32, kdf)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -105,5 +107,30 @@ func checkFuzzError(t *testing.T, err error, tainted string) {
 		if strings.Contains(msg, rest[i:i+12]) {
 			t.Fatalf("error %q quotes the token", msg)
 		}
+	}
+}
+
+// TestFuzzCorpusHasValidTokens keeps the committed seeds useful: some of
+// them must pass every check, so that fuzzing starts from the deep paths.
+func TestFuzzCorpusHasValidTokens(t *testing.T) {
+	v := newTestVerifier(t)
+	for _, name := range []string{"minted", "hand-signed", "unknown-claims"} {
+		t.Run(name, func(t *testing.T) {
+			b, err := os.ReadFile("testdata/fuzz/FuzzVerify/" + name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lines := strings.Split(string(b), "\n")
+			if len(lines) < 2 || lines[0] != "go test fuzz v1" {
+				t.Fatalf("not a corpus file: %q", b)
+			}
+			tok, err := strconv.Unquote(strings.TrimSuffix(strings.TrimPrefix(lines[1], "string("), ")"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := v.Verify(context.Background(), tok); err != nil {
+				t.Fatalf("seed %s: %v", name, err)
+			}
+		})
 	}
 }

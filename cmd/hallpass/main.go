@@ -63,6 +63,7 @@ Commands:
   token mint         mint a v4.public access token (for testing)
   token verify       verify a token offline against a key set
   token inspect      print a token's header, footer and claims UNVERIFIED
+  client             try the flow as a device: signup, me, refresh, logout
 
 Run "hallpass <command> -h" for the flags of a command.
 `
@@ -81,6 +82,8 @@ func run(ctx context.Context, args []string, e *env) error {
 		return runKeys(ctx, sub, e)
 	case "token":
 		return runToken(ctx, sub, e)
+	case "client":
+		return runClient(ctx, sub, e)
 	}
 	fmt.Fprint(e.stderr, usage)
 	return fmt.Errorf("%w: unknown command %q", errUsage, args[0])

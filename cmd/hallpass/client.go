@@ -1,0 +1,364 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"runtime"
+	"strings"
+
+	"github.com/hallpass/hallpass/client"
+	"github.com/hallpass/hallpass/keys"
+)
+
+const clientUsage = `Usage: hallpass client <command> [flags]
+
+Try the whole flow from a shell. Each command prints JSON on stdout; an
+error is one line on stderr with the server's code.
+
+  signup   --server URL --username NAME --state FILE [--device-name N] [--alg ES256|EdDSA]
+  me       --state FILE
+  refresh  --state FILE
+  logout   --state FILE
+
+The state file holds the device's private key and refresh token, encrypted.
+The passphrase comes from --passphrase-file or HALLPASS_CLIENT_PASSPHRASE;
+with neither, a random key is written to FILE.key (mode 0600) beside the
+state file and used instead: that only protects copies of the state file
+made without the key file.
+`
+
+// clientPassphraseEnv holds the passphrase itself (not a file name).
+const clientPassphraseEnv = "HALLPASS_CLIENT_PASSPHRASE"
+
+func runClient(ctx context.Context, args []string, e *env) error {
+	if len(args) == 0 {
+		fmt.Fprint(e.stderr, clientUsage)
+		return errUsage
+	}
+	switch args[0] {
+	case "signup":
+		return clientSignup(ctx, args[1:], e)
+	case "me":
+		return clientMe(ctx, args[1:], e)
+	case "refresh":
+		return clientRefresh(ctx, args[1:], e)
+	case "logout":
+		return clientLogout(ctx, args[1:], e)
+	case "help", "-h", "--help":
+		fmt.Fprint(e.stdout, clientUsage)
+		return nil
+	}
+	fmt.Fprint(e.stderr, clientUsage)
+	return fmt.Errorf("%w: unknown client command %q", errUsage, args[0])
+}
+
+// stateFlags are the flags every client command has.
+type stateFlags struct {
+	state          string
+	passphraseFile string
+}
+
+func (s *stateFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&s.state, "state", "", "client state file (required)")
+	fs.StringVar(&s.passphraseFile, "passphrase-file", "", "file holding the state passphrase (default: $"+clientPassphraseEnv+", else FILE.key)")
+}
+
+// protection picks how the state file is encrypted. With no passphrase it
+// uses the key file FILE.key, creating it when create is set; created
+// reports a new key file (to remove if signup fails).
+func (s *stateFlags) protection(e *env, create bool) (p *client.FileProtection, keyFile string, created bool, err error) {
+	if s.state == "" {
+		return nil, "", false, fmt.Errorf("%w: --state is required", errUsage)
+	}
+	switch {
+	case s.passphraseFile != "":
+		pw, err := readSecretFile(s.passphraseFile)
+		if err != nil {
+			return nil, "", false, err
+		}
+		p, err = client.PassphraseProtection(pw)
+		return p, "", false, err
+	case e.getenv(clientPassphraseEnv) != "":
+		p, err = client.PassphraseProtection([]byte(e.getenv(clientPassphraseEnv)))
+		return p, "", false, err
+	}
+	keyFile = s.state + ".key"
+	w, err := readKeyFile(keyFile)
+	if errors.Is(err, fs.ErrNotExist) && create {
+		if w, err = createKeyFile(keyFile); err == nil {
+			created = true
+		}
+	}
+	if err != nil {
+		return nil, "", false, err
+	}
+	p, err = client.WrapKeyProtection(w)
+	return p, keyFile, created, err
+}
+
+// readKeyFile loads FILE.key, refusing one that others may read.
+func readKeyFile(path string) (*keys.WrappingKey, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("key file %s is accessible by other users (mode %v); chmod 600 it", path, fi.Mode().Perm())
+	}
+	return loadWrapKey(path)
+}
+
+func createKeyFile(path string) (*keys.WrappingKey, error) {
+	w, err := keys.GenerateWrappingKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("create key file: %w", err)
+	}
+	b := w.UnsafeBytes()
+	defer clear(b)
+	_, err = fmt.Fprintln(f, base64.RawURLEncoding.EncodeToString(b))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+		return nil, fmt.Errorf("write key file: %w", err)
+	}
+	return w, nil
+}
+
+func clientOptions(e *env) []client.Option {
+	// Warnings only (a retried refresh, a state file that could not be
+	// written); the client never logs tokens.
+	return []client.Option{client.WithLogger(slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))}
+}
+
+// openClient opens the client saved in the state file.
+func openClient(ctx context.Context, sf *stateFlags, e *env) (*client.Client, error) {
+	prot, _, _, err := sf.protection(e, false)
+	if err != nil {
+		return nil, err
+	}
+	store, err := client.NewFileStore(sf.state, prot)
+	if err != nil {
+		return nil, err
+	}
+	return client.Open(ctx, store, clientOptions(e)...)
+}
+
+// clientFail prints err as one line on stderr: the server's code when
+// there is one, else a local code, and a short message.
+func clientFail(cmd string, e *env, err error) error {
+	if errors.Is(err, errUsage) {
+		return err
+	}
+	code, msg := client.ErrorCode(err), err.Error()
+	var ae *client.APIError
+	if errors.As(err, &ae) && ae.Title != "" {
+		msg = fmt.Sprintf("%s (HTTP %d)", ae.Title, ae.Status)
+		if ae.RequestID != "" {
+			msg += " request_id=" + ae.RequestID
+		}
+	}
+	if code == "" {
+		switch {
+		case errors.Is(err, client.ErrNoSession):
+			code, msg = "no_session", "no session in the state file; run hallpass client signup"
+		case errors.Is(err, client.ErrAlreadySignedUp):
+			code = "already_signed_up"
+		case errors.Is(err, client.ErrStateDecrypt):
+			code = "state_decrypt"
+		case errors.Is(err, client.ErrStateMismatch):
+			code = "state_mismatch"
+		case errors.Is(err, client.ErrPersist):
+			code = "state_not_saved"
+		case errors.Is(err, fs.ErrNotExist):
+			code = "not_found"
+		default:
+			code = "error"
+		}
+	}
+	fmt.Fprintf(e.stderr, "hallpass client %s: %s: %s\n", cmd, code, strings.ReplaceAll(msg, "\n", " "))
+	return exitError{code: 1, silent: true, err: err}
+}
+
+func clientSignup(ctx context.Context, args []string, e *env) (err error) {
+	fs := newFlagSet("client signup", e)
+	server := fs.String("server", "", "issuer URL, e.g. http://127.0.0.1:8080 (required)")
+	username := fs.String("username", "", "username to sign up with (required)")
+	deviceName := fs.String("device-name", "hallpass CLI", "label of this device")
+	alg := fs.String("alg", string(client.ES256), "device key algorithm: ES256 or EdDSA")
+	var sf stateFlags
+	sf.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *server == "" || *username == "" || sf.state == "" {
+		return fmt.Errorf("%w: --server, --username and --state are required", errUsage)
+	}
+	var a client.Algorithm
+	switch strings.ToUpper(*alg) {
+	case "ES256":
+		a = client.ES256
+	case "EDDSA", "ED25519":
+		a = client.EdDSA
+	default:
+		return fmt.Errorf("%w: --alg must be ES256 or EdDSA", errUsage)
+	}
+	defer func() {
+		if err != nil {
+			err = clientFail("signup", e, err)
+		}
+	}()
+
+	prot, keyFile, created, err := sf.protection(e, true)
+	if err != nil {
+		return err
+	}
+	stateExisted := true
+	if _, serr := os.Stat(sf.state); errors.Is(serr, os.ErrNotExist) {
+		stateExisted = false
+	}
+	if created {
+		defer func() {
+			if _, serr := os.Stat(sf.state); err != nil && errors.Is(serr, os.ErrNotExist) {
+				os.Remove(keyFile) // nothing was saved under it
+			}
+		}()
+	}
+	store, err := client.NewFileStore(sf.state, prot)
+	if err != nil {
+		return err
+	}
+	if stateExisted {
+		// Never replace a live session: its refresh token is not
+		// recoverable. A logged-out state file may be reused.
+		st, err := store.Load(ctx)
+		if err != nil {
+			return err
+		}
+		if st.HasSession() {
+			return fmt.Errorf("%w: %s holds a session; log out first or use another --state", client.ErrAlreadySignedUp, sf.state)
+		}
+	}
+	if keyFile != "" {
+		fmt.Fprintf(e.stderr, "hallpass client: warning: no passphrase (--passphrase-file or %s): %s is encrypted with the random key in %s; anyone who can read both can act as this device\n",
+			clientPassphraseEnv, sf.state, keyFile)
+	}
+	key, err := client.GenerateDeviceKey(a)
+	if err != nil {
+		return err
+	}
+	c, err := client.New(*server, key, store, clientOptions(e)...)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	s, err := c.Signup(ctx, *username, *deviceName)
+	if s == nil {
+		return err
+	}
+	if werr := writeJSON(e, struct {
+		*client.Session
+		State   string `json:"state_file"`
+		KeyFile string `json:"key_file,omitempty"`
+	}{s, sf.state, keyFile}); werr != nil && err == nil {
+		err = werr
+	}
+	return err
+}
+
+func clientMe(ctx context.Context, args []string, e *env) (err error) {
+	fs := newFlagSet("client me", e)
+	var sf stateFlags
+	sf.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			err = clientFail("me", e, err)
+		}
+	}()
+	c, err := openClient(ctx, &sf, e)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	me, err := c.Me(ctx)
+	if err != nil {
+		return err
+	}
+	return writeJSON(e, me)
+}
+
+func clientRefresh(ctx context.Context, args []string, e *env) (err error) {
+	fs := newFlagSet("client refresh", e)
+	var sf stateFlags
+	sf.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			err = clientFail("refresh", e, err)
+		}
+	}()
+	c, err := openClient(ctx, &sf, e)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.Refresh(ctx); err != nil {
+		return err
+	}
+	s, err := c.Session(ctx)
+	if err != nil {
+		return err
+	}
+	return writeJSON(e, s)
+}
+
+func clientLogout(ctx context.Context, args []string, e *env) (err error) {
+	fs := newFlagSet("client logout", e)
+	var sf stateFlags
+	sf.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			err = clientFail("logout", e, err)
+		}
+	}()
+	c, err := openClient(ctx, &sf, e)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	s, err := c.Session(ctx)
+	if err != nil {
+		return err
+	}
+	if err := c.Logout(ctx); err != nil {
+		return err
+	}
+	return writeJSON(e, struct {
+		LoggedOut bool   `json:"logged_out"`
+		AccountID string `json:"account_id"`
+		DeviceID  string `json:"device_id"`
+	}{true, s.AccountID, s.DeviceID})
+}

@@ -1,0 +1,38 @@
+// Package ratelimit decides whether one more request under a key (a client
+// IP, "global", ...) fits a Rule such as "30/h". The issuer uses it for the
+// signup limits; [Memory] serves one node and ratelimit/redislimit shares
+// one budget between several nodes.
+//
+// # Algorithm
+//
+// Both implementations run GCRA (the generic cell rate algorithm): a rule
+// of Limit per Per admits a burst of Limit requests, then one request every
+// Per/Limit. Each key keeps one timestamp (the theoretical arrival time), so
+// memory per key is constant, and a key whose timestamp has passed is
+// indistinguishable from a new one, which makes idle keys free to evict.
+// Over any window of length Per a key gets at most 2*Limit-1 requests (a
+// full burst, then the steady refill); over long spans the rate is Limit
+// per Per. A refused request does not consume budget.
+//
+// # Rules
+//
+// [ParseRule] reads "N/unit" or "N/Kunit" with units s, m, h, d ("30/h",
+// "100/10m", "5/s"), and "off" for no limit. "0", "0/h" and negative counts
+// are refused rather than read as "deny all" or "no limit": a typo must not
+// silently open or close signups. The zero Rule is "off".
+//
+// # What it trusts
+//
+// The caller's key and clock. Keys are whatever the caller decides to limit
+// on; deciding which client-IP header to believe (trusted proxies) is the
+// HTTP layer's job. now is injected on every call; the limiter never reads
+// a clock of its own.
+//
+// # Limits
+//
+// [Memory] holds at most MaxKeys keys. Under more distinct active keys than
+// that it forgets the least constrained ones, which may let them exceed
+// their rule: pair a per-IP rule with a global one. Decisions of separate
+// Memory instances (separate nodes) are independent; use redislimit for a
+// shared budget.
+package ratelimit

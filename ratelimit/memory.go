@@ -1,0 +1,135 @@
+package ratelimit
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"hash/maphash"
+	"sync"
+	"time"
+)
+
+// DefaultMaxKeys bounds a Memory limiter when MemoryOptions.MaxKeys is 0.
+const DefaultMaxKeys = 100_000
+
+const (
+	shards = 16
+	// evictSample entries are looked at to make room for a new key.
+	evictSample = 32
+	// maxKeyLen: longer keys are kept as their SHA-256, so memory per key
+	// stays bounded whatever the caller passes.
+	maxKeyLen = 64
+)
+
+// MemoryOptions configure NewMemory. The zero value is useful.
+type MemoryOptions struct {
+	// MaxKeys bounds the number of keys held (default DefaultMaxKeys).
+	MaxKeys int
+}
+
+// Memory is an in-process Limiter. It starts no goroutine.
+type Memory struct {
+	seed     maphash.Seed
+	perShard int
+	shards   [shards]memShard
+}
+
+type memKey struct {
+	limit int
+	per   time.Duration
+	key   string
+}
+
+type memShard struct {
+	mu  sync.Mutex
+	tat map[memKey]int64 // theoretical arrival time, Unix nanoseconds
+}
+
+var _ Limiter = (*Memory)(nil)
+
+// NewMemory returns an empty in-memory limiter.
+func NewMemory(opts MemoryOptions) (*Memory, error) {
+	if opts.MaxKeys < 0 {
+		return nil, errors.New("ratelimit: negative MaxKeys")
+	}
+	if opts.MaxKeys == 0 {
+		opts.MaxKeys = DefaultMaxKeys
+	}
+	m := &Memory{seed: maphash.MakeSeed(), perShard: max(1, (opts.MaxKeys+shards-1)/shards)}
+	for i := range m.shards {
+		m.shards[i].tat = make(map[memKey]int64)
+	}
+	return m, nil
+}
+
+// Allow counts one request under key against rule at now, if it fits. It
+// never returns ErrUnavailable; ctx is not used.
+func (m *Memory) Allow(_ context.Context, key string, rule Rule, now time.Time) (Decision, error) {
+	if err := rule.Validate(); err != nil {
+		return Decision{}, err
+	}
+	if rule.Unlimited() {
+		return unlimited, nil
+	}
+	if len(key) > maxKeyLen {
+		sum := sha256.Sum256([]byte(key))
+		key = string(sum[:])
+	}
+	k := memKey{limit: rule.Limit, per: rule.Per, key: key}
+	interval := int64(rule.Interval())
+	tau := interval * int64(rule.Limit-1)
+	nowN := now.UnixNano()
+
+	sh := &m.shards[maphash.String(m.seed, key)%shards]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	tat, known := sh.tat[k]
+	allowed, newTAT, retry, remaining := gcra(tat, nowN, interval, tau)
+	if !allowed {
+		return Decision{RetryAfter: time.Duration(retry)}, nil
+	}
+	if !known && len(sh.tat) >= m.perShard {
+		sh.evict(nowN)
+	}
+	sh.tat[k] = newTAT
+	return Decision{Allowed: true, Remaining: remaining}, nil
+}
+
+// evict makes room: it drops the sampled entries that have expired (their
+// state equals a new key's), or else the sampled entry closest to expiry,
+// the one whose loss gives away the least budget.
+func (sh *memShard) evict(now int64) {
+	var (
+		victim     memKey
+		earliest   int64
+		haveVictim bool
+		seen       int
+		dropped    bool
+	)
+	for k, tat := range sh.tat { // map order is randomised: a random sample
+		if tat <= now {
+			delete(sh.tat, k)
+			dropped = true
+		} else if !haveVictim || tat < earliest {
+			victim, earliest, haveVictim = k, tat, true
+		}
+		if seen++; seen >= evictSample {
+			break
+		}
+	}
+	if !dropped && haveVictim {
+		delete(sh.tat, victim)
+	}
+}
+
+// Len reports how many keys are held, for tests and metrics.
+func (m *Memory) Len() int {
+	n := 0
+	for i := range m.shards {
+		sh := &m.shards[i]
+		sh.mu.Lock()
+		n += len(sh.tat)
+		sh.mu.Unlock()
+	}
+	return n
+}

@@ -1,0 +1,31 @@
+// Package redislimit is a ratelimit.Limiter on Redis, so several issuer
+// nodes share one budget per key (single node, Sentinel or Cluster through
+// redis.UniversalClient).
+//
+// Each decision is one Lua script on one key, running the same GCRA as
+// ratelimit.Memory: the key holds the theoretical arrival time in
+// microseconds and expires when that time passes, so idle keys cost
+// nothing. The key is
+//
+//	P:rl:{H}
+//
+// where P is Options.Prefix ("hallpass") and H is the hex of the first 128
+// bits of HMAC-SHA-256(Options.HashKey, rule || key). The hash tag is the
+// digest, so keys spread over a Cluster and no raw IP address reaches Redis.
+// Without a HashKey the digest is a plain SHA-256, which only pseudonymises:
+// the IPv4 space is small enough to reverse by brute force; set a HashKey
+// shared by all nodes when that matters.
+//
+// Time comes from the caller (now is injected); nodes' clocks should agree
+// to within a fraction of a rule's interval (NTP), as a node whose clock
+// runs behind is stricter and one ahead is more lenient.
+//
+// Availability: every call is bounded by its context and Options.OpTimeout
+// (default 2 s). When Redis cannot be reached Allow returns an error
+// wrapping ratelimit.ErrUnavailable and no decision; the caller chooses to
+// fail closed (refuse signups) or open. The client must be built with
+// ContextTimeoutEnabled; New refuses one that shows otherwise.
+//
+// What it trusts: Redis (whoever writes to it can reset or exhaust any
+// budget) and the caller's keys and clock.
+package redislimit

@@ -228,14 +228,21 @@ func (c *Client) stateLocked(ctx context.Context) (*State, error) {
 			return nil, fmt.Errorf("client: loading state: %w", err)
 		}
 		if st != nil {
+			var mismatch error
 			if b, _, err := normalizeServerURL(st.ServerURL, true); err != nil || b != c.base {
-				return nil, fmt.Errorf("%w: it is for another server URL", ErrStateMismatch)
+				mismatch = fmt.Errorf("%w: it is for another server URL", ErrStateMismatch)
+			} else if st.KeyThumbprint != "" && st.KeyThumbprint != c.jkt {
+				mismatch = fmt.Errorf("%w: it is bound to another device key", ErrStateMismatch)
 			}
-			if st.KeyThumbprint != "" && st.KeyThumbprint != c.jkt {
-				return nil, fmt.Errorf("%w: it is bound to another device key", ErrStateMismatch)
+			switch {
+			case mismatch != nil && st.HasSession():
+				return nil, mismatch
+			case mismatch != nil:
+				st = nil // a logged-out state of another key or server: nothing to keep
+			default:
+				st = st.clone()
+				st.ServerURL, st.KeyThumbprint, st.DeviceKey = c.base, c.jkt, c.key
 			}
-			st = st.clone()
-			st.ServerURL, st.KeyThumbprint, st.DeviceKey = c.base, c.jkt, c.key
 		}
 		c.state, c.loaded = st, true
 	}

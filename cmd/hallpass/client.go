@@ -34,6 +34,10 @@ state file and used instead: that only protects copies of the state file
 made without the key file.
 `
 
+// clientArgon2 are the Argon2id costs for new passphrase-protected state
+// files; tests lower them.
+var clientArgon2 = keys.DefaultArgon2Params
+
 // clientPassphraseEnv holds the passphrase itself (not a file name).
 const clientPassphraseEnv = "HALLPASS_CLIENT_PASSPHRASE"
 
@@ -83,10 +87,10 @@ func (s *stateFlags) protection(e *env, create bool) (p *client.FileProtection, 
 		if err != nil {
 			return nil, "", false, err
 		}
-		p, err = client.PassphraseProtection(pw)
+		p, err = client.PassphraseProtectionWithParams(pw, clientArgon2)
 		return p, "", false, err
 	case e.getenv(clientPassphraseEnv) != "":
-		p, err = client.PassphraseProtection([]byte(e.getenv(clientPassphraseEnv)))
+		p, err = client.PassphraseProtectionWithParams([]byte(e.getenv(clientPassphraseEnv)), clientArgon2)
 		return p, "", false, err
 	}
 	keyFile = s.state + ".key"

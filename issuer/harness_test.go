@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -132,7 +133,7 @@ func newEnv(t *testing.T, be backend, opts ...option) *env {
 		DPoP:         issuer.DPoPConfig{Replay: be.replay(t)},
 		Logger:       slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Now:          e.clock.Now,
-		StoreTimeout: 500 * time.Millisecond,
+		StoreTimeout: 5 * time.Second, // generous: -race on two cores; TestRedisDown sets its own
 	}
 	for _, o := range opts {
 		o(&e.cfg)
@@ -410,4 +411,13 @@ func scrape(t *testing.T, e *env) string {
 		t.Fatalf("/metrics: %d", r.status)
 	}
 	return string(r.body)
+}
+
+func mustPrefix(t *testing.T, s string) netip.Prefix {
+	t.Helper()
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

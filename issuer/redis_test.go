@@ -2,6 +2,7 @@ package issuer_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -35,7 +36,9 @@ func (b *redisBackend) open(t *testing.T) account.Store {
 		b.srv = redistest.Start(t)
 	}
 	b.client = b.newClient(t)
-	st, err := redisstore.New(b.client, redisstore.Options{})
+	// The issuer bounds every call with its StoreTimeout; the store's own
+	// bound is lifted so that the test decides (-race on two cores is slow).
+	st, err := redisstore.New(b.client, redisstore.Options{OpTimeout: 30 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -196,7 +196,7 @@ type formBody struct {
 
 func (f formBody) decode(allowed ...string) (map[string]string, error) {
 	if f.json {
-		return decodeStringObject(f.b, allowed...)
+		return decodeStringObject(f.b, false, allowed...)
 	}
 	return decodeForm(f.b, allowed...)
 }

@@ -19,11 +19,12 @@ var (
 	errBadForm      = errors.New("body is not valid form encoding")
 )
 
-// decodeStringObject parses body as one JSON object whose members are all
-// strings, refusing duplicates (encoding/json would keep the last one, and
-// a proxy that keeps the first would see another request), members not in
-// allowed, trailing data and invalid UTF-8.
-func decodeStringObject(body []byte, allowed ...string) (map[string]string, error) {
+// decodeStringObject parses body as one JSON object whose members in
+// allowed are strings, refusing duplicates (encoding/json would keep the
+// last one, and a proxy that keeps the first would see another request),
+// trailing data and invalid UTF-8. Other members are refused when strict,
+// else skipped (OAuth 2.0 token requests ignore unknown parameters).
+func decodeStringObject(body []byte, strict bool, allowed ...string) (map[string]string, error) {
 	if !utf8.Valid(body) {
 		return nil, errBadJSON
 	}
@@ -33,6 +34,7 @@ func decodeStringObject(body []byte, allowed ...string) (map[string]string, erro
 		return nil, errBadJSON
 	}
 	out := make(map[string]string, len(allowed))
+	seen := make(map[string]struct{}, len(allowed))
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
@@ -42,15 +44,19 @@ func decodeStringObject(body []byte, allowed ...string) (map[string]string, erro
 		if !ok {
 			return nil, errBadJSON
 		}
-		if !contains(allowed, name) {
-			return nil, errUnknownField
-		}
-		if _, dup := out[name]; dup {
+		if _, dup := seen[name]; dup {
 			return nil, errDuplicate
 		}
+		seen[name] = struct{}{}
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); err != nil {
 			return nil, errBadJSON
+		}
+		if !contains(allowed, name) {
+			if strict {
+				return nil, errUnknownField
+			}
+			continue
 		}
 		var v string
 		if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &v) != nil {
@@ -67,8 +73,8 @@ func decodeStringObject(body []byte, allowed ...string) (map[string]string, erro
 	return out, nil
 }
 
-// decodeForm parses an application/x-www-form-urlencoded body with the same
-// rules: each allowed parameter at most once, nothing else.
+// decodeForm parses an application/x-www-form-urlencoded body: each allowed
+// parameter at most once (RFC 6749 section 3.2), others ignored.
 func decodeForm(body []byte, allowed ...string) (map[string]string, error) {
 	if !utf8.Valid(body) {
 		return nil, errBadForm
@@ -80,7 +86,7 @@ func decodeForm(body []byte, allowed ...string) (map[string]string, error) {
 	out := make(map[string]string, len(vals))
 	for k, v := range vals {
 		if !contains(allowed, k) {
-			return nil, errUnknownField
+			continue
 		}
 		if len(v) != 1 {
 			return nil, errDuplicate

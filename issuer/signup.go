@@ -44,7 +44,7 @@ func (s *Server) handleSignup(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	f, err := decodeStringObject(body, "username", "device_name")
+	f, err := decodeStringObject(body, true, "username", "device_name")
 	if err != nil {
 		return errInvalidRequest(err)
 	}

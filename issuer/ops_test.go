@@ -1,0 +1,245 @@
+package issuer_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hallpass/hallpass/account"
+	"github.com/hallpass/hallpass/dpop"
+	"github.com/hallpass/hallpass/issuer"
+	"github.com/hallpass/hallpass/keys"
+)
+
+// TestRedisDown: with Redis stopped, signup and refresh answer 503
+// problem+json within the store timeout, leave nothing behind, and work
+// again once Redis is back, without a restart of the issuer.
+func TestRedisDown(t *testing.T) {
+	t.Parallel()
+	be := &redisBackend{}
+	e := newEnv(t, be, func(c *issuer.Config) { c.StoreTimeout = 300 * time.Millisecond })
+	d := e.newDevice("EdDSA")
+	d.signup("before_outage")
+	checkMe(t, d)
+
+	be.srv.Stop(t)
+	check503 := func(what string, r resp, took time.Duration) {
+		t.Helper()
+		if r.status != http.StatusServiceUnavailable || r.code(t) != "unavailable" {
+			t.Fatalf("%s with Redis down: %d %s", what, r.status, r.body)
+		}
+		p := r.json(t)
+		if p["request_id"] == nil || p["request_id"] != r.header.Get("X-Request-Id") {
+			t.Errorf("%s: 503 without the request id: %s", what, r.body)
+		}
+		if r.header.Get("Retry-After") == "" {
+			t.Errorf("%s: 503 without Retry-After", what)
+		}
+		// Store timeout, plus the replay cache's own bounded call, plus
+		// slack for the race detector.
+		if took > 2*time.Second {
+			t.Errorf("%s took %v with Redis down", what, took)
+		}
+	}
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			nd := e.newDevice("EdDSA")
+			start := time.Now()
+			r := e.do(nd.signupReq("during_outage"))
+			check503("signup", r, time.Since(start))
+			_ = i
+		}()
+	}
+	wg.Wait()
+	start := time.Now()
+	check503("refresh", d.refreshWith(d.rt), time.Since(start))
+	start = time.Now()
+	check503("/v1/me", d.me(), time.Since(start))
+	req, _ := http.NewRequest(http.MethodGet, e.url(issuer.PathReadyz), nil)
+	if r := e.do(req); r.status != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz with Redis down: %d", r.status)
+	}
+	req, _ = http.NewRequest(http.MethodGet, e.url(issuer.PathHealthz), nil)
+	if r := e.do(req); r.status != http.StatusOK {
+		t.Fatalf("/healthz with Redis down: %d", r.status)
+	}
+
+	be.srv.Restart(t) // a fresh, empty Redis on the same address
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		req, _ := http.NewRequest(http.MethodGet, e.url(issuer.PathReadyz), nil)
+		if r := e.do(req); r.status == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("/readyz did not recover")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// Nothing of the failed signups exists.
+	if _, err := e.store.GetAccountByUsername(context.Background(), "during_outage"); !errors.Is(err, account.ErrNotFound) {
+		t.Fatalf("account from a failed signup: %v", err)
+	}
+	nd := e.newDevice("ES256")
+	nd.signup("during_outage")
+	checkMe(t, nd)
+	nd.refresh()
+	checkMe(t, nd)
+}
+
+// TestBoltClosed: a store that fails (closed file) is 503, never 500.
+func TestBoltClosed(t *testing.T) {
+	e := newEnv(t, &boltBackend{})
+	d := e.newDevice("EdDSA")
+	d.signup("closer")
+	e.store.Close()
+	if r := e.do(e.newDevice("EdDSA").signupReq("after_close")); r.status != http.StatusServiceUnavailable || r.code(t) != "unavailable" {
+		t.Fatalf("signup on a closed store: %d %s", r.status, r.body)
+	}
+	if r := d.refreshWith(d.rt); r.status != http.StatusServiceUnavailable {
+		t.Fatalf("refresh on a closed store: %d %s", r.status, r.body)
+	}
+}
+
+// TestDPoPNonce: with nonces demanded, signup and refresh first get 400
+// use_dpop_nonce with a DPoP-Nonce header, then succeed with it.
+func TestDPoPNonce(t *testing.T) {
+	nk, err := dpop.GenerateNonceKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e *env
+	e = newEnv(t, &boltBackend{}, func(c *issuer.Config) {
+		ns, err := dpop.NewNonceSource(nk, dpop.NonceOptions{Now: func() time.Time { return e.clock.Now() }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.DPoP.Nonces = ns
+	})
+	d := e.newDevice("EdDSA")
+	r := e.do(d.signupReq("noncer"))
+	if r.status != http.StatusBadRequest || r.code(t) != "use_dpop_nonce" || r.header.Get("DPoP-Nonce") == "" {
+		t.Fatalf("signup without nonce: %d %s %v", r.status, r.body, r.header)
+	}
+	d.nonce = r.header.Get("DPoP-Nonce")
+	r = d.signup("noncer")
+	if r.header.Get("DPoP-Nonce") == "" {
+		t.Error("no DPoP-Nonce on a successful signup")
+	}
+	d.nonce = "bogus"
+	r = d.refreshWith(d.rt)
+	if r.status != http.StatusBadRequest || r.code(t) != "use_dpop_nonce" {
+		t.Fatalf("refresh with a bad nonce: %d %s", r.status, r.body)
+	}
+	d.nonce = r.header.Get("DPoP-Nonce")
+	d.refresh()
+	// Resource requests do not demand nonces.
+	d.nonce = ""
+	checkMe(t, d)
+}
+
+// TestOpsEndpoints: key set, health, readiness, metrics, OpenAPI.
+func TestOpsEndpoints(t *testing.T) {
+	e := newEnv(t, &boltBackend{})
+	d := e.newDevice("EdDSA")
+	d.signup("opsuser")
+	d.refresh()
+	checkMe(t, d)
+
+	get := func(path string) resp {
+		req, _ := http.NewRequest(http.MethodGet, e.url(path), nil)
+		return e.do(req)
+	}
+	r := get(issuer.PathKeys)
+	if r.status != 200 || r.header.Get("Cache-Control") != "public, max-age=60" {
+		t.Fatalf("keys: %d %v", r.status, r.header)
+	}
+	var ks keys.KeySetDocument
+	if err := json.Unmarshal(r.body, &ks); err != nil || ks.Issuer != e.hs.URL || len(ks.Keys) != 2 {
+		t.Fatalf("key set %s: %v", r.body, err)
+	}
+	if strings.Contains(string(r.body), "k4.secret") {
+		t.Fatal("key set leaks a secret key")
+	}
+	if r := get(issuer.PathHealthz); r.status != 200 || r.str(t, "status") != "ok" {
+		t.Fatalf("healthz: %d %s", r.status, r.body)
+	}
+	if r := get(issuer.PathReadyz); r.status != 200 || r.str(t, "status") != "ready" {
+		t.Fatalf("readyz: %d %s", r.status, r.body)
+	}
+	r = get(issuer.PathOpenAPI)
+	if r.status != 200 || !strings.HasPrefix(string(r.body), "openapi: 3.1") {
+		t.Fatalf("openapi: %d", r.status)
+	}
+	m := string(get(issuer.PathMetrics).body)
+	for _, want := range []string{
+		`hallpass_http_requests_total{code="201",method="POST",route="/v1/accounts"} 1`,
+		`hallpass_http_requests_total{code="200",method="GET",route="/v1/me"} 1`,
+		`hallpass_signups_total 1`,
+		`hallpass_refreshes_total{outcome="advanced"} 1`,
+		`hallpass_refresh_reuse_detected_total 0`,
+		`hallpass_store_operation_duration_seconds_count{op="create_account"} 1`,
+		`hallpass_store_operation_duration_seconds_count{op="refresh"} 1`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	// The access log: allow-listed fields only.
+	var line map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(e.logs.String()), "\n") {
+		if strings.Contains(l, `"msg":"request"`) {
+			if err := json.Unmarshal([]byte(l), &line); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	for k := range line {
+		switch k {
+		case "time", "level", "msg", "method", "route", "status", "duration", "request_id", "client_ip":
+		default:
+			t.Errorf("access log has field %q", k)
+		}
+	}
+	if line["client_ip"] != "127.0.0.1" {
+		t.Errorf("client_ip %v", line["client_ip"])
+	}
+}
+
+// TestTrustedProxies: X-Forwarded-For counts only from a trusted peer.
+func TestTrustedProxies(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		trusted []string
+		xff     string
+		want    string
+	}{
+		{"no trusted proxies", nil, "203.0.113.7", "127.0.0.1"},
+		{"trusted loopback", []string{"127.0.0.0/8"}, "203.0.113.7", "203.0.113.7"},
+		{"trusted chain", []string{"127.0.0.0/8", "10.0.0.0/8"}, "198.51.100.1, 203.0.113.7, 10.1.2.3", "203.0.113.7"},
+		{"untrusted peer", []string{"10.0.0.0/8"}, "203.0.113.7", "127.0.0.1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, &boltBackend{}, func(c *issuer.Config) {
+				for _, p := range tc.trusted {
+					c.TrustedProxies = append(c.TrustedProxies, mustPrefix(t, p))
+				}
+			})
+			req, _ := http.NewRequest(http.MethodGet, e.url(issuer.PathHealthz), nil)
+			req.Header.Set("X-Forwarded-For", tc.xff)
+			e.do(req)
+			if !strings.Contains(e.logs.String(), `"client_ip":"`+tc.want+`"`) {
+				t.Fatalf("want client_ip %s in %s", tc.want, e.logs.String())
+			}
+		})
+	}
+}

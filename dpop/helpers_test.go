@@ -67,7 +67,11 @@ func mustThumb(pub crypto.PublicKey) string {
 func jwkOf(pub crypto.PublicKey) json.RawMessage {
 	switch p := pub.(type) {
 	case *ecdsa.PublicKey:
-		return publicJWK{ec: p}.marshalJSON()
+		k, err := ecJWK(p)
+		if err != nil {
+			panic(err)
+		}
+		return k.marshalJSON()
 	case ed25519.PublicKey:
 		return publicJWK{ed: p}.marshalJSON()
 	}

@@ -74,6 +74,10 @@ func normalizeURL(s string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	// Common case: s is already in normal form; return it without copying.
+	if s[:colon] == scheme && port == "" && authority == host && np == path {
+		return s, nil
+	}
 	var b strings.Builder
 	b.Grow(len(scheme) + 3 + len(host) + 1 + len(port) + len(np))
 	b.WriteString(scheme)
@@ -140,6 +144,16 @@ func normalizeRegName(h string) (string, error) {
 	if h == "" {
 		return "", fmt.Errorf("%w: empty host", ErrURL)
 	}
+	plain := true
+	for i := 0; i < len(h); i++ {
+		if c := h[i]; !isUnreserved(c) || (c >= 'A' && c <= 'Z') {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		return h, nil
+	}
 	var b []byte
 	for i := 0; i < len(h); i++ {
 		c := h[i]
@@ -166,6 +180,16 @@ func normalizeRegName(h string) (string, error) {
 func normalizePath(p string) (string, error) {
 	if p == "" {
 		return "/", nil
+	}
+	plain := true
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; !(isUnreserved(c) || isSubDelim(c) || c == ':' || c == '@' || c == '/') {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		return removeDotSegments(p), nil
 	}
 	b := make([]byte, 0, len(p)+8)
 	for i := 0; i < len(p); i++ {

@@ -283,7 +283,7 @@ func (r *jsonReader) readString() (string, error) {
 				return "", fmt.Errorf("%w: invalid UTF-8", ErrMalformed)
 			}
 			r.pos = i + 1
-			return string(s), nil
+			return intern(s), nil
 		}
 		if c == '\\' {
 			break
@@ -361,6 +361,58 @@ func (r *jsonReader) readString() (string, error) {
 		}
 	}
 	return "", errJSON
+}
+
+// intern returns the names this package looks for without allocating
+// (the compiler does not allocate for a switch on string(b)).
+func intern(b []byte) string {
+	switch string(b) {
+	case "typ":
+		return "typ"
+	case "alg":
+		return "alg"
+	case "jwk":
+		return "jwk"
+	case "kty":
+		return "kty"
+	case "crv":
+		return "crv"
+	case "x":
+		return "x"
+	case "y":
+		return "y"
+	case "jti":
+		return "jti"
+	case "htm":
+		return "htm"
+	case "htu":
+		return "htu"
+	case "iat":
+		return "iat"
+	case "ath":
+		return "ath"
+	case "nonce":
+		return "nonce"
+	case "dpop+jwt":
+		return "dpop+jwt"
+	case "ES256":
+		return "ES256"
+	case "EdDSA":
+		return "EdDSA"
+	case "Ed25519":
+		return "Ed25519"
+	case "EC":
+		return "EC"
+	case "OKP":
+		return "OKP"
+	case "P-256":
+		return "P-256"
+	case "POST":
+		return "POST"
+	case "GET":
+		return "GET"
+	}
+	return string(b)
 }
 
 func hex4(d []byte, i int) (rune, bool) {

@@ -14,8 +14,19 @@ var b64 = base64.RawURLEncoding.Strict()
 
 // publicJWK is a validated public key from a proof's jwk header member.
 type publicJWK struct {
-	ec *ecdsa.PublicKey  // kty EC, crv P-256
-	ed ed25519.PublicKey // kty OKP, crv Ed25519
+	ec   *ecdsa.PublicKey  // kty EC, crv P-256
+	ecPt [65]byte          // uncompressed point of ec: 0x04 || X || Y
+	ed   ed25519.PublicKey // kty OKP, crv Ed25519
+}
+
+func ecJWK(pub *ecdsa.PublicKey) (publicJWK, error) {
+	b, err := pub.Bytes()
+	if err != nil || len(b) != 65 {
+		return publicJWK{}, fmt.Errorf("%w: invalid P-256 key", ErrKey)
+	}
+	k := publicJWK{ec: pub}
+	copy(k.ecPt[:], b)
+	return k, nil
 }
 
 func (k publicJWK) public() crypto.PublicKey {
@@ -95,7 +106,7 @@ func readJWK(r *jsonReader) (publicJWK, error) {
 		if err != nil {
 			return publicJWK{}, fmt.Errorf("%w: EC point is not on P-256", ErrKey)
 		}
-		return publicJWK{ec: pub}, nil
+		return publicJWK{ec: pub, ecPt: pt}, nil
 	case kty == "OKP" && crv == "Ed25519":
 		if hasY {
 			return publicJWK{}, fmt.Errorf("%w: OKP jwk has y", ErrKey)
@@ -138,8 +149,12 @@ func Thumbprint(pub crypto.PublicKey) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("%w: invalid P-256 key", ErrKey)
 		}
-		if k.ec, err = ecdsa.ParseUncompressedPublicKey(elliptic.P256(), b); err != nil {
+		pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), b)
+		if err != nil {
 			return "", fmt.Errorf("%w: invalid P-256 key", ErrKey)
+		}
+		if k, err = ecJWK(pub); err != nil {
+			return "", err
 		}
 	case ed25519.PublicKey:
 		if len(p) != ed25519.PublicKeySize {
@@ -159,11 +174,10 @@ func (k publicJWK) thumbprint() string {
 	var buf [160]byte
 	var sum [sha256.Size]byte
 	if k.ec != nil {
-		pt, _ := k.ec.Bytes() // valid by construction: 0x04 || X || Y
 		b := append(buf[:0], `{"crv":"P-256","kty":"EC","x":"`...)
-		b = b64.AppendEncode(b, pt[1:33])
+		b = b64.AppendEncode(b, k.ecPt[1:33])
 		b = append(b, `","y":"`...)
-		b = b64.AppendEncode(b, pt[33:65])
+		b = b64.AppendEncode(b, k.ecPt[33:65])
 		b = append(b, `"}`...)
 		sum = sha256.Sum256(b)
 	} else {

@@ -72,7 +72,11 @@ func NewProofWithOptions(signer crypto.Signer, method, url, accessToken, nonce s
 		if pub.Curve != elliptic.P256() {
 			return "", errors.New("dpop: ECDSA key is not P-256")
 		}
-		alg, key.ec = AlgES256, pub
+		k, err := ecJWK(pub)
+		if err != nil {
+			return "", err
+		}
+		alg, key = AlgES256, k
 	case ed25519.PublicKey:
 		if len(pub) != ed25519.PublicKeySize {
 			return "", errors.New("dpop: invalid Ed25519 public key")
@@ -139,9 +143,8 @@ func NewProofWithOptions(signer crypto.Signer, method, url, accessToken, nonce s
 // marshalJSON is the public JWK, members in RFC 7638 order.
 func (k publicJWK) marshalJSON() []byte {
 	if k.ec != nil {
-		pt, _ := k.ec.Bytes()
 		return fmt.Appendf(nil, `{"crv":"P-256","kty":"EC","x":"%s","y":"%s"}`,
-			b64.EncodeToString(pt[1:33]), b64.EncodeToString(pt[33:65]))
+			b64.EncodeToString(k.ecPt[1:33]), b64.EncodeToString(k.ecPt[33:65]))
 	}
 	return fmt.Appendf(nil, `{"crv":"Ed25519","kty":"OKP","x":"%s"}`, b64.EncodeToString(k.ed))
 }

@@ -258,10 +258,6 @@ func clientSignup(ctx context.Context, args []string, e *env) (err error) {
 			return fmt.Errorf("%w: %s holds a session; log out first or use another --state", client.ErrAlreadySignedUp, sf.state)
 		}
 	}
-	if keyFile != "" {
-		fmt.Fprintf(e.stderr, "hallpass client: warning: no passphrase (--passphrase-file or %s): %s is encrypted with the random key in %s; anyone who can read both can act as this device\n",
-			clientPassphraseEnv, sf.state, keyFile)
-	}
 	key, err := client.GenerateDeviceKey(a)
 	if err != nil {
 		return err
@@ -274,6 +270,10 @@ func clientSignup(ctx context.Context, args []string, e *env) (err error) {
 	s, err := c.Signup(ctx, *username, *deviceName)
 	if s == nil {
 		return err
+	}
+	if keyFile != "" {
+		fmt.Fprintf(e.stderr, "hallpass client: warning: no passphrase (--passphrase-file or %s): %s is encrypted with the random key in %s; anyone who can read both can act as this device\n",
+			clientPassphraseEnv, sf.state, keyFile)
 	}
 	if werr := writeJSON(e, struct {
 		*client.Session

@@ -156,3 +156,30 @@ func TestCorruptRecord(t *testing.T) {
 		t.Fatalf("GetAccountByUsername(corrupt) = %v, want ErrUnavailable", err)
 	}
 }
+
+// BenchmarkRefresh: one advancing refresh per op (one fsync'd transaction).
+func BenchmarkRefresh(b *testing.B) {
+	s, err := boltstore.Open(filepath.Join(b.TempDir(), "accounts.db"), boltstore.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	now := time.Now()
+	accID, _ := account.NewID(account.AccountPrefix, nil)
+	devID, _ := account.NewID(account.DevicePrefix, nil)
+	err = s.CreateAccount(b.Context(),
+		account.Account{ID: accID, Username: "bench", UsernameKey: "bench", Created: now},
+		account.Device{ID: devID, AccountID: accID, JKT: "j", Created: now},
+		account.Session{DeviceID: devID, AccountID: accID, JKT: "j", Counter: 1, Created: now, Expires: now.Add(time.Hour)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	succ := make([]byte, 200)
+	b.ResetTimer()
+	for i := range b.N {
+		res, err := s.Refresh(b.Context(), account.RefreshRequest{DeviceID: devID, Counter: uint64(i + 1), Now: now, Successor: succ})
+		if err != nil || res.Outcome != account.RefreshAdvanced {
+			b.Fatal(res.Outcome, err)
+		}
+	}
+}

@@ -176,10 +176,10 @@ func (s *Store) lookup(ctx context.Context, id string) (string, error) {
 func (s *Store) claim(ctx context.Context, id, tag string) (made bool, err error) {
 	prev, err := claimLoc.Run(ctx, s.c, []string{s.locKey(id)}, tag).Text()
 	switch {
-	case errors.Is(err, redis.Nil):
-		return true, nil
 	case err != nil:
 		return false, unavailable(err)
+	case prev == "":
+		return true, nil
 	case prev != tag:
 		return false, account.ErrExists
 	}

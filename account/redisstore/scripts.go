@@ -26,12 +26,13 @@ end
 `
 
 // claimLoc sets an index key unless it exists and returns the previous
-// value (nil when this call set it). KEYS: loc. ARGV: tag.
+// value ("" when this call set it; a tag is never empty, and a string
+// reply reads the same under RESP2 and RESP3). KEYS: loc. ARGV: tag.
 var claimLoc = redis.NewScript(`
 local v = redis.call('GET', KEYS[1])
 if v then return v end
 redis.call('SET', KEYS[1], ARGV[1])
-return false
+return ''
 `)
 
 // releaseLoc deletes an index key if it still holds our tag.
@@ -47,12 +48,12 @@ return 1
 var createAccount = redis.NewScript(luaGroups + `
 local op, acc, dev = ARGV[1], ARGV[2], ARGV[3]
 local cur = redis.call('HMGET', KEYS[1], 'id', 'op')
+if cur[1] and cur[1] == acc and cur[2] == op then return 'ok' end
+if redis.call('EXISTS', KEYS[3], KEYS[4]) > 0 then return 'exists' end
 if cur[1] then
-  if cur[1] == acc and cur[2] == op then return 'ok' end
   if cur[1] == acc then return 'exists' end
   return 'taken'
 end
-if redis.call('EXISTS', KEYS[3], KEYS[4]) > 0 then return 'exists' end
 argi = 4
 redis.call('HSET', KEYS[1], unpack(group()))
 redis.call('HSET', KEYS[3], unpack(group()))

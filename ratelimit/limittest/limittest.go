@@ -1,5 +1,3 @@
-// Package limittest is the conformance suite for ratelimit.Limiter
-// implementations: the in-memory one and redislimit must decide alike.
 package limittest
 
 import (

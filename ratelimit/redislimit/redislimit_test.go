@@ -30,7 +30,7 @@ func TestConformance(t *testing.T) {
 	srv := redistest.Start(t)
 	var n atomic.Int64
 	limittest.Run(t, func(t *testing.T) ratelimit.Limiter {
-		l, err := redislimit.New(newClient(t, srv.Addr()), redislimit.Options{Prefix: fmt.Sprintf("t%d", n.Add(1))})
+		l, err := redislimit.New(newClient(t, srv.Addr()), redislimit.Options{Prefix: fmt.Sprintf("t%d", n.Add(1)), OpTimeout: 20 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/hallpass/hallpass/account"
 	"github.com/hallpass/hallpass/dpop"
 	"github.com/hallpass/hallpass/keys"
+	"github.com/hallpass/hallpass/ratelimit"
 	"github.com/hallpass/hallpass/refresh"
 	"github.com/hallpass/hallpass/token"
 )
@@ -103,11 +104,13 @@ type Config struct {
 	// DPoP configures proof checking. DPoP.Replay is required.
 	DPoP DPoPConfig
 
-	// Limiter counts signups. Nil disables signup rate limits.
-	Limiter Limiter
+	// Limiter counts signups: ratelimit.Memory for one node, redislimit
+	// for a budget shared by several nodes. Nil disables signup limits.
+	Limiter ratelimit.Limiter
 	// SignupPerIP and SignupGlobal are the signup budgets per client
-	// address and for the whole service; a zero Rule disables that limit.
-	SignupPerIP, SignupGlobal Rule
+	// address (per /64 for IPv6) and for the whole service;
+	// ratelimit.Off disables one.
+	SignupPerIP, SignupGlobal ratelimit.Rule
 
 	// Usernames is the username policy. Nil means
 	// account.DefaultUsernamePolicy().
@@ -217,9 +220,9 @@ func (cfg Config) validated() (Config, error) {
 		return cfg, fmt.Errorf("issuer: %w", err)
 	}
 	if cfg.Limiter != nil {
-		for _, r := range []Rule{cfg.SignupPerIP, cfg.SignupGlobal} {
-			if err := r.validate(); err != nil {
-				return cfg, err
+		for _, r := range []ratelimit.Rule{cfg.SignupPerIP, cfg.SignupGlobal} {
+			if err := r.Validate(); err != nil {
+				return cfg, fmt.Errorf("issuer: %w", err)
 			}
 		}
 	}

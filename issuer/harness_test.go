@@ -2,7 +2,6 @@ package issuer_test
 
 import (
 	"bytes"
-	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -29,6 +28,7 @@ import (
 	"github.com/hallpass/hallpass/dpop"
 	"github.com/hallpass/hallpass/issuer"
 	"github.com/hallpass/hallpass/keys"
+	"github.com/hallpass/hallpass/ratelimit"
 	"github.com/hallpass/hallpass/refresh"
 )
 
@@ -64,7 +64,7 @@ type backend interface {
 	// reopen returns a store over the same data, as after a restart.
 	reopen(t *testing.T, old account.Store) account.Store
 	replay(t *testing.T) dpop.ReplayCache
-	limiter(t *testing.T) issuer.Limiter
+	limiter(t *testing.T) ratelimit.Limiter
 }
 
 type boltBackend struct{ path string }
@@ -94,7 +94,13 @@ func (b *boltBackend) replay(t *testing.T) dpop.ReplayCache {
 	}
 	return c
 }
-func (b *boltBackend) limiter(t *testing.T) issuer.Limiter { return newMemLimiter(t) }
+func (b *boltBackend) limiter(t *testing.T) ratelimit.Limiter {
+	l, err := ratelimit.NewMemory(ratelimit.MemoryOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
 
 // env is one issuer under test: its shared state survives restart().
 type env struct {
@@ -177,6 +183,7 @@ func (e *env) start() {
 func (e *env) restart() {
 	e.t.Helper()
 	e.hs.CloseClientConnections()
+	e.hs.Client().Transport.(*http.Transport).CloseIdleConnections()
 	e.store = e.be.reopen(e.t, e.store)
 	e.start()
 }
@@ -367,24 +374,6 @@ func (d *device) me() resp { return d.e.do(d.authReq(http.MethodGet, issuer.Path
 
 func (d *device) logout() resp {
 	return d.e.do(d.authReq(http.MethodPost, issuer.PathLogout, d.access))
-}
-
-// memLimiter is a fixed-window test limiter.
-type memLimiter struct {
-	mu     sync.Mutex
-	counts map[string]int
-}
-
-func newMemLimiter(*testing.T) *memLimiter { return &memLimiter{counts: map[string]int{}} }
-
-func (l *memLimiter) Allow(_ context.Context, key string, r issuer.Rule) (bool, time.Duration, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.counts[key]++
-	if l.counts[key] > r.N {
-		return false, r.Per, nil
-	}
-	return true, 0, nil
 }
 
 func containsLog(e *env, s string) bool { return strings.Contains(e.logs.String(), s) }

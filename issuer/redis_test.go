@@ -11,7 +11,8 @@ import (
 	"github.com/hallpass/hallpass/dpop"
 	"github.com/hallpass/hallpass/dpop/redisreplay"
 	"github.com/hallpass/hallpass/internal/redistest"
-	"github.com/hallpass/hallpass/issuer"
+	"github.com/hallpass/hallpass/ratelimit"
+	"github.com/hallpass/hallpass/ratelimit/redislimit"
 )
 
 // redisBackend runs the store, the replay cache and the limiter on one
@@ -59,4 +60,10 @@ func (b *redisBackend) replay(t *testing.T) dpop.ReplayCache {
 	return c
 }
 
-func (b *redisBackend) limiter(t *testing.T) issuer.Limiter { return newMemLimiter(t) }
+func (b *redisBackend) limiter(t *testing.T) ratelimit.Limiter {
+	l, err := redislimit.New(b.client, redislimit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}

@@ -1,0 +1,98 @@
+package issuer_test
+
+import (
+	"bufio"
+	"bytes"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/hallpass/hallpass/docs"
+)
+
+// openAPIOperations reads "METHOD path" for every operation under the
+// document's top-level paths: key, by indentation (paths at two spaces,
+// methods at four), which is how docs/openapi.yaml is written.
+func openAPIOperations(t *testing.T, doc []byte) []string {
+	t.Helper()
+	var ops []string
+	in, path := false, ""
+	sc := bufio.NewScanner(bytes.NewReader(doc))
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.TrimSpace(line) == "" || strings.HasPrefix(strings.TrimSpace(line), "#") {
+			continue
+		}
+		indent := len(line) - len(strings.TrimLeft(line, " "))
+		key, _, isKey := strings.Cut(strings.TrimSpace(line), ":")
+		switch {
+		case indent == 0:
+			in = line == "paths:"
+		case !in || !isKey:
+		case indent == 2:
+			path = strings.Trim(key, `"'`)
+			if !strings.HasPrefix(path, "/") {
+				t.Fatalf("path %q does not start with /", path)
+			}
+		case indent == 4:
+			switch key {
+			case "get", "put", "post", "delete", "options", "head", "patch", "trace":
+				ops = append(ops, strings.ToUpper(key)+" "+path)
+			case "parameters", "summary", "description", "servers":
+			default:
+				t.Fatalf("unexpected key %q under %s", key, path)
+			}
+		}
+	}
+	sort.Strings(ops)
+	return ops
+}
+
+// TestOpenAPIMatchesRoutes fails when a route is missing from
+// docs/openapi.yaml or the document describes a route the server lacks.
+func TestOpenAPIMatchesRoutes(t *testing.T) {
+	e := newEnv(t, &boltBackend{})
+	var routes []string
+	for _, r := range e.srv.Routes() {
+		routes = append(routes, r[0]+" "+r[1])
+	}
+	sort.Strings(routes)
+	doc := openAPIOperations(t, docs.OpenAPI)
+	if len(doc) == 0 {
+		t.Fatal("no operations found in the document")
+	}
+	inDoc := map[string]bool{}
+	for _, o := range doc {
+		inDoc[o] = true
+	}
+	inServer := map[string]bool{}
+	for _, r := range routes {
+		inServer[r] = true
+		if !inDoc[r] {
+			t.Errorf("route %s is not in docs/openapi.yaml", r)
+		}
+	}
+	for _, o := range doc {
+		if !inServer[o] {
+			t.Errorf("docs/openapi.yaml describes %s, which the server does not serve", o)
+		}
+	}
+	if !bytes.HasPrefix(docs.OpenAPI, []byte("openapi: 3.1")) {
+		t.Error("not an OpenAPI 3.1 document")
+	}
+}
+
+// TestOpenAPIErrorCodes: every stable code the server can send is listed in
+// the Problem schema.
+func TestOpenAPIErrorCodes(t *testing.T) {
+	for _, code := range []string{
+		"invalid_request", "invalid_token", "token_expired", "token_revoked", "invalid_dpop_proof",
+		"use_dpop_nonce", "invalid_grant", "username_taken", "username_invalid", "rate_limited",
+		"unsupported_grant_type", "request_too_large", "unsupported_media_type", "not_found",
+		"method_not_allowed", "unavailable", "internal_error",
+	} {
+		if !bytes.Contains(docs.OpenAPI, []byte("            - "+code+"\n")) {
+			t.Errorf("code %s is not in the Problem schema", code)
+		}
+	}
+}

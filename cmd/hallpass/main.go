@@ -54,6 +54,7 @@ var errUsage = errors.New("usage error")
 const usage = `hallpass: no-signup device-bound login.
 
 Commands:
+  serve              run the issuer (make run: serve --dev)
   keys init          create a key ring (one current, one next key)
   keys rotate        promote next to current, retire current, add a new next key
   keys revoke        withdraw a key at once
@@ -82,6 +83,8 @@ func run(ctx context.Context, args []string, e *env) error {
 		return runKeys(ctx, sub, e)
 	case "token":
 		return runToken(ctx, sub, e)
+	case "serve":
+		return runServe(ctx, sub, e)
 	case "client":
 		return runClient(ctx, sub, e)
 	}

@@ -1,0 +1,545 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hallpass/hallpass/account"
+	"github.com/hallpass/hallpass/account/boltstore"
+	"github.com/hallpass/hallpass/account/redisstore"
+	"github.com/hallpass/hallpass/dpop"
+	"github.com/hallpass/hallpass/dpop/redisreplay"
+	"github.com/hallpass/hallpass/issuer"
+	"github.com/hallpass/hallpass/keys"
+	"github.com/hallpass/hallpass/keys/filestore"
+	"github.com/hallpass/hallpass/ratelimit"
+	"github.com/hallpass/hallpass/ratelimit/redislimit"
+	"github.com/hallpass/hallpass/refresh"
+)
+
+// serveConfig is what `hallpass serve` reads from flags and HALLPASS_*
+// variables (the variable is the default, the flag wins).
+type serveConfig struct {
+	listen, publicURL, audience string
+	data, store, keysDir        string
+	prot                        protFlags
+	dev                         bool
+	tlsCert, tlsKey             string
+	trustedProxies              string
+	limitPerIP, limitGlobal     string
+	accessTTL, refreshTTL       time.Duration
+	refreshIdle, refreshGrace   time.Duration
+	storeTimeout                time.Duration
+	shutdownTimeout             time.Duration
+	dpopNonce                   bool
+	nonceKeyFile                string
+	limitKeyFile                string
+	limitHashKey                []byte
+	logLevel                    string
+}
+
+// envErr collects malformed environment values: reported after flag
+// parsing, so that `serve -h` still works.
+type envErr struct{ errs []string }
+
+func (ee *envErr) str(e *env, name, def string) string {
+	if v := e.getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func (ee *envErr) dur(e *env, name string, def time.Duration) time.Duration {
+	v := e.getenv(name)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		ee.errs = append(ee.errs, name+" is not a duration")
+		return def
+	}
+	return d
+}
+
+func (ee *envErr) boolean(e *env, name string) bool {
+	v := e.getenv(name)
+	if v == "" {
+		return false
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		ee.errs = append(ee.errs, name+" is not a boolean")
+	}
+	return b
+}
+
+func runServe(ctx context.Context, args []string, e *env) error {
+	c, err := parseServeFlags(args, e)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, c, e, nil)
+}
+
+// parseServeFlags reads the flags, with HALLPASS_* variables as defaults.
+func parseServeFlags(args []string, e *env) (*serveConfig, error) {
+	fs := newFlagSet("serve", e)
+	var c serveConfig
+	var ee envErr
+	fs.StringVar(&c.listen, "listen", ee.str(e, "HALLPASS_LISTEN", "127.0.0.1:8080"), "address to listen on [HALLPASS_LISTEN]")
+	fs.StringVar(&c.publicURL, "public-url", e.getenv("HALLPASS_PUBLIC_URL"), "URL clients use to reach this server; DPoP htu and token iss derive from it (default http://<listen>) [HALLPASS_PUBLIC_URL]")
+	fs.StringVar(&c.audience, "audience", e.getenv("HALLPASS_AUDIENCE"), "aud claim of access tokens (default: the public URL) [HALLPASS_AUDIENCE]")
+	fs.StringVar(&c.data, "data", ee.str(e, "HALLPASS_DATA", "./data"), "data directory [HALLPASS_DATA]")
+	fs.StringVar(&c.store, "store", e.getenv("HALLPASS_STORE"), "account store: bolt:PATH, redis://, rediss://, redis+sentinel://, redis+cluster:// (default bolt:<data>/hallpass.db) [HALLPASS_STORE]")
+	fs.StringVar(&c.keysDir, "keys-dir", e.getenv("HALLPASS_KEYS_DIR"), "key ring directory (default <data>/keys) [HALLPASS_KEYS_DIR]")
+	c.prot.register(fs, e)
+	fs.BoolVar(&c.dev, "dev", ee.boolean(e, "HALLPASS_DEV"), "development mode: create a PLAINTEXT key ring when none exists [HALLPASS_DEV]")
+	fs.StringVar(&c.tlsCert, "tls-cert", e.getenv("HALLPASS_TLS_CERT"), "TLS certificate chain file (PEM) [HALLPASS_TLS_CERT]")
+	fs.StringVar(&c.tlsKey, "tls-key", e.getenv("HALLPASS_TLS_KEY"), "TLS private key file (PEM) [HALLPASS_TLS_KEY]")
+	fs.StringVar(&c.trustedProxies, "trusted-proxies", e.getenv("HALLPASS_TRUSTED_PROXIES"), "comma-separated CIDRs of proxies whose X-Forwarded-For is believed [HALLPASS_TRUSTED_PROXIES]")
+	fs.StringVar(&c.limitPerIP, "signup-limit-per-ip", ee.str(e, "HALLPASS_SIGNUP_LIMIT_PER_IP", "30/h"), "signups per client address, N/s|m|h|d, or off [HALLPASS_SIGNUP_LIMIT_PER_IP]")
+	fs.StringVar(&c.limitGlobal, "signup-limit-global", ee.str(e, "HALLPASS_SIGNUP_LIMIT_GLOBAL", "1000/h"), "signups in total, N/s|m|h|d, or off [HALLPASS_SIGNUP_LIMIT_GLOBAL]")
+	fs.DurationVar(&c.accessTTL, "access-ttl", ee.dur(e, "HALLPASS_ACCESS_TTL", issuer.DefaultAccessTTL), "access-token lifetime, 1m to 60m [HALLPASS_ACCESS_TTL]")
+	fs.DurationVar(&c.refreshTTL, "refresh-ttl", ee.dur(e, "HALLPASS_REFRESH_TTL", issuer.DefaultRefreshTTL), "absolute lifetime of a device session [HALLPASS_REFRESH_TTL]")
+	fs.DurationVar(&c.refreshIdle, "refresh-idle", ee.dur(e, "HALLPASS_REFRESH_IDLE", issuer.DefaultRefreshIdle), "a session unused this long ends [HALLPASS_REFRESH_IDLE]")
+	fs.DurationVar(&c.refreshGrace, "refresh-grace", ee.dur(e, "HALLPASS_REFRESH_GRACE", issuer.DefaultRefreshGrace), "window in which the previous refresh token gets the same successor [HALLPASS_REFRESH_GRACE]")
+	fs.DurationVar(&c.storeTimeout, "store-timeout", ee.dur(e, "HALLPASS_STORE_TIMEOUT", issuer.DefaultStoreTimeout), "bound on each store, replay-cache and rate-limit call; beyond it 503 [HALLPASS_STORE_TIMEOUT]")
+	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", ee.dur(e, "HALLPASS_SHUTDOWN_TIMEOUT", 15*time.Second), "how long a graceful shutdown waits for requests in flight [HALLPASS_SHUTDOWN_TIMEOUT]")
+	fs.BoolVar(&c.dpopNonce, "dpop-nonce", ee.boolean(e, "HALLPASS_DPOP_NONCE"), "demand DPoP server nonces on signup and refresh [HALLPASS_DPOP_NONCE]")
+	fs.StringVar(&c.nonceKeyFile, "dpop-nonce-key-file", e.getenv("HALLPASS_DPOP_NONCE_KEY_FILE"), "32-byte key shared by all nodes for DPoP nonces (default: random per process) [HALLPASS_DPOP_NONCE_KEY_FILE]")
+	fs.StringVar(&c.limitKeyFile, "rate-limit-key-file", e.getenv("HALLPASS_RATE_LIMIT_KEY_FILE"), "32-byte key shared by all nodes that keys the Redis rate-limit digests of client addresses (default: plain SHA-256) [HALLPASS_RATE_LIMIT_KEY_FILE]")
+	fs.StringVar(&c.logLevel, "log-level", ee.str(e, "HALLPASS_LOG_LEVEL", "info"), "debug, info, warn or error [HALLPASS_LOG_LEVEL]")
+	if err := parseFlags(fs, args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() != 0 {
+		return nil, fmt.Errorf("%w: serve takes no arguments", errUsage)
+	}
+	if len(ee.errs) > 0 {
+		return nil, fmt.Errorf("%w: %s", errUsage, strings.Join(ee.errs, "; "))
+	}
+	return &c, nil
+}
+
+// serve runs the server until ctx ends, then shuts down gracefully:
+// in-flight requests get --shutdown-timeout to finish. ready, when not nil,
+// receives the public URL once the listener is bound (tests).
+func serve(ctx context.Context, c *serveConfig, e *env, ready chan<- string) error {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
+		return fmt.Errorf("%w: --log-level must be debug, info, warn or error", errUsage)
+	}
+	log := slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+
+	if (c.tlsCert == "") != (c.tlsKey == "") {
+		return fmt.Errorf("%w: give both --tls-cert and --tls-key, or neither", errUsage)
+	}
+	if c.keysDir == "" {
+		c.keysDir = filepath.Join(c.data, "keys")
+	}
+	if c.store == "" {
+		c.store = "bolt:" + filepath.Join(c.data, "hallpass.db")
+	}
+	proxies, err := parseCIDRs(c.trustedProxies)
+	if err != nil {
+		return err
+	}
+	perIP, err := parseRule(c.limitPerIP, "--signup-limit-per-ip")
+	if err != nil {
+		return err
+	}
+	global, err := parseRule(c.limitGlobal, "--signup-limit-global")
+	if err != nil {
+		return err
+	}
+
+	if c.limitKeyFile != "" {
+		k, err := loadWrapKey(c.limitKeyFile)
+		if err != nil {
+			return fmt.Errorf("--rate-limit-key-file: %w", err)
+		}
+		c.limitHashKey = k.UnsafeBytes()
+	}
+
+	ring, codec, err := loadKeys(ctx, c, e, log)
+	if err != nil {
+		return err
+	}
+
+	be, err := openBackend(ctx, c, log)
+	if err != nil {
+		return err
+	}
+	defer be.close()
+
+	var nonces *dpop.NonceSource
+	if c.dpopNonce {
+		nk, err := loadNonceKey(c.nonceKeyFile)
+		if err != nil {
+			return err
+		}
+		if nonces, err = dpop.NewNonceSource(nk, dpop.NonceOptions{}); err != nil {
+			return err
+		}
+	}
+
+	ln, err := net.Listen("tcp", c.listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	defer ln.Close()
+	if c.publicURL == "" {
+		// From the bound address, so that --listen :0 works too.
+		c.publicURL = defaultPublicURL(ln.Addr().String(), c.tlsCert != "")
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	srv, err := issuer.New(issuer.Config{
+		PublicURL:      c.publicURL,
+		Audience:       c.audience,
+		Store:          be.store,
+		Keys:           ring,
+		Refresh:        codec,
+		AccessTTL:      c.accessTTL,
+		RefreshTTL:     c.refreshTTL,
+		RefreshIdle:    c.refreshIdle,
+		RefreshGrace:   c.refreshGrace,
+		DPoP:           issuer.DPoPConfig{Replay: be.replay, Nonces: nonces},
+		Limiter:        be.limiter,
+		SignupPerIP:    perIP,
+		SignupGlobal:   global,
+		Logger:         log,
+		Registry:       reg,
+		TrustedProxies: proxies,
+		StoreTimeout:   c.storeTimeout,
+	})
+	if err != nil {
+		return err
+	}
+
+	hs := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	if c.tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(c.tlsCert, c.tlsKey)
+		if err != nil {
+			return fmt.Errorf("TLS key pair: %w", err)
+		}
+		hs.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	}
+	log.Info("hallpass issuer listening", slog.String("addr", ln.Addr().String()),
+		slog.String("public_url", srv.PublicURL()), slog.String("store", be.kind),
+		slog.Bool("tls", c.tlsCert != ""), slog.Bool("dev", c.dev), slog.Bool("dpop_nonce", c.dpopNonce))
+	if ready != nil {
+		ready <- srv.PublicURL()
+	}
+
+	errc := make(chan error, 1)
+	go func() {
+		if hs.TLSConfig != nil {
+			errc <- hs.ServeTLS(ln, "", "") // certificates from TLSConfig; enables HTTP/2
+			return
+		}
+		errc <- hs.Serve(ln)
+	}()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		log.Warn("graceful shutdown incomplete; closing connections", slog.String("error", err.Error()))
+		hs.Close()
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	return nil
+}
+
+// defaultPublicURL is http(s)://<listen>, with an unspecified host replaced
+// by 127.0.0.1 (clients cannot use 0.0.0.0 in htu).
+func defaultPublicURL(listen string, tlsOn bool) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		host, port = listen, ""
+	}
+	if ip, err := netip.ParseAddr(host); host == "" || (err == nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	scheme := "http"
+	if tlsOn {
+		scheme = "https"
+	}
+	u := url.URL{Scheme: scheme, Host: host}
+	if port != "" {
+		u.Host = net.JoinHostPort(host, port)
+	}
+	return u.String()
+}
+
+func parseCIDRs(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			a, aerr := netip.ParseAddr(f)
+			if aerr != nil {
+				return nil, fmt.Errorf("%w: --trusted-proxies: %q is not a CIDR or address", errUsage, f)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+// loadKeys opens the key ring and the refresh-token keys.
+//
+// Without --dev: a ring protected by --passphrase-file or --wrap-key-file
+// must exist; a plaintext ring is refused. With --dev: when no protection
+// is given, the ring is plaintext, and a missing ring is created, with a
+// loud warning.
+func loadKeys(ctx context.Context, c *serveConfig, e *env, log *slog.Logger) (*keys.Ring, *refresh.Codec, error) {
+	protected := c.prot.passphraseFile != "" || c.prot.wrapKeyFile != ""
+	if !c.dev && c.prot.insecure {
+		return nil, nil, fmt.Errorf("%w: --insecure-plaintext is only allowed with --dev", errUsage)
+	}
+	if !c.dev && !protected {
+		return nil, nil, fmt.Errorf("%w: give --passphrase-file or --wrap-key-file for the key ring (or --dev for a plaintext development ring)", errUsage)
+	}
+	if c.dev && !protected {
+		c.prot.insecure = true
+	}
+	prot, err := c.prot.protector(&env{stdin: e.stdin, stdout: e.stdout, stderr: io.Discard, getenv: e.getenv})
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := filestore.New(c.keysDir, prot, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	created := false
+	if !st.Exists() {
+		if !c.dev {
+			return nil, nil, fmt.Errorf("no key ring in %s: create one with `hallpass keys init --dir %s --passphrase-file FILE` (or --wrap-key-file)", c.keysDir, c.keysDir)
+		}
+		if err := os.MkdirAll(c.data, 0o700); err != nil {
+			return nil, nil, fmt.Errorf("create data directory: %w", err)
+		}
+		if _, err := st.Init(ctx, time.Now()); err != nil && !errors.Is(err, filestore.ErrExists) {
+			return nil, nil, err
+		}
+		created = true
+		log.Warn("DEVELOPMENT MODE: created a new key ring; its secret keys are stored IN PLAINTEXT. Never use --dev in production.",
+			slog.String("keys_dir", c.keysDir))
+	}
+	if got, err := st.Protection(); err != nil {
+		return nil, nil, err
+	} else if got == filestore.ProtectionPlaintext && !c.dev {
+		return nil, nil, fmt.Errorf("the key ring in %s is plaintext; refusing to start without --dev (re-create it with a passphrase or wrapping key)", c.keysDir)
+	} else if got == filestore.ProtectionPlaintext && !created {
+		log.Warn("DEVELOPMENT MODE: the key ring's secret keys are stored IN PLAINTEXT. Never use --dev in production.",
+			slog.String("keys_dir", c.keysDir))
+	}
+	ring, err := st.Load(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	locals, err := st.LoadLocal(ctx)
+	if errors.Is(err, filestore.ErrNotFound) {
+		// A ring made before refresh-token keys existed: add them (same
+		// protection, under the ring's lock).
+		if err := st.RotateLocal(ctx, time.Now(), 0); err != nil {
+			return nil, nil, err
+		}
+		log.Warn("created refresh-token keys in the key ring directory", slog.String("keys_dir", c.keysDir))
+		locals, err = st.LoadLocal(ctx)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	prev := make([]*keys.LocalKey, 0, len(locals)-1)
+	for _, l := range locals[1:] {
+		prev = append(prev, l.Key)
+	}
+	codec, err := refresh.NewCodec(time.Now, locals[0].Key, prev...)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ring, codec, nil
+}
+
+func loadNonceKey(path string) (*dpop.NonceKey, error) {
+	if path == "" {
+		return dpop.GenerateNonceKey(nil)
+	}
+	w, err := loadWrapKey(path) // same accepted encodings: 32 bytes raw, base64url or hex
+	if err != nil {
+		return nil, fmt.Errorf("--dpop-nonce-key-file: %w", err)
+	}
+	return dpop.NewNonceKey(w.UnsafeBytes())
+}
+
+// backend is the store and what shares its engine: the DPoP replay cache
+// and the signup rate limiter (in memory for bolt; in Redis for Redis, so
+// several nodes share one replay window and one budget).
+type backend struct {
+	kind    string
+	store   account.Store
+	replay  dpop.ReplayCache
+	limiter ratelimit.Limiter
+	closers []func() error
+}
+
+func (b *backend) close() {
+	for i := len(b.closers) - 1; i >= 0; i-- {
+		_ = b.closers[i]()
+	}
+}
+
+// openBackend parses --store:
+//
+//	bolt:PATH                          embedded bbolt file
+//	redis://[user:pass@]host:port/db   one Redis node (rediss:// for TLS)
+//	redis+sentinel://[user:pass@]host:port/db?master_name=NAME&addr=host2:port
+//	                                   Sentinel (rediss+sentinel:// for TLS)
+//	redis+cluster://[user:pass@]host:port?addr=host2:port
+//	                                   Cluster (rediss+cluster:// for TLS)
+//
+// Query parameters are go-redis options (dial_timeout, read_timeout,
+// pool_size, ...). Errors never quote the URL: it may hold a password.
+func openBackend(ctx context.Context, c *serveConfig, log *slog.Logger) (*backend, error) {
+	s := c.store
+	if path, ok := strings.CutPrefix(s, "bolt:"); ok {
+		if path == "" {
+			return nil, fmt.Errorf("%w: --store bolt: needs a path", errUsage)
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, fmt.Errorf("create store directory: %w", err)
+		}
+		st, err := boltstore.Open(path, boltstore.Options{})
+		if err != nil {
+			return nil, err
+		}
+		replay, err := dpop.NewMemoryReplayCache(dpop.MemoryReplayOptions{})
+		if err != nil {
+			st.Close()
+			return nil, err
+		}
+		lim, err := ratelimit.NewMemory(ratelimit.MemoryOptions{})
+		if err != nil {
+			st.Close()
+			return nil, err
+		}
+		return &backend{kind: "bolt", store: st, replay: replay, limiter: lim, closers: []func() error{st.Close}}, nil
+	}
+	client, kind, err := redisClient(s)
+	if err != nil {
+		return nil, err
+	}
+	b := &backend{kind: kind, closers: []func() error{client.Close}}
+	st, err := redisstore.New(client, redisstore.Options{})
+	if err != nil {
+		b.close()
+		return nil, err
+	}
+	b.store = st
+	b.closers = append(b.closers, st.Close)
+	if b.replay, err = redisreplay.New(client, redisreplay.Options{}); err != nil {
+		b.close()
+		return nil, err
+	}
+	if b.limiter, err = redislimit.New(client, redislimit.Options{HashKey: c.limitHashKey}); err != nil {
+		b.close()
+		return nil, err
+	}
+	pctx, cancel := context.WithTimeout(ctx, c.storeTimeout)
+	defer cancel()
+	if err := st.Ping(pctx); err != nil {
+		// Not fatal: /readyz reports it and requests get 503 until Redis
+		// answers.
+		log.Warn("the Redis store does not answer yet", slog.String("error", err.Error()))
+	}
+	return b, nil
+}
+
+func redisClient(s string) (redis.UniversalClient, string, error) {
+	scheme, rest, ok := strings.Cut(s, "://")
+	if !ok {
+		return nil, "", fmt.Errorf("%w: --store must be bolt:PATH or a redis URL (see docs/configuration.md)", errUsage)
+	}
+	base, variant, _ := strings.Cut(strings.ToLower(scheme), "+")
+	if base != "redis" && base != "rediss" {
+		return nil, "", fmt.Errorf("%w: --store must be bolt:PATH or a redis URL (see docs/configuration.md)", errUsage)
+	}
+	u := base + "://" + rest
+	bad := func(kind string) error {
+		return fmt.Errorf("%w: --store: malformed %s URL (the value is not shown: it may hold a password)", errUsage, kind)
+	}
+	switch variant {
+	case "":
+		o, err := redis.ParseURL(u)
+		if err != nil {
+			return nil, "", bad("redis")
+		}
+		o.ContextTimeoutEnabled = true
+		return redis.NewClient(o), "redis", nil
+	case "sentinel":
+		o, err := redis.ParseFailoverURL(u)
+		if err != nil || o.MasterName == "" {
+			return nil, "", bad("redis+sentinel (needs master_name)")
+		}
+		o.ContextTimeoutEnabled = true
+		return redis.NewFailoverClient(o), "redis-sentinel", nil
+	case "cluster":
+		o, err := redis.ParseClusterURL(u)
+		if err != nil {
+			return nil, "", bad("redis+cluster")
+		}
+		o.ContextTimeoutEnabled = true
+		return redis.NewClusterClient(o), "redis-cluster", nil
+	}
+	return nil, "", bad(scheme)
+}
+
+// parseRule reads a signup limit: "N/unit", "N/Kunit" (s, m, h, d) or "off".
+func parseRule(s, flagName string) (ratelimit.Rule, error) {
+	r, err := ratelimit.ParseRule(s)
+	if err != nil {
+		return ratelimit.Rule{}, fmt.Errorf("%w: %s: want N/unit (units s, m, h, d; e.g. 30/h, 100/10m) or off", errUsage, flagName)
+	}
+	return r, nil
+}

@@ -243,3 +243,57 @@ func TestTrustedProxies(t *testing.T) {
 		})
 	}
 }
+
+// stuckStore ignores contexts and blocks until released, like a disk that
+// stalls in fsync.
+type stuckStore struct {
+	account.Store
+	release chan struct{}
+}
+
+func (s *stuckStore) CreateAccount(ctx context.Context, a account.Account, d account.Device, se account.Session) error {
+	<-s.release
+	return s.Store.CreateAccount(context.Background(), a, d, se)
+}
+
+func (s *stuckStore) Refresh(ctx context.Context, req account.RefreshRequest) (account.RefreshResult, error) {
+	<-s.release
+	return s.Store.Refresh(context.Background(), req)
+}
+
+// TestStuckStore: a store that does not honour its context still gives a
+// 503 within the store timeout; the abandoned step completes atomically
+// later, and the client's retry of the refresh within grace gets the pair.
+func TestStuckStore(t *testing.T) {
+	e := newEnv(t, &boltBackend{})
+	d := e.newDevice("EdDSA")
+	d.signup("stuck")
+	stuck := &stuckStore{Store: e.store, release: make(chan struct{})}
+	released := false
+	t.Cleanup(func() {
+		if !released {
+			close(stuck.release)
+		}
+	})
+	e.cfg.StoreTimeout = 200 * time.Millisecond
+	e.cfg.Store = stuck
+	e.store = stuck
+	e.start()
+
+	start := time.Now()
+	r := d.refreshWith(d.rt)
+	if r.status != http.StatusServiceUnavailable || r.code(t) != "unavailable" {
+		t.Fatalf("refresh on a stuck store: %d %s", r.status, r.body)
+	}
+	r2 := e.do(e.newDevice("EdDSA").signupReq("stuck2"))
+	if r2.status != http.StatusServiceUnavailable {
+		t.Fatalf("signup on a stuck store: %d %s", r2.status, r2.body)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("took %v", took)
+	}
+	close(stuck.release)
+	released = true
+	d.refresh() // the abandoned refresh advanced; this retry is within grace
+	checkMe(t, d)
+}

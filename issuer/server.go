@@ -3,6 +3,7 @@ package issuer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -191,12 +192,33 @@ func (s *Server) handleReadyz(c echo.Context) error {
 func storeErr(err error) *apiError { return errUnavailable(err) }
 
 // storeCall runs one store operation under the store timeout and records
-// its latency.
+// its latency. The request waits at most StoreTimeout whatever the engine
+// does with its context (bbolt checks it only before a transaction, and an
+// fsync can stall): past it the call is abandoned and the request answers
+// 503. An abandoned call may still complete; every store step is atomic,
+// and a refresh that completed unseen is answered again within the grace
+// window, so the client's retry is safe. fn must not touch request state
+// after an abandoned call, which the handlers guarantee by returning at
+// once on error.
 func (s *Server) storeCall(c echo.Context, op string, fn func(ctx context.Context) error) error {
 	ctx, cancel := s.storeCtx(c.Request().Context())
 	defer cancel()
 	start := time.Now()
-	err := fn(ctx)
+	done := make(chan error, 1)
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				done <- fmt.Errorf("store panic: %s", panicText(r))
+			}
+		}()
+		done <- fn(ctx)
+	}()
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("store call %s abandoned: %w", op, ctx.Err())
+	}
 	s.metrics.observeStore(op, start)
 	return err
 }

@@ -74,6 +74,25 @@ func BenchmarkRawECDSAVerify(b *testing.B) {
 	}
 }
 
+// BenchmarkRawECDSAVerifyASN1 is the cheaper ecdsa.VerifyASN1 path that
+// Verify itself uses (no big.Int conversion), with a precomputed DER
+// signature: the strictest baseline.
+func BenchmarkRawECDSAVerifyASN1(b *testing.B) {
+	proof := realisticProof(b, true)
+	dot := strings.LastIndexByte(proof, '.')
+	input := []byte(proof[:dot])
+	sig, _ := b64.DecodeString(proof[dot+1:])
+	der := rawToDER(nil, sig)
+	pub := &testEC.PublicKey
+	b.ReportAllocs()
+	for b.Loop() {
+		h := sha256.Sum256(input)
+		if !ecdsa.VerifyASN1(pub, h[:], der) {
+			b.Fatal("invalid")
+		}
+	}
+}
+
 // BenchmarkRawEd25519Verify is ed25519.Verify of the proof's signature.
 func BenchmarkRawEd25519Verify(b *testing.B) {
 	proof := realisticProof(b, false)

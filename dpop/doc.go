@@ -60,8 +60,12 @@
 // accepts (checked by FuzzJSONObject) and nothing ambiguous. FuzzVerify and
 // FuzzVerifySigned (which signs fuzzed JSON with a real key to reach the
 // claim checks) compare every accepted proof with go-jose and
-// encoding/json. Verify costs about 1.1x the raw signature check (see
-// BenchmarkVerifyVsRaw).
+// encoding/json. Measured beside the raw signature check of the same
+// message (BenchmarkVerifyES256 vs BenchmarkRawECDSAVerify and
+// BenchmarkRawECDSAVerifyASN1, BenchmarkVerifyEdDSA vs
+// BenchmarkRawEd25519Verify, BenchmarkVerifyVsRaw interleaved), Verify
+// costs 1.0-1.1x for ES256 and 1.1-1.15x for EdDSA; the parse, JSON, htu
+// and thumbprint work is about 3 µs.
 //
 // # htu comparison
 //

@@ -16,8 +16,23 @@
 // skipped): a skipped Redis test would hide the part of the suite that checks
 // the cluster-wide guarantees. Install it with `make test-deps`.
 //
+// Usage:
+//
+//	func TestStore(t *testing.T) {
+//		srv := redistest.Start(t)
+//		client := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+//		t.Cleanup(func() { client.Close() })
+//		...
+//		srv.Stop(t)    // Redis "crashes": calls now fail
+//		srv.Restart(t) // back on the same address, empty
+//	}
+//
+// The package does not import a Redis client, so any package can use it.
+//
 // What it trusts: nothing from the network; it talks RESP to the server it
-// started, only on loopback.
+// started, only on loopback. Servers are killed in t.Cleanup; a test binary
+// that is itself killed (SIGKILL, timeout panic) can leave its servers
+// running, since they are ordinary child processes.
 package redistest
 
 import (

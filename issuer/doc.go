@@ -1,0 +1,105 @@
+// Package issuer is the hallpass HTTP issuer behind `hallpass serve`: it
+// creates accounts from a username, binds each device to its DPoP key,
+// mints PASETO v4.public access tokens and rotates single-use refresh
+// tokens. Build one with [New] and serve [Server.Handler] (Echo v4, no
+// global state). The API is described in docs/openapi.yaml, served at
+// GET /openapi.yaml.
+//
+// # Endpoints
+//
+//	POST /v1/accounts            signup: username (+ device_name) and a DPoP proof
+//	POST /v1/token               grant_type=refresh_token, form or JSON, DPoP proof
+//	GET  /v1/me                  Authorization: DPoP <token> + proof with ath
+//	POST /v1/logout              same authentication; ends this device's session
+//	GET  /.well-known/hallpass/keys, /openapi.yaml, /healthz, /readyz, /metrics
+//
+// # What it trusts
+//
+// Its Config: the public URL (DPoP htu and token iss derive from it, never
+// from Host or X-Forwarded-* headers), the key source, the store, and the
+// trusted-proxy list that decides whether X-Forwarded-For names the client
+// (only for rate limits and logs; never for a security decision about a
+// token). Everything in a request is tainted: bodies are size-limited
+// (16 KiB) and parsed strictly (duplicate JSON members refused), usernames
+// go through account.UsernamePolicy, tokens through the verifier package,
+// proofs through dpop.Verify.
+//
+// # Decisions
+//
+// Signup: rate limits (per client address, per /64 for IPv6, and global;
+// every attempt counts) -> body -> username policy -> DPoP proof (htu =
+// PublicURL + "/v1/accounts", a server nonce when configured) -> ids from
+// Config.Rand -> access token and refresh token minted -> one atomic
+// Store.CreateAccount (the username claim and the creation are one step).
+// Tokens are returned only after that step succeeded.
+//
+// Refresh counters: a new session starts at Session.Counter 0 and its
+// first refresh token carries ctr 0. A refresh presents ctr n
+// (RefreshRequest.Counter = n); when n is current the session advances to
+// n+1 and the successor carries ctr n+1.
+//
+// Refresh: open the refresh token (authenticated encryption, so only
+// tokens this issuer sealed go on) -> load the session -> the DPoP proof
+// must be signed by the session's key, checked BEFORE any state change: a
+// refresh token stolen and presented with another key gets invalid_grant
+// and the real device's session is untouched -> mint the candidate
+// successor pair, seal it with refresh.Codec.SealBlob -> one atomic
+// Store.Refresh. Advanced: the candidate is returned. Grace (the previous
+// token within RefreshGrace, a lost response or concurrent refreshes): the
+// stored successor is opened and returned, so every concurrent caller gets
+// the same pair. Reused (anything older, or the previous token after the
+// grace window): the store ends the session; the issuer ends it again
+// (idempotent, so the device is marked revoked whatever the engine did),
+// writes an audit line (event=refresh_reuse, ids only) and counts it in
+// hallpass_refresh_reuse_detected_total; the answer is invalid_grant.
+// Rejected (ended, expired, idle, banned): invalid_grant.
+//
+// /v1/me and /v1/logout: the token is verified offline by the verifier
+// package against the published key set of the issuer's own key source
+// (so a retired key still verifies and a revoked one is refused), then the
+// DPoP proof (ath, htm, htu, cnf.jkt, replay) as the verifier's binding
+// check, then the store: the device must still be active, belong to the
+// token's account and carry the token's jkt, and the account must not be
+// banned. That store check costs two reads per request; it is what makes a
+// logout or a reuse detection refuse the device's access tokens on the
+// issuer's own endpoints at once (token_revoked).
+//
+// Logout ends the device's session (its refresh token stops working) and
+// marks the device revoked. Until the revocation denylist lands, offline
+// verifiers elsewhere keep accepting the device's access tokens until
+// their exp: at most AccessTTL (10 minutes by default) after the logout.
+//
+// # Failure behaviour
+//
+// Fail closed. Every store, replay-cache and rate-limiter call is bounded
+// by Config.StoreTimeout (default 2 s); a store call that does not return
+// in time is abandoned and the request answers 503 unavailable with
+// Retry-After and a request_id, and never hangs. An abandoned step may
+// still complete: each store step is atomic, an abandoned refresh is
+// answered again within the grace window, and an abandoned signup at worst
+// leaves an account whose tokens nobody received. A replay cache or limiter
+// that cannot answer refuses the request (503). Bad input never yields a
+// 5xx.
+//
+// # Output
+//
+// Errors are RFC 9457 application/problem+json with a stable code and a
+// fixed title and detail per code; nothing from the request, no token,
+// proof or internal cause is ever sent. 401s carry WWW-Authenticate: DPoP
+// error="...", algs="ES256 EdDSA". Causes go to the log at debug level
+// (4xx) or warn/error (5xx). Logs are JSON through allow-listed fields
+// (method, route template, status, duration in seconds, request_id,
+// client_ip, and ids in audit lines); never a header, a body, a token or a
+// proof. The request id is made server-side (X-Request-Id is never taken
+// from the client). Metrics are registered on Config.Registry, never on the
+// global registry.
+//
+// # Limits
+//
+// BearerAllowed (off by default) only relaxes /v1/me and /v1/logout:
+// signup and refresh always need a proof, and tokens are always bound
+// (cnf.jkt). Server nonces, when configured, are demanded on signup and
+// refresh only. With the in-memory replay cache, a proof replayed to
+// another node is not caught: use dpop/redisreplay when several nodes
+// serve one public URL.
+package issuer

@@ -410,3 +410,12 @@ func mustPrefix(t *testing.T, s string) netip.Prefix {
 	}
 	return p
 }
+
+func mustCodec(t *testing.T, e *env) *refresh.Codec {
+	t.Helper()
+	c, err := refresh.NewCodec(e.clock.Now, e.local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}

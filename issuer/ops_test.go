@@ -14,6 +14,7 @@ import (
 	"github.com/hallpass/hallpass/dpop"
 	"github.com/hallpass/hallpass/issuer"
 	"github.com/hallpass/hallpass/keys"
+	"github.com/hallpass/hallpass/ratelimit"
 )
 
 // TestRedisDown: with Redis stopped, signup and refresh answer 503
@@ -296,4 +297,100 @@ func TestStuckStore(t *testing.T) {
 	released = true
 	d.refresh() // the abandoned refresh advanced; this retry is within grace
 	checkMe(t, d)
+}
+
+// TestKeyRotation: after a rotation, tokens of the retired key still
+// verify and new tokens use the new key; after a revocation, tokens of the
+// revoked key are token_revoked.
+func TestKeyRotation(t *testing.T) {
+	e := newEnv(t, &boltBackend{})
+	d := e.newDevice("EdDSA")
+	d.signup("rotator")
+	oldKid := e.ring.Current().ID()
+	oldAccess := d.access
+	if err := e.ring.Rotate(nil, e.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	checkMe(t, d) // retired key: still valid
+	d.refresh()
+	if d.access == oldAccess {
+		t.Fatal("no new token")
+	}
+	checkMe(t, d)
+	if err := e.ring.Revoke(oldKid, nil, e.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	r := e.do(d.authReq(http.MethodGet, issuer.PathMe, oldAccess))
+	if r.status != http.StatusUnauthorized || r.code(t) != "token_revoked" {
+		t.Fatalf("token of a revoked key: %d %s", r.status, r.body)
+	}
+	checkMe(t, d)
+}
+
+// TestBearerAllowed: the policy switch lets /v1/me take a bound token
+// without a proof; off by default (see TestBadInput).
+func TestBearerAllowed(t *testing.T) {
+	e := newEnv(t, &boltBackend{}, func(c *issuer.Config) { c.BearerAllowed = true })
+	d := e.newDevice("EdDSA")
+	d.signup("bearer")
+	req, _ := http.NewRequest(http.MethodGet, e.url(issuer.PathMe), nil)
+	req.Header.Set("Authorization", "Bearer "+d.access)
+	if r := e.do(req); r.status != http.StatusOK || r.str(t, "device_id") != d.devID {
+		t.Fatalf("bearer: %d %s", r.status, r.body)
+	}
+	checkMe(t, d) // DPoP still works
+	// Signup still needs a proof.
+	req = d.signupReq("bearer2")
+	req.Header.Del("DPoP")
+	if r := e.do(req); r.status != http.StatusBadRequest || r.code(t) != "invalid_dpop_proof" {
+		t.Fatalf("signup without proof: %d %s", r.status, r.body)
+	}
+}
+
+// TestConfigValidation: New refuses unusable configurations.
+func TestConfigValidation(t *testing.T) {
+	e := newEnv(t, &boltBackend{})
+	base := e.cfg
+	base.PublicURL = e.hs.URL
+	codecCfg := func(c *issuer.Config) {
+		c.Refresh = mustCodec(t, e)
+	}
+	for _, tc := range []struct {
+		name string
+		mod  func(c *issuer.Config)
+	}{
+		{"no public URL", func(c *issuer.Config) { c.PublicURL = "" }},
+		{"public URL with query", func(c *issuer.Config) { c.PublicURL = "https://id.example?x=1" }},
+		{"public URL with user", func(c *issuer.Config) { c.PublicURL = "https://u:p@id.example" }},
+		{"public URL not http", func(c *issuer.Config) { c.PublicURL = "ftp://id.example" }},
+		{"plain http on a public host", func(c *issuer.Config) { c.PublicURL = "http://id.example" }},
+		{"no store", func(c *issuer.Config) { c.Store = nil }},
+		{"no keys", func(c *issuer.Config) { c.Keys = nil }},
+		{"no codec", func(c *issuer.Config) { c.Refresh = nil }},
+		{"no replay cache", func(c *issuer.Config) { c.DPoP.Replay = nil }},
+		{"access TTL too long", func(c *issuer.Config) { c.AccessTTL = 2 * time.Hour }},
+		{"access TTL too short", func(c *issuer.Config) { c.AccessTTL = 30 * time.Second }},
+		{"grace over half the access TTL", func(c *issuer.Config) { c.RefreshGrace = 6 * time.Minute }},
+		{"idle over absolute", func(c *issuer.Config) { c.RefreshIdle = 100 * 24 * time.Hour }},
+		{"bad rule", func(c *issuer.Config) {
+			c.Limiter, _ = ratelimit.NewMemory(ratelimit.MemoryOptions{})
+			c.SignupPerIP = ratelimit.Rule{Limit: -1, Per: time.Hour}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := base
+			codecCfg(&cfg)
+			tc.mod(&cfg)
+			if _, err := issuer.New(cfg); err == nil {
+				t.Fatal("accepted")
+			}
+		})
+	}
+	cfg := base
+	codecCfg(&cfg)
+	cfg.PublicURL = "https://id.example/auth/"
+	srv, err := issuer.New(cfg)
+	if err != nil || srv.PublicURL() != "https://id.example/auth" {
+		t.Fatalf("%v %v", srv, err)
+	}
 }

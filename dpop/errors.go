@@ -2,31 +2,28 @@ package dpop
 
 import "errors"
 
-// Errors returned by [Verify]. Each failure wraps exactly one of them (test
-// with errors.Is); the text never contains anything taken from the proof.
-// [ErrorCode] maps them to the error codes of RFC 9449.
+// Proof failures returned by [Verify]. Each failure wraps one of them (test
+// with errors.Is), sometimes with a fixed detail; the text never contains
+// anything taken from the proof. [ErrorCode] maps them to RFC 9449 codes.
 var (
-	// The proof is not acceptable as a JWS: too large, not compact
-	// serialisation, bad base64url, invalid UTF-8 or JSON, or too deeply
-	// nested.
-	ErrTooLarge        = errors.New("dpop: proof too large")
-	ErrMalformed       = errors.New("dpop: malformed proof")
-	ErrDuplicateKey    = errors.New("dpop: duplicate JSON member")
-	ErrType            = errors.New("dpop: typ is not dpop+jwt")
-	ErrAlgorithm       = errors.New("dpop: alg not allowed")
-	ErrCritical        = errors.New("dpop: crit header not supported")
-	ErrKey             = errors.New("dpop: jwk is not an allowed public key for alg")
-	ErrSignature       = errors.New("dpop: invalid signature")
-	ErrClaims          = errors.New("dpop: missing or malformed claim")
-	ErrMethod          = errors.New("dpop: htm does not match the request method")
-	ErrURL             = errors.New("dpop: htu does not match the request URL")
-	ErrTooOld          = errors.New("dpop: proof too old")
-	ErrFuture          = errors.New("dpop: proof issued in the future")
-	ErrAccessTokenHash = errors.New("dpop: ath missing or does not match the access token")
-	ErrKeyMismatch     = errors.New("dpop: proof key does not match the token's key binding")
-	ErrReplay          = errors.New("dpop: proof replayed")
+	ErrTooLarge        = errors.New("dpop: proof too large")                                  // over Options.MaxProofSize
+	ErrMalformed       = errors.New("dpop: malformed proof")                                  // not compact JWS, bad base64url, JSON or UTF-8
+	ErrDuplicateKey    = errors.New("dpop: duplicate JSON member")                            // in header, jwk or claims, at any depth
+	ErrType            = errors.New("dpop: typ is not dpop+jwt")                              // missing or other typ
+	ErrAlgorithm       = errors.New("dpop: alg not allowed")                                  // not ES256, EdDSA or Ed25519
+	ErrCritical        = errors.New("dpop: crit header not supported")                        // any crit header
+	ErrKey             = errors.New("dpop: jwk is not an allowed public key for alg")         // private, symmetric, wrong type or curve, invalid point
+	ErrSignature       = errors.New("dpop: invalid signature")                                // every signature failure
+	ErrClaims          = errors.New("dpop: missing or malformed claim")                       // jti, htm, htu, iat missing or mistyped
+	ErrMethod          = errors.New("dpop: htm does not match the request method")            // htm != Request.Method
+	ErrURL             = errors.New("dpop: htu does not match the request URL")               // after normalisation
+	ErrTooOld          = errors.New("dpop: proof too old")                                    // iat before now - MaxAge
+	ErrFuture          = errors.New("dpop: proof issued in the future")                       // iat after now + MaxFuture
+	ErrAccessTokenHash = errors.New("dpop: ath missing or does not match the access token")   // with Request.AccessToken
+	ErrKeyMismatch     = errors.New("dpop: proof key does not match the token's key binding") // thumbprint != Request.JKT
+	ErrReplay          = errors.New("dpop: proof replayed")                                   // jti already seen for this key
 
-	// The server demands a nonce (RFC 9449 section 8 and 9) and the proof
+	// The server demands a nonce (RFC 9449 sections 8 and 9) and the proof
 	// has none, or one it did not issue or that has expired. Answer with
 	// use_dpop_nonce and a fresh DPoP-Nonce header.
 	ErrNonceRequired = errors.New("dpop: server nonce required")

@@ -11,10 +11,10 @@ import (
 )
 
 // backends lists the engines every flow test runs on.
-func backends(t *testing.T) []func(t *testing.T) backend {
-	return []func(t *testing.T) backend{
-		func(t *testing.T) backend { return &boltBackend{} },
-		func(t *testing.T) backend { return newRedisBackend(t) },
+func backends(t *testing.T) []func(t testing.TB) backend {
+	return []func(t testing.TB) backend{
+		func(t testing.TB) backend { return &boltBackend{} },
+		func(t testing.TB) backend { return newRedisBackend(t) },
 	}
 }
 

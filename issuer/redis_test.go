@@ -22,17 +22,17 @@ type redisBackend struct {
 	client *redis.Client
 }
 
-func newRedisBackend(t *testing.T) backend { return &redisBackend{} }
+func newRedisBackend(t testing.TB) backend { return &redisBackend{} }
 
 func (b *redisBackend) name() string { return "redis" }
 
-func (b *redisBackend) newClient(t *testing.T) *redis.Client {
+func (b *redisBackend) newClient(t testing.TB) *redis.Client {
 	c := redis.NewClient(&redis.Options{Addr: b.srv.Addr(), ContextTimeoutEnabled: true})
 	t.Cleanup(func() { c.Close() })
 	return c
 }
 
-func (b *redisBackend) open(t *testing.T) account.Store {
+func (b *redisBackend) open(t testing.TB) account.Store {
 	if b.srv == nil {
 		b.srv = redistest.Start(t)
 	}
@@ -47,12 +47,12 @@ func (b *redisBackend) open(t *testing.T) account.Store {
 	return st
 }
 
-func (b *redisBackend) reopen(t *testing.T, old account.Store) account.Store {
+func (b *redisBackend) reopen(t testing.TB, old account.Store) account.Store {
 	old.Close()
 	return b.open(t)
 }
 
-func (b *redisBackend) replay(t *testing.T) dpop.ReplayCache {
+func (b *redisBackend) replay(t testing.TB) dpop.ReplayCache {
 	c, err := redisreplay.New(b.client, redisreplay.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -60,7 +60,7 @@ func (b *redisBackend) replay(t *testing.T) dpop.ReplayCache {
 	return c
 }
 
-func (b *redisBackend) limiter(t *testing.T) ratelimit.Limiter {
+func (b *redisBackend) limiter(t testing.TB) ratelimit.Limiter {
 	l, err := redislimit.New(b.client, redislimit.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -72,7 +72,7 @@ func (s *Server) authenticate(c echo.Context, path string) (*caller, error) {
 		return nil, e
 	}
 	if len(authz) != 1 {
-		return nil, fail(http.StatusUnauthorized, CodeInvalidRequest, errors.New("several Authorization headers"))
+		return nil, fail(http.StatusUnauthorized, CodeInvalidToken, errors.New("several Authorization headers"))
 	}
 	scheme, tok, ok := strings.Cut(authz[0], " ")
 	if !ok || tok == "" || strings.ContainsAny(tok, " \t") {

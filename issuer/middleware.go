@@ -83,7 +83,9 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		start := time.Now()
 		rid := s.newRequestID()
 		c.Set(ctxRequestID, rid)
-		c.Response().Header().Set(headerRequestID, rid)
+		h := c.Response().Header()
+		h.Set(headerRequestID, rid)
+		h.Set("X-Content-Type-Options", "nosniff")
 		func() {
 			defer func() {
 				if r := recover(); r != nil {

@@ -169,7 +169,6 @@ func (s *Server) writeProblem(c echo.Context, ae *apiError, rid string) {
 	h := c.Response().Header()
 	h.Set(echo.HeaderContentType, "application/problem+json")
 	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
 	if ae.status == http.StatusUnauthorized {
 		h.Set("WWW-Authenticate", wwwAuthenticate(ae.code, !ae.noAuthSent))
 	}

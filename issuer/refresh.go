@@ -103,6 +103,13 @@ func (s *Server) handleToken(c echo.Context) error {
 		return fail(http.StatusBadRequest, CodeInvalidGrant, errors.New("proof key mismatch"))
 	}
 
+	if !sess.Ended.IsZero() {
+		// Nothing to decide; spare the minting. The store would say
+		// Rejected.
+		s.metrics.refreshes.WithLabelValues(account.RefreshRejected.String()).Inc()
+		return fail(http.StatusBadRequest, CodeInvalidGrant, account.ErrSessionEnded)
+	}
+
 	now := s.now().UTC()
 	key := s.keys.Current()
 	if key == nil {

@@ -1,0 +1,70 @@
+// Package redisring keeps a keys.Ring and the refresh-token keys in Redis,
+// shared by several issuer nodes. Its API mirrors keys/filestore (Init,
+// Load, LoadPublic, Update, LoadLocal, RotateLocal; LocalKey is the same
+// type), so a server can use either store.
+//
+// # Key layout
+//
+// All keys share the hash tag {keys}, so every script runs on Redis
+// Cluster (P is Options.Prefix, default "hallpass"):
+//
+//	P:{keys}:ring     string  the signing-key ring (envelope, below)
+//	P:{keys}:local    string  the refresh-token keys, current first
+//	P:{keys}:version  string  change counter, INCR'd by every write
+//	P:{keys}:events   Pub/Sub channel; each write publishes the new version
+//
+// A stored value is {"mac":..., "doc":{...}}. doc lists each key with its
+// kid, status and times, the public key as PASERK k4.public and the secret
+// key as PASERK k4.secret-wrap.pie (refresh keys as k4.local-wrap.pie),
+// wrapped under the node's 32-byte wrapping key with a fresh nonce on every
+// write. mac is HMAC-SHA256 over the exact doc bytes under a key derived
+// from the wrapping key, and doc names its kind (ring or local). There is
+// no plaintext mode: New needs a *keys.WrappingKey, and a stored plaintext
+// k4.secret or k4.local is refused on load.
+//
+// # Writers
+//
+// Init creates the ring (and the refresh keys unless present) in one Lua
+// script that refuses if a ring exists (SET NX semantics, ErrExists).
+// Update and RotateLocal are optimistic: read the value and the version in
+// one MGET, apply the change in memory, then one Lua script stores the
+// result only if the version is unchanged and increments it. A writer that
+// lost the race reads again and reapplies its change, at most
+// Options.MaxAttempts times (ErrConflict). Two nodes rotating at once
+// therefore both rotate, and neither new key is lost. One counter covers the
+// ring and the refresh keys, so a reader learns of either change.
+//
+// # Seeing other nodes' changes
+//
+// Every write PUBLISHes the new version on P:{keys}:events. Watch
+// subscribes to it and also polls the version every Options.PollInterval
+// (default 5 s), because Pub/Sub loses messages sent while a subscriber is
+// disconnected: a node learns of a rotation within one round trip
+// normally, and within PollInterval after a dropped connection. Changed is
+// the cheap one-GET check for callers that prefer their own polling loop.
+// Watch runs on the caller's goroutine and stops when its context ends.
+//
+// # Availability
+//
+// Every operation is bounded by its context and Options.OpTimeout (default
+// 2 s), whichever ends first; any failure to talk to Redis is returned
+// wrapping ErrUnavailable. The client must be built with
+// ContextTimeoutEnabled; New refuses one that shows it is not.
+//
+// # What it trusts
+//
+// The wrapping key, which each node gets from its environment or a file,
+// never from Redis. A copy or dump of Redis holds no usable key: secrets
+// are wrapped, and without the wrapping key a document can be neither
+// opened nor forged. A wrong wrapping key, or any change to a stored
+// document, fails with keys.ErrUnwrap; every public key must match its
+// kid and every secret its public key.
+//
+// # Limits
+//
+// Whoever can write to Redis can delete the ring (denial of service) or
+// put back an older, authentic value (rollback), which could bring back a
+// key revoked since; the version counter does not prevent it. Protect
+// Redis with ACLs and TLS. The wrapping key cannot be rotated in place:
+// re-create the ring. Restarting Redis without persistence loses the ring.
+package redisring

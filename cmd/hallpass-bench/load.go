@@ -1,0 +1,421 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hallpass/hallpass/account"
+	"github.com/hallpass/hallpass/account/boltstore"
+	"github.com/hallpass/hallpass/account/redisstore"
+	"github.com/hallpass/hallpass/dpop"
+	"github.com/hallpass/hallpass/dpop/redisreplay"
+	"github.com/hallpass/hallpass/issuer"
+	"github.com/hallpass/hallpass/keys"
+	"github.com/hallpass/hallpass/refresh"
+)
+
+// Scenarios, in the order they run on each store.
+var scenarios = []string{"signup", "refresh", "me"}
+
+// requestTimeout bounds one HTTP request, so a stuck server cannot hang
+// the run.
+const requestTimeout = 10 * time.Second
+
+// target is one in-process issuer served over real HTTP on a loopback
+// listener, and the client that talks to it.
+type target struct {
+	base   string // http://127.0.0.1:PORT
+	client *http.Client
+	closer []func()
+}
+
+func (t *target) close() {
+	for i := len(t.closer) - 1; i >= 0; i-- {
+		t.closer[i]()
+	}
+}
+
+// openBolt opens a store on a bbolt file in a fresh temporary directory,
+// with the in-memory replay cache (as `hallpass serve` on bolt).
+func openBolt() (account.Store, dpop.ReplayCache, func(), error) {
+	dir, err := os.MkdirTemp("", "hallpass-bench-bolt-")
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	st, err := boltstore.Open(filepath.Join(dir, "hallpass.db"), boltstore.Options{})
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, nil, err
+	}
+	rc, err := dpop.NewMemoryReplayCache(dpop.MemoryReplayOptions{})
+	if err != nil {
+		st.Close()
+		os.RemoveAll(dir)
+		return nil, nil, nil, err
+	}
+	return st, rc, func() { st.Close(); os.RemoveAll(dir) }, nil
+}
+
+// openRedis opens a store and a replay cache on the given redis-server.
+func openRedis(addr string) (account.Store, dpop.ReplayCache, func(), error) {
+	c := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true})
+	st, err := redisstore.New(c, redisstore.Options{})
+	if err != nil {
+		c.Close()
+		return nil, nil, nil, err
+	}
+	rc, err := redisreplay.New(c, redisreplay.Options{})
+	if err != nil {
+		st.Close()
+		c.Close()
+		return nil, nil, nil, err
+	}
+	return st, rc, func() { st.Close(); c.Close() }, nil
+}
+
+// startTarget builds an issuer on store and serves it on 127.0.0.1:0.
+// Signup limits are off (no Limiter): the load generator is the only
+// client and would otherwise measure 429s.
+func startTarget(store account.Store, replay dpop.ReplayCache, clients int) (*target, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	base := "http://" + ln.Addr().String()
+	ring, err := keys.NewRing(nil, time.Now())
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	lk, err := keys.GenerateLocalKey(nil)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	codec, err := refresh.NewCodec(time.Now, lk)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	srv, err := issuer.New(issuer.Config{
+		PublicURL:    base,
+		Store:        store,
+		Keys:         ring,
+		Refresh:      codec,
+		DPoP:         issuer.DPoPConfig{Replay: replay},
+		Registry:     prometheus.NewRegistry(),
+		StoreTimeout: 5 * time.Second,
+	})
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = hs.Serve(ln)
+	}()
+	tr := &http.Transport{
+		Proxy:               nil, // never leave loopback through a proxy
+		DialContext:         loopbackDialer().DialContext,
+		MaxIdleConns:        clients,
+		MaxIdleConnsPerHost: clients,
+		MaxConnsPerHost:     clients,
+		IdleConnTimeout:     30 * time.Second,
+		DisableCompression:  true,
+	}
+	t := &target{base: base, client: &http.Client{Transport: tr, Timeout: requestTimeout}}
+	t.closer = append(t.closer, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		tr.CloseIdleConnections()
+		if hs.Shutdown(ctx) != nil {
+			hs.Close()
+		}
+		<-served
+	})
+	return t, nil
+}
+
+// loopbackDialer refuses to connect anywhere but a loopback address.
+func loopbackDialer() *net.Dialer {
+	return &net.Dialer{
+		Timeout: 5 * time.Second,
+		Control: func(network, address string, _ syscall.RawConn) error {
+			host, _, err := net.SplitHostPort(address)
+			if err != nil {
+				return err
+			}
+			if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+				return fmt.Errorf("hallpass-bench: refusing non-loopback address %s", address)
+			}
+			return nil
+		},
+	}
+}
+
+// device is one simulated client: its own Ed25519 device key and, after
+// signup, its tokens.
+type device struct {
+	key    ed25519.PrivateKey
+	access string
+	rt     string
+}
+
+func newDevice() (*device, error) {
+	_, k, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	return &device{key: k}, nil
+}
+
+// do sends req and returns the body of a response with status want.
+func (t *target) do(req *http.Request, want int) ([]byte, error) {
+	res, err := t.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+	if err != nil {
+		return nil, err
+	}
+	if res.StatusCode != want {
+		var p struct {
+			Code string `json:"code"`
+		}
+		_ = json.Unmarshal(body, &p)
+		return nil, fmt.Errorf("%s %s: status %d %s", req.Method, req.URL.Path, res.StatusCode, p.Code)
+	}
+	return body, nil
+}
+
+type tokens struct {
+	AccessToken  string `json:"access_token"`
+	RefreshToken string `json:"refresh_token"`
+}
+
+func (d *device) keep(body []byte) error {
+	var tk tokens
+	if err := json.Unmarshal(body, &tk); err != nil {
+		return fmt.Errorf("response is not JSON: %w", err)
+	}
+	if tk.AccessToken == "" || tk.RefreshToken == "" {
+		return errors.New("response without tokens")
+	}
+	d.access, d.rt = tk.AccessToken, tk.RefreshToken
+	return nil
+}
+
+// signup creates an account for username with a fresh proof and keeps its
+// tokens.
+func (t *target) signup(ctx context.Context, d *device, username string) error {
+	u := t.base + issuer.PathAccounts
+	proof, err := dpop.NewProof(d.key, http.MethodPost, u, "", "")
+	if err != nil {
+		return err
+	}
+	body, _ := json.Marshal(map[string]string{"username": username, "device_name": "bench"})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("DPoP", proof)
+	b, err := t.do(req, http.StatusCreated)
+	if err != nil {
+		return err
+	}
+	return d.keep(b)
+}
+
+// refresh rotates the device's refresh token (its own chain).
+func (t *target) refresh(ctx context.Context, d *device) error {
+	u := t.base + issuer.PathToken
+	proof, err := dpop.NewProof(d.key, http.MethodPost, u, "", "")
+	if err != nil {
+		return err
+	}
+	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {d.rt}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(form.Encode()))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("DPoP", proof)
+	b, err := t.do(req, http.StatusOK)
+	if err != nil {
+		return err
+	}
+	return d.keep(b)
+}
+
+// me calls GET /v1/me with the access token and a fresh proof bound to it.
+func (t *target) me(ctx context.Context, d *device) error {
+	u := t.base + issuer.PathMe
+	proof, err := dpop.NewProof(d.key, http.MethodGet, u, d.access, "")
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "DPoP "+d.access)
+	req.Header.Set("DPoP", proof)
+	b, err := t.do(req, http.StatusOK)
+	if err != nil {
+		return err
+	}
+	var who struct {
+		AccountID string `json:"account_id"`
+	}
+	if json.Unmarshal(b, &who) != nil || who.AccountID == "" {
+		return errors.New("GET /v1/me: response without account_id")
+	}
+	return nil
+}
+
+// Result is one scenario on one store.
+type Result struct {
+	Store    string  `json:"store"`
+	Scenario string  `json:"scenario"`
+	Clients  int     `json:"clients"`
+	Requests int64   `json:"requests"` // completed, successful or not
+	Errors   int64   `json:"errors"`   // failed requests (and failed set-up signups)
+	Seconds  float64 `json:"seconds"`
+	ReqPerS  float64 `json:"req_per_s"` // successful requests per second
+	P50NS    int64   `json:"p50_ns"`    // of successful requests
+	P99NS    int64   `json:"p99_ns"`
+	// P50OverCrypto is P50 / (one Ed25519 sign + one proof verify).
+	P50OverCrypto float64 `json:"p50_over_sign_verify"`
+	// P50OverCryptoRTT adds one Redis round trip to the floor (Redis only).
+	P50OverCryptoRTT float64 `json:"p50_over_sign_verify_rtt,omitempty"`
+	FirstError       string  `json:"first_error,omitempty"`
+}
+
+// usernames are fresh across the whole run.
+var usernameSeq atomic.Int64
+
+func freshUsername() string { return fmt.Sprintf("bench%d", usernameSeq.Add(1)) }
+
+// runScenario runs one scenario with clients concurrent devices until d has
+// passed or n requests have been started, whichever comes first. Devices of
+// refresh and me sign up first, outside the measurement. Latency is what a
+// client sees: making the proof, the HTTP round trip and reading the body.
+func runScenario(ctx context.Context, t *target, store, scenario string, clients int, d time.Duration, n int64) Result {
+	res := Result{Store: store, Scenario: scenario, Clients: clients}
+	var (
+		errs     atomic.Int64
+		firstMu  sync.Mutex
+		firstErr error
+	)
+	fail := func(err error) {
+		errs.Add(1)
+		firstMu.Lock()
+		if firstErr == nil {
+			firstErr = err
+		}
+		firstMu.Unlock()
+	}
+
+	// Set-up: one device per client, signed up unless the scenario is signup.
+	devs := make([]*device, clients)
+	var wg sync.WaitGroup
+	for i := range devs {
+		wg.Go(func() {
+			dev, err := newDevice()
+			if err != nil {
+				fail(err)
+				return
+			}
+			if scenario != "signup" {
+				if err := t.signup(ctx, dev, freshUsername()); err != nil {
+					fail(fmt.Errorf("set-up: %w", err))
+					return
+				}
+			}
+			devs[i] = dev
+		})
+	}
+	wg.Wait()
+
+	var started atomic.Int64
+	lats := make([][]time.Duration, clients)
+	begin := time.Now()
+	deadline := begin.Add(d)
+	for i, dev := range devs {
+		if dev == nil {
+			continue
+		}
+		wg.Go(func() {
+			var mine []time.Duration
+			for ctx.Err() == nil && time.Now().Before(deadline) && started.Add(1) <= n {
+				t0 := time.Now()
+				var err error
+				switch scenario {
+				case "signup":
+					err = t.signup(ctx, dev, freshUsername())
+				case "refresh":
+					err = t.refresh(ctx, dev)
+				case "me":
+					err = t.me(ctx, dev)
+				}
+				if err != nil {
+					fail(err)
+					continue
+				}
+				mine = append(mine, time.Since(t0))
+			}
+			lats[i] = mine
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(begin)
+
+	all := slices.Concat(lats...)
+	slices.Sort(all)
+	res.Errors = errs.Load()
+	res.Requests = int64(len(all)) + res.Errors
+	res.Seconds = elapsed.Seconds()
+	if res.Seconds > 0 {
+		res.ReqPerS = float64(len(all)) / res.Seconds
+	}
+	res.P50NS = int64(percentile(all, 0.50))
+	res.P99NS = int64(percentile(all, 0.99))
+	if firstErr != nil {
+		res.FirstError = firstErr.Error()
+	}
+	return res
+}
+
+// percentile of sorted (nearest rank); 0 when empty.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(float64(len(sorted))*p+0.999999) - 1
+	return sorted[max(0, min(i, len(sorted)-1))]
+}

@@ -23,9 +23,15 @@ test: test-deps
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 9m ./...
 
-## bench: benchmarks beside their raw-crypto baselines (same run)
+## bench: benchmarks beside their raw-crypto baselines (same run), then the load generator
 bench: test-deps
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./...
+	$(GO) run ./cmd/hallpass-bench -d 5s
+
+## bench-load: signup, refresh and /v1/me under load on bbolt and Redis, beside the floor (needs redis-server)
+.PHONY: bench-load
+bench-load: test-deps
+	$(GO) run ./cmd/hallpass-bench -d 5s
 
 ## fuzz: every fuzz target for FUZZTIME each
 fuzz:

@@ -152,10 +152,10 @@ func exists(tx *bolt.Tx, bucket []byte, key string) bool {
 // CreateAccount claims acc.UsernameKey and stores the account, device and
 // session in one transaction.
 func (s *Store) CreateAccount(ctx context.Context, acc account.Account, dev account.Device, sess account.Session) error {
-	if err := validAccount(acc); err != nil {
+	if err := account.ValidateNewAccount(acc); err != nil {
 		return err
 	}
-	if err := validDevice(&dev, &sess); err != nil {
+	if err := account.ValidateNewDevice(&dev, &sess); err != nil {
 		return err
 	}
 	if dev.AccountID != acc.ID {
@@ -191,7 +191,7 @@ func putDevice(tx *bolt.Tx, dev account.Device, sess account.Session) error {
 // AddDevice stores another device and session of an existing, not banned
 // account.
 func (s *Store) AddDevice(ctx context.Context, dev account.Device, sess account.Session) error {
-	if err := validDevice(&dev, &sess); err != nil {
+	if err := account.ValidateNewDevice(&dev, &sess); err != nil {
 		return err
 	}
 	return s.update(ctx, func(tx *bolt.Tx) error {
@@ -225,7 +225,7 @@ func (s *Store) GetAccount(ctx context.Context, id string) (account.Account, err
 // GetAccountByUsername returns the account that holds usernameKey.
 func (s *Store) GetAccountByUsername(ctx context.Context, usernameKey string) (account.Account, error) {
 	var acc account.Account
-	if usernameKey == "" || len(usernameKey) > maxField {
+	if usernameKey == "" || len(usernameKey) > account.MaxField {
 		return acc, account.ErrNotFound
 	}
 	err := s.view(ctx, func(tx *bolt.Tx) (err error) {
@@ -311,7 +311,7 @@ func (s *Store) Refresh(ctx context.Context, req account.RefreshRequest) (accoun
 	if !account.ValidID(account.DevicePrefix, req.DeviceID) {
 		return res, account.ErrNotFound
 	}
-	if err := validRefresh(req); err != nil {
+	if err := account.ValidateRefresh(req); err != nil {
 		return res, err
 	}
 	err := s.update(ctx, func(tx *bolt.Tx) error {
@@ -422,3 +422,5 @@ func (s *Store) SetBanned(ctx context.Context, accountID string, banned bool) er
 		return put(tx, bucketAccounts, accountID, acc)
 	})
 }
+
+func invalid(what string) error { return fmt.Errorf("%w: %s", account.ErrInvalidRequest, what) }

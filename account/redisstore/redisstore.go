@@ -213,10 +213,10 @@ func scriptResult(res string) error {
 // CreateAccount claims acc.UsernameKey and stores the account, device and
 // session in one script.
 func (s *Store) CreateAccount(ctx context.Context, acc account.Account, dev account.Device, sess account.Session) error {
-	if err := validAccount(acc); err != nil {
+	if err := account.ValidateNewAccount(acc); err != nil {
 		return err
 	}
-	if err := validDevice(&dev, &sess); err != nil {
+	if err := account.ValidateNewDevice(&dev, &sess); err != nil {
 		return err
 	}
 	if dev.AccountID != acc.ID {
@@ -270,7 +270,7 @@ func (s *Store) CreateAccount(ctx context.Context, acc account.Account, dev acco
 // AddDevice stores another device and session of an existing, not banned
 // account.
 func (s *Store) AddDevice(ctx context.Context, dev account.Device, sess account.Session) error {
-	if err := validDevice(&dev, &sess); err != nil {
+	if err := account.ValidateNewDevice(&dev, &sess); err != nil {
 		return err
 	}
 	ctx, cancel, err := s.begin(ctx)
@@ -356,7 +356,7 @@ func (s *Store) GetAccount(ctx context.Context, id string) (account.Account, err
 
 // GetAccountByUsername returns the account that holds usernameKey.
 func (s *Store) GetAccountByUsername(ctx context.Context, usernameKey string) (account.Account, error) {
-	if usernameKey == "" || len(usernameKey) > maxField {
+	if usernameKey == "" || len(usernameKey) > account.MaxField {
 		return account.Account{}, account.ErrNotFound
 	}
 	ctx, cancel, err := s.begin(ctx)
@@ -486,7 +486,7 @@ func (s *Store) Refresh(ctx context.Context, req account.RefreshRequest) (accoun
 	if !account.ValidID(account.DevicePrefix, req.DeviceID) {
 		return account.RefreshResult{}, account.ErrNotFound
 	}
-	if err := validRefresh(req); err != nil {
+	if err := account.ValidateRefresh(req); err != nil {
 		return account.RefreshResult{}, err
 	}
 	ctx, cancel, err := s.begin(ctx)

@@ -1,0 +1,22 @@
+package redisring
+
+import "github.com/hallpass/hallpass/keys"
+
+// SealPlaintextRing stores r as an authentic document whose secrets are
+// plaintext k4.secret, as a buggy or hostile writer holding the wrapping
+// key might; Load must still refuse it.
+func SealPlaintextRing(s *Store, r *keys.Ring) (string, error) {
+	d := document{Kind: kindRing, Version: 1}
+	for _, e := range r.Entries() {
+		d.Keys = append(d.Keys, entry{Kid: e.ID(), Status: e.Status, Public: e.Public.PASERK(),
+			Secret: e.Secret.PlaintextPASERK(), Created: e.Created})
+	}
+	return s.seal(&d)
+}
+
+// DecodeRing and DecodeLocal expose the parsers of stored values to the
+// fuzz test.
+func DecodeRing(s *Store, val string) (*keys.Ring, error) { return s.decodeRing(val, true) }
+func DecodeLocal(s *Store, val string) ([]LocalKey, error) {
+	return s.decodeLocal(val)
+}

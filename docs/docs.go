@@ -10,3 +10,9 @@ import _ "embed"
 //
 //go:embed openapi.yaml
 var OpenAPI []byte
+
+// OpenAPIAdmin is docs/openapi-admin.yaml: the admin API of `hallpass
+// serve` (its own listener, --admin-listen). Treat it as read-only.
+//
+//go:embed openapi-admin.yaml
+var OpenAPIAdmin []byte

@@ -18,6 +18,7 @@ import (
 	"github.com/hallpass/hallpass/keys"
 	"github.com/hallpass/hallpass/ratelimit"
 	"github.com/hallpass/hallpass/refresh"
+	"github.com/hallpass/hallpass/revocation"
 	"github.com/hallpass/hallpass/token"
 )
 
@@ -145,6 +146,29 @@ type Config struct {
 	StoreTimeout time.Duration
 	// MaxBodyBytes bounds request bodies (413 beyond). Default 16 KiB.
 	MaxBodyBytes int64
+
+	// Revocations is the revocation store the issuer writes entries to:
+	// logout, reuse detection and device revocation (self-service and
+	// admin) add a device entry, a ban an account entry, the admin API any
+	// entry. Nil: no entries are written (the issuer's own store check
+	// still refuses revoked devices; offline verifiers do not learn).
+	Revocations revocation.Store
+	// RevocationMirror, when set, is checked by the issuer's verifier on
+	// /v1/me, /v1/logout and /v1/me/devices, and by /readyz (a stale
+	// mirror makes the node not ready). Usually a revocation.Mirror over
+	// Revocations, run by the caller.
+	RevocationMirror RevocationMirror
+
+	// AdminKeysFile names the file of admin key digests (one line per key,
+	// made by `hallpass admin-key new`). It is read again when it changes.
+	// Empty: the admin API refuses every request.
+	AdminKeysFile string
+	// AuditSink, when set, receives a record of every admin call, in
+	// addition to the "admin audit" log line.
+	AuditSink AuditSink
+	// KeyManager rotates and revokes signing keys for the admin API. Nil:
+	// those admin routes answer 503.
+	KeyManager KeyManager
 }
 
 // validated returns cfg with defaults applied, or the first problem.

@@ -115,6 +115,8 @@ type env struct {
 	srv     *issuer.Server
 	hs      *httptest.Server
 	handler atomic.Value // http.Handler of the current Server
+	adminHS *httptest.Server
+	admin   atomic.Value // http.Handler: AdminHandler of the current Server
 	mu      sync.Mutex
 	secrets []string // every token and proof seen; must never reach the logs
 }
@@ -175,6 +177,13 @@ func (e *env) start() {
 		e.t.Fatal(err)
 	}
 	e.handler.Store(srv.Handler())
+	e.admin.Store(srv.AdminHandler())
+	if e.adminHS == nil {
+		e.adminHS = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			e.admin.Load().(http.Handler).ServeHTTP(w, r)
+		}))
+		e.t.Cleanup(e.adminHS.Close)
+	}
 	e.srv = srv
 }
 

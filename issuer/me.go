@@ -38,18 +38,16 @@ func (s *Server) handleMe(c echo.Context) error {
 
 // handleLogout: POST /v1/logout. Ends the device's refresh session and
 // marks the device revoked. The issuer's own endpoints refuse the device's
-// access tokens from then on (authenticate checks the device in the store);
-// offline verifiers accept them until exp (AccessTTL at most) until the
-// revocation denylist lands.
+// access tokens from then on (authenticate checks the device in the store),
+// and, with a revocation store, a device entry makes every mirror refuse
+// them too.
 func (s *Server) handleLogout(c echo.Context) error {
 	who, err := s.authenticate(c, PathLogout)
 	if err != nil {
 		return err
 	}
-	if err := s.storeCall(c, "end_session", func(ctx context.Context) error {
-		return s.store.EndSession(ctx, who.dev.ID, s.now().UTC())
-	}); err != nil {
-		return storeErr(err)
+	if err := s.revokeDevice(c, who.dev, "logout"); err != nil {
+		return err
 	}
 	noStore(c)
 	return c.NoContent(http.StatusNoContent)

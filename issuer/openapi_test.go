@@ -3,6 +3,7 @@ package issuer_test
 import (
 	"bufio"
 	"bytes"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -52,12 +53,32 @@ func openAPIOperations(t *testing.T, doc []byte) []string {
 // docs/openapi.yaml or the document describes a route the server lacks.
 func TestOpenAPIMatchesRoutes(t *testing.T) {
 	e := newEnv(t, &boltBackend{})
-	var routes []string
+	checkRoutesMatch(t, e.srv.Routes(), docs.OpenAPI, "docs/openapi.yaml")
+}
+
+// TestOpenAPIAdminMatchesRoutes: the same for the admin API and
+// docs/openapi-admin.yaml; and no admin route is on the public handler.
+func TestOpenAPIAdminMatchesRoutes(t *testing.T) {
+	e := newEnv(t, &boltBackend{})
+	checkRoutesMatch(t, e.srv.AdminRoutes(), docs.OpenAPIAdmin, "docs/openapi-admin.yaml")
 	for _, r := range e.srv.Routes() {
-		routes = append(routes, r[0]+" "+r[1])
+		if strings.HasPrefix(r[1], "/v1/admin") {
+			t.Errorf("admin route %s %s on the public handler", r[0], r[1])
+		}
+	}
+}
+
+// echoPathParam matches Echo's ":name" path parameters.
+var echoPathParam = regexp.MustCompile(`:([A-Za-z_]+)`)
+
+func checkRoutesMatch(t *testing.T, serverRoutes [][2]string, document []byte, name string) {
+	t.Helper()
+	var routes []string
+	for _, r := range serverRoutes {
+		routes = append(routes, r[0]+" "+echoPathParam.ReplaceAllString(r[1], "{$1}"))
 	}
 	sort.Strings(routes)
-	doc := openAPIOperations(t, docs.OpenAPI)
+	doc := openAPIOperations(t, document)
 	if len(doc) == 0 {
 		t.Fatal("no operations found in the document")
 	}
@@ -69,15 +90,15 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	for _, r := range routes {
 		inServer[r] = true
 		if !inDoc[r] {
-			t.Errorf("route %s is not in docs/openapi.yaml", r)
+			t.Errorf("route %s is not in %s", r, name)
 		}
 	}
 	for _, o := range doc {
 		if !inServer[o] {
-			t.Errorf("docs/openapi.yaml describes %s, which the server does not serve", o)
+			t.Errorf("%s describes %s, which the server does not serve", name, o)
 		}
 	}
-	if !bytes.HasPrefix(docs.OpenAPI, []byte("openapi: 3.1")) {
+	if !bytes.HasPrefix(document, []byte("openapi: 3.1")) {
 		t.Error("not an OpenAPI 3.1 document")
 	}
 }

@@ -29,6 +29,8 @@ const (
 	CodeMethodNotAllowed     = "method_not_allowed"
 	CodeUnavailable          = "unavailable"
 	CodeInternal             = "internal_error"
+	// CodeUnauthorized: admin API only, no valid admin key.
+	CodeUnauthorized = "unauthorized"
 )
 
 // problemType returns the RFC 9457 "type" URI of a code.
@@ -50,10 +52,11 @@ var problemText = map[string][2]string{
 	CodeUnsupportedGrantType: {"Unsupported grant type", "Only grant_type=refresh_token is supported."},
 	CodeRequestTooLarge:      {"Request too large", "The request body exceeds the size limit."},
 	CodeUnsupportedMedia:     {"Unsupported media type", "The request body has a content type this endpoint does not accept."},
-	CodeNotFound:             {"Not found", "No such endpoint."},
+	CodeNotFound:             {"Not found", "No such endpoint or resource."},
 	CodeMethodNotAllowed:     {"Method not allowed", "The endpoint does not support this method."},
 	CodeUnavailable:          {"Service unavailable", "A backing service did not answer in time; nothing was changed. Retry later."},
 	CodeInternal:             {"Internal error", "The server failed to handle the request."},
+	CodeUnauthorized:         {"Unauthorized", "A valid admin key is required."},
 }
 
 // problem is an RFC 9457 problem details object.
@@ -75,7 +78,8 @@ type apiError struct {
 	cause      error
 	retryAfter int // seconds; 0 = no header
 	nonce      bool
-	noAuthSent bool // 401 without credentials: challenge without error=
+	noAuthSent bool   // 401 without credentials: challenge without error=
+	challenge  string // WWW-Authenticate of a 401 other than DPoP (admin API)
 }
 
 func (e *apiError) Error() string {
@@ -170,7 +174,11 @@ func (s *Server) writeProblem(c echo.Context, ae *apiError, rid string) {
 	h.Set(echo.HeaderContentType, "application/problem+json")
 	h.Set("Cache-Control", "no-store")
 	if ae.status == http.StatusUnauthorized {
-		h.Set("WWW-Authenticate", wwwAuthenticate(ae.code, !ae.noAuthSent))
+		if ae.challenge != "" {
+			h.Set("WWW-Authenticate", ae.challenge)
+		} else {
+			h.Set("WWW-Authenticate", wwwAuthenticate(ae.code, !ae.noAuthSent))
+		}
 	}
 	if ae.retryAfter > 0 {
 		h.Set("Retry-After", strconv.Itoa(ae.retryAfter))

@@ -15,6 +15,7 @@ import (
 	"github.com/hallpass/hallpass/account"
 	"github.com/hallpass/hallpass/dpop"
 	"github.com/hallpass/hallpass/refresh"
+	"github.com/hallpass/hallpass/revocation"
 	"github.com/hallpass/hallpass/token"
 )
 
@@ -175,6 +176,13 @@ func (s *Server) handleToken(c echo.Context) error {
 		)
 		// The store ended the session; end it again so that the device is
 		// marked revoked whatever the engine did (idempotent).
+		// A device entry, so that mirrors refuse the access tokens the
+		// thief (or the victim) still holds. Best effort: the answer is
+		// invalid_grant whatever happens.
+		if _, err := s.addEntry(c, revocation.KindDevice, sess.DeviceID, "refresh token reuse", now); err != nil {
+			s.log.LogAttrs(c.Request().Context(), slog.LevelError, "adding the device revocation after reuse failed",
+				attrRequestID(requestID(c)), slog.String("device_id", sess.DeviceID), attrErr(err))
+		}
 		if err := s.storeCall(c, "end_session", func(ctx context.Context) error {
 			return s.store.EndSession(ctx, sess.DeviceID, now)
 		}); err != nil {

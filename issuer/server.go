@@ -17,6 +17,7 @@ import (
 	"github.com/hallpass/hallpass/docs"
 	"github.com/hallpass/hallpass/dpop"
 	"github.com/hallpass/hallpass/refresh"
+	"github.com/hallpass/hallpass/revocation"
 	"github.com/hallpass/hallpass/token"
 	"github.com/hallpass/hallpass/verifier"
 )
@@ -58,6 +59,10 @@ type Server struct {
 	issuer       string
 	ridFallback  atomic.Uint64
 	echo         *echo.Echo
+	admin        *echo.Echo
+	revStore     revocation.Store
+	mirror       RevocationMirror
+	adminKeys    *adminKeys
 }
 
 // New validates cfg and builds a Server.
@@ -90,6 +95,8 @@ func New(cfg Config) (*Server, error) {
 		storeTimeout: cfg.StoreTimeout,
 		maxBody:      cfg.MaxBodyBytes,
 		issuer:       cfg.PublicURL,
+		revStore:     cfg.Revocations,
+		mirror:       cfg.RevocationMirror,
 		dpopOpts: dpop.Options{
 			Replay:    cfg.DPoP.Replay,
 			MaxAge:    cfg.DPoP.MaxAge,
@@ -102,7 +109,11 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.verifier = v
+	if cfg.AdminKeysFile != "" {
+		s.adminKeys = &adminKeys{path: cfg.AdminKeysFile}
+	}
 	s.echo = s.buildEcho()
+	s.admin = s.buildAdminEcho()
 	return s, nil
 }
 
@@ -125,6 +136,8 @@ func (s *Server) buildEcho() *echo.Echo {
 	e.POST(PathToken, s.handleToken)
 	e.GET(PathMe, s.handleMe)
 	e.POST(PathLogout, s.handleLogout)
+	e.GET(PathMeDevices, s.handleMyDevices)
+	e.DELETE(PathMeDevices+"/:id", s.handleRevokeMyDevice)
 	e.GET(PathKeys, s.handleKeys)
 	e.GET(PathOpenAPI, s.handleOpenAPI)
 	e.GET(PathHealthz, s.handleHealthz)
@@ -166,8 +179,9 @@ func (s *Server) handleHealthz(c echo.Context) error {
 	return c.JSON(http.StatusOK, status{"ok"})
 }
 
-// handleReadyz: ready when a signing key is loaded and the store answers a
-// ping within the store timeout.
+// handleReadyz: ready when a signing key is loaded, the store answers a
+// ping within the store timeout, and the revocation mirror (when
+// configured) is not stale.
 func (s *Server) handleReadyz(c echo.Context) error {
 	if s.keys.Current() == nil {
 		return errUnavailable(errors.New("readyz: no signing key loaded"))
@@ -179,6 +193,14 @@ func (s *Server) handleReadyz(c echo.Context) error {
 	s.metrics.observeStore("ping", start)
 	if err != nil {
 		return errUnavailable(err)
+	}
+	if s.mirror != nil {
+		// A stale mirror refuses every token (fail closed) or accepts
+		// revoked ones (fail open): either way this node should not get
+		// traffic until it has caught up.
+		if err := s.mirror.Ready(); err != nil {
+			return errUnavailable(fmt.Errorf("readyz: revocation mirror: %w", err))
+		}
 	}
 	c.Response().Header().Set("Cache-Control", "no-store")
 	return c.JSON(http.StatusOK, status{"ready"})

@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/hallpass/hallpass/keys"
+	"github.com/hallpass/hallpass/revocation"
 	"github.com/hallpass/hallpass/token"
 	"github.com/hallpass/hallpass/verifier"
 )
@@ -39,8 +40,11 @@ func (r ringKeys) LookupKey(_ context.Context, kid keys.KeyID) (keys.PublicKey, 
 }
 
 func newVerifier(cfg Config) (*verifier.Verifier, error) {
-	return verifier.New(ringKeys{keys: cfg.Keys, issuer: cfg.PublicURL}, cfg.PublicURL, cfg.Audience,
-		verifier.WithClock(cfg.Now), verifier.WithLeeway(cfg.Leeway))
+	opts := []verifier.Option{verifier.WithClock(cfg.Now), verifier.WithLeeway(cfg.Leeway)}
+	if cfg.RevocationMirror != nil {
+		opts = append(opts, verifier.WithRevocation(cfg.RevocationMirror))
+	}
+	return verifier.New(ringKeys{keys: cfg.Keys, issuer: cfg.PublicURL}, cfg.PublicURL, cfg.Audience, opts...)
 }
 
 // bindingFunc adapts a function to verifier.BindingChecker.
@@ -60,6 +64,11 @@ func tokenError(err error) *apiError {
 	case verifier.CodeTokenExpired:
 		return fail(http.StatusUnauthorized, CodeTokenExpired, err)
 	case verifier.CodeTokenRevoked:
+		if errors.Is(err, revocation.ErrStale) {
+			// The mirror cannot vouch for the token: fail closed, but
+			// as "retry later", not as a verdict on the token.
+			return errUnavailable(err)
+		}
 		return fail(http.StatusUnauthorized, CodeTokenRevoked, err)
 	case verifier.CodeInvalidDPoPProof:
 		return fail(http.StatusUnauthorized, CodeInvalidDPoPProof, err)

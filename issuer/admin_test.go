@@ -1,0 +1,353 @@
+package issuer_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hallpass/hallpass/issuer"
+	"github.com/hallpass/hallpass/keys"
+	"github.com/hallpass/hallpass/revocation"
+	"github.com/hallpass/hallpass/token"
+)
+
+// ringManager is the KeyManager of the tests: the in-memory ring itself.
+type ringManager struct {
+	ring *keys.Ring
+	now  func() time.Time
+}
+
+func (m ringManager) Rotate(context.Context) error { return m.ring.Rotate(nil, m.now()) }
+func (m ringManager) Revoke(_ context.Context, kid keys.KeyID) error {
+	return m.ring.Revoke(kid, nil, m.now())
+}
+
+type adminEnv struct {
+	*env
+	key    string // a valid admin key
+	audit  *issuer.MemoryAudit
+	mirror *revocation.Mirror
+}
+
+func newAdminEnv(t *testing.T, be backend, opts ...option) *adminEnv {
+	t.Helper()
+	dir := t.TempDir()
+	keysFile := filepath.Join(dir, "admin-keys")
+	key, line, err := issuer.NewAdminKey(nil, "ops-alice", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keysFile, []byte("# admin keys\n"+line+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a := &adminEnv{key: key, audit: &issuer.MemoryAudit{}}
+	opts = append([]option{withRevocation(t, &a.mirror, nil), func(c *issuer.Config) {
+		c.AdminKeysFile = keysFile
+		c.AuditSink = a.audit
+	}}, opts...)
+	// The ring exists only once newEnv has made it: set the key manager
+	// through a late option.
+	var e *env
+	opts = append(opts, func(c *issuer.Config) {
+		c.KeyManager = lateRing{get: func() *env { return e }}
+	})
+	e = newEnv(t, be, opts...)
+	a.env = e
+	e.remember(key)
+	return a
+}
+
+// lateRing resolves the env's ring when called.
+type lateRing struct{ get func() *env }
+
+func (l lateRing) Rotate(ctx context.Context) error {
+	e := l.get()
+	return ringManager{e.ring, e.clock.Now}.Rotate(ctx)
+}
+func (l lateRing) Revoke(ctx context.Context, kid keys.KeyID) error {
+	e := l.get()
+	return ringManager{e.ring, e.clock.Now}.Revoke(ctx, kid)
+}
+
+// adminDo calls the admin listener with the key (none when key is "").
+func (a *adminEnv) adminDo(method, path, key string, body any) resp {
+	a.t.Helper()
+	var rd *bytes.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	} else {
+		rd = bytes.NewReader(nil)
+	}
+	req, _ := http.NewRequest(method, a.adminHS.URL+path, rd)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	res, err := a.adminHS.Client().Do(req)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var buf bytes.Buffer
+	buf.ReadFrom(res.Body)
+	return resp{status: res.StatusCode, header: res.Header, body: buf.Bytes()}
+}
+
+func (a *adminEnv) call(method, path string, body any) resp {
+	return a.adminDo(method, path, a.key, body)
+}
+
+func TestAdminAuth(t *testing.T) {
+	a := newAdminEnv(t, &boltBackend{})
+	other, _, err := issuer.NewAdminKey(nil, "elsewhere", time.Now()) // in no file of this server
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := a.newDevice("EdDSA")
+	d.signup("carol")
+	path := "/v1/admin/accounts/" + d.accID
+	for _, tc := range []struct {
+		name string
+		key  string
+		auth string
+	}{
+		{name: "no key"},
+		{name: "wrong key", key: a.key[:len(a.key)-2] + "xx"},
+		{name: "key from another file", key: other},
+		{name: "not bearer", auth: "Basic " + a.key},
+		{name: "no prefix", key: strings.TrimPrefix(a.key, issuer.AdminKeyPrefix)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(a.audit.Records())
+			req, _ := http.NewRequest(http.MethodGet, a.adminHS.URL+path, nil)
+			if tc.key != "" {
+				req.Header.Set("Authorization", "Bearer "+tc.key)
+			}
+			if tc.auth != "" {
+				req.Header.Set("Authorization", tc.auth)
+			}
+			res, err := a.adminHS.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if res.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(res.Header.Get("WWW-Authenticate"), "Bearer") {
+				t.Fatalf("status %d, challenge %q", res.StatusCode, res.Header.Get("WWW-Authenticate"))
+			}
+			recs := a.audit.Records()
+			if len(recs) != before+1 || recs[len(recs)-1].Who != "-" || recs[len(recs)-1].Status != 401 {
+				t.Fatalf("audit: %+v", recs[before:])
+			}
+		})
+	}
+	// The admin routes do not exist on the public listener, even with a key.
+	for _, p := range []string{path, "/v1/admin/revocations"} {
+		req, _ := http.NewRequest(http.MethodGet, a.url(p), nil)
+		req.Header.Set("Authorization", "Bearer "+a.key)
+		if r := a.do(req); r.status != http.StatusNotFound {
+			t.Fatalf("public %s: %d", p, r.status)
+		}
+	}
+	// And the right key works.
+	if r := a.call(http.MethodGet, path, nil); r.status != http.StatusOK || r.str(t, "username") != "carol" {
+		t.Fatalf("with the key: %d %s", r.status, r.body)
+	}
+	if !containsLog(a.env, `"who":"ops-alice"`) || !containsLog(a.env, `"msg":"admin audit"`) {
+		t.Fatal("no audit log line")
+	}
+}
+
+func TestAdminAccounts(t *testing.T) {
+	a := newAdminEnv(t, &boltBackend{})
+	d := a.newDevice("EdDSA")
+	d.signup("Dave")
+	if r := a.call(http.MethodGet, "/v1/admin/accounts/by-username/DAVE", nil); r.status != http.StatusOK || r.str(t, "id") != d.accID {
+		t.Fatalf("by username: %d %s", r.status, r.body)
+	}
+	if r := a.call(http.MethodGet, "/v1/admin/accounts/by-username/nobody", nil); r.status != http.StatusNotFound {
+		t.Fatalf("unknown name: %d", r.status)
+	}
+	if r := a.call(http.MethodGet, "/v1/admin/accounts/acc_AAAAAAAAAAAAAAAAAAAAAA", nil); r.status != http.StatusNotFound {
+		t.Fatalf("unknown id: %d", r.status)
+	}
+	r := a.call(http.MethodGet, "/v1/admin/accounts/"+d.accID+"/devices", nil)
+	if r.status != http.StatusOK || !bytes.Contains(r.body, []byte(d.devID)) {
+		t.Fatalf("devices: %d %s", r.status, r.body)
+	}
+}
+
+// TestAdminRevocations: each kind refuses the revoked token on /v1/me
+// (token_revoked) and in the mirror; device and token revocation leave the
+// account's other device working.
+func TestAdminRevocations(t *testing.T) {
+	type setup struct {
+		a             *adminEnv
+		victim, other *device
+	}
+	for _, tc := range []struct {
+		name        string
+		revoke      func(t *testing.T, s setup) resp
+		otherWorks  bool
+		refreshDies bool
+	}{
+		{name: "device", otherWorks: true, refreshDies: true, revoke: func(t *testing.T, s setup) resp {
+			return s.a.call(http.MethodDelete, "/v1/admin/devices/"+s.victim.devID, nil)
+		}},
+		{name: "device entry", otherWorks: true, revoke: func(t *testing.T, s setup) resp {
+			return s.a.call(http.MethodPost, issuer.PathAdminRevocations, map[string]string{"kind": "device", "id": s.victim.devID})
+		}},
+		{name: "token", otherWorks: true, revoke: func(t *testing.T, s setup) resp {
+			c := claimsOf(t, s.victim.access)
+			return s.a.call(http.MethodPost, issuer.PathAdminRevocations, map[string]string{"kind": "token", "id": c.ID})
+		}},
+		{name: "account", revoke: func(t *testing.T, s setup) resp {
+			return s.a.call(http.MethodPost, issuer.PathAdminRevocations, map[string]string{"kind": "account", "id": s.victim.accID})
+		}},
+		{name: "ban", refreshDies: true, revoke: func(t *testing.T, s setup) resp {
+			return s.a.call(http.MethodPost, "/v1/admin/accounts/"+s.victim.accID+"/ban", nil)
+		}},
+		{name: "all", revoke: func(t *testing.T, s setup) resp {
+			return s.a.call(http.MethodPost, issuer.PathAdminRevocations, map[string]string{"kind": "all", "id": ""})
+		}},
+		{name: "key", revoke: func(t *testing.T, s setup) resp {
+			kid := s.a.ring.Current().ID()
+			return s.a.call(http.MethodPost, "/v1/admin/keys/"+string(kid)+"/revoke", nil)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := newAdminEnv(t, &boltBackend{})
+			victim := a.newDevice("ES256")
+			victim.signup("erin")
+			other := a.addDevice(victim)
+			bystander := a.newDevice("EdDSA")
+			bystander.signup("frank")
+			for _, d := range []*device{victim, other, bystander} {
+				if r := d.me(); r.status != http.StatusOK {
+					t.Fatalf("before: %d", r.status)
+				}
+			}
+			before := len(a.audit.Records())
+			r := tc.revoke(t, setup{a, victim, other})
+			if r.status/100 != 2 {
+				t.Fatalf("revoke: %d %s", r.status, r.body)
+			}
+			if r.status == http.StatusCreated && r.json(t)["kind"] == nil {
+				t.Fatalf("no entry in the answer: %s", r.body)
+			}
+			recs := a.audit.Records()
+			if len(recs) != before+1 || recs[before].Who != "ops-alice" || recs[before].Result != "ok" {
+				t.Fatalf("audit: %+v", recs[before:])
+			}
+			waitRevoked(t, a.mirror, victim.access)
+			if r := victim.me(); r.status != http.StatusUnauthorized || r.code(t) != issuer.CodeTokenRevoked {
+				t.Fatalf("victim /v1/me: %d %s", r.status, r.body)
+			}
+			wantOther := http.StatusUnauthorized
+			if tc.otherWorks {
+				wantOther = http.StatusOK
+			}
+			if r := other.me(); r.status != wantOther {
+				t.Fatalf("other device of the account: %d, want %d (%s)", r.status, wantOther, r.body)
+			}
+			if tc.name != "all" && tc.name != "key" {
+				if r := bystander.me(); r.status != http.StatusOK {
+					t.Fatalf("another account: %d", r.status)
+				}
+			}
+			if tc.refreshDies {
+				if r := victim.refreshWith(victim.rt); r.status != http.StatusBadRequest {
+					t.Fatalf("refresh after revoke: %d", r.status)
+				}
+			}
+			if r := a.call(http.MethodGet, issuer.PathAdminRevocations, nil); r.status != http.StatusOK || len(r.json(t)["entries"].([]any)) == 0 {
+				t.Fatalf("list: %d %s", r.status, r.body)
+			}
+		})
+	}
+}
+
+func claimsOf(t *testing.T, tok string) *token.Claims {
+	t.Helper()
+	c, err := token.ParseClaims(unsafePayload(t, tok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestAdminBanUnban(t *testing.T) {
+	a := newAdminEnv(t, &boltBackend{})
+	d := a.newDevice("EdDSA")
+	d.signup("gina")
+	if r := a.call(http.MethodPost, "/v1/admin/accounts/"+d.accID+"/ban", nil); r.status != http.StatusOK || r.json(t)["banned"] != true {
+		t.Fatalf("ban: %d %s", r.status, r.body)
+	}
+	if r := d.refreshWith(d.rt); r.status != http.StatusBadRequest {
+		t.Fatalf("refresh while banned: %d", r.status)
+	}
+	if r := a.call(http.MethodPost, "/v1/admin/accounts/"+d.accID+"/unban", nil); r.status != http.StatusOK || r.json(t)["banned"] != false {
+		t.Fatalf("unban: %d %s", r.status, r.body)
+	}
+}
+
+func TestAdminKeys(t *testing.T) {
+	a := newAdminEnv(t, &boltBackend{})
+	old := a.ring.Current().ID()
+	r := a.call(http.MethodPost, issuer.PathAdminKeysRotate, nil)
+	if r.status != http.StatusOK || a.ring.Current().ID() == old {
+		t.Fatalf("rotate: %d %s", r.status, r.body)
+	}
+	r = a.call(http.MethodPost, "/v1/admin/keys/"+string(old)+"/revoke", nil)
+	if r.status != http.StatusOK || !bytes.Contains(r.body, []byte(`"revoked":["`+string(old))) {
+		t.Fatalf("revoke: %d %s", r.status, r.body)
+	}
+	req, _ := http.NewRequest(http.MethodGet, a.url(issuer.PathKeys), nil)
+	if r := a.do(req); !bytes.Contains(r.body, []byte(string(old))) || !strings.Contains(string(r.body), `"revoked":["`+string(old)) {
+		t.Fatalf("published set: %s", r.body)
+	}
+	if r := a.call(http.MethodPost, "/v1/admin/keys/k4.pid.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA/revoke", nil); r.status != http.StatusNotFound {
+		t.Fatalf("unknown kid: %d %s", r.status, r.body)
+	}
+	if r := a.call(http.MethodPost, issuer.PathAdminRevocations, map[string]string{"kind": "nope", "id": "x"}); r.status != http.StatusBadRequest {
+		t.Fatalf("bad kind: %d", r.status)
+	}
+	if r := a.call(http.MethodGet, "/v1/admin/nothing", nil); r.status != http.StatusNotFound {
+		t.Fatalf("unknown admin route: %d", r.status)
+	}
+	// Every call above was audited.
+	if n := len(a.audit.Records()); n != 5 {
+		t.Fatalf("%d audit records, want 5", n)
+	}
+}
+
+func TestAdminKeysFileReload(t *testing.T) {
+	a := newAdminEnv(t, &boltBackend{})
+	file := a.cfg.AdminKeysFile
+	key2, line2, err := issuer.NewAdminKey(nil, "ops-bob", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := a.adminDo(http.MethodGet, issuer.PathAdminRevocations, key2, nil); r.status != http.StatusUnauthorized {
+		t.Fatalf("before append: %d", r.status)
+	}
+	f, err := os.OpenFile(file, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(line2 + "\n")
+	f.Close()
+	// Make sure the modification time moves even on coarse clocks.
+	os.Chtimes(file, time.Now().Add(time.Second), time.Now().Add(time.Second))
+	if r := a.adminDo(http.MethodGet, issuer.PathAdminRevocations, key2, nil); r.status != http.StatusOK {
+		t.Fatalf("after append: %d %s", r.status, r.body)
+	}
+}

@@ -106,7 +106,7 @@ func TestCluster(t *testing.T) {
 	wg.Add(1)
 	go func() { defer wg.Done(); _ = b.Watch(wctx, v, func(v uint64) { seen <- v }) }()
 	defer func() { cancel(); wg.Wait() }()
-	time.Sleep(100 * time.Millisecond) // let the subscription start
+	waitSubscribed(t, newClient(t, addr))
 
 	var rw sync.WaitGroup
 	for _, s := range []*redisring.Store{a, b} {

@@ -564,7 +564,7 @@ func TestOtherNodeSeesRotation(t *testing.T) {
 			t.Errorf("Watch returned %v, want context.Canceled", err)
 		}
 	}()
-	time.Sleep(100 * time.Millisecond) // let the subscription start
+	waitSubscribed(t, newClient(t, srv.Addr()))
 
 	start := time.Now()
 	ringA, err := a.Update(ctx, func(r *keys.Ring) error { return r.Rotate(nil, t0.Add(time.Hour)) })
@@ -680,5 +680,22 @@ func TestPrefixesAreSeparate(t *testing.T) {
 		if !strings.HasPrefix(k, "a:{keys}:") {
 			t.Errorf("key %q outside the prefix and hash tag", k)
 		}
+	}
+}
+
+// waitSubscribed waits until a watcher listens on the events channel, so a
+// test that expects a notification does not race the SUBSCRIBE.
+func waitSubscribed(t *testing.T, c redis.UniversalClient) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		n, err := c.PubSubNumSub(context.Background(), "hallpass:{keys}:events").Result()
+		if err == nil && n["hallpass:{keys}:events"] > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no subscriber on the events channel: %v", err)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

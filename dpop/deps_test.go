@@ -1,23 +1,21 @@
 package dpop
 
 import (
-	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/hallpass/hallpass/internal/depcheck"
 )
 
 // A verifier that imports dpop must not pull in Redis, Echo or go-jose (used
 // here only by the tests): the Redis cache lives in dpop/redisreplay.
 func TestDeps(t *testing.T) {
-	out, err := exec.Command("go", "list", "-deps", ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go list: %v\n%s", err, out)
-	}
-	for _, dep := range strings.Fields(string(out)) {
+	depcheck.Allowed(t, "github.com/hallpass/hallpass/dpop", func(dep string) bool {
 		for _, banned := range []string{"github.com/redis/", "github.com/labstack/", "github.com/go-jose/", "github.com/hallpass/hallpass/internal/redistest"} {
 			if strings.HasPrefix(dep, banned) {
-				t.Errorf("dpop depends on %s", dep)
+				return false
 			}
 		}
-	}
+		return true
+	})
 }

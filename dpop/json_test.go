@@ -5,21 +5,37 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/hallpass/hallpass/internal/strictjson"
 )
 
-// readAll reads an object with readObject, collecting top-level string
-// members; other values are skipped.
+// readAll reads an object as readHeader and readClaims do, collecting
+// top-level string members; other values are skipped.
 func readAll(data []byte) (map[string]string, error) {
 	out := map[string]string{}
-	err := readObject(data, func(r *jsonReader, name string) error {
-		if r.kind() == kindString {
-			s, err := r.readString()
-			out[name] = s
-			return err
+	r := newJSONReader(data, 0)
+	var obj strictjson.Object
+	if err := r.openObject(&obj); err != nil {
+		return out, err
+	}
+	for {
+		name, ok, err := r.next(&obj)
+		if err != nil {
+			return out, err
 		}
-		return r.skip()
-	})
-	return out, err
+		if !ok {
+			return out, r.end()
+		}
+		if r.Kind() == strictjson.KindString {
+			s, err := r.readString()
+			if err != nil {
+				return out, err
+			}
+			out[string(name)] = s
+		} else if err := r.skip(); err != nil {
+			return out, err
+		}
+	}
 }
 
 func TestReadObject(t *testing.T) {

@@ -8,6 +8,8 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+
+	"github.com/hallpass/hallpass/internal/strictjson"
 )
 
 var b64 = base64.RawURLEncoding.Strict()
@@ -39,8 +41,8 @@ func (k publicJWK) public() crypto.PublicKey {
 // Members of a JWK that only a private or symmetric key has (RFC 7518
 // section 6.2.2, 6.3.2, 6.4 and RFC 8037 section 2). Their presence means the
 // client leaked its private key into a header; refuse it.
-func isPrivateJWKMember(name string) bool {
-	switch name {
+func isPrivateJWKMember(name []byte) bool {
+	switch string(name) {
 	case "d", "p", "q", "dp", "dq", "qi", "oth", "k":
 		return true
 	}
@@ -53,13 +55,24 @@ func isPrivateJWKMember(name string) bool {
 func readJWK(r *jsonReader) (publicJWK, error) {
 	var kty, crv, x, y string
 	var hasKty, hasCrv, hasX, hasY bool
-	if r.kind() != kindObject {
+	var obj strictjson.Object
+	if r.Kind() != strictjson.KindObject {
 		return publicJWK{}, fmt.Errorf("%w: jwk is not an object", ErrKey)
 	}
-	err := r.objectValue(func(r *jsonReader, name string) error {
+	if err := r.openObject(&obj); err != nil {
+		return publicJWK{}, err
+	}
+	for {
+		name, ok, err := r.next(&obj)
+		if err != nil {
+			return publicJWK{}, err
+		}
+		if !ok {
+			break
+		}
 		var dst *string
 		var has *bool
-		switch name {
+		switch string(name) {
 		case "kty":
 			dst, has = &kty, &hasKty
 		case "crv":
@@ -70,22 +83,21 @@ func readJWK(r *jsonReader) (publicJWK, error) {
 			dst, has = &y, &hasY
 		default:
 			if isPrivateJWKMember(name) {
-				return fmt.Errorf("%w: jwk has a private or symmetric key member", ErrKey)
+				return publicJWK{}, fmt.Errorf("%w: jwk has a private or symmetric key member", ErrKey)
 			}
-			return r.skip()
+			if err := r.skip(); err != nil {
+				return publicJWK{}, err
+			}
+			continue
 		}
-		if r.kind() != kindString {
-			return fmt.Errorf("%w: jwk member is not a string", ErrKey)
+		if r.Kind() != strictjson.KindString {
+			return publicJWK{}, fmt.Errorf("%w: jwk member is not a string", ErrKey)
 		}
 		s, err := r.readString()
 		if err != nil {
-			return err
+			return publicJWK{}, err
 		}
 		*dst, *has = s, true
-		return nil
-	})
-	if err != nil {
-		return publicJWK{}, err
 	}
 	if !hasKty || !hasCrv || !hasX {
 		return publicJWK{}, fmt.Errorf("%w: jwk lacks kty, crv or x", ErrKey)

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hallpass/hallpass/internal/strictjson"
 )
 
 // Defaults for Options.
@@ -272,40 +274,50 @@ func decodePart(dst, src []byte) (decoded, rest []byte, err error) {
 func (p *parsedProof) readHeader(hdr []byte) error {
 	var typ, alg string
 	var hasTyp, hasAlg, hasCrit, typOK, algOK bool
-	jwkStart, jwkEnd := -1, -1
-	err := readObject(hdr, func(r *jsonReader, name string) error {
-		switch name {
-		case "typ", "alg":
-			if r.kind() != kindString {
-				if name == "typ" {
-					hasTyp = true
-				} else {
-					hasAlg = true
-				}
-				return r.skip()
-			}
-			s, err := r.readString()
-			if err != nil {
-				return err
-			}
-			if name == "typ" {
-				typ, hasTyp, typOK = s, true, true
-			} else {
-				alg, hasAlg, algOK = s, true, true
-			}
-			return nil
-		case "crit":
-			hasCrit = true
-			return r.skip()
-		case "jwk":
-			jwkStart = r.pos
-			err := r.skip()
-			jwkEnd = r.pos
+	var jwk []byte
+	r := newJSONReader(hdr, 0)
+	var obj strictjson.Object
+	if err := r.openObject(&obj); err != nil {
+		return err
+	}
+	for {
+		name, ok, err := r.next(&obj)
+		if err != nil {
 			return err
 		}
-		return r.skip()
-	})
-	if err != nil {
+		if !ok {
+			break
+		}
+		switch string(name) {
+		case "typ":
+			hasTyp = true
+			if typOK = r.Kind() == strictjson.KindString; typOK {
+				typ, err = r.readString()
+			} else {
+				err = r.skip()
+			}
+		case "alg":
+			hasAlg = true
+			if algOK = r.Kind() == strictjson.KindString; algOK {
+				alg, err = r.readString()
+			} else {
+				err = r.skip()
+			}
+		case "crit":
+			hasCrit = true
+			err = r.skip()
+		case "jwk":
+			// Read after typ and alg, whatever the member order.
+			jwk, err = r.RawValue()
+			err = jsonErr(err)
+		default:
+			err = r.skip()
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if err := r.end(); err != nil {
 		return err
 	}
 	if !hasTyp || !typOK || typ != "dpop+jwt" {
@@ -322,11 +334,11 @@ func (p *parsedProof) readHeader(hdr []byte) error {
 	if hasCrit {
 		return ErrCritical
 	}
-	if jwkStart < 0 {
+	if jwk == nil {
 		return fmt.Errorf("%w: no jwk header", ErrKey)
 	}
-	r := &jsonReader{data: hdr[jwkStart:jwkEnd], depth: 1}
-	key, err := readJWK(r)
+	jr := newJSONReader(jwk, 1)
+	key, err := readJWK(&jr)
 	if err != nil {
 		return err
 	}
@@ -389,10 +401,21 @@ var errClaimType = fmt.Errorf("%w: claim of the wrong type", ErrClaims)
 // readClaims reads the claims; jti, htm, htu and iat are required.
 func (p *parsedProof) readClaims(payload []byte) error {
 	var hasJTI, hasHTM, hasHTU, hasIAT bool
-	bad := errClaimType
-	err := readObject(payload, func(r *jsonReader, name string) error {
+	r := newJSONReader(payload, 0)
+	var obj strictjson.Object
+	if err := r.openObject(&obj); err != nil {
+		return err
+	}
+	for {
+		name, ok, err := r.next(&obj)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			break
+		}
 		var dst *string
-		switch name {
+		switch string(name) {
 		case "jti":
 			dst, hasJTI = &p.jti, true
 		case "htm":
@@ -404,8 +427,8 @@ func (p *parsedProof) readClaims(payload []byte) error {
 		case "nonce":
 			dst = &p.nonce
 		case "iat":
-			if r.kind() != kindNumber {
-				return bad
+			if r.Kind() != strictjson.KindNumber {
+				return errClaimType
 			}
 			num, err := r.readNumber()
 			if err != nil {
@@ -413,21 +436,24 @@ func (p *parsedProof) readClaims(payload []byte) error {
 			}
 			t, ok := parseNumericDate(num)
 			if !ok {
-				return bad
+				return errClaimType
 			}
 			p.iat, hasIAT = t, true
-			return nil
+			continue
 		default:
-			return r.skip()
+			if err := r.skip(); err != nil {
+				return err
+			}
+			continue
 		}
-		if r.kind() != kindString {
-			return bad
+		if r.Kind() != strictjson.KindString {
+			return errClaimType
 		}
-		s, err := r.readString()
-		*dst = s
-		return err
-	})
-	if err != nil {
+		if *dst, err = r.readString(); err != nil {
+			return err
+		}
+	}
+	if err := r.end(); err != nil {
 		return err
 	}
 	if !hasJTI || !hasHTM || !hasHTU || !hasIAT || p.jti == "" || p.htm == "" {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"time"
 	"unicode/utf8"
+
+	"github.com/hallpass/hallpass/internal/strictjson"
 )
 
 // MaxTTL is the longest lifetime (exp - iat) a token may have, whoever
@@ -108,22 +110,23 @@ func (c *Claims) AppendJSON(b []byte) []byte {
 // claimsReader turns the payload into a string once, on first need, so that
 // every claim string is a substring of that one allocation.
 type claimsReader struct {
-	jsonParser
+	strictjson.Reader
+	b []byte
 	s string
 }
 
 func claimsErr(err error) error { return fmt.Errorf("%w: %w", ErrClaims, err) }
 
 func (r *claimsReader) stringValue(name string) (string, error) {
-	if r.peek() != '"' {
+	if r.Kind() != strictjson.KindString {
 		return "", fmt.Errorf("%w: %s is not a string", ErrClaims, name)
 	}
-	start, end, esc, err := r.str()
+	start, end, esc, err := r.RawString()
 	if err != nil {
 		return "", claimsErr(err)
 	}
 	if esc {
-		return string(unescape(r.b[start:end])), nil
+		return string(strictjson.Unescape(r.b[start:end])), nil
 	}
 	if r.s == "" {
 		r.s = string(r.b)
@@ -144,23 +147,23 @@ func (r *claimsReader) timeValue(name string) (time.Time, error) {
 }
 
 func (c *Claims) parse(payload []byte) error {
-	r := claimsReader{jsonParser: jsonParser{b: payload, maxDepth: maxClaimsDepth}}
-	if r.peek() != '{' {
+	r := claimsReader{Reader: strictjson.NewReader(payload, maxClaimsDepth, 0), b: payload}
+	if r.Kind() != strictjson.KindObject {
 		return claimsErr(errNotObject)
 	}
-	if err := r.openObject(); err != nil {
-		return claimsErr(err)
-	}
 	var (
-		ks   keySet
+		obj  strictjson.Object
 		seen uint
 	)
-	for first := true; ; first = false {
-		key, done, err := r.member(&ks, first)
+	if err := r.OpenObject(&obj); err != nil {
+		return claimsErr(err)
+	}
+	for {
+		key, ok, err := r.Next(&obj)
 		if err != nil {
 			return claimsErr(err)
 		}
-		if done {
+		if !ok {
 			break
 		}
 		switch string(key) {
@@ -192,7 +195,7 @@ func (c *Claims) parse(payload []byte) error {
 			seen |= 1 << 8
 			c.ID, err = r.stringValue("jti")
 		default:
-			if err = r.skipValue(); err != nil {
+			if err = r.Skip(); err != nil {
 				err = claimsErr(err)
 			}
 		}
@@ -200,7 +203,7 @@ func (c *Claims) parse(payload []byte) error {
 			return err
 		}
 	}
-	if err := r.end(); err != nil {
+	if err := r.End(); err != nil {
 		return claimsErr(err)
 	}
 	if seen != allClaims {
@@ -214,22 +217,22 @@ func (c *Claims) parse(payload []byte) error {
 }
 
 func (r *claimsReader) confirmation(cnf *Confirmation) error {
-	if r.peek() != '{' {
+	if r.Kind() != strictjson.KindObject {
 		return fmt.Errorf("%w: cnf is not an object", ErrClaims)
 	}
-	if err := r.openObject(); err != nil {
-		return claimsErr(err)
-	}
 	var (
-		ks  keySet
+		obj strictjson.Object
 		got bool
 	)
-	for first := true; ; first = false {
-		key, done, err := r.member(&ks, first)
+	if err := r.OpenObject(&obj); err != nil {
+		return claimsErr(err)
+	}
+	for {
+		key, ok, err := r.Next(&obj)
 		if err != nil {
 			return claimsErr(err)
 		}
-		if done {
+		if !ok {
 			break
 		}
 		if string(key) == "jkt" {
@@ -237,7 +240,7 @@ func (r *claimsReader) confirmation(cnf *Confirmation) error {
 			if cnf.JKT, err = r.stringValue("cnf.jkt"); err != nil {
 				return err
 			}
-		} else if err := r.skipValue(); err != nil {
+		} else if err := r.Skip(); err != nil {
 			return claimsErr(err)
 		}
 	}

@@ -3,6 +3,7 @@ package token
 import (
 	"fmt"
 
+	"github.com/hallpass/hallpass/internal/strictjson"
 	"github.com/hallpass/hallpass/keys"
 )
 
@@ -53,47 +54,43 @@ func ParseFooter(b []byte) (Footer, error) {
 }
 
 func parseFooter(b []byte) (Footer, error) {
-	p := jsonParser{b: b, maxDepth: maxFooterDepth}
-	if p.peek() != '{' {
+	p := strictjson.NewReader(b, maxFooterDepth, 0)
+	if p.Kind() != strictjson.KindObject {
 		return Footer{}, fmt.Errorf("%w: %w", ErrFooter, errNotObject)
 	}
-	if err := p.openObject(); err != nil {
-		return Footer{}, fmt.Errorf("%w: %w", ErrFooter, err)
-	}
 	var (
-		ks  keySet
+		obj strictjson.Object
 		kid string
 		got bool
 	)
-	for first := true; ; first = false {
-		key, done, err := p.member(&ks, first)
+	if err := p.OpenObject(&obj); err != nil {
+		return Footer{}, fmt.Errorf("%w: %w", ErrFooter, err)
+	}
+	for {
+		key, ok, err := p.Next(&obj)
 		if err != nil {
 			return Footer{}, fmt.Errorf("%w: %w", ErrFooter, err)
 		}
-		if done {
+		if !ok {
 			break
 		}
 		if string(key) != "kid" {
 			// Validate first so that depth and syntax errors surface as such.
-			if err := p.skipValue(); err != nil {
+			if err := p.Skip(); err != nil {
 				return Footer{}, fmt.Errorf("%w: %w", ErrFooter, err)
 			}
 			return Footer{}, fmt.Errorf("%w: %w", ErrFooter, errUnexpected)
 		}
-		if p.peek() != '"' {
+		if p.Kind() != strictjson.KindString {
 			return Footer{}, fmt.Errorf("%w: kid is not a string", ErrFooter)
 		}
-		start, end, esc, err := p.str()
+		raw, err := p.ReadString()
 		if err != nil {
 			return Footer{}, fmt.Errorf("%w: %w", ErrFooter, err)
 		}
-		raw := p.b[start:end]
-		if esc {
-			raw = unescape(raw)
-		}
 		kid, got = string(raw), true
 	}
-	if err := p.end(); err != nil {
+	if err := p.End(); err != nil {
 		return Footer{}, fmt.Errorf("%w: %w", ErrFooter, err)
 	}
 	if !got {

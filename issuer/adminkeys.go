@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -33,10 +34,11 @@ var ErrAdminKeys = errors.New("issuer: malformed admin keys file")
 //	sha256:<hex digest of the key> <id> <created, RFC 3339>
 //
 // id names the key in audit records; it must be 1 to 64 characters of
-// letters, digits, '.', '_' and '-'. The key itself is returned once and
-// stored nowhere.
+// letters, digits, '.', '_' and '-'. Empty: "key-" and the first 12 hex
+// digits of the digest. The key itself is returned once and stored
+// nowhere.
 func NewAdminKey(r io.Reader, id string, now time.Time) (key, line string, err error) {
-	if !validAdminKeyID(id) {
+	if id != "" && !validAdminKeyID(id) {
 		return "", "", errors.New("issuer: admin key id must be 1 to 64 letters, digits, '.', '_' or '-'")
 	}
 	if r == nil {
@@ -48,6 +50,9 @@ func NewAdminKey(r io.Reader, id string, now time.Time) (key, line string, err e
 	}
 	key = AdminKeyPrefix + base64.RawURLEncoding.EncodeToString(b)
 	d := sha256.Sum256([]byte(key))
+	if id == "" {
+		id = "key-" + hex.EncodeToString(d[:6])
+	}
 	line = "sha256:" + hex.EncodeToString(d[:]) + " " + id + " " + now.UTC().Format(time.RFC3339)
 	return key, line, nil
 }
@@ -119,6 +124,10 @@ func (a *adminKeys) load() ([]adminDigest, error) {
 	fi, err := os.Stat(a.path)
 	if err != nil {
 		return nil, fmt.Errorf("admin keys file: %w", err)
+	}
+	if runtime.GOOS != "windows" && fi.Mode().Perm()&0o022 != 0 {
+		// Whoever can write the file can add a key: refuse it.
+		return nil, fmt.Errorf("admin keys file %s is writable by others (mode %v)", a.path, fi.Mode().Perm())
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()

@@ -26,6 +26,8 @@ error is one line on stderr with the server's code.
   me       --state FILE
   refresh  --state FILE
   logout   --state FILE
+  devices  --state FILE                  list the account's devices
+  revoke-device --state FILE --device ID sign out another device of the account
 
 The state file holds the device's private key and refresh token, encrypted.
 The passphrase comes from --passphrase-file or HALLPASS_CLIENT_PASSPHRASE;
@@ -55,6 +57,10 @@ func runClient(ctx context.Context, args []string, e *env) error {
 		return clientRefresh(ctx, args[1:], e)
 	case "logout":
 		return clientLogout(ctx, args[1:], e)
+	case "devices":
+		return clientDevices(ctx, args[1:], e)
+	case "revoke-device":
+		return clientRevokeDevice(ctx, args[1:], e)
 	case "help", "-h", "--help":
 		fmt.Fprint(e.stdout, clientUsage)
 		return nil
@@ -365,4 +371,57 @@ func clientLogout(ctx context.Context, args []string, e *env) (err error) {
 		AccountID string `json:"account_id"`
 		DeviceID  string `json:"device_id"`
 	}{true, s.AccountID, s.DeviceID})
+}
+
+func clientDevices(ctx context.Context, args []string, e *env) (err error) {
+	fs := newFlagSet("client devices", e)
+	var sf stateFlags
+	sf.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			err = clientFail("devices", e, err)
+		}
+	}()
+	c, err := openClient(ctx, &sf, e)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	devs, err := c.Devices(ctx)
+	if err != nil {
+		return err
+	}
+	return writeJSON(e, struct {
+		Devices []client.Device `json:"devices"`
+	}{devs})
+}
+
+func clientRevokeDevice(ctx context.Context, args []string, e *env) (err error) {
+	fs := newFlagSet("client revoke-device", e)
+	var sf stateFlags
+	sf.register(fs)
+	device := fs.String("device", "", "id of the device to sign out (dev_...; see `hallpass client devices`)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *device == "" {
+		return fmt.Errorf("%w: --device is required", errUsage)
+	}
+	defer func() {
+		if err != nil {
+			err = clientFail("revoke-device", e, err)
+		}
+	}()
+	c, err := openClient(ctx, &sf, e)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.RevokeDevice(ctx, *device); err != nil {
+		return err
+	}
+	return writeJSON(e, map[string]any{"revoked": *device})
 }

@@ -64,7 +64,9 @@ Commands:
   token mint         mint a v4.public access token (for testing)
   token verify       verify a token offline against a key set
   token inspect      print a token's header, footer and claims UNVERIFIED
-  client             try the flow as a device: signup, me, refresh, logout
+  client             try the flow as a device: signup, me, refresh, logout, devices
+  admin-key new      make an admin key; its digest goes to the admin keys file
+  admin              call the admin API: revoke, ban, revoke-device, rotate-keys, ...
 
 Run "hallpass <command> -h" for the flags of a command.
 `
@@ -87,6 +89,10 @@ func run(ctx context.Context, args []string, e *env) error {
 		return runServe(ctx, sub, e)
 	case "client":
 		return runClient(ctx, sub, e)
+	case "admin-key":
+		return runAdminKey(ctx, sub, e)
+	case "admin":
+		return runAdmin(ctx, sub, e)
 	}
 	fmt.Fprint(e.stderr, usage)
 	return fmt.Errorf("%w: unknown command %q", errUsage, args[0])

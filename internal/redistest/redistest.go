@@ -9,7 +9,10 @@
 // Fault tests can [Server.Stop] the server (SIGKILL: the client sees the
 // connection drop as in a crash) and [Server.Restart] it on the same port, so
 // a client configured with [Server.Addr] reconnects without being rebuilt.
-// Restart starts with an empty data set: nothing is persisted.
+// Restart starts with an empty data set: nothing is persisted, unless the
+// server came from [StartPersistent] (append-only file, fsync always).
+//
+// [StartCluster] runs a Redis Cluster of several masters on loopback ports.
 //
 // The redis-server binary is looked up on PATH, then at /usr/bin/redis-server
 // and /usr/sbin/redis-server. When it is missing the test fails (it is never
@@ -61,6 +64,10 @@ type Server struct {
 	bin  string
 	dir  string
 	port int
+	// persistent: append-only file in dir, so Restart keeps the data.
+	persistent bool
+	// extra arguments (cluster mode).
+	extra []string
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -72,11 +79,25 @@ type Server struct {
 // redis-server is not installed or does not come up.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	return start(t, false, nil)
+}
+
+// StartPersistent is Start with an append-only file (--appendonly yes
+// --appendfsync always) in the server's temporary directory, so that
+// [Server.Restart] (and a Stop then Restart) keeps every acknowledged write,
+// streams included.
+func StartPersistent(t testing.TB) *Server {
+	t.Helper()
+	return start(t, true, nil)
+}
+
+func start(t testing.TB, persistent bool, extra []string) *Server {
+	t.Helper()
 	bin, err := findBinary()
 	if err != nil {
 		t.Fatalf("redistest: %v; run `make test-deps` to install redis-server", err)
 	}
-	s := &Server{bin: bin, dir: t.TempDir()}
+	s := &Server{bin: bin, dir: t.TempDir(), persistent: persistent, extra: extra}
 	t.Cleanup(func() { s.kill() })
 
 	// The free port is found by binding :0 and closing it; another process
@@ -113,8 +134,8 @@ func (s *Server) Stop(t testing.TB) {
 	s.kill()
 }
 
-// Restart starts the server again on the same port (with an empty data set)
-// and waits until it answers PING. The running server, if any, is killed
+// Restart starts the server again on the same port (with an empty data set,
+// unless it came from StartPersistent) and waits until it answers PING. The running server, if any, is killed
 // first.
 func (s *Server) Restart(t testing.TB) {
 	t.Helper()
@@ -158,17 +179,25 @@ func freePort() (int, error) {
 // process is gone and the error carries the tail of its log.
 func (s *Server) launch() error {
 	logPath := filepath.Join(s.dir, "redis.log")
-	cmd := exec.Command(s.bin,
+	appendonly := []string{"--appendonly", "no"}
+	if s.persistent {
+		appendonly = []string{"--appendonly", "yes", "--appendfsync", "always"}
+	}
+	args := []string{
 		"--port", strconv.Itoa(s.port),
 		"--bind", "127.0.0.1",
 		"--protected-mode", "yes",
 		"--save", "",
-		"--appendonly", "no",
+	}
+	args = append(args, appendonly...)
+	args = append(args,
 		"--dir", s.dir,
 		"--logfile", logPath,
 		"--daemonize", "no",
 		"--databases", "16",
 	)
+	args = append(args, s.extra...)
+	cmd := exec.Command(s.bin, args...)
 	cmd.Dir = s.dir
 	if err := cmd.Start(); err != nil {
 		return err

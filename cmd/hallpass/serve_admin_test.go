@@ -1,0 +1,189 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hallpass/hallpass/internal/redistest"
+)
+
+// startServeAdmin is startServe with the admin listener on a free port; it
+// returns the admin API's URL too.
+func startServeAdmin(t *testing.T, environ map[string]string, args ...string) (*runningServer, string) {
+	t.Helper()
+	logs := &lockedBuffer{}
+	e := &env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: logs, getenv: func(k string) string { return environ[k] }}
+	c, err := parseServeFlags(append([]string{"--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"}, args...), e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := make(chan string, 1)
+	c.adminBound = func(addr string) { admin <- addr }
+	ctx, cancel := context.WithCancel(context.Background())
+	rs := &runningServer{logs: logs, cancel: cancel, done: make(chan error, 1)}
+	ready := make(chan string, 1)
+	go func() { rs.done <- serve(ctx, c, e, ready) }()
+	select {
+	case rs.url = <-ready:
+	case err := <-rs.done:
+		cancel()
+		t.Fatalf("serve failed: %v\n%s", err, logs.String())
+	case <-time.After(20 * time.Second):
+		cancel()
+		t.Fatal("serve did not come up")
+	}
+	t.Cleanup(func() { rs.stop(t) })
+	var addr string
+	select {
+	case addr = <-admin:
+	default:
+		t.Fatal("no admin listener")
+	}
+	return rs, "http://" + addr
+}
+
+func waitReady(t *testing.T, base string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		res, err := http.Get(base + "/readyz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("/readyz never 200")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestServeAdmin: `hallpass serve` with an admin keys file: the admin API
+// on its own listener (404 on the public one), device revocation through
+// `hallpass admin` refuses the device's token while another account keeps
+// working, key rotation and revocation go through the key ring files, and
+// every call leaves an audit line (and, on Redis, a stream entry).
+func TestServeAdmin(t *testing.T) {
+	t.Parallel()
+	for _, backend := range []string{"bolt", "redis"} {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			data := t.TempDir()
+			keysFile := filepath.Join(data, "admin-keys")
+			key := strings.TrimSpace(runCmd(t, nil, "admin-key", "new", "--keys-file", keysFile, "--id", "ops").stdout)
+			other := strings.TrimSpace(runCmd(t, nil, "admin-key", "new", "--keys-file", filepath.Join(t.TempDir(), "other")).stdout)
+			args := []string{"--dev", "--data", data, "--admin-keys-file", keysFile}
+			var rc *redis.Client
+			if backend == "redis" {
+				srv := redistest.Start(t)
+				args = append(args, "--store", srv.URL())
+				rc = redis.NewClient(&redis.Options{Addr: srv.Addr()})
+				t.Cleanup(func() { rc.Close() })
+			}
+			rs, adminURL := startServeAdmin(t, nil, args...)
+			waitReady(t, rs.url)
+			victim := newHTTPDevice(t, rs.url, nil)
+			victim.signup(t, "victim")
+			bystander := newHTTPDevice(t, rs.url, nil)
+			bystander.signup(t, "bystander")
+
+			env := map[string]string{adminKeyEnv: key, adminURLEnv: adminURL}
+			// Refused: no key, a key of another file, the public listener.
+			isUsage(t, runCmd(t, map[string]string{adminURLEnv: adminURL}, "admin", "revocations"))
+			if r := runCmd(t, map[string]string{adminKeyEnv: other, adminURLEnv: adminURL}, "admin", "revocations"); r.err == nil || !strings.Contains(r.stderr, "unauthorized") {
+				t.Fatalf("key of another file: %v %s", r.err, r.stderr)
+			}
+			if r := runCmd(t, map[string]string{adminKeyEnv: key, adminURLEnv: rs.url}, "admin", "revocations"); r.err == nil || !strings.Contains(r.stderr, "not_found") {
+				t.Fatalf("public listener: %v %s", r.err, r.stderr)
+			}
+
+			r := runCmd(t, env, "admin", "account-by-username", "--username", "victim")
+			if r.err != nil {
+				t.Fatalf("%v %s", r.err, r.stderr)
+			}
+			accID := r.json(t)["id"].(string)
+			r = runCmd(t, env, "admin", "devices", "--account", accID)
+			if r.err != nil {
+				t.Fatalf("%v %s", r.err, r.stderr)
+			}
+			devID := r.json(t)["devices"].([]any)[0].(map[string]any)["id"].(string)
+			if r := runCmd(t, env, "admin", "revoke-device", "--device", devID); r.err != nil {
+				t.Fatalf("revoke-device: %v %s", r.err, r.stderr)
+			}
+			if st, m := victim.do(t, "GET", "/v1/me", "", "", victim.access); st != 401 || m["code"] != "token_revoked" {
+				t.Fatalf("victim after revoke: %d %v", st, m)
+			}
+			if bystander.me(t) != "bystander" {
+				t.Fatal("bystander")
+			}
+			// Keys: rotate, then revoke the old key; the published set lists
+			// it as revoked at once and the bystander's token (signed by it)
+			// is refused.
+			r = runCmd(t, env, "admin", "rotate-keys")
+			if r.err != nil {
+				t.Fatalf("rotate: %v %s", r.err, r.stderr)
+			}
+			var oldKid string
+			for _, k := range r.json(t)["keys"].([]any) {
+				if m := k.(map[string]any); m["status"] == "retired" {
+					oldKid = m["kid"].(string)
+				}
+			}
+			if oldKid == "" {
+				t.Fatalf("no retired key after rotation: %s", r.stdout)
+			}
+			if r := runCmd(t, env, "admin", "revoke-key", "--kid", oldKid); r.err != nil {
+				t.Fatalf("revoke-key: %v %s", r.err, r.stderr)
+			}
+			res, err := http.Get(rs.url + "/.well-known/hallpass/keys")
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if !strings.Contains(string(b), `"revoked":["`+oldKid) {
+				t.Fatalf("published set: %s", b)
+			}
+			if st, m := bystander.do(t, "GET", "/v1/me", "", "", bystander.access); st != 401 {
+				t.Fatalf("token of a revoked key: %d %v", st, m)
+			}
+			// Audit.
+			logs := rs.logs.String()
+			if n := strings.Count(logs, `"msg":"admin audit"`); n < 6 {
+				t.Fatalf("%d audit lines, want 6 or more", n)
+			}
+			if !strings.Contains(logs, `"who":"ops"`) || !strings.Contains(logs, `"who":"-"`) {
+				t.Fatal("audit lines without who")
+			}
+			if strings.Contains(logs, key) || strings.Contains(logs, other) {
+				t.Fatal("an admin key reached the log")
+			}
+			if rc != nil {
+				n, err := rc.XLen(context.Background(), "hallpass:{audit}:admin").Result()
+				if err != nil || n < 6 {
+					t.Fatalf("audit stream: %d %v", n, err)
+				}
+			}
+		})
+	}
+}
+
+func TestServeAdminDisabled(t *testing.T) {
+	t.Parallel()
+	rs := startServe(t, nil, "--dev", "--data", t.TempDir())
+	if !strings.Contains(rs.logs.String(), "admin API disabled") {
+		t.Fatal("no notice that the admin API is off")
+	}
+	if err := serveErr(t, nil, "--dev", "--data", t.TempDir(), "--admin-keys-file", filepath.Join(t.TempDir(), "missing")); err == nil {
+		t.Fatal("a missing keys file accepted")
+	}
+}

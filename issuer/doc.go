@@ -11,6 +11,8 @@
 //	POST /v1/token               grant_type=refresh_token, form or JSON, DPoP proof
 //	GET  /v1/me                  Authorization: DPoP <token> + proof with ath
 //	POST /v1/logout              same authentication; ends this device's session
+//	GET  /v1/me/devices          same authentication; the account's devices
+//	DELETE /v1/me/devices/{id}   same authentication; signs out one of them
 //	GET  /.well-known/hallpass/keys, /openapi.yaml, /healthz, /readyz, /metrics
 //
 // # What it trusts
@@ -65,9 +67,23 @@
 // issuer's own endpoints at once (token_revoked).
 //
 // Logout ends the device's session (its refresh token stops working) and
-// marks the device revoked. Until the revocation denylist lands, offline
-// verifiers elsewhere keep accepting the device's access tokens until
-// their exp: at most AccessTTL (10 minutes by default) after the logout.
+// marks the device revoked. With Config.Revocations, logout, signing out a
+// device (self-service or admin), a reuse detection and a ban also add a
+// revocation entry, so every verifier mirror refuses the device's (or
+// account's) access tokens, not only this issuer's store check; with
+// Config.RevocationMirror the issuer's own verifier checks the denylist too
+// (a stale mirror answers 503 and makes /readyz fail).
+//
+// # Admin API
+//
+// [Server.AdminHandler] serves the admin API (docs/openapi-admin.yaml) for
+// a separate listener; none of its routes exists on [Server.Handler].
+// Requests carry "Authorization: Bearer <admin key>"; the key's SHA-256
+// digest is compared in constant time with every line of
+// Config.AdminKeysFile (made by [NewAdminKey]; read again when it
+// changes). Every admin request, refused or not, is audited: a log line
+// "admin audit" (who, action, targets, status, result) and, when set,
+// Config.AuditSink (issuer/redisaudit on Redis).
 //
 // # Failure behaviour
 //

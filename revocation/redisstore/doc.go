@@ -1,0 +1,42 @@
+// Package redisstore is a revocation.Store on Redis or Redis Cluster, shared
+// by every issuer and verifier node.
+//
+// # Layout
+//
+// Every key starts with <Prefix>:{rev}: (Prefix defaults to "hallpass"), so
+// all of them hash to one slot and the scripts run on Redis Cluster:
+//
+//	{rev}:entries  hash        kind:id -> entry JSON (live entries)
+//	{rev}:before   hash        kind:id -> Before in µs (compared by the add script)
+//	{rev}:expiry   sorted set  kind:id scored by Expires in µs (+inf: never)
+//	{rev}:events   stream      one event per stored entry, field e = entry JSON
+//	{rev}:epoch    string      random id of the stream, created with it
+//
+// Add is one Lua script: drop up to 256 expired entries (ZRANGEBYSCORE on
+// the expiry set, so the set stays as small as the revocations of the last
+// max-access-lifetime + leeway), keep the entry with the later Before, and
+// XADD the event with MAXLEN = Options.MaxEvents (exact).
+//
+// # Retention
+//
+// The stream keeps the latest Options.MaxEvents events (default 100,000:
+// at 1,000 revocations a second, 100 s of history). A mirror further behind
+// than that, or cut off while Redis lost its data, gets ErrCursorGone and
+// reloads the snapshot, so no event is ever silently skipped. A cursor is
+// epoch/stream id/count; see Follow.
+//
+// # Propagation
+//
+// Follow is XREAD BLOCK: it returns as soon as an event is appended, so a
+// mirror learns a revocation about one round trip after Add returns
+// (milliseconds on loopback).
+//
+// # Trust
+//
+// Redis holds ids (jti, device, account, kid) and admin reasons, never a
+// token. Anyone who can write these keys can revoke anything, and anyone who
+// can delete them can un-revoke for mirrors that reload; protect Redis
+// accordingly (ACLs, TLS, private network). Restarts keep the stream only if
+// Redis persists it (appendonly); otherwise mirrors detect the new epoch and
+// reload, and revocations not persisted are lost with the data.
+package redisstore

@@ -181,13 +181,16 @@ func (r *Reader) RawString() (start, end int, escaped bool, err error) {
 		return 0, 0, false, ErrSyntax
 	}
 	start = r.pos + 1
+	nonASCII := false
 	for i := start; i < len(b); {
 		c := b[i]
 		switch {
+		case c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf:
+			i++
 		case c == '"':
 			// Escapes are ASCII and never split a valid sequence, so
 			// checking the raw contents checks every literal byte.
-			if !utf8.Valid(b[start:i]) {
+			if nonASCII && !utf8.Valid(b[start:i]) {
 				return 0, 0, false, ErrUTF8
 			}
 			r.pos = i + 1
@@ -226,6 +229,7 @@ func (r *Reader) RawString() (start, end int, escaped bool, err error) {
 		case c < 0x20:
 			return 0, 0, false, ErrSyntax
 		default:
+			nonASCII = true
 			i++
 		}
 	}

@@ -36,6 +36,7 @@ import (
 	"github.com/hallpass/hallpass/refresh"
 	"github.com/hallpass/hallpass/revocation"
 	revbolt "github.com/hallpass/hallpass/revocation/boltstore"
+	revredis "github.com/hallpass/hallpass/revocation/redisstore"
 )
 
 // serveConfig is what `hallpass serve` reads from flags and HALLPASS_*
@@ -628,9 +629,6 @@ func openBackend(ctx context.Context, c *serveConfig, log *slog.Logger) (*backen
 		b.close()
 		return nil, err
 	}
-	if b.revocations == nil {
-		log.Warn("no revocation store on Redis in this build: logout and revocations reach this issuer only, not offline verifiers")
-	}
 	if b.audit, err = redisaudit.New(client, redisaudit.Options{}); err != nil {
 		b.close()
 		return nil, err
@@ -694,6 +692,6 @@ func parseRule(s, flagName string) (ratelimit.Rule, error) {
 }
 
 // redisRevocations is the revocation store on the Redis client.
-func redisRevocations(redis.UniversalClient) (revocation.Store, error) {
-	return nil, nil // revocation/redisstore: wired when it lands
+func redisRevocations(c redis.UniversalClient) (revocation.Store, error) {
+	return revredis.New(c, revredis.Options{})
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
+	"errors"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -12,6 +14,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/hallpass/hallpass/internal/redistest"
+	"github.com/hallpass/hallpass/revocation"
+	revredis "github.com/hallpass/hallpass/revocation/redisstore"
+	"github.com/hallpass/hallpass/token"
 )
 
 // startServeAdmin is startServe with the admin listener on a free port; it
@@ -83,11 +88,21 @@ func TestServeAdmin(t *testing.T) {
 			other := strings.TrimSpace(runCmd(t, nil, "admin-key", "new", "--keys-file", filepath.Join(t.TempDir(), "other")).stdout)
 			args := []string{"--dev", "--data", data, "--admin-keys-file", keysFile}
 			var rc *redis.Client
+			var mirror *revocation.Mirror // a verifier elsewhere, on the shared Redis
 			if backend == "redis" {
 				srv := redistest.Start(t)
 				args = append(args, "--store", srv.URL())
-				rc = redis.NewClient(&redis.Options{Addr: srv.Addr()})
+				rc = redis.NewClient(&redis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true})
 				t.Cleanup(func() { rc.Close() })
+				rst, err := revredis.New(rc, revredis.Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if mirror, err = revocation.NewMirror(rst, revocation.MirrorOptions{}); err != nil {
+					t.Fatal(err)
+				}
+				mirror.Start()
+				t.Cleanup(func() { mirror.Close() })
 			}
 			rs, adminURL := startServeAdmin(t, nil, args...)
 			waitReady(t, rs.url)
@@ -124,6 +139,10 @@ func TestServeAdmin(t *testing.T) {
 			}
 			if bystander.me(t) != "bystander" {
 				t.Fatal("bystander")
+			}
+			if mirror != nil {
+				waitMirrorRefuses(t, mirror, victim.access, true)
+				waitMirrorRefuses(t, mirror, bystander.access, false)
 			}
 			// Keys: rotate, then revoke the old key; the published set lists
 			// it as revoked at once and the bystander's token (signed by it)
@@ -174,6 +193,42 @@ func TestServeAdmin(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// waitMirrorRefuses waits until m refuses tok (or checks it accepts tok).
+func waitMirrorRefuses(t *testing.T, m *revocation.Mirror, tok string, refused bool) {
+	t.Helper()
+	parts := strings.Split(tok, ".")
+	b, err := base64.RawURLEncoding.DecodeString(parts[2])
+	if err != nil || len(b) < 64 {
+		t.Fatal("bad token")
+	}
+	c, err := token.ParseClaims(b[:len(b)-64])
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := token.UnsafeParseFooterKid(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-m.Synced()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := m.CheckRevoked(context.Background(), f.Kid, c)
+		if !refused {
+			if err != nil {
+				t.Fatalf("mirror refuses a token it should accept: %v", err)
+			}
+			return
+		}
+		if errors.Is(err, revocation.ErrRevoked) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the mirror does not refuse the revoked token: %v", err)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 

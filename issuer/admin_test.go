@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hallpass/hallpass/issuer"
+	"github.com/hallpass/hallpass/issuer/redisaudit"
 	"github.com/hallpass/hallpass/keys"
 	"github.com/hallpass/hallpass/revocation"
 	"github.com/hallpass/hallpass/token"
@@ -32,7 +33,34 @@ type adminEnv struct {
 	*env
 	key    string // a valid admin key
 	audit  *issuer.MemoryAudit
+	stream *redisaudit.Sink // on Redis
 	mirror *revocation.Mirror
+}
+
+// teeAudit records to both sinks.
+type teeAudit []issuer.AuditSink
+
+func (t teeAudit) Record(ctx context.Context, r issuer.AuditRecord) error {
+	for _, s := range t {
+		if err := s.Record(ctx, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// streamLen is the length of the Redis audit stream (-1 off Redis).
+func (a *adminEnv) streamLen(t *testing.T) int64 {
+	t.Helper()
+	rb, ok := a.be.(*redisBackend)
+	if !ok {
+		return -1
+	}
+	n, err := rb.client.XLen(context.Background(), a.stream.Key()).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 func newAdminEnv(t *testing.T, be backend, opts ...option) *adminEnv {
@@ -47,9 +75,18 @@ func newAdminEnv(t *testing.T, be backend, opts ...option) *adminEnv {
 		t.Fatal(err)
 	}
 	a := &adminEnv{key: key, audit: &issuer.MemoryAudit{}}
-	opts = append([]option{withRevocation(t, &a.mirror, nil), func(c *issuer.Config) {
+	opts = append([]option{withRevocation(t, be, &a.mirror, nil), func(c *issuer.Config) {
 		c.AdminKeysFile = keysFile
 		c.AuditSink = a.audit
+		if rb, ok := be.(*redisBackend); ok {
+			// On Redis: the audit stream, beside the memory sink.
+			rs, err := redisaudit.New(rb.client, redisaudit.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			a.stream = rs
+			c.AuditSink = teeAudit{a.audit, rs}
+		}
 	}}, opts...)
 	// The ring exists only once newEnv has made it: set the key manager
 	// through a late option.
@@ -107,7 +144,11 @@ func (a *adminEnv) call(method, path string, body any) resp {
 }
 
 func TestAdminAuth(t *testing.T) {
-	a := newAdminEnv(t, &boltBackend{})
+	forEachBackend(t, testAdminAuth)
+}
+
+func testAdminAuth(t *testing.T, be backend) {
+	a := newAdminEnv(t, be)
 	other, _, err := issuer.NewAdminKey(nil, "elsewhere", time.Now()) // in no file of this server
 	if err != nil {
 		t.Fatal(err)
@@ -146,6 +187,9 @@ func TestAdminAuth(t *testing.T) {
 			recs := a.audit.Records()
 			if len(recs) != before+1 || recs[len(recs)-1].Who != "-" || recs[len(recs)-1].Status != 401 {
 				t.Fatalf("audit: %+v", recs[before:])
+			}
+			if n := a.streamLen(t); n >= 0 && n != int64(len(recs)) {
+				t.Fatalf("audit stream has %d records, memory %d", n, len(recs))
 			}
 		})
 	}
@@ -224,53 +268,58 @@ func TestAdminRevocations(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			a := newAdminEnv(t, &boltBackend{})
-			victim := a.newDevice("ES256")
-			victim.signup("erin")
-			other := a.addDevice(victim)
-			bystander := a.newDevice("EdDSA")
-			bystander.signup("frank")
-			for _, d := range []*device{victim, other, bystander} {
-				if r := d.me(); r.status != http.StatusOK {
-					t.Fatalf("before: %d", r.status)
+			forEachBackend(t, func(t *testing.T, be backend) {
+				a := newAdminEnv(t, be)
+				victim := a.newDevice("ES256")
+				victim.signup("erin")
+				other := a.addDevice(victim)
+				bystander := a.newDevice("EdDSA")
+				bystander.signup("frank")
+				for _, d := range []*device{victim, other, bystander} {
+					if r := d.me(); r.status != http.StatusOK {
+						t.Fatalf("before: %d", r.status)
+					}
 				}
-			}
-			before := len(a.audit.Records())
-			r := tc.revoke(t, setup{a, victim, other})
-			if r.status/100 != 2 {
-				t.Fatalf("revoke: %d %s", r.status, r.body)
-			}
-			if r.status == http.StatusCreated && r.json(t)["kind"] == nil {
-				t.Fatalf("no entry in the answer: %s", r.body)
-			}
-			recs := a.audit.Records()
-			if len(recs) != before+1 || recs[before].Who != "ops-alice" || recs[before].Result != "ok" {
-				t.Fatalf("audit: %+v", recs[before:])
-			}
-			waitRevoked(t, a.mirror, victim.access)
-			if r := victim.me(); r.status != http.StatusUnauthorized || r.code(t) != issuer.CodeTokenRevoked {
-				t.Fatalf("victim /v1/me: %d %s", r.status, r.body)
-			}
-			wantOther := http.StatusUnauthorized
-			if tc.otherWorks {
-				wantOther = http.StatusOK
-			}
-			if r := other.me(); r.status != wantOther {
-				t.Fatalf("other device of the account: %d, want %d (%s)", r.status, wantOther, r.body)
-			}
-			if tc.name != "all" && tc.name != "key" {
-				if r := bystander.me(); r.status != http.StatusOK {
-					t.Fatalf("another account: %d", r.status)
+				before := len(a.audit.Records())
+				r := tc.revoke(t, setup{a, victim, other})
+				if r.status/100 != 2 {
+					t.Fatalf("revoke: %d %s", r.status, r.body)
 				}
-			}
-			if tc.refreshDies {
-				if r := victim.refreshWith(victim.rt); r.status != http.StatusBadRequest {
-					t.Fatalf("refresh after revoke: %d", r.status)
+				if r.status == http.StatusCreated && r.json(t)["kind"] == nil {
+					t.Fatalf("no entry in the answer: %s", r.body)
 				}
-			}
-			if r := a.call(http.MethodGet, issuer.PathAdminRevocations, nil); r.status != http.StatusOK || len(r.json(t)["entries"].([]any)) == 0 {
-				t.Fatalf("list: %d %s", r.status, r.body)
-			}
+				recs := a.audit.Records()
+				if len(recs) != before+1 || recs[before].Who != "ops-alice" || recs[before].Result != "ok" {
+					t.Fatalf("audit: %+v", recs[before:])
+				}
+				waitRevoked(t, a.mirror, victim.access)
+				if r := victim.me(); r.status != http.StatusUnauthorized || r.code(t) != issuer.CodeTokenRevoked {
+					t.Fatalf("victim /v1/me: %d %s", r.status, r.body)
+				}
+				wantOther := http.StatusUnauthorized
+				if tc.otherWorks {
+					wantOther = http.StatusOK
+				}
+				if r := other.me(); r.status != wantOther {
+					t.Fatalf("other device of the account: %d, want %d (%s)", r.status, wantOther, r.body)
+				}
+				if tc.name != "all" && tc.name != "key" {
+					if r := bystander.me(); r.status != http.StatusOK {
+						t.Fatalf("another account: %d", r.status)
+					}
+				}
+				if tc.refreshDies {
+					if r := victim.refreshWith(victim.rt); r.status != http.StatusBadRequest {
+						t.Fatalf("refresh after revoke: %d", r.status)
+					}
+				}
+				if r := a.call(http.MethodGet, issuer.PathAdminRevocations, nil); r.status != http.StatusOK || len(r.json(t)["entries"].([]any)) == 0 {
+					t.Fatalf("list: %d %s", r.status, r.body)
+				}
+				if n := a.streamLen(t); n >= 0 && n != int64(len(a.audit.Records())) {
+					t.Fatalf("audit stream has %d records, memory %d", n, len(a.audit.Records()))
+				}
+			})
 		})
 	}
 }

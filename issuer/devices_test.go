@@ -17,27 +17,36 @@ import (
 	"github.com/hallpass/hallpass/issuer"
 	"github.com/hallpass/hallpass/revocation"
 	revbolt "github.com/hallpass/hallpass/revocation/boltstore"
+	revredis "github.com/hallpass/hallpass/revocation/redisstore"
 	"github.com/hallpass/hallpass/token"
 )
 
 // withRevocation gives the issuer a revocation store (bbolt, in the test's
 // directory) and a running mirror over it; the mirror is returned through
 // out.
-func withRevocation(t testing.TB, out **revocation.Mirror, st *revocation.Store) option {
+func withRevocation(t testing.TB, be backend, out **revocation.Mirror, st *revocation.Store) option {
 	return func(c *issuer.Config) {
-		rs, err := revbolt.Open(filepath.Join(t.TempDir(), "revocation.db"), revbolt.Options{})
-		if err != nil {
-			t.Fatal(err)
+		var rs revocation.Store
+		if rb, ok := be.(*redisBackend); ok {
+			r, err := revredis.New(rb.client, revredis.Options{OpTimeout: 30 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rs = r
+		} else {
+			r, err := revbolt.Open(filepath.Join(t.TempDir(), "revocation.db"), revbolt.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { r.Close() })
+			rs = r
 		}
 		m, err := revocation.NewMirror(rs, revocation.MirrorOptions{MaxStaleness: 5 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
 		m.Start()
-		t.Cleanup(func() {
-			m.Close()
-			rs.Close()
-		})
+		t.Cleanup(func() { m.Close() })
 		select {
 		case <-m.Synced():
 		case <-time.After(10 * time.Second):
@@ -105,7 +114,7 @@ func TestMyDevices(t *testing.T) {
 		b := be(t)
 		t.Run(b.name(), func(t *testing.T) {
 			var mirror *revocation.Mirror
-			e := newEnv(t, b, withRevocation(t, &mirror, nil))
+			e := newEnv(t, b, withRevocation(t, b, &mirror, nil))
 			phone := e.newDevice("ES256")
 			phone.signup("alice")
 			laptop := e.addDevice(phone)
@@ -204,7 +213,8 @@ func waitRevoked(t *testing.T, m *revocation.Mirror, tok string) {
 // TestLogoutAddsDeviceEntry: a logout reaches the mirrors.
 func TestLogoutAddsDeviceEntry(t *testing.T) {
 	var mirror *revocation.Mirror
-	e := newEnv(t, &boltBackend{}, withRevocation(t, &mirror, nil))
+	be := &boltBackend{}
+	e := newEnv(t, be, withRevocation(t, be, &mirror, nil))
 	d := e.newDevice("EdDSA")
 	d.signup("bob")
 	c, err := token.ParseClaims(unsafePayload(t, d.access))

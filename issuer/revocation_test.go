@@ -17,7 +17,8 @@ import (
 // TestReuseAddsDeviceEntry: a refresh-token reuse reaches the mirrors.
 func TestReuseAddsDeviceEntry(t *testing.T) {
 	var mirror *revocation.Mirror
-	e := newEnv(t, &boltBackend{}, withRevocation(t, &mirror, nil))
+	be := &boltBackend{}
+	e := newEnv(t, be, withRevocation(t, be, &mirror, nil))
 	d := e.newDevice("EdDSA")
 	d.signup("reuser2")
 	t0 := d.rt

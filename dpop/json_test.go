@@ -38,6 +38,8 @@ func readAll(data []byte) (map[string]string, error) {
 	}
 }
 
+// TestReadObject checks this package's rules and error mapping on top of
+// internal/strictjson, whose own table covers the JSON grammar case by case.
 func TestReadObject(t *testing.T) {
 	tests := []struct {
 		name string
@@ -48,40 +50,21 @@ func TestReadObject(t *testing.T) {
 		{name: "whitespace", in: " \t\r\n{ \"a\" : \"b\" , \"c\":1 }\n"},
 		{name: "all value kinds", in: `{"s":"x","n":-1.5e+3,"t":true,"f":false,"z":null,"o":{"p":[1,[2,{}],"q"]},"a":[]}`},
 		{name: "escapes", in: `{"s":"\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00"}`},
-		{name: "numbers", in: `{"a":0,"b":-0,"c":0.5,"d":1E9,"e":1e-9,"f":123}`},
+		{name: "names differing in case are distinct", in: `{"a":1,"A":2}`},
+		{name: "at the depth limit", in: `{"a":` + strings.Repeat("[", maxJSONDepth-1) + strings.Repeat("]", maxJSONDepth-1) + `}`},
 
 		{name: "duplicate", in: `{"a":1,"a":2}`, want: ErrDuplicateKey},
 		{name: "duplicate after escape", in: `{"a":1,"\u0061":2}`, want: ErrDuplicateKey},
-		{name: "duplicate nested", in: `{"o":{"k":1,"k":1}}`, want: ErrDuplicateKey},
 		{name: "duplicate in array element", in: `{"a":[{"k":1,"k":2}]}`, want: ErrDuplicateKey},
-		{name: "names differing in case are distinct", in: `{"a":1,"A":2}`},
 
 		{name: "not an object", in: `[]`, want: ErrMalformed},
 		{name: "string", in: `"x"`, want: ErrMalformed},
 		{name: "empty", in: ``, want: ErrMalformed},
 		{name: "trailing object", in: `{}{}`, want: ErrMalformed},
-		{name: "trailing garbage", in: `{} x`, want: ErrMalformed},
 		{name: "trailing comma", in: `{"a":1,}`, want: ErrMalformed},
-		{name: "trailing comma in array", in: `{"a":[1,]}`, want: ErrMalformed},
-		{name: "missing colon", in: `{"a" 1}`, want: ErrMalformed},
-		{name: "single quotes", in: `{'a':1}`, want: ErrMalformed},
-		{name: "unquoted name", in: `{a:1}`, want: ErrMalformed},
 		{name: "leading zero", in: `{"a":01}`, want: ErrMalformed},
-		{name: "plus sign", in: `{"a":+1}`, want: ErrMalformed},
-		{name: "bare dot", in: `{"a":1.}`, want: ErrMalformed},
-		{name: "bare exponent", in: `{"a":1e}`, want: ErrMalformed},
-		{name: "NaN", in: `{"a":NaN}`, want: ErrMalformed},
-		{name: "truncated literal", in: `{"a":tru}`, want: ErrMalformed},
-		{name: "control char in string", in: "{\"a\":\"x\ny\"}", want: ErrMalformed},
-		{name: "bad escape", in: `{"a":"\x"}`, want: ErrMalformed},
-		{name: "short unicode escape", in: `{"a":"\u12"}`, want: ErrMalformed},
 		{name: "lone high surrogate", in: `{"a":"\ud800"}`, want: ErrMalformed},
-		{name: "lone low surrogate", in: `{"a":"\udc00"}`, want: ErrMalformed},
-		{name: "reversed surrogates", in: `{"a":"\udc00\ud800"}`, want: ErrMalformed},
 		{name: "invalid UTF-8", in: "{\"a\":\"\xff\"}", want: ErrMalformed},
-		{name: "invalid UTF-8 with escape", in: "{\"a\":\"\\n\xc3\"}", want: ErrMalformed},
-		{name: "unterminated string", in: `{"a":"x`, want: ErrMalformed},
-		{name: "unterminated object", in: `{"a":1`, want: ErrMalformed},
 		{name: "too deep", in: `{"a":` + strings.Repeat("[", maxJSONDepth) + strings.Repeat("]", maxJSONDepth) + `}`, want: ErrMalformed},
 		{name: "too many members", in: tooManyMembers(), want: ErrMalformed},
 	}

@@ -3,6 +3,7 @@ package redisstore_test
 import (
 	"fmt"
 	"sync/atomic"
+	"time"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -25,6 +26,8 @@ func factory(c redis.UniversalClient) storetest.Factory {
 			Prefix:    fmt.Sprintf("test%d", prefixes.Add(1)),
 			Now:       cfg.Now,
 			MaxEvents: cfg.MaxEvents,
+			// Generous: CI machines run many test binaries at once.
+			OpTimeout: 10 * time.Second,
 		})
 		if err != nil {
 			t.Fatal(err)

@@ -141,7 +141,7 @@ func newEnv(t testing.TB, be backend, opts ...option) *env {
 		DPoP:         issuer.DPoPConfig{Replay: be.replay(t)},
 		Logger:       slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Now:          e.clock.Now,
-		StoreTimeout: 5 * time.Second, // generous: -race on two cores; TestRedisDown sets its own
+		StoreTimeout: 30 * time.Second, // generous: -race on two busy cores (80 concurrent bbolt fsyncs); TestRedisDown sets its own
 	}
 	for _, o := range opts {
 		o(&e.cfg)

@@ -310,11 +310,13 @@ func (s *Store) position(ctx context.Context, create bool) (position, error) {
 
 // Snapshot implements revocation.Store. It reads the stream position first,
 // then scans the entries: an entry added in between is in the snapshot and
-// again in Follow, which is harmless, and none is missed.
+// again in Follow, which is harmless, and none is missed. OpTimeout bounds
+// each round trip, not the whole scan, so that a large denylist (1,000
+// round trips for 1,000,000 entries) still loads.
 func (s *Store) Snapshot(ctx context.Context) ([]revocation.Entry, revocation.Cursor, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.opTimeout)
-	defer cancel()
-	pos, err := s.position(ctx, true)
+	pctx, cancel := context.WithTimeout(ctx, s.opTimeout)
+	pos, err := s.position(pctx, true)
+	cancel()
 	if err != nil {
 		return nil, "", err
 	}
@@ -322,7 +324,9 @@ func (s *Store) Snapshot(ctx context.Context) ([]revocation.Entry, revocation.Cu
 	var out []revocation.Entry
 	var cur uint64
 	for {
-		kv, next, err := s.c.HScan(ctx, s.kEntries, cur, "", scanBatch).Result()
+		sctx, cancel := context.WithTimeout(ctx, s.opTimeout)
+		kv, next, err := s.c.HScan(sctx, s.kEntries, cur, "", scanBatch).Result()
+		cancel()
 		if err != nil {
 			return nil, "", unavailable(err)
 		}

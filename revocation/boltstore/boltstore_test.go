@@ -2,8 +2,8 @@ package boltstore_test
 
 import (
 	"path/filepath"
-	"time"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 

@@ -31,6 +31,7 @@ import (
 	"github.com/hallpass/hallpass/issuer/redisaudit"
 	"github.com/hallpass/hallpass/keys"
 	"github.com/hallpass/hallpass/keys/filestore"
+	"github.com/hallpass/hallpass/keys/redisring"
 	"github.com/hallpass/hallpass/ratelimit"
 	"github.com/hallpass/hallpass/ratelimit/redislimit"
 	"github.com/hallpass/hallpass/refresh"
@@ -59,6 +60,7 @@ type serveConfig struct {
 	limitHashKey                []byte
 	logLevel                    string
 	adminListen, adminKeysFile  string
+	keyRing                     string
 	revMaxStale                 time.Duration
 	revFailOpen                 bool
 	// adminBound, when set, receives the admin listener's address (tests).
@@ -136,6 +138,7 @@ func parseServeFlags(args []string, e *env) (*serveConfig, error) {
 	fs.BoolVar(&c.dpopNonce, "dpop-nonce", ee.boolean(e, "HALLPASS_DPOP_NONCE"), "demand DPoP server nonces on signup and refresh [HALLPASS_DPOP_NONCE]")
 	fs.StringVar(&c.nonceKeyFile, "dpop-nonce-key-file", e.getenv("HALLPASS_DPOP_NONCE_KEY_FILE"), "32-byte key shared by all nodes for DPoP nonces (default: random per process) [HALLPASS_DPOP_NONCE_KEY_FILE]")
 	fs.StringVar(&c.limitKeyFile, "rate-limit-key-file", e.getenv("HALLPASS_RATE_LIMIT_KEY_FILE"), "32-byte key shared by all nodes that keys the Redis rate-limit digests of client addresses (default: plain SHA-256) [HALLPASS_RATE_LIMIT_KEY_FILE]")
+	fs.StringVar(&c.keyRing, "key-ring", ee.str(e, "HALLPASS_KEY_RING", "files"), "where the key ring lives: files (--keys-dir) or redis (the --store Redis, secrets wrapped under --wrap-key-file, shared by every node) [HALLPASS_KEY_RING]")
 	fs.StringVar(&c.adminListen, "admin-listen", ee.str(e, "HALLPASS_ADMIN_LISTEN", "127.0.0.1:9090"), "address of the admin API listener (only with --admin-keys-file) [HALLPASS_ADMIN_LISTEN]")
 	fs.StringVar(&c.adminKeysFile, "admin-keys-file", e.getenv("HALLPASS_ADMIN_KEYS_FILE"), "admin key digests (hallpass admin-key new); unset: no admin API [HALLPASS_ADMIN_KEYS_FILE]")
 	fs.DurationVar(&c.revMaxStale, "revocation-max-staleness", ee.dur(e, "HALLPASS_REVOCATION_MAX_STALENESS", revocation.DefaultMaxStaleness), "how long the revocation mirror may go without hearing from its store before it fails closed [HALLPASS_REVOCATION_MAX_STALENESS]")
@@ -193,17 +196,56 @@ func serve(ctx context.Context, c *serveConfig, e *env, ready chan<- string) err
 		c.limitHashKey = k.UnsafeBytes()
 	}
 
-	ring, codec, keyStore, err := loadKeys(ctx, c, e, log)
-	if err != nil {
-		return err
+	var live *liveRing
+	var codec *refresh.Codec
+	var keyManager issuer.KeyManager
+	switch c.keyRing {
+	case "files":
+		ring, cd, keyStore, err := loadKeys(ctx, c, e, log)
+		if err != nil {
+			return err
+		}
+		live, codec = newLiveRing(ring), cd
+		keyManager = fileKeyManager{store: keyStore, live: live}
+	case "redis":
+		if c.prot.wrapKeyFile == "" {
+			return fmt.Errorf("%w: --key-ring redis needs --wrap-key-file (the key that wraps the secrets stored in Redis)", errUsage)
+		}
+	default:
+		return fmt.Errorf("%w: --key-ring must be files or redis", errUsage)
 	}
-	live := newLiveRing(ring)
 
 	be, err := openBackend(ctx, c, log)
 	if err != nil {
 		return err
 	}
 	defer be.close()
+
+	if c.keyRing == "redis" {
+		if be.redis == nil {
+			return fmt.Errorf("%w: --key-ring redis needs a Redis --store", errUsage)
+		}
+		rk, err := openRedisKeys(ctx, c, be.redis, log)
+		if err != nil {
+			return err
+		}
+		live, codec = rk.live, rk.codec
+		keyManager = redisKeyManager{store: rk.store, live: live}
+		// Follow the other nodes' rotations; stopped before the stores close.
+		wctx, stopWatch := context.WithCancel(ctx)
+		watchDone := make(chan struct{})
+		go func() {
+			defer close(watchDone)
+			_ = rk.store.Watch(wctx, rk.version, func(uint64) {
+				if r, err := rk.store.Load(wctx); err == nil {
+					live.p.Store(r)
+				} else if wctx.Err() == nil {
+					log.Warn("reloading the key ring from Redis failed", slog.String("error", err.Error()))
+				}
+			})
+		}()
+		defer func() { stopWatch(); <-watchDone }()
+	}
 
 	// The revocation mirror: the issuer's own verifier checks it on every
 	// authenticated request, and /readyz reports its staleness. It stops
@@ -267,7 +309,7 @@ func serve(ctx context.Context, c *serveConfig, e *env, ready chan<- string) err
 		Revocations:    be.revocations,
 		AdminKeysFile:  c.adminKeysFile,
 		AuditSink:      be.audit,
-		KeyManager:     fileKeyManager{store: keyStore, live: live},
+		KeyManager:     keyManager,
 	}
 	if mirror != nil {
 		cfg.RevocationMirror = mirror
@@ -554,6 +596,7 @@ type backend struct {
 	// audit receives admin audit records besides the log (Redis: a
 	// stream); nil on bbolt.
 	audit   issuer.AuditSink
+	redis   redis.UniversalClient // nil on bbolt
 	closers []func() error
 }
 
@@ -609,7 +652,7 @@ func openBackend(ctx context.Context, c *serveConfig, log *slog.Logger) (*backen
 	if err != nil {
 		return nil, err
 	}
-	b := &backend{kind: kind, closers: []func() error{client.Close}}
+	b := &backend{kind: kind, redis: client, closers: []func() error{client.Close}}
 	st, err := redisstore.New(client, redisstore.Options{})
 	if err != nil {
 		b.close()
@@ -694,4 +737,80 @@ func parseRule(s, flagName string) (ratelimit.Rule, error) {
 // redisRevocations is the revocation store on the Redis client.
 func redisRevocations(c redis.UniversalClient) (revocation.Store, error) {
 	return revredis.New(c, revredis.Options{})
+}
+
+// redisKeys is the key ring kept in Redis (keys/redisring).
+type redisKeys struct {
+	store   *redisring.Store
+	live    *liveRing
+	codec   *refresh.Codec
+	version uint64
+}
+
+// openRedisKeys loads the key ring from Redis, creating it when none
+// exists (its secrets are wrapped under --wrap-key-file, never stored in
+// plaintext, so no --dev is needed; concurrent first starts create one
+// ring: Init is SET NX).
+func openRedisKeys(ctx context.Context, c *serveConfig, client redis.UniversalClient, log *slog.Logger) (*redisKeys, error) {
+	w, err := loadWrapKey(c.prot.wrapKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("--wrap-key-file: %w", err)
+	}
+	st, err := redisring.New(client, w, redisring.Options{})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := st.Init(ctx, time.Now()); err == nil {
+		log.Warn("created a new key ring in Redis", slog.String("key_ring", "redis"))
+	} else if !errors.Is(err, redisring.ErrExists) {
+		return nil, fmt.Errorf("key ring in Redis: %w", err)
+	}
+	ring, version, err := st.LoadVersion(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("key ring in Redis: %w", err)
+	}
+	locals, err := st.LoadLocal(ctx)
+	if errors.Is(err, redisring.ErrNotFound) {
+		if err := st.RotateLocal(ctx, time.Now(), 0); err != nil {
+			return nil, err
+		}
+		locals, err = st.LoadLocal(ctx)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("refresh-token keys in Redis: %w", err)
+	}
+	prev := make([]*keys.LocalKey, 0, len(locals))
+	for _, l := range locals[1:] {
+		prev = append(prev, l.Key)
+	}
+	codec, err := refresh.NewCodec(time.Now, locals[0].Key, prev...)
+	if err != nil {
+		return nil, err
+	}
+	return &redisKeys{store: st, live: newLiveRing(ring), codec: codec, version: version}, nil
+}
+
+// redisKeyManager changes the ring in Redis (optimistic, retried on a
+// concurrent change) and serves the result at once; the other nodes see
+// it through Watch.
+type redisKeyManager struct {
+	store *redisring.Store
+	live  *liveRing
+}
+
+func (m redisKeyManager) update(ctx context.Context, fn func(*keys.Ring) error) error {
+	r, err := m.store.Update(ctx, fn)
+	if err != nil {
+		return err
+	}
+	m.live.p.Store(r)
+	return nil
+}
+
+func (m redisKeyManager) Rotate(ctx context.Context) error {
+	return m.update(ctx, func(r *keys.Ring) error { return r.Rotate(nil, time.Now()) })
+}
+
+func (m redisKeyManager) Revoke(ctx context.Context, kid keys.KeyID) error {
+	return m.update(ctx, func(r *keys.Ring) error { return r.Revoke(kid, nil, time.Now()) })
 }

@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -240,5 +243,86 @@ func TestServeAdminDisabled(t *testing.T) {
 	}
 	if err := serveErr(t, nil, "--dev", "--data", t.TempDir(), "--admin-keys-file", filepath.Join(t.TempDir(), "missing")); err == nil {
 		t.Fatal("a missing keys file accepted")
+	}
+}
+
+// TestServeRedisKeyRing: two nodes on one Redis with --key-ring redis share
+// the ring and the refresh keys; a rotation and a key revocation through
+// one node's admin API reach the other node's published key set.
+func TestServeRedisKeyRing(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	dir := t.TempDir()
+	wrap := filepath.Join(dir, "wrap.key")
+	if r := runCmd(t, nil, "keys", "new-wrap-key"); r.err != nil {
+		t.Fatal(r.err)
+	} else if err := os.WriteFile(wrap, []byte(r.stdout), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	keysFile := filepath.Join(dir, "admin-keys")
+	key := strings.TrimSpace(runCmd(t, nil, "admin-key", "new", "--keys-file", keysFile).stdout)
+	args := []string{"--store", srv.URL(), "--key-ring", "redis", "--wrap-key-file", wrap, "--admin-keys-file", keysFile}
+	a, adminA := startServeAdmin(t, nil, append(args, "--data", t.TempDir())...)
+	b, _ := startServeAdmin(t, nil, append(args, "--data", t.TempDir())...)
+	keySet := func(base string) string {
+		res, err := http.Get(base + "/.well-known/hallpass/keys")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		body, _ := io.ReadAll(res.Body)
+		return string(body)
+	}
+	kidsOf := func(doc string) string {
+		var m struct {
+			Keys []struct{ Kid, Status string } `json:"keys"`
+		}
+		if err := json.Unmarshal([]byte(doc), &m); err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprint(m.Keys)
+	}
+	if ka, kb := kidsOf(keySet(a.url)), kidsOf(keySet(b.url)); ka != kb {
+		t.Fatalf("the nodes publish different keys: %s vs %s", ka, kb)
+	}
+	// A device signed up on A works on B (same ring, same refresh keys).
+	d := newHTTPDevice(t, a.url, nil)
+	d.signup(t, "shared")
+	d.base = b.url
+	d.refresh(t)
+	if d.me(t) != "shared" {
+		t.Fatal("wrong user on B")
+	}
+	env := map[string]string{adminKeyEnv: key, adminURLEnv: adminA}
+	r := runCmd(t, env, "admin", "rotate-keys")
+	if r.err != nil {
+		t.Fatalf("rotate: %v %s", r.err, r.stderr)
+	}
+	var oldKid string
+	for _, k := range r.json(t)["keys"].([]any) {
+		if m := k.(map[string]any); m["status"] == "retired" {
+			oldKid = m["kid"].(string)
+		}
+	}
+	if r := runCmd(t, env, "admin", "revoke-key", "--kid", oldKid); r.err != nil {
+		t.Fatalf("revoke-key: %v %s", r.err, r.stderr)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(keySet(b.url), `"revoked":["`+oldKid) {
+		if time.Now().After(deadline) {
+			t.Fatalf("node B does not list the revoked key: %s", keySet(b.url))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// B signs with the new current key: a refresh there gives a token B accepts.
+	d.refresh(t)
+	if d.me(t) != "shared" {
+		t.Fatal("after rotation")
+	}
+	if err := serveErr(t, nil, "--store", srv.URL(), "--key-ring", "redis", "--data", t.TempDir()); err == nil {
+		t.Fatal("--key-ring redis without a wrapping key accepted")
+	}
+	if err := serveErr(t, nil, "--dev", "--key-ring", "redis", "--wrap-key-file", wrap, "--data", t.TempDir()); err == nil {
+		t.Fatal("--key-ring redis on bbolt accepted")
 	}
 }

@@ -254,10 +254,11 @@ func (s *Server) handleAdminRevoke(c echo.Context) error {
 		return errInvalidRequest(err)
 	}
 	kind := revocation.Kind(m["kind"])
-	target(c, "kind", string(kind))
 	if !checkEntryID(kind, m["id"]) || len(m["reason"]) > maxAdminReason {
+		// Nothing of the refused body goes to the audit record.
 		return errInvalidRequest(errors.New("unknown kind, or an id that does not fit it"))
 	}
+	target(c, "kind", string(kind))
 	if m["id"] != "" {
 		target(c, "id", m["id"])
 	}

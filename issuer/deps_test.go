@@ -14,7 +14,7 @@ func TestDeps(t *testing.T) {
 		t.Fatalf("go list: %v\n%s", err, out)
 	}
 	for _, dep := range strings.Fields(string(out)) {
-		for _, banned := range []string{"github.com/redis/", "go.etcd.io/bbolt", "/account/boltstore", "/account/redisstore", "/redisreplay", "/redislimit"} {
+		for _, banned := range []string{"github.com/redis/", "go.etcd.io/bbolt", "/account/boltstore", "/account/redisstore", "/redisreplay", "/redislimit", "/revocation/redisstore", "/revocation/boltstore", "/redisaudit", "/redisring"} {
 			if strings.Contains(dep, banned) {
 				t.Errorf("issuer depends on %s", dep)
 			}

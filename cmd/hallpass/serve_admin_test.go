@@ -92,8 +92,10 @@ func TestServeAdmin(t *testing.T) {
 			args := []string{"--dev", "--data", data, "--admin-keys-file", keysFile}
 			var rc *redis.Client
 			var mirror *revocation.Mirror // a verifier elsewhere, on the shared Redis
+			var proc *mirrorProc          // and one in another process
 			if backend == "redis" {
 				srv := redistest.Start(t)
+				proc = startMirrorProcess(t, srv.Addr())
 				args = append(args, "--store", srv.URL())
 				rc = redis.NewClient(&redis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true})
 				t.Cleanup(func() { rc.Close() })
@@ -114,6 +116,11 @@ func TestServeAdmin(t *testing.T) {
 			bystander := newHTTPDevice(t, rs.url, nil)
 			bystander.signup(t, "bystander")
 
+			if proc != nil {
+				if v := proc.check(t, victim.access); v != "ok" {
+					t.Fatalf("mirror process before the revocation: %s", v)
+				}
+			}
 			env := map[string]string{adminKeyEnv: key, adminURLEnv: adminURL}
 			// Refused: no key, a key of another file, the public listener.
 			isUsage(t, runCmd(t, map[string]string{adminURLEnv: adminURL}, "admin", "revocations"))
@@ -146,6 +153,10 @@ func TestServeAdmin(t *testing.T) {
 			if mirror != nil {
 				waitMirrorRefuses(t, mirror, victim.access, true)
 				waitMirrorRefuses(t, mirror, bystander.access, false)
+				proc.waitVerdict(t, victim.access, "revoked")
+				if v := proc.check(t, bystander.access); v != "ok" {
+					t.Fatalf("mirror process refuses the bystander: %s", v)
+				}
 			}
 			// Keys: rotate, then revoke the old key; the published set lists
 			// it as revoked at once and the bystander's token (signed by it)

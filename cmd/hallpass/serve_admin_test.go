@@ -337,3 +337,83 @@ func TestServeRedisKeyRing(t *testing.T) {
 		t.Fatal("--key-ring redis on bbolt accepted")
 	}
 }
+
+// TestServeAdminRevocationKinds: on Redis, each kind of revocation made
+// through `hallpass admin` is refused by `hallpass serve` (token_revoked)
+// and by a verifier mirror in another process; a bystander account is
+// untouched by the scoped kinds.
+func TestServeAdminRevocationKinds(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	proc := startMirrorProcess(t, srv.Addr())
+	data := t.TempDir()
+	keysFile := filepath.Join(data, "admin-keys")
+	key := strings.TrimSpace(runCmd(t, nil, "admin-key", "new", "--keys-file", keysFile).stdout)
+	rs, adminURL := startServeAdmin(t, nil, "--dev", "--data", data, "--admin-keys-file", keysFile, "--store", srv.URL())
+	waitReady(t, rs.url)
+	env := map[string]string{adminKeyEnv: key, adminURLEnv: adminURL}
+	bystander := newHTTPDevice(t, rs.url, nil)
+	bystander.signup(t, "bystander")
+	admin := func(args ...string) map[string]any {
+		t.Helper()
+		r := runCmd(t, env, append([]string{"admin"}, args...)...)
+		if r.err != nil {
+			t.Fatalf("admin %v: %v %s", args, r.err, r.stderr)
+		}
+		return r.json(t)
+	}
+	for i, tc := range []struct {
+		kind   string
+		revoke func(victim *httpDevice, accID string)
+		scoped bool
+	}{
+		{kind: "token", scoped: true, revoke: func(v *httpDevice, _ string) {
+			c, _, err := unsafeClaims(v.access)
+			if err != nil {
+				t.Fatal(err)
+			}
+			admin("revoke", "--kind", "token", "--id", c.ID)
+		}},
+		{kind: "account", scoped: true, revoke: func(_ *httpDevice, acc string) {
+			admin("revoke", "--kind", "account", "--id", acc)
+		}},
+		{kind: "ban", scoped: true, revoke: func(_ *httpDevice, acc string) { admin("ban", "--account", acc) }},
+		{kind: "all", revoke: func(*httpDevice, string) { admin("revoke", "--kind", "all") }},
+		{kind: "key", revoke: func(v *httpDevice, _ string) {
+			_, kid, err := unsafeClaims(v.access)
+			if err != nil {
+				t.Fatal(err)
+			}
+			admin("revoke-key", "--kid", string(kid))
+		}},
+	} {
+		t.Run(tc.kind, func(t *testing.T) {
+			if tc.kind == "all" || tc.kind == "key" {
+				time.Sleep(time.Second) // the epoch is per microsecond, but iat is per second
+			}
+			victim := newHTTPDevice(t, rs.url, nil)
+			victim.signup(t, fmt.Sprintf("victim%d", i))
+			if tc.kind == "key" {
+				// A token from after the "all" epoch, signed by the current key.
+				victim.refresh(t)
+			}
+			acc := admin("account-by-username", "--username", fmt.Sprintf("victim%d", i))["id"].(string)
+			if v := proc.check(t, victim.access); v != "ok" {
+				t.Fatalf("before: %s", v)
+			}
+			tc.revoke(victim, acc)
+			proc.waitVerdict(t, victim.access, "revoked")
+			if st, m := victim.do(t, "GET", "/v1/me", "", "", victim.access); st != 401 || m["code"] != "token_revoked" {
+				t.Fatalf("/v1/me: %d %v", st, m)
+			}
+			if tc.scoped {
+				if v := proc.check(t, bystander.access); v != "ok" {
+					t.Fatalf("bystander refused by the mirror: %s", v)
+				}
+				if bystander.me(t) != "bystander" {
+					t.Fatal("bystander")
+				}
+			}
+		})
+	}
+}

@@ -30,6 +30,11 @@
 //     stay in memory (the refresh token is never dropped), the call reports
 //     ErrPersist (Refresh, Signup) or logs it (automatic refresh in Do), and
 //     the save is retried on the next call.
+//   - Devices: Devices lists the account's devices (the current one
+//     marked); RevokeDevice signs out another of them (its refresh token
+//     stops working and its access tokens are refused by the issuer and by
+//     verifiers that mirror the revocation list). Another account's device
+//     is not_found, never revealed.
 //
 // # What it trusts
 //

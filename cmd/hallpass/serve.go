@@ -260,6 +260,14 @@ func serve(ctx context.Context, c *serveConfig, e *env, ready chan<- string) err
 		}
 		mirror.Start()
 		defer mirror.Close()
+		// Give the first snapshot a moment, so that the first requests are
+		// not refused as stale; /readyz tells the rest.
+		select {
+		case <-mirror.Synced():
+		case <-time.After(c.storeTimeout):
+			log.Warn("the revocation mirror has not loaded its snapshot yet; authenticated requests answer 503 until it does")
+		case <-ctx.Done():
+		}
 		if c.revFailOpen {
 			log.Warn("the revocation mirror FAILS OPEN: while it is stale, revoked tokens are accepted")
 		}

@@ -23,10 +23,11 @@ test: test-deps
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 9m ./...
 
-## bench: benchmarks beside their raw-crypto baselines (same run), then the load generator
+## bench: benchmarks beside their raw-crypto baselines (same run), then the load generator, then revocation propagation
 bench: test-deps
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./...
 	$(GO) run ./cmd/hallpass-bench -d 5s
+	$(GO) run ./cmd/hallpass-bench -propagation -n 1000 -watchers 4
 
 ## bench-load: signup, refresh and /v1/me under load on bbolt and Redis, beside the floor (needs redis-server)
 .PHONY: bench-load

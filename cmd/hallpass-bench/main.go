@@ -23,6 +23,10 @@
 // Usage:
 //
 //	go run ./cmd/hallpass-bench [-c 16] [-d 5s] [-n 200000] [-stores bolt,redis] [-json]
+//	go run ./cmd/hallpass-bench -propagation [-n 1000] [-watchers 4] [-json]
+//
+// -propagation measures how long an admin device revocation takes to reach
+// revocation mirrors in other processes (see propagation.go).
 //
 // It talks only to loopback addresses and stops by itself; signup rate
 // limits are off (the generator is the only client). Redis needs
@@ -116,6 +120,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 
 // run is main without the process: it returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if isPropagation(args) { // revocation propagation benchmark: propagation.go
+		return runPropagation(ctx, args, stdout, stderr)
+	}
 	o, err := parseFlags(args, stderr)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {

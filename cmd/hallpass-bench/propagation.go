@@ -1,0 +1,669 @@
+package main
+
+// The propagation benchmark (-propagation): how long after an admin
+// revokes a device do verifier mirrors in other processes know it.
+//
+//	go run ./cmd/hallpass-bench -propagation [-n 1000] [-watchers 4] [-c 16] [-timeout 3m] [-json]
+//
+// It starts a private redis-server on loopback, an issuer in this process
+// on Redis with its admin API on a second loopback listener (a fresh admin
+// key, its digest in a temporary keys file), and -watchers watcher
+// processes: this binary re-executed with watcherEnv, each running a
+// revocation.Mirror on the same Redis as `hallpass serve` does and
+// printing one JSON line per entry it has applied (propagation_watch.go).
+// It signs up -n accounts through the public API (one device each, a
+// fresh key and DPoP proof each; -c at a time, not measured), then
+// revokes the devices one at a time with DELETE /v1/admin/devices/{id},
+// waiting for every watcher to print a revocation before making the next.
+// A propagation time is from just before the admin call until a watcher's
+// line is read from its stdout pipe; there are n x watchers of them. The
+// admin call's own latency is reported beside them.
+//
+// Everything is on loopback and bounded by -timeout; the watchers are in
+// their own process groups, killed on the way out, and also exit when
+// their stdin (a pipe from this process) closes.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hallpass/hallpass/account/redisstore"
+	"github.com/hallpass/hallpass/dpop"
+	"github.com/hallpass/hallpass/dpop/redisreplay"
+	"github.com/hallpass/hallpass/issuer"
+	"github.com/hallpass/hallpass/issuer/redisaudit"
+	"github.com/hallpass/hallpass/keys"
+	"github.com/hallpass/hallpass/refresh"
+	revredis "github.com/hallpass/hallpass/revocation/redisstore"
+)
+
+// propagationGoal is the issue's target for p99.
+const propagationGoal = 50 * time.Millisecond
+
+// perRevocationTimeout bounds the wait for every watcher to print one
+// revocation.
+const perRevocationTimeout = 5 * time.Second
+
+// isPropagation reports whether args select the propagation mode.
+func isPropagation(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "-propagation", "--propagation", "-propagation=true", "--propagation=true":
+			return true
+		}
+	}
+	return false
+}
+
+type propOptions struct {
+	n        int
+	watchers int
+	clients  int
+	timeout  time.Duration
+	json     bool
+	redisBin string
+}
+
+func parsePropFlags(args []string, stderr io.Writer) (propOptions, error) {
+	var o propOptions
+	fs := flag.NewFlagSet("hallpass-bench -propagation", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Bool("propagation", false, "run the revocation propagation benchmark")
+	fs.IntVar(&o.n, "n", 1000, "devices to sign up and revoke one by one (1 to 100000)")
+	fs.IntVar(&o.watchers, "watchers", 4, "watcher processes, each a revocation mirror (1 to 64)")
+	fs.IntVar(&o.clients, "c", 16, "concurrent signups while setting up (1 to 1024)")
+	fs.DurationVar(&o.timeout, "timeout", 3*time.Minute, "bound on the whole run (up to 30m)")
+	fs.BoolVar(&o.json, "json", false, "print the report as JSON instead of text")
+	fs.StringVar(&o.redisBin, "redis-server", "", "redis-server binary (default: PATH, /usr/bin, /usr/sbin)")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return o, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	case o.n < 1 || o.n > 100_000:
+		return o, errors.New("-n must be from 1 to 100000")
+	case o.watchers < 1 || o.watchers > 64:
+		return o, errors.New("-watchers must be from 1 to 64")
+	case o.clients < 1 || o.clients > 1024:
+		return o, errors.New("-c must be from 1 to 1024")
+	case o.timeout <= 0 || o.timeout > 30*time.Minute:
+		return o, errors.New("-timeout must be positive and at most 30m")
+	}
+	return o, nil
+}
+
+// PropagationReport is the -propagation -json output. Times are in
+// nanoseconds.
+type PropagationReport struct {
+	Devices      int     `json:"devices"`
+	Watchers     int     `json:"watchers"`
+	Setup        string  `json:"setup"` // how the devices were made
+	SetupSeconds float64 `json:"setup_seconds"`
+	Observations int     `json:"observations"` // watcher lines matched to a revocation
+	Missed       int     `json:"missed"`       // (revocation, watcher) pairs never seen
+	Errors       int     `json:"errors"`       // failed admin calls
+	FirstError   string  `json:"first_error,omitempty"`
+	P50NS        int64   `json:"propagation_p50_ns"`
+	P99NS        int64   `json:"propagation_p99_ns"`
+	MaxNS        int64   `json:"propagation_max_ns"`
+	AdminP50NS   int64   `json:"admin_p50_ns"`
+	AdminP99NS   int64   `json:"admin_p99_ns"`
+	AdminMaxNS   int64   `json:"admin_max_ns"`
+	GoalNS       int64   `json:"goal_p99_ns"`
+	GoalMet      bool    `json:"goal_met"`
+	Seconds      float64 `json:"seconds"`
+	GOMAXPROCS   int     `json:"gomaxprocs"`
+	NumCPU       int     `json:"num_cpu"`
+	GoVersion    string  `json:"go_version"`
+	// PerWatcher[w] is the observations of watcher w.
+	PerWatcher []int `json:"per_watcher"`
+}
+
+// runPropagation is run for the -propagation mode; it returns the exit
+// code: 1 when anything failed or a watcher missed a revocation.
+func runPropagation(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	o, err := parsePropFlags(args, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(stderr, "hallpass-bench:", err)
+		return 2
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	rep, err := propagation(ctx, o, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "hallpass-bench:", err)
+		return 1
+	}
+	if o.json {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			fmt.Fprintln(stderr, "hallpass-bench:", err)
+			return 1
+		}
+	} else {
+		printPropagation(stdout, rep)
+	}
+	if rep.Missed > 0 || rep.Errors > 0 {
+		return 1
+	}
+	return 0
+}
+
+func printPropagation(w io.Writer, r *PropagationReport) {
+	fmt.Fprintf(w, "hallpass-bench propagation: %d devices revoked one by one via DELETE /v1/admin/devices/{id}, %d watcher processes (revocation.Mirror on Redis), loopback, GOMAXPROCS %d, %d CPUs, %s\n",
+		r.Devices, r.Watchers, r.GOMAXPROCS, r.NumCPU, r.GoVersion)
+	fmt.Fprintf(w, "set-up: %s in %.1fs; run %.1fs\n", r.Setup, r.SetupSeconds, r.Seconds)
+	fmt.Fprintf(w, "propagation (admin call start -> watcher line read), %d observations: p50 %s  p99 %s  max %s\n",
+		r.Observations, fmtDur(r.P50NS), fmtDur(r.P99NS), fmtDur(r.MaxNS))
+	fmt.Fprintf(w, "admin call alone, %d calls: p50 %s  p99 %s  max %s\n",
+		r.Devices-r.Errors, fmtDur(r.AdminP50NS), fmtDur(r.AdminP99NS), fmtDur(r.AdminMaxNS))
+	met := "met"
+	if !r.GoalMet {
+		met = "NOT met"
+	}
+	fmt.Fprintf(w, "goal p99 < %s: %s; missed %d, admin errors %d, per watcher %v\n",
+		fmtDur(r.GoalNS), met, r.Missed, r.Errors, r.PerWatcher)
+	if r.FirstError != "" {
+		fmt.Fprintf(w, "first error: %s\n", r.FirstError)
+	}
+}
+
+// adminTarget is an issuer on Redis serving its public API and its admin
+// API on two loopback listeners.
+type adminTarget struct {
+	*target
+	adminBase string
+	adminKey  string
+}
+
+// startAdminTarget builds the issuer as `hallpass serve` does on Redis
+// (account store, replay cache, revocation store, audit stream on one
+// client), without signup limits, with a fresh admin key.
+func startAdminTarget(redisAddr string, clients int) (*adminTarget, error) {
+	dir, err := os.MkdirTemp("", "hallpass-bench-admin-")
+	if err != nil {
+		return nil, err
+	}
+	t := &target{}
+	at := &adminTarget{target: t}
+	t.closer = append(t.closer, func() { os.RemoveAll(dir) })
+	fail := func(err error) (*adminTarget, error) { t.close(); return nil, err }
+
+	key, line, err := issuer.NewAdminKey(nil, "bench", time.Now())
+	if err != nil {
+		return fail(err)
+	}
+	keysFile := filepath.Join(dir, "admin-keys")
+	if err := os.WriteFile(keysFile, []byte(line+"\n"), 0o600); err != nil {
+		return fail(err)
+	}
+	at.adminKey = key
+
+	rc := redis.NewClient(&redis.Options{Addr: redisAddr, ContextTimeoutEnabled: true, PoolSize: clients + 8})
+	t.closer = append(t.closer, func() { rc.Close() })
+	st, err := redisstore.New(rc, redisstore.Options{})
+	if err != nil {
+		return fail(err)
+	}
+	t.closer = append(t.closer, func() { st.Close() })
+	replay, err := redisreplay.New(rc, redisreplay.Options{})
+	if err != nil {
+		return fail(err)
+	}
+	revs, err := revredis.New(rc, revredis.Options{})
+	if err != nil {
+		return fail(err)
+	}
+	audit, err := redisaudit.New(rc, redisaudit.Options{})
+	if err != nil {
+		return fail(err)
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fail(err)
+	}
+	aln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		ln.Close()
+		return fail(err)
+	}
+	t.base = "http://" + ln.Addr().String()
+	at.adminBase = "http://" + aln.Addr().String()
+	ring, err := keys.NewRing(nil, time.Now())
+	if err != nil {
+		ln.Close()
+		aln.Close()
+		return fail(err)
+	}
+	lk, err := keys.GenerateLocalKey(nil)
+	if err != nil {
+		ln.Close()
+		aln.Close()
+		return fail(err)
+	}
+	codec, err := refresh.NewCodec(time.Now, lk)
+	if err != nil {
+		ln.Close()
+		aln.Close()
+		return fail(err)
+	}
+	srv, err := issuer.New(issuer.Config{
+		PublicURL:     t.base,
+		Store:         st,
+		Keys:          ring,
+		Refresh:       codec,
+		DPoP:          issuer.DPoPConfig{Replay: replay},
+		Registry:      prometheus.NewRegistry(),
+		StoreTimeout:  5 * time.Second,
+		Revocations:   revs,
+		AdminKeysFile: keysFile,
+		AuditSink:     audit,
+	})
+	if err != nil {
+		ln.Close()
+		aln.Close()
+		return fail(err)
+	}
+	for _, s := range []struct {
+		ln net.Listener
+		h  http.Handler
+	}{{ln, srv.Handler()}, {aln, srv.AdminHandler()}} {
+		hs := &http.Server{Handler: s.h, ReadHeaderTimeout: 5 * time.Second}
+		served := make(chan struct{})
+		go func() {
+			defer close(served)
+			_ = hs.Serve(s.ln)
+		}()
+		t.closer = append(t.closer, func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if hs.Shutdown(ctx) != nil {
+				hs.Close()
+			}
+			<-served
+		})
+	}
+	tr := &http.Transport{
+		Proxy:               nil, // never leave loopback through a proxy
+		DialContext:         loopbackDialer().DialContext,
+		MaxIdleConns:        clients + 2,
+		MaxIdleConnsPerHost: clients + 2,
+		IdleConnTimeout:     30 * time.Second,
+		DisableCompression:  true,
+	}
+	t.client = &http.Client{Transport: tr, Timeout: requestTimeout}
+	t.closer = append(t.closer, tr.CloseIdleConnections)
+	return at, nil
+}
+
+// signupDevice signs up a fresh account with a fresh device key and proof
+// and returns the device id.
+func (t *target) signupDevice(ctx context.Context) (string, error) {
+	d, err := newDevice()
+	if err != nil {
+		return "", err
+	}
+	u := t.base + issuer.PathAccounts
+	proof, err := dpop.NewProof(d.key, http.MethodPost, u, "", "")
+	if err != nil {
+		return "", err
+	}
+	body, _ := json.Marshal(map[string]string{"username": freshUsername(), "device_name": "bench"})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("DPoP", proof)
+	b, err := t.do(req, http.StatusCreated)
+	if err != nil {
+		return "", err
+	}
+	var r struct {
+		DeviceID string `json:"device_id"`
+	}
+	if json.Unmarshal(b, &r) != nil || r.DeviceID == "" {
+		return "", errors.New("signup response without device_id")
+	}
+	return r.DeviceID, nil
+}
+
+// revokeDevice calls DELETE /v1/admin/devices/{id}.
+func (at *adminTarget) revokeDevice(ctx context.Context, id string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, at.adminBase+"/v1/admin/devices/"+id, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+at.adminKey)
+	_, err = at.do(req, http.StatusNoContent)
+	return err
+}
+
+// watcher is one watcher process and the lines read from it.
+type watcher struct {
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	done   chan struct{} // closed when cmd.Wait returned
+	stderr bytes.Buffer
+}
+
+// sighting is one watcher line, timestamped when read.
+type sighting struct {
+	w   int
+	ev  watchEvent
+	at  time.Time
+	err error // the pipe ended or a line was not JSON
+}
+
+// startWatchers starts n watcher processes on redisAddr and waits for each
+// to be ready. Their lines arrive on the returned channel. stop kills them
+// all and waits for them.
+func startWatchers(ctx context.Context, n int, redisAddr string) (<-chan sighting, func(), error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, nil, err
+	}
+	sights := make(chan sighting, 4096)
+	var ws []*watcher
+	var readers sync.WaitGroup
+	quit := make(chan struct{})
+	stop := func() {
+		close(quit)
+		for _, w := range ws {
+			w.stdin.Close()
+			killGroup(w.cmd)
+		}
+		for _, w := range ws {
+			<-w.done
+		}
+		readers.Wait()
+	}
+	for i := range n {
+		cmd := exec.Command(self)
+		cmd.Env = append(os.Environ(), watcherEnv+"="+redisAddr)
+		ownGroup(cmd)
+		w := &watcher{cmd: cmd, done: make(chan struct{})}
+		cmd.Stderr = &w.stderr
+		in, err := cmd.StdinPipe()
+		if err != nil {
+			stop()
+			return nil, nil, err
+		}
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			in.Close()
+			stop()
+			return nil, nil, err
+		}
+		if err := cmd.Start(); err != nil {
+			in.Close()
+			stop()
+			return nil, nil, fmt.Errorf("start watcher: %w", err)
+		}
+		w.stdin = in
+		ws = append(ws, w)
+		readers.Go(func() {
+			defer func() {
+				_ = cmd.Wait()
+				close(w.done)
+			}()
+			readLines(i, out, sights, quit)
+		})
+	}
+	// Wait for every watcher's ready line.
+	ready := 0
+	deadline := time.NewTimer(30 * time.Second)
+	defer deadline.Stop()
+	for ready < n {
+		select {
+		case s := <-sights:
+			if s.err != nil {
+				stop()
+				return nil, nil, fmt.Errorf("watcher %d: %v; stderr: %s", s.w, s.err, tail(ws[s.w]))
+			}
+			if s.ev.Ready {
+				ready++
+			}
+		case <-deadline.C:
+			stop()
+			return nil, nil, errors.New("watchers not ready within 30s")
+		case <-ctx.Done():
+			stop()
+			return nil, nil, ctx.Err()
+		}
+	}
+	return sights, stop, nil
+}
+
+func tail(w *watcher) string {
+	select {
+	case <-w.done:
+		b := bytes.TrimSpace(w.stderr.Bytes())
+		if len(b) > 500 {
+			b = b[len(b)-500:]
+		}
+		return string(b)
+	case <-time.After(2 * time.Second):
+		return "(still running)"
+	}
+}
+
+// readLines sends each line of r, timestamped as soon as it is read.
+// It gives up when quit is closed.
+func readLines(w int, r io.Reader, out chan<- sighting, quit <-chan struct{}) {
+	send := func(s sighting) bool {
+		select {
+		case out <- s:
+			return true
+		case <-quit:
+			return false
+		}
+	}
+	buf := make([]byte, 0, 64<<10)
+	chunk := make([]byte, 32<<10)
+	for {
+		k, err := r.Read(chunk)
+		at := time.Now()
+		buf = append(buf, chunk[:k]...)
+		for {
+			i := bytes.IndexByte(buf, '\n')
+			if i < 0 {
+				break
+			}
+			var ev watchEvent
+			if jerr := json.Unmarshal(buf[:i], &ev); jerr != nil {
+				if !send(sighting{w: w, err: fmt.Errorf("bad line %q", buf[:i])}) {
+					return
+				}
+			} else if !send(sighting{w: w, ev: ev, at: at}) {
+				return
+			}
+			buf = buf[i+1:]
+		}
+		if len(buf) > 1<<20 {
+			send(sighting{w: w, err: errors.New("line too long")})
+			return
+		}
+		if err != nil {
+			send(sighting{w: w, err: fmt.Errorf("stdout ended: %v", err)})
+			return
+		}
+	}
+}
+
+func propagation(ctx context.Context, o propOptions, progress io.Writer) (*PropagationReport, error) {
+	begin := time.Now()
+	rep := &PropagationReport{
+		Devices: o.n, Watchers: o.watchers, GoalNS: int64(propagationGoal),
+		GOMAXPROCS: runtime.GOMAXPROCS(0), NumCPU: runtime.NumCPU(), GoVersion: runtime.Version(),
+		Setup:      fmt.Sprintf("%d accounts signed up via POST /v1/accounts (fresh key and DPoP proof each, %d at a time, signup limits off)", o.n, o.clients),
+		PerWatcher: make([]int, o.watchers),
+	}
+	rp, err := startRedis(ctx, o.redisBin)
+	if err != nil {
+		return nil, err
+	}
+	defer rp.stop()
+	at, err := startAdminTarget(rp.addr(), o.clients)
+	if err != nil {
+		return nil, err
+	}
+	defer at.close()
+
+	fmt.Fprintf(progress, "hallpass-bench: starting %d watcher processes\n", o.watchers)
+	sights, stopWatchers, err := startWatchers(ctx, o.watchers, rp.addr())
+	if err != nil {
+		return nil, err
+	}
+	defer stopWatchers()
+
+	fmt.Fprintf(progress, "hallpass-bench: signing up %d devices\n", o.n)
+	setup := time.Now()
+	ids := make([]string, o.n)
+	var next atomic.Int64
+	var setupErr error
+	var errOnce sync.Once
+	var wg sync.WaitGroup
+	for range min(o.clients, o.n) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= o.n || ctx.Err() != nil {
+					return
+				}
+				id, err := at.signupDevice(ctx)
+				if err != nil {
+					errOnce.Do(func() { setupErr = err })
+					return
+				}
+				ids[i] = id
+			}
+		})
+	}
+	wg.Wait()
+	if setupErr != nil {
+		return nil, fmt.Errorf("set-up signup: %w", setupErr)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	rep.SetupSeconds = time.Since(setup).Seconds()
+
+	fmt.Fprintf(progress, "hallpass-bench: revoking %d devices one by one\n", o.n)
+	index := make(map[string]int, o.n)
+	for i, id := range ids {
+		index[id] = i
+	}
+	seen := make([][]time.Time, o.n)
+	for i := range seen {
+		seen[i] = make([]time.Time, o.watchers)
+	}
+	count := make([]int, o.n)
+	var props, admins []time.Duration
+	record := func(s sighting) error {
+		if s.err != nil {
+			return fmt.Errorf("watcher %d: %w", s.w, s.err)
+		}
+		i, ok := index[s.ev.ID]
+		if !ok || s.ev.Kind != "device" || !seen[i][s.w].IsZero() {
+			return nil
+		}
+		seen[i][s.w] = s.at
+		count[i]++
+		return nil
+	}
+	for i, id := range ids {
+		// Drain lines already read (late ones of earlier revocations).
+	drain:
+		for {
+			select {
+			case s := <-sights:
+				if err := record(s); err != nil {
+					return nil, err
+				}
+			default:
+				break drain
+			}
+		}
+		t0 := time.Now()
+		err := at.revokeDevice(ctx, id)
+		admin := time.Since(t0)
+		if err != nil {
+			rep.Errors++
+			if rep.FirstError == "" {
+				rep.FirstError = err.Error()
+			}
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			continue
+		}
+		admins = append(admins, admin)
+		wait := time.NewTimer(perRevocationTimeout)
+	collect:
+		for count[i] < o.watchers {
+			select {
+			case s := <-sights:
+				if err := record(s); err != nil {
+					wait.Stop()
+					return nil, err
+				}
+			case <-wait.C:
+				fmt.Fprintf(progress, "hallpass-bench: revocation %d seen by %d of %d watchers within %s\n", i, count[i], o.watchers, perRevocationTimeout)
+				break collect
+			case <-ctx.Done():
+				wait.Stop()
+				return nil, ctx.Err()
+			}
+		}
+		wait.Stop()
+		for w, ts := range seen[i] {
+			if !ts.IsZero() {
+				props = append(props, ts.Sub(t0))
+				rep.PerWatcher[w]++
+			} else {
+				rep.Missed++
+			}
+		}
+	}
+	rep.Seconds = time.Since(begin).Seconds()
+	rep.Observations = len(props)
+	slices.Sort(props)
+	slices.Sort(admins)
+	rep.P50NS = int64(percentile(props, 0.50))
+	rep.P99NS = int64(percentile(props, 0.99))
+	rep.AdminP50NS = int64(percentile(admins, 0.50))
+	rep.AdminP99NS = int64(percentile(admins, 0.99))
+	if len(props) > 0 {
+		rep.MaxNS = int64(props[len(props)-1])
+	}
+	if len(admins) > 0 {
+		rep.AdminMaxNS = int64(admins[len(admins)-1])
+	}
+	rep.GoalMet = rep.Observations > 0 && rep.Missed == 0 && rep.Errors == 0 && time.Duration(rep.P99NS) < propagationGoal
+	return rep, nil
+}

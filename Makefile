@@ -14,9 +14,9 @@ run:
 build:
 	$(GO) build -o bin/hallpass ./cmd/hallpass
 
-## test-deps: install what the tests need that Go does not fetch (redis-server)
+## test-deps: install what the tests need that Go does not fetch (redis-server, nginx)
 test-deps:
-	@./scripts/ensure-redis.sh
+	@./scripts/ensure-redis.sh && ./scripts/ensure-nginx.sh
 
 ## test: all tests with the race detector, fuzz seed corpora included
 test: test-deps

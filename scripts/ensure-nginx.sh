@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Make sure nginx is installed: the gateway's end-to-end test
+# (internal/nginxtest) starts its own nginx on a free loopback port with a
+# temporary prefix and never uses a system instance. Installs the Debian
+# package nginx when missing (needs root or sudo); the package's own service
+# is not needed and is left as the distribution configures it.
+set -euo pipefail
+for p in nginx /usr/sbin/nginx /usr/bin/nginx; do
+  if command -v "$p" >/dev/null 2>&1; then exit 0; fi
+done
+echo "nginx not found; installing the Debian package nginx" >&2
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq || true
+# policy-rc.d-less containers: do not let the postinst start a system nginx
+# on port 80 (tests never use it).
+RUNLEVEL=1 $SUDO apt-get install -y -qq --no-install-recommends nginx >/dev/null
+command -v nginx >/dev/null || test -x /usr/sbin/nginx

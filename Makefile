@@ -14,7 +14,7 @@ run:
 build:
 	$(GO) build -o bin/hallpass ./cmd/hallpass
 
-## test-deps: install what the tests need that Go does not fetch (redis-server, nginx)
+## test-deps: install what the tests need that Go does not fetch (redis-server)
 test-deps:
 	@./scripts/ensure-redis.sh && ./scripts/ensure-nginx.sh
 

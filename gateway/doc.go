@@ -1,0 +1,54 @@
+// Package gateway puts hallpass verification in front of an application
+// that knows nothing about it, in two ways:
+//
+//   - as a reverse proxy (Gateway.ServeHTTP on every path but the verify
+//     path): each request is verified (access token and DPoP proof, through
+//     an Authenticator such as *httpauth.Authenticator) and forwarded to the
+//     upstream with X-Hallpass-Account and X-Hallpass-Device set from the
+//     verified claims;
+//   - as a forward-auth endpoint (GET Config.VerifyPath, default /v1/verify)
+//     for nginx auth_request, Traefik ForwardAuth and Caddy forward_auth:
+//     the proxy asks about the original request and gets 200 with the
+//     identity headers, or 401 problem+json with WWW-Authenticate.
+//
+// # What it trusts
+//
+// The Authenticator (keys, issuer, audience, clock, replay cache,
+// revocation) and its configuration: the public URL clients use, the
+// upstream, and the list of trusted proxies.
+//
+// The identity headers are the gateway's alone: every request header whose
+// name, compared case-insensitively with '_' read as '-', starts with
+// "X-Hallpass-" is removed from every request it receives, accepted or
+// refused, before anything else, and only the verified values are set on
+// the forwarded request. ('_' matters: CGI, PHP, WSGI and Rack map both
+// X-Hallpass-Account and X_Hallpass_Account to HTTP_X_HALLPASS_ACCOUNT.)
+//
+// A forward-auth request describes another request through headers:
+// X-Forwarded-Method, X-Forwarded-Proto, X-Forwarded-Host and
+// X-Forwarded-Uri (Traefik, Caddy), or X-Original-Method and
+// X-Original-URI (nginx). They are believed only from a peer address in
+// Config.TrustedProxies; from any other peer the endpoint answers 403 and
+// verifies nothing. Even from a trusted proxy the scheme and host are not
+// taken as given: the origin they name must be one of Config.Origins
+// (default: the origin of Config.PublicURL), since a proxy usually passes
+// the client's Host header on, and a proof made for another site that
+// shares the audience must not pass here. Without X-Forwarded-Proto and
+// X-Forwarded-Host the first origin is used.
+//
+// # Headers forwarded upstream
+//
+// The DPoP header is removed: the proof has been used (the replay cache
+// holds it), so the upstream cannot verify it again, and it is of no use
+// to anyone else. The Authorization header is kept by default, so that an
+// upstream can inspect the token or verify it itself (without a proof it
+// is worthless: it is bound to the device key); Config.StripAuthorization
+// removes it. X-Forwarded-For, -Host and -Proto are set for the upstream
+// (the client's chain is kept only from a trusted proxy).
+//
+// # Limits
+//
+// The forward-auth endpoint sees no request body and cannot bind it;
+// neither can DPoP. Nonces (use_dpop_nonce) are not offered by the gateway.
+// nginx passes the WWW-Authenticate of a 401 on, but not its body.
+package gateway

@@ -1,0 +1,197 @@
+package gateway
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/hallpass/hallpass/verifier/httpauth"
+)
+
+// Codes of the gateway's own refusals (the Authenticator's are
+// httpauth.Code...).
+const (
+	codeInvalidRequest = "invalid_request"
+	codeForbidden      = "forbidden"
+	codeNotFound       = "not_found"
+	codeBadGateway     = "bad_gateway"
+)
+
+var problemText = map[string][2]string{
+	codeInvalidRequest: {"Invalid request", "The forwarded request description is missing or malformed."},
+	codeForbidden:      {"Forbidden", "This endpoint answers configured proxies only."},
+	codeNotFound:       {"Not found", "No such endpoint or resource."},
+	codeBadGateway:     {"Bad gateway", "The upstream did not answer."},
+}
+
+// writeProblem answers with one of the gateway's own codes.
+func writeProblem(w http.ResponseWriter, status int, code string) {
+	txt := problemText[code]
+	b, _ := json.Marshal(struct {
+		Type   string `json:"type"`
+		Title  string `json:"title"`
+		Status int    `json:"status"`
+		Code   string `json:"code"`
+		Detail string `json:"detail"`
+	}{"urn:hallpass:problem:" + code, txt[0], status, code, txt[1]})
+	h := w.Header()
+	h.Set("Content-Type", "application/problem+json")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+// serveVerify is the forward-auth endpoint.
+func (g *Gateway) serveVerify(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		writeProblem(w, http.StatusMethodNotAllowed, codeInvalidRequest)
+		return
+	}
+	if !g.trustedPeer(r.RemoteAddr) {
+		g.log.LogAttrs(r.Context(), slog.LevelWarn, "forward-auth request from an untrusted peer refused", slog.String("peer", r.RemoteAddr))
+		writeProblem(w, http.StatusForbidden, codeForbidden)
+		return
+	}
+	method, target, ok := g.forwarded(r.Header)
+	if !ok {
+		g.log.LogAttrs(r.Context(), slog.LevelWarn, "forward-auth request without a valid description of the original request (check the proxy configuration)")
+		writeProblem(w, http.StatusBadRequest, codeInvalidRequest)
+		return
+	}
+	req, ok := credentials(r.Header)
+	if !ok {
+		g.refuse(w, r, &httpauth.Error{Status: http.StatusUnauthorized, Code: httpauth.CodeInvalidToken})
+		return
+	}
+	req.Method, req.URL = method, target
+	c, err := g.auth.Authenticate(r.Context(), req)
+	if err != nil {
+		g.refuse(w, r, err)
+		return
+	}
+	h := w.Header()
+	h.Set(HeaderAccount, c.Subject)
+	h.Set(HeaderDevice, c.Device)
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+}
+
+// forwarded reads the original method and URL from a trusted proxy's
+// headers: X-Forwarded-Method, -Proto, -Host, -Uri (Traefik, Caddy) or
+// X-Original-Method, -URI (nginx). The origin must be a configured one.
+func (g *Gateway) forwarded(h http.Header) (method, target string, ok bool) {
+	method, ok = oneOf(h, "X-Forwarded-Method", "X-Original-Method")
+	if !ok || !isToken(method) {
+		return "", "", false
+	}
+	uri, ok := oneOf(h, "X-Forwarded-Uri", "X-Original-Uri")
+	if !ok || !validURI(uri) {
+		return "", "", false
+	}
+	o := g.origins[0]
+	proto, pok := single(h, "X-Forwarded-Proto")
+	host, hok := single(h, "X-Forwarded-Host")
+	if pok == errMany || hok == errMany {
+		return "", "", false
+	}
+	if pok == found || hok == found {
+		if pok == found {
+			o.scheme = strings.ToLower(proto)
+		}
+		if hok == found {
+			o.host = canonicalHost(o.scheme, host)
+		} else {
+			o.host = canonicalHost(o.scheme, o.host)
+		}
+		if !g.knownOrigin(o) {
+			return "", "", false
+		}
+	}
+	return method, o.String() + uri, true
+}
+
+func (g *Gateway) knownOrigin(o origin) bool {
+	for _, k := range g.origins {
+		if k == o {
+			return true
+		}
+	}
+	return false
+}
+
+type presence int
+
+const (
+	absent presence = iota
+	found
+	errMany
+)
+
+// single reads a header that must appear at most once with one value (no
+// comma-separated list: a proxy appending to a client's value shows as one).
+func single(h http.Header, name string) (string, presence) {
+	v, p := one(h, name)
+	if p == found && strings.Contains(v, ",") {
+		return "", errMany
+	}
+	return v, p
+}
+
+// one reads a header that must appear at most once, not empty.
+func one(h http.Header, name string) (string, presence) {
+	vs := h.Values(name)
+	switch {
+	case len(vs) == 0:
+		return "", absent
+	case len(vs) > 1 || strings.TrimSpace(vs[0]) == "":
+		return "", errMany
+	}
+	return strings.TrimSpace(vs[0]), found
+}
+
+// oneOf reads the first of two header names present, each at most once;
+// both present must agree.
+func oneOf(h http.Header, a, b string) (string, bool) {
+	va, pa := one(h, a)
+	vb, pb := one(h, b)
+	switch {
+	case pa == errMany || pb == errMany:
+		return "", false
+	case pa == found && pb == found:
+		return va, va == vb
+	case pa == found:
+		return va, true
+	case pb == found:
+		return vb, true
+	}
+	return "", false
+}
+
+// isToken: an HTTP method is an RFC 9110 token.
+func isToken(s string) bool {
+	if s == "" || len(s) > 32 {
+		return false
+	}
+	for i := range len(s) {
+		c := s[i]
+		if !(('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') || ('0' <= c && c <= '9') || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// validURI: an origin-form request target, printable ASCII, no fragment.
+func validURI(s string) bool {
+	if !strings.HasPrefix(s, "/") || len(s) > 8<<10 {
+		return false
+	}
+	for i := range len(s) {
+		if c := s[i]; c <= ' ' || c >= 0x7f || c == '#' {
+			return false
+		}
+	}
+	return true
+}

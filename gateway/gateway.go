@@ -1,0 +1,299 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"net/url"
+	"strings"
+
+	"github.com/hallpass/hallpass/dpop"
+	"github.com/hallpass/hallpass/token"
+	"github.com/hallpass/hallpass/verifier/httpauth"
+)
+
+// The identity headers set on forwarded requests and on forward-auth
+// answers.
+const (
+	HeaderAccount = "X-Hallpass-Account"
+	HeaderDevice  = "X-Hallpass-Device"
+)
+
+// DefaultVerifyPath is where the forward-auth endpoint answers.
+const DefaultVerifyPath = "/v1/verify"
+
+// Authenticator verifies a request's access token and DPoP proof;
+// *httpauth.Authenticator is one. Its errors are answered with
+// httpauth.WriteProblem.
+type Authenticator interface {
+	Authenticate(ctx context.Context, req httpauth.Request) (*token.Claims, error)
+}
+
+// Config configures a Gateway. PublicURL is required; the zero value of
+// every other field selects the documented default.
+type Config struct {
+	// PublicURL is the URL clients use to reach the gateway, as given to
+	// the Authenticator (httpauth.Config.PublicURL). Required.
+	PublicURL string
+	// Upstream is where verified requests are forwarded (scheme, host and
+	// an optional base path). Nil: no reverse proxy; only the verify
+	// endpoint answers, every other path is 404.
+	Upstream *url.URL
+	// Transport carries requests to the upstream. Default: a clone of
+	// http.DefaultTransport.
+	Transport http.RoundTripper
+	// TrustedProxies are the peer addresses whose forwarded headers are
+	// believed. Empty: the verify endpoint refuses every request (403), and
+	// the proxy does not keep a client's X-Forwarded-For chain.
+	TrustedProxies []netip.Prefix
+	// Origins are the scheme://host[:port] a forward-auth request may name
+	// in X-Forwarded-Proto and X-Forwarded-Host. Default: the origin of
+	// PublicURL. The first is used when the proxy sends neither.
+	Origins []string
+	// VerifyPath is the forward-auth endpoint's path. Default
+	// DefaultVerifyPath.
+	VerifyPath string
+	// StripAuthorization removes the Authorization header from forwarded
+	// requests. By default it is kept (the DPoP header is always removed).
+	StripAuthorization bool
+	// Logger receives refusals (debug) and upstream failures (warn), fixed
+	// text and error values only. Default: discard.
+	Logger *slog.Logger
+}
+
+// Gateway is an http.Handler: the verify endpoint at Config.VerifyPath, and
+// the reverse proxy on every other path.
+type Gateway struct {
+	auth       Authenticator
+	trusted    []netip.Prefix
+	origins    []origin
+	verifyPath string
+	proxy      *httputil.ReverseProxy
+	stripAuthz bool
+	log        *slog.Logger
+}
+
+type origin struct{ scheme, host string } // host lower case, default port removed
+
+func (o origin) String() string { return o.scheme + "://" + o.host }
+
+// ErrConfig reports an invalid Config.
+var ErrConfig = errors.New("gateway: invalid configuration")
+
+// New validates cfg and returns a Gateway that verifies requests with auth.
+func New(auth Authenticator, cfg Config) (*Gateway, error) {
+	if auth == nil {
+		return nil, fmt.Errorf("%w: nil Authenticator", ErrConfig)
+	}
+	pub, err := parseOrigin(cfg.PublicURL, true)
+	if err != nil {
+		return nil, fmt.Errorf("%w: PublicURL: %w", ErrConfig, err)
+	}
+	g := &Gateway{
+		auth:       auth,
+		trusted:    cfg.TrustedProxies,
+		verifyPath: cfg.VerifyPath,
+		stripAuthz: cfg.StripAuthorization,
+		log:        cfg.Logger,
+	}
+	if g.verifyPath == "" {
+		g.verifyPath = DefaultVerifyPath
+	}
+	if !strings.HasPrefix(g.verifyPath, "/") {
+		return nil, fmt.Errorf("%w: VerifyPath must start with /", ErrConfig)
+	}
+	if g.log == nil {
+		g.log = slog.New(slog.DiscardHandler)
+	}
+	for _, p := range g.trusted {
+		if !p.IsValid() {
+			return nil, fmt.Errorf("%w: invalid trusted proxy prefix", ErrConfig)
+		}
+	}
+	if len(cfg.Origins) == 0 {
+		g.origins = []origin{pub}
+	}
+	for _, s := range cfg.Origins {
+		o, err := parseOrigin(s, false)
+		if err != nil {
+			return nil, fmt.Errorf("%w: Origins: %w", ErrConfig, err)
+		}
+		g.origins = append(g.origins, o)
+	}
+	if cfg.Upstream != nil {
+		u := cfg.Upstream
+		if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+			return nil, fmt.Errorf("%w: Upstream must be an http or https URL without user info, query or fragment", ErrConfig)
+		}
+		tr := cfg.Transport
+		if tr == nil {
+			tr = http.DefaultTransport.(*http.Transport).Clone()
+		}
+		g.proxy = &httputil.ReverseProxy{
+			Rewrite:      g.rewrite(u),
+			Transport:    tr,
+			ErrorHandler: g.upstreamError,
+			ErrorLog:     slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
+		}
+	}
+	return g, nil
+}
+
+// parseOrigin reads scheme://host[:port] (with a path when withPath).
+func parseOrigin(s string, withPath bool) (origin, error) {
+	u, err := url.Parse(s) // its error quotes the input: not returned
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+		u.RawQuery != "" || u.Fragment != "" || (!withPath && u.Path != "" && u.Path != "/") {
+		return origin{}, errors.New("want http(s)://host[:port]")
+	}
+	return origin{scheme: u.Scheme, host: canonicalHost(u.Scheme, u.Host)}, nil
+}
+
+// canonicalHost lower-cases host and drops the scheme's default port.
+func canonicalHost(scheme, host string) string {
+	host = strings.ToLower(host)
+	if h, p, err := net.SplitHostPort(host); err == nil &&
+		((scheme == "https" && p == "443") || (scheme == "http" && p == "80")) {
+		if strings.Contains(h, ":") {
+			return "[" + h + "]"
+		}
+		return h
+	}
+	return host
+}
+
+// ServeHTTP removes the client's identity headers, then answers the verify
+// endpoint or verifies and forwards the request.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	StripIdentityHeaders(r.Header)
+	if r.URL.Path == g.verifyPath {
+		g.serveVerify(w, r)
+		return
+	}
+	if g.proxy == nil {
+		writeProblem(w, http.StatusNotFound, codeNotFound)
+		return
+	}
+	path := r.URL.EscapedPath()
+	if path == "" {
+		path = "/"
+	}
+	req, ok := credentials(r.Header)
+	if !ok {
+		g.refuse(w, r, &httpauth.Error{Status: http.StatusUnauthorized, Code: httpauth.CodeInvalidToken})
+		return
+	}
+	req.Method, req.Path = r.Method, path
+	c, err := g.auth.Authenticate(r.Context(), req)
+	if err != nil {
+		g.refuse(w, r, err)
+		return
+	}
+	g.proxy.ServeHTTP(w, r.WithContext(httpauth.ContextWithClaims(r.Context(), c)))
+}
+
+// credentials reads the one Authorization and at most one DPoP header.
+func credentials(h http.Header) (httpauth.Request, bool) {
+	authz, proofs := h.Values("Authorization"), h.Values(dpop.Header)
+	if len(authz) > 1 || len(proofs) > 1 {
+		return httpauth.Request{}, false
+	}
+	var req httpauth.Request
+	if len(authz) == 1 {
+		req.Authorization = authz[0]
+	}
+	if len(proofs) == 1 {
+		req.DPoP = proofs[0]
+	}
+	return req, true
+}
+
+func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, err error) {
+	g.log.LogAttrs(r.Context(), slog.LevelDebug, "request refused", slog.String("error", err.Error()))
+	httpauth.WriteProblem(w, err)
+}
+
+// rewrite builds the forwarded request.
+func (g *Gateway) rewrite(upstream *url.URL) func(*httputil.ProxyRequest) {
+	return func(pr *httputil.ProxyRequest) {
+		pr.SetURL(upstream)
+		// Rewrite starts without X-Forwarded-*: keep the client chain only
+		// when it comes from a proxy we trust.
+		if g.trustedPeer(pr.In.RemoteAddr) {
+			if xff := pr.In.Header.Values("X-Forwarded-For"); len(xff) > 0 {
+				pr.Out.Header["X-Forwarded-For"] = xff
+			}
+		}
+		pr.SetXForwarded()
+		h := pr.Out.Header
+		StripIdentityHeaders(h)
+		h.Del(dpop.Header)
+		if g.stripAuthz {
+			h.Del("Authorization")
+		}
+		if c, ok := httpauth.ClaimsFromContext(pr.In.Context()); ok {
+			h.Set(HeaderAccount, c.Subject)
+			h.Set(HeaderDevice, c.Device)
+		}
+	}
+}
+
+func (g *Gateway) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		return // the client went away
+	}
+	g.log.LogAttrs(r.Context(), slog.LevelWarn, "upstream failed", slog.String("error", err.Error()))
+	writeProblem(w, http.StatusBadGateway, codeBadGateway)
+}
+
+func (g *Gateway) trustedPeer(remoteAddr string) bool {
+	if len(g.trusted) == 0 {
+		return false
+	}
+	ap, err := netip.ParseAddrPort(remoteAddr)
+	if err != nil {
+		return false
+	}
+	ip := ap.Addr().Unmap()
+	for _, p := range g.trusted {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// StripIdentityHeaders removes every header whose name, compared
+// case-insensitively with '_' read as '-', starts with "X-Hallpass-".
+func StripIdentityHeaders(h http.Header) {
+	for k := range h {
+		if isIdentityHeader(k) {
+			delete(h, k)
+		}
+	}
+}
+
+func isIdentityHeader(name string) bool {
+	const prefix = "x-hallpass-"
+	if len(name) < len(prefix) {
+		return false
+	}
+	for i := range len(prefix) {
+		c := name[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c == '_' {
+			c = '-'
+		}
+		if c != prefix[i] {
+			return false
+		}
+	}
+	return true
+}

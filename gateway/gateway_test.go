@@ -1,0 +1,281 @@
+package gateway_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/hallpass/hallpass/gateway"
+)
+
+// echoUpstream answers with the request headers it received as JSON.
+func echoUpstream(t testing.TB) (*httptest.Server, *int) {
+	t.Helper()
+	hits := new(int)
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		*hits++
+		w.Header().Set("Content-Type", "application/json")
+		h := r.Header.Clone()
+		h.Set("X-Echo-Path", r.URL.RequestURI())
+		h.Set("X-Echo-Method", r.Method)
+		_ = json.NewEncoder(w).Encode(h)
+	}))
+	t.Cleanup(s.Close)
+	return s, hits
+}
+
+// startGateway runs a gateway in front of an echo upstream; its public URL
+// is its own loopback URL.
+func startGateway(t *testing.T, cfg gateway.Config) (gw *httptest.Server, w *world, hits *int) {
+	t.Helper()
+	up, hits := echoUpstream(t)
+	gw = httptest.NewUnstartedServer(nil)
+	gw.Start()
+	t.Cleanup(gw.Close)
+	w = newWorld(t, gw.URL)
+	cfg.PublicURL = gw.URL
+	cfg.Upstream, _ = url.Parse(up.URL)
+	g, err := gateway.New(w.auth, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw.Config.Handler = g
+	return gw, w, hits
+}
+
+func TestProxy(t *testing.T) {
+	gw, w, hits := startGateway(t, gateway.Config{})
+	alice := w.device(t, "acct_alice", "dev_alice")
+	mallory := w.device(t, "acct_mallory", "dev_mallory")
+	w.deny.revoke("dev_mallory")
+
+	type result struct {
+		status int
+		body   string
+		header http.Header
+	}
+	do := func(t *testing.T, method, path string, prep func(h http.Header)) result {
+		t.Helper()
+		req, _ := http.NewRequest(method, gw.URL+path, nil)
+		// Forged identity headers in every spelling: none may pass.
+		req.Header["X-Hallpass-Account"] = []string{"acct_admin"}
+		req.Header["x-hallpass-device"] = []string{"dev_forged"}
+		req.Header["X_Hallpass_Account"] = []string{"acct_admin"}
+		req.Header["X-HALLPASS-ROLE"] = []string{"admin"}
+		if prep != nil {
+			prep(req.Header)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		return result{res.StatusCode, readAll(t, res.Body), res.Header}
+	}
+
+	t.Run("accepted", func(t *testing.T) {
+		before := *hits
+		r := do(t, "POST", "/api/items?x=1", func(h http.Header) { alice.sign(t, h, "POST", gw.URL+"/api/items") })
+		if r.status != 200 || *hits != before+1 {
+			t.Fatalf("status %d: %s", r.status, r.body)
+		}
+		var got http.Header
+		if err := json.Unmarshal([]byte(r.body), &got); err != nil {
+			t.Fatal(err)
+		}
+		if got.Get("X-Hallpass-Account") != "acct_alice" || got.Get("X-Hallpass-Device") != "dev_alice" {
+			t.Fatalf("identity headers: %v", got)
+		}
+		if len(got.Values("X-Hallpass-Account")) != 1 || len(got.Values("X-Hallpass-Device")) != 1 {
+			t.Fatalf("duplicate identity headers: %v", got)
+		}
+		for k := range got {
+			if lk := strings.ToLower(strings.ReplaceAll(k, "_", "-")); strings.HasPrefix(lk, "x-hallpass-") &&
+				k != "X-Hallpass-Account" && k != "X-Hallpass-Device" {
+				t.Errorf("forged header %s reached the upstream", k)
+			}
+		}
+		if got.Get("DPoP") != "" {
+			t.Error("the DPoP proof was forwarded")
+		}
+		if got.Get("Authorization") != "DPoP "+alice.token {
+			t.Error("Authorization not kept by default")
+		}
+		if got.Get("X-Echo-Path") != "/api/items?x=1" || got.Get("X-Echo-Method") != "POST" {
+			t.Errorf("forwarded as %s %s", got.Get("X-Echo-Method"), got.Get("X-Echo-Path"))
+		}
+		if got.Get("X-Forwarded-For") != "127.0.0.1" {
+			t.Errorf("X-Forwarded-For %q", got.Get("X-Forwarded-For"))
+		}
+	})
+
+	refused := []struct {
+		name   string
+		method string
+		prep   func(t *testing.T, h http.Header)
+		code   string
+	}{
+		{name: "no token", method: "GET", prep: func(*testing.T, http.Header) {}, code: "invalid_token"},
+		{name: "token without proof", method: "GET", prep: func(t *testing.T, h http.Header) { h.Set("Authorization", "DPoP "+alice.token) }, code: "invalid_dpop_proof"},
+		{name: "proof for another path", method: "GET", prep: func(t *testing.T, h http.Header) { alice.sign(t, h, "GET", gw.URL+"/other") }, code: "invalid_dpop_proof"},
+		{name: "proof for another method", method: "DELETE", prep: func(t *testing.T, h http.Header) { alice.sign(t, h, "GET", gw.URL+"/api/items") }, code: "invalid_dpop_proof"},
+		{name: "proof of another device", method: "GET", prep: func(t *testing.T, h http.Header) {
+			alice.sign(t, h, "GET", gw.URL+"/api/items")
+			mallory2 := *mallory
+			mallory2.token = alice.token
+			p := http.Header{}
+			mallory2.sign(t, p, "GET", gw.URL+"/api/items")
+			h.Set("DPoP", p.Get("DPoP"))
+		}, code: "invalid_dpop_proof"},
+		{name: "revoked device", method: "GET", prep: func(t *testing.T, h http.Header) { mallory.sign(t, h, "GET", gw.URL+"/api/items") }, code: "token_revoked"},
+		{name: "bearer", method: "GET", prep: func(t *testing.T, h http.Header) { h.Set("Authorization", "Bearer "+alice.token) }, code: "invalid_token"},
+		{name: "two Authorization headers", method: "GET", prep: func(t *testing.T, h http.Header) {
+			alice.sign(t, h, "GET", gw.URL+"/api/items")
+			h.Add("Authorization", "DPoP "+alice.token)
+		}, code: "invalid_token"},
+	}
+	for _, tc := range refused {
+		t.Run(tc.name, func(t *testing.T) {
+			before := *hits
+			r := do(t, tc.method, "/api/items", func(h http.Header) { tc.prep(t, h) })
+			if r.status != 401 || *hits != before {
+				t.Fatalf("status %d, upstream hits %d: %s", r.status, *hits-before, r.body)
+			}
+			if r.header.Get("Content-Type") != "application/problem+json" || !strings.HasPrefix(r.header.Get("WWW-Authenticate"), "DPoP") {
+				t.Fatalf("headers %v", r.header)
+			}
+			var p struct{ Code string }
+			_ = json.Unmarshal([]byte(r.body), &p)
+			if p.Code != tc.code {
+				t.Fatalf("code %q, want %q", p.Code, tc.code)
+			}
+			if strings.Contains(r.body, alice.token) || strings.Contains(strings.ToLower(r.body), "acct_admin") {
+				t.Fatal("the response echoes request content")
+			}
+		})
+	}
+
+	t.Run("replayed proof", func(t *testing.T) {
+		h := http.Header{}
+		alice.sign(t, h, "GET", gw.URL+"/api/once")
+		set := func(x http.Header) {
+			x.Set("Authorization", h.Get("Authorization"))
+			x.Set("DPoP", h.Get("DPoP"))
+		}
+		if r := do(t, "GET", "/api/once", set); r.status != 200 {
+			t.Fatalf("first use: %d", r.status)
+		}
+		if r := do(t, "GET", "/api/once", set); r.status != 401 {
+			t.Fatalf("replay: %d", r.status)
+		}
+	})
+}
+
+func TestProxyStripAuthorization(t *testing.T) {
+	gw, w, _ := startGateway(t, gateway.Config{StripAuthorization: true})
+	d := w.device(t, "acct_a", "dev_a")
+	req, _ := http.NewRequest("GET", gw.URL+"/", nil)
+	d.sign(t, req.Header, "GET", gw.URL+"/")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var got http.Header
+	_ = json.NewDecoder(res.Body).Decode(&got)
+	if res.StatusCode != 200 || got.Get("Authorization") != "" || got.Get("DPoP") != "" || got.Get("X-Hallpass-Account") != "acct_a" {
+		t.Fatalf("%d %v", res.StatusCode, got)
+	}
+}
+
+func TestProxyUpstreamDown(t *testing.T) {
+	gw, w, _ := startGateway(t, gateway.Config{})
+	// Point a second gateway at a closed port.
+	dead := httptest.NewServer(http.NotFoundHandler())
+	deadURL, _ := url.Parse(dead.URL)
+	dead.Close()
+	g, err := gateway.New(w.auth, gateway.Config{PublicURL: gw.URL, Upstream: deadURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw.Config.Handler = g
+	d := w.device(t, "acct_a", "dev_a")
+	req, _ := http.NewRequest("GET", gw.URL+"/x", nil)
+	d.sign(t, req.Header, "GET", gw.URL+"/x")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 502 || res.Header.Get("Content-Type") != "application/problem+json" {
+		t.Fatalf("%d %v", res.StatusCode, res.Header)
+	}
+}
+
+func TestNoUpstream(t *testing.T) {
+	w := newWorld(t, "https://api.example")
+	g, err := gateway.New(w.auth, gateway.Config{PublicURL: "https://api.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	g.ServeHTTP(rec, httptest.NewRequest("GET", "/anything", nil))
+	if rec.Code != 404 {
+		t.Fatalf("%d", rec.Code)
+	}
+}
+
+func TestNewConfig(t *testing.T) {
+	w := newWorld(t, "https://api.example")
+	up, _ := url.Parse("http://127.0.0.1:1")
+	cases := []struct {
+		name string
+		cfg  gateway.Config
+		ok   bool
+	}{
+		{name: "minimal", cfg: gateway.Config{PublicURL: "https://api.example"}, ok: true},
+		{name: "full", cfg: gateway.Config{PublicURL: "https://api.example", Upstream: up, Origins: []string{"https://api.example", "https://www.example:8443"},
+			TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, VerifyPath: "/auth"}, ok: true},
+		{name: "no public URL", cfg: gateway.Config{}},
+		{name: "public URL not http", cfg: gateway.Config{PublicURL: "ftp://api.example"}},
+		{name: "origin with path", cfg: gateway.Config{PublicURL: "https://api.example", Origins: []string{"https://api.example/x"}}},
+		{name: "upstream with query", cfg: gateway.Config{PublicURL: "https://api.example", Upstream: &url.URL{Scheme: "http", Host: "a", RawQuery: "x"}}},
+		{name: "relative verify path", cfg: gateway.Config{PublicURL: "https://api.example", VerifyPath: "verify"}},
+		{name: "invalid prefix", cfg: gateway.Config{PublicURL: "https://api.example", TrustedProxies: []netip.Prefix{{}}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := gateway.New(w.auth, tc.cfg)
+			if (err == nil) != tc.ok {
+				t.Fatalf("err = %v", err)
+			}
+		})
+	}
+	if _, err := gateway.New(nil, gateway.Config{PublicURL: "https://api.example"}); err == nil {
+		t.Fatal("nil Authenticator accepted")
+	}
+}
+
+func TestStripIdentityHeaders(t *testing.T) {
+	h := http.Header{}
+	for _, k := range []string{"X-Hallpass-Account", "x-hallpass-device", "X_HALLPASS_ACCOUNT", "X-Hallpass_Device", "X-Hallpass-", "X-HallPass-Anything"} {
+		h[k] = []string{"forged"}
+	}
+	keep := []string{"X-Hallpass", "X-Hallpas-Account", "Authorization", "X-Other-Hallpass-Account"}
+	for _, k := range keep {
+		h[k] = []string{"v"}
+	}
+	gateway.StripIdentityHeaders(h)
+	if len(h) != len(keep) {
+		t.Fatalf("left %v", h)
+	}
+	for _, k := range keep {
+		if h[k] == nil {
+			t.Fatalf("removed %s", k)
+		}
+	}
+}

@@ -1,0 +1,70 @@
+// Package socketauth authenticates socket.io handshakes with hallpass access
+// tokens and DPoP proofs, for servers built on
+// github.com/zishang520/socket.io (v3), and disconnects a socket when its
+// token expires or is revoked.
+//
+// # Protocol
+//
+// The client sends its access token and a DPoP proof in the handshake's auth
+// payload:
+//
+//	io(url, { auth: (cb) => cb({ token: accessToken, proof: dpopProof("GET", "https://chat.example.com/socket.io/", accessToken) }) })
+//
+// The proof is made for method GET and, as htu, the public URL of the
+// socket.io endpoint: the Authenticator's PublicURL followed by the path
+// given to New, with its trailing slash ("/socket.io/" for a default
+// server), e.g. https://chat.example.com/socket.io/. The query that
+// engine.io adds (EIO, transport, sid) is not part of it, and neither is the
+// namespace: one proof shape fits every namespace of the server. It must
+// carry ath, the hash of the token, like any DPoP proof sent with a token.
+//
+// A proof is single-use (the Authenticator's replay cache) and lives 60 s:
+// give auth as a callback, as above, so that every connection attempt,
+// reconnections included, sends a fresh one.
+//
+// Guard.Attach installs a namespace middleware that runs
+// httpauth.Authenticator.Authenticate on Request{Method: "GET", Path,
+// Authorization: "DPoP " + auth.token, DPoP: auth.proof}, so a handshake is
+// checked exactly like an HTTP request: signature, claims, iss, aud, times,
+// revocation, and the proof bound to the token's cnf.jkt. A refused
+// handshake gets a connect_error whose message is a stable code, the same
+// as httpauth's: invalid_token, token_expired, token_revoked,
+// invalid_dpop_proof, use_dpop_nonce (data.nonce holds the nonce),
+// unavailable or internal_error; err.data.code repeats it.
+//
+// # Live sockets
+//
+// After a socket is accepted, the Guard keeps its claims (Guard.Claims) and
+// watches it:
+//
+//   - at the token's exp, by the Guard's clock, it is disconnected with
+//     reason token_expired; a client that wants to stay connected reconnects
+//     with a fresh token before then;
+//   - every Options.RecheckEvery (1 s) the Options.Revocation checker (the
+//     revocation mirror) is asked again about each live socket; a revoked
+//     token, device, account or key disconnects it with token_revoked, and a
+//     checker that cannot vouch for the token (a stale mirror failing
+//     closed) with unavailable.
+//
+// Before it disconnects a socket the server emits EventDisconnect
+// ("hallpass:disconnect") with {"reason": "<code>"}, then a namespace
+// disconnect, which the client sees as "io server disconnect" and does not
+// retry on its own.
+//
+// # What it trusts, and limits
+//
+// It trusts the Authenticator (its key set, clock, public URL and replay
+// cache) and the revocation checker. The auth payload is client-controlled:
+// only its token and proof strings are read, and no token content reaches a
+// log line or an error message.
+//
+// Each accepted socket costs one expiry timer (no goroutine until it fires);
+// one goroutine per Guard runs the re-checks, and Close stops it and every
+// timer. A revocation reaches a live socket within the mirror's propagation
+// delay plus RecheckEvery.
+//
+// socket.io's connection state recovery with SkipMiddlewares would let a
+// recovered socket in without a handshake check, so Attach refuses such a
+// server. The namespace's own "connection" handler (installed by Attach)
+// also disconnects any socket that connected without a live session.
+package socketauth

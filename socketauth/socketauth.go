@@ -1,0 +1,425 @@
+package socketauth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/zishang520/socket.io/servers/socket/v3"
+
+	"github.com/hallpass/hallpass/keys"
+	"github.com/hallpass/hallpass/revocation"
+	"github.com/hallpass/hallpass/token"
+	"github.com/hallpass/hallpass/verifier/httpauth"
+)
+
+// The event a socket receives just before the server disconnects it, with
+// one argument, {"reason": Reason...}.
+const EventDisconnect = "hallpass:disconnect"
+
+// Reasons sent with EventDisconnect.
+const (
+	ReasonTokenExpired = httpauth.CodeTokenExpired // the token reached its exp
+	ReasonTokenRevoked = httpauth.CodeTokenRevoked // the token, device, account or key was revoked
+	// ReasonUnavailable: the revocation checker could not vouch for the
+	// token any more (a stale mirror failing closed).
+	ReasonUnavailable = httpauth.CodeUnavailable
+)
+
+// Handshake refusals that are not the Authenticator's: the connect_error
+// message when auth.token or auth.proof is missing or not a string.
+const (
+	CodeInvalidToken     = httpauth.CodeInvalidToken
+	CodeInvalidDPoPProof = httpauth.CodeInvalidDPoPProof
+	// CodeClosed: the Guard was closed; the socket is refused.
+	CodeClosed = httpauth.CodeUnavailable
+)
+
+// Defaults for Options.
+const (
+	DefaultRecheckEvery = time.Second
+	DefaultTimeout      = 5 * time.Second
+	// pendingGrace is how long a socket accepted by the middleware may take
+	// to connect before its session is dropped.
+	pendingGrace = 30 * time.Second
+)
+
+// ErrConfig: New or Attach was given invalid arguments.
+var ErrConfig = errors.New("socketauth: invalid configuration")
+
+// Authenticator checks an access token and its DPoP proof for one request;
+// *httpauth.Authenticator is one. Its errors should be *httpauth.Error,
+// whose Code becomes the connect_error message (any other error answers
+// internal_error).
+type Authenticator interface {
+	Authenticate(ctx context.Context, r httpauth.Request) (*token.Claims, error)
+}
+
+// RevocationChecker is asked, every Options.RecheckEvery, whether the token
+// of each live socket may still be used; *revocation.Mirror is one. An error
+// wrapping revocation.ErrRevoked disconnects the socket with
+// ReasonTokenRevoked, any other error with ReasonUnavailable (fail closed).
+type RevocationChecker interface {
+	CheckRevoked(ctx context.Context, kid keys.KeyID, c *token.Claims) error
+}
+
+// Options configure New. The zero value is useful: no re-check of live
+// sockets (only their expiry), real clock, no log.
+type Options struct {
+	// Revocation, when set, is re-checked for every live socket every
+	// RecheckEvery, and a revoked socket is disconnected. Use the mirror
+	// given to the Authenticator's verifier (verifier.WithRevocation), so
+	// that a handshake and a live socket see the same revocations.
+	Revocation RevocationChecker
+	// RecheckEvery is the period of the revocation re-check (default
+	// DefaultRecheckEvery, 1 s): the longest a revoked socket stays
+	// connected after the mirror learns of the revocation. At least 10 ms.
+	RecheckEvery time.Duration
+	// Timeout bounds one handshake's authentication (default
+	// DefaultTimeout).
+	Timeout time.Duration
+	// Now is the clock that times a token's expiry, read on every
+	// handshake (default time.Now). Use the verifier's.
+	Now func() time.Time
+	// Logger receives refusals (debug) and disconnections (info), with
+	// fixed text, codes and socket ids only (default: discard).
+	Logger *slog.Logger
+}
+
+// Guard authenticates the handshakes of socket.io namespaces and keeps
+// watch over the sockets it accepted: it disconnects each one when its token
+// expires or is revoked. It is safe for concurrent use. Close stops it.
+type Guard struct {
+	auth    Authenticator
+	path    string
+	rc      RevocationChecker
+	every   time.Duration
+	timeout time.Duration
+	now     func() time.Time
+	log     *slog.Logger
+
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the re-check loop has returned
+
+	mu       sync.Mutex
+	closed   bool
+	sessions map[*socket.Socket]*session
+}
+
+// session is one accepted socket.
+type session struct {
+	s        *socket.Socket
+	claims   *token.Claims
+	kid      keys.KeyID
+	accepted time.Time // by the Guard's clock
+	expiry   *time.Timer
+	kick     func(reason string) // emits EventDisconnect and disconnects
+}
+
+// New returns a Guard that authenticates handshakes with a, for the
+// socket.io endpoint at path: the server's path with its trailing slash,
+// "/socket.io/" by default in socket.io. The proof in a handshake must be
+// made for method GET and the URL a's public URL + path, e.g.
+// https://chat.example.com/socket.io/ (the query that engine.io adds is not
+// part of it).
+func New(a Authenticator, path string, opts Options) (*Guard, error) {
+	if a == nil {
+		return nil, fmt.Errorf("%w: nil Authenticator", ErrConfig)
+	}
+	if !strings.HasPrefix(path, "/") || strings.ContainsAny(path, "?# ") {
+		return nil, fmt.Errorf("%w: path must start with / and have no query", ErrConfig)
+	}
+	if opts.RecheckEvery == 0 {
+		opts.RecheckEvery = DefaultRecheckEvery
+	}
+	if opts.RecheckEvery < 10*time.Millisecond {
+		return nil, fmt.Errorf("%w: RecheckEvery below 10ms", ErrConfig)
+	}
+	if opts.Timeout == 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	if opts.Timeout < 0 {
+		return nil, fmt.Errorf("%w: negative Timeout", ErrConfig)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	g := &Guard{
+		auth: a, path: path, rc: opts.Revocation, every: opts.RecheckEvery,
+		timeout: opts.Timeout, now: opts.Now, log: opts.Logger,
+		ctx: ctx, cancel: cancel, done: make(chan struct{}),
+		sessions: map[*socket.Socket]*session{},
+	}
+	go g.loop()
+	return g, nil
+}
+
+// Attach makes nsp authenticate every handshake with g, before the
+// middlewares registered after it. Call it before registering the
+// namespace's "connection" handlers: its own handler disconnects, first, a
+// socket that connected without a live session (one whose token expired or
+// was revoked between the middleware and the connection).
+//
+// SECURITY: socket.io's connection state recovery with SkipMiddlewares
+// would let a recovered socket in without a handshake check: Attach
+// refuses such a server.
+func (g *Guard) Attach(nsp socket.Namespace) error {
+	if nsp == nil {
+		return fmt.Errorf("%w: nil namespace", ErrConfig)
+	}
+	if csr := nsp.Server().Opts().ConnectionStateRecovery(); csr != nil && csr.SkipMiddlewares() {
+		return fmt.Errorf("%w: connection state recovery skips middlewares", ErrConfig)
+	}
+	nsp.Use(g.middleware)
+	return nsp.On("connection", func(args ...any) {
+		if len(args) == 0 {
+			return
+		}
+		s, ok := args[0].(*socket.Socket)
+		if !ok {
+			return
+		}
+		g.mu.Lock()
+		_, live := g.sessions[s]
+		g.mu.Unlock()
+		if !live {
+			s.Disconnect(false)
+		}
+	})
+}
+
+// Claims returns the claims of the token s was accepted with, or false when
+// s is not (or no longer) a socket accepted by g. The claims are a copy.
+func (g *Guard) Claims(s *socket.Socket) (*token.Claims, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	ss, ok := g.sessions[s]
+	if !ok {
+		return nil, false
+	}
+	c := *ss.claims
+	return &c, true
+}
+
+// Len is the number of sockets g watches.
+func (g *Guard) Len() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.sessions)
+}
+
+// Close stops the re-check loop and every expiry timer, and makes g refuse
+// new handshakes. It does not disconnect the live sockets: close the
+// socket.io server first. Close is idempotent.
+func (g *Guard) Close() error {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return nil
+	}
+	g.closed = true
+	for _, ss := range g.sessions {
+		ss.expiry.Stop()
+	}
+	clear(g.sessions)
+	g.mu.Unlock()
+	g.cancel()
+	<-g.done
+	return nil
+}
+
+// refuse answers the handshake with a connect_error whose message is code.
+func refuse(next func(*socket.ExtendedError), code string, data map[string]any) {
+	if data == nil {
+		data = map[string]any{}
+	}
+	data["code"] = code
+	next(socket.NewExtendedError(code, data))
+}
+
+// middleware authenticates one handshake.
+func (g *Guard) middleware(s *socket.Socket, next func(*socket.ExtendedError)) {
+	var auth map[string]any
+	if h := s.Handshake(); h != nil {
+		auth = h.Auth
+	}
+	tok, ok := auth["token"].(string)
+	if !ok || tok == "" {
+		g.log.Debug("socketauth: handshake refused", "code", CodeInvalidToken, "socket", string(s.Id()), "err", "no auth.token")
+		refuse(next, CodeInvalidToken, nil)
+		return
+	}
+	proof, ok := auth["proof"].(string)
+	if !ok || proof == "" {
+		g.log.Debug("socketauth: handshake refused", "code", CodeInvalidDPoPProof, "socket", string(s.Id()), "err", "no auth.proof")
+		refuse(next, CodeInvalidDPoPProof, nil)
+		return
+	}
+	claims, kid, err := g.authenticate(tok, proof)
+	if err != nil {
+		var he *httpauth.Error
+		if !errors.As(err, &he) {
+			g.log.Error("socketauth: handshake failed", "socket", string(s.Id()), "err", err.Error())
+			refuse(next, httpauth.CodeInternal, nil)
+			return
+		}
+		g.log.Debug("socketauth: handshake refused", "code", he.Code, "socket", string(s.Id()))
+		var data map[string]any
+		if he.Nonce != "" {
+			data = map[string]any{"nonce": he.Nonce}
+		}
+		refuse(next, he.Code, data)
+		return
+	}
+	if code := g.register(s, claims, kid); code != "" {
+		refuse(next, code, nil)
+		return
+	}
+	next(nil)
+}
+
+// authenticate runs the Authenticator, then the re-check's own revocation
+// check so that a socket is never accepted by one and dropped a second
+// later by the other.
+func (g *Guard) authenticate(tok, proof string) (*token.Claims, keys.KeyID, error) {
+	ctx, cancel := context.WithTimeout(g.ctx, g.timeout)
+	defer cancel()
+	claims, err := g.auth.Authenticate(ctx, httpauth.Request{
+		Method:        "GET",
+		Path:          g.path,
+		Authorization: "DPoP " + tok,
+		DPoP:          proof,
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	if claims == nil {
+		return nil, "", errors.New("socketauth: Authenticator returned no claims")
+	}
+	// The token is authentic now: its footer is no longer unverified.
+	f, err := token.UnsafeParseFooterKid(tok)
+	if err != nil {
+		return nil, "", fmt.Errorf("socketauth: footer of a verified token: %w", err)
+	}
+	if g.rc != nil {
+		if err := g.rc.CheckRevoked(ctx, f.Kid, claims); err != nil {
+			return nil, "", &httpauth.Error{Status: 401, Code: revocationReason(err)}
+		}
+	}
+	return claims, f.Kid, nil
+}
+
+func revocationReason(err error) string {
+	if errors.Is(err, revocation.ErrRevoked) {
+		return ReasonTokenRevoked
+	}
+	return ReasonUnavailable
+}
+
+// register starts watching s; it returns a refusal code, or "".
+func (g *Guard) register(s *socket.Socket, claims *token.Claims, kid keys.KeyID) string {
+	now := g.now()
+	left := claims.Expiry.Sub(now)
+	if left <= 0 {
+		// Inside the verifier's leeway: accepted by it, but the socket
+		// would be disconnected at once.
+		return ReasonTokenExpired
+	}
+	ss := &session{s: s, claims: claims, kid: kid, accepted: now, kick: kicker(s)}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return CodeClosed
+	}
+	if old, ok := g.sessions[s]; ok {
+		old.expiry.Stop()
+	}
+	g.sessions[s] = ss
+	ss.expiry = time.AfterFunc(left, func() { g.disconnect(ss, ReasonTokenExpired) })
+	_ = s.Once("disconnect", func(...any) { g.forget(ss) })
+	return ""
+}
+
+// kicker returns the function that tells s why and disconnects it, in the
+// socket's own task queue, after any packet already queued (its CONNECT).
+func kicker(s *socket.Socket) func(string) {
+	return func(reason string) {
+		s.Enqueue(func() {
+			_ = s.Emit(EventDisconnect, map[string]any{"reason": reason})
+			s.Disconnect(false)
+		})
+	}
+}
+
+// forget drops ss if it is still the live session of its socket; it
+// reports whether it did.
+func (g *Guard) forget(ss *session) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.sessions[ss.s] != ss {
+		return false
+	}
+	delete(g.sessions, ss.s)
+	ss.expiry.Stop()
+	return true
+}
+
+// disconnect drops ss and kicks its socket out with reason.
+func (g *Guard) disconnect(ss *session, reason string) {
+	if !g.forget(ss) {
+		return
+	}
+	g.log.Info("socketauth: socket disconnected", "reason", reason, "socket", string(ss.s.Id()))
+	ss.kick(reason)
+}
+
+// loop re-checks the live sockets every g.every until Close.
+func (g *Guard) loop() {
+	defer close(g.done)
+	t := time.NewTicker(g.every)
+	defer t.Stop()
+	for {
+		select {
+		case <-g.ctx.Done():
+			return
+		case <-t.C:
+			g.recheck()
+		}
+	}
+}
+
+// recheck asks the revocation checker about every live socket, and drops
+// the sessions of sockets that never connected.
+func (g *Guard) recheck() {
+	now := g.now()
+	g.mu.Lock()
+	live := make([]*session, 0, len(g.sessions))
+	for _, ss := range g.sessions {
+		live = append(live, ss)
+	}
+	g.mu.Unlock()
+	for _, ss := range live {
+		if !ss.s.Connected() && now.Sub(ss.accepted) > pendingGrace {
+			g.forget(ss) // accepted, then never connected (or already gone)
+			continue
+		}
+		if g.rc == nil {
+			continue
+		}
+		if err := g.rc.CheckRevoked(g.ctx, ss.kid, ss.claims); err != nil {
+			if g.ctx.Err() != nil {
+				return
+			}
+			g.disconnect(ss, revocationReason(err))
+		}
+	}
+}

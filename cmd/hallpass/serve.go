@@ -48,6 +48,7 @@ type serveConfig struct {
 	prot                        protFlags
 	dev                         bool
 	tlsCert, tlsKey             string
+	tlsMin                      string
 	trustedProxies              string
 	limitPerIP, limitGlobal     string
 	accessTTL, refreshTTL       time.Duration
@@ -126,6 +127,7 @@ func parseServeFlags(args []string, e *env) (*serveConfig, error) {
 	fs.BoolVar(&c.dev, "dev", ee.boolean(e, "HALLPASS_DEV"), "development mode: create a PLAINTEXT key ring when none exists [HALLPASS_DEV]")
 	fs.StringVar(&c.tlsCert, "tls-cert", e.getenv("HALLPASS_TLS_CERT"), "TLS certificate chain file (PEM) [HALLPASS_TLS_CERT]")
 	fs.StringVar(&c.tlsKey, "tls-key", e.getenv("HALLPASS_TLS_KEY"), "TLS private key file (PEM) [HALLPASS_TLS_KEY]")
+	fs.StringVar(&c.tlsMin, "tls-min", ee.str(e, "HALLPASS_TLS_MIN", "1.3"), "lowest TLS version accepted with --tls-cert: 1.3, or 1.2 for older clients [HALLPASS_TLS_MIN]")
 	fs.StringVar(&c.trustedProxies, "trusted-proxies", e.getenv("HALLPASS_TRUSTED_PROXIES"), "comma-separated CIDRs of proxies whose X-Forwarded-For is believed [HALLPASS_TRUSTED_PROXIES]")
 	fs.StringVar(&c.limitPerIP, "signup-limit-per-ip", ee.str(e, "HALLPASS_SIGNUP_LIMIT_PER_IP", "30/h"), "signups per client address, N/s|m|h|d, or off [HALLPASS_SIGNUP_LIMIT_PER_IP]")
 	fs.StringVar(&c.limitGlobal, "signup-limit-global", ee.str(e, "HALLPASS_SIGNUP_LIMIT_GLOBAL", "1000/h"), "signups in total, N/s|m|h|d, or off [HALLPASS_SIGNUP_LIMIT_GLOBAL]")
@@ -168,6 +170,10 @@ func serve(ctx context.Context, c *serveConfig, e *env, ready chan<- string) err
 
 	if (c.tlsCert == "") != (c.tlsKey == "") {
 		return fmt.Errorf("%w: give both --tls-cert and --tls-key, or neither", errUsage)
+	}
+	tlsMin, err := parseTLSMin(c.tlsMin)
+	if err != nil {
+		return err
 	}
 	if c.keysDir == "" {
 		c.keysDir = filepath.Join(c.data, "keys")
@@ -337,11 +343,9 @@ func serve(ctx context.Context, c *serveConfig, e *env, ready chan<- string) err
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	if c.tlsCert != "" {
-		cert, err := tls.LoadX509KeyPair(c.tlsCert, c.tlsKey)
-		if err != nil {
-			return fmt.Errorf("TLS key pair: %w", err)
+		if hs.TLSConfig, err = serverTLSConfig(c.tlsCert, c.tlsKey, tlsMin); err != nil {
+			return err
 		}
-		hs.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
 	}
 	log.Info("hallpass issuer listening", slog.String("addr", ln.Addr().String()),
 		slog.String("public_url", srv.PublicURL()), slog.String("store", be.kind),
@@ -821,4 +825,27 @@ func (m redisKeyManager) Rotate(ctx context.Context) error {
 
 func (m redisKeyManager) Revoke(ctx context.Context, kid keys.KeyID) error {
 	return m.update(ctx, func(r *keys.Ring) error { return r.Revoke(kid, nil, time.Now()) })
+}
+
+// parseTLSMin reads --tls-min: "1.3" (the default) or "1.2". Nothing
+// older: TLS 1.0 and 1.1 are deprecated (RFC 8996).
+func parseTLSMin(s string) (uint16, error) {
+	switch s {
+	case "", "1.3":
+		return tls.VersionTLS13, nil
+	case "1.2":
+		return tls.VersionTLS12, nil
+	}
+	return 0, fmt.Errorf("%w: --tls-min must be 1.3 or 1.2", errUsage)
+}
+
+// serverTLSConfig loads the certificate chain and key for a listener that
+// accepts TLS min and newer (Go's default cipher suites for 1.2; 1.3 suites
+// are not configurable).
+func serverTLSConfig(certFile, keyFile string, min uint16) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("TLS key pair: %w", err)
+	}
+	return &tls.Config{MinVersion: min, Certificates: []tls.Certificate{cert}}, nil
 }

@@ -1,0 +1,40 @@
+// Package remotekeys is a verifier.KeySource that follows an issuer's
+// published key set, GET {issuer}/.well-known/hallpass/keys.
+//
+// A KeySet fetches the document over HTTPS (http only for a loopback host,
+// with Config.AllowHTTP), reads at most Config.MaxSize bytes and parses it
+// with verifier.ParseKeySet: the document's issuer must be exactly
+// Config.Issuer, every kid is recomputed from its key, revoked kids are
+// refused. It then:
+//
+//   - refreshes in a background goroutine when the document's Cache-Control
+//     max-age runs out, bounded to [MinRefresh, MaxRefresh]; after a failed
+//     fetch it retries with backoff and keeps the last good set. Close stops
+//     the goroutine and waits for it;
+//   - on a kid it does not know, refetches at once, at most once per
+//     Cooldown (default 30 s): the kid is chosen by whoever sent the token.
+//     Concurrent lookups share one fetch in flight, so a burst of unknown
+//     kids costs one request to the issuer;
+//   - refuses a revoked kid from the first fetch that lists it as revoked,
+//     and keeps refusing it for the life of the KeySet even if a later (or
+//     cached, older) document lists it again;
+//   - writes each good document to Config.CacheFile (atomic rename, mode
+//     0600), and reads it back when the issuer is unreachable at start, so
+//     that a verifier can start while the issuer is down.
+//
+// # What it trusts
+//
+// The issuer URL of its configuration, TLS (the system roots, or the
+// transport of Config.Client), and the cache file, which it refuses when
+// group- or world-writable: whoever can write it chooses the trusted keys.
+// Nothing a token says is used to find keys; a kid only selects among the
+// keys of the issuer's document.
+//
+// # Limits
+//
+// A revocation reaches this verifier only with the next fetch: at worst
+// after the max-age of the document (60 s from hallpass serve), or at once
+// when a token signed by a new key makes it refetch. While the issuer is
+// unreachable the last good set is used; with MaxStale set, LookupKey fails
+// (the verifier answers 503) once the set is older than that.
+package remotekeys

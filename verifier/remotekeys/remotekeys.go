@@ -1,0 +1,566 @@
+package remotekeys
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hallpass/hallpass/keys"
+	"github.com/hallpass/hallpass/verifier"
+)
+
+// WellKnownPath is where an issuer publishes its key set.
+const WellKnownPath = "/.well-known/hallpass/keys"
+
+// Defaults of Config.
+const (
+	DefaultCooldown     = 30 * time.Second
+	DefaultMinRefresh   = 30 * time.Second
+	DefaultMaxRefresh   = 1 * time.Hour
+	DefaultRefresh      = 5 * time.Minute // without a max-age
+	DefaultFetchTimeout = 10 * time.Second
+)
+
+// Errors. Their text is fixed.
+var (
+	ErrConfig = errors.New("remotekeys: invalid configuration")
+	// ErrFetch: the key set could not be fetched or was refused.
+	ErrFetch = errors.New("remotekeys: key set fetch failed")
+	// ErrStale: the last good key set is older than Config.MaxStale.
+	ErrStale = errors.New("remotekeys: key set too old")
+	// ErrCacheFile: the cache file is missing, unsafe or invalid.
+	ErrCacheFile = errors.New("remotekeys: cache file unusable")
+	// ErrClosed: the KeySet was closed.
+	ErrClosed = errors.New("remotekeys: closed")
+)
+
+// Config configures a KeySet. Issuer is required; the zero value of every
+// other field selects the documented default.
+type Config struct {
+	// Issuer is the issuer URL: tokens' iss and the document's "issuer".
+	Issuer string
+	// URL of the key set. Default Issuer + WellKnownPath.
+	URL string
+	// AllowHTTP permits an http URL on a loopback host (development,
+	// tests). Any other http URL is refused.
+	AllowHTTP bool
+	// Client makes the requests. Default: http.DefaultTransport. Redirects
+	// are followed only to URLs that pass the same scheme rule.
+	Client *http.Client
+	// FetchTimeout bounds one fetch. Default 10 s.
+	FetchTimeout time.Duration
+	// MaxSize bounds the document. Default and maximum
+	// verifier.MaxKeySetSize (64 KiB).
+	MaxSize int64
+	// MinRefresh and MaxRefresh bound the refresh interval taken from
+	// Cache-Control max-age (DefaultRefresh without one). Defaults 30 s and
+	// 1 h.
+	MinRefresh, MaxRefresh time.Duration
+	// Cooldown is the least time between two fetches caused by unknown
+	// kids. Default 30 s.
+	Cooldown time.Duration
+	// CacheFile, when set, holds the last good document (written with
+	// mode 0600 by atomic rename; its directory must exist).
+	CacheFile string
+	// MaxStale, when set, makes LookupKey fail with ErrStale once the last
+	// good set (fetched, or read from CacheFile: its modification time) is
+	// older than this. Default 0: the last good set is used for as long
+	// as the issuer is unreachable.
+	MaxStale time.Duration
+	// Now is the clock for ages and cooldowns. Default time.Now.
+	Now func() time.Time
+	// Logger receives fetch failures and refused documents. Default:
+	// discard.
+	Logger *slog.Logger
+}
+
+// KeySet is a verifier.KeySource following a remote key set. It is safe
+// for concurrent use. Close it to stop its refresh goroutine.
+type KeySet struct {
+	cfg     Config
+	url     string
+	client  *http.Client
+	log     *slog.Logger
+	current atomic.Pointer[state]
+
+	mu          sync.Mutex
+	revoked     map[keys.KeyID]struct{} // every kid ever seen revoked; under mu
+	flight      *flight                 // fetch in progress; under mu
+	lastUnknown time.Time               // start of the last unknown-kid fetch; under mu
+	fetches     atomic.Int64
+	lastOK      atomic.Bool // the last fetch succeeded
+
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+	wake   chan struct{} // a fetch finished: the loop reschedules
+	wg     sync.WaitGroup
+}
+
+// state is an immutable snapshot.
+type state struct {
+	set     *verifier.StaticKeySet
+	revoked map[keys.KeyID]struct{}
+	fetched time.Time // when the issuer said so (or the cache file's mtime)
+	refresh time.Duration
+}
+
+type flight struct {
+	done chan struct{}
+	err  error
+}
+
+// New fetches the key set and starts the refresh goroutine. When the fetch
+// fails and Config.CacheFile holds a good document, New starts from it and
+// keeps trying the issuer in the background; with neither, it fails.
+func New(ctx context.Context, cfg Config) (*KeySet, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	k := &KeySet{
+		cfg:     cfg,
+		url:     cfg.URL,
+		log:     cfg.Logger,
+		revoked: make(map[keys.KeyID]struct{}),
+		wake:    make(chan struct{}, 1),
+	}
+	c := *cfg.Client
+	if c.CheckRedirect == nil {
+		c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+			if len(via) >= 3 {
+				return errors.New("too many redirects")
+			}
+			if err := checkURL(req.URL, cfg.AllowHTTP); err != nil {
+				return err
+			}
+			return nil
+		}
+	}
+	k.client = &c
+	k.ctx, k.cancel = context.WithCancel(context.Background())
+
+	err := k.fetch(ctx)
+	if err != nil {
+		if cfg.CacheFile == "" {
+			k.cancel()
+			return nil, err
+		}
+		if cerr := k.loadCacheFile(); cerr != nil {
+			k.cancel()
+			return nil, errors.Join(err, cerr)
+		}
+		k.log.LogAttrs(ctx, slog.LevelWarn, "remotekeys: issuer unreachable, starting from the cache file",
+			slog.String("url", k.url), slog.String("err", err.Error()))
+	}
+	k.wg.Add(1)
+	go k.loop(err != nil)
+	return k, nil
+}
+
+func (cfg *Config) setDefaults() error {
+	if cfg.Issuer == "" {
+		return fmt.Errorf("%w: Issuer is required", ErrConfig)
+	}
+	if cfg.URL == "" {
+		cfg.URL = strings.TrimRight(cfg.Issuer, "/") + WellKnownPath
+	}
+	u, err := url.Parse(cfg.URL)
+	if err != nil {
+		return fmt.Errorf("%w: URL does not parse", ErrConfig)
+	}
+	if err := checkURL(u, cfg.AllowHTTP); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	if cfg.Client == nil {
+		cfg.Client = &http.Client{}
+	}
+	if cfg.FetchTimeout == 0 {
+		cfg.FetchTimeout = DefaultFetchTimeout
+	}
+	if cfg.MaxSize == 0 || cfg.MaxSize > verifier.MaxKeySetSize {
+		cfg.MaxSize = verifier.MaxKeySetSize
+	}
+	if cfg.MinRefresh == 0 {
+		cfg.MinRefresh = DefaultMinRefresh
+	}
+	if cfg.MaxRefresh == 0 {
+		cfg.MaxRefresh = DefaultMaxRefresh
+	}
+	if cfg.Cooldown == 0 {
+		cfg.Cooldown = DefaultCooldown
+	}
+	if cfg.FetchTimeout < 0 || cfg.MaxSize < 0 || cfg.MinRefresh < 0 || cfg.MaxRefresh < cfg.MinRefresh ||
+		cfg.Cooldown < 0 || cfg.MaxStale < 0 {
+		return fmt.Errorf("%w: negative or inverted duration or size", ErrConfig)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// checkURL: https, or http on a loopback host when allowed; no user info.
+func checkURL(u *url.URL, allowHTTP bool) error {
+	if u.Host == "" || u.User != nil || u.Opaque != "" {
+		return errors.New("URL must be absolute, without user info")
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		h := u.Hostname()
+		ip := net.ParseIP(h)
+		if allowHTTP && (h == "localhost" || (ip != nil && ip.IsLoopback())) {
+			return nil
+		}
+		return errors.New("http is allowed only for a loopback host, with AllowHTTP")
+	}
+	return errors.New("URL must be https")
+}
+
+// LookupKey implements verifier.KeySource.
+func (k *KeySet) LookupKey(ctx context.Context, kid keys.KeyID) (keys.PublicKey, error) {
+	st := k.current.Load()
+	if err := k.checkStale(st); err != nil {
+		return keys.PublicKey{}, err
+	}
+	if _, r := st.revoked[kid]; r {
+		return keys.PublicKey{}, verifier.ErrKeyRevoked
+	}
+	pk, err := st.set.LookupKey(ctx, kid)
+	if !errors.Is(err, verifier.ErrUnknownKey) {
+		return pk, err
+	}
+	// Unknown kid: maybe the issuer rotated. Refetch, rate limited; join a
+	// fetch already in flight.
+	f := k.unknownKidFlight()
+	if f == nil {
+		return keys.PublicKey{}, verifier.ErrUnknownKey
+	}
+	select {
+	case <-f.done:
+	case <-ctx.Done():
+		return keys.PublicKey{}, fmt.Errorf("%w: %w", verifier.ErrUnknownKey, ctx.Err())
+	}
+	st = k.current.Load()
+	if _, r := st.revoked[kid]; r {
+		return keys.PublicKey{}, verifier.ErrKeyRevoked
+	}
+	return st.set.LookupKey(ctx, kid)
+}
+
+func (k *KeySet) checkStale(st *state) error {
+	if k.cfg.MaxStale > 0 && k.cfg.Now().Sub(st.fetched) > k.cfg.MaxStale {
+		return ErrStale
+	}
+	return nil
+}
+
+// unknownKidFlight returns the fetch in flight, or starts one if the
+// cooldown allows, or returns nil.
+func (k *KeySet) unknownKidFlight() *flight {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.flight != nil {
+		return k.flight
+	}
+	if k.ctx.Err() != nil {
+		return nil
+	}
+	now := k.cfg.Now()
+	// A clock stepped back (d < 0) ends the cooldown rather than
+	// stretching it.
+	if d := now.Sub(k.lastUnknown); !k.lastUnknown.IsZero() && d >= 0 && d < k.cfg.Cooldown {
+		return nil
+	}
+	k.lastUnknown = now
+	return k.startFlightLocked()
+}
+
+// startFlightLocked starts a fetch in a goroutine owned by k.
+func (k *KeySet) startFlightLocked() *flight {
+	f := &flight{done: make(chan struct{})}
+	k.flight = f
+	k.wg.Add(1)
+	go func() {
+		defer k.wg.Done()
+		f.err = k.fetch(k.ctx)
+		k.mu.Lock()
+		k.flight = nil
+		k.mu.Unlock()
+		close(f.done)
+		select {
+		case k.wake <- struct{}{}:
+		default:
+		}
+	}()
+	return f
+}
+
+// Refresh fetches the key set now (joining a fetch in flight), whatever
+// the cooldown. On failure the last good set stays in use.
+func (k *KeySet) Refresh(ctx context.Context) error {
+	k.mu.Lock()
+	if k.ctx.Err() != nil {
+		k.mu.Unlock()
+		return ErrClosed
+	}
+	f := k.flight
+	if f == nil {
+		f = k.startFlightLocked()
+	}
+	k.mu.Unlock()
+	select {
+	case <-f.done:
+		return f.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close stops the refresh goroutine and any fetch in flight, and waits for
+// them. LookupKey keeps answering from the last good set.
+func (k *KeySet) Close() error {
+	k.mu.Lock()
+	k.cancel()
+	k.mu.Unlock()
+	k.wg.Wait()
+	return nil
+}
+
+// Fetches reports how many fetches were attempted (for tests and metrics).
+func (k *KeySet) Fetches() int64 { return k.fetches.Load() }
+
+// FetchedAt reports when the key set in use was fetched.
+func (k *KeySet) FetchedAt() time.Time { return k.current.Load().fetched }
+
+// loop refreshes when the current set's refresh interval runs out, and
+// retries failures with backoff (1 s doubling up to MinRefresh).
+func (k *KeySet) loop(failing bool) {
+	defer k.wg.Done()
+	backoff := time.Second
+	for {
+		var wait time.Duration
+		if failing {
+			wait = min(backoff, k.cfg.MinRefresh)
+			backoff *= 2
+		} else {
+			backoff = time.Second
+			st := k.current.Load()
+			wait = st.refresh - k.cfg.Now().Sub(st.fetched)
+			if wait <= 0 || wait > st.refresh {
+				wait = st.refresh
+			}
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-k.ctx.Done():
+			t.Stop()
+			return
+		case <-k.wake: // another fetch happened: reschedule from it
+			t.Stop()
+			failing = !k.lastOK.Load()
+			continue
+		case <-t.C:
+		}
+		k.mu.Lock()
+		f := k.flight
+		if f == nil && k.ctx.Err() == nil {
+			f = k.startFlightLocked()
+		}
+		k.mu.Unlock()
+		if f == nil {
+			return
+		}
+		select {
+		case <-f.done:
+		case <-k.ctx.Done():
+			return
+		}
+		// Drain the wake-up of our own fetch.
+		select {
+		case <-k.wake:
+		default:
+		}
+		failing = f.err != nil
+	}
+}
+
+// fetch GETs the key set and installs it.
+func (k *KeySet) fetch(ctx context.Context) error {
+	k.fetches.Add(1)
+	ctx, cancel := context.WithTimeout(ctx, k.cfg.FetchTimeout)
+	defer cancel()
+	data, refresh, err := k.get(ctx)
+	if err == nil {
+		err = k.install(data, k.cfg.Now(), refresh)
+	}
+	k.lastOK.Store(err == nil)
+	if err != nil {
+		k.log.LogAttrs(ctx, slog.LevelWarn, "remotekeys: key set fetch failed", slog.String("url", k.url), slog.String("err", err.Error()))
+		return err
+	}
+	if k.cfg.CacheFile != "" {
+		if err := writeFileAtomic(k.cfg.CacheFile, data); err != nil {
+			k.log.LogAttrs(ctx, slog.LevelWarn, "remotekeys: writing the cache file failed", slog.String("err", err.Error()))
+		}
+	}
+	return nil
+}
+
+func (k *KeySet) get(ctx context.Context) ([]byte, time.Duration, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, k.url, nil)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%w: %w", ErrFetch, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := k.client.Do(req)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%w: %w", ErrFetch, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+		return nil, 0, fmt.Errorf("%w: status %d", ErrFetch, resp.StatusCode)
+	}
+	if resp.ContentLength > k.cfg.MaxSize {
+		return nil, 0, fmt.Errorf("%w: document larger than %d bytes", ErrFetch, k.cfg.MaxSize)
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, k.cfg.MaxSize+1))
+	if err != nil {
+		return nil, 0, fmt.Errorf("%w: %w", ErrFetch, err)
+	}
+	if int64(len(data)) > k.cfg.MaxSize {
+		return nil, 0, fmt.Errorf("%w: document larger than %d bytes", ErrFetch, k.cfg.MaxSize)
+	}
+	return data, k.refreshInterval(resp.Header), nil
+}
+
+// refreshInterval reads max-age from Cache-Control, bounded.
+func (k *KeySet) refreshInterval(h http.Header) time.Duration {
+	d := DefaultRefresh
+	for _, v := range h.Values("Cache-Control") {
+		for _, dir := range strings.Split(v, ",") {
+			name, val, _ := strings.Cut(strings.TrimSpace(dir), "=")
+			switch strings.ToLower(name) {
+			case "max-age":
+				if n, err := strconv.ParseInt(strings.Trim(val, `"`), 10, 64); err == nil && n >= 0 && n < 1<<31 {
+					d = time.Duration(n) * time.Second
+				}
+			case "no-store", "no-cache":
+				d = 0
+			}
+		}
+	}
+	return min(max(d, k.cfg.MinRefresh), k.cfg.MaxRefresh)
+}
+
+// install parses data and makes it the current set. Revoked kids are
+// remembered for the life of k.
+func (k *KeySet) install(data []byte, fetched time.Time, refresh time.Duration) error {
+	set, err := verifier.ParseKeySet(data, k.cfg.Issuer)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrFetch, err)
+	}
+	doc, err := revokedKids(data)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrFetch, err)
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, kid := range doc {
+		k.revoked[kid] = struct{}{}
+	}
+	revoked := make(map[keys.KeyID]struct{}, len(k.revoked))
+	for kid := range k.revoked {
+		revoked[kid] = struct{}{}
+	}
+	k.current.Store(&state{set: set, revoked: revoked, fetched: fetched, refresh: refresh})
+	return nil
+}
+
+// loadCacheFile installs the document of the cache file.
+func (k *KeySet) loadCacheFile() error {
+	fi, err := os.Stat(k.cfg.CacheFile)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrCacheFile, err)
+	}
+	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("%w: not a regular file, or group- or world-writable", ErrCacheFile)
+	}
+	if fi.Size() > k.cfg.MaxSize {
+		return fmt.Errorf("%w: too large", ErrCacheFile)
+	}
+	data, err := os.ReadFile(k.cfg.CacheFile)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrCacheFile, err)
+	}
+	if err := k.install(data, fi.ModTime(), k.cfg.MinRefresh); err != nil {
+		return fmt.Errorf("%w: %w", ErrCacheFile, err)
+	}
+	return nil
+}
+
+// writeFileAtomic writes data to path with mode 0600: a temporary file in
+// the same directory, synced, then renamed over path.
+func writeFileAtomic(path string, data []byte) (err error) {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			_ = os.Remove(f.Name())
+		}
+	}()
+	if err = f.Chmod(0o600); err != nil {
+		_ = f.Close()
+		return err
+	}
+	if _, err = f.Write(data); err != nil {
+		_ = f.Close()
+		return err
+	}
+	if err = f.Sync(); err != nil {
+		_ = f.Close()
+		return err
+	}
+	if err = f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
+
+// revokedKids reads the "revoked" member of a document that ParseKeySet has
+// accepted (one object, no duplicate names, revoked entries are k4.pid).
+// A map keeps member names exact, unlike decoding into a struct.
+func revokedKids(data []byte) ([]keys.KeyID, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, errors.New("invalid JSON")
+	}
+	raw, ok := m["revoked"]
+	if !ok || string(raw) == "null" {
+		return nil, nil
+	}
+	var ids []keys.KeyID
+	if err := json.Unmarshal(raw, &ids); err != nil {
+		return nil, errors.New("revoked is not a list of strings")
+	}
+	return ids, nil
+}

@@ -1,0 +1,443 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hallpass/hallpass/dpop"
+	"github.com/hallpass/hallpass/keys"
+	"github.com/hallpass/hallpass/revocation"
+	"github.com/hallpass/hallpass/revocation/boltstore"
+	"github.com/hallpass/hallpass/token"
+	"github.com/hallpass/hallpass/verifier"
+)
+
+// These tests drive the example server with the real socket.io-client from
+// npm (examples/socketio/test). Tokens and proofs are minted here, in Go;
+// the Node script only does the socket.io transport and prints what it sees.
+
+const (
+	testIssuer   = "https://id.example.com"
+	testAudience = "chat.example.com"
+)
+
+// nodeDir is a temporary copy of examples/socketio/test with its
+// node_modules installed by npm ci, once per test binary.
+var (
+	nodeOnce sync.Once
+	nodeDir  string
+	nodeErr  error
+)
+
+// installClient installs socket.io-client with npm ci. It fails the test,
+// never skips it, when node or npm is missing or the install fails.
+func installClient(t *testing.T) string {
+	t.Helper()
+	nodeOnce.Do(func() {
+		if _, err := exec.LookPath("npm"); err != nil {
+			out, err := exec.Command("bash", "../../scripts/ensure-node.sh").CombinedOutput()
+			if err != nil {
+				nodeErr = errors.New("node/npm missing and scripts/ensure-node.sh failed: " + err.Error() + "\n" + string(out))
+				return
+			}
+		}
+		dir, err := os.MkdirTemp("", "hallpass-socketio-node-")
+		if err != nil {
+			nodeErr = err
+			return
+		}
+		for _, f := range []string{"package.json", "package-lock.json", "client.mjs"} {
+			b, err := os.ReadFile(filepath.Join("test", f))
+			if err != nil {
+				nodeErr = err
+				return
+			}
+			if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+				nodeErr = err
+				return
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error")
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			nodeErr = errors.New("npm ci failed: " + err.Error() + "\n" + string(out))
+			return
+		}
+		nodeDir = dir
+	})
+	if nodeErr != nil {
+		t.Fatal(nodeErr)
+	}
+	return nodeDir
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if nodeDir != "" {
+		_ = os.RemoveAll(nodeDir)
+	}
+	os.Exit(code)
+}
+
+// fixture is a running example server with the issuer's side beside it.
+type fixture struct {
+	url    string // public URL, http://127.0.0.1:port
+	signer *keys.SecretKey
+	store  *boltstore.Store
+	app    *app
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	ring, err := keys.NewRing(rand.Reader, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sk := ring.Current()
+	ks, err := verifier.NewStaticKeySet(sk.PublicKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := boltstore.Open(filepath.Join(t.TempDir(), "revocation.db"), boltstore.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + ln.Addr().String()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	a, err := newApp(ctx, config{
+		Keys: ks, Issuer: testIssuer, Audience: testAudience, PublicURL: url,
+		Store: store, Recheck: 100 * time.Millisecond,
+	})
+	if err != nil {
+		_ = ln.Close()
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() {
+		a.Close()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	})
+	return &fixture{url: url, signer: sk, store: store, app: a}
+}
+
+// device is a client device: its DPoP key and ids.
+type device struct {
+	account, id string
+	key         ed25519.PrivateKey
+}
+
+func newDevice(t *testing.T, account, id string) device {
+	t.Helper()
+	_, k, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return device{account: account, id: id, key: k}
+}
+
+// mint returns a token for d issued at iat (lifetime 10 minutes).
+func (f *fixture) mint(t *testing.T, d device, iat time.Time) string {
+	t.Helper()
+	jkt, err := dpop.Thumbprint(d.key.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := token.NewMinter(token.Config{Issuer: testIssuer, Audience: testAudience, Now: func() time.Time { return iat }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _, err := m.Mint(f.signer, token.Subject{Account: d.account, Device: d.id, JKT: jkt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// proof is a handshake proof for tok, signed with key.
+func (f *fixture) proof(t *testing.T, key ed25519.PrivateKey, tok string) string {
+	t.Helper()
+	p, err := dpop.NewProof(key, "GET", f.url+socketPath, tok, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// revokeDevice adds a device revocation to the store and waits until the
+// server's mirror has it.
+func (f *fixture) revokeDevice(t *testing.T, d device, tok string) {
+	t.Helper()
+	e, err := revocation.NewEntry(revocation.KindDevice, d.id, "test", time.Now(), revocation.EntryTTL(revocation.DefaultMaxAccessLifetime, revocation.DefaultLeeway))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.Add(context.Background(), e); err != nil {
+		t.Fatal(err)
+	}
+	f2, _ := token.UnsafeParseFooterKid(tok)
+	c := &token.Claims{Subject: d.account, Device: d.id, IssuedAt: time.Now().Add(-time.Minute), Expiry: time.Now().Add(time.Minute), ID: "probe"}
+	deadline := time.Now().Add(5 * time.Second)
+	for f.app.mirror.CheckRevoked(context.Background(), f2.Kid, c) == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the mirror did not see the device revocation within 5s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// event is one line printed by client.mjs.
+type event struct {
+	Event     string          `json:"event"`
+	Message   string          `json:"message"`
+	Reason    string          `json:"reason"`
+	Transport string          `json:"transport"`
+	Data      json.RawMessage `json:"data"`
+	at        time.Time
+}
+
+// client is a running client.mjs.
+type client struct {
+	t      *testing.T
+	events chan event
+	done   chan error
+}
+
+// runClient starts client.mjs against f with the given auth.
+func (f *fixture) runClient(t *testing.T, tok, proof, transports string) *client {
+	t.Helper()
+	dir := installClient(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	cmd := exec.CommandContext(ctx, "node", "client.mjs")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(),
+		"HP_URL="+f.url, "HP_PATH="+socketPath, "HP_TOKEN="+tok, "HP_PROOF="+proof,
+		"HP_TRANSPORTS="+transports, "HP_TIMEOUT_MS=15000")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	c := &client{t: t, events: make(chan event, 16), done: make(chan error, 1)}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			var e event
+			if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+				t.Logf("node: %s", sc.Text())
+				continue
+			}
+			e.at = time.Now()
+			c.events <- e
+		}
+		close(c.events)
+		err := cmd.Wait()
+		if err != nil && stderr.Len() > 0 {
+			t.Logf("node stderr: %s", stderr.String())
+		}
+		c.done <- err
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-c.done
+	})
+	return c
+}
+
+// next returns the next event, failing the test after 15 s or at the end
+// of the output.
+func (c *client) next() event {
+	c.t.Helper()
+	select {
+	case e, ok := <-c.events:
+		if !ok {
+			c.t.Fatal("client exited without the expected event")
+		}
+		return e
+	case <-time.After(15 * time.Second):
+		c.t.Fatal("no event from the client within 15s")
+	}
+	return event{}
+}
+
+// expect returns the next event and fails unless it is named name.
+func (c *client) expect(name string) event {
+	c.t.Helper()
+	e := c.next()
+	if e.Event != name {
+		c.t.Fatalf("client saw %q (%+v), want %q", e.Event, e, name)
+	}
+	return e
+}
+
+// connected waits for connect and whoami, and checks the identity.
+func (c *client) connected(d device) {
+	c.t.Helper()
+	c.expect("connect")
+	e := c.expect("whoami")
+	var who struct{ Account, Device string }
+	if err := json.Unmarshal(e.Data, &who); err != nil {
+		c.t.Fatalf("whoami %s: %v", e.Data, err)
+	}
+	if who.Account != d.account || who.Device != d.id {
+		c.t.Fatalf("whoami = %+v, want %s/%s", who, d.account, d.id)
+	}
+}
+
+// kicked waits for the reason event then the disconnect, and returns when
+// the reason arrived.
+func (c *client) kicked(reason string) time.Time {
+	c.t.Helper()
+	e := c.expect("hallpass:disconnect")
+	var got struct{ Reason string }
+	if err := json.Unmarshal(e.Data, &got); err != nil || got.Reason != reason {
+		c.t.Fatalf("hallpass:disconnect %s, want reason %q", e.Data, reason)
+	}
+	d := c.expect("disconnect")
+	if d.Reason != "io server disconnect" {
+		c.t.Fatalf("disconnect reason %q, want io server disconnect", d.Reason)
+	}
+	return e.at
+}
+
+func TestHandshake(t *testing.T) {
+	f := newFixture(t)
+	alice := newDevice(t, "acc_alice", "dev_alice")
+	now := time.Now().Add(-2 * time.Second) // before any revocation below
+
+	t.Run("accepted", func(t *testing.T) {
+		for _, tr := range []string{"polling,websocket", "websocket"} {
+			t.Run(tr, func(t *testing.T) {
+				tok := f.mint(t, alice, now)
+				c := f.runClient(t, tok, f.proof(t, alice.key, tok), tr)
+				c.connected(alice)
+			})
+		}
+	})
+
+	refused := []struct {
+		name string
+		auth func(t *testing.T) (tok, proof string)
+		code string
+	}{
+		{"no token", func(t *testing.T) (string, string) { return "", "x" }, "invalid_token"},
+		{"no proof", func(t *testing.T) (string, string) { return f.mint(t, alice, now), "" }, "invalid_dpop_proof"},
+		{"garbage token", func(t *testing.T) (string, string) {
+			return "v4.public.nope", f.proof(t, alice.key, "v4.public.nope")
+		}, "invalid_token"},
+		{"expired", func(t *testing.T) (string, string) {
+			tok := f.mint(t, alice, time.Now().Add(-time.Hour))
+			return tok, f.proof(t, alice.key, tok)
+		}, "token_expired"},
+		{"unbound (proof from another key)", func(t *testing.T) (string, string) {
+			tok := f.mint(t, alice, now)
+			mallory := newDevice(t, "acc_mallory", "dev_mallory")
+			return tok, f.proof(t, mallory.key, tok)
+		}, "invalid_dpop_proof"},
+		{"proof for another URL", func(t *testing.T) (string, string) {
+			tok := f.mint(t, alice, now)
+			p, err := dpop.NewProof(alice.key, "GET", f.url+"/other/", tok, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return tok, p
+		}, "invalid_dpop_proof"},
+		{"revoked", func(t *testing.T) (string, string) {
+			bob := newDevice(t, "acc_bob", "dev_bob")
+			tok := f.mint(t, bob, now)
+			f.revokeDevice(t, bob, tok)
+			return tok, f.proof(t, bob.key, tok)
+		}, "token_revoked"},
+	}
+	for _, tc := range refused {
+		t.Run("refused/"+tc.name, func(t *testing.T) {
+			tok, proof := tc.auth(t)
+			c := f.runClient(t, tok, proof, "polling,websocket")
+			e := c.expect("connect_error")
+			if e.Message != tc.code {
+				t.Fatalf("connect_error %q, want %q", e.Message, tc.code)
+			}
+			var data struct{ Code string }
+			if err := json.Unmarshal(e.Data, &data); err != nil || data.Code != tc.code {
+				t.Fatalf("connect_error data %s, want code %q", e.Data, tc.code)
+			}
+		})
+	}
+
+	t.Run("replayed proof", func(t *testing.T) {
+		tok := f.mint(t, alice, now)
+		p := f.proof(t, alice.key, tok)
+		f.runClient(t, tok, p, "websocket").connected(alice)
+		e := f.runClient(t, tok, p, "websocket").expect("connect_error")
+		if e.Message != "invalid_dpop_proof" {
+			t.Fatalf("replay: connect_error %q, want invalid_dpop_proof", e.Message)
+		}
+	})
+}
+
+func TestKickedAfterRevocation(t *testing.T) {
+	f := newFixture(t)
+	carol := newDevice(t, "acc_carol", "dev_carol")
+	dave := newDevice(t, "acc_carol", "dev_dave") // same account, another device
+	iat := time.Now().Add(-2 * time.Second)
+	tc := f.mint(t, carol, iat)
+	c := f.runClient(t, tc, f.proof(t, carol.key, tc), "polling,websocket")
+	c.connected(carol)
+	td := f.mint(t, dave, iat)
+	d := f.runClient(t, td, f.proof(t, dave.key, td), "websocket")
+	d.connected(dave)
+
+	start := time.Now()
+	f.revokeDevice(t, carol, tc)
+	at := c.kicked("token_revoked")
+	t.Logf("revocation to reason event: %v", at.Sub(start).Round(time.Millisecond))
+
+	// The other device stays connected through a few re-checks.
+	select {
+	case e := <-d.events:
+		t.Fatalf("bystander device saw %+v", e)
+	case <-time.After(500 * time.Millisecond):
+	}
+	if n := f.app.guard.Len(); n != 1 {
+		t.Fatalf("guard watches %d sockets, want 1", n)
+	}
+}
+
+func TestKickedAtExpiry(t *testing.T) {
+	f := newFixture(t)
+	erin := newDevice(t, "acc_erin", "dev_erin")
+	// Issued so that exp is 2 s away.
+	tok := f.mint(t, erin, time.Now().Truncate(time.Second).Add(-token.DefaultTTL+2*time.Second))
+	c := f.runClient(t, tok, f.proof(t, erin.key, tok), "polling,websocket")
+	c.connected(erin)
+	c.kicked("token_expired")
+}

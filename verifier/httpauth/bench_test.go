@@ -1,0 +1,187 @@
+package httpauth_test
+
+import (
+	"crypto"
+	"crypto/ed25519"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hallpass/hallpass/dpop"
+	"github.com/hallpass/hallpass/internal/benchratio"
+	"github.com/hallpass/hallpass/keys"
+	"github.com/hallpass/hallpass/token"
+	"github.com/hallpass/hallpass/verifier"
+	"github.com/hallpass/hallpass/verifier/httpauth"
+)
+
+// BenchmarkMiddleware measures Middleware over loopback with a real client
+// that makes a fresh Ed25519 proof for every request, beside the floor
+// measured in the same run: the three signatures a request cannot avoid
+// (one Ed25519 verify of the token, one sign of the proof by the client,
+// one verify of the proof). The client and the server share the machine, as
+// the floor's sign and verifies do.
+//
+//   - serial: one request at a time, interleaved with the floor
+//     (internal/benchratio): median latency ratio, p50 and p99;
+//   - throughput: rounds of 100 ms with 4 client goroutines per CPU, then
+//     the floor on every CPU; reports req/s and the median of
+//     (req/s) / (floor ops/s), the goal being >= 0.85.
+func BenchmarkMiddleware(b *testing.B) {
+	e := newBenchEnv(b)
+	b.Run("serial", func(b *testing.B) {
+		var lat []float64
+		op := func() {
+			t0 := time.Now()
+			e.request(b)
+			lat = append(lat, float64(time.Since(t0)))
+		}
+		benchratio.Run(b, "middleware", op, e.floor)
+		slices.Sort(lat)
+		b.ReportMetric(lat[len(lat)/2]/1e3, "p50-µs")
+		b.ReportMetric(lat[len(lat)*99/100]/1e3, "p99-µs")
+	})
+	b.Run("throughput", func(b *testing.B) {
+		procs := runtime.GOMAXPROCS(0)
+		var ratios, rates []float64
+		for b.Loop() {
+			rate := throughput(4*procs, 100*time.Millisecond, func() { e.request(b) })
+			floor := throughput(procs, 100*time.Millisecond, e.floor)
+			ratios = append(ratios, rate/floor)
+			rates = append(rates, rate)
+		}
+		b.ReportMetric(benchratio.Median(rates), "req/s")
+		b.ReportMetric(benchratio.Median(ratios), "of-floor")
+	})
+}
+
+// BenchmarkFloor is the floor alone, per CPU.
+func BenchmarkFloor(b *testing.B) {
+	e := newBenchEnv(b)
+	for b.Loop() {
+		e.floor()
+	}
+}
+
+type benchEnv struct {
+	url, tok string
+	device   ed25519.PrivateKey
+	client   *http.Client
+
+	// floor inputs
+	issuerPub, devicePub ed25519.PublicKey
+	tokMsg, tokSig       []byte
+	proofInput           []byte
+}
+
+func newBenchEnv(b *testing.B) *benchEnv {
+	b.Helper()
+	e := &benchEnv{}
+	sk, err := keys.GenerateSecretKey(nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	e.devicePub, e.device, _ = ed25519.GenerateKey(nil)
+	jkt, _ := dpop.Thumbprint(e.devicePub)
+	m, err := token.NewMinter(token.Config{Issuer: testIss, Audience: testAud, TTL: token.MaxTTL})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if e.tok, _, err = m.Mint(sk, token.Subject{Account: "acc_1", Device: "dev_1", JKT: jkt}); err != nil {
+		b.Fatal(err)
+	}
+	ks, _ := verifier.NewStaticKeySet(sk.PublicKey())
+	v, err := verifier.New(ks, testIss, testAud)
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(nil)
+	srv.Start()
+	b.Cleanup(srv.Close)
+	auth, err := httpauth.New(httpauth.Config{Verifier: v, PublicURL: srv.URL})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv.Config.Handler = auth.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 256
+	e.client = &http.Client{Transport: tr}
+	b.Cleanup(tr.CloseIdleConnections)
+	e.url = srv.URL + "/api/things"
+
+	// Floor inputs: the token's signed message and signature, and a
+	// proof's signing input.
+	payload, footer, err := token.VerifyV4Public(sk.PublicKey(), e.tok, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	e.issuerPub = sk.PublicKey().Ed25519()
+	e.tokMsg = token.PAE([]byte(token.HeaderV4Public), payload, footer, nil)
+	if e.tokSig, err = sk.Sign(nil, e.tokMsg, crypto.Hash(0)); err != nil {
+		b.Fatal(err)
+	}
+	proof, err := dpop.NewProof(e.device, "GET", e.url, e.tok, "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	e.proofInput = []byte(proof[:strings.LastIndexByte(proof, '.')])
+	return e
+}
+
+func (e *benchEnv) request(b *testing.B) {
+	proof, err := dpop.NewProof(e.device, "GET", e.url, e.tok, "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	req, _ := http.NewRequest("GET", e.url, nil)
+	req.Header.Set("Authorization", "DPoP "+e.tok)
+	req.Header.Set("DPoP", proof)
+	resp, err := e.client.Do(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		b.Fatalf("status %d", resp.StatusCode)
+	}
+}
+
+func (e *benchEnv) floor() {
+	if !ed25519.Verify(e.issuerPub, e.tokMsg, e.tokSig) {
+		panic("token signature")
+	}
+	sig := ed25519.Sign(e.device, e.proofInput)
+	if !ed25519.Verify(e.devicePub, e.proofInput, sig) {
+		panic("proof signature")
+	}
+}
+
+// throughput runs f in n goroutines for d and returns calls per second.
+func throughput(n int, d time.Duration, f func()) float64 {
+	var count atomic.Int64
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range n {
+		wg.Go(func() {
+			for !stop.Load() {
+				f()
+				count.Add(1)
+			}
+		})
+	}
+	time.Sleep(d)
+	stop.Store(true)
+	wg.Wait()
+	return float64(count.Load()) / time.Since(start).Seconds()
+}

@@ -252,39 +252,45 @@ func (g *Guard) middleware(s *socket.Socket, next func(*socket.ExtendedError)) {
 	if h := s.Handshake(); h != nil {
 		auth = h.Auth
 	}
-	tok, ok := auth["token"].(string)
-	if !ok || tok == "" {
-		g.log.Debug("socketauth: handshake refused", "code", CodeInvalidToken, "socket", string(s.Id()), "err", "no auth.token")
-		refuse(next, CodeInvalidToken, nil)
+	claims, kid, code, data := g.check(auth, string(s.Id()))
+	if code == "" {
+		code = g.register(s, claims, kid, kicker(s))
+	}
+	if code != "" {
+		refuse(next, code, data)
 		return
 	}
-	proof, ok := auth["proof"].(string)
+	next(nil)
+}
+
+// check authenticates a handshake's auth payload (tainted). On failure it
+// returns the refusal code and the connect_error data.
+func (g *Guard) check(tainted map[string]any, sid string) (*token.Claims, keys.KeyID, string, map[string]any) {
+	tok, ok := tainted["token"].(string)
+	if !ok || tok == "" {
+		g.log.Debug("socketauth: handshake refused", "code", CodeInvalidToken, "socket", sid, "err", "no auth.token")
+		return nil, "", CodeInvalidToken, nil
+	}
+	proof, ok := tainted["proof"].(string)
 	if !ok || proof == "" {
-		g.log.Debug("socketauth: handshake refused", "code", CodeInvalidDPoPProof, "socket", string(s.Id()), "err", "no auth.proof")
-		refuse(next, CodeInvalidDPoPProof, nil)
-		return
+		g.log.Debug("socketauth: handshake refused", "code", CodeInvalidDPoPProof, "socket", sid, "err", "no auth.proof")
+		return nil, "", CodeInvalidDPoPProof, nil
 	}
 	claims, kid, err := g.authenticate(tok, proof)
 	if err != nil {
 		var he *httpauth.Error
 		if !errors.As(err, &he) {
-			g.log.Error("socketauth: handshake failed", "socket", string(s.Id()), "err", err.Error())
-			refuse(next, httpauth.CodeInternal, nil)
-			return
+			g.log.Error("socketauth: handshake failed", "socket", sid, "err", err.Error())
+			return nil, "", httpauth.CodeInternal, nil
 		}
-		g.log.Debug("socketauth: handshake refused", "code", he.Code, "socket", string(s.Id()))
+		g.log.Debug("socketauth: handshake refused", "code", he.Code, "socket", sid)
 		var data map[string]any
 		if he.Nonce != "" {
 			data = map[string]any{"nonce": he.Nonce}
 		}
-		refuse(next, he.Code, data)
-		return
+		return nil, "", he.Code, data
 	}
-	if code := g.register(s, claims, kid); code != "" {
-		refuse(next, code, nil)
-		return
-	}
-	next(nil)
+	return claims, kid, "", nil
 }
 
 // authenticate runs the Authenticator, then the re-check's own revocation
@@ -326,7 +332,7 @@ func revocationReason(err error) string {
 }
 
 // register starts watching s; it returns a refusal code, or "".
-func (g *Guard) register(s *socket.Socket, claims *token.Claims, kid keys.KeyID) string {
+func (g *Guard) register(s *socket.Socket, claims *token.Claims, kid keys.KeyID, kick func(string)) string {
 	now := g.now()
 	left := claims.Expiry.Sub(now)
 	if left <= 0 {
@@ -334,7 +340,7 @@ func (g *Guard) register(s *socket.Socket, claims *token.Claims, kid keys.KeyID)
 		// would be disconnected at once.
 		return ReasonTokenExpired
 	}
-	ss := &session{s: s, claims: claims, kid: kid, accepted: now, kick: kicker(s)}
+	ss := &session{s: s, claims: claims, kid: kid, accepted: now, kick: kick}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.closed {

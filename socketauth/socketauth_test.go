@@ -1,0 +1,325 @@
+package socketauth_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/zishang520/socket.io/servers/socket/v3"
+	"go.uber.org/goleak"
+
+	"github.com/hallpass/hallpass/dpop"
+	"github.com/hallpass/hallpass/keys"
+	"github.com/hallpass/hallpass/revocation"
+	"github.com/hallpass/hallpass/socketauth"
+	"github.com/hallpass/hallpass/token"
+	"github.com/hallpass/hallpass/verifier"
+	"github.com/hallpass/hallpass/verifier/httpauth"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const (
+	issuer    = "https://id.example.com"
+	audience  = "chat.example.com"
+	publicURL = "https://chat.example.com"
+	path      = "/socket.io/"
+	htu       = publicURL + path
+)
+
+type env struct {
+	signer *keys.SecretKey
+	device ed25519.PrivateKey
+	auth   *httpauth.Authenticator
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	sk, err := keys.GenerateSecretKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, dk, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks, err := verifier.NewStaticKeySet(sk.PublicKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := verifier.New(ks, issuer, audience)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := httpauth.New(httpauth.Config{Verifier: v, PublicURL: publicURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{signer: sk, device: dk, auth: a}
+}
+
+func (e *env) mint(t *testing.T, iat time.Time) string {
+	t.Helper()
+	jkt, err := dpop.Thumbprint(e.device.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := token.NewMinter(token.Config{Issuer: issuer, Audience: audience, Now: func() time.Time { return iat }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _, err := m.Mint(e.signer, token.Subject{Account: "acc_1", Device: "dev_1", JKT: jkt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func proof(t *testing.T, key ed25519.PrivateKey, url, tok string) string {
+	t.Helper()
+	p, err := dpop.NewProof(key, "GET", url, tok, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func newGuard(t *testing.T, a socketauth.Authenticator, opts socketauth.Options) *socketauth.Guard {
+	t.Helper()
+	g, err := socketauth.New(a, path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = g.Close() })
+	return g
+}
+
+// checker is a RevocationChecker returning err.
+type checker struct {
+	mu  sync.Mutex
+	err error
+}
+
+func (c *checker) set(err error) { c.mu.Lock(); c.err = err; c.mu.Unlock() }
+func (c *checker) CheckRevoked(context.Context, keys.KeyID, *token.Claims) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// failing is an Authenticator whose errors are not *httpauth.Error.
+type failing struct{}
+
+func (failing) Authenticate(context.Context, httpauth.Request) (*token.Claims, error) {
+	return nil, errors.New("boom")
+}
+
+func TestNewConfig(t *testing.T) {
+	e := newEnv(t)
+	for _, tc := range []struct {
+		name string
+		a    socketauth.Authenticator
+		path string
+		opts socketauth.Options
+	}{
+		{name: "nil authenticator", path: path},
+		{name: "relative path", a: e.auth, path: "socket.io/"},
+		{name: "path with query", a: e.auth, path: "/socket.io/?EIO=4"},
+		{name: "recheck too fast", a: e.auth, path: path, opts: socketauth.Options{RecheckEvery: time.Millisecond}},
+		{name: "negative timeout", a: e.auth, path: path, opts: socketauth.Options{Timeout: -1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := socketauth.New(tc.a, tc.path, tc.opts); !errors.Is(err, socketauth.ErrConfig) {
+				t.Fatalf("New: %v, want ErrConfig", err)
+			}
+		})
+	}
+}
+
+func TestCheck(t *testing.T) {
+	e := newEnv(t)
+	now := time.Now()
+	_, other, _ := ed25519.GenerateKey(rand.Reader)
+	stale := &checker{err: revocation.ErrStale}
+	revoked := &checker{err: revocation.ErrRevoked}
+	for _, tc := range []struct {
+		name string
+		a    socketauth.Authenticator
+		rc   socketauth.RevocationChecker
+		auth func(tok string) map[string]any
+		iat  time.Time
+		code string
+	}{
+		{name: "valid", auth: func(tok string) map[string]any {
+			return map[string]any{"token": tok, "proof": proof(t, e.device, htu, tok)}
+		}},
+		{name: "valid, engine.io query in htu", auth: func(tok string) map[string]any {
+			return map[string]any{"token": tok, "proof": proof(t, e.device, htu+"?EIO=4&transport=polling", tok)}
+		}},
+		{name: "no auth", auth: func(string) map[string]any { return nil }, code: "invalid_token"},
+		{name: "token not a string", auth: func(string) map[string]any {
+			return map[string]any{"token": 42.0, "proof": "x"}
+		}, code: "invalid_token"},
+		{name: "no proof", auth: func(tok string) map[string]any { return map[string]any{"token": tok} }, code: "invalid_dpop_proof"},
+		{name: "proof not a string", auth: func(tok string) map[string]any {
+			return map[string]any{"token": tok, "proof": []any{"x"}}
+		}, code: "invalid_dpop_proof"},
+		{name: "expired", iat: now.Add(-time.Hour), auth: func(tok string) map[string]any {
+			return map[string]any{"token": tok, "proof": proof(t, e.device, htu, tok)}
+		}, code: "token_expired"},
+		{name: "proof from another key", auth: func(tok string) map[string]any {
+			return map[string]any{"token": tok, "proof": proof(t, other, htu, tok)}
+		}, code: "invalid_dpop_proof"},
+		{name: "proof without the trailing slash", auth: func(tok string) map[string]any {
+			return map[string]any{"token": tok, "proof": proof(t, e.device, publicURL+"/socket.io", tok)}
+		}, code: "invalid_dpop_proof"},
+		{name: "proof for POST", auth: func(tok string) map[string]any {
+			p, _ := dpop.NewProof(e.device, "POST", htu, tok, "")
+			return map[string]any{"token": tok, "proof": p}
+		}, code: "invalid_dpop_proof"},
+		{name: "proof without ath", auth: func(tok string) map[string]any {
+			return map[string]any{"token": tok, "proof": proof(t, e.device, htu, "")}
+		}, code: "invalid_dpop_proof"},
+		{name: "revoked by the re-check's checker", rc: revoked, auth: func(tok string) map[string]any {
+			return map[string]any{"token": tok, "proof": proof(t, e.device, htu, tok)}
+		}, code: "token_revoked"},
+		{name: "stale checker", rc: stale, auth: func(tok string) map[string]any {
+			return map[string]any{"token": tok, "proof": proof(t, e.device, htu, tok)}
+		}, code: "unavailable"},
+		{name: "foreign authenticator error", a: failing{}, auth: func(tok string) map[string]any {
+			return map[string]any{"token": tok, "proof": "x"}
+		}, code: "internal_error"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := tc.a
+			if a == nil {
+				a = e.auth
+			}
+			g := newGuard(t, a, socketauth.Options{Revocation: tc.rc})
+			iat := tc.iat
+			if iat.IsZero() {
+				iat = now
+			}
+			tok := e.mint(t, iat)
+			c, kid, code, _ := g.Check(tc.auth(tok))
+			if code != tc.code {
+				t.Fatalf("code %q, want %q", code, tc.code)
+			}
+			if tc.code == "" && (c == nil || c.Device != "dev_1" || kid != e.signer.ID()) {
+				t.Fatalf("claims %+v kid %v", c, kid)
+			}
+		})
+	}
+}
+
+// kicks records kick calls.
+type kicks struct {
+	mu      sync.Mutex
+	reasons []string
+	ch      chan string
+}
+
+func newKicks() *kicks { return &kicks{ch: make(chan string, 4)} }
+func (k *kicks) kick(reason string) {
+	k.mu.Lock()
+	k.reasons = append(k.reasons, reason)
+	k.mu.Unlock()
+	k.ch <- reason
+}
+
+func (k *kicks) wait(t *testing.T, want string) {
+	t.Helper()
+	select {
+	case got := <-k.ch:
+		if got != want {
+			t.Fatalf("kicked with %q, want %q", got, want)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatalf("not kicked (%q) within 3s", want)
+	}
+}
+
+func (k *kicks) none(t *testing.T, d time.Duration) {
+	t.Helper()
+	select {
+	case got := <-k.ch:
+		t.Fatalf("kicked with %q", got)
+	case <-time.After(d):
+	}
+}
+
+func claims(exp time.Time) *token.Claims {
+	return &token.Claims{Subject: "acc_1", Device: "dev_1", IssuedAt: exp.Add(-time.Minute), Expiry: exp, ID: "j"}
+}
+
+func TestExpiry(t *testing.T) {
+	e := newEnv(t)
+	g := newGuard(t, e.auth, socketauth.Options{})
+	s := socket.MakeSocket()
+	k := newKicks()
+	if code := g.Register(s, claims(time.Now().Add(50*time.Millisecond)), "kid", k.kick); code != "" {
+		t.Fatal(code)
+	}
+	if c, ok := g.Claims(s); !ok || c.Device != "dev_1" {
+		t.Fatalf("Claims = %+v, %v", c, ok)
+	}
+	k.wait(t, socketauth.ReasonTokenExpired)
+	if _, ok := g.Claims(s); ok || g.Len() != 0 {
+		t.Fatal("session kept after expiry")
+	}
+	k.none(t, 100*time.Millisecond) // once only
+
+	// Accepted by the verifier's leeway but already past exp: refused.
+	if code := g.Register(socket.MakeSocket(), claims(time.Now().Add(-time.Second)), "kid", k.kick); code != socketauth.ReasonTokenExpired {
+		t.Fatalf("register past exp: %q", code)
+	}
+}
+
+func TestRecheck(t *testing.T) {
+	e := newEnv(t)
+	rc := &checker{}
+	g := newGuard(t, e.auth, socketauth.Options{Revocation: rc, RecheckEvery: 20 * time.Millisecond})
+	k := newKicks()
+	if code := g.Register(socket.MakeSocket(), claims(time.Now().Add(time.Minute)), "kid", k.kick); code != "" {
+		t.Fatal(code)
+	}
+	k.none(t, 100*time.Millisecond)
+	rc.set(revocation.ErrRevoked)
+	k.wait(t, socketauth.ReasonTokenRevoked)
+	if g.Len() != 0 {
+		t.Fatal("session kept after revocation")
+	}
+
+	rc.set(revocation.ErrStale)
+	if code := g.Register(socket.MakeSocket(), claims(time.Now().Add(time.Minute)), "kid", k.kick); code != "" {
+		t.Fatal(code)
+	}
+	k.wait(t, socketauth.ReasonUnavailable)
+}
+
+func TestClose(t *testing.T) {
+	e := newEnv(t)
+	g, err := socketauth.New(e.auth, path, socketauth.Options{Revocation: &checker{}, RecheckEvery: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := newKicks()
+	if code := g.Register(socket.MakeSocket(), claims(time.Now().Add(100*time.Millisecond)), "kid", k.kick); code != "" {
+		t.Fatal(code)
+	}
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	k.none(t, 200*time.Millisecond) // the expiry timer was stopped
+	if code := g.Register(socket.MakeSocket(), claims(time.Now().Add(time.Minute)), "kid", k.kick); code != socketauth.CodeClosed {
+		t.Fatalf("register after Close: %q", code)
+	}
+	goleak.VerifyNone(t)
+}

@@ -55,6 +55,7 @@ const usage = `hallpass: no-signup device-bound login.
 
 Commands:
   serve              run the issuer (make run: serve --dev)
+  gateway            verify requests at the edge: reverse proxy and forward-auth endpoint
   keys init          create a key ring (one current, one next key)
   keys rotate        promote next to current, retire current, add a new next key
   keys revoke        withdraw a key at once
@@ -87,6 +88,8 @@ func run(ctx context.Context, args []string, e *env) error {
 		return runToken(ctx, sub, e)
 	case "serve":
 		return runServe(ctx, sub, e)
+	case "gateway":
+		return runGateway(ctx, sub, e)
 	case "client":
 		return runClient(ctx, sub, e)
 	case "admin-key":

@@ -1,0 +1,283 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hallpass/hallpass/dpop"
+	"github.com/hallpass/hallpass/dpop/redisreplay"
+	"github.com/hallpass/hallpass/gateway"
+	"github.com/hallpass/hallpass/revocation"
+	revredis "github.com/hallpass/hallpass/revocation/redisstore"
+	"github.com/hallpass/hallpass/verifier"
+	"github.com/hallpass/hallpass/verifier/httpauth"
+	"github.com/hallpass/hallpass/verifier/remotekeys"
+)
+
+// wellKnownKeys is where an issuer publishes its key set.
+const wellKnownKeys = "/.well-known/hallpass/keys"
+
+// gatewayConfig is what `hallpass gateway` reads from flags and
+// HALLPASS_GATEWAY_* variables (the variable is the default, the flag
+// wins). Its own prefix, so that an issuer and a gateway can share an
+// environment.
+type gatewayConfig struct {
+	listen, publicURL, upstream string
+	keysURL, issuer, audience   string
+	keysCache                   string
+	store                       string
+	trustedProxies, origins     string
+	verifyPath                  string
+	stripAuthz                  bool
+	tlsCert, tlsKey, tlsMin     string
+	storeTimeout, revMaxStale   time.Duration
+	shutdownTimeout             time.Duration
+	logLevel                    string
+}
+
+func runGateway(ctx context.Context, args []string, e *env) error {
+	c, err := parseGatewayFlags(args, e)
+	if err != nil {
+		return err
+	}
+	return runGatewayServer(ctx, c, e, nil)
+}
+
+func parseGatewayFlags(args []string, e *env) (*gatewayConfig, error) {
+	fs := newFlagSet("gateway", e)
+	var c gatewayConfig
+	var ee envErr
+	p := "HALLPASS_GATEWAY_"
+	fs.StringVar(&c.listen, "listen", ee.str(e, p+"LISTEN", "127.0.0.1:8081"), "address to listen on ["+p+"LISTEN]")
+	fs.StringVar(&c.publicURL, "public-url", e.getenv(p+"PUBLIC_URL"), "URL clients use to reach the gateway (or the proxy in front of it); DPoP htu derives from it (default http://<listen>) ["+p+"PUBLIC_URL]")
+	fs.StringVar(&c.upstream, "upstream", e.getenv(p+"UPSTREAM"), "URL verified requests are forwarded to; empty: forward-auth endpoint only ["+p+"UPSTREAM]")
+	fs.StringVar(&c.keysURL, "keys-url", e.getenv(p+"KEYS_URL"), "the issuer's key set, https://ISSUER"+wellKnownKeys+" (required) ["+p+"KEYS_URL]")
+	fs.StringVar(&c.issuer, "issuer", e.getenv(p+"ISSUER"), "expected iss of tokens (default: --keys-url without "+wellKnownKeys+") ["+p+"ISSUER]")
+	fs.StringVar(&c.audience, "audience", e.getenv(p+"AUDIENCE"), "expected aud of tokens (default: the issuer URL, as hallpass serve mints by default) ["+p+"AUDIENCE]")
+	fs.StringVar(&c.keysCache, "keys-cache-file", e.getenv(p+"KEYS_CACHE_FILE"), "last good key set, read when the issuer is unreachable at start ["+p+"KEYS_CACHE_FILE]")
+	fs.StringVar(&c.store, "store", e.getenv(p+"STORE"), "Redis (redis://, rediss://, redis+sentinel://, redis+cluster://) shared with the issuer: DPoP replay cache and revocation mirror; empty: replay cache in memory, no revocation ["+p+"STORE]")
+	fs.StringVar(&c.trustedProxies, "trusted-proxies", e.getenv(p+"TRUSTED_PROXIES"), "comma-separated CIDRs of proxies allowed to call the verify endpoint and whose X-Forwarded-For is kept ["+p+"TRUSTED_PROXIES]")
+	fs.StringVar(&c.origins, "origins", e.getenv(p+"ORIGINS"), "comma-separated scheme://host[:port] a proxy may name in X-Forwarded-Proto/-Host (default: the origin of --public-url) ["+p+"ORIGINS]")
+	fs.StringVar(&c.verifyPath, "verify-path", ee.str(e, p+"VERIFY_PATH", gateway.DefaultVerifyPath), "path of the forward-auth endpoint ["+p+"VERIFY_PATH]")
+	fs.BoolVar(&c.stripAuthz, "strip-authorization", ee.boolean(e, p+"STRIP_AUTHORIZATION"), "remove the Authorization header from forwarded requests (the DPoP header is always removed) ["+p+"STRIP_AUTHORIZATION]")
+	fs.StringVar(&c.tlsCert, "tls-cert", e.getenv(p+"TLS_CERT"), "TLS certificate chain file (PEM) ["+p+"TLS_CERT]")
+	fs.StringVar(&c.tlsKey, "tls-key", e.getenv(p+"TLS_KEY"), "TLS private key file (PEM) ["+p+"TLS_KEY]")
+	fs.StringVar(&c.tlsMin, "tls-min", ee.str(e, p+"TLS_MIN", "1.3"), "lowest TLS version accepted with --tls-cert: 1.3, or 1.2 for older clients ["+p+"TLS_MIN]")
+	fs.DurationVar(&c.storeTimeout, "store-timeout", ee.dur(e, p+"STORE_TIMEOUT", 2*time.Second), "bound on each Redis call, and on the wait for the first revocation snapshot ["+p+"STORE_TIMEOUT]")
+	fs.DurationVar(&c.revMaxStale, "revocation-max-staleness", ee.dur(e, p+"REVOCATION_MAX_STALENESS", revocation.DefaultMaxStaleness), "how long the revocation mirror may go without hearing from Redis before requests answer 503 ["+p+"REVOCATION_MAX_STALENESS]")
+	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", ee.dur(e, p+"SHUTDOWN_TIMEOUT", 15*time.Second), "how long a graceful shutdown waits for requests in flight ["+p+"SHUTDOWN_TIMEOUT]")
+	fs.StringVar(&c.logLevel, "log-level", ee.str(e, p+"LOG_LEVEL", "info"), "debug, info, warn or error ["+p+"LOG_LEVEL]")
+	if err := parseFlags(fs, args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() != 0 {
+		return nil, fmt.Errorf("%w: gateway takes no arguments", errUsage)
+	}
+	if len(ee.errs) > 0 {
+		return nil, fmt.Errorf("%w: %s", errUsage, strings.Join(ee.errs, "; "))
+	}
+	return &c, nil
+}
+
+// runGatewayServer runs the gateway until ctx ends, then shuts down
+// gracefully. ready, when not nil, receives the public URL once the
+// listener is bound (tests).
+func runGatewayServer(ctx context.Context, c *gatewayConfig, e *env, ready chan<- string) error {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
+		return fmt.Errorf("%w: --log-level must be debug, info, warn or error", errUsage)
+	}
+	log := slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+
+	if (c.tlsCert == "") != (c.tlsKey == "") {
+		return fmt.Errorf("%w: give both --tls-cert and --tls-key, or neither", errUsage)
+	}
+	tlsMin, err := parseTLSMin(c.tlsMin)
+	if err != nil {
+		return err
+	}
+	if c.keysURL == "" {
+		return fmt.Errorf("%w: --keys-url is required (https://ISSUER%s)", errUsage, wellKnownKeys)
+	}
+	ku, err := url.Parse(c.keysURL)
+	if err != nil || ku.Host == "" || (ku.Scheme != "https" && ku.Scheme != "http") {
+		return fmt.Errorf("%w: --keys-url must be an https URL", errUsage)
+	}
+	if c.issuer == "" {
+		iss, ok := strings.CutSuffix(c.keysURL, wellKnownKeys)
+		if !ok {
+			return fmt.Errorf("%w: --keys-url does not end in %s: give --issuer", errUsage, wellKnownKeys)
+		}
+		c.issuer = iss
+	}
+	if c.audience == "" {
+		c.audience = c.issuer
+	}
+	proxies, err := parseCIDRs(c.trustedProxies)
+	if err != nil {
+		return err
+	}
+	var upstream *url.URL
+	if c.upstream != "" {
+		if upstream, err = url.Parse(c.upstream); err != nil {
+			return fmt.Errorf("%w: --upstream is not a URL", errUsage)
+		}
+	}
+	var origins []string
+	for _, o := range strings.Split(c.origins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			origins = append(origins, o)
+		}
+	}
+	var tlsConf *tls.Config
+	if c.tlsCert != "" {
+		if tlsConf, err = serverTLSConfig(c.tlsCert, c.tlsKey, tlsMin); err != nil {
+			return err
+		}
+	}
+
+	// The store is parsed before anything is fetched: a bad URL is a usage
+	// error.
+	var client redis.UniversalClient
+	var kind string
+	if c.store != "" {
+		if client, kind, err = redisClient(c.store); err != nil {
+			return err
+		}
+		defer client.Close()
+	}
+
+	// The issuer's keys: fetched now (or read from the cache file), then
+	// followed in the background until Close.
+	ks, err := remotekeys.New(ctx, remotekeys.Config{
+		Issuer:    c.issuer,
+		URL:       c.keysURL,
+		AllowHTTP: ku.Scheme == "http",
+		CacheFile: c.keysCache,
+		Logger:    log,
+	})
+	if err != nil {
+		return fmt.Errorf("key set: %w", err)
+	}
+	defer ks.Close()
+
+	var replay dpop.ReplayCache
+	var vopts []verifier.Option
+	if client != nil {
+		rc, err := redisreplay.New(client, redisreplay.Options{})
+		if err != nil {
+			return err
+		}
+		replay = timeoutReplay{rc, c.storeTimeout}
+		rs, err := revredis.New(client, revredis.Options{OpTimeout: c.storeTimeout})
+		if err != nil {
+			return err
+		}
+		mirror, err := revocation.NewMirror(rs, revocation.MirrorOptions{MaxStaleness: c.revMaxStale, Logger: log})
+		if err != nil {
+			return fmt.Errorf("%w: %v", errUsage, err)
+		}
+		mirror.Start()
+		defer mirror.Close() // before client.Close (deferred earlier)
+		select {
+		case <-mirror.Synced():
+		case <-time.After(c.storeTimeout):
+			log.Warn("the revocation mirror has not loaded its snapshot yet; requests answer 503 until it does")
+		case <-ctx.Done():
+		}
+		vopts = append(vopts, verifier.WithRevocation(mirror))
+		log.Info("replay cache and revocation mirror on Redis", slog.String("store", kind))
+	} else {
+		log.Warn("no --store: the DPoP replay cache is in this process only, and revocations are not followed (tokens stay valid until they expire)")
+	}
+	v, err := verifier.New(ks, c.issuer, c.audience, vopts...)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+
+	ln, err := net.Listen("tcp", c.listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	defer ln.Close()
+	if c.publicURL == "" {
+		c.publicURL = defaultPublicURL(ln.Addr().String(), tlsConf != nil)
+	}
+	auth, err := httpauth.New(httpauth.Config{Verifier: v, PublicURL: c.publicURL, Replay: replay, Logger: log})
+	if err != nil {
+		return fmt.Errorf("%w: --public-url: %v", errUsage, err)
+	}
+	gw, err := gateway.New(auth, gateway.Config{
+		PublicURL:          c.publicURL,
+		Upstream:           upstream,
+		TrustedProxies:     proxies,
+		Origins:            origins,
+		VerifyPath:         c.verifyPath,
+		StripAuthorization: c.stripAuthz,
+		Logger:             log,
+	})
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	hs := &http.Server{
+		Handler:           gw,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		TLSConfig:         tlsConf,
+	}
+	log.Info("hallpass gateway listening", slog.String("addr", ln.Addr().String()),
+		slog.String("public_url", c.publicURL), slog.Bool("proxy", upstream != nil),
+		slog.String("verify_path", c.verifyPath), slog.Bool("tls", tlsConf != nil))
+	if ready != nil {
+		ready <- c.publicURL
+	}
+	errc := make(chan error, 1)
+	go func() {
+		if hs.TLSConfig != nil {
+			errc <- hs.ServeTLS(ln, "", "")
+			return
+		}
+		errc <- hs.Serve(ln)
+	}()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("gateway: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		log.Warn("graceful shutdown incomplete; closing connections", slog.String("error", err.Error()))
+		hs.Close()
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	return nil
+}
+
+// timeoutReplay bounds each replay-cache call: a Redis that does not answer
+// makes the request fail (503), not hang.
+type timeoutReplay struct {
+	c dpop.ReplayCache
+	d time.Duration
+}
+
+func (t timeoutReplay) Seen(ctx context.Context, key dpop.ReplayKey, now, expiresAt time.Time) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, t.d)
+	defer cancel()
+	return t.c.Seen(ctx, key, now, expiresAt)
+}

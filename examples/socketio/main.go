@@ -17,10 +17,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 
 	"github.com/hallpass/hallpass/revocation"
 	"github.com/hallpass/hallpass/revocation/boltstore"
+	"github.com/hallpass/hallpass/revocation/redisstore"
 	"github.com/hallpass/hallpass/socketauth"
 	"github.com/hallpass/hallpass/verifier"
 	"github.com/hallpass/hallpass/verifier/httpauth"
@@ -45,7 +47,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	issuer := fs.String("issuer", "", "the issuer's URL, the tokens' iss (required)")
 	audience := fs.String("audience", "", "this service's name, the tokens' aud (required)")
 	keysFile := fs.String("keys-file", "", "the issuer's key set, as served at /.well-known/hallpass/keys (required)")
-	revocationDB := fs.String("revocation-db", "", "bolt revocation store to follow (optional; without it, revoked tokens work until they expire)")
+	revocationRedis := fs.String("revocation-redis", "", "redis:// URL of the issuer's store (hallpass serve --store) whose revocations to follow")
+	revocationDB := fs.String("revocation-db", "", "bolt revocation store to follow, on a single node (a file no other process has open)")
 	recheck := fs.Duration("recheck", socketauth.DefaultRecheckEvery, "how often live sockets are re-checked against the revocation mirror")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -61,7 +64,25 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if *revocationRedis != "" && *revocationDB != "" {
+		return errors.New("--revocation-redis and --revocation-db are exclusive")
+	}
+	// Without a store, a revoked token keeps its socket until it expires.
 	var store revocation.Store
+	if *revocationRedis != "" {
+		o, err := redis.ParseURL(*revocationRedis)
+		if err != nil {
+			return errors.New("--revocation-redis: invalid redis:// URL")
+		}
+		o.ContextTimeoutEnabled = true
+		rc := redis.NewClient(o)
+		defer rc.Close()
+		rs, err := redisstore.New(rc, redisstore.Options{})
+		if err != nil {
+			return err
+		}
+		store = rs
+	}
 	if *revocationDB != "" {
 		bs, err := boltstore.Open(*revocationDB, boltstore.Options{})
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -441,3 +442,57 @@ func TestKickedAtExpiry(t *testing.T) {
 	c.connected(erin)
 	c.kicked("token_expired")
 }
+
+// TestRun starts the command as a user does, with flags, and stops it.
+func TestRun(t *testing.T) {
+	if err := run(context.Background(), []string{"--issuer", testIssuer}, io.Discard); err == nil {
+		t.Fatal("run without --audience and --keys-file: no error")
+	}
+	ring, err := keys.NewRing(rand.Reader, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := json.Marshal(ring.KeySet(testIssuer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	keysFile := filepath.Join(dir, "keys.json")
+	if err := os.WriteFile(keysFile, doc, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	var logs strings.Builder
+	var mu sync.Mutex
+	go func() {
+		errc <- run(ctx, []string{"--listen", "127.0.0.1:0", "--issuer", testIssuer, "--audience", testAudience,
+			"--keys-file", keysFile, "--revocation-db", filepath.Join(dir, "rev.db")}, writerFunc(func(p []byte) (int, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return logs.Write(p)
+		}))
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		up := strings.Contains(logs.String(), "socket.io server listening")
+		mu.Unlock()
+		if up {
+			break
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("server not up within 10s: %v", <-errc)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

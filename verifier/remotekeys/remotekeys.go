@@ -57,8 +57,9 @@ type Config struct {
 	// AllowHTTP permits an http URL on a loopback host (development,
 	// tests). Any other http URL is refused.
 	AllowHTTP bool
-	// Client makes the requests. Default: http.DefaultTransport. Redirects
-	// are followed only to URLs that pass the same scheme rule.
+	// Client makes the requests. Default: http.DefaultTransport. Unless
+	// Client has its own CheckRedirect, at most 3 redirects are followed,
+	// each only to a URL that passes the scheme rule of URL.
 	Client *http.Client
 	// FetchTimeout bounds one fetch. Default 10 s.
 	FetchTimeout time.Duration

@@ -499,3 +499,5 @@ func TestDependencies(t *testing.T) {
 		return strings.HasPrefix(dep, "github.com/hallpass/hallpass/") || strings.HasPrefix(dep, "golang.org/x/") || strings.HasPrefix(dep, "aidanwoods.dev/")
 	})
 }
+
+func timeNow() time.Time { return time.Now() }

@@ -38,7 +38,7 @@ var testNow = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 // fixture: one signing key, a device key, a token for it, and an
 // Authenticator whose clocks read *now.
 type fixture struct {
-	t         *testing.T
+	t         testing.TB
 	now       time.Time
 	sk        *keys.SecretKey
 	device    crypto.Signer
@@ -51,7 +51,7 @@ type fixture struct {
 	keySource verifier.KeySource
 }
 
-func newFixture(t *testing.T, device crypto.Signer, mutate func(*fixture)) *fixture {
+func newFixture(t testing.TB, device crypto.Signer, mutate func(*fixture)) *fixture {
 	t.Helper()
 	f := &fixture{t: t, now: testNow, device: device, logs: new(bytes.Buffer)}
 	var err error

@@ -403,6 +403,15 @@ func TestHandshake(t *testing.T) {
 			t.Fatalf("replay: connect_error %q, want invalid_dpop_proof", e.Message)
 		}
 	})
+
+	// Every client above has exited: the guard forgot their sockets.
+	deadline := time.Now().Add(5 * time.Second)
+	for f.app.guard.Len() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("guard still watches %d sockets after their clients left", f.app.guard.Len())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func TestKickedAfterRevocation(t *testing.T) {
@@ -436,8 +445,8 @@ func TestKickedAfterRevocation(t *testing.T) {
 func TestKickedAtExpiry(t *testing.T) {
 	f := newFixture(t)
 	erin := newDevice(t, "acc_erin", "dev_erin")
-	// Issued so that exp is 2 s away.
-	tok := f.mint(t, erin, time.Now().Truncate(time.Second).Add(-token.DefaultTTL+2*time.Second))
+	// Issued so that exp is 3 to 4 s away: time enough to connect under -race.
+	tok := f.mint(t, erin, time.Now().Truncate(time.Second).Add(-token.DefaultTTL+4*time.Second))
 	c := f.runClient(t, tok, f.proof(t, erin.key, tok), "polling,websocket")
 	c.connected(erin)
 	c.kicked("token_expired")

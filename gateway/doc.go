@@ -43,8 +43,9 @@
 // to anyone else. The Authorization header is kept by default, so that an
 // upstream can inspect the token or verify it itself (without a proof it
 // is worthless: it is bound to the device key); Config.StripAuthorization
-// removes it. X-Forwarded-For, -Host and -Proto are set for the upstream
-// (the client's chain is kept only from a trusted proxy).
+// removes it. X-Forwarded-For, -Host and -Proto are set for the upstream;
+// the values a peer sent are kept (For: extended) only when the peer is a
+// trusted proxy.
 //
 // # Limits
 //

@@ -222,14 +222,20 @@ func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, err error) {
 func (g *Gateway) rewrite(upstream *url.URL) func(*httputil.ProxyRequest) {
 	return func(pr *httputil.ProxyRequest) {
 		pr.SetURL(upstream)
-		// Rewrite starts without X-Forwarded-*: keep the client chain only
-		// when it comes from a proxy we trust.
+		// Rewrite starts without X-Forwarded-*: keep the client chain, and
+		// the scheme and host the client used, only when they come from a
+		// proxy we trust.
+		pr.SetXForwarded()
 		if g.trustedPeer(pr.In.RemoteAddr) {
 			if xff := pr.In.Header.Values("X-Forwarded-For"); len(xff) > 0 {
-				pr.Out.Header["X-Forwarded-For"] = xff
+				pr.Out.Header.Set("X-Forwarded-For", strings.Join(xff, ", ")+", "+pr.Out.Header.Get("X-Forwarded-For"))
+			}
+			for _, k := range []string{"X-Forwarded-Proto", "X-Forwarded-Host"} {
+				if v, p := single(pr.In.Header, k); p == found {
+					pr.Out.Header.Set(k, v)
+				}
 			}
 		}
-		pr.SetXForwarded()
 		h := pr.Out.Header
 		StripIdentityHeaders(h)
 		h.Del(dpop.Header)

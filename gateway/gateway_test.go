@@ -7,17 +7,18 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/hallpass/hallpass/gateway"
 )
 
 // echoUpstream answers with the request headers it received as JSON.
-func echoUpstream(t testing.TB) (*httptest.Server, *int) {
+func echoUpstream(t testing.TB) (*httptest.Server, *atomic.Int64) {
 	t.Helper()
-	hits := new(int)
+	hits := new(atomic.Int64)
 	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		*hits++
+		hits.Add(1)
 		w.Header().Set("Content-Type", "application/json")
 		h := r.Header.Clone()
 		h.Set("X-Echo-Path", r.URL.RequestURI())
@@ -30,7 +31,7 @@ func echoUpstream(t testing.TB) (*httptest.Server, *int) {
 
 // startGateway runs a gateway in front of an echo upstream; its public URL
 // is its own loopback URL.
-func startGateway(t *testing.T, cfg gateway.Config) (gw *httptest.Server, w *world, hits *int) {
+func startGateway(t *testing.T, cfg gateway.Config) (gw *httptest.Server, w *world, hits *atomic.Int64) {
 	t.Helper()
 	up, hits := echoUpstream(t)
 	gw = httptest.NewUnstartedServer(nil)
@@ -78,9 +79,9 @@ func TestProxy(t *testing.T) {
 	}
 
 	t.Run("accepted", func(t *testing.T) {
-		before := *hits
+		before := hits.Load()
 		r := do(t, "POST", "/api/items?x=1", func(h http.Header) { alice.sign(t, h, "POST", gw.URL+"/api/items") })
-		if r.status != 200 || *hits != before+1 {
+		if r.status != 200 || hits.Load() != before+1 {
 			t.Fatalf("status %d: %s", r.status, r.body)
 		}
 		var got http.Header
@@ -140,10 +141,10 @@ func TestProxy(t *testing.T) {
 	}
 	for _, tc := range refused {
 		t.Run(tc.name, func(t *testing.T) {
-			before := *hits
+			before := hits.Load()
 			r := do(t, tc.method, "/api/items", func(h http.Header) { tc.prep(t, h) })
-			if r.status != 401 || *hits != before {
-				t.Fatalf("status %d, upstream hits %d: %s", r.status, *hits-before, r.body)
+			if r.status != 401 || hits.Load() != before {
+				t.Fatalf("status %d, upstream hits %d: %s", r.status, hits.Load()-before, r.body)
 			}
 			if r.header.Get("Content-Type") != "application/problem+json" || !strings.HasPrefix(r.header.Get("WWW-Authenticate"), "DPoP") {
 				t.Fatalf("headers %v", r.header)
@@ -173,6 +174,38 @@ func TestProxy(t *testing.T) {
 			t.Fatalf("replay: %d", r.status)
 		}
 	})
+}
+
+// TestProxyForwardedHeaders: the client's X-Forwarded-* reach the upstream
+// only from a trusted proxy.
+func TestProxyForwardedHeaders(t *testing.T) {
+	for _, tc := range []struct {
+		name               string
+		trusted            []netip.Prefix
+		wantFor, wantProto string
+	}{
+		{name: "untrusted peer", wantFor: "127.0.0.1", wantProto: "http"},
+		{name: "trusted proxy", trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, wantFor: "203.0.113.9, 127.0.0.1", wantProto: "https"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			gw, w, _ := startGateway(t, gateway.Config{TrustedProxies: tc.trusted})
+			d := w.device(t, "acct_a", "dev_a")
+			req, _ := http.NewRequest("GET", gw.URL+"/", nil)
+			req.Header.Set("X-Forwarded-For", "203.0.113.9")
+			req.Header.Set("X-Forwarded-Proto", "https")
+			d.sign(t, req.Header, "GET", gw.URL+"/")
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			var got http.Header
+			_ = json.NewDecoder(res.Body).Decode(&got)
+			if res.StatusCode != 200 || got.Get("X-Forwarded-For") != tc.wantFor || got.Get("X-Forwarded-Proto") != tc.wantProto {
+				t.Fatalf("%d: X-Forwarded-For %q, -Proto %q", res.StatusCode, got.Get("X-Forwarded-For"), got.Get("X-Forwarded-Proto"))
+			}
+		})
+	}
 }
 
 func TestProxyStripAuthorization(t *testing.T) {

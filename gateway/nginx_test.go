@@ -101,7 +101,7 @@ func TestNginxAuthRequest(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			before := *hits
+			before := hits.Load()
 			req, _ := http.NewRequest(tc.method, public+tc.path, strings.NewReader("body"))
 			tc.prep(t, req.Header)
 			res, err := http.DefaultClient.Do(req)
@@ -114,7 +114,7 @@ func TestNginxAuthRequest(t *testing.T) {
 				t.Fatalf("status %d, want %d: %s\n%s", res.StatusCode, tc.status, body, ngx.ErrorLog())
 			}
 			if tc.status != 200 {
-				if *hits != before {
+				if hits.Load() != before {
 					t.Fatal("a refused request reached the upstream")
 				}
 				if !strings.HasPrefix(res.Header.Get("WWW-Authenticate"), "DPoP") {

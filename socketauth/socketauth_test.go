@@ -37,7 +37,7 @@ type env struct {
 	auth   *httpauth.Authenticator
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	sk, err := keys.GenerateSecretKey(rand.Reader)
 	if err != nil {
@@ -322,4 +322,53 @@ func TestClose(t *testing.T) {
 		t.Fatalf("register after Close: %q", code)
 	}
 	goleak.VerifyNone(t)
+}
+
+// Regression guard: with connection state recovery skipping middlewares, a
+// recovered socket would connect without a handshake check.
+func TestAttachRefusesRecoveryThatSkipsMiddlewares(t *testing.T) {
+	e := newEnv(t)
+	g := newGuard(t, e.auth, socketauth.Options{})
+
+	opts := socket.DefaultServerOptions()
+	opts.SetConnectionStateRecovery(socket.DefaultConnectionStateRecovery()) // SkipMiddlewares defaults to true
+	io := socket.NewServer(nil, opts)
+	defer io.Close(nil)
+	if err := g.Attach(io.Of("/", nil)); !errors.Is(err, socketauth.ErrConfig) {
+		t.Fatalf("Attach with SkipMiddlewares: %v, want ErrConfig", err)
+	}
+
+	csr := socket.DefaultConnectionStateRecovery()
+	csr.SetSkipMiddlewares(false)
+	opts = socket.DefaultServerOptions()
+	opts.SetConnectionStateRecovery(csr)
+	io2 := socket.NewServer(nil, opts)
+	defer io2.Close(nil)
+	if err := g.Attach(io2.Of("/", nil)); err != nil {
+		t.Fatalf("Attach with recovery through middlewares: %v", err)
+	}
+	if err := g.Attach(nil); !errors.Is(err, socketauth.ErrConfig) {
+		t.Fatalf("Attach(nil): %v", err)
+	}
+}
+
+// FuzzCheck: any auth payload is refused with a stable code, never a panic
+// or an acceptance.
+func FuzzCheck(f *testing.F) {
+	f.Add("v4.public.x", "a.b.c")
+	f.Add("", "")
+	f.Add("v4.public.eyJ9.eyJraWQiOiJrNC5waWQuIn0", "eyJ0eXAiOiJkcG9wK2p3dCJ9..")
+	e := newEnv(f)
+	g, err := socketauth.New(e.auth, path, socketauth.Options{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer g.Close()
+	codes := map[string]bool{"invalid_token": true, "invalid_dpop_proof": true, "token_expired": true, "token_revoked": true}
+	f.Fuzz(func(t *testing.T, tok, proof string) {
+		c, _, code, _ := g.Check(map[string]any{"token": tok, "proof": proof})
+		if c != nil || !codes[code] {
+			t.Fatalf("claims %v, code %q", c, code)
+		}
+	})
 }

@@ -62,13 +62,14 @@ func (g *Gateway) serveVerify(w http.ResponseWriter, r *http.Request) {
 	}
 	req, ok := credentials(r.Header)
 	if !ok {
-		g.refuse(w, r, &httpauth.Error{Status: http.StatusUnauthorized, Code: httpauth.CodeInvalidToken})
+		g.log.LogAttrs(r.Context(), slog.LevelDebug, "request refused: repeated Authorization or DPoP header")
+		httpauth.WriteProblem(w, &httpauth.Error{Status: http.StatusUnauthorized, Code: httpauth.CodeInvalidToken})
 		return
 	}
 	req.Method, req.URL = method, target
 	c, err := g.auth.Authenticate(r.Context(), req)
 	if err != nil {
-		g.refuse(w, r, err)
+		httpauth.WriteProblem(w, err) // the Authenticator logged the cause
 		return
 	}
 	h := w.Header()

@@ -185,13 +185,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	req, ok := credentials(r.Header)
 	if !ok {
-		g.refuse(w, r, &httpauth.Error{Status: http.StatusUnauthorized, Code: httpauth.CodeInvalidToken})
+		g.log.LogAttrs(r.Context(), slog.LevelDebug, "request refused: repeated Authorization or DPoP header")
+		httpauth.WriteProblem(w, &httpauth.Error{Status: http.StatusUnauthorized, Code: httpauth.CodeInvalidToken})
 		return
 	}
 	req.Method, req.Path = r.Method, path
 	c, err := g.auth.Authenticate(r.Context(), req)
 	if err != nil {
-		g.refuse(w, r, err)
+		httpauth.WriteProblem(w, err) // the Authenticator logged the cause
 		return
 	}
 	g.proxy.ServeHTTP(w, r.WithContext(httpauth.ContextWithClaims(r.Context(), c)))
@@ -211,11 +212,6 @@ func credentials(h http.Header) (httpauth.Request, bool) {
 		req.DPoP = proofs[0]
 	}
 	return req, true
-}
-
-func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, err error) {
-	g.log.LogAttrs(r.Context(), slog.LevelDebug, "request refused", slog.String("error", err.Error()))
-	httpauth.WriteProblem(w, err)
 }
 
 // rewrite builds the forwarded request.

@@ -50,7 +50,7 @@ func (g *Gateway) serveVerify(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !g.trustedPeer(r.RemoteAddr) {
-		g.log.LogAttrs(r.Context(), slog.LevelWarn, "forward-auth request from an untrusted peer refused", slog.String("peer", r.RemoteAddr))
+		g.log.LogAttrs(r.Context(), slog.LevelDebug, "forward-auth request from an untrusted peer refused", slog.String("peer", r.RemoteAddr))
 		writeProblem(w, http.StatusForbidden, codeForbidden)
 		return
 	}

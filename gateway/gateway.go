@@ -48,7 +48,8 @@ type Config struct {
 	// http.DefaultTransport.
 	Transport http.RoundTripper
 	// TrustedProxies are the peer addresses whose forwarded headers are
-	// believed. Empty: the verify endpoint refuses every request (403), and
+	// believed. Empty: the verify endpoint refuses every request (403; logged
+	// at debug level only, since anyone can cause it), and
 	// the proxy does not keep a client's X-Forwarded-For chain.
 	TrustedProxies []netip.Prefix
 	// Origins are the scheme://host[:port] a forward-auth request may name

@@ -163,11 +163,13 @@ func New(a Authenticator, path string, opts Options) (*Guard, error) {
 	return g, nil
 }
 
-// Attach makes nsp authenticate every handshake with g, before the
-// middlewares registered after it. Call it before registering the
-// namespace's "connection" handlers: its own handler disconnects, first, a
-// socket that connected without a live session (one whose token expired or
-// was revoked between the middleware and the connection).
+// Attach makes nsp authenticate every handshake with g. Middlewares run in
+// the order they were registered: call Attach before any other Use, so that
+// none of yours sees an unauthenticated socket, and before registering the
+// "connection" handlers: its own handler disconnects, first, a socket that
+// connected without a live session (one whose token expired or was revoked
+// between the middleware and the connection). Attach every namespace that
+// needs it: socket.io's Server.Use covers the main namespace only.
 //
 // SECURITY: socket.io's connection state recovery with SkipMiddlewares
 // would let a recovered socket in without a handshake check: Attach

@@ -48,9 +48,9 @@ type Config struct {
 	// http.DefaultTransport.
 	Transport http.RoundTripper
 	// TrustedProxies are the peer addresses whose forwarded headers are
-	// believed. Empty: the verify endpoint refuses every request (403; logged
-	// at debug level only, since anyone can cause it), and
-	// the proxy does not keep a client's X-Forwarded-For chain.
+	// believed. Empty: the verify endpoint refuses every request (403,
+	// logged at debug level only: anyone can cause it), and the proxy
+	// keeps none of a client's X-Forwarded-* headers.
 	TrustedProxies []netip.Prefix
 	// Origins are the scheme://host[:port] a forward-auth request may name
 	// in X-Forwarded-Proto and X-Forwarded-Host. Default: the origin of

@@ -11,9 +11,8 @@ done
 echo "nginx not found; installing the Debian package nginx" >&2
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq || true
-# policy-rc.d-less containers: do not let the postinst start a system nginx
-# on port 80 (tests never use it).
-RUNLEVEL=1 $SUDO apt-get install -y -qq --no-install-recommends nginx >/dev/null
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq || true
+# RUNLEVEL=1: invoke-rc.d does not start the packaged service (a system
+# nginx on port 80 that the tests never use); env passes it through sudo.
+$SUDO env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -qq --no-install-recommends nginx >/dev/null
 command -v nginx >/dev/null || test -x /usr/sbin/nginx

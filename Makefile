@@ -14,9 +14,9 @@ run:
 build:
 	$(GO) build -o bin/hallpass ./cmd/hallpass
 
-## test-deps: install what the tests need that Go does not fetch (redis-server)
+## test-deps: install what the tests need that Go does not fetch (redis-server, nginx, node/npm)
 test-deps:
-	@./scripts/ensure-redis.sh && ./scripts/ensure-nginx.sh
+	@./scripts/ensure-redis.sh && ./scripts/ensure-nginx.sh && ./scripts/ensure-node.sh
 
 ## test: all tests with the race detector, fuzz seed corpora included
 test: test-deps

@@ -2,6 +2,7 @@ package verifier
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"strings"
@@ -49,6 +50,7 @@ type Verifier struct {
 	leeway     time.Duration
 	maxSize    int
 	revocation RevocationChecker
+	cache      *tokenCache // nil unless WithTokenCache
 }
 
 // Option configures a Verifier.
@@ -158,6 +160,13 @@ func (v *Verifier) verify(ctx context.Context, tainted string, b BindingChecker)
 	if len(tainted) > v.maxSize {
 		return nil, ErrTooLarge
 	}
+	var h [sha256.Size]byte
+	if v.cache != nil {
+		h = sha256.Sum256([]byte(tainted))
+		if e := v.cache.get(&h); e != nil {
+			return v.verifyCached(ctx, &h, e, b)
+		}
+	}
 	// 2. Header.
 	if !strings.HasPrefix(tainted, token.HeaderV4Public) {
 		return nil, fmt.Errorf("%w: not a v4.public token", ErrMalformed)
@@ -168,12 +177,9 @@ func (v *Verifier) verify(ctx context.Context, tainted string, b BindingChecker)
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	// 4. Key lookup.
-	key, err := v.keys.LookupKey(ctx, f.Kid)
+	key, err := v.lookupKey(ctx, f.Kid)
 	if err != nil {
-		return nil, lookupError(err)
-	}
-	if key.IsZero() || key.ID() != f.Kid {
-		return nil, fmt.Errorf("%w: returned a key with another id", ErrKeySource)
+		return nil, err
 	}
 	// 5. Signature. Every failure is the same opaque error.
 	payload, _, err := token.VerifyV4Public(key, tainted, nil)
@@ -186,36 +192,110 @@ func (v *Verifier) verify(ctx context.Context, tainted string, b BindingChecker)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidClaims, err)
 	}
-	// 8. Time, from a clock read now. exp is exclusive (RFC 7519).
 	now := v.now()
-	switch {
-	case !now.Before(c.Expiry.Add(v.leeway)):
-		return nil, ErrExpired
-	case now.Add(v.leeway).Before(c.NotBefore):
-		return nil, ErrNotYetValid
-	case c.IssuedAt.After(now.Add(v.leeway)):
-		return nil, ErrIssuedInFuture
+	if err := v.checkTime(c, now); err != nil {
+		return nil, err
 	}
-	// 9. Issuer and audience.
-	if c.Issuer != v.issuer {
-		return nil, ErrIssuer
+	if err := v.checkIssuerAudience(c); err != nil {
+		return nil, err
 	}
-	if c.Audience != v.audience {
-		return nil, ErrAudience
+	// The token is authentic, current and meant for us: remember it. The
+	// entry holds its own copy of the claims.
+	if v.cache != nil {
+		v.cache.put(&h, &cacheEntry{key: key, claims: *c}, now, v.leeway)
 	}
-	// 10. Revocation.
-	if v.revocation != nil {
-		if err := v.revocation.CheckRevoked(ctx, f.Kid, c); err != nil {
-			return nil, &causeError{ErrRevoked, err}
-		}
-	}
-	// 11. Device binding.
-	if b != nil {
-		if err := b.CheckBinding(ctx, c); err != nil {
-			return nil, &causeError{ErrBinding, err}
-		}
+	if err := v.checkRevocationBinding(ctx, f.Kid, c, b); err != nil {
+		return nil, err
 	}
 	return c, nil
+}
+
+// verifyCached finishes the verification of a token whose byte-identical
+// string verified before (e): steps 1 to 3 and 5 to 7 gave the same result
+// then and cannot give another now, so only the steps that depend on time
+// or on mutable state run again, in the same order and with the same
+// errors as in verify.
+func (v *Verifier) verifyCached(ctx context.Context, h *[sha256.Size]byte, e *cacheEntry, b BindingChecker) (*token.Claims, error) {
+	// 4. The key must still be trusted now, and be the key that verified.
+	kid := e.key.ID()
+	key, err := v.lookupKey(ctx, kid)
+	if err != nil {
+		v.cache.remove(h)
+		return nil, err
+	}
+	if !key.Equal(e.key) {
+		v.cache.remove(h)
+		return nil, ErrInvalidSignature
+	}
+	c := new(token.Claims)
+	*c = e.claims // the caller's copy
+	// 8-9. The clock is read again; iss and aud cannot have changed, but
+	// checking them costs two comparisons and keeps one code path.
+	if err := v.checkTime(c, v.now()); err != nil {
+		if err == ErrExpired {
+			v.cache.remove(h)
+		}
+		return nil, err
+	}
+	if err := v.checkIssuerAudience(c); err != nil {
+		return nil, err
+	}
+	if err := v.checkRevocationBinding(ctx, kid, c, b); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// lookupKey is step 4: the key of kid, as the KeySource trusts it now.
+func (v *Verifier) lookupKey(ctx context.Context, kid keys.KeyID) (keys.PublicKey, error) {
+	key, err := v.keys.LookupKey(ctx, kid)
+	if err != nil {
+		return keys.PublicKey{}, lookupError(err)
+	}
+	if key.IsZero() || key.ID() != kid {
+		return keys.PublicKey{}, fmt.Errorf("%w: returned a key with another id", ErrKeySource)
+	}
+	return key, nil
+}
+
+// checkTime is step 8, against a clock read now. exp is exclusive (RFC
+// 7519).
+func (v *Verifier) checkTime(c *token.Claims, now time.Time) error {
+	switch {
+	case !now.Before(c.Expiry.Add(v.leeway)):
+		return ErrExpired
+	case now.Add(v.leeway).Before(c.NotBefore):
+		return ErrNotYetValid
+	case c.IssuedAt.After(now.Add(v.leeway)):
+		return ErrIssuedInFuture
+	}
+	return nil
+}
+
+// checkIssuerAudience is step 9.
+func (v *Verifier) checkIssuerAudience(c *token.Claims) error {
+	if c.Issuer != v.issuer {
+		return ErrIssuer
+	}
+	if c.Audience != v.audience {
+		return ErrAudience
+	}
+	return nil
+}
+
+// checkRevocationBinding is steps 10 (revocation) and 11 (device binding).
+func (v *Verifier) checkRevocationBinding(ctx context.Context, kid keys.KeyID, c *token.Claims, b BindingChecker) error {
+	if v.revocation != nil {
+		if err := v.revocation.CheckRevoked(ctx, kid, c); err != nil {
+			return &causeError{ErrRevoked, err}
+		}
+	}
+	if b != nil {
+		if err := b.CheckBinding(ctx, c); err != nil {
+			return &causeError{ErrBinding, err}
+		}
+	}
+	return nil
 }
 
 func lookupError(err error) error {

@@ -137,7 +137,7 @@ func TestVerifyAttacks(t *testing.T) {
 
 		// Key.
 		{name: "jwk with private d", spec: es(func(s *spec) {
-			s.header["jwk"] = map[string]string{"kty": "EC", "crv": "P-256", "x": ecX, "y": ecY, "d": b64.EncodeToString(testEC.D.Bytes())}
+			s.header["jwk"] = map[string]string{"kty": "EC", "crv": "P-256", "x": ecX, "y": ecY, "d": b64.EncodeToString(ecPrivBytes(testEC))}
 		}), want: ErrKey},
 		{name: "OKP jwk with private d", spec: ed(func(s *spec) {
 			s.header["jwk"] = map[string]string{"kty": "OKP", "crv": "Ed25519", "x": edX, "d": b64.EncodeToString(testEd.Seed())}
@@ -394,4 +394,13 @@ func mustNonceKey(t testing.TB) *NonceKey {
 		t.Fatal(err)
 	}
 	return k
+}
+
+// ecPrivBytes is the raw scalar of a P-256 key, for a jwk "d" member.
+func ecPrivBytes(k *ecdsa.PrivateKey) []byte {
+	b, err := k.Bytes()
+	if err != nil {
+		panic(err)
+	}
+	return b
 }

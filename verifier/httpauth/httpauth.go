@@ -28,7 +28,10 @@ type NonceSource interface {
 // the zero value of every other field selects the documented default.
 type Config struct {
 	// Verifier verifies the access tokens: trusted keys, issuer, audience,
-	// clock, leeway and (optionally) revocation. Required.
+	// clock, leeway and (optionally) revocation. Required. To skip the
+	// token's signature check when a device presents the same token again,
+	// build it with verifier.WithTokenCache (the proof is still verified on
+	// every request).
 	Verifier *verifier.Verifier
 	// PublicURL is scheme://host[:port][/base] as clients reach the
 	// service, behind any proxy. A proof's htu must equal PublicURL

@@ -22,6 +22,13 @@ type RevocationMirror interface {
 	Ready() error
 }
 
+// entryObserver is implemented by revocation.Mirror: the issuer hands it
+// each entry it writes so that its own endpoints refuse the revoked tokens
+// at once, not one stream round trip later.
+type entryObserver interface {
+	Observe(revocation.Entry)
+}
+
 // entryTTL is how long a token, device or account entry must live: the
 // longest an access token of this issuer lives plus the leeway.
 func (s *Server) entryTTL() time.Duration {
@@ -54,6 +61,9 @@ func (s *Server) addEntry(c echo.Context, kind revocation.Kind, id, reason strin
 			return revocation.Entry{}, errInvalidRequest(err)
 		}
 		return revocation.Entry{}, storeErr(err)
+	}
+	if o, ok := s.cfg.RevocationMirror.(entryObserver); ok {
+		o.Observe(stored)
 	}
 	return stored, nil
 }

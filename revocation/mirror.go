@@ -345,6 +345,20 @@ func (m *Mirror) apply(events []Entry, next Cursor) {
 	m.mu.Unlock()
 }
 
+// Observe applies an entry this process has just written to the store,
+// without waiting for it to come back through the event stream: a node that
+// revokes something refuses it at once itself (read your own writes). The
+// stream delivers the same entry later; applying it twice changes nothing.
+// Observe does not move the cursor or refresh staleness.
+func (m *Mirror) Observe(e Entry) {
+	if e.Validate() != nil {
+		return
+	}
+	m.mu.Lock()
+	m.epoch.Store(put(e, m.tokens, m.devices, m.accounts, m.keys, m.epoch.Load()))
+	m.mu.Unlock()
+}
+
 // put merges e into the maps: the later Before and Expires win, so that
 // applying an entry twice, or an older one after a newer, changes nothing.
 func put(e Entry, tokens map[string]int64, devices, accounts map[string]slot, ks map[keys.KeyID]struct{}, epoch int64) int64 {

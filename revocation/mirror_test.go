@@ -311,3 +311,34 @@ func TestMirrorRun(t *testing.T) {
 		t.Fatalf("Run = %v", err)
 	}
 }
+
+// TestMirrorObserve: an entry handed to Observe is refused at once, while the
+// mirror cannot hear from its store; the stream copy later changes nothing.
+func TestMirrorObserve(t *testing.T) {
+	fl := &flaky{Store: newBolt(t, nil, 0)}
+	m := startMirror(t, fl, revocation.MirrorOptions{})
+	now := time.Now()
+	victim, other := claims("acct", "dev-1", "jti-1", now.Add(-time.Second)), claims("acct", "dev-2", "jti-2", now.Add(-time.Second))
+	fl.down.Store(true) // the stream cannot deliver: only Observe can
+	e, err := revocation.NewEntry(revocation.KindDevice, "dev-1", "test", now, ttl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err = fl.Store.Add(t.Context(), e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Observe(e)
+	if !revoked(m, victim) {
+		t.Fatal("observed entry not applied at once")
+	}
+	if err := m.CheckRevoked(t.Context(), kid, other); err != nil {
+		t.Fatalf("the other device: %v", err)
+	}
+	m.Observe(revocation.Entry{Kind: "bogus"}) // invalid entries are ignored
+	fl.down.Store(false)
+	eventually(t, 2*time.Second, "stream catches up", func() bool { return m.Ready() == nil && m.Len() == 1 })
+	if !revoked(m, victim) {
+		t.Fatal("stream copy undid the observed entry")
+	}
+}

@@ -47,6 +47,8 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"github.com/hallpass/hallpass/internal/redistest"
 )
 
 func main() {
@@ -159,17 +161,17 @@ func bench(ctx context.Context, o options, progress io.Writer) (*Report, error) 
 		Clients: o.clients, Duration: o.duration.String(), MaxRequests: o.max,
 		GOMAXPROCS: runtime.GOMAXPROCS(0), GoVersion: runtime.Version(),
 	}
-	var rp *redisProc
+	var rp *redistest.Process
 	if contains(o.stores, "redis") {
 		var err error
 		if rp, err = startRedis(ctx, o.redisBin); err != nil {
 			return nil, err
 		}
-		defer rp.stop()
+		defer rp.Stop()
 	}
 	redisAddr := ""
 	if rp != nil {
-		redisAddr = rp.addr()
+		redisAddr = rp.Addr()
 	}
 	fmt.Fprintln(progress, "hallpass-bench: measuring the floor")
 	f, err := measureFloor(ctx, o.floor, redisAddr)

@@ -527,15 +527,15 @@ func propagation(ctx context.Context, o propOptions, progress io.Writer) (*Propa
 	if err != nil {
 		return nil, err
 	}
-	defer rp.stop()
-	at, err := startAdminTarget(rp.addr(), o.clients)
+	defer rp.Stop()
+	at, err := startAdminTarget(rp.Addr(), o.clients)
 	if err != nil {
 		return nil, err
 	}
 	defer at.close()
 
 	fmt.Fprintf(progress, "hallpass-bench: starting %d watcher processes\n", o.watchers)
-	sights, stopWatchers, err := startWatchers(ctx, o.watchers, rp.addr())
+	sights, stopWatchers, err := startWatchers(ctx, o.watchers, rp.Addr())
 	if err != nil {
 		return nil, err
 	}

@@ -50,7 +50,7 @@ func StartCluster(t testing.TB, masters int) *Cluster {
 		}
 	}
 	for _, n := range c.Nodes[1:] {
-		if _, err := command(c.Nodes[0].Addr(), "CLUSTER", "MEET", "127.0.0.1", strconv.Itoa(n.port)); err != nil {
+		if _, err := command(c.Nodes[0].Addr(), "CLUSTER", "MEET", "127.0.0.1", strconv.Itoa(n.p.port)); err != nil {
 			t.Fatalf("redistest: CLUSTER MEET: %v", err)
 		}
 	}

@@ -14,6 +14,9 @@
 //
 // [StartCluster] runs a Redis Cluster of several masters on loopback ports.
 //
+// [Launch] is the core without a testing.TB (for cmd/hallpass-bench): it
+// returns a [Process] the caller stops itself.
+//
 // The redis-server binary is looked up on PATH, then at /usr/bin/redis-server
 // and /usr/sbin/redis-server. When it is missing the test fails (it is never
 // skipped): a skipped Redis test would hide the part of the suite that checks
@@ -41,6 +44,7 @@ package redistest
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -59,12 +63,32 @@ const startTimeout = 10 * time.Second
 // binCandidates are tried after PATH.
 var binCandidates = []string{"/usr/bin/redis-server", "/usr/sbin/redis-server"}
 
-// Server is one redis-server process owned by a test.
-type Server struct {
-	bin  string
-	dir  string
-	port int
-	// persistent: append-only file in dir, so Restart keeps the data.
+// ErrNotFound is returned (wrapped) by [Launch] when no redis-server binary is
+// given and none is found.
+var ErrNotFound = errors.New("redis-server not found on PATH, nor at " + binCandidates[0] + " or " + binCandidates[1])
+
+// Options configure [Launch].
+type Options struct {
+	// Bin is the redis-server binary; empty: PATH, then /usr/bin and
+	// /usr/sbin.
+	Bin string
+	// Dir is the server's working directory (log, append-only file); empty:
+	// a fresh temporary directory, removed by [Process.Stop].
+	Dir string
+	// Persistent turns on an append-only file (fsync always) in Dir.
+	Persistent bool
+	// Extra arguments for redis-server (cluster mode).
+	Extra []string
+}
+
+// Process is one redis-server started by [Launch], without a testing.TB:
+// the non-testing core of [Server], also used by cmd/hallpass-bench.
+type Process struct {
+	bin    string
+	dir    string
+	ownDir bool // dir was created by Launch and is removed by Stop
+	port   int
+	// persistent: append-only file in dir, so a relaunch keeps the data.
 	persistent bool
 	// extra arguments (cluster mode).
 	extra []string
@@ -72,6 +96,64 @@ type Server struct {
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	exited chan struct{} // closed when cmd has been reaped
+}
+
+// Launch runs a fresh redis-server on a free loopback port and waits until it
+// answers PING, ctx is done, or start-up times out. The free port is found by
+// binding :0 and closing it; another process may take it in between, so a few
+// fresh ports are tried. The caller must call [Process.Stop].
+func Launch(ctx context.Context, o Options) (*Process, error) {
+	bin := o.Bin
+	if bin == "" {
+		var err error
+		if bin, err = findBinary(); err != nil {
+			return nil, err
+		}
+	}
+	p := &Process{bin: bin, dir: o.Dir, persistent: o.Persistent, extra: o.Extra}
+	if p.dir == "" {
+		dir, err := os.MkdirTemp("", "redistest-")
+		if err != nil {
+			return nil, err
+		}
+		p.dir, p.ownDir = dir, true
+	}
+	var lastErr error
+	for attempt := 0; attempt < 5; attempt++ {
+		port, err := freePort()
+		if err != nil {
+			p.Stop()
+			return nil, fmt.Errorf("finding a free port: %w", err)
+		}
+		p.port = port
+		if lastErr = p.launch(ctx); lastErr == nil {
+			return p, nil
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	p.Stop()
+	return nil, fmt.Errorf("redis-server did not start: %w", lastErr)
+}
+
+// Addr is the server's host:port, for redis.Options.Addr.
+func (p *Process) Addr() string {
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(p.port))
+}
+
+// Stop kills the server with SIGKILL, waits for it to exit, and removes its
+// directory if Launch created it. Calling Stop twice does nothing more.
+func (p *Process) Stop() {
+	p.kill()
+	if p.ownDir {
+		_ = os.RemoveAll(p.dir)
+	}
+}
+
+// Server is one redis-server process owned by a test.
+type Server struct {
+	p *Process
 }
 
 // Start runs a fresh redis-server on a free loopback port and waits until it
@@ -93,33 +175,20 @@ func StartPersistent(t testing.TB) *Server {
 
 func start(t testing.TB, persistent bool, extra []string) *Server {
 	t.Helper()
-	bin, err := findBinary()
-	if err != nil {
+	p, err := Launch(context.Background(), Options{Dir: t.TempDir(), Persistent: persistent, Extra: extra})
+	if errors.Is(err, ErrNotFound) {
 		t.Fatalf("redistest: %v; run `make test-deps` to install redis-server", err)
 	}
-	s := &Server{bin: bin, dir: t.TempDir(), persistent: persistent, extra: extra}
-	t.Cleanup(func() { s.kill() })
-
-	// The free port is found by binding :0 and closing it; another process
-	// may take it in between, so retry a few times on a fresh port.
-	var lastErr error
-	for attempt := 0; attempt < 5; attempt++ {
-		port, err := freePort()
-		if err != nil {
-			t.Fatalf("redistest: finding a free port: %v", err)
-		}
-		s.port = port
-		if lastErr = s.launch(); lastErr == nil {
-			return s
-		}
+	if err != nil {
+		t.Fatalf("redistest: %v", err)
 	}
-	t.Fatalf("redistest: redis-server did not start: %v", lastErr)
-	return nil
+	t.Cleanup(p.kill)
+	return &Server{p: p}
 }
 
 // Addr is the server's host:port, for redis.Options.Addr.
 func (s *Server) Addr() string {
-	return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
+	return s.p.Addr()
 }
 
 // URL is the server's redis:// URL selecting database 0, for redis.ParseURL.
@@ -131,7 +200,7 @@ func (s *Server) URL() string {
 // crash or an outage. Calling Stop on a stopped server does nothing.
 func (s *Server) Stop(t testing.TB) {
 	t.Helper()
-	s.kill()
+	s.p.kill()
 }
 
 // Restart starts the server again on the same port (with an empty data set,
@@ -139,16 +208,16 @@ func (s *Server) Stop(t testing.TB) {
 // first.
 func (s *Server) Restart(t testing.TB) {
 	t.Helper()
-	s.kill()
+	s.p.kill()
 	var err error
 	// The old socket may linger for a moment after SIGKILL.
 	deadline := time.Now().Add(startTimeout)
 	for {
-		if err = s.launch(); err == nil {
+		if err = s.p.launch(context.Background()); err == nil {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("redistest: restarting redis-server on port %d: %v", s.port, err)
+			t.Fatalf("redistest: restarting redis-server on port %d: %v", s.p.port, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -163,7 +232,7 @@ func findBinary() (string, error) {
 			return p, nil
 		}
 	}
-	return "", errors.New("redis-server not found on PATH, nor at " + binCandidates[0] + " or " + binCandidates[1])
+	return "", ErrNotFound
 }
 
 func freePort() (int, error) {
@@ -175,30 +244,30 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// launch starts redis-server on s.port and waits for PONG; on failure the
+// launch starts redis-server on p.port and waits for PONG; on failure the
 // process is gone and the error carries the tail of its log.
-func (s *Server) launch() error {
-	logPath := filepath.Join(s.dir, "redis.log")
+func (p *Process) launch(ctx context.Context) error {
+	logPath := filepath.Join(p.dir, "redis.log")
 	appendonly := []string{"--appendonly", "no"}
-	if s.persistent {
+	if p.persistent {
 		appendonly = []string{"--appendonly", "yes", "--appendfsync", "always"}
 	}
 	args := []string{
-		"--port", strconv.Itoa(s.port),
+		"--port", strconv.Itoa(p.port),
 		"--bind", "127.0.0.1",
 		"--protected-mode", "yes",
 		"--save", "",
 	}
 	args = append(args, appendonly...)
 	args = append(args,
-		"--dir", s.dir,
+		"--dir", p.dir,
 		"--logfile", logPath,
 		"--daemonize", "no",
 		"--databases", "16",
 	)
-	args = append(args, s.extra...)
-	cmd := exec.Command(s.bin, args...)
-	cmd.Dir = s.dir
+	args = append(args, p.extra...)
+	cmd := exec.Command(p.bin, args...)
+	cmd.Dir = p.dir
 	if err := cmd.Start(); err != nil {
 		return err
 	}
@@ -207,22 +276,22 @@ func (s *Server) launch() error {
 		_ = cmd.Wait()
 		close(exited)
 	}()
-	s.mu.Lock()
-	s.cmd, s.exited = cmd, exited
-	s.mu.Unlock()
+	p.mu.Lock()
+	p.cmd, p.exited = cmd, exited
+	p.mu.Unlock()
 
-	if err := waitPing(s.Addr(), exited); err != nil {
-		s.kill()
+	if err := waitPing(ctx, p.Addr(), exited); err != nil {
+		p.kill()
 		return fmt.Errorf("%w; log: %s", err, logTail(logPath))
 	}
 	return nil
 }
 
-func (s *Server) kill() {
-	s.mu.Lock()
-	cmd, exited := s.cmd, s.exited
-	s.cmd, s.exited = nil, nil
-	s.mu.Unlock()
+func (p *Process) kill() {
+	p.mu.Lock()
+	cmd, exited := p.cmd, p.exited
+	p.cmd, p.exited = nil, nil
+	p.mu.Unlock()
 	if cmd == nil {
 		return
 	}
@@ -231,14 +300,16 @@ func (s *Server) kill() {
 }
 
 // waitPing polls addr with a raw RESP PING until it answers +PONG, the
-// process exits, or startTimeout passes.
-func waitPing(addr string, exited <-chan struct{}) error {
+// process exits, ctx is done, or startTimeout passes.
+func waitPing(ctx context.Context, addr string, exited <-chan struct{}) error {
 	deadline := time.Now().Add(startTimeout)
 	var lastErr error
 	for time.Now().Before(deadline) {
 		select {
 		case <-exited:
 			return errors.New("redis-server exited during start-up")
+		case <-ctx.Done():
+			return ctx.Err()
 		default:
 		}
 		if lastErr = ping(addr); lastErr == nil {

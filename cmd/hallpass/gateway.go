@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -77,14 +76,8 @@ func parseGatewayFlags(args []string, e *env) (*gatewayConfig, error) {
 	fs.DurationVar(&c.revMaxStale, "revocation-max-staleness", ee.dur(e, p+"REVOCATION_MAX_STALENESS", revocation.DefaultMaxStaleness), "how long the revocation mirror may go without hearing from Redis before requests answer 503 ["+p+"REVOCATION_MAX_STALENESS]")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", ee.dur(e, p+"SHUTDOWN_TIMEOUT", 15*time.Second), "how long a graceful shutdown waits for requests in flight ["+p+"SHUTDOWN_TIMEOUT]")
 	fs.StringVar(&c.logLevel, "log-level", ee.str(e, p+"LOG_LEVEL", "info"), "debug, info, warn or error ["+p+"LOG_LEVEL]")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseServerFlags(fs, args, &ee, "gateway"); err != nil {
 		return nil, err
-	}
-	if fs.NArg() != 0 {
-		return nil, fmt.Errorf("%w: gateway takes no arguments", errUsage)
-	}
-	if len(ee.errs) > 0 {
-		return nil, fmt.Errorf("%w: %s", errUsage, strings.Join(ee.errs, "; "))
 	}
 	return &c, nil
 }
@@ -93,16 +86,7 @@ func parseGatewayFlags(args []string, e *env) (*gatewayConfig, error) {
 // gracefully. ready, when not nil, receives the public URL once the
 // listener is bound (tests).
 func runGatewayServer(ctx context.Context, c *gatewayConfig, e *env, ready chan<- string) error {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
-		return fmt.Errorf("%w: --log-level must be debug, info, warn or error", errUsage)
-	}
-	log := slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: level}))
-
-	if (c.tlsCert == "") != (c.tlsKey == "") {
-		return fmt.Errorf("%w: give both --tls-cert and --tls-key, or neither", errUsage)
-	}
-	tlsMin, err := parseTLSMin(c.tlsMin)
+	log, tlsMin, err := serverLogTLS(e, c.logLevel, c.tlsCert, c.tlsKey, c.tlsMin)
 	if err != nil {
 		return err
 	}
@@ -205,14 +189,11 @@ func runGatewayServer(ctx context.Context, c *gatewayConfig, e *env, ready chan<
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 
-	ln, err := net.Listen("tcp", c.listen)
+	ln, err := listenPublic(c.listen, &c.publicURL, tlsConf != nil)
 	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+		return err
 	}
 	defer ln.Close()
-	if c.publicURL == "" {
-		c.publicURL = defaultPublicURL(ln.Addr().String(), tlsConf != nil)
-	}
 	auth, err := httpauth.New(httpauth.Config{Verifier: v, PublicURL: c.publicURL, Replay: replay, Logger: log})
 	if err != nil {
 		return fmt.Errorf("%w: --public-url: %v", errUsage, err)

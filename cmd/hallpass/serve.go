@@ -146,14 +146,8 @@ func parseServeFlags(args []string, e *env) (*serveConfig, error) {
 	fs.DurationVar(&c.revMaxStale, "revocation-max-staleness", ee.dur(e, "HALLPASS_REVOCATION_MAX_STALENESS", revocation.DefaultMaxStaleness), "how long the revocation mirror may go without hearing from its store before it fails closed [HALLPASS_REVOCATION_MAX_STALENESS]")
 	fs.BoolVar(&c.revFailOpen, "revocation-fail-open", ee.boolean(e, "HALLPASS_REVOCATION_FAIL_OPEN"), "accept tokens when the revocation mirror is stale, instead of refusing them (NOT recommended) [HALLPASS_REVOCATION_FAIL_OPEN]")
 	fs.StringVar(&c.logLevel, "log-level", ee.str(e, "HALLPASS_LOG_LEVEL", "info"), "debug, info, warn or error [HALLPASS_LOG_LEVEL]")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseServerFlags(fs, args, &ee, "serve"); err != nil {
 		return nil, err
-	}
-	if fs.NArg() != 0 {
-		return nil, fmt.Errorf("%w: serve takes no arguments", errUsage)
-	}
-	if len(ee.errs) > 0 {
-		return nil, fmt.Errorf("%w: %s", errUsage, strings.Join(ee.errs, "; "))
 	}
 	return &c, nil
 }
@@ -162,16 +156,7 @@ func parseServeFlags(args []string, e *env) (*serveConfig, error) {
 // in-flight requests get --shutdown-timeout to finish. ready, when not nil,
 // receives the public URL once the listener is bound (tests).
 func serve(ctx context.Context, c *serveConfig, e *env, ready chan<- string) error {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
-		return fmt.Errorf("%w: --log-level must be debug, info, warn or error", errUsage)
-	}
-	log := slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: level}))
-
-	if (c.tlsCert == "") != (c.tlsKey == "") {
-		return fmt.Errorf("%w: give both --tls-cert and --tls-key, or neither", errUsage)
-	}
-	tlsMin, err := parseTLSMin(c.tlsMin)
+	log, tlsMin, err := serverLogTLS(e, c.logLevel, c.tlsCert, c.tlsKey, c.tlsMin)
 	if err != nil {
 		return err
 	}
@@ -290,15 +275,11 @@ func serve(ctx context.Context, c *serveConfig, e *env, ready chan<- string) err
 		}
 	}
 
-	ln, err := net.Listen("tcp", c.listen)
+	ln, err := listenPublic(c.listen, &c.publicURL, c.tlsCert != "")
 	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+		return err
 	}
 	defer ln.Close()
-	if c.publicURL == "" {
-		// From the bound address, so that --listen :0 works too.
-		c.publicURL = defaultPublicURL(ln.Addr().String(), c.tlsCert != "")
-	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

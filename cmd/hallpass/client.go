@@ -291,16 +291,29 @@ func clientSignup(ctx context.Context, args []string, e *env) (err error) {
 	return err
 }
 
-func clientMe(ctx context.Context, args []string, e *env) (err error) {
-	fs := newFlagSet("client me", e)
+// runClientCmd runs `hallpass client NAME` on the saved session: it parses
+// the state flags and those that flags (when not nil) registers, runs the
+// check flags returned (when not nil), then opens the client and hands it to
+// do. Errors after the flags are parsed go through clientFail.
+func runClientCmd(ctx context.Context, name string, args []string, e *env, flags func(*flag.FlagSet) (check func() error), do func(*client.Client) error) (err error) {
+	fs := newFlagSet("client "+name, e)
 	var sf stateFlags
 	sf.register(fs)
+	var check func() error
+	if flags != nil {
+		check = flags(fs)
+	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	if check != nil {
+		if err := check(); err != nil {
+			return err
+		}
+	}
 	defer func() {
 		if err != nil {
-			err = clientFail("me", e, err)
+			err = clientFail(name, e, err)
 		}
 	}()
 	c, err := openClient(ctx, &sf, e)
@@ -308,120 +321,76 @@ func clientMe(ctx context.Context, args []string, e *env) (err error) {
 		return err
 	}
 	defer c.Close()
-	me, err := c.Me(ctx)
-	if err != nil {
-		return err
-	}
-	return writeJSON(e, me)
+	return do(c)
 }
 
-func clientRefresh(ctx context.Context, args []string, e *env) (err error) {
-	fs := newFlagSet("client refresh", e)
-	var sf stateFlags
-	sf.register(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	defer func() {
+func clientMe(ctx context.Context, args []string, e *env) error {
+	return runClientCmd(ctx, "me", args, e, nil, func(c *client.Client) error {
+		me, err := c.Me(ctx)
 		if err != nil {
-			err = clientFail("refresh", e, err)
+			return err
 		}
-	}()
-	c, err := openClient(ctx, &sf, e)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	if err := c.Refresh(ctx); err != nil {
-		return err
-	}
-	s, err := c.Session(ctx)
-	if err != nil {
-		return err
-	}
-	return writeJSON(e, s)
+		return writeJSON(e, me)
+	})
 }
 
-func clientLogout(ctx context.Context, args []string, e *env) (err error) {
-	fs := newFlagSet("client logout", e)
-	var sf stateFlags
-	sf.register(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			err = clientFail("logout", e, err)
+func clientRefresh(ctx context.Context, args []string, e *env) error {
+	return runClientCmd(ctx, "refresh", args, e, nil, func(c *client.Client) error {
+		if err := c.Refresh(ctx); err != nil {
+			return err
 		}
-	}()
-	c, err := openClient(ctx, &sf, e)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	s, err := c.Session(ctx)
-	if err != nil {
-		return err
-	}
-	if err := c.Logout(ctx); err != nil {
-		return err
-	}
-	return writeJSON(e, struct {
-		LoggedOut bool   `json:"logged_out"`
-		AccountID string `json:"account_id"`
-		DeviceID  string `json:"device_id"`
-	}{true, s.AccountID, s.DeviceID})
+		s, err := c.Session(ctx)
+		if err != nil {
+			return err
+		}
+		return writeJSON(e, s)
+	})
 }
 
-func clientDevices(ctx context.Context, args []string, e *env) (err error) {
-	fs := newFlagSet("client devices", e)
-	var sf stateFlags
-	sf.register(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	defer func() {
+func clientLogout(ctx context.Context, args []string, e *env) error {
+	return runClientCmd(ctx, "logout", args, e, nil, func(c *client.Client) error {
+		s, err := c.Session(ctx)
 		if err != nil {
-			err = clientFail("devices", e, err)
+			return err
 		}
-	}()
-	c, err := openClient(ctx, &sf, e)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	devs, err := c.Devices(ctx)
-	if err != nil {
-		return err
-	}
-	return writeJSON(e, struct {
-		Devices []client.Device `json:"devices"`
-	}{devs})
+		if err := c.Logout(ctx); err != nil {
+			return err
+		}
+		return writeJSON(e, struct {
+			LoggedOut bool   `json:"logged_out"`
+			AccountID string `json:"account_id"`
+			DeviceID  string `json:"device_id"`
+		}{true, s.AccountID, s.DeviceID})
+	})
 }
 
-func clientRevokeDevice(ctx context.Context, args []string, e *env) (err error) {
-	fs := newFlagSet("client revoke-device", e)
-	var sf stateFlags
-	sf.register(fs)
-	device := fs.String("device", "", "id of the device to sign out (dev_...; see `hallpass client devices`)")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if *device == "" {
-		return fmt.Errorf("%w: --device is required", errUsage)
-	}
-	defer func() {
+func clientDevices(ctx context.Context, args []string, e *env) error {
+	return runClientCmd(ctx, "devices", args, e, nil, func(c *client.Client) error {
+		devs, err := c.Devices(ctx)
 		if err != nil {
-			err = clientFail("revoke-device", e, err)
+			return err
 		}
-	}()
-	c, err := openClient(ctx, &sf, e)
-	if err != nil {
-		return err
+		return writeJSON(e, struct {
+			Devices []client.Device `json:"devices"`
+		}{devs})
+	})
+}
+
+func clientRevokeDevice(ctx context.Context, args []string, e *env) error {
+	var device string
+	flags := func(fs *flag.FlagSet) func() error {
+		fs.StringVar(&device, "device", "", "id of the device to sign out (dev_...; see `hallpass client devices`)")
+		return func() error {
+			if device == "" {
+				return fmt.Errorf("%w: --device is required", errUsage)
+			}
+			return nil
+		}
 	}
-	defer c.Close()
-	if err := c.RevokeDevice(ctx, *device); err != nil {
-		return err
-	}
-	return writeJSON(e, map[string]any{"revoked": *device})
+	return runClientCmd(ctx, "revoke-device", args, e, flags, func(c *client.Client) error {
+		if err := c.RevokeDevice(ctx, device); err != nil {
+			return err
+		}
+		return writeJSON(e, map[string]any{"revoked": device})
+	})
 }

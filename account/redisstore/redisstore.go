@@ -369,58 +369,46 @@ func (s *Store) GetAccountByUsername(ctx context.Context, usernameKey string) (a
 
 // GetDevice returns the device with id.
 func (s *Store) GetDevice(ctx context.Context, id string) (account.Device, error) {
-	if !account.ValidID(account.DevicePrefix, id) {
-		return account.Device{}, account.ErrNotFound
-	}
-	ctx, cancel, err := s.begin(ctx)
-	if err != nil {
-		return account.Device{}, err
-	}
-	defer cancel()
-	tag, err := s.lookup(ctx, id)
-	if err != nil {
-		return account.Device{}, err
-	}
-	m, err := s.hgetall(ctx, s.deviceKey(tag, id))
-	if err != nil {
-		return account.Device{}, err
-	}
-	dev, err := decDevice(m)
-	if err != nil {
-		return account.Device{}, corrupt(err)
-	}
-	if dev.ID != id {
-		return account.Device{}, corrupt(fmt.Errorf("%w: device id", errCorrupt))
-	}
-	return dev, nil
+	return getDeviceRecord(ctx, s, id, s.deviceKey, decDevice,
+		func(d account.Device) string { return d.ID }, "device id")
 }
 
 // GetSession returns the session of the device.
 func (s *Store) GetSession(ctx context.Context, deviceID string) (account.Session, error) {
-	if !account.ValidID(account.DevicePrefix, deviceID) {
-		return account.Session{}, account.ErrNotFound
+	return getDeviceRecord(ctx, s, deviceID, s.sessionKey, decSession,
+		func(sess account.Session) string { return sess.DeviceID }, "session id")
+}
+
+// getDeviceRecord reads the hash that key names for device id (its device
+// or its session), decodes it with dec, and checks that idOf of the record
+// is id: otherwise the store is corrupt (what names the field).
+func getDeviceRecord[T any](ctx context.Context, s *Store, id string, key func(tag, dev string) string,
+	dec func(map[string]string) (T, error), idOf func(T) string, what string) (T, error) {
+	var zero T
+	if !account.ValidID(account.DevicePrefix, id) {
+		return zero, account.ErrNotFound
 	}
 	ctx, cancel, err := s.begin(ctx)
 	if err != nil {
-		return account.Session{}, err
+		return zero, err
 	}
 	defer cancel()
-	tag, err := s.lookup(ctx, deviceID)
+	tag, err := s.lookup(ctx, id)
 	if err != nil {
-		return account.Session{}, err
+		return zero, err
 	}
-	m, err := s.hgetall(ctx, s.sessionKey(tag, deviceID))
+	m, err := s.hgetall(ctx, key(tag, id))
 	if err != nil {
-		return account.Session{}, err
+		return zero, err
 	}
-	sess, err := decSession(m)
+	v, err := dec(m)
 	if err != nil {
-		return account.Session{}, corrupt(err)
+		return zero, corrupt(err)
 	}
-	if sess.DeviceID != deviceID {
-		return account.Session{}, corrupt(fmt.Errorf("%w: session id", errCorrupt))
+	if idOf(v) != id {
+		return zero, corrupt(fmt.Errorf("%w: %s", errCorrupt, what))
 	}
-	return sess, nil
+	return v, nil
 }
 
 // ListDevices returns every device of the account, ordered by Created then

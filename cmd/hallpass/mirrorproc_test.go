@@ -29,7 +29,7 @@ const mirrorProcEnv = "HALLPASS_TEST_MIRROR_REDIS"
 func TestHelperMirrorProcess(t *testing.T) {
 	addr := os.Getenv(mirrorProcEnv)
 	if addr == "" {
-		t.Skip("helper process only")
+		return // run only as the helper process, never as a test of its own
 	}
 	rc := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true})
 	defer rc.Close()

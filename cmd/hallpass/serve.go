@@ -197,7 +197,7 @@ func serve(ctx context.Context, c *serveConfig, e *env, ready chan<- string) err
 			return err
 		}
 		live, codec = newLiveRing(ring), cd
-		keyManager = fileKeyManager{store: keyStore, live: live}
+		keyManager = ringKeyManager{store: keyStore, live: live}
 	case "redis":
 		if c.prot.wrapKeyFile == "" {
 			return fmt.Errorf("%w: --key-ring redis needs --wrap-key-file (the key that wraps the secrets stored in Redis)", errUsage)
@@ -221,7 +221,7 @@ func serve(ctx context.Context, c *serveConfig, e *env, ready chan<- string) err
 			return err
 		}
 		live, codec = rk.live, rk.codec
-		keyManager = redisKeyManager{store: rk.store, live: live}
+		keyManager = ringKeyManager{store: rk.store, live: live}
 		// Follow the other nodes' rotations; stopped before the stores close.
 		wctx, stopWatch := context.WithCancel(ctx)
 		watchDone := make(chan struct{})
@@ -420,17 +420,22 @@ func (l *liveRing) KeySet(issuer string) keys.KeySetDocument {
 	return l.p.Load().KeySet(issuer)
 }
 
-// fileKeyManager changes the ring through its file store (under the
-// store's lock, written atomically) and serves the result at once.
-//
-// Other nodes sharing the key directory see the change on their next
-// restart; use a shared ring store for several nodes.
-type fileKeyManager struct {
-	store *filestore.Store
+// ringKeyManager changes the ring through its store and serves the result
+// at once. With the file store (under the store's writer lock) other nodes
+// sharing the key directory see the change on their next restart; with
+// redisring (optimistic, retried on a concurrent change) they see it
+// through Watch.
+type ringKeyManager struct {
+	store ringUpdater
 	live  *liveRing
 }
 
-func (m fileKeyManager) update(ctx context.Context, fn func(*keys.Ring) error) error {
+// ringUpdater is what filestore.Store and redisring.Store both offer.
+type ringUpdater interface {
+	Update(ctx context.Context, fn func(*keys.Ring) error) (*keys.Ring, error)
+}
+
+func (m ringKeyManager) update(ctx context.Context, fn func(*keys.Ring) error) error {
 	r, err := m.store.Update(ctx, fn)
 	if err != nil {
 		return err
@@ -439,11 +444,11 @@ func (m fileKeyManager) update(ctx context.Context, fn func(*keys.Ring) error) e
 	return nil
 }
 
-func (m fileKeyManager) Rotate(ctx context.Context) error {
+func (m ringKeyManager) Rotate(ctx context.Context) error {
 	return m.update(ctx, func(r *keys.Ring) error { return r.Rotate(nil, time.Now()) })
 }
 
-func (m fileKeyManager) Revoke(ctx context.Context, kid keys.KeyID) error {
+func (m ringKeyManager) Revoke(ctx context.Context, kid keys.KeyID) error {
 	return m.update(ctx, func(r *keys.Ring) error { return r.Revoke(kid, nil, time.Now()) })
 }
 
@@ -781,31 +786,6 @@ func openRedisKeys(ctx context.Context, c *serveConfig, client redis.UniversalCl
 		return nil, err
 	}
 	return &redisKeys{store: st, live: newLiveRing(ring), codec: codec, version: version}, nil
-}
-
-// redisKeyManager changes the ring in Redis (optimistic, retried on a
-// concurrent change) and serves the result at once; the other nodes see
-// it through Watch.
-type redisKeyManager struct {
-	store *redisring.Store
-	live  *liveRing
-}
-
-func (m redisKeyManager) update(ctx context.Context, fn func(*keys.Ring) error) error {
-	r, err := m.store.Update(ctx, fn)
-	if err != nil {
-		return err
-	}
-	m.live.p.Store(r)
-	return nil
-}
-
-func (m redisKeyManager) Rotate(ctx context.Context) error {
-	return m.update(ctx, func(r *keys.Ring) error { return r.Rotate(nil, time.Now()) })
-}
-
-func (m redisKeyManager) Revoke(ctx context.Context, kid keys.KeyID) error {
-	return m.update(ctx, func(r *keys.Ring) error { return r.Revoke(kid, nil, time.Now()) })
 }
 
 // parseTLSMin reads --tls-min: "1.3" (the default) or "1.2". Nothing

@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/hallpass/hallpass/account"
+	"github.com/hallpass/hallpass/internal/redisclient"
 )
 
 // Defaults for Options.
@@ -52,18 +53,11 @@ var _ account.Store = (*Store)(nil)
 // one client can serve several stores. c must be built with
 // ContextTimeoutEnabled (see the package doc).
 func New(c redis.UniversalClient, opts Options) (*Store, error) {
-	if c == nil {
-		return nil, errors.New("redisstore: nil client")
+	prefix, err := redisclient.Check(c, opts.Prefix, DefaultPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: %w", err)
 	}
-	if !contextTimeoutEnabled(c) {
-		return nil, errors.New("redisstore: the redis client needs ContextTimeoutEnabled: true, or operations could outlive their deadline")
-	}
-	if opts.Prefix == "" {
-		opts.Prefix = DefaultPrefix
-	}
-	if strings.ContainsAny(opts.Prefix, "{}") {
-		return nil, errors.New("redisstore: Prefix must not contain '{' or '}'")
-	}
+	opts.Prefix = prefix
 	if opts.OpTimeout < 0 {
 		return nil, errors.New("redisstore: negative OpTimeout")
 	}
@@ -74,20 +68,6 @@ func New(c redis.UniversalClient, opts Options) (*Store, error) {
 		opts.Rand = rand.Reader
 	}
 	return &Store{c: c, prefix: opts.Prefix, opTimeout: opts.OpTimeout, rand: opts.Rand}, nil
-}
-
-// contextTimeoutEnabled reports false only for a client that shows its
-// options and has ContextTimeoutEnabled off.
-func contextTimeoutEnabled(c redis.UniversalClient) bool {
-	switch c := c.(type) {
-	case *redis.Client:
-		return c.Options().ContextTimeoutEnabled
-	case *redis.ClusterClient:
-		return c.Options().ContextTimeoutEnabled
-	case *redis.Ring:
-		return c.Options().ContextTimeoutEnabled
-	}
-	return true
 }
 
 // Close makes every later call fail with ErrUnavailable. It does not close

@@ -16,6 +16,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/hallpass/hallpass/internal/redisclient"
 	"github.com/hallpass/hallpass/keys"
 	"github.com/hallpass/hallpass/keys/filestore"
 )
@@ -97,9 +98,6 @@ type Store struct {
 // tokens. Give every issuer node the same w, from its environment or a
 // file readable only by the service, never from Redis itself.
 func New(c redis.UniversalClient, w *keys.WrappingKey, opts Options) (*Store, error) {
-	if c == nil {
-		return nil, errors.New("redisring: nil client")
-	}
 	if w == nil {
 		return nil, errors.New("redisring: a wrapping key is required; plaintext key rings are not supported")
 	}
@@ -107,15 +105,11 @@ func New(c redis.UniversalClient, w *keys.WrappingKey, opts Options) (*Store, er
 	if wz, _ := keys.WrappingKeyFromBytes(zero[:]); w.Equal(wz) {
 		return nil, errors.New("redisring: the wrapping key is all zeros")
 	}
-	if !contextTimeoutEnabled(c) {
-		return nil, errors.New("redisring: the redis client needs ContextTimeoutEnabled: true, or operations could outlive their deadline")
+	prefix, err := redisclient.Check(c, opts.Prefix, DefaultPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("redisring: %w", err)
 	}
-	if opts.Prefix == "" {
-		opts.Prefix = DefaultPrefix
-	}
-	if strings.ContainsAny(opts.Prefix, "{}") {
-		return nil, errors.New("redisring: Prefix must not contain '{' or '}'")
-	}
+	opts.Prefix = prefix
 	if opts.OpTimeout < 0 || opts.PollInterval < 0 || opts.MaxAttempts < 0 {
 		return nil, errors.New("redisring: negative option")
 	}
@@ -139,20 +133,6 @@ func New(c redis.UniversalClient, w *keys.WrappingKey, opts Options) (*Store, er
 		c: c, w: w, macKey: m.Sum(nil), prefix: opts.Prefix, opTimeout: opts.OpTimeout,
 		poll: opts.PollInterval, maxAttempts: opts.MaxAttempts, rand: opts.Rand,
 	}, nil
-}
-
-// contextTimeoutEnabled reports false only for a client that shows its
-// options and has ContextTimeoutEnabled off.
-func contextTimeoutEnabled(c redis.UniversalClient) bool {
-	switch c := c.(type) {
-	case *redis.Client:
-		return c.Options().ContextTimeoutEnabled
-	case *redis.ClusterClient:
-		return c.Options().ContextTimeoutEnabled
-	case *redis.Ring:
-		return c.Options().ContextTimeoutEnabled
-	}
-	return true
 }
 
 // Keys: all under one hash tag, so every script runs on Redis Cluster.

@@ -8,11 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/hallpass/hallpass/internal/redisclient"
 	"github.com/hallpass/hallpass/ratelimit"
 )
 
@@ -46,18 +46,11 @@ var _ ratelimit.Limiter = (*Limiter)(nil)
 
 // New returns a Limiter on c. The caller owns c.
 func New(c redis.UniversalClient, opts Options) (*Limiter, error) {
-	if c == nil {
-		return nil, errors.New("redislimit: nil client")
+	prefix, err := redisclient.Check(c, opts.Prefix, DefaultPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("redislimit: %w", err)
 	}
-	if !contextTimeoutEnabled(c) {
-		return nil, errors.New("redislimit: the redis client needs ContextTimeoutEnabled: true, or calls could outlive their deadline")
-	}
-	if opts.Prefix == "" {
-		opts.Prefix = DefaultPrefix
-	}
-	if strings.ContainsAny(opts.Prefix, "{}") {
-		return nil, errors.New("redislimit: Prefix must not contain '{' or '}'")
-	}
+	opts.Prefix = prefix
 	if opts.OpTimeout < 0 {
 		return nil, errors.New("redislimit: negative OpTimeout")
 	}
@@ -65,18 +58,6 @@ func New(c redis.UniversalClient, opts Options) (*Limiter, error) {
 		opts.OpTimeout = DefaultOpTimeout
 	}
 	return &Limiter{c: c, prefix: opts.Prefix, opTimeout: opts.OpTimeout, hashKey: append([]byte(nil), opts.HashKey...)}, nil
-}
-
-func contextTimeoutEnabled(c redis.UniversalClient) bool {
-	switch c := c.(type) {
-	case *redis.Client:
-		return c.Options().ContextTimeoutEnabled
-	case *redis.ClusterClient:
-		return c.Options().ContextTimeoutEnabled
-	case *redis.Ring:
-		return c.Options().ContextTimeoutEnabled
-	}
-	return true
 }
 
 // gcra: KEYS[1] the key; ARGV now, interval, tau, all in microseconds.

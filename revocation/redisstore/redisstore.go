@@ -15,6 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/hallpass/hallpass/internal/redisclient"
 	"github.com/hallpass/hallpass/revocation"
 )
 
@@ -64,18 +65,11 @@ var _ revocation.Store = (*Store)(nil)
 // New returns a Store on c. The caller owns c. c must be built with
 // ContextTimeoutEnabled, or operations could outlive their deadline.
 func New(c redis.UniversalClient, opts Options) (*Store, error) {
-	if c == nil {
-		return nil, errors.New("redisstore: nil client")
+	prefix, err := redisclient.Check(c, opts.Prefix, DefaultPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: %w", err)
 	}
-	if !contextTimeoutEnabled(c) {
-		return nil, errors.New("redisstore: the redis client needs ContextTimeoutEnabled: true")
-	}
-	if opts.Prefix == "" {
-		opts.Prefix = DefaultPrefix
-	}
-	if strings.ContainsAny(opts.Prefix, "{}") {
-		return nil, errors.New("redisstore: Prefix must not contain '{' or '}'")
-	}
+	opts.Prefix = prefix
 	if opts.OpTimeout < 0 || opts.MaxEvents < 0 {
 		return nil, errors.New("redisstore: negative option")
 	}
@@ -96,18 +90,6 @@ func New(c redis.UniversalClient, opts Options) (*Store, error) {
 		c: c, opTimeout: opts.OpTimeout, maxEvents: opts.MaxEvents, now: opts.Now, rand: opts.Rand,
 		kEntries: p + "entries", kBefore: p + "before", kExpiry: p + "expiry", kEvents: p + "events", kEpoch: p + "epoch",
 	}, nil
-}
-
-func contextTimeoutEnabled(c redis.UniversalClient) bool {
-	switch c := c.(type) {
-	case *redis.Client:
-		return c.Options().ContextTimeoutEnabled
-	case *redis.ClusterClient:
-		return c.Options().ContextTimeoutEnabled
-	case *redis.Ring:
-		return c.Options().ContextTimeoutEnabled
-	}
-	return true
 }
 
 // Keys returns the store's Redis keys (for operators and tests): entries

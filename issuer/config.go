@@ -43,6 +43,9 @@ type KeySource interface {
 	Current() *keys.SecretKey
 	// KeySet returns the published document for issuer.
 	KeySet(issuer string) keys.KeySetDocument
+	// Lookup returns a key of the ring and its status (the verifier's
+	// per-request lookup; *keys.Ring implements it).
+	Lookup(kid keys.KeyID) (keys.PublicKey, keys.Status, bool)
 }
 
 // Registry is where the issuer registers its metrics and what /metrics

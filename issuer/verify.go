@@ -11,32 +11,23 @@ import (
 	"github.com/hallpass/hallpass/verifier"
 )
 
-// ringKeys is the verifier's key source: the published keys of the
-// issuer's own key source, so that tokens are checked exactly as an
-// offline verifier with the published key set would check them (a retired
-// key still verifies, a revoked one is refused).
+// ringKeys is the verifier's key source: the keys of the issuer's own ring,
+// with the same answers an offline verifier gets from the published key set
+// (a current, next or retired key verifies, a revoked one is refused, a
+// pruned one is unknown), without building that document per request.
 type ringKeys struct {
-	keys   KeySource
-	issuer string
+	keys KeySource
 }
 
 func (r ringKeys) LookupKey(_ context.Context, kid keys.KeyID) (keys.PublicKey, error) {
-	doc := r.keys.KeySet(r.issuer)
-	for _, id := range doc.Revoked {
-		if id == kid {
-			return keys.PublicKey{}, verifier.ErrKeyRevoked
-		}
+	pk, status, ok := r.keys.Lookup(kid)
+	switch {
+	case !ok:
+		return keys.PublicKey{}, verifier.ErrUnknownKey
+	case status == keys.StatusRevoked:
+		return keys.PublicKey{}, verifier.ErrKeyRevoked
 	}
-	for _, k := range doc.Keys {
-		if k.Kid == kid {
-			pk, err := keys.ParsePublicKey(k.Key)
-			if err != nil || pk.ID() != kid {
-				return keys.PublicKey{}, verifier.ErrUnknownKey
-			}
-			return pk, nil
-		}
-	}
-	return keys.PublicKey{}, verifier.ErrUnknownKey
+	return pk, nil
 }
 
 func newVerifier(cfg Config) (*verifier.Verifier, error) {
@@ -44,7 +35,7 @@ func newVerifier(cfg Config) (*verifier.Verifier, error) {
 	if cfg.RevocationMirror != nil {
 		opts = append(opts, verifier.WithRevocation(cfg.RevocationMirror))
 	}
-	return verifier.New(ringKeys{keys: cfg.Keys, issuer: cfg.PublicURL}, cfg.PublicURL, cfg.Audience, opts...)
+	return verifier.New(ringKeys{keys: cfg.Keys}, cfg.PublicURL, cfg.Audience, opts...)
 }
 
 // bindingFunc adapts a function to verifier.BindingChecker.

@@ -136,6 +136,19 @@ func (r *Ring) Current() *SecretKey {
 	return nil
 }
 
+// Lookup returns the public key and status of kid, without copying the
+// ring: the per-request key lookup of a verifier that trusts this ring.
+func (r *Ring) Lookup(kid KeyID) (PublicKey, Status, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for _, e := range r.entries {
+		if e.Public.ID() == kid {
+			return e.Public, e.Status, true
+		}
+	}
+	return PublicKey{}, "", false
+}
+
 // Entries returns a copy of the entries, current first, then next, retired
 // (newest first) and revoked.
 func (r *Ring) Entries() []RingEntry {

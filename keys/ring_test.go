@@ -122,3 +122,20 @@ func TestRestoreRingValidation(t *testing.T) {
 		})
 	}
 }
+
+func TestRingLookup(t *testing.T) {
+	r, _ := NewRing(nil, time.Now())
+	cur := r.Current()
+	if pk, st, ok := r.Lookup(cur.ID()); !ok || st != StatusCurrent || !pk.Equal(cur.PublicKey()) {
+		t.Fatalf("Lookup(current) = %v, %v, %v", pk, st, ok)
+	}
+	if err := r.Revoke(cur.ID(), nil, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, st, ok := r.Lookup(cur.ID()); !ok || st != StatusRevoked {
+		t.Fatalf("Lookup(revoked) = %v, %v", st, ok)
+	}
+	if _, _, ok := r.Lookup("k4.pid.unknown"); ok {
+		t.Fatal("unknown kid found")
+	}
+}

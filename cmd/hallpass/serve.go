@@ -416,6 +416,9 @@ func newLiveRing(r *keys.Ring) *liveRing {
 }
 
 func (l *liveRing) Current() *keys.SecretKey { return l.p.Load().Current() }
+func (l *liveRing) Lookup(kid keys.KeyID) (keys.PublicKey, keys.Status, bool) {
+	return l.p.Load().Lookup(kid)
+}
 func (l *liveRing) KeySet(issuer string) keys.KeySetDocument {
 	return l.p.Load().KeySet(issuer)
 }

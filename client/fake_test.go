@@ -17,7 +17,8 @@ import (
 
 // fakeAPI is an in-memory stand-in for the issuer's HTTP API. It verifies
 // every DPoP proof with dpop.Verify (htm, htu, ath, jkt binding, replay)
-// and implements refresh rotation with a grace window as PROTOCOL.md does.
+// and implements refresh rotation with a grace window as docs/protocol.md
+// (Session state machine) specifies.
 // tb is the part of testing.TB the fake needs; examples supply their own.
 type tb interface {
 	Helper()
@@ -247,7 +248,8 @@ func (f *fakeAPI) token(w http.ResponseWriter, r *http.Request) {
 	answer()
 }
 
-// rotateLocked is the single-use rule of PROTOCOL.md. f.mu must be held.
+// rotateLocked is the single-use rule of docs/protocol.md (The refresh
+// step). f.mu must be held.
 func (f *fakeAPI) rotateLocked(rt, jkt string) (int, map[string]any, string) {
 	d := f.devices[f.refreshTokens[rt]]
 	if d == nil || d.ended || d.jkt != jkt { // binding before any change

@@ -54,7 +54,7 @@ func (s *Server) handleLogout(c echo.Context) error {
 }
 
 // authenticate checks "Authorization: DPoP <token>" and its proof, in the
-// order of PROTOCOL.md: the token offline (size, kid, signature, claims,
+// order of docs/protocol.md (Verification order): the token offline (size, kid, signature, claims,
 // iss, aud, times), then the device binding (proof with ath, signed by the
 // key of cnf.jkt, for this method and URL, not replayed), then the store:
 // the device must still be active and the account not banned.

@@ -17,9 +17,11 @@ import (
 	"testing"
 )
 
-// Official PASERK vectors (paseto-standard/test-vectors), byte-identical
-// copies of shared/vectors/paseto. k4.seal.json is deliberately not read:
-// hallpass does not implement k4.seal.
+// Official PASERK vectors (paseto-standard/test-vectors), pinned by the
+// checksums in testdata/vectors/paseto/SOURCES.md. When a checkout of the
+// shared vector set sits at sharedVectorDir, TestVectorFilesProvenance also checks that
+// the copies here are byte-identical to it; without it, only the checksums.
+// k4.seal.json is deliberately not read: hallpass does not implement k4.seal.
 const (
 	vectorDir       = "../testdata/vectors/paseto"
 	sharedVectorDir = "../../shared/vectors/paseto"

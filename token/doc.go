@@ -25,7 +25,7 @@
 //     or HSM; go-paseto signs only with its own in-memory key type;
 //   - the verifier refuses payloads with duplicate JSON member names, which
 //     needs the raw payload bytes, while go-paseto hands back a decoded map;
-//   - verification should cost little more than ed25519.Verify itself (goal:
+//   - verification should cost little more than ed25519.Verify itself (target:
 //     within 1.2x); go-paseto's parse costs about 1.28x. Here the token is
 //     decoded straight into the PAE buffer (one allocation) and the claims
 //     are read in one reflection-free pass.
@@ -52,7 +52,7 @@
 // # Limits
 //
 // This package checks no clock, issuer, audience, revocation or device
-// binding; the verifier package does, in the order the protocol fixes. Mint
+// binding; the verifier package does, in the order docs/protocol.md fixes. Mint
 // trusts its crypto.Signer to return a valid signature (Ed25519 signatures
 // are deterministic; a faulty signer yields tokens that fail verification,
 // not forgeable ones). Tokens are bearer credentials bound to a device key

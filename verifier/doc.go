@@ -8,8 +8,8 @@
 //
 // # Order of checks
 //
-// Verify applies the checks of the protocol in this order and rejects at the
-// first failure (fail closed):
+// Verify applies the checks of the protocol (docs/protocol.md, "Verification
+// order") in this order and rejects at the first failure (fail closed):
 //
 //  1. size: at most 4096 bytes by default, WithMaxTokenSize (ErrTooLarge);
 //  2. header "v4.public." (ErrMalformed);
@@ -103,7 +103,7 @@
 // without reflection, and a verification makes five small allocations.
 // BenchmarkVerify runs beside BenchmarkRawEd25519Verify on the same message;
 // BenchmarkVerifyVsRaw interleaves the two and reports the median ratio
-// (about 1.04 on a 2-core amd64 VM, against the 1.2 goal). A token with an
+// (about 1.04 on a 2-core amd64 VM, against a 1.2 target). A token with an
 // unknown kid is refused in well under a microsecond, before any
 // cryptography.
 package verifier

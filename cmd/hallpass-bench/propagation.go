@@ -55,7 +55,8 @@ import (
 	revredis "github.com/hallpass/hallpass/revocation/redisstore"
 )
 
-// propagationGoal is the target for p99.
+// propagationGoal is the p99 target of revocation propagation
+// (docs/revocation.md).
 const propagationGoal = 50 * time.Millisecond
 
 // perRevocationTimeout bounds the wait for every watcher to print one

@@ -33,7 +33,7 @@ import (
 //     (internal/benchratio): median latency ratio, p50 and p99;
 //   - throughput: rounds of 100 ms with 4 client goroutines per CPU, then
 //     the floor with as many goroutines on the same CPUs; reports req/s and the median of
-//     (req/s) / (floor ops/s), the goal being >= 0.85. For context,
+//     (req/s) / (floor ops/s), the target being >= 0.85. For context,
 //     unauth-req/s is the same client (proof signed and sent) against a
 //     handler without the middleware: the cost of net/http over loopback
 //     plus the client's signature.
@@ -235,8 +235,8 @@ func throughput(n int, d time.Duration, f func()) float64 {
 // previous request is in flight. Rounds of 100 ms with 4 client goroutines
 // per CPU, then the case's own floor with as many goroutines on the same
 // CPUs. Reports req/s, the floor's ops/s, p50 and p99 latency under that
-// load, and the median over rounds of (req/s) / (floor ops/s), the issue's
-// goal being >= 0.85.
+// load, and the median over rounds of (req/s) / (floor ops/s), the target
+// being >= 0.85.
 //
 //   - nocache: every request verifies the token's signature and the
 //     proof's; floor = two Ed25519 verifies (floorServer);

@@ -19,8 +19,9 @@ import (
 
 // Official PASERK vectors (paseto-standard/test-vectors), pinned by the
 // checksums in testdata/vectors/paseto/SOURCES.md. When a checkout of the
-// shared vector set sits at sharedVectorDir, TestVectorFilesProvenance also checks that
-// the copies here are byte-identical to it; without it, only the checksums.
+// shared vector set sits at sharedVectorDir, TestVectorFilesProvenance also
+// checks that the copies here are byte-identical to it; without it, only the
+// checksums.
 // k4.seal.json is deliberately not read: hallpass does not implement k4.seal.
 const (
 	vectorDir       = "../testdata/vectors/paseto"

@@ -1,6 +1,10 @@
 package dpop
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/hallpass/hallpass/problem"
+)
 
 // Proof failures returned by [Verify]. Each failure wraps one of them (test
 // with errors.Is), sometimes with a fixed detail; the text never contains
@@ -45,9 +49,10 @@ var (
 
 // RFC 9449 error codes, for the "error" member of a token endpoint response
 // (section 5) or the WWW-Authenticate DPoP challenge (section 7.1).
+// They are the codes of the same name in package problem.
 const (
-	CodeInvalidProof = "invalid_dpop_proof"
-	CodeUseNonce     = "use_dpop_nonce"
+	CodeInvalidProof = problem.InvalidDPoPProof
+	CodeUseNonce     = problem.UseDPoPNonce
 )
 
 // ErrorCode returns the RFC 9449 error code for err: [CodeUseNonce] for
@@ -77,4 +82,42 @@ var proofErrors = []error{
 	ErrTooLarge, ErrMalformed, ErrDuplicateKey, ErrType, ErrAlgorithm,
 	ErrCritical, ErrKey, ErrSignature, ErrClaims, ErrMethod, ErrURL,
 	ErrTooOld, ErrFuture, ErrAccessTokenHash, ErrKeyMismatch, ErrReplay,
+}
+
+// details say what to fix for each proof failure: fixed text, never
+// anything from the proof.
+var details = []struct {
+	err    error
+	detail string
+}{
+	{ErrTooLarge, "The DPoP proof is larger than the server accepts."},
+	{ErrMalformed, "The DPoP header is missing, repeated, or not a compact JWS with base64url JSON parts."},
+	{ErrDuplicateKey, "The DPoP proof repeats a JSON member."},
+	{ErrType, `The DPoP proof's typ must be "dpop+jwt".`},
+	{ErrAlgorithm, "The DPoP proof's alg must be ES256 or EdDSA."},
+	{ErrCritical, "The DPoP proof has a crit header, which is not supported."},
+	{ErrKey, "The DPoP proof's jwk must be a public P-256 (ES256) or Ed25519 (EdDSA) key matching alg."},
+	{ErrSignature, "The DPoP proof's signature does not verify with its jwk."},
+	{ErrClaims, "The DPoP proof must carry jti, htm, htu and iat with the right types."},
+	{ErrMethod, "The DPoP proof's htm does not match the request method."},
+	{ErrURL, "The DPoP proof's htu does not match the request URL (scheme, host, port and path as the server is configured; no query or fragment)."},
+	{ErrTooOld, "The DPoP proof's iat is too old; make a fresh proof for each request (check the device clock)."},
+	{ErrFuture, "The DPoP proof's iat is in the future; check the device clock."},
+	{ErrAccessTokenHash, "The DPoP proof's ath must be the base64url SHA-256 of the access token sent with it."},
+	{ErrKeyMismatch, "The DPoP proof is signed by another key than the one the token is bound to."},
+	{ErrReplay, "This DPoP proof was already used; make a fresh proof (new jti) for each request."},
+	{ErrNonceRequired, "Retry with a DPoP proof carrying the nonce from the DPoP-Nonce header."},
+	{ErrNonceInvalid, "The DPoP proof's nonce is unknown or expired; retry with the nonce from the DPoP-Nonce header."},
+}
+
+// Detail returns a fixed sentence that says what is wrong with a proof
+// refused with err, for the detail of an error response, or "" when err is
+// not a proof failure. It never contains anything from the proof.
+func Detail(err error) string {
+	for _, d := range details {
+		if errors.Is(err, d.err) {
+			return d.detail
+		}
+	}
+	return ""
 }

@@ -10,8 +10,8 @@ import (
 // TestDependencies keeps the verifier light: a service that only verifies
 // tokens must not pull in an HTTP framework, a database client or a JOSE
 // library. Allowed outside the standard library: golang.org/x/...,
-// aidanwoods.dev/... and the hallpass keys, token and internal/strictjson
-// packages.
+// aidanwoods.dev/... and the hallpass keys, token, problem and
+// internal/strictjson packages.
 func TestDependencies(t *testing.T) {
 	deps := depcheck.Allowed(t, "github.com/hallpass/hallpass/verifier", func(dep string) bool {
 		switch {
@@ -19,7 +19,8 @@ func TestDependencies(t *testing.T) {
 			return false
 		case dep == "github.com/hallpass/hallpass/keys",
 			dep == "github.com/hallpass/hallpass/token",
-			dep == "github.com/hallpass/hallpass/internal/strictjson":
+			dep == "github.com/hallpass/hallpass/internal/strictjson",
+			dep == "github.com/hallpass/hallpass/problem":
 			return true
 		}
 		return strings.HasPrefix(dep, "golang.org/x/") || strings.HasPrefix(dep, "aidanwoods.dev/")

@@ -1,14 +1,21 @@
 package verifier
 
-import "errors"
+import (
+	"errors"
 
-// Stable codes returned by Code, for HTTP responses and CLI output.
+	"github.com/hallpass/hallpass/problem"
+)
+
+// Stable codes returned by Code, for HTTP responses and CLI output. The
+// first four are the codes of the same name in package problem;
+// CodeServerError is this package's own class of "not the token's fault"
+// and never goes on the wire (an HTTP layer answers 500 or 503).
 const (
-	CodeInvalidToken     = "invalid_token"      // malformed, unknown key, bad signature or claims, or a rule other than below
-	CodeTokenExpired     = "token_expired"      // exp passed
-	CodeTokenRevoked     = "token_revoked"      // the token or its signing key is revoked
-	CodeInvalidDPoPProof = "invalid_dpop_proof" // the device-binding check failed
-	CodeServerError      = "server_error"       // not the token's fault: a key source or configuration failed
+	CodeInvalidToken     = problem.InvalidToken     // malformed, unknown key, bad signature or claims, or a rule other than below
+	CodeTokenExpired     = problem.TokenExpired     // exp passed
+	CodeTokenRevoked     = problem.TokenRevoked     // the token or its signing key is revoked
+	CodeInvalidDPoPProof = problem.InvalidDPoPProof // the device-binding check failed
+	CodeServerError      = "server_error"           // not the token's fault: a key source or configuration failed
 )
 
 // verr is a sentinel error: fixed text, a stable code, and a class
@@ -59,6 +66,11 @@ var (
 	ErrKeySource error = &verr{"verifier: key source failed", CodeServerError, nil}
 	// ErrKeySet: a key-set document or key list is invalid.
 	ErrKeySet error = &verr{"verifier: invalid key set", CodeServerError, nil}
+	// ErrRevocationUnavailable: a RevocationChecker wraps it when it could
+	// not decide (its store did not answer). The token is refused as
+	// ErrRevoked, as every checker error is, but an HTTP layer answers 503
+	// "retry later", not a verdict on the token.
+	ErrRevocationUnavailable error = &verr{"verifier: revocation check unavailable", CodeServerError, nil}
 	// ErrConfig: New was given invalid arguments or options.
 	ErrConfig error = &verr{"verifier: invalid configuration", CodeServerError, nil}
 )

@@ -11,20 +11,25 @@ import (
 	"net/http"
 
 	"github.com/hallpass/hallpass/dpop"
+	"github.com/hallpass/hallpass/problem"
 	"github.com/hallpass/hallpass/revocation"
 	"github.com/hallpass/hallpass/verifier"
 )
 
-// Stable codes of an *Error, as the issuer uses them (docs/openapi.yaml).
+// Stable codes of an *Error, from the one vocabulary of package problem
+// (docs/openapi.yaml).
 const (
-	CodeInvalidToken     = "invalid_token"      // missing, malformed, not authentic, or a claim rule failed
-	CodeTokenExpired     = "token_expired"      // refresh the token
-	CodeTokenRevoked     = "token_revoked"      // the token, its device, account or signing key is revoked
-	CodeInvalidDPoPProof = "invalid_dpop_proof" // missing, malformed, replayed, or not for this request or key
-	CodeUseDPoPNonce     = "use_dpop_nonce"     // retry with the nonce in Error.Nonce (DPoP-Nonce header)
-	CodeUnavailable      = "unavailable"        // 503: a replay cache, key source or revocation mirror did not answer
-	CodeInternal         = "internal_error"     // 500: misconfiguration
+	CodeInvalidToken     = problem.InvalidToken     // missing, malformed, not authentic, or a claim rule failed
+	CodeTokenExpired     = problem.TokenExpired     // refresh the token
+	CodeTokenRevoked     = problem.TokenRevoked     // the token, its device, account or signing key is revoked
+	CodeInvalidDPoPProof = problem.InvalidDPoPProof // missing, malformed, replayed, or not for this request or key
+	CodeUseDPoPNonce     = problem.UseDPoPNonce     // retry with the nonce in Error.Nonce (DPoP-Nonce header)
+	CodeUnavailable      = problem.Unavailable      // 503: a replay cache, key source or revocation check did not answer
+	CodeInternal         = problem.Internal         // 500: misconfiguration
 )
+
+// detailNoProof says what to fix when the DPoP header is missing.
+const detailNoProof = "A DPoP-bound token needs exactly one DPoP header with a fresh proof for this request (with ath)."
 
 // Causes of refusals found before the token is verified; they are in the
 // chain of the *Error (errors.Is) and in the log, never in a response.
@@ -47,6 +52,10 @@ type Error struct {
 	Nonce string
 	// RequestID identifies a 5xx in the log; it goes into the response.
 	RequestID string
+	// Detail, when not empty, says what to fix (for example which URL a
+	// proof's htu must name). It is fixed text or the server's own
+	// configuration, never request content.
+	Detail string
 
 	noCredentials bool // 401 without credentials: challenge without error=
 	cause         error
@@ -55,39 +64,14 @@ type Error struct {
 func (e *Error) Error() string { return "httpauth: " + e.Code }
 func (e *Error) Unwrap() error { return e.cause }
 
-// Problem is an RFC 9457 problem details object, as the issuer writes it.
-type Problem struct {
-	Type      string `json:"type"`
-	Title     string `json:"title"`
-	Status    int    `json:"status"`
-	Code      string `json:"code"`
-	Detail    string `json:"detail"`
-	RequestID string `json:"request_id,omitempty"`
-}
-
-// problemText: the issuer's fixed titles and details (issuer/problem.go).
-var problemText = map[string][2]string{
-	CodeInvalidToken:     {"Invalid access token", "The access token is missing, malformed, not signed by this issuer or not meant for this audience."},
-	CodeTokenExpired:     {"Access token expired", "The access token has expired; refresh it."},
-	CodeTokenRevoked:     {"Access token revoked", "The device of this access token has logged out or was revoked."},
-	CodeInvalidDPoPProof: {"Invalid DPoP proof", "The DPoP proof is missing, malformed, replayed, or not valid for this request or key."},
-	CodeUseDPoPNonce:     {"DPoP nonce required", "Retry with a DPoP proof carrying the nonce from the DPoP-Nonce header."},
-	CodeUnavailable:      {"Service unavailable", "A backing service did not answer in time; nothing was changed. Retry later."},
-	CodeInternal:         {"Internal error", "The server failed to handle the request."},
-}
+// Problem is an RFC 9457 problem details object, as every hallpass server
+// writes it.
+type Problem = problem.Details
 
 // Problem returns the problem details of e. An unknown code gets the
 // internal error's text.
 func (e *Error) Problem() Problem {
-	txt, ok := problemText[e.Code]
-	if !ok {
-		txt = problemText[CodeInternal]
-	}
-	p := Problem{Type: "urn:hallpass:problem:" + e.Code, Title: txt[0], Status: e.Status, Code: e.Code, Detail: txt[1]}
-	if e.Status >= 500 {
-		p.RequestID = e.RequestID
-	}
-	return p
+	return problem.New(e.Code, e.Status, e.Detail, e.RequestID)
 }
 
 // Challenge returns the WWW-Authenticate value of a 401 (RFC 9449 section
@@ -97,9 +81,9 @@ func (e *Error) Challenge() string {
 		return ""
 	}
 	if e.noCredentials {
-		return `DPoP algs="ES256 EdDSA"`
+		return problem.DPoPChallenge("")
 	}
-	return `DPoP error="` + e.Code + `", algs="ES256 EdDSA"`
+	return problem.DPoPChallenge(e.Code)
 }
 
 // WriteProblem answers a refused request: application/problem+json with
@@ -112,7 +96,7 @@ func WriteProblem(w http.ResponseWriter, err error) {
 		e = &Error{Status: http.StatusInternalServerError, Code: CodeInternal}
 	}
 	h := w.Header()
-	h.Set("Content-Type", "application/problem+json")
+	h.Set("Content-Type", problem.ContentType)
 	h.Set("Cache-Control", "no-store")
 	if c := e.Challenge(); c != "" {
 		h.Set("WWW-Authenticate", c)
@@ -133,15 +117,15 @@ func (a *Authenticator) tokenError(err error) *Error {
 	e := &Error{Status: http.StatusUnauthorized, cause: err}
 	if errors.Is(err, verifier.ErrBinding) {
 		if errors.Is(err, ErrNoProof) {
-			e.Code = CodeInvalidDPoPProof
+			e.Code, e.Detail = CodeInvalidDPoPProof, detailNoProof
 			return e
 		}
 		switch dpop.ErrorCode(err) {
 		case dpop.CodeUseNonce:
-			e.Code = CodeUseDPoPNonce
+			e.Code, e.Detail = CodeUseDPoPNonce, dpop.Detail(err)
 			return e
 		case dpop.CodeInvalidProof:
-			e.Code = CodeInvalidDPoPProof
+			e.Code, e.Detail = CodeInvalidDPoPProof, a.proofDetail(err)
 			return e
 		}
 		if errors.Is(err, dpop.ErrReplayCheck) {
@@ -156,7 +140,7 @@ func (a *Authenticator) tokenError(err error) *Error {
 		e.Code = CodeTokenExpired
 	case verifier.CodeTokenRevoked:
 		e.Code = CodeTokenRevoked
-		if errors.Is(err, revocation.ErrStale) {
+		if errors.Is(err, revocation.ErrStale) || errors.Is(err, verifier.ErrRevocationUnavailable) {
 			// The mirror cannot vouch for the token: fail closed, as
 			// "retry later", not as a verdict on the token.
 			e.Status, e.Code = http.StatusServiceUnavailable, CodeUnavailable
@@ -174,6 +158,23 @@ func (a *Authenticator) tokenError(err error) *Error {
 	}
 	return e
 }
+
+// proofDetail says what to fix in a refused proof. For a URL mismatch it
+// names the public URL the server is configured with (its own
+// configuration, not request content): the usual cause is a client that
+// builds htu from another host name for the same server.
+func (a *Authenticator) proofDetail(err error) string {
+	d := dpop.Detail(err)
+	if errors.Is(err, dpop.ErrURL) && a.base != "" {
+		d += " This server's public URL is " + a.base + "; htu is that URL followed by the request path."
+	}
+	return d
+}
+
+// CauseText is the cause of e as fixed text, safe to log: the texts of
+// verifier, dpop, revocation and this package never carry token or proof
+// content.
+func (e *Error) CauseText() string { return causeText(e.cause) }
 
 // fail completes e (nonce, request id) and logs it.
 func (a *Authenticator) fail(ctx context.Context, e *Error) *Error {

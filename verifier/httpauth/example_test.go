@@ -65,5 +65,5 @@ func ExampleAuthenticator_Middleware() {
 	// Output:
 	// hello acc_1
 	// 401 DPoP error="invalid_dpop_proof", algs="ES256 EdDSA"
-	// {"type":"urn:hallpass:problem:invalid_dpop_proof","title":"Invalid DPoP proof","status":401,"code":"invalid_dpop_proof","detail":"The DPoP proof is missing, malformed, replayed, or not valid for this request or key."}
+	// {"type":"urn:hallpass:problem:invalid_dpop_proof","title":"Invalid DPoP proof","status":401,"code":"invalid_dpop_proof","detail":"A DPoP-bound token needs exactly one DPoP header with a fresh proof for this request (with ath)."}
 }

@@ -249,7 +249,7 @@ func (a *Authenticator) AuthenticateHTTP(r *http.Request) (*token.Claims, error)
 	}
 	proofs := r.Header.Values(dpop.Header)
 	if len(proofs) > 1 {
-		return nil, a.fail(ctx, &Error{Status: http.StatusUnauthorized, Code: CodeInvalidDPoPProof, cause: ErrNoProof})
+		return nil, a.fail(ctx, &Error{Status: http.StatusUnauthorized, Code: CodeInvalidDPoPProof, Detail: detailNoProof, cause: ErrNoProof})
 	}
 	req := Request{Method: r.Method, Path: r.URL.EscapedPath()}
 	if len(authz) == 1 {

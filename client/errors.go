@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hallpass/hallpass/problem"
 )
 
 // Sentinel errors, tested with errors.Is.
@@ -43,18 +45,19 @@ var (
 	ErrOtherOrigin = errors.New("client: request is not for the server URL")
 )
 
-// Stable API error codes (the "code" member of the server's problem+json).
+// Stable API error codes (the "code" member of the server's problem+json),
+// from the one vocabulary of package problem.
 const (
-	CodeInvalidToken     = "invalid_token"
-	CodeTokenExpired     = "token_expired"
-	CodeTokenRevoked     = "token_revoked"
-	CodeInvalidDPoPProof = "invalid_dpop_proof"
-	CodeUseDPoPNonce     = "use_dpop_nonce"
-	CodeInvalidGrant     = "invalid_grant"
-	CodeUsernameTaken    = "username_taken"
-	CodeUsernameInvalid  = "username_invalid"
-	CodeRateLimited      = "rate_limited"
-	CodeUnavailable      = "unavailable"
+	CodeInvalidToken     = problem.InvalidToken
+	CodeTokenExpired     = problem.TokenExpired
+	CodeTokenRevoked     = problem.TokenRevoked
+	CodeInvalidDPoPProof = problem.InvalidDPoPProof
+	CodeUseDPoPNonce     = problem.UseDPoPNonce
+	CodeInvalidGrant     = problem.InvalidGrant
+	CodeUsernameTaken    = problem.UsernameTaken
+	CodeUsernameInvalid  = problem.UsernameInvalid
+	CodeRateLimited      = problem.RateLimited
+	CodeUnavailable      = problem.Unavailable
 )
 
 // APIError is an error answer of the server (RFC 9457 problem details).
@@ -102,7 +105,7 @@ const maxErrorBody = 16 << 10
 func parseProblem(resp *http.Response, body []byte) *APIError {
 	e := &APIError{Status: resp.StatusCode}
 	if ct, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type")); err == nil &&
-		(ct == "application/problem+json" || ct == "application/json") {
+		(ct == problem.ContentType || ct == "application/json") {
 		var p struct {
 			Code      string `json:"code"`
 			Error     string `json:"error"` // OAuth 2.0 style (RFC 6749 section 5.2)

@@ -6,37 +6,32 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/hallpass/hallpass/problem"
 	"github.com/hallpass/hallpass/verifier/httpauth"
 )
 
 // Codes of the gateway's own refusals (the Authenticator's are
-// httpauth.Code...).
+// httpauth.Code...), from the one vocabulary of package problem.
 const (
-	codeInvalidRequest = "invalid_request"
-	codeForbidden      = "forbidden"
-	codeNotFound       = "not_found"
-	codeBadGateway     = "bad_gateway"
+	codeInvalidRequest = problem.InvalidRequest
+	codeForbidden      = problem.Forbidden
+	codeNotFound       = problem.NotFound
+	codeBadGateway     = problem.BadGateway
 )
 
-var problemText = map[string][2]string{
-	codeInvalidRequest: {"Invalid request", "The forwarded request description is missing or malformed."},
-	codeForbidden:      {"Forbidden", "This endpoint answers configured proxies only."},
-	codeNotFound:       {"Not found", "No such endpoint or resource."},
-	codeBadGateway:     {"Bad gateway", "The upstream did not answer."},
-}
+// detailInvalidRequest is the gateway's own detail for invalid_request: the
+// forward-auth request (from the proxy) is what is malformed.
+const detailInvalidRequest = "The forwarded request description is missing or malformed."
 
 // writeProblem answers with one of the gateway's own codes.
 func writeProblem(w http.ResponseWriter, status int, code string) {
-	txt := problemText[code]
-	b, _ := json.Marshal(struct {
-		Type   string `json:"type"`
-		Title  string `json:"title"`
-		Status int    `json:"status"`
-		Code   string `json:"code"`
-		Detail string `json:"detail"`
-	}{"urn:hallpass:problem:" + code, txt[0], status, code, txt[1]})
+	detail := ""
+	if code == codeInvalidRequest {
+		detail = detailInvalidRequest
+	}
+	b, _ := json.Marshal(problem.New(code, status, detail, ""))
 	h := w.Header()
-	h.Set("Content-Type", "application/problem+json")
+	h.Set("Content-Type", problem.ContentType)
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_, _ = w.Write(b)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"time"
 )
 
 // Sentinel errors. Messages never carry key material or the input string.
@@ -210,6 +211,16 @@ func (l LocalKey) LogValue() slog.Value { return slog.StringValue(string(l.id)) 
 
 // Format implements fmt.Formatter: no verb prints the key bytes.
 func (l LocalKey) Format(f fmt.State, verb rune) { formatRedacted(f, verb, l.String()) }
+
+// LocalKeyEntry is one stored refresh-token key with its times, as the
+// key ring stores (keys/filestore, keys/redisring) keep them: a list,
+// current (newest) first, then retired keys kept until no refresh token
+// sealed under them can still be valid.
+type LocalKeyEntry struct {
+	Key     *LocalKey
+	Created time.Time
+	Retired time.Time // zero for the current key
+}
 
 // WrappingKey is a 32-byte key that wraps other keys at rest
 // (PASERK k4.local-wrap.pie / k4.secret-wrap.pie).

@@ -14,6 +14,11 @@
 // (temp file, fsync, rename, fsync of the directory), so a reader sees the
 // old ring or the new one, never a torn file.
 //
+// DIR/local.json holds the refresh-token keys (keys.LocalKeyEntry) with the
+// same protection. A wrong passphrase gives ErrWrongPassphrase and a wrong
+// wrapping key ErrWrongWrapKey, each wrapping keys.ErrUnwrap.
+//
 // Limits: flock is advisory and local to one machine; several issuer nodes
-// sharing one ring need a shared store (a later Redis ring store).
+// sharing one ring need a shared store (keys/redisring). keys/live serves
+// a ring from this store and applies rotations through Update.
 package filestore

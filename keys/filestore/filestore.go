@@ -24,6 +24,12 @@ var (
 	ErrCorrupt     = errors.New("filestore: key ring file is corrupt")
 	ErrProtection  = errors.New("filestore: key ring protection does not match")
 	ErrInsecureDir = errors.New("filestore: key ring file or directory is readable by others")
+	// ErrWrongPassphrase and ErrWrongWrapKey: the secret the Store was
+	// given does not open a stored key. Which one tells the operator what
+	// to fix; a wrong secret and an altered file cannot be told apart. Both
+	// are returned wrapped together with keys.ErrUnwrap.
+	ErrWrongPassphrase = errors.New("filestore: the passphrase does not open the key ring (wrong passphrase, or the file was altered)")
+	ErrWrongWrapKey    = errors.New("filestore: the wrapping key does not open the key ring (wrong wrapping key, or the file was altered)")
 )
 
 const (
@@ -229,7 +235,7 @@ func (s *Store) Load(ctx context.Context) (*keys.Ring, error) {
 		return nil, err
 	}
 	if ff.Protection != s.prot.Protection() {
-		return nil, fmt.Errorf("%w: ring is %q", ErrProtection, ff.Protection)
+		return nil, fmt.Errorf("%w: the ring is protected by %s, not %s", ErrProtection, ff.Protection, s.prot.Protection())
 	}
 	entries, err := s.decode(ff, true)
 	if err != nil {
@@ -338,13 +344,28 @@ func (s *Store) decode(ff *fileFormat, secrets bool) ([]keys.RingEntry, error) {
 		if secrets && fe.Status != keys.StatusRevoked {
 			sk, err := s.prot.Open(fe.Secret)
 			if err != nil {
-				return nil, fmt.Errorf("filestore: open secret key %s: %w", fe.Kid, err)
+				return nil, s.openErr("secret key", fe.Kid, err)
 			}
 			e.Secret = sk
 		}
 		out = append(out, e)
 	}
 	return out, nil
+}
+
+// openErr reports a stored key that did not open. A wrong passphrase and
+// a wrong wrapping key are different mistakes, so the error names the
+// secret that was tried (never its value).
+func (s *Store) openErr(what string, kid keys.KeyID, err error) error {
+	if errors.Is(err, keys.ErrUnwrap) {
+		switch s.prot.Protection() {
+		case ProtectionPassword:
+			return fmt.Errorf("%w: %s %s: %w", ErrWrongPassphrase, what, kid, err)
+		case ProtectionWrapKey:
+			return fmt.Errorf("%w: %s %s: %w", ErrWrongWrapKey, what, kid, err)
+		}
+	}
+	return fmt.Errorf("filestore: open %s %s: %w", what, kid, err)
 }
 
 func timePtr(t time.Time) *time.Time {

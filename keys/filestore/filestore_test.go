@@ -147,6 +147,47 @@ func TestWrongSecretOrProtection(t *testing.T) {
 	}
 }
 
+// TestWrongSecretNamed: a wrong passphrase and a wrong wrapping key are
+// different mistakes with different fixes, so they give different errors
+// (both still keys.ErrUnwrap), for the ring and for the refresh-token keys,
+// and neither message carries the secret that was tried.
+func TestWrongSecretNamed(t *testing.T) {
+	ctx := context.Background()
+	right, _ := keys.GenerateWrappingKey(nil)
+	other, _ := keys.GenerateWrappingKey(nil)
+	rightPW, _ := PasswordWithParams([]byte("correct horse battery"), fastParams, keys.DefaultArgon2Limits)
+	wrongPW, _ := PasswordWithParams([]byte("wrong horse battery"), fastParams, keys.DefaultArgon2Limits)
+	rightWK, _ := WrapKey(right)
+	wrongWK, _ := WrapKey(other)
+	for _, tc := range []struct {
+		name         string
+		made, opened Protector
+		want, notIs  error
+	}{
+		{"passphrase", rightPW, wrongPW, ErrWrongPassphrase, ErrWrongWrapKey},
+		{"wrap key", rightWK, wrongWK, ErrWrongWrapKey, ErrWrongPassphrase},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			st, _ := New(dir, tc.made, nil)
+			if _, err := st.Init(ctx, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			bad, _ := New(dir, tc.opened, nil)
+			_, errRing := bad.Load(ctx)
+			_, errLocal := bad.LoadLocal(ctx)
+			for what, err := range map[string]error{"Load": errRing, "LoadLocal": errLocal} {
+				if !errors.Is(err, tc.want) || !errors.Is(err, keys.ErrUnwrap) || errors.Is(err, tc.notIs) {
+					t.Errorf("%s: %v, want %v and keys.ErrUnwrap", what, err, tc.want)
+				}
+				if strings.Contains(err.Error(), "wrong horse") || strings.Contains(err.Error(), "horse battery") {
+					t.Errorf("%s: the error quotes the passphrase: %v", what, err)
+				}
+			}
+		})
+	}
+}
+
 func TestCorruptAndTampered(t *testing.T) {
 	ctx := context.Background()
 	w, _ := keys.GenerateWrappingKey(nil)

@@ -25,15 +25,8 @@ func (s *Store) localExists() bool {
 	return err == nil
 }
 
-// LocalKey is one stored symmetric key with its times.
-type LocalKey struct {
-	Key     *keys.LocalKey
-	Created time.Time
-	Retired time.Time // zero for the current key
-}
-
 // LoadLocal returns the refresh-token keys, current first.
-func (s *Store) LoadLocal(ctx context.Context) ([]LocalKey, error) {
+func (s *Store) LoadLocal(ctx context.Context) ([]keys.LocalKeyEntry, error) {
 	if s.prot == nil {
 		return nil, errors.New("filestore: LoadLocal needs a Protector")
 	}
@@ -42,9 +35,9 @@ func (s *Store) LoadLocal(ctx context.Context) ([]LocalKey, error) {
 		return nil, err
 	}
 	if ff.Protection != s.prot.Protection() {
-		return nil, fmt.Errorf("%w: local keys are %q", ErrProtection, ff.Protection)
+		return nil, fmt.Errorf("%w: the refresh-token keys are protected by %s, not %s", ErrProtection, ff.Protection, s.prot.Protection())
 	}
-	out := make([]LocalKey, 0, len(ff.Keys))
+	out := make([]keys.LocalKeyEntry, 0, len(ff.Keys))
 	for i, fe := range ff.Keys {
 		want := keys.StatusRetired
 		if i == 0 {
@@ -55,12 +48,12 @@ func (s *Store) LoadLocal(ctx context.Context) ([]LocalKey, error) {
 		}
 		k, err := s.prot.OpenLocal(fe.Secret)
 		if err != nil {
-			return nil, fmt.Errorf("filestore: open local key %s: %w", fe.Kid, err)
+			return nil, s.openErr("refresh-token key", fe.Kid, err)
 		}
 		if k.ID() != fe.Kid {
 			return nil, fmt.Errorf("%w: local key does not match its kid", ErrCorrupt)
 		}
-		lk := LocalKey{Key: k, Created: fe.Created}
+		lk := keys.LocalKeyEntry{Key: k, Created: fe.Created}
 		if fe.Retired != nil {
 			lk.Retired = *fe.Retired
 		}
@@ -85,7 +78,7 @@ func (s *Store) RotateLocal(ctx context.Context, now time.Time, keep time.Durati
 }
 
 func (s *Store) rotateLocalLocked(now time.Time, keep time.Duration) error {
-	var old []LocalKey
+	var old []keys.LocalKeyEntry
 	if s.localExists() {
 		var err error
 		if old, err = s.LoadLocal(context.Background()); err != nil {
@@ -97,7 +90,7 @@ func (s *Store) rotateLocalLocked(now time.Time, keep time.Duration) error {
 		return err
 	}
 	now = now.UTC()
-	list := []LocalKey{{Key: k, Created: now}}
+	list := []keys.LocalKeyEntry{{Key: k, Created: now}}
 	for _, o := range old {
 		if o.Retired.IsZero() {
 			o.Retired = now

@@ -1,7 +1,8 @@
 // Package redisring keeps a keys.Ring and the refresh-token keys in Redis,
 // shared by several issuer nodes. Its API mirrors keys/filestore (Init,
-// Load, LoadPublic, Update, LoadLocal, RotateLocal; LocalKey is the same
-// type), so a server can use either store.
+// Load, LoadPublic, Update, LoadLocal, RotateLocal; refresh-token keys are
+// keys.LocalKeyEntry in both), so a server can use either store, and
+// keys/live serves the ring from either.
 //
 // # Key layout
 //

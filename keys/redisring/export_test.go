@@ -17,6 +17,6 @@ func SealPlaintextRing(s *Store, r *keys.Ring) (string, error) {
 // DecodeRing and DecodeLocal expose the parsers of stored values to the
 // fuzz test.
 func DecodeRing(s *Store, val string) (*keys.Ring, error) { return s.decodeRing(val, true) }
-func DecodeLocal(s *Store, val string) ([]LocalKey, error) {
+func DecodeLocal(s *Store, val string) ([]keys.LocalKeyEntry, error) {
 	return s.decodeLocal(val)
 }

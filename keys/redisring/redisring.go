@@ -18,7 +18,6 @@ import (
 
 	"github.com/hallpass/hallpass/internal/redisclient"
 	"github.com/hallpass/hallpass/keys"
-	"github.com/hallpass/hallpass/keys/filestore"
 )
 
 // Errors. Messages never carry key material.
@@ -53,10 +52,6 @@ const (
 	macLabel       = "hallpass/redisring/document-mac/v1"
 	maxValueLen    = 1 << 20
 )
-
-// LocalKey is one stored refresh-token key with its times; the same type
-// as the file store's, so a server can use either store.
-type LocalKey = filestore.LocalKey
 
 // Options configure New. The zero value is useful.
 type Options struct {
@@ -220,7 +215,7 @@ func (s *Store) open(val, kind string) (*document, error) {
 	}
 	tag, err := base64.RawURLEncoding.DecodeString(env.MAC)
 	if err != nil || !hmac.Equal(tag, s.mac(env.Doc)) {
-		return nil, fmt.Errorf("redisring: %s document: %w", kind, keys.ErrUnwrap)
+		return nil, fmt.Errorf("redisring: the wrapping key does not open the stored %s document (wrong wrapping key, or the value was altered): %w", kind, keys.ErrUnwrap)
 	}
 	var d document
 	dec := json.NewDecoder(strings.NewReader(string(env.Doc)))
@@ -291,7 +286,7 @@ func (s *Store) decodeRing(val string, secrets bool) (*keys.Ring, error) {
 	return keys.RestorePublicRing(out)
 }
 
-func (s *Store) encodeLocal(list []LocalKey, version uint64) (string, error) {
+func (s *Store) encodeLocal(list []keys.LocalKeyEntry, version uint64) (string, error) {
 	d := document{Kind: kindLocal, Version: version}
 	for i, lk := range list {
 		sealed, err := keys.WrapLocalPIE(lk.Key, s.w, s.rand)
@@ -307,12 +302,12 @@ func (s *Store) encodeLocal(list []LocalKey, version uint64) (string, error) {
 	return s.seal(&d)
 }
 
-func (s *Store) decodeLocal(val string) ([]LocalKey, error) {
+func (s *Store) decodeLocal(val string) ([]keys.LocalKeyEntry, error) {
 	d, err := s.open(val, kindLocal)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]LocalKey, 0, len(d.Keys))
+	out := make([]keys.LocalKeyEntry, 0, len(d.Keys))
 	for i, de := range d.Keys {
 		want := keys.StatusRetired
 		if i == 0 {
@@ -328,7 +323,7 @@ func (s *Store) decodeLocal(val string) ([]LocalKey, error) {
 		if k.ID() != de.Kid {
 			return nil, fmt.Errorf("%w: local key does not match its kid", ErrCorrupt)
 		}
-		lk := LocalKey{Key: k, Created: de.Created}
+		lk := keys.LocalKeyEntry{Key: k, Created: de.Created}
 		if de.Retired != nil {
 			lk.Retired = *de.Retired
 		}
@@ -402,7 +397,7 @@ func (s *Store) Init(ctx context.Context, now time.Time) (*keys.Ring, error) {
 		if err != nil {
 			return nil, err
 		}
-		localVal, err := s.encodeLocal([]LocalKey{{Key: lk, Created: now.UTC()}}, version+1)
+		localVal, err := s.encodeLocal([]keys.LocalKeyEntry{{Key: lk, Created: now.UTC()}}, version+1)
 		if err != nil {
 			return nil, err
 		}
@@ -547,7 +542,7 @@ func (s *Store) backoff(ctx context.Context, attempt int) error {
 }
 
 // LoadLocal returns the refresh-token keys, current first.
-func (s *Store) LoadLocal(ctx context.Context) ([]LocalKey, error) {
+func (s *Store) LoadLocal(ctx context.Context) ([]keys.LocalKeyEntry, error) {
 	ctx, cancel, err := s.begin(ctx)
 	if err != nil {
 		return nil, err
@@ -580,7 +575,7 @@ func (s *Store) RotateLocal(ctx context.Context, now time.Time, keep time.Durati
 		if err != nil {
 			return err
 		}
-		var old []LocalKey
+		var old []keys.LocalKeyEntry
 		if ok {
 			if old, err = s.decodeLocal(val); err != nil {
 				return err
@@ -590,7 +585,7 @@ func (s *Store) RotateLocal(ctx context.Context, now time.Time, keep time.Durati
 		if err != nil {
 			return err
 		}
-		list := []LocalKey{{Key: k, Created: now}}
+		list := []keys.LocalKeyEntry{{Key: k, Created: now}}
 		for _, o := range old {
 			if o.Retired.IsZero() {
 				o.Retired = now

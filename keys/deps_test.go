@@ -1,0 +1,36 @@
+package keys_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/hallpass/hallpass/internal/depcheck"
+)
+
+// TestDependencies: keys, the file store and the live ring depend on the
+// standard library, golang.org/x/... and each other only (no Redis, bbolt
+// or Echo: a verifier or a single-node issuer does not pull them in); the
+// Redis ring store adds go-redis, and shares nothing with the file store
+// but the keys types.
+func TestDependencies(t *testing.T) {
+	const base = "github.com/hallpass/hallpass/keys"
+	core := func(dep string) bool {
+		return strings.HasPrefix(dep, "golang.org/x/") || dep == base || dep == base+"/filestore"
+	}
+	for _, tc := range []struct {
+		pkg   string
+		allow func(string) bool
+	}{
+		{base, core},
+		{base + "/filestore", core},
+		{base + "/live", func(dep string) bool { return core(dep) && dep != base+"/filestore" }},
+		{base + "/redisring", func(dep string) bool {
+			return dep != base+"/filestore" && dep != base+"/live" &&
+				!strings.Contains(dep, "labstack/echo") && !strings.Contains(dep, "bbolt")
+		}},
+	} {
+		t.Run(strings.TrimPrefix(tc.pkg, "github.com/hallpass/hallpass/"), func(t *testing.T) {
+			t.Logf("non-standard dependencies: %v", depcheck.Allowed(t, tc.pkg, tc.allow))
+		})
+	}
+}

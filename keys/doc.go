@@ -1,0 +1,86 @@
+// Package keys holds hallpass's key types, their PASERK (version 4) forms
+// and the signing-key ring: the most sensitive package of the project. It
+// does no I/O: storage is in keys/filestore and keys/redisring, the ring
+// an issuer serves while it changes in keys/live. Randomness comes from an
+// io.Reader (crypto/rand when nil) and time from the caller.
+//
+// # What is secret
+//
+//   - SecretKey: an Ed25519 signing key. Whoever holds it can mint access
+//     tokens that every verifier of the issuer accepts, for any account,
+//     until the key is revoked.
+//   - LocalKey: a 32-byte symmetric key that seals refresh tokens (PASETO
+//     v4.local). Whoever holds it can read and forge refresh tokens.
+//   - WrappingKey (the "wrap key", --wrap-key-file) and the key-ring
+//     passphrase (--passphrase-file): they open the wrapped secret and
+//     local keys at rest, so they are worth exactly what they open.
+//   - The plaintext PASERK forms k4.secret and k4.local, and whatever
+//     UnsafeBytes returns.
+//
+// Secret types have unexported fields, are not comparable with == (use
+// Equal, constant time), and print and log only their id: String,
+// GoString, Format and LogValue never show key bytes. Errors never carry
+// key material or the string that was parsed. Reading the raw bytes is
+// spelled UnsafeBytes or PlaintextPASERK.
+//
+// # What is published
+//
+//   - PublicKey (PASERK k4.public) and its id, KeyID k4.pid: a hash of the
+//     public key, the kid every token's footer names.
+//   - KeySetDocument: the issuer's current, next and retired public keys
+//     and the ids of revoked keys, served at /.well-known/hallpass/keys.
+//     A verifier recomputes every kid from its key and refuses a mismatch.
+//   - k4.lid and k4.sid ids: one-way hashes, safe to log; they identify a
+//     local or secret key without revealing it.
+//
+// # At rest
+//
+// A secret or local key is stored wrapped: k4.secret-wrap.pie and
+// k4.local-wrap.pie under a WrappingKey, or k4.secret-pw and k4.local-pw
+// under a passphrase (Argon2id; parameters read back are capped by
+// Argon2Limits before any hashing). Every wrapped form is authenticated: a
+// wrong wrap key, a wrong passphrase and an altered string all give
+// ErrUnwrap, deliberately one error (the stores say which secret they were
+// given). Plaintext k4.secret at rest is for development only. Every PASERK
+// parser checks the version and type prefix and the exact length before
+// using a byte.
+//
+// # The ring and what each state change means
+//
+// A Ring has exactly one current key, at most one next key, retired keys
+// and revoked keys. Changes take the caller's time and are applied by
+// whoever holds the store's secret (below).
+//
+//   - next: published, not signing yet, so that verifiers holding a cached
+//     key set already know it when it starts to sign.
+//   - current: the one key that signs new tokens.
+//   - Rotate: next becomes current, current becomes retired, a new next
+//     key is made. Routine: no token stops being valid.
+//   - retired: signs nothing more, stays published until every token it
+//     signed has expired (the longest access-token lifetime plus verifier
+//     leeway); Prune then drops it. Not an alarm.
+//   - Revoke: an emergency. The key's secret is destroyed (not stored
+//     again), its id is published under "revoked" and verifiers refuse
+//     every token it signed as soon as they see the key set, valid or not.
+//     Revoking the current key rotates first, so the ring always has a
+//     signer. It cannot be undone.
+//
+// # Who may change the ring
+//
+// Only a holder of the store's secret (the wrap key or passphrase) can
+// open a ring's secrets, so only they can rotate or revoke:
+// `hallpass keys rotate|revoke` on the key directory, or a running issuer,
+// which holds the opened ring and changes it through its store when an
+// admin-key holder calls the admin API (keys/live). Whoever can only write
+// to the storage (the directory, Redis) cannot forge a key or change a
+// status without the secret, but can delete the ring or put back an older
+// copy; protect the storage as well as the secret. Reading the public half
+// (`hallpass keys list`, `export-public`) needs no secret.
+//
+// # Limits
+//
+// A SecretKey lives in process memory once opened; the Ring type does not
+// guard against a compromised process. SecretKey implements crypto.Signer
+// so that a KMS or HSM signer can take its place where one is accepted,
+// but the Ring itself holds in-memory keys.
+package keys

@@ -262,7 +262,7 @@ func (s *Server) handleAdminRevoke(c echo.Context) error {
 	if m["id"] != "" {
 		target(c, "id", m["id"])
 	}
-	e, err := s.addEntry(c, kind, m["id"], m["reason"], s.now().UTC())
+	e, err := s.addEntry(c, kind, m["id"], m["reason"])
 	if err != nil {
 		return err
 	}
@@ -431,7 +431,7 @@ func (s *Server) handleAdminBan(banned bool) echo.HandlerFunc {
 			return err
 		}
 		if banned {
-			if _, err := s.addEntry(c, revocation.KindAccount, acc.ID, adminReasonAccountBanned, s.now().UTC()); err != nil {
+			if _, err := s.addEntry(c, revocation.KindAccount, acc.ID, adminReasonAccountBanned); err != nil {
 				return err
 			}
 		}
@@ -499,7 +499,7 @@ func (s *Server) handleAdminRevokeKey(c echo.Context) error {
 		}
 		return storeErr(err)
 	}
-	if _, err := s.addEntry(c, revocation.KindKey, string(kid), adminReasonKeyRevoked, s.now().UTC()); err != nil {
+	if _, err := s.addEntry(c, revocation.KindKey, string(kid), adminReasonKeyRevoked); err != nil {
 		return err
 	}
 	noStore(c)

@@ -3,6 +3,8 @@ package issuer
 import (
 	"testing"
 	"unicode/utf8"
+
+	"github.com/hallpass/hallpass/flow"
 )
 
 // FuzzDecodeBody: the request-body parsers never panic, and what they
@@ -32,7 +34,7 @@ func FuzzDecodeBody(f *testing.F) {
 		check(decodeStringObject(b, true, allowed...))
 		check(decodeStringObject(b, false, allowed...))
 		check(decodeForm(b, allowed...))
-		if s := string(b); validDeviceName(s, 64) && (utf8.RuneCountInString(s) > 64 || !utf8.ValidString(s)) {
+		if s := string(b); flow.ValidDeviceName(s, 64) && (utf8.RuneCountInString(s) > 64 || !utf8.ValidString(s)) {
 			t.Fatalf("device name accepted: %q", s)
 		}
 	})

@@ -3,6 +3,8 @@ package issuer
 import (
 	"time"
 
+	"github.com/hallpass/hallpass/account"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -66,4 +68,19 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 
 func (m *metrics) observeStore(op string, start time.Time) {
 	m.storeLatency.WithLabelValues(op).Observe(time.Since(start).Seconds())
+}
+
+// flowMetrics is the flows' flow.Observer.
+type flowMetrics struct{ m *metrics }
+
+func (f flowMetrics) StoreCall(op string, d time.Duration) {
+	f.m.storeLatency.WithLabelValues(op).Observe(d.Seconds())
+}
+func (f flowMetrics) ProofRefused(code string) { f.m.proofFailures.WithLabelValues(code).Inc() }
+func (f flowMetrics) SignedUp()                { f.m.signups.Inc() }
+func (f flowMetrics) Refreshed(o account.RefreshOutcome) {
+	f.m.refreshes.WithLabelValues(o.String()).Inc()
+	if o == account.RefreshReused {
+		f.m.reuse.Inc()
+	}
 }

@@ -7,67 +7,36 @@ import (
 	"strconv"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/hallpass/hallpass/flow"
+	"github.com/hallpass/hallpass/problem"
+	"github.com/hallpass/hallpass/verifier/httpauth"
 )
 
-// Stable error codes of the API (docs/openapi.yaml, Problem.code). Clients
-// switch on these; titles and details may be reworded.
+// Stable error codes of the API (docs/openapi.yaml, Problem.code), from the
+// one vocabulary of package problem. Clients switch on these; titles and
+// details may be reworded.
 const (
-	CodeInvalidRequest       = "invalid_request"
-	CodeInvalidToken         = "invalid_token"
-	CodeTokenExpired         = "token_expired"
-	CodeTokenRevoked         = "token_revoked"
-	CodeInvalidDPoPProof     = "invalid_dpop_proof"
-	CodeUseDPoPNonce         = "use_dpop_nonce"
-	CodeInvalidGrant         = "invalid_grant"
-	CodeUsernameTaken        = "username_taken"
-	CodeUsernameInvalid      = "username_invalid"
-	CodeRateLimited          = "rate_limited"
-	CodeUnsupportedGrantType = "unsupported_grant_type"
-	CodeRequestTooLarge      = "request_too_large"
-	CodeUnsupportedMedia     = "unsupported_media_type"
-	CodeNotFound             = "not_found"
-	CodeMethodNotAllowed     = "method_not_allowed"
-	CodeUnavailable          = "unavailable"
-	CodeInternal             = "internal_error"
+	CodeInvalidRequest       = problem.InvalidRequest
+	CodeInvalidToken         = problem.InvalidToken
+	CodeTokenExpired         = problem.TokenExpired
+	CodeTokenRevoked         = problem.TokenRevoked
+	CodeInvalidDPoPProof     = problem.InvalidDPoPProof
+	CodeUseDPoPNonce         = problem.UseDPoPNonce
+	CodeInvalidGrant         = problem.InvalidGrant
+	CodeUsernameTaken        = problem.UsernameTaken
+	CodeUsernameInvalid      = problem.UsernameInvalid
+	CodeRateLimited          = problem.RateLimited
+	CodeUnsupportedGrantType = problem.UnsupportedGrantType
+	CodeRequestTooLarge      = problem.RequestTooLarge
+	CodeUnsupportedMedia     = problem.UnsupportedMedia
+	CodeNotFound             = problem.NotFound
+	CodeMethodNotAllowed     = problem.MethodNotAllowed
+	CodeUnavailable          = problem.Unavailable
+	CodeInternal             = problem.Internal
 	// CodeUnauthorized: admin API only, no valid admin key.
-	CodeUnauthorized = "unauthorized"
+	CodeUnauthorized = problem.Unauthorized
 )
-
-// problemType returns the RFC 9457 "type" URI of a code.
-func problemType(code string) string { return "urn:hallpass:problem:" + code }
-
-// problemText is the fixed title and detail of each code: nothing from the
-// request ever goes into a response.
-var problemText = map[string][2]string{
-	CodeInvalidRequest:       {"Invalid request", "The request is malformed or misses a required field."},
-	CodeInvalidToken:         {"Invalid access token", "The access token is missing, malformed, not signed by this issuer or not meant for this audience."},
-	CodeTokenExpired:         {"Access token expired", "The access token has expired; refresh it."},
-	CodeTokenRevoked:         {"Access token revoked", "The device of this access token has logged out or was revoked."},
-	CodeInvalidDPoPProof:     {"Invalid DPoP proof", "The DPoP proof is missing, malformed, replayed, or not valid for this request or key."},
-	CodeUseDPoPNonce:         {"DPoP nonce required", "Retry with a DPoP proof carrying the nonce from the DPoP-Nonce header."},
-	CodeInvalidGrant:         {"Invalid grant", "The refresh token is invalid, expired, already used or not bound to this device key."},
-	CodeUsernameTaken:        {"Username taken", "This username is already registered."},
-	CodeUsernameInvalid:      {"Username invalid", "The username does not meet the username policy."},
-	CodeRateLimited:          {"Too many requests", "Too many requests; retry after the time in the Retry-After header."},
-	CodeUnsupportedGrantType: {"Unsupported grant type", "Only grant_type=refresh_token is supported."},
-	CodeRequestTooLarge:      {"Request too large", "The request body exceeds the size limit."},
-	CodeUnsupportedMedia:     {"Unsupported media type", "The request body has a content type this endpoint does not accept."},
-	CodeNotFound:             {"Not found", "No such endpoint or resource."},
-	CodeMethodNotAllowed:     {"Method not allowed", "The endpoint does not support this method."},
-	CodeUnavailable:          {"Service unavailable", "A backing service did not answer in time; nothing was changed. Retry later."},
-	CodeInternal:             {"Internal error", "The server failed to handle the request."},
-	CodeUnauthorized:         {"Unauthorized", "A valid admin key is required."},
-}
-
-// problem is an RFC 9457 problem details object.
-type problem struct {
-	Type      string `json:"type"`
-	Title     string `json:"title"`
-	Status    int    `json:"status"`
-	Code      string `json:"code"`
-	Detail    string `json:"detail"`
-	RequestID string `json:"request_id,omitempty"`
-}
 
 // apiError is what handlers return for a failure: a status, a stable code
 // and the cause (logged, never sent). challenge marks a 401 that carries a
@@ -75,11 +44,11 @@ type problem struct {
 type apiError struct {
 	status     int
 	code       string
+	detail     string // what to fix, fixed text; "" = the code's default
 	cause      error
 	retryAfter int // seconds; 0 = no header
 	nonce      bool
-	noAuthSent bool   // 401 without credentials: challenge without error=
-	challenge  string // WWW-Authenticate of a 401 other than DPoP (admin API)
+	challenge  string // WWW-Authenticate of a 401 whose challenge is not DPoP error=code
 }
 
 func (e *apiError) Error() string {
@@ -107,14 +76,6 @@ func errUnavailable(cause error) *apiError {
 
 func errInternal(cause error) *apiError {
 	return fail(http.StatusInternalServerError, CodeInternal, cause)
-}
-
-// wwwAuthenticate is the RFC 9449 section 7.1 challenge.
-func wwwAuthenticate(code string, withError bool) string {
-	if !withError {
-		return `DPoP algs="ES256 EdDSA"`
-	}
-	return `DPoP error="` + code + `", algs="ES256 EdDSA"`
 }
 
 // errorHandler is the Echo HTTPErrorHandler: every failure, including
@@ -162,22 +123,15 @@ func (s *Server) fromEchoError(err error) *apiError {
 }
 
 func (s *Server) writeProblem(c echo.Context, ae *apiError, rid string) {
-	txt, ok := problemText[ae.code]
-	if !ok {
-		txt = problemText[CodeInternal]
-	}
-	p := problem{Type: problemType(ae.code), Title: txt[0], Status: ae.status, Code: ae.code, Detail: txt[1]}
-	if ae.status >= 500 {
-		p.RequestID = rid
-	}
+	p := problem.New(ae.code, ae.status, ae.detail, rid)
 	h := c.Response().Header()
-	h.Set(echo.HeaderContentType, "application/problem+json")
+	h.Set(echo.HeaderContentType, problem.ContentType)
 	h.Set("Cache-Control", "no-store")
 	if ae.status == http.StatusUnauthorized {
 		if ae.challenge != "" {
 			h.Set("WWW-Authenticate", ae.challenge)
 		} else {
-			h.Set("WWW-Authenticate", wwwAuthenticate(ae.code, !ae.noAuthSent))
+			h.Set("WWW-Authenticate", problem.DPoPChallenge(ae.code))
 		}
 	}
 	if ae.retryAfter > 0 {
@@ -192,3 +146,52 @@ func (s *Server) writeProblem(c echo.Context, ae *apiError, rid string) {
 		_, _ = c.Response().Write(b)
 	}
 }
+
+// flowError maps a flow's error to a response. Proof failures are 400 on
+// the signup and token endpoints (RFC 9449 section 5); every other code
+// has its status of package problem.
+func flowError(err error) *apiError {
+	code := flow.Code(err)
+	info, ok := problem.Lookup(code)
+	if !ok {
+		return errInternal(err)
+	}
+	status := info.Status
+	if code == CodeInvalidDPoPProof || code == CodeUseDPoPNonce {
+		status = http.StatusBadRequest
+	}
+	e := fail(status, code, err)
+	e.detail = flow.DetailOf(err)
+	switch code {
+	case CodeUseDPoPNonce:
+		e.nonce = true
+	case CodeUnavailable:
+		e.retryAfter = 1
+	case CodeUsernameTaken:
+		e.cause = nil // nothing to log: an ordinary answer
+	}
+	return e
+}
+
+// authError maps a refusal of the Authenticator (an *httpauth.Error) to a
+// response with the same status, code, detail and challenge any other
+// httpauth-protected service answers.
+func authError(err error) *apiError {
+	var he *httpauth.Error
+	if !errors.As(err, &he) {
+		return errInternal(err)
+	}
+	e := fail(he.Status, he.Code, authCause{he})
+	e.detail = he.Detail
+	e.challenge = he.Challenge()
+	if he.Status == http.StatusServiceUnavailable {
+		e.retryAfter = 1
+	}
+	return e
+}
+
+// authCause logs an *httpauth.Error by its cause's fixed text.
+type authCause struct{ e *httpauth.Error }
+
+func (a authCause) Error() string { return a.e.CauseText() }
+func (a authCause) Unwrap() error { return a.e }

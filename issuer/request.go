@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"net/url"
-	"unicode"
 	"unicode/utf8"
 )
 
@@ -106,27 +105,4 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-// validDeviceName: at most max characters of valid UTF-8, printable, no
-// control, format (bidi overrides, zero-width joiners) or private-use
-// characters, not only spaces.
-func validDeviceName(s string, max int) bool {
-	if !utf8.ValidString(s) || utf8.RuneCountInString(s) > max {
-		return false
-	}
-	blank := true
-	for _, r := range s {
-		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || unicode.Is(unicode.Co, r) ||
-			unicode.Is(unicode.Cs, r) || r == utf8.RuneError || r == '\u2028' || r == '\u2029' {
-			return false
-		}
-		if !unicode.IsSpace(r) {
-			blank = false
-		}
-		if unicode.IsSpace(r) && r != ' ' {
-			return false
-		}
-	}
-	return s == "" || !blank
 }

@@ -1,12 +1,11 @@
 package issuer
 
 import (
-	"context"
-	"errors"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/hallpass/hallpass/account"
 	"github.com/hallpass/hallpass/revocation"
 	"github.com/hallpass/hallpass/verifier"
 )
@@ -35,35 +34,19 @@ func (s *Server) entryTTL() time.Duration {
 	return revocation.EntryTTL(s.cfg.AccessTTL, s.cfg.Leeway)
 }
 
-// newEntry builds an entry made at now.
-func (s *Server) newEntry(kind revocation.Kind, id, reason string, now time.Time) (revocation.Entry, error) {
-	return revocation.NewEntry(kind, id, reason, now, s.entryTTL())
+// addEntry writes an entry (flow.AddEntry) for an admin handler.
+func (s *Server) addEntry(c echo.Context, kind revocation.Kind, id, reason string) (revocation.Entry, error) {
+	e, err := s.flows.AddEntry(c.Request().Context(), kind, id, reason)
+	if err != nil {
+		return e, flowError(err)
+	}
+	return e, nil
 }
 
-// addEntry writes an entry to the revocation store, when one is
-// configured, and returns the stored entry. Without a store it does nothing
-// (the issuer's own store check still refuses a revoked device).
-func (s *Server) addEntry(c echo.Context, kind revocation.Kind, id, reason string, now time.Time) (revocation.Entry, error) {
-	if s.revStore == nil {
-		return revocation.Entry{}, nil
+// revokeDevice signs a device out (flow.RevokeDevice) for an admin handler.
+func (s *Server) revokeDevice(c echo.Context, dev account.Device, reason string) error {
+	if err := s.flows.RevokeDevice(c.Request().Context(), dev.ID, reason); err != nil {
+		return flowError(err)
 	}
-	e, err := s.newEntry(kind, id, reason, now)
-	if err != nil {
-		return revocation.Entry{}, errInvalidRequest(err)
-	}
-	var stored revocation.Entry
-	if err := s.storeCall(c, "revocation_add", func(ctx context.Context) error {
-		var err error
-		stored, err = s.revStore.Add(ctx, e)
-		return err
-	}); err != nil {
-		if errors.Is(err, revocation.ErrInvalidEntry) {
-			return revocation.Entry{}, errInvalidRequest(err)
-		}
-		return revocation.Entry{}, storeErr(err)
-	}
-	if o, ok := s.cfg.RevocationMirror.(entryObserver); ok {
-		o.Observe(stored)
-	}
-	return stored, nil
+	return nil
 }

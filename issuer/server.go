@@ -16,10 +16,12 @@ import (
 	"github.com/hallpass/hallpass/account"
 	"github.com/hallpass/hallpass/docs"
 	"github.com/hallpass/hallpass/dpop"
-	"github.com/hallpass/hallpass/refresh"
+	"github.com/hallpass/hallpass/flow"
+	"github.com/hallpass/hallpass/internal/storecall"
 	"github.com/hallpass/hallpass/revocation"
 	"github.com/hallpass/hallpass/token"
 	"github.com/hallpass/hallpass/verifier"
+	"github.com/hallpass/hallpass/verifier/httpauth"
 )
 
 // Route paths. The DPoP htu of a route is Config.PublicURL + its path.
@@ -45,11 +47,10 @@ type Server struct {
 	cfg          Config
 	store        account.Store
 	keys         KeySource
-	codec        *refresh.Codec
-	minter       *token.Minter
+	flows        *flow.Flows
 	verifier     *verifier.Verifier
+	auth         *httpauth.Authenticator
 	nonces       *dpop.NonceSource
-	dpopOpts     dpop.Options
 	log          *slog.Logger
 	metrics      *metrics
 	now          func() time.Time
@@ -85,8 +86,6 @@ func New(cfg Config) (*Server, error) {
 		cfg:          cfg,
 		store:        cfg.Store,
 		keys:         cfg.Keys,
-		codec:        cfg.Refresh,
-		minter:       minter,
 		nonces:       cfg.DPoP.Nonces,
 		log:          cfg.Logger,
 		metrics:      m,
@@ -97,18 +96,16 @@ func New(cfg Config) (*Server, error) {
 		issuer:       cfg.PublicURL,
 		revStore:     cfg.Revocations,
 		mirror:       cfg.RevocationMirror,
-		dpopOpts: dpop.Options{
-			Replay:    cfg.DPoP.Replay,
-			MaxAge:    cfg.DPoP.MaxAge,
-			MaxFuture: cfg.DPoP.MaxFuture,
-			Now:       cfg.Now,
-		},
 	}
-	v, err := newVerifier(cfg)
-	if err != nil {
+	if s.flows, err = s.newFlows(cfg, minter); err != nil {
 		return nil, err
 	}
-	s.verifier = v
+	if s.verifier, err = newVerifier(cfg, s.flows.StateCheck()); err != nil {
+		return nil, err
+	}
+	if s.auth, err = s.newAuthenticator(cfg); err != nil {
+		return nil, err
+	}
 	if cfg.AdminKeysFile != "" {
 		s.adminKeys = &adminKeys{path: cfg.AdminKeysFile}
 	}
@@ -213,36 +210,38 @@ func (s *Server) handleReadyz(c echo.Context) error {
 // request fails closed and can be retried.
 func storeErr(err error) *apiError { return errUnavailable(err) }
 
-// storeCall runs one store operation under the store timeout and records
-// its latency. The request waits at most StoreTimeout whatever the engine
-// does with its context (bbolt checks it only before a transaction, and an
-// fsync can stall): past it the call is abandoned and the request answers
-// 503. An abandoned call may still complete; every store step is atomic,
-// and a refresh that completed unseen is answered again within the grace
-// window, so the client's retry is safe. fn must not touch request state
-// after an abandoned call, which the handlers guarantee by returning at
-// once on error.
+// storeCall runs one store operation of an admin or probe handler under
+// the store timeout (internal/storecall) and records its latency.
 func (s *Server) storeCall(c echo.Context, op string, fn func(ctx context.Context) error) error {
-	ctx, cancel := s.storeCtx(c.Request().Context())
-	defer cancel()
 	start := time.Now()
-	done := make(chan error, 1)
-	go func() {
-		defer func() {
-			if r := recover(); r != nil {
-				done <- fmt.Errorf("store panic: %s", panicText(r))
-			}
-		}()
-		done <- fn(ctx)
-	}()
-	var err error
-	select {
-	case err = <-done:
-	case <-ctx.Done():
-		err = fmt.Errorf("store call %s abandoned: %w", op, ctx.Err())
-	}
+	err := storecall.Run(c.Request().Context(), s.storeTimeout, op, fn)
 	s.metrics.observeStore(op, start)
 	return err
+}
+
+// newFlows builds the transport-free account flows from the validated
+// configuration.
+func (s *Server) newFlows(cfg Config, minter *token.Minter) (*flow.Flows, error) {
+	fc := flow.Config{
+		PublicURL: cfg.PublicURL, Store: cfg.Store, Keys: cfg.Keys, Refresh: cfg.Refresh, Minter: minter,
+		Usernames: cfg.Usernames, MaxDeviceName: cfg.MaxDeviceName,
+		RefreshTTL: cfg.RefreshTTL, RefreshIdle: cfg.RefreshIdle, RefreshGrace: cfg.RefreshGrace,
+		EntryTTL:     s.entryTTL(),
+		DPoP:         dpop.Options{Replay: cfg.DPoP.Replay, MaxAge: cfg.DPoP.MaxAge, MaxFuture: cfg.DPoP.MaxFuture},
+		Revocations:  cfg.Revocations,
+		StoreTimeout: cfg.StoreTimeout,
+		Observer:     flowMetrics{s.metrics},
+		Logger:       cfg.Logger,
+		Now:          cfg.Now,
+		Rand:         cfg.Rand,
+	}
+	if cfg.DPoP.Nonces != nil {
+		fc.Nonces = cfg.DPoP.Nonces
+	}
+	if o, ok := cfg.RevocationMirror.(entryObserver); ok {
+		fc.Observe = o.Observe
+	}
+	return flow.New(fc)
 }
 
 // setNonce sends the next DPoP server nonce when nonces are demanded.

@@ -3,10 +3,8 @@ package issuer
 import (
 	"context"
 	"errors"
-	"net/http"
 
 	"github.com/hallpass/hallpass/keys"
-	"github.com/hallpass/hallpass/revocation"
 	"github.com/hallpass/hallpass/token"
 	"github.com/hallpass/hallpass/verifier"
 )
@@ -30,41 +28,29 @@ func (r ringKeys) LookupKey(_ context.Context, kid keys.KeyID) (keys.PublicKey, 
 	return pk, nil
 }
 
-func newVerifier(cfg Config) (*verifier.Verifier, error) {
-	opts := []verifier.Option{verifier.WithClock(cfg.Now), verifier.WithLeeway(cfg.Leeway)}
-	if cfg.RevocationMirror != nil {
-		opts = append(opts, verifier.WithRevocation(cfg.RevocationMirror))
+// revocationCheckers runs checkers in order; the first refusal wins.
+type revocationCheckers []verifier.RevocationChecker
+
+func (rc revocationCheckers) CheckRevoked(ctx context.Context, kid keys.KeyID, c *token.Claims) error {
+	for _, r := range rc {
+		if err := r.CheckRevoked(ctx, kid, c); err != nil {
+			return err
+		}
 	}
-	return verifier.New(ringKeys{keys: cfg.Keys}, cfg.PublicURL, cfg.Audience, opts...)
+	return nil
 }
 
-// bindingFunc adapts a function to verifier.BindingChecker.
-type bindingFunc func(ctx context.Context, c *token.Claims) error
+var errStateCheckMissing = errors.New("issuer: the account-state check did not run")
 
-func (f bindingFunc) CheckBinding(ctx context.Context, c *token.Claims) error { return f(ctx, c) }
-
-// tokenError maps a verifier error to a response. A binding failure carries
-// the proof's own *apiError (invalid_dpop_proof, use_dpop_nonce, or 503
-// when the replay cache did not answer).
-func tokenError(err error) *apiError {
-	var ae *apiError
-	if errors.Is(err, verifier.ErrBinding) && errors.As(err, &ae) {
-		return ae
+// newVerifier is the issuer's verifier: its ring's keys, and as revocation
+// check the mirror (in memory, cheap) and then the account state (store
+// reads).
+func newVerifier(cfg Config, state verifier.RevocationChecker) (*verifier.Verifier, error) {
+	checks := revocationCheckers{}
+	if cfg.RevocationMirror != nil {
+		checks = append(checks, cfg.RevocationMirror)
 	}
-	switch verifier.Code(err) {
-	case verifier.CodeTokenExpired:
-		return fail(http.StatusUnauthorized, CodeTokenExpired, err)
-	case verifier.CodeTokenRevoked:
-		if errors.Is(err, revocation.ErrStale) {
-			// The mirror cannot vouch for the token: fail closed, but
-			// as "retry later", not as a verdict on the token.
-			return errUnavailable(err)
-		}
-		return fail(http.StatusUnauthorized, CodeTokenRevoked, err)
-	case verifier.CodeInvalidDPoPProof:
-		return fail(http.StatusUnauthorized, CodeInvalidDPoPProof, err)
-	case verifier.CodeInvalidToken:
-		return fail(http.StatusUnauthorized, CodeInvalidToken, err)
-	}
-	return errInternal(err)
+	checks = append(checks, state)
+	opts := []verifier.Option{verifier.WithClock(cfg.Now), verifier.WithLeeway(cfg.Leeway), verifier.WithRevocation(checks)}
+	return verifier.New(ringKeys{keys: cfg.Keys}, cfg.PublicURL, cfg.Audience, opts...)
 }

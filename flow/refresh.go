@@ -1,0 +1,177 @@
+package flow
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"time"
+
+	"github.com/hallpass/hallpass/account"
+	"github.com/hallpass/hallpass/dpop"
+	"github.com/hallpass/hallpass/refresh"
+	"github.com/hallpass/hallpass/revocation"
+)
+
+// Meta is what the transport knows about a request for the security log:
+// its request id and client address. Neither is trusted for a decision.
+type Meta struct {
+	RequestID string
+	ClientIP  string
+}
+
+// RefreshRequest is a refresh-token grant.
+type RefreshRequest struct {
+	RefreshToken string // tainted
+	Proof        Proof
+	Meta         Meta
+}
+
+// successor is the pair kept (sealed) for the grace window, so that a
+// retry of the previous refresh token gets exactly the same pair.
+type successor struct {
+	AccessToken  string `json:"at"`
+	AccessExpiry int64  `json:"exp"` // Unix seconds
+	RefreshToken string `json:"rt"`
+}
+
+// Refresh rotates a device session's refresh token.
+//
+// Order: open the refresh token (authenticated encryption: only tokens this
+// issuer sealed go further) -> load the session -> DPoP proof, bound to the
+// session's key, BEFORE any state change: a refresh token stolen and
+// presented with another key is refused and the real device's session is
+// untouched -> mint the candidate successor pair and seal it -> one atomic
+// store step decides advance, grace (the same successor again) or reuse
+// (the session ends, and a device entry makes every mirror refuse its
+// access tokens).
+func (f *Flows) Refresh(ctx context.Context, req RefreshRequest) (Tokens, error) {
+	if req.Proof.JWS == "" {
+		// Refuse before any crypto or store work.
+		return Tokens{}, proofError(dpop.ErrMalformed, f.cfg.PublicURL)
+	}
+	sess, rc, err := f.openSession(ctx, req.RefreshToken)
+	if err != nil {
+		return Tokens{}, err
+	}
+	if _, err := f.verifyProof(ctx, req.Proof, sess.JKT); err != nil {
+		if errors.Is(err, dpop.ErrKeyMismatch) {
+			f.log.LogAttrs(ctx, slog.LevelWarn, "refresh token presented with another device key; refused, session untouched",
+				slog.String("request_id", req.Meta.RequestID), slog.String("device_id", sess.DeviceID))
+			return Tokens{}, fail(ErrInvalidGrant, dpop.ErrKeyMismatch)
+		}
+		return Tokens{}, err
+	}
+	if !sess.Ended.IsZero() {
+		// Nothing to decide; spare the minting. The store would say
+		// Rejected.
+		f.obs.Refreshed(account.RefreshRejected)
+		return Tokens{}, fail(ErrInvalidGrant, account.ErrSessionEnded)
+	}
+	now := f.now().UTC()
+	cand, sealed, err := f.candidate(sess, rc.Counter+1, now)
+	if err != nil {
+		return Tokens{}, err
+	}
+	var res account.RefreshResult
+	if err := f.call(ctx, "refresh", func(ctx context.Context) error {
+		var err error
+		res, err = f.cfg.Store.Refresh(ctx, account.RefreshRequest{
+			DeviceID: sess.DeviceID, Counter: rc.Counter, Now: now,
+			Grace: f.cfg.RefreshGrace, Idle: f.cfg.RefreshIdle, Successor: sealed,
+		})
+		return err
+	}); err != nil {
+		if errors.Is(err, account.ErrNotFound) || errors.Is(err, account.ErrSessionEnded) {
+			return Tokens{}, fail(ErrInvalidGrant, err)
+		}
+		return Tokens{}, storeErr("refresh", err)
+	}
+	f.obs.Refreshed(res.Outcome)
+	return f.decide(ctx, req, sess, rc, res, cand, now)
+}
+
+// openSession opens the refresh token and loads its session.
+func (f *Flows) openSession(ctx context.Context, tainted string) (account.Session, refresh.Claims, error) {
+	rc, err := f.cfg.Refresh.Open(tainted)
+	if err != nil {
+		return account.Session{}, rc, fail(ErrInvalidGrant, err)
+	}
+	if !account.ValidID(account.DevicePrefix, rc.DeviceID) || rc.Counter == math.MaxUint64 {
+		return account.Session{}, rc, fail(ErrInvalidGrant, errors.New("refresh token with unusable claims"))
+	}
+	var sess account.Session
+	if err := f.call(ctx, "get_session", func(ctx context.Context) error {
+		var err error
+		sess, err = f.cfg.Store.GetSession(ctx, rc.DeviceID)
+		return err
+	}); err != nil {
+		// sess may still be written by an abandoned call: never read it
+		// on error.
+		if errors.Is(err, account.ErrNotFound) {
+			return account.Session{}, rc, fail(ErrInvalidGrant, err)
+		}
+		return account.Session{}, rc, storeErr("get_session", err)
+	}
+	return sess, rc, nil
+}
+
+// candidate mints the successor pair and seals it for the store.
+func (f *Flows) candidate(sess account.Session, ctr uint64, now time.Time) (Tokens, []byte, error) {
+	pair, err := f.mintPair(sess, ctr, now)
+	if err != nil {
+		return Tokens{}, nil, err
+	}
+	blob, _ := json.Marshal(successor{AccessToken: pair.AccessToken, AccessExpiry: pair.AccessExpiry.Unix(), RefreshToken: pair.RefreshToken})
+	sealed, err := f.cfg.Refresh.SealBlob(blob)
+	if err != nil {
+		return Tokens{}, nil, fail(ErrInternal, err)
+	}
+	return pair, sealed, nil
+}
+
+// decide turns the store's verdict into the answer.
+func (f *Flows) decide(ctx context.Context, req RefreshRequest, sess account.Session, rc refresh.Claims, res account.RefreshResult, cand Tokens, now time.Time) (Tokens, error) {
+	switch res.Outcome {
+	case account.RefreshAdvanced:
+		return cand, nil
+	case account.RefreshGrace:
+		b, err := f.cfg.Refresh.OpenBlob(res.Successor)
+		if err != nil {
+			return Tokens{}, fail(ErrInternal, fmt.Errorf("stored successor: %w", err))
+		}
+		var out successor
+		if err := json.Unmarshal(b, &out); err != nil || out.AccessToken == "" || out.RefreshToken == "" {
+			return Tokens{}, fail(ErrInternal, errors.New("stored successor is malformed"))
+		}
+		return Tokens{AccessToken: out.AccessToken, AccessExpiry: time.Unix(out.AccessExpiry, 0), RefreshToken: out.RefreshToken}, nil
+	case account.RefreshReused:
+		f.reused(ctx, req.Meta, sess, rc, now)
+		return Tokens{}, fail(ErrInvalidGrant, errors.New("refresh token reused"))
+	}
+	return Tokens{}, fail(ErrInvalidGrant, errors.New("refresh rejected: session ended, expired, idle or account banned"))
+}
+
+// reused handles a detected reuse: an audit line (ids only, never the
+// token), a device entry so that mirrors refuse the access tokens the thief
+// (or the victim) still holds, and the session ended again whatever the
+// engine did (idempotent). Best effort: the answer is invalid_grant
+// whatever happens.
+func (f *Flows) reused(ctx context.Context, m Meta, sess account.Session, rc refresh.Claims, now time.Time) {
+	f.log.LogAttrs(ctx, slog.LevelWarn, "refresh token reuse detected; device session ended",
+		slog.String("event", "refresh_reuse"), slog.String("request_id", m.RequestID),
+		slog.String("account_id", sess.AccountID), slog.String("device_id", sess.DeviceID),
+		slog.Uint64("presented_counter", rc.Counter), slog.String("client_ip", m.ClientIP))
+	if _, err := f.AddEntry(ctx, revocation.KindDevice, sess.DeviceID, "refresh token reuse"); err != nil {
+		f.log.LogAttrs(ctx, slog.LevelError, "adding the device revocation after reuse failed",
+			slog.String("request_id", m.RequestID), slog.String("device_id", sess.DeviceID), slog.String("error", err.Error()))
+	}
+	if err := f.call(ctx, "end_session", func(ctx context.Context) error {
+		return f.cfg.Store.EndSession(ctx, sess.DeviceID, now)
+	}); err != nil {
+		f.log.LogAttrs(ctx, slog.LevelError, "ending the session after reuse failed",
+			slog.String("request_id", m.RequestID), slog.String("device_id", sess.DeviceID), slog.String("error", err.Error()))
+	}
+}

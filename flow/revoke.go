@@ -1,0 +1,97 @@
+package flow
+
+import (
+	"context"
+	"errors"
+
+	"github.com/hallpass/hallpass/account"
+	"github.com/hallpass/hallpass/revocation"
+)
+
+// AddEntry writes a revocation entry made now, when a revocation store is
+// configured, hands the stored entry to Config.Observe (the node's own
+// mirror refuses it at once, not one stream round trip later) and returns
+// it. Without a store it does nothing: the account-state check still
+// refuses a revoked device on the issuer, but offline verifiers do not
+// learn.
+func (f *Flows) AddEntry(ctx context.Context, kind revocation.Kind, id, reason string) (revocation.Entry, error) {
+	if f.cfg.Revocations == nil {
+		return revocation.Entry{}, nil
+	}
+	e, err := revocation.NewEntry(kind, id, reason, f.now().UTC(), f.cfg.EntryTTL)
+	if err != nil {
+		return revocation.Entry{}, fail(ErrInvalidRequest, err)
+	}
+	var stored revocation.Entry
+	if err := f.call(ctx, "revocation_add", func(ctx context.Context) error {
+		var err error
+		stored, err = f.cfg.Revocations.Add(ctx, e)
+		return err
+	}); err != nil {
+		if errors.Is(err, revocation.ErrInvalidEntry) {
+			return revocation.Entry{}, fail(ErrInvalidRequest, err)
+		}
+		return revocation.Entry{}, storeErr("revocation_add", err)
+	}
+	if f.cfg.Observe != nil {
+		f.cfg.Observe(stored)
+	}
+	return stored, nil
+}
+
+// RevokeDevice signs a device out (logout, self-service, admin): a device
+// entry, so that every mirror refuses the device's access tokens, then the
+// session ended and the device marked revoked, so refresh stops working.
+// The entry is written first: if the session step then fails the call fails
+// and can be retried, and the device is already denied. Revoking a revoked
+// device succeeds again.
+func (f *Flows) RevokeDevice(ctx context.Context, deviceID, reason string) error {
+	if _, err := f.AddEntry(ctx, revocation.KindDevice, deviceID, reason); err != nil {
+		return err
+	}
+	now := f.now().UTC()
+	if err := f.call(ctx, "end_session", func(ctx context.Context) error {
+		return f.cfg.Store.EndSession(ctx, deviceID, now)
+	}); err != nil {
+		return storeErr("end_session", err)
+	}
+	return nil
+}
+
+// Device loads a device, ErrNotFound when there is none.
+func (f *Flows) Device(ctx context.Context, id string) (account.Device, error) {
+	var dev account.Device
+	if err := f.call(ctx, "get_device", func(ctx context.Context) error {
+		var err error
+		dev, err = f.cfg.Store.GetDevice(ctx, id)
+		return err
+	}); err != nil {
+		// dev may still be written by an abandoned call: never read it
+		// on error.
+		if errors.Is(err, account.ErrNotFound) {
+			return account.Device{}, fail(ErrNotFound, err)
+		}
+		return account.Device{}, storeErr("get_device", err)
+	}
+	return dev, nil
+}
+
+// Devices lists an account's devices (only its own: a record of another
+// account is dropped, defence in depth).
+func (f *Flows) Devices(ctx context.Context, accountID string) ([]account.Device, error) {
+	var devs []account.Device
+	if err := f.call(ctx, "list_devices", func(ctx context.Context) error {
+		var err error
+		devs, err = f.cfg.Store.ListDevices(ctx, accountID)
+		return err
+	}); err != nil {
+		return nil, storeErr("list_devices", err)
+	}
+	out := devs[:0]
+	for _, d := range devs {
+		if d.AccountID == accountID {
+			out = append(out, d)
+		}
+	}
+	return out, nil
+}

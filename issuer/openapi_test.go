@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/hallpass/hallpass/docs"
+	"github.com/hallpass/hallpass/problem"
 )
 
 // openAPIOperations reads "METHOD path" for every operation under the
@@ -115,5 +116,45 @@ func TestOpenAPIErrorCodes(t *testing.T) {
 		if !bytes.Contains(docs.OpenAPI, []byte("            - "+code+"\n")) {
 			t.Errorf("code %s is not in the Problem schema", code)
 		}
+	}
+}
+
+// problemCodes reads the enum of Problem.code in an OpenAPI document (the
+// list under "code:" ... "enum:" of the Problem schema).
+func problemCodes(t *testing.T, doc []byte) []string {
+	t.Helper()
+	var codes []string
+	lines := strings.Split(string(doc), "\n")
+	for i := 0; i < len(lines); i++ {
+		if strings.TrimSpace(lines[i]) != "code:" || i+2 >= len(lines) || strings.TrimSpace(lines[i+2]) != "enum:" {
+			continue
+		}
+		for j := i + 3; j < len(lines) && strings.HasPrefix(strings.TrimSpace(lines[j]), "- "); j++ {
+			codes = append(codes, strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(lines[j]), "- ")))
+		}
+	}
+	sort.Strings(codes)
+	return codes
+}
+
+// TestOpenAPIListsEveryCode: docs/openapi.yaml lists exactly the public
+// codes of package problem, and docs/openapi-admin.yaml names every
+// admin-only code.
+func TestOpenAPIListsEveryCode(t *testing.T) {
+	var public []string
+	for _, c := range problem.Codes() {
+		info, _ := problem.Lookup(c)
+		switch info.Scope {
+		case problem.Public:
+			public = append(public, c)
+		case problem.Admin:
+			if !bytes.Contains(docs.OpenAPIAdmin, []byte("`"+c+"`")) {
+				t.Errorf("docs/openapi-admin.yaml does not name the admin code %s", c)
+			}
+		}
+	}
+	got := problemCodes(t, docs.OpenAPI)
+	if strings.Join(got, " ") != strings.Join(public, " ") {
+		t.Fatalf("docs/openapi.yaml Problem.code enum\n got %v\nwant %v (package problem)", got, public)
 	}
 }

@@ -1,9 +1,6 @@
 package problem
 
-import (
-	"net/http"
-	"slices"
-)
+import "slices"
 
 // Stable error codes (the "code" member of a problem details object, and
 // the error= of a DPoP WWW-Authenticate challenge). Clients switch on these;
@@ -63,27 +60,29 @@ type Info struct {
 	Scope Scope
 }
 
+// Statuses are numbers, not net/http constants: this package (and so
+// dpop and the verifier core) stays off net/http.
 var infos = map[string]Info{
-	InvalidRequest:       {http.StatusBadRequest, "Invalid request", "The request is malformed or misses a required field.", Public},
-	InvalidToken:         {http.StatusUnauthorized, "Invalid access token", "The access token is missing, malformed, not signed by this issuer or not meant for this audience.", Public},
-	TokenExpired:         {http.StatusUnauthorized, "Access token expired", "The access token has expired; refresh it.", Public},
-	TokenRevoked:         {http.StatusUnauthorized, "Access token revoked", "The device of this access token has logged out or was revoked.", Public},
-	InvalidDPoPProof:     {http.StatusUnauthorized, "Invalid DPoP proof", "The DPoP proof is missing, malformed, replayed, or not valid for this request or key.", Public},
-	UseDPoPNonce:         {http.StatusUnauthorized, "DPoP nonce required", "Retry with a DPoP proof carrying the nonce from the DPoP-Nonce header.", Public},
-	InvalidGrant:         {http.StatusBadRequest, "Invalid grant", "The refresh token is invalid, expired, already used or not bound to this device key.", Public},
-	UsernameTaken:        {http.StatusConflict, "Username taken", "This username is already registered.", Public},
-	UsernameInvalid:      {http.StatusBadRequest, "Username invalid", "The username does not meet the username policy.", Public},
-	RateLimited:          {http.StatusTooManyRequests, "Too many requests", "Too many requests; retry after the time in the Retry-After header.", Public},
-	UnsupportedGrantType: {http.StatusBadRequest, "Unsupported grant type", "Only grant_type=refresh_token is supported.", Public},
-	RequestTooLarge:      {http.StatusRequestEntityTooLarge, "Request too large", "The request body exceeds the size limit.", Public},
-	UnsupportedMedia:     {http.StatusUnsupportedMediaType, "Unsupported media type", "The request body has a content type this endpoint does not accept.", Public},
-	NotFound:             {http.StatusNotFound, "Not found", "No such endpoint or resource.", Public},
-	MethodNotAllowed:     {http.StatusMethodNotAllowed, "Method not allowed", "The endpoint does not support this method.", Public},
-	Unavailable:          {http.StatusServiceUnavailable, "Service unavailable", "A backing service did not answer in time; nothing was changed. Retry later.", Public},
-	Internal:             {http.StatusInternalServerError, "Internal error", "The server failed to handle the request.", Public},
-	Unauthorized:         {http.StatusUnauthorized, "Unauthorized", "A valid admin key is required.", Admin},
-	Forbidden:            {http.StatusForbidden, "Forbidden", "This endpoint answers configured proxies only.", Gateway},
-	BadGateway:           {http.StatusBadGateway, "Bad gateway", "The upstream did not answer.", Gateway},
+	InvalidRequest:       {400, "Invalid request", "The request is malformed or misses a required field.", Public},
+	InvalidToken:         {401, "Invalid access token", "The access token is missing, malformed, not signed by this issuer or not meant for this audience.", Public},
+	TokenExpired:         {401, "Access token expired", "The access token has expired; refresh it.", Public},
+	TokenRevoked:         {401, "Access token revoked", "The device of this access token has logged out or was revoked.", Public},
+	InvalidDPoPProof:     {401, "Invalid DPoP proof", "The DPoP proof is missing, malformed, replayed, or not valid for this request or key.", Public},
+	UseDPoPNonce:         {401, "DPoP nonce required", "Retry with a DPoP proof carrying the nonce from the DPoP-Nonce header.", Public},
+	InvalidGrant:         {400, "Invalid grant", "The refresh token is invalid, expired, already used or not bound to this device key.", Public},
+	UsernameTaken:        {409, "Username taken", "This username is already registered.", Public},
+	UsernameInvalid:      {400, "Username invalid", "The username does not meet the username policy.", Public},
+	RateLimited:          {429, "Too many requests", "Too many requests; retry after the time in the Retry-After header.", Public},
+	UnsupportedGrantType: {400, "Unsupported grant type", "Only grant_type=refresh_token is supported.", Public},
+	RequestTooLarge:      {413, "Request too large", "The request body exceeds the size limit.", Public},
+	UnsupportedMedia:     {415, "Unsupported media type", "The request body has a content type this endpoint does not accept.", Public},
+	NotFound:             {404, "Not found", "No such endpoint or resource.", Public},
+	MethodNotAllowed:     {405, "Method not allowed", "The endpoint does not support this method.", Public},
+	Unavailable:          {503, "Service unavailable", "A backing service did not answer in time; nothing was changed. Retry later.", Public},
+	Internal:             {500, "Internal error", "The server failed to handle the request.", Public},
+	Unauthorized:         {401, "Unauthorized", "A valid admin key is required.", Admin},
+	Forbidden:            {403, "Forbidden", "This endpoint answers configured proxies only.", Gateway},
+	BadGateway:           {502, "Bad gateway", "The upstream did not answer.", Gateway},
 }
 
 // Lookup returns the meaning of code, and false for a code that is not in

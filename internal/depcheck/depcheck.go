@@ -39,3 +39,25 @@ func Allowed(t testing.TB, pkg string, allow func(path string) bool) []string {
 	}
 	return deps
 }
+
+// All returns every dependency of pkg, standard library included, as a
+// set, for a test that a package stays off one (for example net/http).
+func All(t testing.TB, pkg string) map[string]bool {
+	t.Helper()
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("the go command is needed to list dependencies: %v", err)
+	}
+	out, err := exec.Command(goTool, "list", "-deps", pkg).CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	deps := map[string]bool{}
+	for _, d := range strings.Fields(string(out)) {
+		deps[d] = true
+	}
+	if !deps[pkg] {
+		t.Fatalf("go list did not list %s itself: %q", pkg, out)
+	}
+	return deps
+}

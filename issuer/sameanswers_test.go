@@ -58,7 +58,9 @@ func TestSameAnswersAsHTTPAuth(t *testing.T) {
 		{"tab inside the token", func(string) http.Header { return http.Header{"Authorization": {"DPoP a\tb"}} }, 401},
 		{"unknown scheme", func(string) http.Header { return http.Header{"Authorization": {"Basic " + d.access}} }, 401},
 		{"bearer not allowed", func(string) http.Header { return http.Header{"Authorization": {"Bearer " + d.access}} }, 401},
-		{"two Authorization headers", func(string) http.Header { return http.Header{"Authorization": {"DPoP " + d.access, "DPoP " + d.access}} }, 401},
+		{"two Authorization headers", func(string) http.Header {
+			return http.Header{"Authorization": {"DPoP " + d.access, "DPoP " + d.access}}
+		}, 401},
 		{"garbage token", func(u string) http.Header {
 			return http.Header{"Authorization": {"DPoP v4.public.eyJ"}, "Dpop": {proof(d, "GET", u, "v4.public.eyJ")}}
 		}, 401},

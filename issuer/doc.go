@@ -26,6 +26,16 @@
 // go through account.UsernamePolicy, tokens through the verifier package,
 // proofs through dpop.Verify.
 //
+// # Shape
+//
+// The handlers are thin: they decode the request, call a transport-free
+// flow of package flow (signup, refresh rotation, logout and device
+// sign-out, revocation writes) and map its *flow.Error to a problem
+// answer with the status of package problem. Authenticated endpoints run
+// verifier/httpauth, the code every other hallpass-protected service runs;
+// the issuer adds only its account-state check (flow.StateCheck) as a
+// verifier.RevocationChecker after the mirror.
+//
 // # Decisions
 //
 // Signup: rate limits (per client address, per /64 for IPv6, and global;
@@ -56,15 +66,16 @@
 // hallpass_refresh_reuse_detected_total; the answer is invalid_grant.
 // Rejected (ended, expired, idle, banned): invalid_grant.
 //
-// /v1/me and /v1/logout: the token is verified offline by the verifier
-// package against the published key set of the issuer's own key source
-// (so a retired key still verifies and a revoked one is refused), then the
-// DPoP proof (ath, htm, htu, cnf.jkt, replay) as the verifier's binding
-// check, then the store: the device must still be active, belong to the
-// token's account and carry the token's jkt, and the account must not be
-// banned. That store check costs two reads per request; it is what makes a
-// logout or a reuse detection refuse the device's access tokens on the
-// issuer's own endpoints at once (token_revoked).
+// /v1/me, /v1/logout and /v1/me/devices: httpauth.Authenticator verifies
+// the token offline against the issuer's own key source (so a retired key
+// still verifies and a revoked one is refused), then runs the revocation
+// checks, the mirror and then the account state (the device must still be
+// active, belong to the token's account and carry the token's jkt, and the
+// account must not be banned; two store reads, whose results the handler
+// reuses), then the DPoP proof (ath, htm, htu, cnf.jkt, replay) as the
+// binding. The account-state check is what makes a logout or a reuse
+// detection refuse the device's access tokens on the issuer's own endpoints
+// at once (token_revoked); a store that does not answer makes it 503.
 //
 // Logout ends the device's session (its refresh token stops working) and
 // marks the device revoked. With Config.Revocations, logout, signing out a
@@ -99,9 +110,11 @@
 //
 // # Output
 //
-// Errors are RFC 9457 application/problem+json with a stable code and a
-// fixed title and detail per code; nothing from the request, no token,
-// proof or internal cause is ever sent. 401s carry WWW-Authenticate: DPoP
+// Errors are RFC 9457 application/problem+json with a stable code of
+// package problem, its fixed title, and a detail that is either the code's
+// fixed text or a fixed sentence saying what to fix (a refused proof names
+// the failed check, an htu mismatch the configured public URL); nothing
+// from the request, no token, proof or internal cause is ever sent. 401s carry WWW-Authenticate: DPoP
 // error="...", algs="ES256 EdDSA". Causes go to the log at debug level
 // (4xx) or warn/error (5xx). Logs are JSON through allow-listed fields
 // (method, route template, status, duration in seconds, request_id,

@@ -250,6 +250,9 @@ func TestAuthenticate(t *testing.T) {
 		{name: "stale revocation mirror", mutate: func(f *fixture) {
 			f.vopts = append(f.vopts, verifier.WithRevocation(revokeFunc(func() error { return fmt.Errorf("%w: test", revocation.ErrStale) })))
 		}, req: (*fixture).request, status: 503, code: "unavailable", is: revocation.ErrStale},
+		{name: "revocation check could not decide", mutate: func(f *fixture) {
+			f.vopts = append(f.vopts, verifier.WithRevocation(revokeFunc(func() error { return fmt.Errorf("%w: store down", verifier.ErrRevocationUnavailable) })))
+		}, req: (*fixture).request, status: 503, code: "unavailable", is: verifier.ErrRevocationUnavailable},
 		{name: "key source down", mutate: func(f *fixture) {
 			f.keySource = keySourceFunc(func() error { return errors.New("connection refused") })
 		}, req: (*fixture).request, status: 503, code: "unavailable", is: verifier.ErrKeySource},
@@ -535,4 +538,45 @@ type replayFunc func() (bool, error)
 
 func (f replayFunc) Seen(context.Context, dpop.ReplayKey, time.Time, time.Time) (bool, error) {
 	return f()
+}
+
+// TestDetailSaysWhatToFix: a refused proof's detail names the failed check,
+// and an htu mismatch names the public URL the server is configured with
+// (a proof made for http://localhost against a server configured as
+// 127.0.0.1 is the usual cause), never anything from the request.
+func TestDetailSaysWhatToFix(t *testing.T) {
+	tests := []struct {
+		name string
+		req  func(f *fixture) httpauth.Request
+		want string
+	}{
+		{"htu of another host", func(f *fixture) httpauth.Request {
+			r := f.request()
+			r.DPoP = f.proof(f.device, "GET", "https://other.example.com/base/things", f.token, "")
+			return r
+		}, "public URL is " + testPublic},
+		{"htm of another method", func(f *fixture) httpauth.Request {
+			r := f.request()
+			r.DPoP = f.proof(f.device, "POST", testPublic+"/things", f.token, "")
+			return r
+		}, "htm does not match"},
+		{"no proof", func(f *fixture) httpauth.Request {
+			r := f.request()
+			r.DPoP = ""
+			return r
+		}, "exactly one DPoP header"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, nil, nil)
+			_, err := f.auth.Authenticate(context.Background(), tt.req(f))
+			var e *httpauth.Error
+			if !errors.As(err, &e) {
+				t.Fatalf("err = %v", err)
+			}
+			if d := e.Problem().Detail; !strings.Contains(d, tt.want) || strings.Contains(d, "other.example.com") {
+				t.Fatalf("detail %q, want it to contain %q and nothing from the request", d, tt.want)
+			}
+		})
+	}
 }

@@ -18,10 +18,12 @@ build:
 test-deps:
 	@./scripts/ensure-redis.sh && ./scripts/ensure-nginx.sh && ./scripts/ensure-node.sh
 
-## test: all tests with the race detector, fuzz seed corpora included
+## test: all tests with the race detector, fuzz seed corpora included, in both modules (the root and socketio/)
 test: test-deps
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 9m ./...
+	$(GO) -C socketio vet ./...
+	$(GO) -C socketio test -race -count=1 -timeout 9m ./...
 
 ## bench: benchmarks beside their raw-crypto baselines (same run), then the load generator, then revocation propagation
 bench: test-deps

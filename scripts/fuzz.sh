@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Run every fuzz target of the module for a bounded time each.
+# Run every fuzz target of the repository's modules (the root and socketio/)
+# for a bounded time each.
 # FUZZTIME (default 60s) bounds each target; findings land in the package's
 # testdata/fuzz/<Target>/ and fail the run.
 set -euo pipefail
@@ -7,8 +8,12 @@ cd "$(dirname "$0")/.."
 FUZZTIME="${FUZZTIME:-60s}"
 grep -rl --include='*_test.go' -E '^func Fuzz[A-Za-z0-9_]+\(' . | sort | while read -r f; do
   dir="$(dirname "$f")"
+  # go test runs in the module that holds the package: the nearest go.mod up.
+  mod="$dir"
+  while [ ! -f "$mod/go.mod" ]; do mod="$(dirname "$mod")"; done
+  pkg=".${dir#"$mod"}"
   for t in $(grep -oE '^func Fuzz[A-Za-z0-9_]+' "$f" | sed 's/^func //'); do
     echo "== $dir $t ($FUZZTIME)"
-    go test -run='^$' -fuzz="^${t}\$" -fuzztime="$FUZZTIME" "$dir"
+    go -C "$mod" test -run='^$' -fuzz="^${t}\$" -fuzztime="$FUZZTIME" "$pkg"
   done
 done

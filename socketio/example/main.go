@@ -23,7 +23,7 @@ import (
 	"github.com/hallpass/hallpass/revocation"
 	"github.com/hallpass/hallpass/revocation/boltstore"
 	"github.com/hallpass/hallpass/revocation/redisstore"
-	"github.com/hallpass/hallpass/socketauth"
+	"github.com/hallpass/hallpass/socketio/socketauth"
 	"github.com/hallpass/hallpass/verifier"
 	"github.com/hallpass/hallpass/verifier/httpauth"
 )

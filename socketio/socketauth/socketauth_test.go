@@ -15,7 +15,7 @@ import (
 	"github.com/hallpass/hallpass/dpop"
 	"github.com/hallpass/hallpass/keys"
 	"github.com/hallpass/hallpass/revocation"
-	"github.com/hallpass/hallpass/socketauth"
+	"github.com/hallpass/hallpass/socketio/socketauth"
 	"github.com/hallpass/hallpass/token"
 	"github.com/hallpass/hallpass/verifier"
 	"github.com/hallpass/hallpass/verifier/httpauth"

@@ -1,5 +1,5 @@
 // A socket.io client for the hallpass example server, driven by the Go test
-// (examples/socketio/socketio_test.go). It only does the transport: the
+// (socketio/example/socketio_test.go). It only does the transport: the
 // access token and the DPoP proof are minted by the test, in Go, and come in
 // through the environment. Each thing the client sees is printed to stdout as
 // one JSON line; the test reads them as they come.
@@ -12,6 +12,9 @@
 //   HP_TIMEOUT_MS give up after this long, default 15000
 //
 // It exits 0 after a connect_error or a disconnect, and 2 on its own timeout.
+// When its stdin ends (the test is done with it) it leaves as a real client
+// does: it closes the socket, which tells the server, and exits once the
+// close is sent.
 import { io } from "socket.io-client";
 
 const env = process.env;
@@ -49,6 +52,12 @@ socket.on("disconnect", (reason) => {
   out({ event: "disconnect", reason });
   finish();
 });
+
+process.stdin.on("end", () => {
+  clearTimeout(timer);
+  socket.close(); // nothing else keeps node alive: it exits when this is sent
+});
+process.stdin.resume();
 
 function finish() {
   clearTimeout(timer);

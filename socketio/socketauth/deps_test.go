@@ -12,7 +12,7 @@ import (
 // Redis client or a store engine (the revocation mirror's store is the
 // caller's choice).
 func TestDependencies(t *testing.T) {
-	deps := depcheck.Allowed(t, "github.com/hallpass/hallpass/socketauth", func(dep string) bool {
+	deps := depcheck.Allowed(t, "github.com/hallpass/hallpass/socketio/socketauth", func(dep string) bool {
 		switch {
 		case strings.Contains(dep, "labstack/echo"), strings.Contains(dep, "redis"),
 			strings.Contains(dep, "bbolt"), strings.Contains(dep, "go-jose"),

@@ -7,7 +7,7 @@ import (
 	"github.com/zishang520/socket.io/servers/socket/v3"
 
 	"github.com/hallpass/hallpass/keys"
-	"github.com/hallpass/hallpass/socketauth"
+	"github.com/hallpass/hallpass/socketio/socketauth"
 	"github.com/hallpass/hallpass/verifier"
 	"github.com/hallpass/hallpass/verifier/httpauth"
 )

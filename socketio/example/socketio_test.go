@@ -2,11 +2,11 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
-	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -27,72 +27,47 @@ import (
 )
 
 // These tests drive the example server with the real socket.io-client from
-// npm (examples/socketio/test). Tokens and proofs are minted here, in Go;
-// the Node script only does the socket.io transport and prints what it sees.
+// npm (testdata/client.mjs). Tokens and proofs are minted here, in Go; the
+// Node script only does the socket.io transport and prints what it sees.
 
 const (
 	testIssuer   = "https://id.example.com"
 	testAudience = "chat.example.com"
 )
 
-// nodeDir is a temporary copy of examples/socketio/test with its
-// node_modules installed by npm ci, once per test binary.
-var (
-	nodeOnce sync.Once
-	nodeDir  string
-	nodeErr  error
+// The Node side lives in testdata: `make test-deps` (scripts/ensure-node.sh)
+// installs node and runs npm ci there, and copies package-lock.json to
+// installStamp once the install succeeded. The test installs nothing itself.
+const (
+	clientDir    = "testdata"
+	installStamp = "node_modules/.hallpass-package-lock.json"
 )
 
-// installClient installs socket.io-client with npm ci. It fails the test,
-// never skips it, when node or npm is missing or the install fails.
-func installClient(t *testing.T) string {
+// installed returns the absolute path of the installed client. It fails
+// the test, never skips it, when node or socket.io-client is missing or was
+// installed from another package-lock.json.
+func installed(t *testing.T) string {
 	t.Helper()
-	nodeOnce.Do(func() {
-		if _, err := exec.LookPath("npm"); err != nil {
-			out, err := exec.Command("bash", "../../scripts/ensure-node.sh").CombinedOutput()
-			if err != nil {
-				nodeErr = errors.New("node/npm missing and scripts/ensure-node.sh failed: " + err.Error() + "\n" + string(out))
-				return
-			}
-		}
-		dir, err := os.MkdirTemp("", "hallpass-socketio-node-")
-		if err != nil {
-			nodeErr = err
-			return
-		}
-		for _, f := range []string{"package.json", "package-lock.json", "client.mjs"} {
-			b, err := os.ReadFile(filepath.Join("test", f))
-			if err != nil {
-				nodeErr = err
-				return
-			}
-			if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
-				nodeErr = err
-				return
-			}
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, "npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error")
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			nodeErr = errors.New("npm ci failed: " + err.Error() + "\n" + string(out))
-			return
-		}
-		nodeDir = dir
-	})
-	if nodeErr != nil {
-		t.Fatal(nodeErr)
+	const fix = "run `make test-deps` at the repository root (scripts/ensure-node.sh runs npm ci in socketio/example/testdata)"
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Fatalf("node is not installed: %s", fix)
 	}
-	return nodeDir
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if nodeDir != "" {
-		_ = os.RemoveAll(nodeDir)
+	dir, err := filepath.Abs(clientDir)
+	if err != nil {
+		t.Fatal(err)
 	}
-	os.Exit(code)
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "socket.io-client", "package.json")); err != nil {
+		t.Fatalf("socket.io-client is not installed in %s/node_modules: %s", clientDir, fix)
+	}
+	lock, err := os.ReadFile(filepath.Join(dir, "package-lock.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stamp, err := os.ReadFile(filepath.Join(dir, installStamp))
+	if err != nil || !bytes.Equal(stamp, lock) {
+		t.Fatalf("%s/node_modules was not installed from the current package-lock.json: %s", clientDir, fix)
+	}
+	return dir
 }
 
 // fixture is a running example server with the issuer's side beside it.
@@ -230,7 +205,7 @@ type client struct {
 // runClient starts client.mjs against f with the given auth.
 func (f *fixture) runClient(t *testing.T, tok, proof, transports string) *client {
 	t.Helper()
-	dir := installClient(t)
+	dir := installed(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	cmd := exec.CommandContext(ctx, "node", "client.mjs")
 	cmd.Dir = dir
@@ -240,6 +215,12 @@ func (f *fixture) runClient(t *testing.T, tok, proof, transports string) *client
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	// Closing stdin asks the client to leave (see client.mjs).
+	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -267,9 +248,19 @@ func (f *fixture) runClient(t *testing.T, tok, proof, transports string) *client
 		}
 		c.done <- err
 	}()
+	// The client leaves as a real one does, with a disconnect packet: a
+	// killed polling client is noticed only at the server's ping timeout
+	// (45 s), long after TestHandshake checks that the guard forgot it.
+	// It is killed only if it has not left within 5 s.
 	t.Cleanup(func() {
-		cancel()
-		<-c.done
+		defer cancel()
+		_ = stdin.Close()
+		select {
+		case <-c.done:
+		case <-time.After(5 * time.Second):
+			cancel()
+			<-c.done
+		}
 	})
 	return c
 }

@@ -23,48 +23,55 @@ import (
 
 const mirrorProcEnv = "HALLPASS_TEST_MIRROR_REDIS"
 
-// TestHelperMirrorProcess is not a test: run by mirrorProcess as a separate
-// process, it mirrors the denylist of the Redis named in the environment
-// and answers each token read from stdin with "ok" or "revoked".
-func TestHelperMirrorProcess(t *testing.T) {
-	addr := os.Getenv(mirrorProcEnv)
-	if addr == "" {
-		return // run only as the helper process, never as a test of its own
+// TestMain runs the test binary as the mirror helper process when
+// startMirrorProcess named a Redis in mirrorProcEnv, and runs the tests
+// otherwise.
+func TestMain(m *testing.M) {
+	if addr := os.Getenv(mirrorProcEnv); addr != "" {
+		os.Exit(mirrorProcessMain(addr, os.Stdin, os.Stdout))
 	}
+	os.Exit(m.Run())
+}
+
+// mirrorProcessMain is the helper process started by startMirrorProcess: it
+// mirrors the denylist of the Redis at addr, says "synced" once it has, and
+// answers each token read from in with "ok", "revoked" or "error". It
+// returns the exit code.
+func mirrorProcessMain(addr string, in io.Reader, out io.Writer) int {
 	rc := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true})
 	defer rc.Close()
 	st, err := revredis.New(rc, revredis.Options{})
 	if err != nil {
-		fmt.Println("error", err)
-		os.Exit(1)
+		fmt.Fprintln(out, "error", err)
+		return 1
 	}
 	m, err := revocation.NewMirror(st, revocation.MirrorOptions{})
 	if err != nil {
-		fmt.Println("error", err)
-		os.Exit(1)
+		fmt.Fprintln(out, "error", err)
+		return 1
 	}
 	m.Start()
 	defer m.Close()
 	<-m.Synced()
-	fmt.Println("synced")
-	sc := bufio.NewScanner(os.Stdin)
+	fmt.Fprintln(out, "synced")
+	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 8192), 8192)
 	for sc.Scan() {
 		c, kid, err := unsafeClaims(sc.Text())
 		if err != nil {
-			fmt.Println("error")
+			fmt.Fprintln(out, "error")
 			continue
 		}
 		switch err := m.CheckRevoked(context.Background(), kid, c); {
 		case err == nil:
-			fmt.Println("ok")
+			fmt.Fprintln(out, "ok")
 		case errors.Is(err, revocation.ErrRevoked):
-			fmt.Println("revoked")
+			fmt.Fprintln(out, "revoked")
 		default:
-			fmt.Println("error")
+			fmt.Fprintln(out, "error")
 		}
 	}
-	os.Exit(0)
+	return 0
 }
 
 // unsafeClaims reads a v4.public token's claims and kid WITHOUT verifying
@@ -98,7 +105,7 @@ type mirrorProc struct {
 func startMirrorProcess(t *testing.T, redisAddr string) *mirrorProc {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestHelperMirrorProcess$")
+	cmd := exec.CommandContext(ctx, os.Args[0]) // TestMain runs mirrorProcessMain
 	cmd.Env = append(os.Environ(), mirrorProcEnv+"="+redisAddr)
 	in, err := cmd.StdinPipe()
 	if err != nil {

@@ -29,6 +29,7 @@ import (
 	"github.com/hallpass/hallpass/account/redisstore"
 	"github.com/hallpass/hallpass/dpop"
 	"github.com/hallpass/hallpass/dpop/redisreplay"
+	"github.com/hallpass/hallpass/internal/benchratio"
 	"github.com/hallpass/hallpass/issuer"
 	"github.com/hallpass/hallpass/keys"
 	"github.com/hallpass/hallpass/refresh"
@@ -41,8 +42,8 @@ var scenarios = []string{"signup", "refresh", "me"}
 // the run.
 const requestTimeout = 10 * time.Second
 
-// target is one in-process issuer served over real HTTP on a loopback
-// listener, and the client that talks to it.
+// target is the client side of a run: an HTTP client of one issuer, and
+// what its close undoes (in reverse order).
 type target struct {
 	base   string // http://127.0.0.1:PORT
 	client *http.Client
@@ -53,6 +54,28 @@ func (t *target) close() {
 	for i := len(t.closer) - 1; i >= 0; i-- {
 		t.closer[i]()
 	}
+}
+
+// newTarget returns a client of the issuer at base with up to clients
+// connections.
+func newTarget(base string, clients int) *target {
+	tr := &http.Transport{
+		Proxy:               nil, // never leave loopback through a proxy
+		DialContext:         loopbackDialer().DialContext,
+		MaxIdleConns:        clients,
+		MaxIdleConnsPerHost: clients,
+		MaxConnsPerHost:     clients,
+		IdleConnTimeout:     30 * time.Second,
+		DisableCompression:  true,
+	}
+	return &target{base: base, client: &http.Client{Transport: tr, Timeout: requestTimeout}, closer: []func(){tr.CloseIdleConnections}}
+}
+
+// storeHandles is an open store, its replay cache and what closes both.
+type storeHandles struct {
+	store  account.Store
+	replay dpop.ReplayCache
+	close  func()
 }
 
 // openBolt opens a store on a bbolt file in a fresh temporary directory,
@@ -93,29 +116,29 @@ func openRedis(addr string) (account.Store, dpop.ReplayCache, func(), error) {
 	return st, rc, func() { st.Close(); c.Close() }, nil
 }
 
-// startTarget builds an issuer on store and serves it on 127.0.0.1:0.
-// Signup limits are off (no Limiter): the load generator is the only
-// client and would otherwise measure 429s.
-func startTarget(store account.Store, replay dpop.ReplayCache, clients int) (*target, error) {
+// startServer builds an issuer on store and serves it on 127.0.0.1:0; stop
+// shuts it down. Signup limits are off (no Limiter): the load generator is
+// the only client and would otherwise measure 429s.
+func startServer(store account.Store, replay dpop.ReplayCache) (base string, stop func(), err error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
-	base := "http://" + ln.Addr().String()
+	base = "http://" + ln.Addr().String()
 	ring, err := keys.NewRing(nil, time.Now())
 	if err != nil {
 		ln.Close()
-		return nil, err
+		return "", nil, err
 	}
 	lk, err := keys.GenerateLocalKey(nil)
 	if err != nil {
 		ln.Close()
-		return nil, err
+		return "", nil, err
 	}
 	codec, err := refresh.NewCodec(time.Now, lk)
 	if err != nil {
 		ln.Close()
-		return nil, err
+		return "", nil, err
 	}
 	srv, err := issuer.New(issuer.Config{
 		PublicURL:    base,
@@ -128,7 +151,7 @@ func startTarget(store account.Store, replay dpop.ReplayCache, clients int) (*ta
 	})
 	if err != nil {
 		ln.Close()
-		return nil, err
+		return "", nil, err
 	}
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	served := make(chan struct{})
@@ -136,26 +159,14 @@ func startTarget(store account.Store, replay dpop.ReplayCache, clients int) (*ta
 		defer close(served)
 		_ = hs.Serve(ln)
 	}()
-	tr := &http.Transport{
-		Proxy:               nil, // never leave loopback through a proxy
-		DialContext:         loopbackDialer().DialContext,
-		MaxIdleConns:        clients,
-		MaxIdleConnsPerHost: clients,
-		MaxConnsPerHost:     clients,
-		IdleConnTimeout:     30 * time.Second,
-		DisableCompression:  true,
-	}
-	t := &target{base: base, client: &http.Client{Transport: tr, Timeout: requestTimeout}}
-	t.closer = append(t.closer, func() {
+	return base, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		tr.CloseIdleConnections()
 		if hs.Shutdown(ctx) != nil {
 			hs.Close()
 		}
 		<-served
-	})
-	return t, nil
+	}, nil
 }
 
 // loopbackDialer refuses to connect anywhere but a loopback address.
@@ -303,17 +314,22 @@ type Result struct {
 	Store    string  `json:"store"`
 	Scenario string  `json:"scenario"`
 	Clients  int     `json:"clients"`
-	Requests int64   `json:"requests"` // completed, successful or not
-	Errors   int64   `json:"errors"`   // failed requests (and failed set-up signups)
-	Seconds  float64 `json:"seconds"`
-	ReqPerS  float64 `json:"req_per_s"` // successful requests per second
+	Requests int64   `json:"requests"`  // completed, successful or not
+	Errors   int64   `json:"errors"`    // failed requests (and failed set-up signups)
+	Seconds  float64 `json:"seconds"`   // under load, all rounds
+	ReqPerS  float64 `json:"req_per_s"` // successful requests per second under load
 	P50NS    int64   `json:"p50_ns"`    // of successful requests
 	P99NS    int64   `json:"p99_ns"`
-	// P50OverCrypto is P50 / (one Ed25519 sign + one proof verify).
-	P50OverCrypto float64 `json:"p50_over_sign_verify"`
-	// P50OverCryptoRTT adds one Redis round trip to the floor (Redis only).
-	P50OverCryptoRTT float64 `json:"p50_over_sign_verify_rtt,omitempty"`
-	FirstError       string  `json:"first_error,omitempty"`
+	// Floor is this scenario's floor over all its windows (see Floor),
+	// FloorOps what one of its operations does.
+	Floor    Floor  `json:"floor"`
+	FloorOps string `json:"floor_ops"`
+	// OfFloor is the median over rounds of (req/s) / (floor ops/s), each
+	// round's load beside the floor window next to it: 1 would be a server
+	// doing nothing but the floor's cryptography.
+	OfFloor    float64 `json:"of_floor"`
+	Rounds     int     `json:"rounds"` // rounds with requests
+	FirstError string  `json:"first_error,omitempty"`
 }
 
 // usernames are fresh across the whole run.
@@ -321,39 +337,47 @@ var usernameSeq atomic.Int64
 
 func freshUsername() string { return fmt.Sprintf("bench%d", usernameSeq.Add(1)) }
 
-// runScenario runs one scenario with clients concurrent devices until d has
-// passed or n requests have been started, whichever comes first. Devices of
-// refresh and me sign up first, outside the measurement. Latency is what a
-// client sees: making the proof, the HTTP round trip and reading the body.
-func runScenario(ctx context.Context, t *target, store, scenario string, clients int, d time.Duration, n int64) Result {
-	res := Result{Store: store, Scenario: scenario, Clients: clients}
-	var (
-		errs     atomic.Int64
-		firstMu  sync.Mutex
-		firstErr error
-	)
-	fail := func(err error) {
-		errs.Add(1)
-		firstMu.Lock()
-		if firstErr == nil {
-			firstErr = err
-		}
-		firstMu.Unlock()
+// errorLog counts failed requests and keeps the first.
+type errorLog struct {
+	n     atomic.Int64
+	mu    sync.Mutex
+	first error
+}
+
+func (l *errorLog) fail(err error) {
+	l.n.Add(1)
+	l.mu.Lock()
+	if l.first == nil {
+		l.first = err
 	}
+	l.mu.Unlock()
+}
+
+// runScenario runs one scenario with o.clients concurrent devices in
+// o.rounds rounds. Each round is a load window of o.duration/o.rounds (or
+// until o.max requests have been started over the whole scenario) and a
+// floor window of o.floor on the backend with as many goroutines as
+// clients; the order of the two alternates from round to round, so that a
+// drift in the machine's load weighs on both alike. Devices of refresh and
+// me sign up first, outside the measurement. Latency is what a client
+// sees: making the proof, the HTTP round trip and reading the body.
+func runScenario(ctx context.Context, t *target, be backend, store, scenario string, o options) (Result, error) {
+	res := Result{Store: store, Scenario: scenario, Clients: o.clients, FloorOps: floorOps[scenario]}
+	var errs errorLog
 
 	// Set-up: one device per client, signed up unless the scenario is signup.
-	devs := make([]*device, clients)
+	devs := make([]*device, o.clients)
 	var wg sync.WaitGroup
 	for i := range devs {
 		wg.Go(func() {
 			dev, err := newDevice()
 			if err != nil {
-				fail(err)
+				errs.fail(err)
 				return
 			}
 			if scenario != "signup" {
 				if err := t.signup(ctx, dev, freshUsername()); err != nil {
-					fail(fmt.Errorf("set-up: %w", err))
+					errs.fail(fmt.Errorf("set-up: %w", err))
 					return
 				}
 			}
@@ -362,8 +386,70 @@ func runScenario(ctx context.Context, t *target, store, scenario string, clients
 	}
 	wg.Wait()
 
-	var started atomic.Int64
-	lats := make([][]time.Duration, clients)
+	var (
+		started atomic.Int64
+		all     []time.Duration
+		load    time.Duration
+		ratios  []float64
+	)
+	window := o.duration / time.Duration(o.rounds)
+	for r := range o.rounds {
+		if ctx.Err() != nil || started.Load() >= o.max {
+			break
+		}
+		var (
+			lat []time.Duration
+			el  time.Duration
+			f   Floor
+			err error
+		)
+		if r%2 == 0 {
+			lat, el = loadRound(ctx, t, devs, scenario, window, &started, o.max, &errs)
+			f, err = be.floor(ctx, scenario, o.clients, o.floor)
+		} else {
+			f, err = be.floor(ctx, scenario, o.clients, o.floor)
+			if err == nil {
+				lat, el = loadRound(ctx, t, devs, scenario, window, &started, o.max, &errs)
+			}
+		}
+		if err != nil {
+			return res, err
+		}
+		res.Floor.Ops += f.Ops
+		res.Floor.Seconds += f.Seconds
+		all = append(all, lat...)
+		load += el
+		if len(lat) > 0 && el > 0 {
+			ratios = append(ratios, float64(len(lat))/el.Seconds()/f.OpsPerSec)
+		}
+	}
+
+	slices.Sort(all)
+	res.Errors = errs.n.Load()
+	res.Requests = int64(len(all)) + res.Errors
+	res.Seconds = load.Seconds()
+	if res.Seconds > 0 {
+		res.ReqPerS = float64(len(all)) / res.Seconds
+	}
+	if res.Floor.Seconds > 0 {
+		res.Floor.OpsPerSec = float64(res.Floor.Ops) / res.Floor.Seconds
+	}
+	res.Rounds = len(ratios)
+	res.OfFloor = benchratio.Median(ratios)
+	res.P50NS = int64(percentile(all, 0.50))
+	res.P99NS = int64(percentile(all, 0.99))
+	if errs.first != nil {
+		res.FirstError = errs.first.Error()
+	}
+	return res, nil
+}
+
+// loadRound has every device send scenario's request in a loop for d, or
+// until n requests have been started in all (counted by started). It
+// returns the latency of each successful request and the time it took.
+func loadRound(ctx context.Context, t *target, devs []*device, scenario string, d time.Duration, started *atomic.Int64, n int64, errs *errorLog) ([]time.Duration, time.Duration) {
+	lats := make([][]time.Duration, len(devs))
+	var wg sync.WaitGroup
 	begin := time.Now()
 	deadline := begin.Add(d)
 	for i, dev := range devs {
@@ -384,7 +470,7 @@ func runScenario(ctx context.Context, t *target, store, scenario string, clients
 					err = t.me(ctx, dev)
 				}
 				if err != nil {
-					fail(err)
+					errs.fail(err)
 					continue
 				}
 				mine = append(mine, time.Since(t0))
@@ -393,22 +479,7 @@ func runScenario(ctx context.Context, t *target, store, scenario string, clients
 		})
 	}
 	wg.Wait()
-	elapsed := time.Since(begin)
-
-	all := slices.Concat(lats...)
-	slices.Sort(all)
-	res.Errors = errs.Load()
-	res.Requests = int64(len(all)) + res.Errors
-	res.Seconds = elapsed.Seconds()
-	if res.Seconds > 0 {
-		res.ReqPerS = float64(len(all)) / res.Seconds
-	}
-	res.P50NS = int64(percentile(all, 0.50))
-	res.P99NS = int64(percentile(all, 0.99))
-	if firstErr != nil {
-		res.FirstError = firstErr.Error()
-	}
-	return res
+	return slices.Concat(lats...), time.Since(begin)
 }
 
 // percentile of sorted (nearest rank); 0 when empty.

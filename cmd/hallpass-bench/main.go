@@ -1,28 +1,57 @@
 // Command hallpass-bench is a load generator for the hallpass issuer.
 //
-// It starts an issuer in this process on a loopback listener (real HTTP
-// over 127.0.0.1) on each store engine, bbolt on a temporary file and Redis
-// on a private redis-server it starts on a free loopback port, and runs
-// three scenarios with -c concurrent clients, each client with its own
-// Ed25519 device key and a fresh DPoP proof per request:
+// It starts an issuer on a loopback listener (real HTTP over 127.0.0.1) on
+// each store engine, bbolt on a temporary file and Redis on a private
+// redis-server it starts on a free loopback port, and runs three scenarios
+// with -c concurrent clients, each client with its own Ed25519 device key
+// and a fresh DPoP proof per request:
 //
 //   - signup:  POST /v1/accounts with a fresh username each time;
 //   - refresh: POST /v1/token, each client rotating its own refresh chain;
 //   - me:      GET /v1/me with the client's access token.
 //
-// Each scenario stops after -d or after -n requests, whichever comes
-// first. It reports, per store and scenario, successful requests per
-// second, p50 and p99 latency as the client sees it (making the proof, the
-// round trip, reading the body) and errors, beside the floor measured in
-// the same run: one Ed25519 signature, one DPoP proof verification, one
-// Redis PING round trip. p50/(sign+verify) is how many times a request
-// costs the minimal crypto of one proof (client signs, server verifies);
-// on Redis, p50/(sign+verify+rtt) adds one round trip to that floor.
-// Client and server share the machine's CPUs.
+// Each scenario is held against its own floor, measured in the same run as
+// throughput at the same concurrency: the cryptography the server cannot
+// avoid for one request of that scenario, run by -c goroutines flat out on
+// the server's CPUs (see Floor):
+//
+//   - signup, refresh: one proof verify + one Ed25519 signature (the
+//     access token) + one refresh-token seal (PASETO v4.local);
+//   - me: one access-token verify (Ed25519) + one proof verify.
+//
+// A scenario runs in -rounds rounds: a load window of -d/-rounds, then a
+// floor window of -floor (the order alternates), and reports requests per
+// second, the floor's operations per second, and the median over rounds of
+// (req/s) / (floor ops/s), "of floor": 1 would be a server that does
+// nothing but that cryptography. It also reports p50 and p99 latency as the
+// client sees it (making the proof, the round trip, reading the body) and
+// errors. A scenario also stops once -n requests have been started.
+//
+// # Pinning
+//
+// By default client, server and floor share the process and every CPU, so
+// the client's work (a proof signature and an HTTP client per request)
+// counts against the server. To measure the server alone, give it its own
+// CPUs:
+//
+//	go run ./cmd/hallpass-bench -server-cpus 1 -load-cpus 0
+//
+// runs the issuer, its floor and redis-server (server_cpulist) pinned to CPU
+// 1 in a child process (this binary re-executed), and the load generator
+// pinned to CPU 0: the same split as
+//
+//	taskset -c 1 <server>   # and
+//	taskset -c 0 <load>
+//
+// GOMAXPROCS follows the number of CPUs given; -gomaxprocs overrides it for
+// the server side (in-process, for the whole process). Pinning needs Linux.
+// On a shared or noisy machine, prefer more, shorter rounds: the median
+// ratio survives a few spoiled ones.
 //
 // Usage:
 //
-//	go run ./cmd/hallpass-bench [-c 16] [-d 5s] [-n 200000] [-stores bolt,redis] [-json]
+//	go run ./cmd/hallpass-bench [-c 16] [-d 5s] [-rounds 5] [-floor 1s] [-n 200000]
+//	    [-stores bolt,redis] [-server-cpus LIST -load-cpus LIST] [-gomaxprocs N] [-json]
 //	go run ./cmd/hallpass-bench -propagation [-n 1000] [-watchers 4] [-json]
 //
 // -propagation measures how long an admin device revocation takes to reach
@@ -43,6 +72,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -60,36 +90,50 @@ func main() {
 
 // Report is the whole run (the -json output).
 type Report struct {
-	Clients     int      `json:"clients"`
-	Duration    string   `json:"duration"`
-	MaxRequests int64    `json:"max_requests"`
-	GOMAXPROCS  int      `json:"gomaxprocs"`
-	GoVersion   string   `json:"go_version"`
-	Floor       Floor    `json:"floor"`
-	Results     []Result `json:"results"`
+	Clients     int    `json:"clients"`
+	Duration    string `json:"duration"` // of load, per scenario
+	Rounds      int    `json:"rounds"`
+	FloorWindow string `json:"floor_window"` // per round
+	MaxRequests int64  `json:"max_requests"`
+	// GOMAXPROCS of the server side (issuer and floor), and of the load
+	// generator; equal when they share the process.
+	GOMAXPROCS     int      `json:"gomaxprocs"`
+	LoadGOMAXPROCS int      `json:"load_gomaxprocs"`
+	ServerCPUs     string   `json:"server_cpus,omitempty"` // empty: not pinned
+	LoadCPUs       string   `json:"load_cpus,omitempty"`
+	GoVersion      string   `json:"go_version"`
+	Results        []Result `json:"results"`
 }
 
 type options struct {
-	clients  int
-	duration time.Duration
-	max      int64
-	stores   []string
-	json     bool
-	floor    time.Duration
-	redisBin string
+	clients    int
+	duration   time.Duration
+	rounds     int
+	floor      time.Duration
+	max        int64
+	stores     []string
+	json       bool
+	redisBin   string
+	serverCPUs []int
+	loadCPUs   []int
+	gomaxprocs int
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("hallpass-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.IntVar(&o.clients, "c", 16, "concurrent clients (1 to 1024)")
-	fs.DurationVar(&o.duration, "d", 5*time.Second, "duration of each scenario (up to 10m)")
+	fs.IntVar(&o.clients, "c", 16, "concurrent clients, and goroutines of the floor (1 to 1024)")
+	fs.DurationVar(&o.duration, "d", 5*time.Second, "load time of each scenario, over all rounds (up to 10m)")
+	fs.IntVar(&o.rounds, "rounds", 5, "rounds per scenario, each a load window of -d/-rounds and a floor window (1 to 100)")
+	fs.DurationVar(&o.floor, "floor", 0, "floor window per round (default -d/-rounds, at most 1s)")
 	fs.Int64Var(&o.max, "n", 200_000, "maximum requests of each scenario")
 	stores := fs.String("stores", "bolt,redis", "comma-separated stores: bolt, redis")
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON instead of a table")
-	fs.DurationVar(&o.floor, "floor", 300*time.Millisecond, "time spent measuring each floor operation")
 	fs.StringVar(&o.redisBin, "redis-server", "", "redis-server binary (default: PATH, /usr/bin, /usr/sbin)")
+	serverCPUs := fs.String("server-cpus", "", "run the issuer, its floor and redis-server pinned to these CPUs (e.g. 1 or 2-3), in a child process (Linux)")
+	loadCPUs := fs.String("load-cpus", "", "pin the load generator to these CPUs (e.g. 0); needs -server-cpus")
+	fs.IntVar(&o.gomaxprocs, "gomaxprocs", 0, "GOMAXPROCS of the server side (default: the number of -server-cpus, else Go's default)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -101,10 +145,34 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("-c must be from 1 to 1024")
 	case o.duration <= 0 || o.duration > 10*time.Minute:
 		return o, errors.New("-d must be positive and at most 10m")
+	case o.rounds < 1 || o.rounds > 100:
+		return o, errors.New("-rounds must be from 1 to 100")
+	case o.floor < 0 || o.floor > 10*time.Second:
+		return o, errors.New("-floor must be from 0 (default) to 10s")
 	case o.max < 1:
 		return o, errors.New("-n must be at least 1")
-	case o.floor <= 0 || o.floor > 10*time.Second:
-		return o, errors.New("-floor must be positive and at most 10s")
+	case o.gomaxprocs < 0 || o.gomaxprocs > 1024:
+		return o, errors.New("-gomaxprocs must be from 1 to 1024")
+	}
+	if o.floor == 0 {
+		o.floor = min(o.duration/time.Duration(o.rounds), time.Second)
+	}
+	var err error
+	if *serverCPUs != "" {
+		if o.serverCPUs, err = parseCPUList(*serverCPUs); err != nil {
+			return o, fmt.Errorf("-server-cpus: %w", err)
+		}
+	}
+	if *loadCPUs != "" {
+		if *serverCPUs == "" {
+			return o, errors.New("-load-cpus needs -server-cpus (client and server share one process otherwise)")
+		}
+		if o.loadCPUs, err = parseCPUList(*loadCPUs); err != nil {
+			return o, fmt.Errorf("-load-cpus: %w", err)
+		}
+	}
+	if (o.serverCPUs != nil || o.loadCPUs != nil) && !pinningSupported {
+		return o, pinProcess(0, nil) // its error says why
 	}
 	seen := map[string]bool{}
 	for _, s := range strings.Split(*stores, ",") {
@@ -157,123 +225,119 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 func bench(ctx context.Context, o options, progress io.Writer) (*Report, error) {
+	if o.loadCPUs != nil {
+		if err := pinProcess(os.Getpid(), o.loadCPUs); err != nil {
+			return nil, err
+		}
+		runtime.GOMAXPROCS(len(o.loadCPUs))
+	}
+	if o.serverCPUs == nil && o.gomaxprocs > 0 {
+		runtime.GOMAXPROCS(o.gomaxprocs)
+	}
 	rep := &Report{
-		Clients: o.clients, Duration: o.duration.String(), MaxRequests: o.max,
-		GOMAXPROCS: runtime.GOMAXPROCS(0), GoVersion: runtime.Version(),
+		Clients: o.clients, Duration: o.duration.String(), Rounds: o.rounds,
+		FloorWindow: o.floor.String(), MaxRequests: o.max,
+		LoadGOMAXPROCS: runtime.GOMAXPROCS(0), GoVersion: runtime.Version(),
+		ServerCPUs: formatCPUList(o.serverCPUs), LoadCPUs: formatCPUList(o.loadCPUs),
 	}
 	var rp *redistest.Process
-	if contains(o.stores, "redis") {
+	if slices.Contains(o.stores, "redis") {
 		var err error
-		if rp, err = startRedis(ctx, o.redisBin); err != nil {
+		if rp, err = startRedisOn(ctx, o.redisBin, o.serverCPUs); err != nil {
 			return nil, err
 		}
 		defer rp.Stop()
 	}
-	redisAddr := ""
-	if rp != nil {
-		redisAddr = rp.Addr()
-	}
-	fmt.Fprintln(progress, "hallpass-bench: measuring the floor")
-	f, err := measureFloor(ctx, o.floor, redisAddr)
-	if err != nil {
-		return nil, err
-	}
-	rep.Floor = f
-
 	for _, store := range o.stores {
-		res, err := benchStore(ctx, o, store, redisAddr, progress)
+		spec := serverSpec{Store: store}
+		if store == "redis" {
+			spec.Redis = rp.Addr()
+		}
+		res, procs, err := benchStore(ctx, o, spec, progress)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", store, err)
 		}
+		rep.GOMAXPROCS = procs
 		rep.Results = append(rep.Results, res...)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	for i := range rep.Results {
-		r := &rep.Results[i]
-		if sv := f.SignNS + f.VerifyNS; sv > 0 {
-			r.P50OverCrypto = float64(r.P50NS) / sv
-		}
-		if r.Store == "redis" && f.RedisPingNS > 0 {
-			r.P50OverCryptoRTT = float64(r.P50NS) / (f.SignNS + f.VerifyNS + f.RedisPingNS)
-		}
-	}
 	return rep, nil
 }
 
-// benchStore runs every scenario on one issuer over a fresh store.
-func benchStore(ctx context.Context, o options, store, redisAddr string, progress io.Writer) ([]Result, error) {
+// benchStore runs every scenario on one issuer over a fresh store, and
+// returns the results and the server side's GOMAXPROCS.
+func benchStore(ctx context.Context, o options, spec serverSpec, progress io.Writer) ([]Result, int, error) {
 	var (
-		t   *target
+		be  backend
 		err error
 	)
-	switch store {
-	case "bolt":
-		st, rc, closeStore, e := openBolt()
-		if e != nil {
-			return nil, e
-		}
-		defer closeStore()
-		t, err = startTarget(st, rc, o.clients)
-	case "redis":
-		st, rc, closeStore, e := openRedis(redisAddr)
-		if e != nil {
-			return nil, e
-		}
-		defer closeStore()
-		t, err = startTarget(st, rc, o.clients)
+	if o.serverCPUs != nil {
+		be, err = startChild(ctx, childSpec{serverSpec: spec, CPUs: o.serverCPUs, GOMAXPROCS: o.gomaxprocs})
+	} else {
+		be, err = startInProcess(spec)
 	}
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
+	defer be.close()
+	t := newTarget(be.base(), o.clients)
 	defer t.close()
 	var out []Result
 	for _, sc := range scenarios {
 		if ctx.Err() != nil {
 			break
 		}
-		fmt.Fprintf(progress, "hallpass-bench: %s %s (%d clients, %s or %d requests)\n", store, sc, o.clients, o.duration, o.max)
-		out = append(out, runScenario(ctx, t, store, sc, o.clients, o.duration, o.max))
-	}
-	return out, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
+		fmt.Fprintf(progress, "hallpass-bench: %s %s (%d clients, %d rounds of %s load + %s floor, at most %d requests)\n",
+			spec.Store, sc, o.clients, o.rounds, o.duration/time.Duration(o.rounds), o.floor, o.max)
+		r, err := runScenario(ctx, t, be, spec.Store, sc, o)
+		if err != nil {
+			return nil, 0, fmt.Errorf("%s: %w", sc, err)
 		}
+		out = append(out, r)
 	}
-	return false
+	return out, be.gomaxprocs(), nil
 }
 
 func printTable(w io.Writer, rep *Report) {
-	f := rep.Floor
-	fmt.Fprintf(w, "hallpass-bench: %d clients, each scenario %s or %d requests, loopback HTTP, GOMAXPROCS %d, %s\n",
-		rep.Clients, rep.Duration, rep.MaxRequests, rep.GOMAXPROCS, rep.GoVersion)
-	fmt.Fprintf(w, "floor: ed25519 sign %.0f ns/op, proof verify %.0f ns/op", f.SignNS, f.VerifyNS)
-	if f.RedisPingNS > 0 {
-		fmt.Fprintf(w, ", redis PING %.0f ns/op", f.RedisPingNS)
-	}
-	fmt.Fprintf(w, "; sign+verify %.0f ns\n\n", f.SignNS+f.VerifyNS)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "store\tscenario\trequests\terrors\treq/s\tp50\tp99\tp50/(sign+verify)\tp50/(sign+verify+rtt)\t")
-	for _, r := range rep.Results {
-		rtt := "-"
-		if r.P50OverCryptoRTT > 0 {
-			rtt = fmt.Sprintf("%.1fx", r.P50OverCryptoRTT)
+	fmt.Fprintf(w, "hallpass-bench: %d clients, per scenario %d rounds of %s load + %s floor (at most %d requests), loopback HTTP, %s\n",
+		rep.Clients, rep.Rounds, durDiv(rep.Duration, rep.Rounds), rep.FloorWindow, rep.MaxRequests, rep.GoVersion)
+	if rep.ServerCPUs != "" {
+		load := "not pinned"
+		if rep.LoadCPUs != "" {
+			load = "CPUs " + rep.LoadCPUs
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.0f\t%s\t%s\t%.1fx\t%s\t\n",
-			r.Store, r.Scenario, r.Requests, r.Errors, r.ReqPerS,
-			fmtDur(r.P50NS), fmtDur(r.P99NS), r.P50OverCrypto, rtt)
+		fmt.Fprintf(w, "server (issuer, floor, redis-server): CPUs %s, GOMAXPROCS %d; load: %s, GOMAXPROCS %d\n",
+			rep.ServerCPUs, rep.GOMAXPROCS, load, rep.LoadGOMAXPROCS)
+	} else {
+		fmt.Fprintf(w, "client, server and floor share one process, GOMAXPROCS %d (not pinned: the client's work counts against the server)\n", rep.GOMAXPROCS)
+	}
+	fmt.Fprintf(w, "floor: %d goroutines on the server's CPUs doing, per op, signup and refresh: %s; me: %s\n\n",
+		rep.Clients, floorOps["signup"], floorOps["me"])
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "store\tscenario\tC\trequests\terrors\treq/s\tp50\tp99\tfloor ops/s\tof floor\t")
+	for _, r := range rep.Results {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%.0f\t%s\t%s\t%.0f\t%.2f\t\n",
+			r.Store, r.Scenario, r.Clients, r.Requests, r.Errors, r.ReqPerS,
+			fmtDur(r.P50NS), fmtDur(r.P99NS), r.Floor.OpsPerSec, r.OfFloor)
 	}
 	tw.Flush()
+	fmt.Fprintln(w, "\nof floor: median over rounds of (req/s) / (floor ops/s), each round beside its own floor window")
 	for _, r := range rep.Results {
 		if r.FirstError != "" {
 			fmt.Fprintf(w, "%s %s: first error: %s\n", r.Store, r.Scenario, r.FirstError)
 		}
 	}
+}
+
+// durDiv is d/n for a duration string d.
+func durDiv(d string, n int) string {
+	x, err := time.ParseDuration(d)
+	if err != nil || n < 1 {
+		return d
+	}
+	return (x / time.Duration(n)).String()
 }
 
 func fmtDur(ns int64) string {

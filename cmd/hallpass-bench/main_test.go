@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"slices"
 	"testing"
 	"time"
 )
@@ -13,7 +14,7 @@ func runJSON(t *testing.T, args ...string) Report {
 	var out, errb bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	code := run(ctx, append(args, "-stores", "bolt", "-json", "-floor", "20ms"), &out, &errb)
+	code := run(ctx, append(args, "-stores", "bolt", "-json", "-floor", "50ms"), &out, &errb)
 	var rep Report
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
 		t.Fatalf("exit %d, output is not JSON: %v\nstdout: %s\nstderr: %s", code, err, out.Bytes(), errb.Bytes())
@@ -24,17 +25,45 @@ func runJSON(t *testing.T, args ...string) Report {
 	if len(rep.Results) != len(scenarios) {
 		t.Fatalf("%d results, want %d: %+v", len(rep.Results), len(scenarios), rep.Results)
 	}
-	if rep.Floor.SignNS <= 0 || rep.Floor.VerifyNS <= 0 || rep.Floor.RedisPingNS != 0 {
-		t.Errorf("floor %+v: want sign and verify measured, no Redis", rep.Floor)
+	for _, r := range rep.Results {
+		if r.Floor.Ops <= 0 || r.Floor.OpsPerSec <= 0 || r.FloorOps == "" {
+			t.Errorf("%s %s: floor %+v %q: want it measured", r.Store, r.Scenario, r.Floor, r.FloorOps)
+		}
 	}
 	return rep
 }
 
-// TestBolt runs every scenario for about a second on bbolt with 2 clients.
+// TestBolt runs every scenario for about a second on bbolt with 2 clients,
+// in 2 rounds, each beside its own floor.
 func TestBolt(t *testing.T) {
-	rep := runJSON(t, "-d", "1s", "-c", "2")
+	rep := runJSON(t, "-d", "1s", "-c", "2", "-rounds", "2")
 	for _, r := range rep.Results {
-		if r.ReqPerS <= 0 || r.Errors != 0 || r.P50NS <= 0 || r.P99NS < r.P50NS || r.P50OverCrypto <= 0 {
+		if r.ReqPerS <= 0 || r.Errors != 0 || r.P50NS <= 0 || r.P99NS < r.P50NS || r.OfFloor <= 0 || r.Rounds != 2 {
+			t.Errorf("%s %s: %+v", r.Store, r.Scenario, r)
+		}
+	}
+	if rep.Results[0].FloorOps != rep.Results[1].FloorOps || rep.Results[0].FloorOps == rep.Results[2].FloorOps {
+		t.Errorf("floors: signup %q, refresh %q, me %q: want signup = refresh != me",
+			rep.Results[0].FloorOps, rep.Results[1].FloorOps, rep.Results[2].FloorOps)
+	}
+}
+
+// TestPinned runs the server in its pinned child process (CPU 0, which
+// every machine has) with the load pinned beside it.
+func TestPinned(t *testing.T) {
+	if !pinningSupported {
+		var errb bytes.Buffer
+		if code := run(context.Background(), []string{"-server-cpus", "0"}, &bytes.Buffer{}, &errb); code != 2 {
+			t.Errorf("-server-cpus without pinning support: exit %d, want 2", code)
+		}
+		return
+	}
+	rep := runJSON(t, "-d", "400ms", "-c", "2", "-rounds", "2", "-server-cpus", "0", "-load-cpus", "0")
+	if rep.ServerCPUs != "0" || rep.LoadCPUs != "0" || rep.GOMAXPROCS != 1 || rep.LoadGOMAXPROCS != 1 {
+		t.Errorf("report %+v: want server and load on CPU 0, GOMAXPROCS 1", rep)
+	}
+	for _, r := range rep.Results {
+		if r.ReqPerS <= 0 || r.Errors != 0 || r.OfFloor <= 0 {
 			t.Errorf("%s %s: %+v", r.Store, r.Scenario, r)
 		}
 	}
@@ -45,8 +74,8 @@ func TestMaxRequests(t *testing.T) {
 	start := time.Now()
 	rep := runJSON(t, "-d", "1m", "-c", "3", "-n", "10")
 	for _, r := range rep.Results {
-		if r.Requests != 10 || r.Errors != 0 {
-			t.Errorf("%s %s: %d requests, %d errors; want 10, 0", r.Store, r.Scenario, r.Requests, r.Errors)
+		if r.Requests != 10 || r.Errors != 0 || r.Rounds != 1 {
+			t.Errorf("%s %s: %d requests, %d errors, %d rounds; want 10, 0, 1", r.Store, r.Scenario, r.Requests, r.Errors, r.Rounds)
 		}
 	}
 	if el := time.Since(start); el > 30*time.Second {
@@ -54,8 +83,55 @@ func TestMaxRequests(t *testing.T) {
 	}
 }
 
+// TestFloorScenarios measures each scenario's floor briefly and refuses an
+// unknown scenario.
+func TestFloorScenarios(t *testing.T) {
+	env, err := newFloorEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sc := range scenarios {
+		f, err := env.measure(context.Background(), sc, 2, 50*time.Millisecond)
+		if err != nil {
+			t.Fatalf("%s: %v", sc, err)
+		}
+		if f.Ops <= 0 || f.OpsPerSec <= 0 || f.Seconds <= 0 {
+			t.Errorf("%s: %+v", sc, f)
+		}
+	}
+	if _, err := env.measure(context.Background(), "nope", 1, time.Millisecond); err == nil {
+		t.Error("unknown scenario: no error")
+	}
+}
+
+func TestParseCPUList(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want []int
+	}{
+		{"1", []int{1}},
+		{"0,2", []int{0, 2}},
+		{"3-5,1,4", []int{1, 3, 4, 5}},
+		{" 0 , 1 ", []int{0, 1}},
+	} {
+		got, err := parseCPUList(tt.in)
+		if err != nil || !slices.Equal(got, tt.want) {
+			t.Errorf("parseCPUList(%q) = %v, %v; want %v", tt.in, got, err, tt.want)
+		}
+	}
+	for _, bad := range []string{"", "a", "-1", "3-1", "1,,2", "1024", "0-1024"} {
+		if got, err := parseCPUList(bad); err == nil {
+			t.Errorf("parseCPUList(%q) = %v, want an error", bad, got)
+		}
+	}
+}
+
 func TestFlags(t *testing.T) {
-	for _, args := range [][]string{{"-c", "0"}, {"-d", "0s"}, {"-n", "0"}, {"-stores", "mysql"}, {"extra"}} {
+	for _, args := range [][]string{
+		{"-c", "0"}, {"-d", "0s"}, {"-n", "0"}, {"-stores", "mysql"}, {"extra"},
+		{"-rounds", "0"}, {"-floor", "-1s"}, {"-gomaxprocs", "-1"},
+		{"-server-cpus", "x"}, {"-load-cpus", "0"}, {"-server-cpus", "1", "-load-cpus", "9-8"},
+	} {
 		var out, errb bytes.Buffer
 		if code := run(context.Background(), args, &out, &errb); code != 2 {
 			t.Errorf("%q: exit %d, want 2", args, code)

@@ -11,7 +11,19 @@ import (
 // (persistence off, its own temporary directory, removed by Stop) with
 // internal/redistest, using bin when set.
 func startRedis(ctx context.Context, bin string) (*redistest.Process, error) {
-	p, err := redistest.Launch(ctx, redistest.Options{Bin: bin})
+	return startRedisOn(ctx, bin, nil)
+}
+
+// startRedisOn is startRedis with the server's threads pinned to cpus
+// (server_cpulist and the like; none when empty): Redis counts as server
+// side.
+func startRedisOn(ctx context.Context, bin string, cpus []int) (*redistest.Process, error) {
+	o := redistest.Options{Bin: bin}
+	if len(cpus) > 0 {
+		l := formatCPUList(cpus)
+		o.Extra = []string{"--server_cpulist", l, "--bio_cpulist", l, "--aof_rewrite_cpulist", l, "--bgsave_cpulist", l}
+	}
+	p, err := redistest.Launch(ctx, o)
 	if errors.Is(err, redistest.ErrNotFound) {
 		return nil, errors.New("redis-server not found (run `make test-deps`, or pass -redis-server PATH, or -stores bolt)")
 	}

@@ -1,0 +1,43 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// maxCPU bounds the CPU numbers -server-cpus and -load-cpus accept (the
+// size of the affinity mask passed to the kernel).
+const maxCPU = 1024
+
+// parseCPUList reads a CPU list as taskset -c and /sys/devices/system/cpu
+// write it: "1", "0,2", "0-3,6". The result is sorted, without duplicates.
+func parseCPUList(s string) ([]int, error) {
+	var out []int
+	for part := range strings.SplitSeq(s, ",") {
+		lo, hi, isRange := strings.Cut(strings.TrimSpace(part), "-")
+		a, err := strconv.Atoi(lo)
+		b := a
+		if err == nil && isRange {
+			b, err = strconv.Atoi(hi)
+		}
+		if err != nil || a < 0 || b < a || b >= maxCPU {
+			return nil, fmt.Errorf("bad CPU list %q (want e.g. 1 or 0,2-3)", s)
+		}
+		for c := a; c <= b; c++ {
+			out = append(out, c)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// formatCPUList is the inverse of parseCPUList, without ranges.
+func formatCPUList(cpus []int) string {
+	s := make([]string, len(cpus))
+	for i, c := range cpus {
+		s[i] = strconv.Itoa(c)
+	}
+	return strings.Join(s, ",")
+}

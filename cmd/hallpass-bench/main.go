@@ -51,7 +51,8 @@
 // Usage:
 //
 //	go run ./cmd/hallpass-bench [-c 16] [-d 5s] [-rounds 5] [-floor 1s] [-n 200000]
-//	    [-stores bolt,redis] [-server-cpus LIST -load-cpus LIST] [-gomaxprocs N] [-json]
+//	    [-stores bolt,redis] [-server-cpus LIST -load-cpus LIST] [-gomaxprocs N]
+//	    [-cpuprofile FILE] [-json]
 //	go run ./cmd/hallpass-bench -propagation [-n 1000] [-watchers 4] [-json]
 //
 // -propagation measures how long an admin device revocation takes to reach
@@ -72,6 +73,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"syscall"
@@ -117,6 +119,7 @@ type options struct {
 	serverCPUs []int
 	loadCPUs   []int
 	gomaxprocs int
+	cpuprofile string
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -134,6 +137,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	serverCPUs := fs.String("server-cpus", "", "run the issuer, its floor and redis-server pinned to these CPUs (e.g. 1 or 2-3), in a child process (Linux)")
 	loadCPUs := fs.String("load-cpus", "", "pin the load generator to these CPUs (e.g. 0); needs -server-cpus")
 	fs.IntVar(&o.gomaxprocs, "gomaxprocs", 0, "GOMAXPROCS of the server side (default: the number of -server-cpus, else Go's default)")
+	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the server side to this file (with -server-cpus: FILE.bolt, FILE.redis), floor windows included")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -234,6 +238,13 @@ func bench(ctx context.Context, o options, progress io.Writer) (*Report, error) 
 	if o.serverCPUs == nil && o.gomaxprocs > 0 {
 		runtime.GOMAXPROCS(o.gomaxprocs)
 	}
+	if o.serverCPUs == nil && o.cpuprofile != "" {
+		stop, err := startCPUProfile(o.cpuprofile)
+		if err != nil {
+			return nil, err
+		}
+		defer stop()
+	}
 	rep := &Report{
 		Clients: o.clients, Duration: o.duration.String(), Rounds: o.rounds,
 		FloorWindow: o.floor.String(), MaxRequests: o.max,
@@ -274,7 +285,11 @@ func benchStore(ctx context.Context, o options, spec serverSpec, progress io.Wri
 		err error
 	)
 	if o.serverCPUs != nil {
-		be, err = startChild(ctx, childSpec{serverSpec: spec, CPUs: o.serverCPUs, GOMAXPROCS: o.gomaxprocs})
+		cs := childSpec{serverSpec: spec, CPUs: o.serverCPUs, GOMAXPROCS: o.gomaxprocs}
+		if o.cpuprofile != "" {
+			cs.CPUProfile = o.cpuprofile + "." + spec.Store
+		}
+		be, err = startChild(ctx, cs)
 	} else {
 		be, err = startInProcess(spec)
 	}
@@ -329,6 +344,19 @@ func printTable(w io.Writer, rep *Report) {
 			fmt.Fprintf(w, "%s %s: first error: %s\n", r.Store, r.Scenario, r.FirstError)
 		}
 	}
+}
+
+// startCPUProfile writes this process's CPU profile to path until stop.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 // durDiv is d/n for a duration string d.

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -69,10 +71,15 @@ func TestPinned(t *testing.T) {
 	}
 }
 
-// TestMaxRequests checks that -n stops a scenario long before -d.
+// TestMaxRequests checks that -n stops a scenario long before -d (and
+// that -cpuprofile writes a profile).
 func TestMaxRequests(t *testing.T) {
 	start := time.Now()
-	rep := runJSON(t, "-d", "1m", "-c", "3", "-n", "10")
+	prof := filepath.Join(t.TempDir(), "cpu.prof")
+	rep := runJSON(t, "-d", "1m", "-c", "3", "-n", "10", "-cpuprofile", prof)
+	if fi, err := os.Stat(prof); err != nil || fi.Size() == 0 {
+		t.Errorf("-cpuprofile: %v, %v", fi, err)
+	}
 	for _, r := range rep.Results {
 		if r.Requests != 10 || r.Errors != 0 || r.Rounds != 1 {
 			t.Errorf("%s %s: %d requests, %d errors, %d rounds; want 10, 0, 1", r.Store, r.Scenario, r.Requests, r.Errors, r.Rounds)

@@ -89,8 +89,9 @@ const serverEnv = "HALLPASS_BENCH_SERVER"
 // childSpec is the server child's configuration (JSON in serverEnv).
 type childSpec struct {
 	serverSpec
-	CPUs       []int `json:"cpus,omitempty"`
-	GOMAXPROCS int   `json:"gomaxprocs,omitempty"`
+	CPUs       []int  `json:"cpus,omitempty"`
+	GOMAXPROCS int    `json:"gomaxprocs,omitempty"`
+	CPUProfile string `json:"cpuprofile,omitempty"` // file for the child's CPU profile
 }
 
 // childHello is the child's first line; childFloor asks for one floor
@@ -147,6 +148,13 @@ func runServerChild(specJSON string, stdin io.Reader, stdout io.Writer) error {
 	}
 	if spec.GOMAXPROCS > 0 {
 		runtime.GOMAXPROCS(spec.GOMAXPROCS)
+	}
+	if spec.CPUProfile != "" {
+		stop, err := startCPUProfile(spec.CPUProfile)
+		if err != nil {
+			return hello(err)
+		}
+		defer stop()
 	}
 	p, err := startInProcess(spec.serverSpec)
 	if err != nil {

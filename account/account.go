@@ -20,6 +20,9 @@ var (
 	ErrInvalidRequest = errors.New("account: invalid store request")
 	// ErrBanned: AddDevice for a banned account.
 	ErrBanned = errors.New("account: account banned")
+	// ErrTooMany: CreateLinkCode with maxLive live codes already, or
+	// AddRecoveryCode with maxCodes codes already.
+	ErrTooMany = errors.New("account: too many live codes")
 )
 
 // ID prefixes, for humans. The rest of an id is 128 random bits, base64url.
@@ -57,6 +60,25 @@ type Account struct {
 	UsernameKey string    `json:"username_key"` // mapped form, unique
 	Created     time.Time `json:"created"`
 	Banned      bool      `json:"banned"`
+	// RecoverySalt and RecoveryCodes: the keyed digests of the account's
+	// unused recovery codes (HMAC-SHA-256 under the issuer's pepper, over
+	// the salt and the code), ordered by byte value. The store never sees
+	// a code.
+	RecoverySalt  []byte   `json:"recovery_salt,omitempty"`
+	RecoveryCodes [][]byte `json:"recovery_codes,omitempty"`
+}
+
+// RecoveryCodesLeft is the number of unused recovery codes.
+func (a Account) RecoveryCodesLeft() int { return len(a.RecoveryCodes) }
+
+// LinkCode is a live code that lets a new device join an account. The
+// store keeps only its keyed digest (HMAC-SHA-256 under the issuer's
+// pepper), never the code.
+type LinkCode struct {
+	Digest    []byte
+	AccountID string
+	Created   time.Time
+	Expires   time.Time
 }
 
 // Device is one app install bound to one device key.
@@ -145,9 +167,12 @@ type RefreshResult struct {
 
 // Store keeps accounts, devices and refresh sessions. Every method is safe
 // for concurrent use; each state change is one atomic step (one bbolt
-// transaction, one Redis Lua script). Implementations: boltstore,
+// transaction, one Redis Lua script; redisstore documents the one
+// exception, a rename or the deletion of a renamed account, whose name
+// records live on other Cluster slots). Implementations: boltstore,
 // redisstore; the storetest package is their shared conformance suite.
 type Store interface {
+	Lifecycle
 	// CreateAccount stores a new account with its first device and session,
 	// in one step that also claims acc.UsernameKey: if the key is taken it
 	// returns ErrUsernameTaken and stores nothing.
@@ -173,4 +198,63 @@ type Store interface {
 	// Ping reports whether the store answers.
 	Ping(ctx context.Context) error
 	Close() error
+}
+
+// Lifecycle is the part of a Store that links devices, recovers, renames
+// and deletes accounts. Codes reach it only as keyed digests. Malformed
+// arguments (ids, digest lengths, maxLive or maxCodes below 1, zero times,
+// see validate.go) are ErrInvalidRequest.
+type Lifecycle interface {
+	// CreateLinkCode stores a link code of an existing, not banned account
+	// (ErrNotFound, ErrBanned). Codes of the account expired at now are
+	// dropped first; with maxLive live codes left it returns ErrTooMany
+	// and stores nothing. A digest already in use is ErrExists; lc.Expires
+	// must be after now.
+	CreateLinkCode(ctx context.Context, lc LinkCode, maxLive int, now time.Time) error
+	// CountLinkCodes counts the account's codes live at now (ErrNotFound
+	// for a missing account).
+	CountLinkCodes(ctx context.Context, accountID string, now time.Time) (int, error)
+	// RedeemLinkCode is one atomic step: the code with this digest, live at
+	// now, is used up and dev and sess are added to its account (the store
+	// sets their AccountID from the code). A missing, expired or used code
+	// is ErrNotFound (one answer for all three); a banned account ErrBanned
+	// (the code is kept). Of concurrent redemptions of one code exactly one
+	// succeeds.
+	RedeemLinkCode(ctx context.Context, digest []byte, now time.Time, dev Device, sess Session) (Account, error)
+	// SetRecoveryCodes replaces the account's recovery codes (salt and
+	// digests) with a new set: ErrNotFound for a missing account.
+	SetRecoveryCodes(ctx context.Context, accountID string, salt []byte, digests [][]byte) error
+	// AddRecoveryCode adds one digest to the account's codes (a support
+	// code). salt must equal the account's salt, or the account has none
+	// and salt becomes it (else ErrInvalidRequest); with maxCodes codes
+	// already it is ErrTooMany. A digest the account has already is a
+	// no-op; ErrNotFound for a missing account.
+	AddRecoveryCode(ctx context.Context, accountID string, salt, digest []byte, maxCodes int) error
+	// UseRecoveryCode is one atomic step: the digest is removed from the
+	// account's codes and dev and sess are added to the account (the store
+	// sets their AccountID); with signOutOthers every other live session of
+	// the account ends at now (its device marked revoked) in the same step,
+	// and their device ids are returned, sorted. A digest that is not among the codes, or a missing
+	// account, is ErrNotFound (nothing changes); a banned account
+	// ErrBanned. Of concurrent uses of one code exactly one succeeds.
+	UseRecoveryCode(ctx context.Context, accountID string, digest []byte, dev Device, sess Session, signOutOthers bool, now time.Time) (ended []string, err error)
+	// EndAccountSessions ends every live session of the account at `at`
+	// and marks its devices revoked, in one step; it returns the ids of
+	// the devices it ended (sorted), not those ended before. ErrNotFound
+	// for a missing account.
+	EndAccountSessions(ctx context.Context, accountID string, at time.Time) ([]string, error)
+	// DeleteAccount removes the account with its devices, sessions, link
+	// and recovery codes in one step, and keeps a tombstone that holds its
+	// username key until holdUntil: meanwhile GetAccount,
+	// GetAccountByUsername, GetDevice and GetSession answer ErrNotFound,
+	// and CreateAccount (whose acc.Created is its now) and RenameAccount
+	// with that key answer ErrUsernameTaken; after holdUntil the name is
+	// free. ErrNotFound for a missing account.
+	DeleteAccount(ctx context.Context, accountID string, now, holdUntil time.Time) error
+	// RenameAccount atomically claims newKey (display newDisplay) for the
+	// account and holds the old key until holdUntil, as a deletion does.
+	// ErrUsernameTaken when newKey is registered or held at now (renaming
+	// to the account's own key is a no-op that succeeds); ErrNotFound for a
+	// missing account.
+	RenameAccount(ctx context.Context, accountID, newDisplay, newKey string, now, holdUntil time.Time) error
 }

@@ -3,6 +3,7 @@ package account
 import (
 	"fmt"
 	"math"
+	"time"
 )
 
 // Size bounds every Store enforces on one record; the issuer's own limits
@@ -25,6 +26,8 @@ func ValidateNewAccount(a Account) error {
 		return invalid("username")
 	case a.Created.IsZero():
 		return invalid("account created")
+	case len(a.RecoverySalt) > 0 || len(a.RecoveryCodes) > 0:
+		return ValidateRecoveryCodes(a.RecoverySalt, a.RecoveryCodes)
 	}
 	return nil
 }
@@ -68,6 +71,81 @@ func ValidateRefresh(r RefreshRequest) error {
 		return invalid("successor")
 	case r.Counter == math.MaxUint64:
 		return invalid("counter")
+	}
+	return nil
+}
+
+// Bounds on the lifecycle records. Digests are HMAC-SHA-256 outputs in
+// practice; the store accepts any length in [MinDigest, MaxDigest].
+const (
+	MinDigest = 16
+	MaxDigest = 64
+	// MaxSalt bounds the per-account recovery salt.
+	MaxSalt = 64
+	// MaxRecoveryCodes bounds the recovery codes of one account.
+	MaxRecoveryCodes = 64
+)
+
+// ValidateDigest checks a link or recovery code digest.
+func ValidateDigest(d []byte) error {
+	if len(d) < MinDigest || len(d) > MaxDigest {
+		return invalid("digest length")
+	}
+	return nil
+}
+
+// ValidateRecoveryCodes checks a new recovery code set: a salt of 1 to
+// MaxSalt bytes and at most MaxRecoveryCodes distinct digests (none is
+// fine: it clears the codes).
+func ValidateRecoveryCodes(salt []byte, digests [][]byte) error {
+	if len(salt) == 0 || len(salt) > MaxSalt {
+		return invalid("recovery salt")
+	}
+	if len(digests) > MaxRecoveryCodes {
+		return invalid("too many recovery codes")
+	}
+	seen := make(map[string]bool, len(digests))
+	for _, d := range digests {
+		if err := ValidateDigest(d); err != nil {
+			return err
+		}
+		if seen[string(d)] {
+			return invalid("duplicate recovery code digest")
+		}
+		seen[string(d)] = true
+	}
+	return nil
+}
+
+// ValidateLinkCode checks a new link code before a Store writes it: it
+// must still be live at now.
+func ValidateLinkCode(lc LinkCode, maxLive int, now time.Time) error {
+	switch {
+	case !ValidID(AccountPrefix, lc.AccountID):
+		return invalid("link code account id")
+	case maxLive < 1:
+		return invalid("maxLive")
+	case lc.Created.IsZero() || now.IsZero() || !lc.Expires.After(now) || !lc.Expires.After(lc.Created):
+		return invalid("link code times")
+	}
+	return ValidateDigest(lc.Digest)
+}
+
+// BindDevice sets the account of a device joining an account the Store
+// resolved itself (RedeemLinkCode, UseRecoveryCode), then validates the
+// device and its session as ValidateNewDevice does.
+func BindDevice(d *Device, s *Session, accountID string) error {
+	d.AccountID, s.AccountID = accountID, accountID
+	return ValidateNewDevice(d, s)
+}
+
+// ValidateRename checks the arguments of RenameAccount.
+func ValidateRename(newDisplay, newKey string, now, holdUntil time.Time) error {
+	switch {
+	case newDisplay == "" || newKey == "" || len(newDisplay) > MaxField || len(newKey) > MaxField:
+		return invalid("username")
+	case now.IsZero() || holdUntil.IsZero():
+		return invalid("rename times")
 	}
 	return nil
 }

@@ -22,7 +22,11 @@ var (
 	bucketDevices        = []byte("devices")
 	bucketAccountDevices = []byte("account_devices")
 	bucketSessions       = []byte("sessions")
-	allBuckets           = [][]byte{bucketAccounts, bucketUsernames, bucketDevices, bucketAccountDevices, bucketSessions}
+	bucketHolds          = []byte("username_holds")
+	bucketLinkCodes      = []byte("link_codes")
+	bucketAccountLinks   = []byte("account_link_codes")
+	allBuckets           = [][]byte{bucketAccounts, bucketUsernames, bucketDevices, bucketAccountDevices, bucketSessions,
+		bucketHolds, bucketLinkCodes, bucketAccountLinks}
 )
 
 // DefaultLockTimeout is how long Open waits for another process's lock.
@@ -103,7 +107,7 @@ func wrap(err error) error {
 		return nil
 	case errors.Is(err, account.ErrNotFound), errors.Is(err, account.ErrExists),
 		errors.Is(err, account.ErrUsernameTaken), errors.Is(err, account.ErrBanned),
-		errors.Is(err, account.ErrInvalidRequest):
+		errors.Is(err, account.ErrInvalidRequest), errors.Is(err, account.ErrTooMany):
 		return err
 	case errors.Is(err, berrors.ErrDatabaseNotOpen):
 		return fmt.Errorf("%w: boltstore: closed", account.ErrUnavailable)
@@ -161,11 +165,18 @@ func (s *Store) CreateAccount(ctx context.Context, acc account.Account, dev acco
 	if dev.AccountID != acc.ID {
 		return invalid("device of another account")
 	}
+	if len(acc.RecoveryCodes) > 0 {
+		acc.RecoveryCodes = cloneDigests(acc.RecoveryCodes)
+	}
 	return s.update(ctx, func(tx *bolt.Tx) error {
 		if exists(tx, bucketAccounts, acc.ID) || exists(tx, bucketDevices, dev.ID) || exists(tx, bucketSessions, dev.ID) {
 			return account.ErrExists
 		}
-		if exists(tx, bucketUsernames, acc.UsernameKey) {
+		taken, err := nameTaken(tx, acc.UsernameKey, acc.Created)
+		if err != nil {
+			return err
+		}
+		if taken {
 			return account.ErrUsernameTaken
 		}
 		if err := tx.Bucket(bucketUsernames).Put([]byte(acc.UsernameKey), []byte(acc.ID)); err != nil {

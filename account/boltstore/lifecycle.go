@@ -1,0 +1,451 @@
+package boltstore
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"slices"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/hallpass/hallpass/account"
+)
+
+// holdRecord is a username key held after a rename or a deletion. It is
+// stored under the SHA-256 of the key, so a held name is not kept in clear.
+type holdRecord struct {
+	Until time.Time `json:"until"`
+}
+
+// linkRecord is a live link code, stored under its digest.
+type linkRecord struct {
+	AccountID string    `json:"account_id"`
+	Created   time.Time `json:"created"`
+	Expires   time.Time `json:"expires"`
+}
+
+// sweepBatch bounds the expired holds dropped by one transaction.
+const sweepBatch = 256
+
+func holdKey(usernameKey string) string {
+	h := sha256.Sum256([]byte(usernameKey))
+	return hex.EncodeToString(h[:])
+}
+
+// suffixes returns copies of the keys of bucket under prefix, minus the
+// prefix: collected first, because deleting under a live cursor skips keys.
+func suffixes(tx *bolt.Tx, bucket []byte, prefix string) []string {
+	var out []string
+	p := []byte(prefix)
+	c := tx.Bucket(bucket).Cursor()
+	for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
+		out = append(out, string(k[len(p):]))
+	}
+	return out
+}
+
+// nameTaken reports whether usernameKey is registered or held at now. An
+// expired hold found on the way is dropped.
+func nameTaken(tx *bolt.Tx, usernameKey string, now time.Time) (bool, error) {
+	if exists(tx, bucketUsernames, usernameKey) {
+		return true, nil
+	}
+	h, err := get[holdRecord](tx, bucketHolds, holdKey(usernameKey))
+	switch {
+	case errors.Is(err, account.ErrNotFound):
+		return false, nil
+	case err != nil:
+		return false, err
+	case now.Before(h.Until):
+		return true, nil
+	}
+	return false, tx.Bucket(bucketHolds).Delete([]byte(holdKey(usernameKey)))
+}
+
+// releaseName unregisters usernameKey and holds it until `until`, then
+// sweeps a batch of expired holds so they do not pile up.
+func releaseName(tx *bolt.Tx, usernameKey string, now, until time.Time) error {
+	if err := tx.Bucket(bucketUsernames).Delete([]byte(usernameKey)); err != nil {
+		return err
+	}
+	if until.After(now) {
+		if err := put(tx, bucketHolds, holdKey(usernameKey), holdRecord{Until: until}); err != nil {
+			return err
+		}
+	}
+	var expired [][]byte
+	c := tx.Bucket(bucketHolds).Cursor()
+	for k, v := c.First(); k != nil && len(expired) < sweepBatch; k, v = c.Next() {
+		var h holdRecord
+		if err := json.Unmarshal(v, &h); err != nil || !now.Before(h.Until) {
+			expired = append(expired, bytes.Clone(k))
+		}
+	}
+	for _, k := range expired {
+		if err := tx.Bucket(bucketHolds).Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// liveLinks drops the account's link codes expired at now and counts the
+// others.
+func liveLinks(tx *bolt.Tx, accountID string, now time.Time, drop bool) (int, error) {
+	live := 0
+	for _, digest := range suffixes(tx, bucketAccountLinks, accountID) {
+		rec, err := get[linkRecord](tx, bucketLinkCodes, digest)
+		if err != nil && !errors.Is(err, account.ErrNotFound) {
+			return 0, err
+		}
+		if err == nil && now.Before(rec.Expires) {
+			live++
+			continue
+		}
+		if drop {
+			if err := deleteLink(tx, accountID, digest); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return live, nil
+}
+
+func deleteLink(tx *bolt.Tx, accountID, digest string) error {
+	if err := tx.Bucket(bucketLinkCodes).Delete([]byte(digest)); err != nil {
+		return err
+	}
+	return tx.Bucket(bucketAccountLinks).Delete([]byte(accountID + digest))
+}
+
+// CreateLinkCode stores a link code of an existing, not banned account.
+func (s *Store) CreateLinkCode(ctx context.Context, lc account.LinkCode, maxLive int, now time.Time) error {
+	if err := account.ValidateLinkCode(lc, maxLive, now); err != nil {
+		return err
+	}
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		acc, err := get[account.Account](tx, bucketAccounts, lc.AccountID)
+		if err != nil {
+			return err
+		}
+		if exists(tx, bucketLinkCodes, string(lc.Digest)) {
+			return account.ErrExists
+		}
+		if acc.Banned {
+			return account.ErrBanned
+		}
+		live, err := liveLinks(tx, lc.AccountID, now, true)
+		if err != nil {
+			return err
+		}
+		if live >= maxLive {
+			return account.ErrTooMany
+		}
+		rec := linkRecord{AccountID: lc.AccountID, Created: lc.Created, Expires: lc.Expires}
+		if err := put(tx, bucketLinkCodes, string(lc.Digest), rec); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketAccountLinks).Put([]byte(lc.AccountID+string(lc.Digest)), nil)
+	})
+}
+
+// CountLinkCodes counts the account's codes live at now.
+func (s *Store) CountLinkCodes(ctx context.Context, accountID string, now time.Time) (int, error) {
+	if !account.ValidID(account.AccountPrefix, accountID) {
+		return 0, account.ErrNotFound
+	}
+	var n int
+	err := s.view(ctx, func(tx *bolt.Tx) (err error) {
+		if !exists(tx, bucketAccounts, accountID) {
+			return account.ErrNotFound
+		}
+		n, err = liveLinks(tx, accountID, now, false)
+		return err
+	})
+	return n, err
+}
+
+// RedeemLinkCode uses up a live link code and adds the device to its
+// account, in one transaction.
+func (s *Store) RedeemLinkCode(ctx context.Context, digest []byte, now time.Time, dev account.Device, sess account.Session) (account.Account, error) {
+	if account.ValidateDigest(digest) != nil {
+		return account.Account{}, account.ErrNotFound
+	}
+	if now.IsZero() {
+		return account.Account{}, invalid("redeem time")
+	}
+	var acc account.Account
+	err := s.update(ctx, func(tx *bolt.Tx) error {
+		rec, err := get[linkRecord](tx, bucketLinkCodes, string(digest))
+		if err != nil {
+			return err
+		}
+		if !now.Before(rec.Expires) {
+			return account.ErrNotFound
+		}
+		acc, err = get[account.Account](tx, bucketAccounts, rec.AccountID)
+		if err != nil {
+			return err
+		}
+		d, se := dev, sess
+		if err := account.BindDevice(&d, &se, acc.ID); err != nil {
+			return err
+		}
+		if acc.Banned {
+			return account.ErrBanned
+		}
+		if exists(tx, bucketDevices, d.ID) || exists(tx, bucketSessions, d.ID) {
+			return account.ErrExists
+		}
+		if err := deleteLink(tx, acc.ID, string(digest)); err != nil {
+			return err
+		}
+		return putDevice(tx, d, se)
+	})
+	if err != nil {
+		return account.Account{}, err
+	}
+	return acc, nil
+}
+
+func cloneDigests(digests [][]byte) [][]byte {
+	out := make([][]byte, len(digests))
+	for i, d := range digests {
+		out[i] = bytes.Clone(d)
+	}
+	slices.SortFunc(out, bytes.Compare)
+	return out
+}
+
+// SetRecoveryCodes replaces the account's recovery codes.
+func (s *Store) SetRecoveryCodes(ctx context.Context, accountID string, salt []byte, digests [][]byte) error {
+	if !account.ValidID(account.AccountPrefix, accountID) {
+		return account.ErrNotFound
+	}
+	if err := account.ValidateRecoveryCodes(salt, digests); err != nil {
+		return err
+	}
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		acc, err := get[account.Account](tx, bucketAccounts, accountID)
+		if err != nil {
+			return err
+		}
+		acc.RecoverySalt, acc.RecoveryCodes = bytes.Clone(salt), cloneDigests(digests)
+		return put(tx, bucketAccounts, accountID, acc)
+	})
+}
+
+// AddRecoveryCode adds one digest to the account's recovery codes.
+func (s *Store) AddRecoveryCode(ctx context.Context, accountID string, salt, digest []byte, maxCodes int) error {
+	if !account.ValidID(account.AccountPrefix, accountID) {
+		return account.ErrNotFound
+	}
+	if err := account.ValidateRecoveryCodes(salt, [][]byte{digest}); err != nil {
+		return err
+	}
+	if maxCodes < 1 {
+		return invalid("maxCodes")
+	}
+	maxCodes = min(maxCodes, account.MaxRecoveryCodes)
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		acc, err := get[account.Account](tx, bucketAccounts, accountID)
+		if err != nil {
+			return err
+		}
+		if len(acc.RecoverySalt) > 0 && !bytes.Equal(acc.RecoverySalt, salt) {
+			return invalid("recovery salt differs from the account's")
+		}
+		if recoveryIndex(acc.RecoveryCodes, digest) >= 0 {
+			return nil
+		}
+		if len(acc.RecoveryCodes) >= maxCodes {
+			return account.ErrTooMany
+		}
+		acc.RecoverySalt = bytes.Clone(salt)
+		acc.RecoveryCodes = cloneDigests(append(acc.RecoveryCodes, digest))
+		return put(tx, bucketAccounts, accountID, acc)
+	})
+}
+
+// recoveryIndex finds digest among codes, comparing every one in constant
+// time.
+func recoveryIndex(codes [][]byte, digest []byte) int {
+	found := -1
+	for i, c := range codes {
+		if subtle.ConstantTimeCompare(c, digest) == 1 {
+			found = i
+		}
+	}
+	return found
+}
+
+// UseRecoveryCode uses up a recovery code and adds the device, ending the
+// other sessions when asked, in one transaction.
+func (s *Store) UseRecoveryCode(ctx context.Context, accountID string, digest []byte, dev account.Device, sess account.Session, signOutOthers bool, now time.Time) ([]string, error) {
+	if !account.ValidID(account.AccountPrefix, accountID) || account.ValidateDigest(digest) != nil {
+		return nil, account.ErrNotFound
+	}
+	if now.IsZero() {
+		return nil, invalid("recovery time")
+	}
+	if err := account.BindDevice(&dev, &sess, accountID); err != nil {
+		return nil, err
+	}
+	var ended []string
+	err := s.update(ctx, func(tx *bolt.Tx) (err error) {
+		acc, err := get[account.Account](tx, bucketAccounts, accountID)
+		if err != nil {
+			return err
+		}
+		i := recoveryIndex(acc.RecoveryCodes, digest)
+		switch {
+		case i < 0:
+			return account.ErrNotFound
+		case acc.Banned:
+			return account.ErrBanned
+		case exists(tx, bucketDevices, dev.ID) || exists(tx, bucketSessions, dev.ID):
+			return account.ErrExists
+		}
+		acc.RecoveryCodes = slices.Delete(acc.RecoveryCodes, i, i+1)
+		if err := put(tx, bucketAccounts, accountID, acc); err != nil {
+			return err
+		}
+		if signOutOthers {
+			if ended, err = endAll(tx, accountID, now); err != nil {
+				return err
+			}
+		}
+		return putDevice(tx, dev, sess)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return ended, nil
+}
+
+// endAll ends every live session of the account at `at` and returns the
+// ids of the devices it ended, sorted.
+func endAll(tx *bolt.Tx, accountID string, at time.Time) ([]string, error) {
+	var ended []string
+	for _, id := range suffixes(tx, bucketAccountDevices, accountID) {
+		sess, err := get[account.Session](tx, bucketSessions, id)
+		if err != nil {
+			return nil, notFoundIsCorrupt(err)
+		}
+		dev, err := get[account.Device](tx, bucketDevices, id)
+		if err != nil {
+			return nil, notFoundIsCorrupt(err)
+		}
+		if !sess.Ended.IsZero() && !dev.Revoked.IsZero() {
+			continue
+		}
+		endSession(&sess, &dev, at)
+		if err := put(tx, bucketSessions, id, sess); err != nil {
+			return nil, err
+		}
+		if err := put(tx, bucketDevices, id, dev); err != nil {
+			return nil, err
+		}
+		ended = append(ended, id)
+	}
+	slices.Sort(ended)
+	return ended, nil
+}
+
+// EndAccountSessions ends every live session of the account.
+func (s *Store) EndAccountSessions(ctx context.Context, accountID string, at time.Time) ([]string, error) {
+	if !account.ValidID(account.AccountPrefix, accountID) {
+		return nil, account.ErrNotFound
+	}
+	if at.IsZero() {
+		return nil, invalid("end time")
+	}
+	var ended []string
+	err := s.update(ctx, func(tx *bolt.Tx) (err error) {
+		if !exists(tx, bucketAccounts, accountID) {
+			return account.ErrNotFound
+		}
+		ended, err = endAll(tx, accountID, at)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return ended, nil
+}
+
+// DeleteAccount removes the account and everything it owns, and holds its
+// username key until holdUntil, in one transaction.
+func (s *Store) DeleteAccount(ctx context.Context, accountID string, now, holdUntil time.Time) error {
+	if !account.ValidID(account.AccountPrefix, accountID) {
+		return account.ErrNotFound
+	}
+	if now.IsZero() || holdUntil.IsZero() {
+		return invalid("delete times")
+	}
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		acc, err := get[account.Account](tx, bucketAccounts, accountID)
+		if err != nil {
+			return err
+		}
+		for _, id := range suffixes(tx, bucketAccountDevices, accountID) {
+			for _, b := range [][]byte{bucketDevices, bucketSessions} {
+				if err := tx.Bucket(b).Delete([]byte(id)); err != nil {
+					return err
+				}
+			}
+			if err := tx.Bucket(bucketAccountDevices).Delete([]byte(accountID + id)); err != nil {
+				return err
+			}
+		}
+		for _, digest := range suffixes(tx, bucketAccountLinks, accountID) {
+			if err := deleteLink(tx, accountID, digest); err != nil {
+				return err
+			}
+		}
+		if err := tx.Bucket(bucketAccounts).Delete([]byte(accountID)); err != nil {
+			return err
+		}
+		return releaseName(tx, acc.UsernameKey, now, holdUntil)
+	})
+}
+
+// RenameAccount claims newKey for the account and holds the old key, in
+// one transaction.
+func (s *Store) RenameAccount(ctx context.Context, accountID, newDisplay, newKey string, now, holdUntil time.Time) error {
+	if !account.ValidID(account.AccountPrefix, accountID) {
+		return account.ErrNotFound
+	}
+	if err := account.ValidateRename(newDisplay, newKey, now, holdUntil); err != nil {
+		return err
+	}
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		acc, err := get[account.Account](tx, bucketAccounts, accountID)
+		if err != nil {
+			return err
+		}
+		if acc.UsernameKey == newKey {
+			return nil
+		}
+		taken, err := nameTaken(tx, newKey, now)
+		if err != nil {
+			return err
+		}
+		if taken {
+			return account.ErrUsernameTaken
+		}
+		if err := releaseName(tx, acc.UsernameKey, now, holdUntil); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketUsernames).Put([]byte(newKey), []byte(accountID)); err != nil {
+			return err
+		}
+		acc.Username, acc.UsernameKey = newDisplay, newKey
+		return put(tx, bucketAccounts, accountID, acc)
+	})
+}

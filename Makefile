@@ -6,9 +6,11 @@ STATICCHECK_VERSION ?= v0.8.2
 
 .PHONY: run build test test-deps bench fuzz lint clean
 
-## run: start the issuer on its embedded store in development mode (http://127.0.0.1:8080)
-run:
-	$(GO) run ./cmd/hallpass serve --dev
+## run: start the issuer on its embedded store in development mode (http://127.0.0.1:8080); Ctrl-C stops it
+# The binary itself, not `go run`: the go command exits 1 when interrupted,
+# whatever its child does, and make would report Ctrl-C as an error.
+run: build
+	./bin/hallpass serve --dev
 
 ## build: build bin/hallpass
 build:

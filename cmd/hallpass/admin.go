@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -24,27 +25,33 @@ const (
 	adminURLEnv = "HALLPASS_ADMIN_URL"
 )
 
-const adminKeyUsage = `Usage: hallpass admin-key new --keys-file FILE [--id NAME]
+func adminKeyGroup() group {
+	return group{
+		name:    "admin-key",
+		summary: "make admin keys for the admin API",
+		cmds:    []command{{adminKeyNewDoc, adminKeyNew}},
+	}
+}
 
-Makes a random 256-bit admin key, appends its SHA-256 digest line
+var adminKeyNewDoc = cmdDoc{
+	name:    "admin-key new",
+	args:    "--keys-file FILE [--id NAME]",
+	summary: "make an admin key; its digest goes to the admin keys file",
+	detail: `Makes a random 256-bit admin key, appends its SHA-256 digest line
 ("sha256:<hex> <id> <created>") to FILE (created with mode 0600 if missing)
 and prints the key itself, once, alone on stdout. The server reads FILE
-(--admin-keys-file); remove a line to withdraw that key.
-`
+(--admin-keys-file); remove a line to withdraw that key.`,
+	examples: []string{
+		"hallpass admin-key new --keys-file admin-keys --id alice > alice.key",
+		"hallpass serve --dev --admin-keys-file admin-keys",
+	},
+}
 
-func runAdminKey(_ context.Context, args []string, e *env) error {
-	if len(args) == 0 || args[0] != "new" {
-		if len(args) > 0 && (args[0] == "help" || args[0] == "-h" || args[0] == "--help") {
-			fmt.Fprint(e.stdout, adminKeyUsage)
-			return nil
-		}
-		fmt.Fprint(e.stderr, adminKeyUsage)
-		return errUsage
-	}
-	fs := newFlagSet("admin-key new", e)
+func adminKeyNew(_ context.Context, args []string, e *env) error {
+	fs := newFlagSet(adminKeyNewDoc, e)
 	file := fs.String("keys-file", e.getenv("HALLPASS_ADMIN_KEYS_FILE"), "admin keys file to append to [HALLPASS_ADMIN_KEYS_FILE]")
 	id := fs.String("id", "", "name of the key in audit records: letters, digits, . _ - (default key-<digest prefix>)")
-	if err := parseFlags(fs, args[1:]); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *file == "" {
@@ -98,106 +105,126 @@ func appendKeyLine(path, line string) error {
 	return err
 }
 
-const adminUsage = `Usage: hallpass admin <command> [flags]
-
-Calls the admin API of hallpass serve (--admin-listen). The admin key comes
+func adminGroup() group {
+	g := group{
+		name:    "admin",
+		summary: "call the admin API: revoke, ban, revoke-device, rotate-keys, ...",
+		detail: `Calls the admin API of hallpass serve (--admin-listen). The admin key comes
 from $HALLPASS_ADMIN_KEY (never a flag: it would show in ps); the URL from
 --admin-url or $HALLPASS_ADMIN_URL (default http://127.0.0.1:9090). Plain
 http is only allowed to a loopback address. Each command prints the JSON
-answer on stdout; an error is one line on stderr with the server's code.
-
-  revoke --kind token|device|account|all|key [--id ID] [--reason TEXT]
-  revocations
-  account --account ID
-  account-by-username --username NAME
-  devices --account ID
-  revoke-device --device ID
-  ban --account ID
-  unban --account ID
-  rotate-keys
-  revoke-key --kid k4.pid...
-`
-
-func runAdmin(ctx context.Context, args []string, e *env) error {
-	if len(args) == 0 {
-		fmt.Fprint(e.stderr, adminUsage)
-		return errUsage
+answer on stdout; an error is one line on stderr with the server's code.`,
 	}
-	cmd := args[0]
-	if cmd == "help" || cmd == "-h" || cmd == "--help" {
-		fmt.Fprint(e.stdout, adminUsage)
-		return nil
+	for _, ac := range adminCmds() {
+		g.cmds = append(g.cmds, command{ac.doc, func(ctx context.Context, args []string, e *env) error {
+			return runAdminCmd(ctx, ac, args, e)
+		}})
 	}
-	fs := newFlagSet("admin "+cmd, e)
+	return g
+}
+
+// adminCmd is one admin API call: its flags, and the request they make.
+type adminCmd struct {
+	doc   cmdDoc
+	flags func(fs *flag.FlagSet) adminRequest
+}
+
+// adminRequest checks the parsed flags and returns the call to make.
+type adminRequest func() (method, path string, body any, err error)
+
+// adminExample prefixes an admin command line with the key it needs.
+func adminExample(cmd string) string {
+	return "HALLPASS_ADMIN_KEY=$(cat alice.key) hallpass admin " + cmd
+}
+
+// idCall is an admin call on the one id given by --flagName.
+func idCall(name, args, summary, flagName, usage, method string, path func(id string) string, examples ...string) adminCmd {
+	doc := cmdDoc{name: "admin " + name, args: args, summary: summary}
+	for _, ex := range examples {
+		doc.examples = append(doc.examples, adminExample(ex))
+	}
+	return adminCmd{doc, func(fs *flag.FlagSet) adminRequest {
+		id := fs.String(flagName, "", usage)
+		return func() (string, string, any, error) {
+			if *id == "" {
+				return "", "", nil, fmt.Errorf("%w: --%s is required", errUsage, flagName)
+			}
+			return method, path(url.PathEscape(*id)), nil, nil
+		}
+	}}
+}
+
+// fixedCall is an admin call that takes no flag of its own.
+func fixedCall(name, summary, method, path string) adminCmd {
+	doc := cmdDoc{name: "admin " + name, summary: summary, examples: []string{adminExample(name)}}
+	return adminCmd{doc, func(*flag.FlagSet) adminRequest {
+		return func() (string, string, any, error) { return method, path, nil, nil }
+	}}
+}
+
+func adminCmds() []adminCmd {
+	const accounts = "/v1/admin/accounts/"
+	return []adminCmd{
+		adminRevokeCmd(),
+		fixedCall("revocations", "list the live revocation entries", http.MethodGet, "/v1/admin/revocations"),
+		idCall("account", "--account ID", "show an account", "account", "account id (acc_...)", http.MethodGet,
+			func(id string) string { return accounts + id }, "account --account acc_..."),
+		idCall("account-by-username", "--username NAME", "find an account by username (mapped like at signup: ALICE finds alice)", "username", "username as typed",
+			http.MethodGet, func(id string) string { return accounts + "by-username/" + id }, "account-by-username --username Alice"),
+		idCall("devices", "--account ID", "list an account's devices", "account", "account id (acc_...)", http.MethodGet,
+			func(id string) string { return accounts + id + "/devices" }, "devices --account acc_..."),
+		idCall("revoke-device", "--device ID", "sign a device out: its session ends, its tokens are refused everywhere", "device", "device id (dev_...)",
+			http.MethodDelete, func(id string) string { return "/v1/admin/devices/" + id }, "revoke-device --device dev_..."),
+		idCall("ban", "--account ID", "ban an account: no refresh, no new device, its tokens refused", "account", "account id (acc_...)", http.MethodPost,
+			func(id string) string { return accounts + id + "/ban" }, "ban --account acc_..."),
+		idCall("unban", "--account ID", "lift a ban (tokens issued before it stay refused)", "account", "account id (acc_...)", http.MethodPost,
+			func(id string) string { return accounts + id + "/unban" }, "unban --account acc_..."),
+		fixedCall("rotate-keys", "rotate the signing keys through the key ring's store", http.MethodPost, "/v1/admin/keys/rotate"),
+		idCall("revoke-key", "--kid k4.pid.ID", "withdraw a signing key at once (published as revoked)", "kid", "key id (k4.pid...)", http.MethodPost,
+			func(id string) string { return "/v1/admin/keys/" + id + "/revoke" }, "revoke-key --kid k4.pid..."),
+	}
+}
+
+func adminRevokeCmd() adminCmd {
+	doc := cmdDoc{
+		name:    "admin revoke",
+		args:    "--kind token|device|account|all|key [--id ID] [--reason TEXT]",
+		summary: "add a revocation entry: one token, a device, an account, everything, or a key",
+		examples: []string{
+			adminExample(`revoke --kind token --id <jti> --reason "leaked in a log"`),
+			adminExample(`revoke --kind all --reason "key compromise"`),
+		},
+	}
+	return adminCmd{doc, func(fs *flag.FlagSet) adminRequest {
+		kind := fs.String("kind", "", "token, device, account, all or key")
+		id := fs.String("id", "", "jti, dev_..., acc_... or k4.pid... (none for all)")
+		reason := fs.String("reason", "", "operator's note, kept with the entry")
+		return func() (string, string, any, error) {
+			if *kind == "" {
+				return "", "", nil, fmt.Errorf("%w: --kind is required", errUsage)
+			}
+			body := map[string]string{"kind": *kind, "id": *id}
+			if *reason != "" {
+				body["reason"] = *reason
+			}
+			return http.MethodPost, "/v1/admin/revocations", body, nil
+		}
+	}}
+}
+
+// runAdminCmd parses the flags of ac, then calls the admin API with the
+// key from $HALLPASS_ADMIN_KEY.
+func runAdminCmd(ctx context.Context, ac adminCmd, args []string, e *env) error {
+	fs := newFlagSet(ac.doc, e)
 	adminURL := fs.String("admin-url", e.getenv(adminURLEnv), "admin API URL [HALLPASS_ADMIN_URL] (default http://127.0.0.1:9090)")
-	var kind, id, reason, acc, username, dev, kid string
-	var method, path string
-	var body any
-	switch cmd {
-	case "revoke":
-		fs.StringVar(&kind, "kind", "", "token, device, account, all or key")
-		fs.StringVar(&id, "id", "", "jti, dev_..., acc_... or k4.pid... (none for all)")
-		fs.StringVar(&reason, "reason", "", "operator's note, kept with the entry")
-	case "account", "devices", "ban", "unban":
-		fs.StringVar(&acc, "account", "", "account id (acc_...)")
-	case "account-by-username":
-		fs.StringVar(&username, "username", "", "username as typed")
-	case "revoke-device":
-		fs.StringVar(&dev, "device", "", "device id (dev_...)")
-	case "revoke-key":
-		fs.StringVar(&kid, "kid", "", "key id (k4.pid...)")
-	case "revocations", "rotate-keys":
-	default:
-		fmt.Fprint(e.stderr, adminUsage)
-		return fmt.Errorf("%w: unknown admin command %q", errUsage, cmd)
-	}
-	if err := parseFlags(fs, args[1:]); err != nil {
+	req := ac.flags(fs)
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 0 {
-		return fmt.Errorf("%w: admin %s takes no arguments", errUsage, cmd)
+		return fmt.Errorf("%w: %s takes no arguments", errUsage, ac.doc.name)
 	}
-	need := func(v, flag string) error {
-		if v == "" {
-			return fmt.Errorf("%w: --%s is required", errUsage, flag)
-		}
-		return nil
-	}
-	var err error
-	esc := url.PathEscape
-	switch cmd {
-	case "revoke":
-		if err = need(kind, "kind"); err == nil {
-			method, path = http.MethodPost, "/v1/admin/revocations"
-			m := map[string]string{"kind": kind, "id": id}
-			if reason != "" {
-				m["reason"] = reason
-			}
-			body = m
-		}
-	case "revocations":
-		method, path = http.MethodGet, "/v1/admin/revocations"
-	case "account":
-		err = need(acc, "account")
-		method, path = http.MethodGet, "/v1/admin/accounts/"+esc(acc)
-	case "account-by-username":
-		err = need(username, "username")
-		method, path = http.MethodGet, "/v1/admin/accounts/by-username/"+esc(username)
-	case "devices":
-		err = need(acc, "account")
-		method, path = http.MethodGet, "/v1/admin/accounts/"+esc(acc)+"/devices"
-	case "ban", "unban":
-		err = need(acc, "account")
-		method, path = http.MethodPost, "/v1/admin/accounts/"+esc(acc)+"/"+cmd
-	case "revoke-device":
-		err = need(dev, "device")
-		method, path = http.MethodDelete, "/v1/admin/devices/"+esc(dev)
-	case "rotate-keys":
-		method, path = http.MethodPost, "/v1/admin/keys/rotate"
-	case "revoke-key":
-		err = need(kid, "kid")
-		method, path = http.MethodPost, "/v1/admin/keys/"+esc(kid)+"/revoke"
-	}
+	method, path, body, err := req()
 	if err != nil {
 		return err
 	}
@@ -211,7 +238,7 @@ func runAdmin(ctx context.Context, args []string, e *env) error {
 	}
 	out, err := adminCall(ctx, base+path, method, key, body)
 	if err != nil {
-		fmt.Fprintln(e.stderr, "hallpass admin "+cmd+":", err)
+		fmt.Fprintln(e.stderr, "hallpass "+ac.doc.name+":", err)
 		return exitError{code: 1, silent: true, err: err}
 	}
 	if len(out) == 0 {

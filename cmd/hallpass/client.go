@@ -17,24 +17,71 @@ import (
 	"github.com/hallpass/hallpass/keys"
 )
 
-const clientUsage = `Usage: hallpass client <command> [flags]
+func clientGroup() group {
+	return group{
+		name:    "client",
+		summary: "try the whole flow from a shell, as a device",
+		detail: `Each command prints JSON on stdout; an error is one line on stderr with the
+server's code. The state file holds the device's private key and refresh
+token, encrypted. The passphrase comes from --passphrase-file or
+HALLPASS_CLIENT_PASSPHRASE; with neither, a random key is written to
+FILE.key (mode 0600) beside the state file and used instead: that only
+protects copies of the state file made without the key file.`,
+		cmds: []command{
+			{clientSignupDoc, clientSignup},
+			{clientMeDoc, clientMe},
+			{clientRefreshDoc, clientRefresh},
+			{clientLogoutDoc, clientLogout},
+			{clientDevicesDoc, clientDevices},
+			{clientRevokeDeviceDoc, clientRevokeDevice},
+		},
+	}
+}
 
-Try the whole flow from a shell. Each command prints JSON on stdout; an
-error is one line on stderr with the server's code.
-
-  signup   --server URL --username NAME --state FILE [--device-name N] [--alg ES256|EdDSA]
-  me       --state FILE
-  refresh  --state FILE
-  logout   --state FILE
-  devices  --state FILE                  list the account's devices
-  revoke-device --state FILE --device ID sign out another device of the account
-
-The state file holds the device's private key and refresh token, encrypted.
-The passphrase comes from --passphrase-file or HALLPASS_CLIENT_PASSPHRASE;
-with neither, a random key is written to FILE.key (mode 0600) beside the
-state file and used instead: that only protects copies of the state file
-made without the key file.
-`
+var (
+	clientSignupDoc = cmdDoc{
+		name:    "client signup",
+		args:    "--server URL --username NAME --state FILE [--device-name N] [--alg ES256|EdDSA]",
+		summary: "make a device key, sign up and save the session in the state file",
+		examples: []string{
+			"hallpass client signup --server http://127.0.0.1:8080 --username alice --state alice.state",
+			"HALLPASS_CLIENT_PASSPHRASE=... hallpass client signup --server https://auth.example.com --username alice --device-name laptop --state alice.state",
+		},
+	}
+	clientMeDoc = cmdDoc{
+		name:     "client me",
+		args:     "--state FILE",
+		summary:  "call GET /v1/me with the saved session (refreshing it when needed)",
+		examples: []string{"hallpass client me --state alice.state"},
+	}
+	clientRefreshDoc = cmdDoc{
+		name:     "client refresh",
+		args:     "--state FILE",
+		summary:  "rotate the refresh token now and save the new pair",
+		examples: []string{"hallpass client refresh --state alice.state"},
+	}
+	clientLogoutDoc = cmdDoc{
+		name:     "client logout",
+		args:     "--state FILE",
+		summary:  "end this device's session; the state file can sign up again",
+		examples: []string{"hallpass client logout --state alice.state"},
+	}
+	clientDevicesDoc = cmdDoc{
+		name:     "client devices",
+		args:     "--state FILE",
+		summary:  "list the account's devices",
+		examples: []string{"hallpass client devices --state alice.state"},
+	}
+	clientRevokeDeviceDoc = cmdDoc{
+		name:    "client revoke-device",
+		args:    "--state FILE --device ID",
+		summary: "sign out another device of the account",
+		examples: []string{
+			"hallpass client devices --state alice.state",
+			"hallpass client revoke-device --state alice.state --device dev_<id from client devices>",
+		},
+	}
+)
 
 // clientArgon2 are the Argon2id costs for new passphrase-protected state
 // files; tests lower them.
@@ -42,32 +89,6 @@ var clientArgon2 = keys.DefaultArgon2Params
 
 // clientPassphraseEnv holds the passphrase itself (not a file name).
 const clientPassphraseEnv = "HALLPASS_CLIENT_PASSPHRASE"
-
-func runClient(ctx context.Context, args []string, e *env) error {
-	if len(args) == 0 {
-		fmt.Fprint(e.stderr, clientUsage)
-		return errUsage
-	}
-	switch args[0] {
-	case "signup":
-		return clientSignup(ctx, args[1:], e)
-	case "me":
-		return clientMe(ctx, args[1:], e)
-	case "refresh":
-		return clientRefresh(ctx, args[1:], e)
-	case "logout":
-		return clientLogout(ctx, args[1:], e)
-	case "devices":
-		return clientDevices(ctx, args[1:], e)
-	case "revoke-device":
-		return clientRevokeDevice(ctx, args[1:], e)
-	case "help", "-h", "--help":
-		fmt.Fprint(e.stdout, clientUsage)
-		return nil
-	}
-	fmt.Fprint(e.stderr, clientUsage)
-	return fmt.Errorf("%w: unknown client command %q", errUsage, args[0])
-}
 
 // stateFlags are the flags every client command has.
 type stateFlags struct {
@@ -206,7 +227,7 @@ func clientFail(cmd string, e *env, err error) error {
 }
 
 func clientSignup(ctx context.Context, args []string, e *env) (err error) {
-	fs := newFlagSet("client signup", e)
+	fs := newFlagSet(clientSignupDoc, e)
 	server := fs.String("server", "", "issuer URL, e.g. http://127.0.0.1:8080 (required)")
 	username := fs.String("username", "", "username to sign up with (required)")
 	deviceName := fs.String("device-name", "hallpass CLI", "label of this device")
@@ -291,12 +312,13 @@ func clientSignup(ctx context.Context, args []string, e *env) (err error) {
 	return err
 }
 
-// runClientCmd runs `hallpass client NAME` on the saved session: it parses
+// runClientCmd runs the client command doc names on the saved session: it parses
 // the state flags and those that flags (when not nil) registers, runs the
 // check flags returned (when not nil), then opens the client and hands it to
 // do. Errors after the flags are parsed go through clientFail.
-func runClientCmd(ctx context.Context, name string, args []string, e *env, flags func(*flag.FlagSet) (check func() error), do func(*client.Client) error) (err error) {
-	fs := newFlagSet("client "+name, e)
+func runClientCmd(ctx context.Context, doc cmdDoc, args []string, e *env, flags func(*flag.FlagSet) (check func() error), do func(*client.Client) error) (err error) {
+	fs := newFlagSet(doc, e)
+	name := strings.TrimPrefix(doc.name, "client ")
 	var sf stateFlags
 	sf.register(fs)
 	var check func() error
@@ -325,7 +347,7 @@ func runClientCmd(ctx context.Context, name string, args []string, e *env, flags
 }
 
 func clientMe(ctx context.Context, args []string, e *env) error {
-	return runClientCmd(ctx, "me", args, e, nil, func(c *client.Client) error {
+	return runClientCmd(ctx, clientMeDoc, args, e, nil, func(c *client.Client) error {
 		me, err := c.Me(ctx)
 		if err != nil {
 			return err
@@ -335,7 +357,7 @@ func clientMe(ctx context.Context, args []string, e *env) error {
 }
 
 func clientRefresh(ctx context.Context, args []string, e *env) error {
-	return runClientCmd(ctx, "refresh", args, e, nil, func(c *client.Client) error {
+	return runClientCmd(ctx, clientRefreshDoc, args, e, nil, func(c *client.Client) error {
 		if err := c.Refresh(ctx); err != nil {
 			return err
 		}
@@ -348,7 +370,7 @@ func clientRefresh(ctx context.Context, args []string, e *env) error {
 }
 
 func clientLogout(ctx context.Context, args []string, e *env) error {
-	return runClientCmd(ctx, "logout", args, e, nil, func(c *client.Client) error {
+	return runClientCmd(ctx, clientLogoutDoc, args, e, nil, func(c *client.Client) error {
 		s, err := c.Session(ctx)
 		if err != nil {
 			return err
@@ -365,7 +387,7 @@ func clientLogout(ctx context.Context, args []string, e *env) error {
 }
 
 func clientDevices(ctx context.Context, args []string, e *env) error {
-	return runClientCmd(ctx, "devices", args, e, nil, func(c *client.Client) error {
+	return runClientCmd(ctx, clientDevicesDoc, args, e, nil, func(c *client.Client) error {
 		devs, err := c.Devices(ctx)
 		if err != nil {
 			return err
@@ -387,7 +409,7 @@ func clientRevokeDevice(ctx context.Context, args []string, e *env) error {
 			return nil
 		}
 	}
-	return runClientCmd(ctx, "revoke-device", args, e, flags, func(c *client.Client) error {
+	return runClientCmd(ctx, clientRevokeDeviceDoc, args, e, flags, func(c *client.Client) error {
 		if err := c.RevokeDevice(ctx, device); err != nil {
 			return err
 		}

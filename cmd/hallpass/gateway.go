@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -42,6 +40,20 @@ type gatewayConfig struct {
 	storeTimeout, revMaxStale   time.Duration
 	shutdownTimeout             time.Duration
 	logLevel                    string
+	keysHTTP                    bool // --keys-url is plain http (tests, loopback)
+}
+
+var gatewayDoc = cmdDoc{
+	name:    "gateway",
+	args:    "--keys-url URL [flags]",
+	summary: "verify requests at the edge: reverse proxy and forward-auth endpoint",
+	detail: `Every flag has a HALLPASS_GATEWAY_* variable, named in brackets: the
+variable is the default, the flag wins. SIGINT or SIGTERM stops the gateway
+gracefully, with exit status 0. docs/gateway.md explains every setting.`,
+	examples: []string{
+		"hallpass gateway --keys-url https://auth.example.com" + wellKnownKeys + " --upstream http://127.0.0.1:3000",
+		"hallpass gateway --keys-url https://auth.example.com" + wellKnownKeys + " --store redis://127.0.0.1:6379/0 --trusted-proxies 127.0.0.1",
+	},
 }
 
 func runGateway(ctx context.Context, args []string, e *env) error {
@@ -53,7 +65,7 @@ func runGateway(ctx context.Context, args []string, e *env) error {
 }
 
 func parseGatewayFlags(args []string, e *env) (*gatewayConfig, error) {
-	fs := newFlagSet("gateway", e)
+	fs := newFlagSet(gatewayDoc, e)
 	var c gatewayConfig
 	var ee envErr
 	p := "HALLPASS_GATEWAY_"
@@ -86,50 +98,14 @@ func parseGatewayFlags(args []string, e *env) (*gatewayConfig, error) {
 // gracefully. ready, when not nil, receives the public URL once the
 // listener is bound (tests).
 func runGatewayServer(ctx context.Context, c *gatewayConfig, e *env, ready chan<- string) error {
-	log, tlsMin, err := serverLogTLS(e, c.logLevel, c.tlsCert, c.tlsKey, c.tlsMin)
+	log, tlsConf, err := serverLogTLS(e, c.logLevel, c.tlsCert, c.tlsKey, c.tlsMin)
 	if err != nil {
 		return err
 	}
-	if c.keysURL == "" {
-		return fmt.Errorf("%w: --keys-url is required (https://ISSUER%s)", errUsage, wellKnownKeys)
-	}
-	ku, err := url.Parse(c.keysURL)
-	if err != nil || ku.Host == "" || (ku.Scheme != "https" && ku.Scheme != "http") {
-		return fmt.Errorf("%w: --keys-url must be an https URL", errUsage)
-	}
-	if c.issuer == "" {
-		iss, ok := strings.CutSuffix(c.keysURL, wellKnownKeys)
-		if !ok {
-			return fmt.Errorf("%w: --keys-url does not end in %s: give --issuer", errUsage, wellKnownKeys)
-		}
-		c.issuer = iss
-	}
-	if c.audience == "" {
-		c.audience = c.issuer
-	}
-	proxies, err := parseCIDRs(c.trustedProxies)
+	gcfg, err := c.resolve(log)
 	if err != nil {
 		return err
 	}
-	var upstream *url.URL
-	if c.upstream != "" {
-		if upstream, err = url.Parse(c.upstream); err != nil {
-			return fmt.Errorf("%w: --upstream is not a URL", errUsage)
-		}
-	}
-	var origins []string
-	for _, o := range strings.Split(c.origins, ",") {
-		if o = strings.TrimSpace(o); o != "" {
-			origins = append(origins, o)
-		}
-	}
-	var tlsConf *tls.Config
-	if c.tlsCert != "" {
-		if tlsConf, err = serverTLSConfig(c.tlsCert, c.tlsKey, tlsMin); err != nil {
-			return err
-		}
-	}
-
 	// The store is parsed before anything is fetched: a bad URL is a usage
 	// error.
 	var client redis.UniversalClient
@@ -140,46 +116,25 @@ func runGatewayServer(ctx context.Context, c *gatewayConfig, e *env, ready chan<
 		}
 		defer client.Close()
 	}
-
 	// The issuer's keys: fetched now (or read from the cache file), then
 	// followed in the background until Close.
 	ks, err := remotekeys.New(ctx, remotekeys.Config{
-		Issuer:    c.issuer,
-		URL:       c.keysURL,
-		AllowHTTP: ku.Scheme == "http",
-		CacheFile: c.keysCache,
-		Logger:    log,
+		Issuer: c.issuer, URL: c.keysURL, AllowHTTP: c.keysHTTP,
+		CacheFile: c.keysCache, Logger: log,
 	})
 	if err != nil {
 		return fmt.Errorf("key set: %w", err)
 	}
 	defer ks.Close()
-
 	var replay dpop.ReplayCache
 	var vopts []verifier.Option
 	if client != nil {
-		rc, err := redisreplay.New(client, redisreplay.Options{})
+		mirror, rc, err := c.onRedis(ctx, client, log)
 		if err != nil {
 			return err
 		}
-		replay = timeoutReplay{rc, c.storeTimeout}
-		rs, err := revredis.New(client, revredis.Options{OpTimeout: c.storeTimeout})
-		if err != nil {
-			return err
-		}
-		mirror, err := revocation.NewMirror(rs, revocation.MirrorOptions{MaxStaleness: c.revMaxStale, Logger: log})
-		if err != nil {
-			return fmt.Errorf("%w: %v", errUsage, err)
-		}
-		mirror.Start()
 		defer mirror.Close() // before client.Close (deferred earlier)
-		select {
-		case <-mirror.Synced():
-		case <-time.After(c.storeTimeout):
-			log.Warn("the revocation mirror has not loaded its snapshot yet; requests answer 503 until it does")
-		case <-ctx.Done():
-		}
-		vopts = append(vopts, verifier.WithRevocation(mirror))
+		replay, vopts = rc, append(vopts, verifier.WithRevocation(mirror))
 		log.Info("replay cache and revocation mirror on Redis", slog.String("store", kind))
 	} else {
 		log.Warn("no --store: the DPoP replay cache is in this process only, and revocations are not followed (tokens stay valid until they expire)")
@@ -188,27 +143,14 @@ func runGatewayServer(ctx context.Context, c *gatewayConfig, e *env, ready chan<
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-
 	ln, err := listenPublic(c.listen, &c.publicURL, tlsConf != nil)
 	if err != nil {
 		return err
 	}
 	defer ln.Close()
-	auth, err := httpauth.New(httpauth.Config{Verifier: v, PublicURL: c.publicURL, Replay: replay, Logger: log})
+	gw, err := c.gateway(v, replay, gcfg)
 	if err != nil {
-		return fmt.Errorf("%w: --public-url: %v", errUsage, err)
-	}
-	gw, err := gateway.New(auth, gateway.Config{
-		PublicURL:          c.publicURL,
-		Upstream:           upstream,
-		TrustedProxies:     proxies,
-		Origins:            origins,
-		VerifyPath:         c.verifyPath,
-		StripAuthorization: c.stripAuthz,
-		Logger:             log,
-	})
-	if err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return err
 	}
 	hs := &http.Server{
 		Handler:           gw,
@@ -219,35 +161,84 @@ func runGatewayServer(ctx context.Context, c *gatewayConfig, e *env, ready chan<
 		TLSConfig:         tlsConf,
 	}
 	log.Info("hallpass gateway listening", slog.String("addr", ln.Addr().String()),
-		slog.String("public_url", c.publicURL), slog.Bool("proxy", upstream != nil),
+		slog.String("public_url", c.publicURL), slog.Bool("proxy", gcfg.Upstream != nil),
 		slog.String("verify_path", c.verifyPath), slog.Bool("tls", tlsConf != nil))
 	if ready != nil {
 		ready <- c.publicURL
 	}
-	errc := make(chan error, 1)
-	go func() {
-		if hs.TLSConfig != nil {
-			errc <- hs.ServeTLS(ln, "", "")
-			return
+	return serveUntilDone(ctx, log, c.shutdownTimeout, "gateway", listening{hs, ln})
+}
+
+// resolve checks the flags and fills the defaults that derive from
+// --keys-url, and returns the gateway's configuration but for the public
+// URL (known once the listener is bound).
+func (c *gatewayConfig) resolve(log *slog.Logger) (gateway.Config, error) {
+	gc := gateway.Config{VerifyPath: c.verifyPath, StripAuthorization: c.stripAuthz, Logger: log}
+	if c.keysURL == "" {
+		return gc, fmt.Errorf("%w: --keys-url is required (https://ISSUER%s)", errUsage, wellKnownKeys)
+	}
+	ku, err := url.Parse(c.keysURL)
+	if err != nil || ku.Host == "" || (ku.Scheme != "https" && ku.Scheme != "http") {
+		return gc, fmt.Errorf("%w: --keys-url must be an https URL", errUsage)
+	}
+	c.keysHTTP = ku.Scheme == "http"
+	if c.issuer == "" {
+		iss, ok := strings.CutSuffix(c.keysURL, wellKnownKeys)
+		if !ok {
+			return gc, fmt.Errorf("%w: --keys-url does not end in %s: give --issuer", errUsage, wellKnownKeys)
 		}
-		errc <- hs.Serve(ln)
-	}()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("gateway: %w", err)
-	case <-ctx.Done():
+		c.issuer = iss
 	}
-	log.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
-	defer cancel()
-	if err := hs.Shutdown(sctx); err != nil {
-		log.Warn("graceful shutdown incomplete; closing connections", slog.String("error", err.Error()))
-		hs.Close()
+	if c.audience == "" {
+		c.audience = c.issuer
 	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("gateway: %w", err)
+	if gc.TrustedProxies, err = parseCIDRs(c.trustedProxies); err != nil {
+		return gc, err
 	}
-	return nil
+	if c.upstream != "" {
+		if gc.Upstream, err = url.Parse(c.upstream); err != nil {
+			return gc, fmt.Errorf("%w: --upstream is not a URL", errUsage)
+		}
+	}
+	for _, o := range strings.Split(c.origins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			gc.Origins = append(gc.Origins, o)
+		}
+	}
+	return gc, nil
+}
+
+// onRedis starts what the gateway keeps on Redis: the revocation mirror
+// (the caller closes it) and the shared DPoP replay cache.
+func (c *gatewayConfig) onRedis(ctx context.Context, client redis.UniversalClient, log *slog.Logger) (*revocation.Mirror, dpop.ReplayCache, error) {
+	rc, err := redisreplay.New(client, redisreplay.Options{})
+	if err != nil {
+		return nil, nil, err
+	}
+	rs, err := revredis.New(client, revredis.Options{OpTimeout: c.storeTimeout})
+	if err != nil {
+		return nil, nil, err
+	}
+	mirror, err := startMirror(ctx, rs, revocation.MirrorOptions{MaxStaleness: c.revMaxStale, Logger: log}, c.storeTimeout, gatewayFieldFlags)
+	if err != nil {
+		return nil, nil, err
+	}
+	return mirror, timeoutReplay{rc, c.storeTimeout}, nil
+}
+
+// gateway builds the handler: httpauth over v, then the proxy and the
+// forward-auth endpoint.
+func (c *gatewayConfig) gateway(v *verifier.Verifier, replay dpop.ReplayCache, gc gateway.Config) (*gateway.Gateway, error) {
+	auth, err := httpauth.New(httpauth.Config{Verifier: v, PublicURL: c.publicURL, Replay: replay, Logger: gc.Logger})
+	if err != nil {
+		return nil, configErr(err, gatewayFieldFlags)
+	}
+	gc.PublicURL = c.publicURL
+	gw, err := gateway.New(auth, gc)
+	if err != nil {
+		return nil, configErr(err, gatewayFieldFlags)
+	}
+	return gw, nil
 }
 
 // timeoutReplay bounds each replay-cache call: a Redis that does not answer

@@ -22,28 +22,29 @@ import (
 // access-token lifetime (60 min) plus verifier leeway, rounded up.
 const defaultPruneAfter = 61 * time.Minute
 
-func runKeys(ctx context.Context, args []string, e *env) error {
-	if len(args) == 0 {
-		fmt.Fprint(e.stderr, usage)
-		return errUsage
+func keysGroup() group {
+	return group{
+		name:    "keys",
+		summary: "manage the signing-key ring in a directory",
+		detail: `The ring directory holds the Ed25519 signing keys (ring.json) and the
+refresh-token keys (local.json), their secrets wrapped under a wrapping key
+(--wrap-key-file) or a passphrase (--passphrase-file). Commands that open
+secrets need one of them; list and export-public read the public half only.`,
+		cmds: []command{
+			{keysInitDoc, keysInit},
+			{keysRotateDoc, keysRotate},
+			{keysRevokeDoc, keysRevoke},
+			{keysListDoc, keysList},
+			{keysExportDoc, keysExport},
+			{keysNewWrapKeyDoc, keysNewWrapKey},
+		},
 	}
-	switch args[0] {
-	case "init":
-		return keysInit(ctx, args[1:], e)
-	case "rotate":
-		return keysRotate(ctx, args[1:], e)
-	case "revoke":
-		return keysRevoke(ctx, args[1:], e)
-	case "list":
-		return keysList(ctx, args[1:], e)
-	case "export-public":
-		return keysExport(ctx, args[1:], e)
-	case "new-wrap-key":
-		return keysNewWrapKey(ctx, args[1:], e)
-	}
-	fmt.Fprint(e.stderr, usage)
-	return fmt.Errorf("%w: unknown keys command %q", errUsage, args[0])
 }
+
+// ringArgon2 are the Argon2id costs for new passphrase-wrapped ring keys;
+// tests lower them (the costs are stored with each key, so rings made with
+// other costs still open).
+var ringArgon2 = keys.DefaultArgon2Params
 
 // protFlags are the flags that choose how secret keys are protected.
 type protFlags struct {
@@ -74,7 +75,7 @@ func (p *protFlags) protector(e *env) (filestore.Protector, error) {
 		if err != nil {
 			return nil, err
 		}
-		return filestore.Password(b)
+		return filestore.PasswordWithParams(b, ringArgon2, keys.DefaultArgon2Limits)
 	case p.wrapKeyFile != "":
 		w, err := loadWrapKey(p.wrapKeyFile)
 		if err != nil {
@@ -119,22 +120,6 @@ func loadWrapKey(path string) (*keys.WrappingKey, error) {
 	return nil, errors.New("wrap key file must hold 32 bytes (raw, base64url or hex)")
 }
 
-func newFlagSet(name string, e *env) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	return fs
-}
-
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitError{code: 0, silent: true, err: err}
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
-	}
-	return nil
-}
-
 func requireDir(dir string) error {
 	if dir == "" {
 		return fmt.Errorf("%w: --dir is required", errUsage)
@@ -153,8 +138,20 @@ func openStore(dir string, pf *protFlags, e *env) (*filestore.Store, error) {
 	return filestore.New(dir, prot, nil)
 }
 
+var keysInitDoc = cmdDoc{
+	name:    "keys init",
+	args:    "--dir DIR (--wrap-key-file FILE | --passphrase-file FILE)",
+	summary: "create a key ring (one current, one next key) and the refresh-token keys",
+	detail:  "Refuses to overwrite an existing ring. The directory is created with mode 0700.",
+	examples: []string{
+		"hallpass keys new-wrap-key > wrap.key && chmod 600 wrap.key",
+		"hallpass keys init --dir data/keys --wrap-key-file wrap.key",
+		"hallpass keys init --dir data/keys --passphrase-file passphrase.txt",
+	},
+}
+
 func keysInit(ctx context.Context, args []string, e *env) error {
-	fs := newFlagSet("keys init", e)
+	fs := newFlagSet(keysInitDoc, e)
 	dir := fs.String("dir", "", "key ring directory (created 0700)")
 	var pf protFlags
 	pf.register(fs, e)
@@ -173,8 +170,21 @@ func keysInit(ctx context.Context, args []string, e *env) error {
 	return printRing(e, r)
 }
 
+var keysRotateDoc = cmdDoc{
+	name:    "keys rotate",
+	args:    "--dir DIR (--wrap-key-file FILE | --passphrase-file FILE)",
+	summary: "promote next to current, retire current, add a new next key",
+	detail: `Retired keys that stopped signing longer ago than --prune-after are dropped
+first. Running issuers on the same directory see the change when they
+restart; with --key-ring redis use "hallpass admin rotate-keys" instead.`,
+	examples: []string{
+		"hallpass keys rotate --dir data/keys --wrap-key-file wrap.key",
+		"hallpass keys rotate --dir data/keys --passphrase-file passphrase.txt --prune-after 2h",
+	},
+}
+
 func keysRotate(ctx context.Context, args []string, e *env) error {
-	fs := newFlagSet("keys rotate", e)
+	fs := newFlagSet(keysRotateDoc, e)
 	dir := fs.String("dir", "", "key ring directory")
 	prune := fs.Duration("prune-after", defaultPruneAfter, "drop retired keys that stopped signing longer ago than this (>= max token lifetime + leeway)")
 	var pf protFlags
@@ -195,13 +205,26 @@ func keysRotate(ctx context.Context, args []string, e *env) error {
 		return r.Rotate(nil, now)
 	})
 	if err != nil {
-		return err
+		return fileRingErr(err, st)
 	}
 	return printRing(e, r)
 }
 
+var keysRevokeDoc = cmdDoc{
+	name:    "keys revoke",
+	args:    "--dir DIR --kid k4.pid.ID (--wrap-key-file FILE | --passphrase-file FILE)",
+	summary: "withdraw a key at once",
+	detail: `Its secret is destroyed and it is published as revoked: verifiers refuse
+every token it signed. Revoking the current key rotates first. It cannot be
+undone.`,
+	examples: []string{
+		"hallpass keys list --dir data/keys",
+		"hallpass keys revoke --dir data/keys --wrap-key-file wrap.key --kid k4.pid.<id from keys list>",
+	},
+}
+
 func keysRevoke(ctx context.Context, args []string, e *env) error {
-	fs := newFlagSet("keys revoke", e)
+	fs := newFlagSet(keysRevokeDoc, e)
 	dir := fs.String("dir", "", "key ring directory")
 	kid := fs.String("kid", "", "id (k4.pid...) of the key to revoke")
 	var pf protFlags
@@ -219,13 +242,20 @@ func keysRevoke(ctx context.Context, args []string, e *env) error {
 	}
 	r, err := st.Update(ctx, func(r *keys.Ring) error { return r.Revoke(id, nil, time.Now()) })
 	if err != nil {
-		return err
+		return fileRingErr(err, st)
 	}
 	return printRing(e, r)
 }
 
+var keysListDoc = cmdDoc{
+	name:     "keys list",
+	args:     "--dir DIR [--json]",
+	summary:  "list the ring's keys with their status and times (no secret needed)",
+	examples: []string{"hallpass keys list --dir data/keys", "hallpass keys list --dir data/keys --json"},
+}
+
 func keysList(ctx context.Context, args []string, e *env) error {
-	fs := newFlagSet("keys list", e)
+	fs := newFlagSet(keysListDoc, e)
 	dir := fs.String("dir", "", "key ring directory")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parseFlags(fs, args); err != nil {
@@ -240,7 +270,7 @@ func keysList(ctx context.Context, args []string, e *env) error {
 	}
 	r, err := st.LoadPublic(ctx)
 	if err != nil {
-		return err
+		return fileRingErr(err, st)
 	}
 	if *asJSON {
 		type row struct {
@@ -277,8 +307,18 @@ func fmtTime(t time.Time) string {
 	return t.UTC().Format(time.RFC3339)
 }
 
+var keysExportDoc = cmdDoc{
+	name:    "keys export-public",
+	args:    "--dir DIR [--issuer URL]",
+	summary: "print the published key set JSON (no secret needed)",
+	detail:  "The same document the issuer serves at /.well-known/hallpass/keys, for offline verifiers.",
+	examples: []string{
+		"hallpass keys export-public --dir data/keys --issuer https://auth.example.com > keyset.json",
+	},
+}
+
 func keysExport(ctx context.Context, args []string, e *env) error {
-	fs := newFlagSet("keys export-public", e)
+	fs := newFlagSet(keysExportDoc, e)
 	dir := fs.String("dir", "", "key ring directory")
 	issuer := fs.String("issuer", "http://127.0.0.1:8080", "issuer URL written into the key set")
 	if err := parseFlags(fs, args); err != nil {
@@ -293,13 +333,22 @@ func keysExport(ctx context.Context, args []string, e *env) error {
 	}
 	r, err := st.LoadPublic(ctx)
 	if err != nil {
-		return err
+		return fileRingErr(err, st)
 	}
 	return writeJSON(e, r.KeySet(*issuer))
 }
 
+var keysNewWrapKeyDoc = cmdDoc{
+	name:    "keys new-wrap-key",
+	summary: "print a new random 32-byte wrapping key (base64url)",
+	detail: `The key for --wrap-key-file: it wraps the ring's secrets at rest
+(k4.secret-wrap.pie). Keep it apart from the ring, readable only by the
+service; whoever holds both can sign tokens.`,
+	examples: []string{"hallpass keys new-wrap-key > wrap.key && chmod 600 wrap.key"},
+}
+
 func keysNewWrapKey(_ context.Context, args []string, e *env) error {
-	fs := newFlagSet("keys new-wrap-key", e)
+	fs := newFlagSet(keysNewWrapKeyDoc, e)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

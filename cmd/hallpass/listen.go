@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -26,21 +27,23 @@ func parseServerFlags(fs *flag.FlagSet, args []string, ee *envErr, name string) 
 
 // serverLogTLS checks what every server command reads first: --log-level
 // (the JSON logger on e.stderr), --tls-cert and --tls-key (both or
-// neither) and --tls-min.
-func serverLogTLS(e *env, logLevel, tlsCert, tlsKey, tlsMin string) (*slog.Logger, uint16, error) {
+// neither, loaded here) and --tls-min. The TLS config is nil without a
+// certificate.
+func serverLogTLS(e *env, logLevel, tlsCert, tlsKey, tlsMin string) (*slog.Logger, *tls.Config, error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
-		return nil, 0, fmt.Errorf("%w: --log-level must be debug, info, warn or error", errUsage)
+		return nil, nil, fmt.Errorf("%w: --log-level must be debug, info, warn or error", errUsage)
 	}
 	log := slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: level}))
 	if (tlsCert == "") != (tlsKey == "") {
-		return nil, 0, fmt.Errorf("%w: give both --tls-cert and --tls-key, or neither", errUsage)
+		return nil, nil, fmt.Errorf("%w: give both --tls-cert and --tls-key, or neither", errUsage)
 	}
 	min, err := parseTLSMin(tlsMin)
-	if err != nil {
-		return nil, 0, err
+	if err != nil || tlsCert == "" {
+		return log, nil, err
 	}
-	return log, min, nil
+	conf, err := serverTLSConfig(tlsCert, tlsKey, min)
+	return log, conf, err
 }
 
 // listenPublic binds addr and, when *publicURL is empty, sets it from the

@@ -6,28 +6,43 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
+	"text/tabwriter"
 )
 
 func main() {
+	// SIGINT and SIGTERM end ctx: servers shut down gracefully and exit 0,
+	// so that Ctrl-C on `make run` is not reported as a failure.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv})
 	stop()
-	if err != nil {
-		var ee exitError
-		if !errors.As(err, &ee) || !ee.silent {
-			fmt.Fprintln(os.Stderr, "hallpass:", err)
-		}
-		code := 1
-		if errors.As(err, &ee) && ee.code != 0 {
-			code = ee.code
-		}
-		os.Exit(code)
+	os.Exit(exitStatus(os.Stderr, err))
+}
+
+// exitStatus prints err on stderr (unless the command already printed its
+// one line) and returns the process's exit status: 0 without an error,
+// exitError's code, else 1.
+func exitStatus(stderr io.Writer, err error) int {
+	if err == nil {
+		return 0
 	}
+	var ee exitError
+	if errors.As(err, &ee) {
+		if !ee.silent {
+			fmt.Fprintln(stderr, "hallpass:", err)
+		}
+		if ee.code != 0 {
+			return ee.code
+		}
+		return 1
+	}
+	fmt.Fprintln(stderr, "hallpass:", err)
+	return 1
 }
 
 // env is what a command may touch of the outside world; tests replace it.
@@ -37,8 +52,8 @@ type env struct {
 	getenv         func(string) string
 }
 
-// exitError carries an exit code; silent means the command already printed
-// its one line to stderr.
+// exitError carries a non-zero exit code; silent means the command already
+// printed its one line to stderr.
 type exitError struct {
 	code   int
 	silent bool
@@ -48,55 +63,59 @@ type exitError struct {
 func (e exitError) Error() string { return e.err.Error() }
 func (e exitError) Unwrap() error { return e.err }
 
-// errUsage marks a bad command line; the usage text was printed.
+// errUsage marks a bad command line.
 var errUsage = errors.New("usage error")
 
-const usage = `hallpass: no-signup device-bound login.
+// groups are the commands with subcommands, in the order of the help.
+func groups() []group {
+	return []group{keysGroup(), tokenGroup(), clientGroup(), adminKeyGroup(), adminGroup()}
+}
 
-Commands:
-  serve              run the issuer (make run: serve --dev)
-  gateway            verify requests at the edge: reverse proxy and forward-auth endpoint
-  keys init          create a key ring (one current, one next key)
-  keys rotate        promote next to current, retire current, add a new next key
-  keys revoke        withdraw a key at once
-  keys list          list the ring's keys (no secret needed)
-  keys export-public print the published key set JSON (no secret needed)
-  keys new-wrap-key  print a new random 32-byte wrapping key (base64url)
-  token mint         mint a v4.public access token (for testing)
-  token verify       verify a token offline against a key set
-  token inspect      print a token's header, footer and claims UNVERIFIED
-  client             try the flow as a device: signup, me, refresh, logout, devices
-  admin-key new      make an admin key; its digest goes to the admin keys file
-  admin              call the admin API: revoke, ban, revoke-device, rotate-keys, ...
-
-Run "hallpass <command> -h" for the flags of a command.
-`
-
+// run runs the command args names. -h and --help anywhere a command reads
+// its flags print its help and succeed.
 func run(ctx context.Context, args []string, e *env) error {
-	if len(args) == 0 {
-		fmt.Fprint(e.stderr, usage)
-		return errUsage
-	}
-	sub := args[1:]
-	switch args[0] {
-	case "help", "-h", "--help":
-		fmt.Fprint(e.stdout, usage)
+	err := dispatch(ctx, args, e)
+	if errors.Is(err, flag.ErrHelp) {
 		return nil
-	case "keys":
-		return runKeys(ctx, sub, e)
-	case "token":
-		return runToken(ctx, sub, e)
-	case "serve":
-		return runServe(ctx, sub, e)
-	case "gateway":
-		return runGateway(ctx, sub, e)
-	case "client":
-		return runClient(ctx, sub, e)
-	case "admin-key":
-		return runAdminKey(ctx, sub, e)
-	case "admin":
-		return runAdmin(ctx, sub, e)
 	}
-	fmt.Fprint(e.stderr, usage)
+	return err
+}
+
+func dispatch(ctx context.Context, args []string, e *env) error {
+	if len(args) == 0 {
+		printUsage(e.stderr)
+		return fmt.Errorf("%w: give a command", errUsage)
+	}
+	switch args[0] {
+	case "help", "-h", "--help", "-help":
+		printUsage(e.stdout)
+		return nil
+	case "serve":
+		return runServe(ctx, args[1:], e)
+	case "gateway":
+		return runGateway(ctx, args[1:], e)
+	}
+	for _, g := range groups() {
+		if g.name == args[0] {
+			return runGroup(ctx, g, args[1:], e)
+		}
+	}
+	printUsage(e.stderr)
 	return fmt.Errorf("%w: unknown command %q", errUsage, args[0])
+}
+
+// printUsage lists every command with its summary.
+func printUsage(w io.Writer) {
+	fmt.Fprint(w, "hallpass: no-signup device-bound login.\n\nUsage: hallpass <command> [flags]\n\nCommands:\n")
+	tw := tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
+	for _, d := range []cmdDoc{serveDoc, gatewayDoc} {
+		fmt.Fprintf(tw, "  %s\t%s\n", d.name, d.summary)
+	}
+	for _, g := range groups() {
+		for _, c := range g.cmds {
+			fmt.Fprintf(tw, "  %s\t%s\n", c.doc.name, c.doc.summary)
+		}
+	}
+	tw.Flush()
+	fmt.Fprint(w, "\nRun \"hallpass <command> -h\" for the flags and examples of a command.\n")
 }

@@ -336,6 +336,16 @@ func TestServeRedisKeyRing(t *testing.T) {
 	if err := serveErr(t, nil, "--dev", "--key-ring", "redis", "--wrap-key-file", wrap, "--data", t.TempDir()); err == nil {
 		t.Fatal("--key-ring redis on bbolt accepted")
 	}
+	// Another wrapping key does not open the ring, and the error says which
+	// flag to fix (never the key).
+	other := filepath.Join(dir, "other.key")
+	if err := os.WriteFile(other, []byte(strings.Repeat("b", 43)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := serveErr(t, nil, "--store", srv.URL(), "--key-ring", "redis", "--wrap-key-file", other, "--data", t.TempDir())
+	if err == nil || !strings.HasPrefix(err.Error(), "--wrap-key-file: the wrapping key does not open the key ring in Redis") || strings.Contains(err.Error(), "bbb") {
+		t.Fatalf("another wrapping key: %v", err)
+	}
 }
 
 // TestServeAdminRevocationKinds: on Redis, each kind of revocation made

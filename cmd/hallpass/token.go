@@ -18,22 +18,53 @@ import (
 	"github.com/hallpass/hallpass/verifier"
 )
 
-func runToken(ctx context.Context, args []string, e *env) error {
-	if len(args) == 0 {
-		fmt.Fprint(e.stderr, usage)
-		return errUsage
+func tokenGroup() group {
+	return group{
+		name:    "token",
+		summary: "mint, verify and inspect access tokens offline (for testing and debugging)",
+		cmds: []command{
+			{tokenMintDoc, tokenMint},
+			{tokenVerifyDoc, tokenVerify},
+			{tokenInspectDoc, tokenInspect},
+		},
 	}
-	switch args[0] {
-	case "mint":
-		return tokenMint(ctx, args[1:], e)
-	case "verify":
-		return tokenVerify(ctx, args[1:], e)
-	case "inspect":
-		return tokenInspect(ctx, args[1:], e)
-	}
-	fmt.Fprint(e.stderr, usage)
-	return fmt.Errorf("%w: unknown token command %q", errUsage, args[0])
 }
+
+var (
+	tokenMintDoc = cmdDoc{
+		name:    "token mint",
+		args:    "--dir DIR --iss URL --aud AUD --sub ACCOUNT (--wrap-key-file FILE | --passphrase-file FILE)",
+		summary: "mint a v4.public access token with the ring's current key (for testing)",
+		detail: `The token is bound (cnf.jkt) to --jkt, by default to a random value no
+device key matches: it verifies offline but no DPoP proof can go with it.`,
+		examples: []string{
+			"hallpass token mint --dir data/keys --wrap-key-file wrap.key --iss https://auth.example.com --aud my-api --sub acc_demo --ttl 10m",
+		},
+	}
+	tokenVerifyDoc = cmdDoc{
+		name:    "token verify",
+		args:    "--keyset FILE --iss URL --aud AUD (TOKEN | -)",
+		summary: "verify a token offline against a key set",
+		detail: `Prints the verified claims as JSON and exits 0, or prints one line with a
+stable error code (invalid_token, token_expired, ...) and exits 1. The
+token's DPoP binding is not checked: there is no request to prove.`,
+		examples: []string{
+			"hallpass keys export-public --dir data/keys --issuer https://auth.example.com > keyset.json",
+			`hallpass token verify --keyset keyset.json --iss https://auth.example.com --aud my-api "$TOKEN"`,
+			"hallpass token verify --keyset keyset.json --iss https://auth.example.com --aud my-api - < token.txt",
+		},
+	}
+	tokenInspectDoc = cmdDoc{
+		name:    "token inspect",
+		args:    "(TOKEN | -)",
+		summary: "print a token's header, footer and claims UNVERIFIED",
+		detail:  "Nothing is checked: use it to read a token, never to trust one.",
+		examples: []string{
+			`hallpass token inspect "$TOKEN"`,
+			"hallpass token inspect - < token.txt",
+		},
+	}
+)
 
 func randomID(prefix string) (string, error) {
 	b := make([]byte, 16)
@@ -44,7 +75,7 @@ func randomID(prefix string) (string, error) {
 }
 
 func tokenMint(ctx context.Context, args []string, e *env) error {
-	fs := newFlagSet("token mint", e)
+	fs := newFlagSet(tokenMintDoc, e)
 	dir := fs.String("dir", "", "key ring directory")
 	iss := fs.String("iss", "", "issuer URL (required)")
 	aud := fs.String("aud", "", "audience (required)")
@@ -80,7 +111,7 @@ func tokenMint(ctx context.Context, args []string, e *env) error {
 	}
 	ring, err := st.Load(ctx)
 	if err != nil {
-		return err
+		return fileRingErr(err, st)
 	}
 	m, err := token.NewMinter(token.Config{Issuer: *iss, Audience: *aud, TTL: *ttl, Now: time.Now, Rand: rand.Reader})
 	if err != nil {
@@ -112,7 +143,7 @@ func readTokenArg(fs *flag.FlagSet, e *env) (string, error) {
 }
 
 func tokenVerify(ctx context.Context, args []string, e *env) error {
-	fs := newFlagSet("token verify", e)
+	fs := newFlagSet(tokenVerifyDoc, e)
 	keyset := fs.String("keyset", "", "published key set JSON file (hallpass keys export-public)")
 	iss := fs.String("iss", "", "expected issuer (required)")
 	aud := fs.String("aud", "", "expected audience (required)")
@@ -150,7 +181,7 @@ func tokenVerify(ctx context.Context, args []string, e *env) error {
 }
 
 func tokenInspect(_ context.Context, args []string, e *env) error {
-	fs := newFlagSet("token inspect", e)
+	fs := newFlagSet(tokenInspectDoc, e)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hallpass/hallpass/account"
+	"github.com/hallpass/hallpass/account/boltstore"
+	"github.com/hallpass/hallpass/account/redisstore"
+	"github.com/hallpass/hallpass/dpop"
+	"github.com/hallpass/hallpass/dpop/redisreplay"
+	"github.com/hallpass/hallpass/issuer"
+	"github.com/hallpass/hallpass/issuer/redisaudit"
+	"github.com/hallpass/hallpass/ratelimit"
+	"github.com/hallpass/hallpass/ratelimit/redislimit"
+	"github.com/hallpass/hallpass/revocation"
+	revbolt "github.com/hallpass/hallpass/revocation/boltstore"
+	revredis "github.com/hallpass/hallpass/revocation/redisstore"
+)
+
+// backend is the store and what shares its engine: the DPoP replay cache
+// and the signup rate limiter (in memory for bolt; in Redis for Redis, so
+// several nodes share one replay window and one budget).
+type backend struct {
+	kind    string
+	store   account.Store
+	replay  dpop.ReplayCache
+	limiter ratelimit.Limiter
+	// revocations is the revocation store on the same engine: bbolt
+	// (revocation.db beside the account file) or Redis.
+	revocations revocation.Store
+	// audit receives admin audit records besides the log (Redis: a
+	// stream); nil on bbolt.
+	audit   issuer.AuditSink
+	redis   redis.UniversalClient // nil on bbolt
+	closers []func() error
+}
+
+func (b *backend) close() {
+	for i := len(b.closers) - 1; i >= 0; i-- {
+		_ = b.closers[i]()
+	}
+}
+
+// openBackend parses --store:
+//
+//	bolt:PATH                          embedded bbolt file
+//	redis://[user:pass@]host:port/db   one Redis node (rediss:// for TLS)
+//	redis+sentinel://[user:pass@]host:port/db?master_name=NAME&addr=host2:port
+//	                                   Sentinel (rediss+sentinel:// for TLS)
+//	redis+cluster://[user:pass@]host:port?addr=host2:port
+//	                                   Cluster (rediss+cluster:// for TLS)
+//
+// Query parameters are go-redis options (dial_timeout, read_timeout,
+// pool_size, ...). Errors never quote the URL: it may hold a password.
+func openBackend(ctx context.Context, c *serveConfig, log *slog.Logger) (*backend, error) {
+	if path, ok := strings.CutPrefix(c.store, "bolt:"); ok {
+		return openBoltBackend(path)
+	}
+	client, kind, err := redisClient(c.store)
+	if err != nil {
+		return nil, err
+	}
+	b := &backend{kind: kind, redis: client, closers: []func() error{client.Close}}
+	if err := b.openRedis(ctx, c, log); err != nil {
+		b.close()
+		return nil, err
+	}
+	return b, nil
+}
+
+func openBoltBackend(path string) (*backend, error) {
+	if path == "" {
+		return nil, fmt.Errorf("%w: --store bolt: needs a path", errUsage)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("create store directory: %w", err)
+	}
+	st, err := boltstore.Open(path, boltstore.Options{})
+	if err != nil {
+		return nil, err
+	}
+	b := &backend{kind: "bolt", store: st, closers: []func() error{st.Close}}
+	if b.replay, err = dpop.NewMemoryReplayCache(dpop.MemoryReplayOptions{}); err == nil {
+		b.limiter, err = ratelimit.NewMemory(ratelimit.MemoryOptions{})
+	}
+	if err == nil {
+		var rs *revbolt.Store
+		rs, err = revbolt.Open(filepath.Join(filepath.Dir(path), "revocation.db"), revbolt.Options{})
+		if err == nil {
+			b.revocations = rs
+			b.closers = append(b.closers, rs.Close)
+		}
+	}
+	if err != nil {
+		b.close()
+		return nil, err
+	}
+	return b, nil
+}
+
+// openRedis opens every engine of b on its Redis client.
+func (b *backend) openRedis(ctx context.Context, c *serveConfig, log *slog.Logger) error {
+	st, err := redisstore.New(b.redis, redisstore.Options{})
+	if err != nil {
+		return err
+	}
+	b.store = st
+	b.closers = append(b.closers, st.Close)
+	pctx, cancel := context.WithTimeout(ctx, c.storeTimeout)
+	defer cancel()
+	if err := st.Ping(pctx); err != nil {
+		// Not fatal: /readyz reports it and requests get 503 until Redis
+		// answers.
+		log.Warn("the Redis store does not answer yet", slog.String("error", err.Error()))
+	}
+	if b.replay, err = redisreplay.New(b.redis, redisreplay.Options{}); err != nil {
+		return err
+	}
+	if b.limiter, err = redislimit.New(b.redis, redislimit.Options{HashKey: c.limitHashKey}); err != nil {
+		return err
+	}
+	if b.revocations, err = revredis.New(b.redis, revredis.Options{}); err != nil {
+		return err
+	}
+	b.audit, err = redisaudit.New(b.redis, redisaudit.Options{})
+	return err
+}
+
+func redisClient(s string) (redis.UniversalClient, string, error) {
+	scheme, rest, ok := strings.Cut(s, "://")
+	if !ok {
+		return nil, "", fmt.Errorf("%w: --store must be bolt:PATH or a redis URL (see docs/configuration.md)", errUsage)
+	}
+	base, variant, _ := strings.Cut(strings.ToLower(scheme), "+")
+	if base != "redis" && base != "rediss" {
+		return nil, "", fmt.Errorf("%w: --store must be bolt:PATH or a redis URL (see docs/configuration.md)", errUsage)
+	}
+	u := base + "://" + rest
+	bad := func(kind string) error {
+		return fmt.Errorf("%w: --store: malformed %s URL (the value is not shown: it may hold a password)", errUsage, kind)
+	}
+	switch variant {
+	case "":
+		o, err := redis.ParseURL(u)
+		if err != nil {
+			return nil, "", bad("redis")
+		}
+		o.ContextTimeoutEnabled = true
+		return redis.NewClient(o), "redis", nil
+	case "sentinel":
+		o, err := redis.ParseFailoverURL(u)
+		if err != nil || o.MasterName == "" {
+			return nil, "", bad("redis+sentinel (needs master_name)")
+		}
+		o.ContextTimeoutEnabled = true
+		return redis.NewFailoverClient(o), "redis-sentinel", nil
+	case "cluster":
+		o, err := redis.ParseClusterURL(u)
+		if err != nil {
+			return nil, "", bad("redis+cluster")
+		}
+		o.ContextTimeoutEnabled = true
+		return redis.NewClusterClient(o), "redis-cluster", nil
+	}
+	return nil, "", bad(scheme)
+}

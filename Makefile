@@ -30,13 +30,13 @@ test: test-deps
 ## bench: benchmarks beside their raw-crypto baselines (same run), then the load generator, then revocation propagation
 bench: test-deps
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./...
-	$(GO) run ./cmd/hallpass-bench -d 5s
+	$(GO) run ./cmd/hallpass-bench -server-cpus 1 -load-cpus 0 -d 5s
 	$(GO) run ./cmd/hallpass-bench -propagation -n 1000 -watchers 4
 
 ## bench-load: signup, refresh and /v1/me under load on bbolt and Redis, beside the floor (needs redis-server)
 .PHONY: bench-load
 bench-load: test-deps
-	$(GO) run ./cmd/hallpass-bench -d 5s
+	$(GO) run ./cmd/hallpass-bench -server-cpus 1 -load-cpus 0 -d 5s
 
 ## fuzz: every fuzz target for FUZZTIME each
 fuzz:
@@ -46,7 +46,9 @@ fuzz:
 lint:
 	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) -C socketio vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+	cd socketio && $(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
 clean:
 	rm -rf bin data

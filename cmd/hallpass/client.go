@@ -240,51 +240,24 @@ func clientSignup(ctx context.Context, args []string, e *env) (err error) {
 	if *server == "" || *username == "" || sf.state == "" {
 		return fmt.Errorf("%w: --server, --username and --state are required", errUsage)
 	}
-	var a client.Algorithm
-	switch strings.ToUpper(*alg) {
-	case "ES256":
-		a = client.ES256
-	case "EDDSA", "ED25519":
-		a = client.EdDSA
-	default:
-		return fmt.Errorf("%w: --alg must be ES256 or EdDSA", errUsage)
+	a, err := parseAlg(*alg)
+	if err != nil {
+		return err
 	}
 	defer func() {
 		if err != nil {
 			err = clientFail("signup", e, err)
 		}
 	}()
-
-	prot, keyFile, created, err := sf.protection(e, true)
+	store, keyFile, forget, err := signupState(ctx, &sf, e)
 	if err != nil {
 		return err
 	}
-	stateExisted := true
-	if _, serr := os.Stat(sf.state); errors.Is(serr, os.ErrNotExist) {
-		stateExisted = false
-	}
-	if created {
-		defer func() {
-			if _, serr := os.Stat(sf.state); err != nil && errors.Is(serr, os.ErrNotExist) {
-				os.Remove(keyFile) // nothing was saved under it
-			}
-		}()
-	}
-	store, err := client.NewFileStore(sf.state, prot)
-	if err != nil {
-		return err
-	}
-	if stateExisted {
-		// Never replace a live session: its refresh token is not
-		// recoverable. A logged-out state file may be reused.
-		st, err := store.Load(ctx)
+	defer func() {
 		if err != nil {
-			return err
+			forget()
 		}
-		if st.HasSession() {
-			return fmt.Errorf("%w: %s holds a session; log out first or use another --state", client.ErrAlreadySignedUp, sf.state)
-		}
-	}
+	}()
 	key, err := client.GenerateDeviceKey(a)
 	if err != nil {
 		return err
@@ -310,6 +283,46 @@ func clientSignup(ctx context.Context, args []string, e *env) (err error) {
 		err = werr
 	}
 	return err
+}
+
+func parseAlg(s string) (client.Algorithm, error) {
+	switch strings.ToUpper(s) {
+	case "ES256":
+		return client.ES256, nil
+	case "EDDSA", "ED25519":
+		return client.EdDSA, nil
+	}
+	return "", fmt.Errorf("%w: --alg must be ES256 or EdDSA", errUsage)
+}
+
+// signupState opens the state file for a new session. It never replaces a
+// live session (its refresh token is not recoverable); a logged-out state
+// file may be reused. forget removes a key file made for it, as long as
+// nothing was saved under it.
+func signupState(ctx context.Context, sf *stateFlags, e *env) (store *client.FileStore, keyFile string, forget func(), err error) {
+	prot, keyFile, created, err := sf.protection(e, true)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	forget = func() {
+		if _, serr := os.Stat(sf.state); created && errors.Is(serr, os.ErrNotExist) {
+			os.Remove(keyFile)
+		}
+	}
+	_, serr := os.Stat(sf.state)
+	existed := !errors.Is(serr, os.ErrNotExist)
+	store, err = client.NewFileStore(sf.state, prot)
+	if err == nil && existed {
+		var st *client.State
+		if st, err = store.Load(ctx); err == nil && st.HasSession() {
+			err = fmt.Errorf("%w: %s holds a session; log out first or use another --state", client.ErrAlreadySignedUp, sf.state)
+		}
+	}
+	if err != nil {
+		forget()
+		return nil, "", nil, err
+	}
+	return store, keyFile, forget, nil
 }
 
 // runClientCmd runs the client command doc names on the saved session: it parses

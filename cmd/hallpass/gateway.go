@@ -106,43 +106,11 @@ func runGatewayServer(ctx context.Context, c *gatewayConfig, e *env, ready chan<
 	if err != nil {
 		return err
 	}
-	// The store is parsed before anything is fetched: a bad URL is a usage
-	// error.
-	var client redis.UniversalClient
-	var kind string
-	if c.store != "" {
-		if client, kind, err = redisClient(c.store); err != nil {
-			return err
-		}
-		defer client.Close()
-	}
-	// The issuer's keys: fetched now (or read from the cache file), then
-	// followed in the background until Close.
-	ks, err := remotekeys.New(ctx, remotekeys.Config{
-		Issuer: c.issuer, URL: c.keysURL, AllowHTTP: c.keysHTTP,
-		CacheFile: c.keysCache, Logger: log,
-	})
+	v, replay, closeVerifier, err := c.openVerifier(ctx, log)
 	if err != nil {
-		return fmt.Errorf("key set: %w", err)
+		return err
 	}
-	defer ks.Close()
-	var replay dpop.ReplayCache
-	var vopts []verifier.Option
-	if client != nil {
-		mirror, rc, err := c.onRedis(ctx, client, log)
-		if err != nil {
-			return err
-		}
-		defer mirror.Close() // before client.Close (deferred earlier)
-		replay, vopts = rc, append(vopts, verifier.WithRevocation(mirror))
-		log.Info("replay cache and revocation mirror on Redis", slog.String("store", kind))
-	} else {
-		log.Warn("no --store: the DPoP replay cache is in this process only, and revocations are not followed (tokens stay valid until they expire)")
-	}
-	v, err := verifier.New(ks, c.issuer, c.audience, vopts...)
-	if err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
-	}
+	defer closeVerifier()
 	ln, err := listenPublic(c.listen, &c.publicURL, tlsConf != nil)
 	if err != nil {
 		return err
@@ -167,6 +135,57 @@ func runGatewayServer(ctx context.Context, c *gatewayConfig, e *env, ready chan<
 		ready <- c.publicURL
 	}
 	return serveUntilDone(ctx, log, c.shutdownTimeout, "gateway", listening{hs, ln})
+}
+
+// openVerifier opens what the gateway verifies with: the issuer's key set
+// (fetched now, or read from the cache file, then followed in the
+// background) and, with --store, the revocation mirror and the shared
+// replay cache on Redis. closeAll stops them, the mirror before the client.
+func (c *gatewayConfig) openVerifier(ctx context.Context, log *slog.Logger) (v *verifier.Verifier, replay dpop.ReplayCache, closeAll func(), err error) {
+	var closers []func() error
+	closeClosers := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			_ = closers[i]()
+		}
+	}
+	defer func() {
+		if err != nil {
+			closeClosers()
+		}
+	}()
+	// The store is parsed before anything is fetched: a bad URL is a usage
+	// error.
+	var client redis.UniversalClient
+	var kind string
+	if c.store != "" {
+		if client, kind, err = redisClient(c.store); err != nil {
+			return nil, nil, nil, err
+		}
+		closers = append(closers, client.Close)
+	}
+	ks, err := remotekeys.New(ctx, remotekeys.Config{
+		Issuer: c.issuer, URL: c.keysURL, AllowHTTP: c.keysHTTP, CacheFile: c.keysCache, Logger: log,
+	})
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("key set: %w", err)
+	}
+	closers = append(closers, ks.Close)
+	var vopts []verifier.Option
+	if client != nil {
+		mirror, rc, err := c.onRedis(ctx, client, log)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		closers = append(closers, mirror.Close)
+		replay, vopts = rc, append(vopts, verifier.WithRevocation(mirror))
+		log.Info("replay cache and revocation mirror on Redis", slog.String("store", kind))
+	} else {
+		log.Warn("no --store: the DPoP replay cache is in this process only, and revocations are not followed (tokens stay valid until they expire)")
+	}
+	if v, err = verifier.New(ks, c.issuer, c.audience, vopts...); err != nil {
+		return nil, nil, nil, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	return v, replay, closeClosers, nil
 }
 
 // resolve checks the flags and fills the defaults that derive from

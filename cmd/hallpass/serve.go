@@ -140,26 +140,21 @@ func serve(ctx context.Context, c *serveConfig, e *env, ready chan<- string) err
 	// The issuer's verifier checks the mirror on every authenticated
 	// request and /readyz reports its staleness; it stops (deferred, so
 	// after the HTTP servers) before the stores close.
-	mirror, err := startMirror(ctx, be.revocations, revocation.MirrorOptions{
-		MaxStaleness: c.revMaxStale, FailOpen: c.revFailOpen, Logger: log,
-	}, c.storeTimeout, serveFieldFlags)
+	mirror, err := c.revocationMirror(ctx, be, log)
 	if err != nil {
 		return err
 	}
 	defer mirror.Close()
-	if c.revFailOpen {
-		log.Warn("the revocation mirror FAILS OPEN: while it is stale, revoked tokens are accepted")
-	}
-	nonces, err := c.nonceSource()
-	if err != nil {
-		return err
-	}
 	ln, err := listenPublic(c.listen, &c.publicURL, tlsConf != nil)
 	if err != nil {
 		return err
 	}
 	defer ln.Close()
-	srv, err := issuer.New(c.issuerConfig(be, ks, mirror, nonces, lim, log))
+	cfg, err := c.issuerConfig(be, ks, mirror, lim, log)
+	if err != nil {
+		return err
+	}
+	srv, err := issuer.New(cfg)
 	if err != nil {
 		return configErr(err, serveFieldFlags)
 	}
@@ -220,6 +215,18 @@ func (c *serveConfig) resolve() (serveLimits, error) {
 	return l, nil
 }
 
+// revocationMirror starts the mirror of the revocation store; the caller
+// closes it.
+func (c *serveConfig) revocationMirror(ctx context.Context, be *backend, log *slog.Logger) (*revocation.Mirror, error) {
+	m, err := startMirror(ctx, be.revocations, revocation.MirrorOptions{
+		MaxStaleness: c.revMaxStale, FailOpen: c.revFailOpen, Logger: log,
+	}, c.storeTimeout, serveFieldFlags)
+	if err == nil && c.revFailOpen {
+		log.Warn("the revocation mirror FAILS OPEN: while it is stale, revoked tokens are accepted")
+	}
+	return m, err
+}
+
 // nonceSource is the DPoP nonce source of --dpop-nonce (nil without it).
 func (c *serveConfig) nonceSource() (*dpop.NonceSource, error) {
 	if !c.dpopNonce {
@@ -245,7 +252,11 @@ func loadNonceKey(path string) (*dpop.NonceKey, error) {
 
 // issuerConfig assembles the issuer's configuration from the flags and
 // what serve opened.
-func (c *serveConfig) issuerConfig(be *backend, ks *servedKeys, mirror *revocation.Mirror, nonces *dpop.NonceSource, l serveLimits, log *slog.Logger) issuer.Config {
+func (c *serveConfig) issuerConfig(be *backend, ks *servedKeys, mirror *revocation.Mirror, l serveLimits, log *slog.Logger) (issuer.Config, error) {
+	nonces, err := c.nonceSource()
+	if err != nil {
+		return issuer.Config{}, err
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return issuer.Config{
@@ -271,7 +282,7 @@ func (c *serveConfig) issuerConfig(be *backend, ks *servedKeys, mirror *revocati
 		RevocationMirror: mirror,
 		AdminKeysFile:    c.adminKeysFile,
 		AuditSink:        be.audit,
-	}
+	}, nil
 }
 
 // listenAdmin binds the admin API's own listener; nil without

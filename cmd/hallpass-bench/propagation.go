@@ -203,111 +203,145 @@ type adminTarget struct {
 // startAdminTarget builds the issuer as `hallpass serve` does on Redis
 // (account store, replay cache, revocation store, audit stream on one
 // client), without signup limits, with a fresh admin key.
-func startAdminTarget(redisAddr string, clients int) (*adminTarget, error) {
-	dir, err := os.MkdirTemp("", "hallpass-bench-admin-")
+func startAdminTarget(redisAddr string, clients int) (_ *adminTarget, err error) {
+	t := &target{}
+	defer func() {
+		if err != nil {
+			t.close()
+		}
+	}()
+	keysFile, adminKey, err := writeAdminKeys(t)
 	if err != nil {
 		return nil, err
 	}
-	t := &target{}
-	at := &adminTarget{target: t}
-	t.closer = append(t.closer, func() { os.RemoveAll(dir) })
-	fail := func(err error) (*adminTarget, error) { t.close(); return nil, err }
+	cfg, err := openRedisBackends(t, redisAddr, clients)
+	if err != nil {
+		return nil, err
+	}
+	cfg.AdminKeysFile = keysFile
+	adminBase, err := startAdminIssuer(t, cfg)
+	if err != nil {
+		return nil, err
+	}
+	t.client = adminClient(t, clients)
+	return &adminTarget{target: t, adminBase: adminBase, adminKey: adminKey}, nil
+}
 
+// writeAdminKeys makes a fresh admin key and writes its keys-file line to
+// a temporary directory that t's close removes. It returns the file's path
+// and the key.
+func writeAdminKeys(t *target) (keysFile, key string, err error) {
+	dir, err := os.MkdirTemp("", "hallpass-bench-admin-")
+	if err != nil {
+		return "", "", err
+	}
+	t.closer = append(t.closer, func() { os.RemoveAll(dir) })
 	key, line, err := issuer.NewAdminKey(nil, "bench", time.Now())
 	if err != nil {
-		return fail(err)
+		return "", "", err
 	}
-	keysFile := filepath.Join(dir, "admin-keys")
+	keysFile = filepath.Join(dir, "admin-keys")
 	if err := os.WriteFile(keysFile, []byte(line+"\n"), 0o600); err != nil {
-		return fail(err)
+		return "", "", err
 	}
-	at.adminKey = key
+	return keysFile, key, nil
+}
 
+// openRedisBackends returns an issuer config with its Redis-backed parts
+// set (account store, replay cache, revocation store, audit stream), all on
+// one client to redisAddr that t's close closes.
+func openRedisBackends(t *target, redisAddr string, clients int) (issuer.Config, error) {
 	rc := redis.NewClient(&redis.Options{Addr: redisAddr, ContextTimeoutEnabled: true, PoolSize: clients + 8})
 	t.closer = append(t.closer, func() { rc.Close() })
 	st, err := redisstore.New(rc, redisstore.Options{})
 	if err != nil {
-		return fail(err)
+		return issuer.Config{}, err
 	}
 	t.closer = append(t.closer, func() { st.Close() })
 	replay, err := redisreplay.New(rc, redisreplay.Options{})
 	if err != nil {
-		return fail(err)
+		return issuer.Config{}, err
 	}
 	revs, err := revredis.New(rc, revredis.Options{})
 	if err != nil {
-		return fail(err)
+		return issuer.Config{}, err
 	}
 	audit, err := redisaudit.New(rc, redisaudit.Options{})
 	if err != nil {
-		return fail(err)
+		return issuer.Config{}, err
 	}
+	return issuer.Config{
+		Store:       st,
+		DPoP:        issuer.DPoPConfig{Replay: replay},
+		Revocations: revs,
+		AuditSink:   audit,
+	}, nil
+}
 
+// startAdminIssuer listens on two loopback ports, builds the issuer on cfg
+// with fresh keys and serves its public API (t.base) on the first and its
+// admin API on the second, whose base URL it returns.
+func startAdminIssuer(t *target, cfg issuer.Config) (adminBase string, err error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return fail(err)
+		return "", err
 	}
+	// Shutdown closes the listener once it is served; until then, so does
+	// t's close (a second Close is harmless).
+	t.closer = append(t.closer, func() { ln.Close() })
 	aln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		ln.Close()
-		return fail(err)
+		return "", err
 	}
+	t.closer = append(t.closer, func() { aln.Close() })
 	t.base = "http://" + ln.Addr().String()
-	at.adminBase = "http://" + aln.Addr().String()
 	ring, err := keys.NewRing(nil, time.Now())
 	if err != nil {
-		ln.Close()
-		aln.Close()
-		return fail(err)
+		return "", err
 	}
 	lk, err := keys.GenerateLocalKey(nil)
 	if err != nil {
-		ln.Close()
-		aln.Close()
-		return fail(err)
+		return "", err
 	}
 	codec, err := refresh.NewCodec(time.Now, lk)
 	if err != nil {
-		ln.Close()
-		aln.Close()
-		return fail(err)
+		return "", err
 	}
-	srv, err := issuer.New(issuer.Config{
-		PublicURL:     t.base,
-		Store:         st,
-		Keys:          ring,
-		Refresh:       codec,
-		DPoP:          issuer.DPoPConfig{Replay: replay},
-		Registry:      prometheus.NewRegistry(),
-		StoreTimeout:  5 * time.Second,
-		Revocations:   revs,
-		AdminKeysFile: keysFile,
-		AuditSink:     audit,
-	})
+	cfg.PublicURL = t.base
+	cfg.Keys = ring
+	cfg.Refresh = codec
+	cfg.Registry = prometheus.NewRegistry()
+	cfg.StoreTimeout = 5 * time.Second
+	srv, err := issuer.New(cfg)
 	if err != nil {
-		ln.Close()
-		aln.Close()
-		return fail(err)
+		return "", err
 	}
-	for _, s := range []struct {
-		ln net.Listener
-		h  http.Handler
-	}{{ln, srv.Handler()}, {aln, srv.AdminHandler()}} {
-		hs := &http.Server{Handler: s.h, ReadHeaderTimeout: 5 * time.Second}
-		served := make(chan struct{})
-		go func() {
-			defer close(served)
-			_ = hs.Serve(s.ln)
-		}()
-		t.closer = append(t.closer, func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			if hs.Shutdown(ctx) != nil {
-				hs.Close()
-			}
-			<-served
-		})
-	}
+	serve(t, ln, srv.Handler())
+	serve(t, aln, srv.AdminHandler())
+	return "http://" + aln.Addr().String(), nil
+}
+
+// serve serves h on ln until t's close shuts it down.
+func serve(t *target, ln net.Listener, h http.Handler) {
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = hs.Serve(ln)
+	}()
+	t.closer = append(t.closer, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if hs.Shutdown(ctx) != nil {
+			hs.Close()
+		}
+		<-served
+	})
+}
+
+// adminClient returns a loopback-only HTTP client with idle connections for
+// clients signups and the admin calls; t's close closes them.
+func adminClient(t *target, clients int) *http.Client {
 	tr := &http.Transport{
 		Proxy:               nil, // never leave loopback through a proxy
 		DialContext:         loopbackDialer().DialContext,
@@ -316,9 +350,8 @@ func startAdminTarget(redisAddr string, clients int) (*adminTarget, error) {
 		IdleConnTimeout:     30 * time.Second,
 		DisableCompression:  true,
 	}
-	t.client = &http.Client{Transport: tr, Timeout: requestTimeout}
 	t.closer = append(t.closer, tr.CloseIdleConnections)
-	return at, nil
+	return &http.Client{Transport: tr, Timeout: requestTimeout}
 }
 
 // signupDevice signs up a fresh account with a fresh device key and proof
@@ -388,76 +421,100 @@ func startWatchers(ctx context.Context, n int, redisAddr string) (<-chan sightin
 	if err != nil {
 		return nil, nil, err
 	}
-	sights := make(chan sighting, 4096)
-	var ws []*watcher
-	var readers sync.WaitGroup
-	quit := make(chan struct{})
-	stop := func() {
-		close(quit)
-		for _, w := range ws {
-			w.stdin.Close()
-			killGroup(w.cmd)
-		}
-		for _, w := range ws {
-			<-w.done
-		}
-		readers.Wait()
-	}
+	g := &watcherGroup{sights: make(chan sighting, 4096), quit: make(chan struct{})}
 	for i := range n {
-		cmd := exec.Command(self)
-		cmd.Env = append(os.Environ(), watcherEnv+"="+redisAddr)
-		ownGroup(cmd)
-		w := &watcher{cmd: cmd, done: make(chan struct{})}
-		cmd.Stderr = &w.stderr
-		in, err := cmd.StdinPipe()
-		if err != nil {
-			stop()
+		if err := g.start(i, self, redisAddr); err != nil {
+			g.stop()
 			return nil, nil, err
 		}
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			in.Close()
-			stop()
-			return nil, nil, err
-		}
-		if err := cmd.Start(); err != nil {
-			in.Close()
-			stop()
-			return nil, nil, fmt.Errorf("start watcher: %w", err)
-		}
-		w.stdin = in
-		ws = append(ws, w)
-		readers.Go(func() {
-			defer func() {
-				_ = cmd.Wait()
-				close(w.done)
-			}()
-			readLines(i, out, sights, quit)
-		})
 	}
-	// Wait for every watcher's ready line.
+	if err := g.awaitReady(ctx, n); err != nil {
+		return nil, nil, err
+	}
+	return g.sights, g.stop, nil
+}
+
+// watcherGroup is the watcher processes of a run and the goroutines reading
+// their lines into sights.
+type watcherGroup struct {
+	ws      []*watcher
+	sights  chan sighting
+	readers sync.WaitGroup
+	quit    chan struct{} // closed by stop: readers give up sending
+}
+
+// stop kills every watcher and waits for it and its reader.
+func (g *watcherGroup) stop() {
+	close(g.quit)
+	for _, w := range g.ws {
+		w.stdin.Close()
+		killGroup(w.cmd)
+	}
+	for _, w := range g.ws {
+		<-w.done
+	}
+	g.readers.Wait()
+}
+
+// start starts watcher i, this binary (self) re-executed on redisAddr, and
+// a goroutine that reads its lines into g.sights.
+func (g *watcherGroup) start(i int, self, redisAddr string) error {
+	cmd := exec.Command(self)
+	cmd.Env = append(os.Environ(), watcherEnv+"="+redisAddr)
+	ownGroup(cmd)
+	w := &watcher{cmd: cmd, done: make(chan struct{})}
+	cmd.Stderr = &w.stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		in.Close()
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		in.Close()
+		return fmt.Errorf("start watcher: %w", err)
+	}
+	w.stdin = in
+	g.ws = append(g.ws, w)
+	g.readers.Go(func() {
+		defer func() {
+			_ = cmd.Wait()
+			close(w.done)
+		}()
+		readLines(i, out, g.sights, g.quit)
+	})
+	return nil
+}
+
+// awaitReady waits for the ready lines of n watchers, for at most 30s. On
+// failure it stops g: before reading a failed watcher's stderr, so that
+// the stderr is whole.
+func (g *watcherGroup) awaitReady(ctx context.Context, n int) error {
 	ready := 0
 	deadline := time.NewTimer(30 * time.Second)
 	defer deadline.Stop()
 	for ready < n {
 		select {
-		case s := <-sights:
+		case s := <-g.sights:
 			if s.err != nil {
-				stop()
-				return nil, nil, fmt.Errorf("watcher %d: %v; stderr: %s", s.w, s.err, tail(ws[s.w]))
+				g.stop()
+				return fmt.Errorf("watcher %d: %v; stderr: %s", s.w, s.err, tail(g.ws[s.w]))
 			}
 			if s.ev.Ready {
 				ready++
 			}
 		case <-deadline.C:
-			stop()
-			return nil, nil, errors.New("watchers not ready within 30s")
+			g.stop()
+			return errors.New("watchers not ready within 30s")
 		case <-ctx.Done():
-			stop()
-			return nil, nil, ctx.Err()
+			g.stop()
+			return ctx.Err()
 		}
 	}
-	return sights, stop, nil
+	return nil
 }
 
 func tail(w *watcher) string {
@@ -544,16 +601,35 @@ func propagation(ctx context.Context, o propOptions, progress io.Writer) (*Propa
 
 	fmt.Fprintf(progress, "hallpass-bench: signing up %d devices\n", o.n)
 	setup := time.Now()
-	ids := make([]string, o.n)
+	ids, err := signupDevices(ctx, at, o.n, o.clients)
+	if err != nil {
+		return nil, err
+	}
+	rep.SetupSeconds = time.Since(setup).Seconds()
+
+	fmt.Fprintf(progress, "hallpass-bench: revoking %d devices one by one\n", o.n)
+	props, admins, err := revokeOneByOne(ctx, at, ids, sights, rep, progress)
+	if err != nil {
+		return nil, err
+	}
+	rep.Seconds = time.Since(begin).Seconds()
+	rep.summarize(props, admins)
+	return rep, nil
+}
+
+// signupDevices signs up n devices, clients at a time, and returns their
+// ids.
+func signupDevices(ctx context.Context, at *adminTarget, n, clients int) ([]string, error) {
+	ids := make([]string, n)
 	var next atomic.Int64
 	var setupErr error
 	var errOnce sync.Once
 	var wg sync.WaitGroup
-	for range min(o.clients, o.n) {
+	for range min(clients, n) {
 		wg.Go(func() {
 			for {
 				i := int(next.Add(1)) - 1
-				if i >= o.n || ctx.Err() != nil {
+				if i >= n || ctx.Err() != nil {
 					return
 				}
 				id, err := at.signupDevice(ctx)
@@ -572,43 +648,20 @@ func propagation(ctx context.Context, o propOptions, progress io.Writer) (*Propa
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	rep.SetupSeconds = time.Since(setup).Seconds()
+	return ids, nil
+}
 
-	fmt.Fprintf(progress, "hallpass-bench: revoking %d devices one by one\n", o.n)
-	index := make(map[string]int, o.n)
-	for i, id := range ids {
-		index[id] = i
-	}
-	seen := make([][]time.Time, o.n)
-	for i := range seen {
-		seen[i] = make([]time.Time, o.watchers)
-	}
-	count := make([]int, o.n)
-	var props, admins []time.Duration
-	record := func(s sighting) error {
-		if s.err != nil {
-			return fmt.Errorf("watcher %d: %w", s.w, s.err)
-		}
-		i, ok := index[s.ev.ID]
-		if !ok || s.ev.Kind != "device" || !seen[i][s.w].IsZero() {
-			return nil
-		}
-		seen[i][s.w] = s.at
-		count[i]++
-		return nil
-	}
+// revokeOneByOne revokes the devices ids in turn, each once every watcher
+// has printed the one before (or perRevocationTimeout has passed). It
+// returns the propagation time of every sighting and the latency of every
+// successful admin call; it counts failed calls and missed sightings in
+// rep.
+func revokeOneByOne(ctx context.Context, at *adminTarget, ids []string, sights <-chan sighting, rep *PropagationReport, progress io.Writer) (props, admins []time.Duration, err error) {
+	tl := newTally(ids, rep.Watchers)
 	for i, id := range ids {
 		// Drain lines already read (late ones of earlier revocations).
-	drain:
-		for {
-			select {
-			case s := <-sights:
-				if err := record(s); err != nil {
-					return nil, err
-				}
-			default:
-				break drain
-			}
+		if err := tl.drain(sights); err != nil {
+			return nil, nil, err
 		}
 		t0 := time.Now()
 		err := at.revokeDevice(ctx, id)
@@ -619,30 +672,15 @@ func propagation(ctx context.Context, o propOptions, progress io.Writer) (*Propa
 				rep.FirstError = err.Error()
 			}
 			if ctx.Err() != nil {
-				return nil, ctx.Err()
+				return nil, nil, ctx.Err()
 			}
 			continue
 		}
 		admins = append(admins, admin)
-		wait := time.NewTimer(perRevocationTimeout)
-	collect:
-		for count[i] < o.watchers {
-			select {
-			case s := <-sights:
-				if err := record(s); err != nil {
-					wait.Stop()
-					return nil, err
-				}
-			case <-wait.C:
-				fmt.Fprintf(progress, "hallpass-bench: revocation %d seen by %d of %d watchers within %s\n", i, count[i], o.watchers, perRevocationTimeout)
-				break collect
-			case <-ctx.Done():
-				wait.Stop()
-				return nil, ctx.Err()
-			}
+		if err := tl.collect(ctx, i, sights, progress); err != nil {
+			return nil, nil, err
 		}
-		wait.Stop()
-		for w, ts := range seen[i] {
+		for w, ts := range tl.seen[i] {
 			if !ts.IsZero() {
 				props = append(props, ts.Sub(t0))
 				rep.PerWatcher[w]++
@@ -651,20 +689,99 @@ func propagation(ctx context.Context, o propOptions, progress io.Writer) (*Propa
 			}
 		}
 	}
-	rep.Seconds = time.Since(begin).Seconds()
-	rep.Observations = len(props)
+	return props, admins, nil
+}
+
+// tally matches watcher lines to revocations: when each watcher first
+// printed each device.
+type tally struct {
+	watchers int
+	index    map[string]int // device id -> revocation
+	seen     [][]time.Time  // [revocation][watcher]; zero: not yet
+	count    []int          // [revocation]: watchers that printed it
+}
+
+func newTally(ids []string, watchers int) *tally {
+	tl := &tally{
+		watchers: watchers,
+		index:    make(map[string]int, len(ids)),
+		seen:     make([][]time.Time, len(ids)),
+		count:    make([]int, len(ids)),
+	}
+	for i, id := range ids {
+		tl.index[id] = i
+	}
+	for i := range tl.seen {
+		tl.seen[i] = make([]time.Time, watchers)
+	}
+	return tl
+}
+
+// record notes a watcher line; lines of other kinds, unknown ids and
+// repeats are ignored.
+func (tl *tally) record(s sighting) error {
+	if s.err != nil {
+		return fmt.Errorf("watcher %d: %w", s.w, s.err)
+	}
+	i, ok := tl.index[s.ev.ID]
+	if !ok || s.ev.Kind != "device" || !tl.seen[i][s.w].IsZero() {
+		return nil
+	}
+	tl.seen[i][s.w] = s.at
+	tl.count[i]++
+	return nil
+}
+
+// drain records the lines already read, without waiting.
+func (tl *tally) drain(sights <-chan sighting) error {
+	for {
+		select {
+		case s := <-sights:
+			if err := tl.record(s); err != nil {
+				return err
+			}
+		default:
+			return nil
+		}
+	}
+}
+
+// collect records lines until every watcher has printed revocation i, or
+// perRevocationTimeout has passed (which it reports to progress).
+func (tl *tally) collect(ctx context.Context, i int, sights <-chan sighting, progress io.Writer) error {
+	wait := time.NewTimer(perRevocationTimeout)
+	defer wait.Stop()
+	for tl.count[i] < tl.watchers {
+		select {
+		case s := <-sights:
+			if err := tl.record(s); err != nil {
+				return err
+			}
+		case <-wait.C:
+			fmt.Fprintf(progress, "hallpass-bench: revocation %d seen by %d of %d watchers within %s\n", i, tl.count[i], tl.watchers, perRevocationTimeout)
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// summarize fills in the figures from the propagation times and admin call
+// latencies (both sorted here).
+func (r *PropagationReport) summarize(props, admins []time.Duration) {
+	r.Observations = len(props)
 	slices.Sort(props)
 	slices.Sort(admins)
-	rep.P50NS = int64(percentile(props, 0.50))
-	rep.P99NS = int64(percentile(props, 0.99))
-	rep.AdminP50NS = int64(percentile(admins, 0.50))
-	rep.AdminP99NS = int64(percentile(admins, 0.99))
+	r.P50NS = int64(percentile(props, 0.50))
+	r.P99NS = int64(percentile(props, 0.99))
+	r.AdminP50NS = int64(percentile(admins, 0.50))
+	r.AdminP99NS = int64(percentile(admins, 0.99))
 	if len(props) > 0 {
-		rep.MaxNS = int64(props[len(props)-1])
+		r.MaxNS = int64(props[len(props)-1])
 	}
 	if len(admins) > 0 {
-		rep.AdminMaxNS = int64(admins[len(admins)-1])
+		r.AdminMaxNS = int64(admins[len(admins)-1])
 	}
-	rep.GoalMet = rep.Observations > 0 && rep.Missed == 0 && rep.Errors == 0 && time.Duration(rep.P99NS) < propagationGoal
-	return rep, nil
+	r.GoalMet = r.Observations > 0 && r.Missed == 0 && r.Errors == 0 && time.Duration(r.P99NS) < propagationGoal
 }

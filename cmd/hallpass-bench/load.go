@@ -364,27 +364,7 @@ func (l *errorLog) fail(err error) {
 func runScenario(ctx context.Context, t *target, be backend, store, scenario string, o options) (Result, error) {
 	res := Result{Store: store, Scenario: scenario, Clients: o.clients, FloorOps: floorOps[scenario]}
 	var errs errorLog
-
-	// Set-up: one device per client, signed up unless the scenario is signup.
-	devs := make([]*device, o.clients)
-	var wg sync.WaitGroup
-	for i := range devs {
-		wg.Go(func() {
-			dev, err := newDevice()
-			if err != nil {
-				errs.fail(err)
-				return
-			}
-			if scenario != "signup" {
-				if err := t.signup(ctx, dev, freshUsername()); err != nil {
-					errs.fail(fmt.Errorf("set-up: %w", err))
-					return
-				}
-			}
-			devs[i] = dev
-		})
-	}
-	wg.Wait()
+	devs := setupDevices(ctx, t, scenario, o.clients, &errs)
 
 	var (
 		started atomic.Int64
@@ -423,7 +403,40 @@ func runScenario(ctx context.Context, t *target, be backend, store, scenario str
 			ratios = append(ratios, float64(len(lat))/el.Seconds()/f.OpsPerSec)
 		}
 	}
+	res.summarize(all, load, ratios, &errs)
+	return res, nil
+}
 
+// setupDevices makes one device per client, each signed up unless the
+// scenario is signup. A device that failed is left nil (and counted in
+// errs).
+func setupDevices(ctx context.Context, t *target, scenario string, clients int, errs *errorLog) []*device {
+	devs := make([]*device, clients)
+	var wg sync.WaitGroup
+	for i := range devs {
+		wg.Go(func() {
+			dev, err := newDevice()
+			if err != nil {
+				errs.fail(err)
+				return
+			}
+			if scenario != "signup" {
+				if err := t.signup(ctx, dev, freshUsername()); err != nil {
+					errs.fail(fmt.Errorf("set-up: %w", err))
+					return
+				}
+			}
+			devs[i] = dev
+		})
+	}
+	wg.Wait()
+	return devs
+}
+
+// summarize fills in the figures from the latencies of all rounds (sorted
+// here), the time under load, each round's ratio to its floor and the
+// errors; res.Floor already holds the floor windows' sums.
+func (res *Result) summarize(all []time.Duration, load time.Duration, ratios []float64, errs *errorLog) {
 	slices.Sort(all)
 	res.Errors = errs.n.Load()
 	res.Requests = int64(len(all)) + res.Errors
@@ -441,7 +454,6 @@ func runScenario(ctx context.Context, t *target, be backend, store, scenario str
 	if errs.first != nil {
 		res.FirstError = errs.first.Error()
 	}
-	return res, nil
 }
 
 // loadRound has every device send scenario's request in a loop for d, or

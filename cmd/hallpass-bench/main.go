@@ -161,35 +161,52 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if o.floor == 0 {
 		o.floor = min(o.duration/time.Duration(o.rounds), time.Second)
 	}
+	if err := o.parsePinning(*serverCPUs, *loadCPUs); err != nil {
+		return o, err
+	}
 	var err error
-	if *serverCPUs != "" {
-		if o.serverCPUs, err = parseCPUList(*serverCPUs); err != nil {
-			return o, fmt.Errorf("-server-cpus: %w", err)
+	o.stores, err = parseStores(*stores)
+	return o, err
+}
+
+// parsePinning sets o.serverCPUs and o.loadCPUs from the -server-cpus and
+// -load-cpus lists (empty: not pinned).
+func (o *options) parsePinning(serverCPUs, loadCPUs string) error {
+	var err error
+	if serverCPUs != "" {
+		if o.serverCPUs, err = parseCPUList(serverCPUs); err != nil {
+			return fmt.Errorf("-server-cpus: %w", err)
 		}
 	}
-	if *loadCPUs != "" {
-		if *serverCPUs == "" {
-			return o, errors.New("-load-cpus needs -server-cpus (client and server share one process otherwise)")
+	if loadCPUs != "" {
+		if serverCPUs == "" {
+			return errors.New("-load-cpus needs -server-cpus (client and server share one process otherwise)")
 		}
-		if o.loadCPUs, err = parseCPUList(*loadCPUs); err != nil {
-			return o, fmt.Errorf("-load-cpus: %w", err)
+		if o.loadCPUs, err = parseCPUList(loadCPUs); err != nil {
+			return fmt.Errorf("-load-cpus: %w", err)
 		}
 	}
 	if (o.serverCPUs != nil || o.loadCPUs != nil) && !pinningSupported {
-		return o, pinProcess(0, nil) // its error says why
+		return pinProcess(0, nil) // its error says why
 	}
+	return nil
+}
+
+// parseStores parses the comma-separated -stores list, without repeats.
+func parseStores(list string) ([]string, error) {
+	var stores []string
 	seen := map[string]bool{}
-	for _, s := range strings.Split(*stores, ",") {
+	for _, s := range strings.Split(list, ",") {
 		s = strings.TrimSpace(s)
 		if s != "bolt" && s != "redis" {
-			return o, fmt.Errorf("-stores: unknown store %q (bolt, redis)", s)
+			return stores, fmt.Errorf("-stores: unknown store %q (bolt, redis)", s)
 		}
 		if !seen[s] {
 			seen[s] = true
-			o.stores = append(o.stores, s)
+			stores = append(stores, s)
 		}
 	}
-	return o, nil
+	return stores, nil
 }
 
 // run is main without the process: it returns the exit code.

@@ -161,9 +161,6 @@ func (l *Ring) Lookup(kid keys.KeyID) (keys.PublicKey, keys.Status, bool) {
 // KeySet returns the published key-set document for issuer.
 func (l *Ring) KeySet(issuer string) keys.KeySetDocument { return l.p.Load().KeySet(issuer) }
 
-// Entries returns the served ring's entries (keys.Ring.Entries).
-func (l *Ring) Entries() []keys.RingEntry { return l.p.Load().Entries() }
-
 // Rotate promotes the next key, retires the current one and adds a new next
 // key, in the store and then here.
 func (l *Ring) Rotate(ctx context.Context) error {

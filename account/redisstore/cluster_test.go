@@ -27,6 +27,21 @@ func TestConformanceCluster(t *testing.T) {
 	})
 }
 
+// Three masters: a renamed account's name records live on other nodes
+// than the account, so renames and deletions cross nodes.
+func TestConformanceCluster3(t *testing.T) {
+	t.Parallel()
+	addrs := redistest.StartCluster(t, 3).Addrs()
+	storetest.Run(t, &factory{
+		newClient: func(t *testing.T) redis.UniversalClient {
+			c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, ContextTimeoutEnabled: true})
+			t.Cleanup(func() { _ = c.Close() })
+			return c
+		},
+		prefixes: map[account.Store]string{},
+	})
+}
+
 // The cluster node really refuses keys of two slots in one script, so the
 // conformance run above is meaningful.
 func TestClusterRefusesCrossSlot(t *testing.T) {

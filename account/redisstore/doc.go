@@ -4,48 +4,100 @@
 //
 // # Key layout and hash tags
 //
-// Every multi-key Lua script runs on Redis Cluster because all the keys one
-// script touches share one hash tag. The tag of an account is derived from
-// its username key (the mapped form), because the username claim must be
-// atomic with the creation of the account, its first device and session:
+// Every Lua script runs on Redis Cluster because all the keys one script
+// touches share one hash tag. An account lives on the tag of the username
+// key it was created with, its home, because claiming the name must be
+// atomic with creating the account, its first device and session:
 //
-//	P:{u:H}:account            hash   the account; its existence IS the claim of the name
-//	P:{u:H}:devices            set    the account's device ids
-//	P:{u:H}:device:<dev_id>    hash   a device
-//	P:{u:H}:session:<dev_id>   hash   the device's refresh session
-//	P:{acc_X}:loc              string "u:H", index from account id to tag
-//	P:{dev_Y}:loc              string "u:H", index from device id to tag
+//	P:{u:H}:name                hash   the name record of the username key whose tag is u:H
+//	P:{T}:account:<acc_id>      hash   the account (T: its home tag)
+//	P:{T}:devices:<acc_id>      set    the account's device ids
+//	P:{T}:recovery:<acc_id>     set    its recovery code digests (hex)
+//	P:{T}:links:<acc_id>        hash   its link codes: digest (hex) -> expiry
+//	P:{T}:link:<digest>         hash   a link code (account, created, expires); TTL its lifetime
+//	P:{T}:tomb:<acc_id>         hash   a deleted account's tombstone; TTL the hold
+//	P:{T}:device:<dev_id>       hash   a device
+//	P:{T}:session:<dev_id>      hash   the device's refresh session
+//	P:{acc_X}:loc               string "T|acc_X", index from account id to home
+//	P:{dev_Y}:loc               string "T|acc_X", index from device id to home
+//	P:{lc:<digest>}:loc         string "T|acc_X", index from link code digest to home; TTL its lifetime
 //
-// P is Options.Prefix ("hallpass") and H is the hex SHA-256 of the username
+// P is Options.Prefix ("hallpass") and H is the hex SHA-256 of a username
 // key truncated to 128 bits, so no username (personal data) appears in key
 // names and no user-chosen "{" or "}" can change the slot. Accounts spread
-// over the Cluster by username.
+// over the Cluster by username. Digests are the issuer's keyed digests of
+// link and recovery codes: no code reaches Redis. A tombstone holds the
+// name's tag and the hold, not the name.
 //
-// CreateAccount, AddDevice, Refresh, EndSession and SetBanned are each one
-// Lua script on one tag: claim + account + device + session in one step;
-// Refresh reads the account's ban flag, the device and the session and
-// updates the session and the device's LastUsed in one step.
+// A name record says who has the name: the account id, its home tag, the
+// account's rename generation when it claimed the name, and "until": zero
+// while registered, the end of the hold once the account has left the
+// name (renamed or deleted). A hold is free once until has passed by the
+// caller's clock, and goes with its TTL. CreateAccount claims the record
+// and writes the account in one script. The account keys carry the
+// account id because a name left by a renamed account can be taken, after
+// its hold, by a new account whose home is then the same tag.
 //
-// The two loc indexes live on other slots and so cannot be in those
-// scripts. They are written first, with SET NX, and are only hints: every
-// read through an index checks that the record it finds carries the id it
-// was looked up by, so an index whose creation then failed (name taken, or
-// a crash between the two steps) names nothing. SET NX on the index is
-// also what makes account and device ids unique across slots (ErrExists).
-// When a create fails the store deletes the index keys it made (compare
-// and delete); an index left by a crash at that moment is a few bytes of
+// CreateAccount, AddDevice, Refresh, EndSession, SetBanned and every
+// Lifecycle method but RenameAccount are each one Lua script on one tag
+// (DeleteAccount of a renamed account adds a second, see below).
+// EndAccountSessions, UseRecoveryCode and DeleteAccount touch every device
+// of the account: the caller reads the device set (and link codes) first
+// and passes their keys; the script answers "retry" if the set changed
+// meanwhile, and the caller reads it again (a few rounds at most).
+//
+// # Renames and deletions
+//
+// A rename touches three tags: the new name's, the account's home and the
+// old name's. It runs as three scripts, ordered so that two accounts never
+// hold one name: (1) claim the new name's record for the account at
+// generation g+1 (refused if registered to another account or held); (2)
+// on the home, move the account to the new name if it still has the name
+// and generation g read before, else start again (concurrent renames of
+// one account serialise on this compare); (3) hold the old name's record
+// if it still registers the account at generation g. Step 3 joins step 2
+// when the old record is on the home tag (a first rename). A deletion
+// removes everything on the home and holds the name in one script when the
+// name's record is there; for a renamed account the hold is a second
+// script.
+//
+// If the issuer stops between these steps, a registration is left that
+// does not hold: a claim the account never took, or a name it has left
+// without the hold. GetAccountByUsername checks that the account it finds
+// carries the name, so such a record names nobody. The next signup or
+// rename that meets it reads the owner's account and tombstone: a name
+// left is held until the hold the interrupted step would have written (an
+// account keeps the last name it left, a tombstone the deleted one), then
+// free; a claim whose account has since passed its generation is free.
+// These facts cannot change back (generations only grow, deletion is
+// final), so acting on them outside the script that claims is safe. A
+// repeated DeleteAccount finishes an interrupted hold from the tombstone.
+//
+// The loc indexes live on other slots and so cannot be in those scripts.
+// They are written first, with SET NX, and are only hints: every read
+// through an index checks that the record it finds carries the id it was
+// looked up by, so an index whose creation then failed (name taken, or a
+// crash between the two steps) names nothing. SET NX on the index is also
+// what makes account and device ids and link code digests unique across
+// slots (ErrExists). When a create fails the store deletes the index keys
+// it made (compare and delete), as DeleteAccount deletes those of what it
+// removed; an index left by a crash at that moment is a few bytes of
 // garbage that only blocks its own random, never reused, id.
 //
 // go-redis retries a command whose connection broke, so a script may run
 // twice. Each write carries a random operation id that the script stores;
 // a repeat of the same operation is recognised and answered as the first
 // run was (a retried CreateAccount does not become ErrUsernameTaken, a
-// retried Refresh stays Advanced).
+// retried Refresh stays Advanced, a retried RedeemLinkCode or
+// UseRecoveryCode gets the first run's answer, and the sessions a retried
+// EndAccountSessions ended are reported again).
 //
 // Times are stored as fixed-width UTC digit strings (YYYYMMDDhhmmss and nine
 // digits of nanoseconds) that Lua compares exactly in two numeric parts;
-// every "now" comes from the caller's RefreshRequest (the injected clock),
-// never from Redis.
+// every "now" comes from the caller (the injected clock), never from
+// Redis. TTLs (link codes, holds, tombstones) are the record's end minus
+// the caller's now, so Redis's clock only decides when garbage goes, never
+// whether a code or a hold is live.
 //
 // # Availability
 //
@@ -60,14 +112,21 @@
 // # What it trusts
 //
 // Redis itself: whoever can write to it can change any account. A copy of
-// Redis holds ids, thumbprints and the issuer-sealed successor token, never a
-// usable token. Ids are checked with account.ValidID before they become part
-// of a key.
+// Redis holds ids, thumbprints, code digests and the issuer-sealed
+// successor token, never a usable token or code. Ids are checked with
+// account.ValidID, digests for their length, before they become part of a
+// key.
 //
 // # Limits
 //
-// Usernames are immutable in this layout (a rename would move the account to
-// another tag). Lookups by account or device id cost one extra round trip
-// for the index. ListDevices is not a snapshot across devices added during
-// the call. Restarting Redis without persistence loses every account.
+// Lookups by account or device id cost one extra round trip for the index,
+// GetAccountByUsername one for the name record. A rename is not one atomic
+// step (see above): if the account renames again before anyone meets the
+// record an interrupted rename left, that name's hold may end early. An
+// operation that loses every round to concurrent changes of one account
+// answers ErrUnavailable. ListDevices is not a snapshot across devices
+// added during the call. Restarting Redis without persistence loses every
+// account. This layout is not the one before Lifecycle (account keys gained
+// the account id, names their own record): data written by the older
+// layout is not read.
 package redisstore

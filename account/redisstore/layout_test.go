@@ -92,7 +92,7 @@ func TestFailedCreateLeavesNoIndex(t *testing.T) {
 	}
 	// No username and no raw token text in key names.
 	keys := c.Keys(ctx, "*").Val()
-	if len(keys) != 6 { // loc x2, account, devices, device, session
+	if len(keys) != 7 { // loc x2, name, account, devices, device, session
 		t.Errorf("keys = %q", keys)
 	}
 	for _, k := range keys {

@@ -1,8 +1,11 @@
 package redisstore
 
 import (
+	"bytes"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -60,9 +63,22 @@ func flag(b bool) string {
 	return "0"
 }
 
+// accountFields: name_gen counts the account's renames (0 at creation);
+// prev_* name the record of the name it left last (see names.go).
 func accountFields(a account.Account, op string) []any {
 	return group("id", a.ID, "username", a.Username, "username_key", a.UsernameKey,
-		"created", encTime(a.Created), "banned", flag(a.Banned), "op", op)
+		"created", encTime(a.Created), "banned", flag(a.Banned), "op", op,
+		"recovery_salt", hex.EncodeToString(a.RecoverySalt), "name_gen", "0",
+		"prev_tag", "", "prev_gen", "", "prev_until", zeroTime)
+}
+
+// hexDigests renders digests as the hex strings the store keeps.
+func hexDigests(digests [][]byte) []any {
+	out := make([]any, len(digests))
+	for i, d := range digests {
+		out[i] = hex.EncodeToString(d)
+	}
+	return out
 }
 
 func deviceFields(d account.Device, op string) []any {
@@ -108,11 +124,30 @@ func (d *decoder) uint(k string) uint64 {
 	return n
 }
 
-func decAccount(m map[string]string) (account.Account, error) {
+// decAccount decodes an account hash and the members of its recovery set.
+func decAccount(m map[string]string, codes []string) (account.Account, error) {
 	d := decoder{m: m}
 	a := account.Account{ID: d.str("id"), Username: d.str("username"), UsernameKey: d.str("username_key"),
 		Created: d.time("created"), Banned: d.str("banned") == "1"}
-	return a, d.err
+	if d.err != nil {
+		return a, d.err
+	}
+	salt, err := hex.DecodeString(m["recovery_salt"])
+	if err != nil {
+		return a, fmt.Errorf("%w: field recovery_salt", errCorrupt)
+	}
+	if len(salt) > 0 {
+		a.RecoverySalt = salt
+	}
+	for _, c := range codes {
+		b, err := hex.DecodeString(c)
+		if err != nil {
+			return a, fmt.Errorf("%w: recovery code", errCorrupt)
+		}
+		a.RecoveryCodes = append(a.RecoveryCodes, b)
+	}
+	slices.SortFunc(a.RecoveryCodes, bytes.Compare)
+	return a, nil
 }
 
 func decDevice(m map[string]string) (account.Device, error) {
@@ -131,4 +166,15 @@ func decSession(m map[string]string) (account.Session, error) {
 		s.Successor = []byte(succ)
 	}
 	return s, d.err
+}
+
+// minTTL is the smallest expiry sent to Redis: PX 0 is an error.
+const minTTL = time.Millisecond
+
+// ttlMillis is the Redis expiry, in ms, of a record that ends at end by
+// the caller's clock: relative to the caller's now, so that an injected
+// clock and Redis's own need not agree.
+func ttlMillis(now, end time.Time) int64 {
+	d := max(end.Sub(now), minTTL)
+	return int64((d + time.Millisecond - 1) / time.Millisecond)
 }

@@ -118,17 +118,27 @@ func (s *Store) newOp() (string, error) {
 	return hex.EncodeToString(b), nil
 }
 
-// Keys. tag is "u:<hex>" for account data; ids tag their own index keys.
+// Keys. An account lives on the tag of the username key it was created
+// with (its home); the account-level keys carry its id, so a renamed
+// account and a newer one that took its first name share the slot without
+// colliding. Ids tag their own index keys.
 
-func usernameTag(usernameKey string) string {
+func nameTag(usernameKey string) string {
 	h := sha256.Sum256([]byte(usernameKey))
 	return "u:" + hex.EncodeToString(h[:16])
 }
 
-func (s *Store) key(tag, name string) string  { return s.prefix + ":{" + tag + "}:" + name }
-func (s *Store) locKey(id string) string      { return s.key(id, "loc") }
-func (s *Store) accountKey(tag string) string { return s.key(tag, "account") }
-func (s *Store) devicesKey(tag string) string { return s.key(tag, "devices") }
+func (s *Store) key(tag, name string) string { return s.prefix + ":{" + tag + "}:" + name }
+func (s *Store) locKey(id string) string     { return s.key(id, "loc") }
+func (s *Store) nameKey(tag string) string   { return s.key(tag, "name") }
+func (s *Store) accountKey(h home) string    { return s.key(h.tag, "account:"+h.acc) }
+func (s *Store) devicesKey(h home) string    { return s.key(h.tag, "devices:"+h.acc) }
+func (s *Store) recoveryKey(h home) string   { return s.key(h.tag, "recovery:"+h.acc) }
+func (s *Store) linksKey(h home) string      { return s.key(h.tag, "links:"+h.acc) }
+func (s *Store) tombKey(h home) string       { return s.key(h.tag, "tomb:"+h.acc) }
+func (s *Store) linkKey(tag, hx string) string {
+	return s.key(tag, "link:"+hx)
+}
 func (s *Store) deviceKey(tag, dev string) string {
 	return s.key(tag, "device:"+dev)
 }
@@ -136,41 +146,74 @@ func (s *Store) sessionKey(tag, dev string) string {
 	return s.key(tag, "session:"+dev)
 }
 
-// lookup returns the tag an account or device id points at.
-func (s *Store) lookup(ctx context.Context, id string) (string, error) {
-	tag, err := s.c.Get(ctx, s.locKey(id)).Result()
-	if errors.Is(err, redis.Nil) {
-		return "", account.ErrNotFound
+// linkLocID names the index of a link code digest (hex).
+func linkLocID(hx string) string { return "lc:" + hx }
+
+// home is where an account's records live: its tag and its id. Index keys
+// hold it as "tag|id".
+type home struct{ tag, acc string }
+
+func (h home) String() string { return h.tag + "|" + h.acc }
+
+// validTag reports whether tag is "u:" and 32 lowercase hex digits.
+func validTag(tag string) bool {
+	if len(tag) != 34 || !strings.HasPrefix(tag, "u:") {
+		return false
 	}
-	if err != nil {
-		return "", unavailable(err)
-	}
-	if !strings.HasPrefix(tag, "u:") || strings.ContainsAny(tag, "{}") {
-		return "", corrupt(fmt.Errorf("%w: index", errCorrupt))
-	}
-	return tag, nil
+	_, err := hex.DecodeString(tag[2:])
+	return err == nil && strings.ToLower(tag) == tag
 }
 
-// claim points the index of id at tag unless it points elsewhere. made
-// reports whether this call created the index.
-func (s *Store) claim(ctx context.Context, id, tag string) (made bool, err error) {
-	prev, err := claimLoc.Run(ctx, s.c, []string{s.locKey(id)}, tag).Text()
+func parseHome(v string) (home, error) {
+	tag, acc, ok := strings.Cut(v, "|")
+	if !ok || !validTag(tag) || !account.ValidID(account.AccountPrefix, acc) {
+		return home{}, corrupt(fmt.Errorf("%w: index", errCorrupt))
+	}
+	return home{tag: tag, acc: acc}, nil
+}
+
+// lookup returns the home an account, device or link code index points at.
+func (s *Store) lookup(ctx context.Context, id string) (home, error) {
+	v, err := s.c.Get(ctx, s.locKey(id)).Result()
+	if errors.Is(err, redis.Nil) {
+		return home{}, account.ErrNotFound
+	}
+	if err != nil {
+		return home{}, unavailable(err)
+	}
+	return parseHome(v)
+}
+
+// lookupAccount is lookup for an account id: the index must name it.
+func (s *Store) lookupAccount(ctx context.Context, id string) (home, error) {
+	h, err := s.lookup(ctx, id)
+	if err == nil && h.acc != id {
+		return home{}, corrupt(fmt.Errorf("%w: account index", errCorrupt))
+	}
+	return h, err
+}
+
+// claim points the index of id at h unless it points elsewhere; ttl > 0
+// (ms) makes it expire. made reports whether this call created the index.
+func (s *Store) claim(ctx context.Context, id string, h home, ttl int64) (made bool, err error) {
+	prev, err := claimLoc.Run(ctx, s.c, []string{s.locKey(id)}, h.String(), ttl).Text()
 	switch {
 	case err != nil:
 		return false, unavailable(err)
 	case prev == "":
 		return true, nil
-	case prev != tag:
+	case prev != h.String():
 		return false, account.ErrExists
 	}
 	return false, nil
 }
 
-// release undoes the claims this call made after the main step refused.
-// Best effort: a failure leaves a dangling index, which names nothing.
-func (s *Store) release(ctx context.Context, tag string, ids ...string) {
+// release undoes index claims after the main step refused, or drops the
+// indexes of records that are gone. Best effort: a failure leaves a
+// dangling index, which names nothing.
+func (s *Store) release(ctx context.Context, h home, ids ...string) {
 	for _, id := range ids {
-		_ = releaseLoc.Run(ctx, s.c, []string{s.locKey(id)}, tag).Err()
+		_ = releaseLoc.Run(ctx, s.c, []string{s.locKey(id)}, h.String()).Err()
 	}
 }
 
@@ -186,65 +229,12 @@ func scriptResult(res string) error {
 		return account.ErrNotFound
 	case "banned":
 		return account.ErrBanned
+	case "toomany":
+		return account.ErrTooMany
+	case "invalid":
+		return invalid("recovery salt differs from the account's")
 	}
 	return corrupt(fmt.Errorf("redisstore: unexpected script reply %q", res))
-}
-
-// CreateAccount claims acc.UsernameKey and stores the account, device and
-// session in one script.
-func (s *Store) CreateAccount(ctx context.Context, acc account.Account, dev account.Device, sess account.Session) error {
-	if err := account.ValidateNewAccount(acc); err != nil {
-		return err
-	}
-	if err := account.ValidateNewDevice(&dev, &sess); err != nil {
-		return err
-	}
-	if dev.AccountID != acc.ID {
-		return invalid("device of another account")
-	}
-	ctx, cancel, err := s.begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	op, err := s.newOp()
-	if err != nil {
-		return err
-	}
-	tag := usernameTag(acc.UsernameKey)
-	madeAcc, err := s.claim(ctx, acc.ID, tag)
-	if err != nil {
-		return err
-	}
-	madeDev, err := s.claim(ctx, dev.ID, tag)
-	if err != nil {
-		if errors.Is(err, account.ErrExists) && madeAcc {
-			s.release(ctx, tag, acc.ID)
-		}
-		return err
-	}
-	args := []any{op, acc.ID, dev.ID}
-	args = append(args, accountFields(acc, op)...)
-	args = append(args, deviceFields(dev, op)...)
-	args = append(args, sessionFields(sess, op)...)
-	keys := []string{s.accountKey(tag), s.devicesKey(tag), s.deviceKey(tag, dev.ID), s.sessionKey(tag, dev.ID)}
-	res, err := createAccount.Run(ctx, s.c, keys, args...).Text()
-	if err != nil {
-		// The script may or may not have run: keep the index.
-		return unavailable(err)
-	}
-	if err := scriptResult(res); err != nil {
-		var made []string
-		if madeAcc {
-			made = append(made, acc.ID)
-		}
-		if madeDev {
-			made = append(made, dev.ID)
-		}
-		s.release(ctx, tag, made...)
-		return err
-	}
-	return nil
 }
 
 // AddDevice stores another device and session of an existing, not banned
@@ -262,25 +252,25 @@ func (s *Store) AddDevice(ctx context.Context, dev account.Device, sess account.
 	if err != nil {
 		return err
 	}
-	tag, err := s.lookup(ctx, dev.AccountID)
+	h, err := s.lookupAccount(ctx, dev.AccountID)
 	if err != nil {
 		return err
 	}
-	made, err := s.claim(ctx, dev.ID, tag)
+	made, err := s.claim(ctx, dev.ID, h, 0)
 	if err != nil {
 		return err
 	}
 	args := []any{op, dev.AccountID, dev.ID}
 	args = append(args, deviceFields(dev, op)...)
 	args = append(args, sessionFields(sess, op)...)
-	keys := []string{s.accountKey(tag), s.devicesKey(tag), s.deviceKey(tag, dev.ID), s.sessionKey(tag, dev.ID)}
+	keys := []string{s.accountKey(h), s.devicesKey(h), s.deviceKey(h.tag, dev.ID), s.sessionKey(h.tag, dev.ID)}
 	res, err := addDevice.Run(ctx, s.c, keys, args...).Text()
 	if err != nil {
 		return unavailable(err)
 	}
 	if err := scriptResult(res); err != nil {
 		if made {
-			s.release(ctx, tag, dev.ID)
+			s.release(ctx, h, dev.ID)
 		}
 		return err
 	}
@@ -298,14 +288,28 @@ func (s *Store) hgetall(ctx context.Context, key string) (map[string]string, err
 	return m, nil
 }
 
-func (s *Store) accountAt(ctx context.Context, tag string) (account.Account, error) {
-	m, err := s.hgetall(ctx, s.accountKey(tag))
+// accountAt reads the account at h with its recovery codes. A record
+// that is not there, or not h's, is ErrNotFound.
+func (s *Store) accountAt(ctx context.Context, h home) (account.Account, error) {
+	var fields *redis.MapStringStringCmd
+	var codes *redis.StringSliceCmd
+	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		fields = p.HGetAll(ctx, s.accountKey(h))
+		codes = p.SMembers(ctx, s.recoveryKey(h))
+		return nil
+	})
 	if err != nil {
-		return account.Account{}, err
+		return account.Account{}, unavailable(err)
 	}
-	acc, err := decAccount(m)
+	if len(fields.Val()) == 0 {
+		return account.Account{}, account.ErrNotFound
+	}
+	acc, err := decAccount(fields.Val(), codes.Val())
 	if err != nil {
 		return account.Account{}, corrupt(err)
+	}
+	if acc.ID != h.acc {
+		return account.Account{}, corrupt(fmt.Errorf("%w: account id", errCorrupt))
 	}
 	return acc, nil
 }
@@ -320,21 +324,16 @@ func (s *Store) GetAccount(ctx context.Context, id string) (account.Account, err
 		return account.Account{}, err
 	}
 	defer cancel()
-	tag, err := s.lookup(ctx, id)
+	h, err := s.lookupAccount(ctx, id)
 	if err != nil {
 		return account.Account{}, err
 	}
-	acc, err := s.accountAt(ctx, tag)
-	if err != nil {
-		return account.Account{}, err
-	}
-	if acc.ID != id { // an index left by a failed create
-		return account.Account{}, account.ErrNotFound
-	}
-	return acc, nil
+	return s.accountAt(ctx, h)
 }
 
-// GetAccountByUsername returns the account that holds usernameKey.
+// GetAccountByUsername returns the account that holds usernameKey: its
+// name record, then the account it names, which must carry the key (a
+// rename in progress or cut short names nobody).
 func (s *Store) GetAccountByUsername(ctx context.Context, usernameKey string) (account.Account, error) {
 	if usernameKey == "" || len(usernameKey) > account.MaxField {
 		return account.Account{}, account.ErrNotFound
@@ -344,7 +343,27 @@ func (s *Store) GetAccountByUsername(ctx context.Context, usernameKey string) (a
 		return account.Account{}, err
 	}
 	defer cancel()
-	return s.accountAt(ctx, usernameTag(usernameKey))
+	rec, err := s.c.HMGet(ctx, s.nameKey(nameTag(usernameKey)), "account_id", "home", "until").Result()
+	if err != nil {
+		return account.Account{}, unavailable(err)
+	}
+	accID, _ := rec[0].(string)
+	tag, _ := rec[1].(string)
+	until, _ := rec[2].(string)
+	if accID == "" || until != zeroTime {
+		return account.Account{}, account.ErrNotFound // free or held
+	}
+	if !validTag(tag) || !account.ValidID(account.AccountPrefix, accID) {
+		return account.Account{}, corrupt(fmt.Errorf("%w: name record", errCorrupt))
+	}
+	acc, err := s.accountAt(ctx, home{tag: tag, acc: accID})
+	if err != nil {
+		return account.Account{}, err
+	}
+	if acc.UsernameKey != usernameKey {
+		return account.Account{}, account.ErrNotFound
+	}
+	return acc, nil
 }
 
 // GetDevice returns the device with id.
@@ -373,11 +392,11 @@ func getDeviceRecord[T any](ctx context.Context, s *Store, id string, key func(t
 		return zero, err
 	}
 	defer cancel()
-	tag, err := s.lookup(ctx, id)
+	h, err := s.lookup(ctx, id)
 	if err != nil {
 		return zero, err
 	}
-	m, err := s.hgetall(ctx, key(tag, id))
+	m, err := s.hgetall(ctx, key(h.tag, id))
 	if err != nil {
 		return zero, err
 	}
@@ -402,15 +421,15 @@ func (s *Store) ListDevices(ctx context.Context, accountID string) ([]account.De
 		return nil, err
 	}
 	defer cancel()
-	tag, err := s.lookup(ctx, accountID)
+	h, err := s.lookupAccount(ctx, accountID)
 	if err != nil {
 		return nil, err
 	}
 	var idCmd *redis.StringCmd
 	var membersCmd *redis.StringSliceCmd
 	_, err = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
-		idCmd = p.HGet(ctx, s.accountKey(tag), "id")
-		membersCmd = p.SMembers(ctx, s.devicesKey(tag))
+		idCmd = p.HGet(ctx, s.accountKey(h), "id")
+		membersCmd = p.SMembers(ctx, s.devicesKey(h))
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
@@ -424,7 +443,7 @@ func (s *Store) ListDevices(ctx context.Context, accountID string) ([]account.De
 	if len(ids) > 0 {
 		_, err = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for i, id := range ids {
-				cmds[i] = p.HGetAll(ctx, s.deviceKey(tag, id))
+				cmds[i] = p.HGetAll(ctx, s.deviceKey(h.tag, id))
 			}
 			return nil
 		})
@@ -466,7 +485,7 @@ func (s *Store) Refresh(ctx context.Context, req account.RefreshRequest) (accoun
 	if err != nil {
 		return account.RefreshResult{}, err
 	}
-	tag, err := s.lookup(ctx, req.DeviceID)
+	h, err := s.lookup(ctx, req.DeviceID)
 	if err != nil {
 		return account.RefreshResult{}, err
 	}
@@ -474,7 +493,7 @@ func (s *Store) Refresh(ctx context.Context, req account.RefreshRequest) (accoun
 	if req.Idle > 0 {
 		cutoff = encTime(req.Now.Add(-req.Idle))
 	}
-	keys := []string{s.accountKey(tag), s.deviceKey(tag, req.DeviceID), s.sessionKey(tag, req.DeviceID)}
+	keys := []string{s.accountKey(h), s.deviceKey(h.tag, req.DeviceID), s.sessionKey(h.tag, req.DeviceID)}
 	reply, err := refresh.Run(ctx, s.c, keys,
 		op, strconv.FormatUint(req.Counter, 10), strconv.FormatUint(req.Counter+1, 10),
 		encTime(req.Now), cutoff, encTime(req.Now.Add(req.Grace)), string(req.Successor), zeroTime).Slice()
@@ -515,11 +534,11 @@ func (s *Store) EndSession(ctx context.Context, deviceID string, at time.Time) e
 		return err
 	}
 	defer cancel()
-	tag, err := s.lookup(ctx, deviceID)
+	h, err := s.lookup(ctx, deviceID)
 	if err != nil {
 		return err
 	}
-	keys := []string{s.deviceKey(tag, deviceID), s.sessionKey(tag, deviceID)}
+	keys := []string{s.deviceKey(h.tag, deviceID), s.sessionKey(h.tag, deviceID)}
 	res, err := endSession.Run(ctx, s.c, keys, encTime(at), zeroTime).Text()
 	if err != nil {
 		return unavailable(err)
@@ -537,13 +556,17 @@ func (s *Store) SetBanned(ctx context.Context, accountID string, banned bool) er
 		return err
 	}
 	defer cancel()
-	tag, err := s.lookup(ctx, accountID)
+	h, err := s.lookupAccount(ctx, accountID)
 	if err != nil {
 		return err
 	}
-	res, err := setBanned.Run(ctx, s.c, []string{s.accountKey(tag)}, accountID, flag(banned)).Text()
+	res, err := setBanned.Run(ctx, s.c, []string{s.accountKey(h)}, accountID, flag(banned)).Text()
 	if err != nil {
 		return unavailable(err)
 	}
 	return scriptResult(res)
 }
+
+func isNil(err error) bool { return errors.Is(err, redis.Nil) }
+
+func isUnavailable(err error) bool { return errors.Is(err, account.ErrUnavailable) }

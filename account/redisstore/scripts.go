@@ -26,40 +26,25 @@ end
 `
 
 // claimLoc sets an index key unless it exists and returns the previous
-// value ("" when this call set it; a tag is never empty, and a string
-// reply reads the same under RESP2 and RESP3). KEYS: loc. ARGV: tag.
+// value ("" when this call set it; a home is never empty, and a string
+// reply reads the same under RESP2 and RESP3). KEYS: loc. ARGV: home,
+// expiry in ms (0: none).
 var claimLoc = redis.NewScript(`
 local v = redis.call('GET', KEYS[1])
 if v then return v end
-redis.call('SET', KEYS[1], ARGV[1])
+if tonumber(ARGV[2]) > 0 then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+else
+  redis.call('SET', KEYS[1], ARGV[1])
+end
 return ''
 `)
 
-// releaseLoc deletes an index key if it still holds our tag.
-// KEYS: loc. ARGV: tag.
+// releaseLoc deletes an index key if it still holds our home.
+// KEYS: loc. ARGV: home.
 var releaseLoc = redis.NewScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1
-`)
-
-// createAccount claims the name (the account key) and writes the account,
-// device and session. KEYS: account, devices, device, session.
-// ARGV: op, account id, device id, then groups account, device, session.
-var createAccount = redis.NewScript(luaGroups + `
-local op, acc, dev = ARGV[1], ARGV[2], ARGV[3]
-local cur = redis.call('HMGET', KEYS[1], 'id', 'op')
-if cur[1] and cur[1] == acc and cur[2] == op then return 'ok' end
-if redis.call('EXISTS', KEYS[3], KEYS[4]) > 0 then return 'exists' end
-if cur[1] then
-  if cur[1] == acc then return 'exists' end
-  return 'taken'
-end
-argi = 4
-redis.call('HSET', KEYS[1], unpack(group()))
-redis.call('HSET', KEYS[3], unpack(group()))
-redis.call('HSET', KEYS[4], unpack(group()))
-redis.call('SADD', KEYS[2], dev)
-return 'ok'
 `)
 
 // addDevice writes a device and session of an existing, not banned

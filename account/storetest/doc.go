@@ -26,6 +26,29 @@
 //     zero Now, an empty Successor are ErrInvalidRequest.
 //   - EndSession ends the session and revokes the device at the first call's
 //     time; later calls change nothing and return nil.
+//   - Link codes: CreateLinkCode counts only codes live at now (expired
+//     ones are dropped) against maxLive; a digest in use by any account is
+//     ErrExists. RedeemLinkCode binds the device to the code's account and
+//     works once, before Expires; used, wrong, malformed and expired codes
+//     are one ErrNotFound. A banned account, an invalid device or a device
+//     id in use refuse it and keep the code. Of 16 concurrent redemptions
+//     exactly one succeeds.
+//   - Recovery codes: the account returns its salt and digests ordered by
+//     byte value; SetRecoveryCodes replaces both; AddRecoveryCode adopts the
+//     salt only when the account has none, and an existing digest is a
+//     no-op even at maxCodes. UseRecoveryCode removes the digest; with
+//     signOutOthers the other live sessions end at now (Refresh Rejected)
+//     and their ids are returned, sorted, without the sessions ended
+//     before. Refusals change nothing; of 16 concurrent uses exactly one
+//     succeeds.
+//   - DeleteAccount: afterwards every getter and every call on the account,
+//     its devices and codes is ErrNotFound (Refresh ErrNotFound or
+//     Rejected); the name is held for signups (their acc.Created is now)
+//     and renames until holdUntil, exactly, then free.
+//   - RenameAccount: reachable by id and the new name, the old name held as
+//     after a deletion, even for its old owner; registered or held names
+//     are ErrUsernameTaken; the own key is a no-op. Of renames and signups
+//     racing for one name exactly one wins.
 //   - A cancelled context yields an error that wraps context.Canceled and
 //     changes nothing; a closed store yields errors wrapping
 //     account.ErrUnavailable. Nothing panics.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -47,6 +48,23 @@ func Run(t *testing.T, f Factory) {
 		{"EndSession", testEndSession},
 		{"SetBanned", testSetBanned},
 		{"Reopen", testReopen},
+		{"LinkCodeCreate", testLinkCodeCreate},
+		{"LinkCodeInvalid", testLinkCodeInvalid},
+		{"LinkCodeRedeem", testLinkCodeRedeem},
+		{"LinkCodeRefused", testLinkCodeRefused},
+		{"LinkCodeConcurrent", testLinkCodeConcurrent},
+		{"RecoverySet", testRecoverySet},
+		{"RecoveryAdd", testRecoveryAdd},
+		{"RecoveryUse", testRecoveryUse},
+		{"RecoveryRefused", testRecoveryRefused},
+		{"RecoveryConcurrent", testRecoveryConcurrent},
+		{"EndAccountSessions", testEndAccountSessions},
+		{"DeleteAccount", testDeleteAccount},
+		{"DeleteHold", testDeleteHold},
+		{"Rename", testRename},
+		{"RenameHold", testRenameHold},
+		{"RenameRace", testRenameRace},
+		{"LifecycleReopen", testLifecycleReopen},
 		{"ContextCanceled", testContextCanceled},
 		{"Closed", testClosed},
 	}
@@ -122,7 +140,8 @@ func wantErr(t *testing.T, what string, err, want error) {
 
 func equalAccount(a, b account.Account) bool {
 	return a.ID == b.ID && a.Username == b.Username && a.UsernameKey == b.UsernameKey &&
-		a.Created.Equal(b.Created) && a.Banned == b.Banned
+		a.Created.Equal(b.Created) && a.Banned == b.Banned && bytes.Equal(a.RecoverySalt, b.RecoverySalt) &&
+		slices.EqualFunc(a.RecoveryCodes, b.RecoveryCodes, bytes.Equal)
 }
 
 func equalDevice(a, b account.Device) bool {
@@ -863,7 +882,7 @@ func testReopen(t *testing.T, f Factory) {
 
 // calls exercises every Store method with valid-looking input.
 func calls(fx fixture, extraDev account.Device, extraSess account.Session) map[string]func(context.Context, account.Store) error {
-	return map[string]func(context.Context, account.Store) error{
+	m := map[string]func(context.Context, account.Store) error{
 		"CreateAccount": func(ctx context.Context, s account.Store) error { return s.CreateAccount(ctx, fx.acc, fx.dev, fx.sess) },
 		"AddDevice":     func(ctx context.Context, s account.Store) error { return s.AddDevice(ctx, extraDev, extraSess) },
 		"GetAccount": func(ctx context.Context, s account.Store) error {
@@ -896,21 +915,70 @@ func calls(fx fixture, extraDev account.Device, extraSess account.Session) map[s
 		"SetBanned": func(ctx context.Context, s account.Store) error { return s.SetBanned(ctx, fx.acc.ID, true) },
 		"Ping":      func(ctx context.Context, s account.Store) error { return s.Ping(ctx) },
 	}
+	maps.Copy(m, lifecycleCalls(fx, extraDev, extraSess))
+	return m
+}
+
+// lifecycleCalls exercises every Lifecycle method of fx's account with
+// valid input (the code digests are those lifecycleState stores).
+func lifecycleCalls(fx fixture, extraDev account.Device, extraSess account.Session) map[string]func(context.Context, account.Store) error {
+	id, later := fx.acc.ID, t0.Add(time.Hour)
+	return map[string]func(context.Context, account.Store) error{
+		"CreateLinkCode": func(ctx context.Context, s account.Store) error {
+			return s.CreateLinkCode(ctx, newLink(id, "l2", t0), 3, t0)
+		},
+		"CountLinkCodes": func(ctx context.Context, s account.Store) error {
+			_, err := s.CountLinkCodes(ctx, id, t0)
+			return err
+		},
+		"RedeemLinkCode": func(ctx context.Context, s account.Store) error {
+			_, err := s.RedeemLinkCode(ctx, digest("l1"), t0, extraDev, extraSess)
+			return err
+		},
+		"SetRecoveryCodes": func(ctx context.Context, s account.Store) error {
+			return s.SetRecoveryCodes(ctx, id, salt2, digests("r9"))
+		},
+		"AddRecoveryCode": func(ctx context.Context, s account.Store) error {
+			return s.AddRecoveryCode(ctx, id, salt1, digest("r9"), 9)
+		},
+		"UseRecoveryCode": func(ctx context.Context, s account.Store) error {
+			_, err := s.UseRecoveryCode(ctx, id, digest("r1"), extraDev, extraSess, true, later)
+			return err
+		},
+		"EndAccountSessions": func(ctx context.Context, s account.Store) error {
+			_, err := s.EndAccountSessions(ctx, id, later)
+			return err
+		},
+		"DeleteAccount": func(ctx context.Context, s account.Store) error {
+			return s.DeleteAccount(ctx, id, later, later.Add(hold))
+		},
+		"RenameAccount": func(ctx context.Context, s account.Store) error {
+			return s.RenameAccount(ctx, id, "Renamed", "renamed", later, later.Add(hold))
+		},
+	}
+}
+
+// lifecycleState gives fx's account a link code (digest "l1") and recovery
+// codes ("r1") for lifecycleCalls to find.
+func lifecycleState(t *testing.T, s account.Store, fx *fixture) {
+	t.Helper()
+	mustCreateLink(t, s, newLink(fx.acc.ID, "l1", t0), 3)
+	mustSetRecovery(t, s, fx, salt1, digests("r1"))
 }
 
 func testContextCanceled(t *testing.T, f Factory) {
 	s := f.New(t)
 	fx := newFixture(t, "Alice")
 	create(t, s, fx)
+	lifecycleState(t, s, &fx)
 	fresh := newFixture(t, "Bob")
 	dev, sess := newDevice(t, fx.acc.ID, t0)
 	ctx, cancel := context.WithCancel(ctxT(t))
 	cancel()
-	for name, call := range calls(fresh, dev, sess) {
-		if name == "Refresh" || name == "EndSession" || name == "SetBanned" || name == "GetDevice" || name == "GetSession" {
-			continue // on fresh ids these would be ErrNotFound anyway; checked on fx below
-		}
-		if err := call(ctx, s); !errors.Is(err, context.Canceled) {
+	// On fresh ids only the calls that would create something; the others
+	// would be ErrNotFound anyway and are checked on fx below.
+	for _, name := range []string{"CreateAccount", "AddDevice", "GetAccount", "GetAccountByUsername", "ListDevices", "Ping"} {
+		if err := calls(fresh, dev, sess)[name](ctx, s); !errors.Is(err, context.Canceled) {
 			t.Errorf("%s with a cancelled context: %v, want context.Canceled", name, err)
 		}
 	}
@@ -926,12 +994,15 @@ func testContextCanceled(t *testing.T, f Factory) {
 	mustAbsent(t, s, fresh.acc.ID, fresh.dev.ID)
 	mustAbsent(t, s, "", dev.ID)
 	mustState(t, s, fx)
+	mustByName(t, s, fx.acc.UsernameKey, fx.acc.ID)
+	mustCount(t, s, fx.acc.ID, t0, 1)
 }
 
 func testClosed(t *testing.T, f Factory) {
 	s := f.New(t)
 	fx := newFixture(t, "Alice")
 	create(t, s, fx)
+	lifecycleState(t, s, &fx)
 	dev, sess := newDevice(t, fx.acc.ID, t0)
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)

@@ -11,6 +11,10 @@
 //     until the key is revoked.
 //   - LocalKey: a 32-byte symmetric key that seals refresh tokens (PASETO
 //     v4.local). Whoever holds it can read and forge refresh tokens.
+//   - Pepper: a 32-byte server secret that keys the digests (HMAC-SHA-256)
+//     of link and recovery codes. Whoever holds it and a copy of the
+//     account store can test guesses against the stored digests offline.
+//     Stored like a LocalKey, in a place of its own.
 //   - WrappingKey (the "wrap key", --wrap-key-file) and the key-ring
 //     passphrase (--passphrase-file): they open the wrapped secret and
 //     local keys at rest, so they are worth exactly what they open.
@@ -35,7 +39,7 @@
 //
 // # At rest
 //
-// A secret or local key is stored wrapped: k4.secret-wrap.pie and
+// A secret or local key (or a pepper) is stored wrapped: k4.secret-wrap.pie and
 // k4.local-wrap.pie under a WrappingKey, or k4.secret-pw and k4.local-pw
 // under a passphrase (Argon2id; parameters read back are capped by
 // Argon2Limits before any hashing). Every wrapped form is authenticated: a

@@ -11,4 +11,11 @@
 //
 // Every failure to open is the opaque ErrInvalid; expiry is checked against
 // the injected clock on every Open.
+//
+// Keys change while a Codec is in use: Rekey swaps in a whole new key set
+// atomically, which keys/live does when the key ring's store reports a
+// rotation (a new sealing key, older keys kept until no token they sealed
+// can still be valid) or the end of every session (older keys dropped, so
+// no outstanding refresh token opens). This package does no I/O and knows
+// no store.
 package refresh

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"aidanwoods.dev/go-paseto"
@@ -44,12 +45,22 @@ type footer struct {
 }
 
 // Codec seals and opens refresh tokens with a set of symmetric keys: the
-// first seals, all open (so tokens survive a key rotation until they expire).
+// first seals, all open (so tokens survive a key rotation until they
+// expire). Rekey replaces the set while the codec is in use, so one Codec
+// can follow a key ring that changes (keys/live does). A Codec is safe for
+// concurrent use.
 type Codec struct {
-	current *keys.LocalKey
-	byID    map[keys.KeyID]paseto.V4SymmetricKey
+	ks  atomic.Pointer[keySet]
+	now func() time.Time
+}
+
+// keySet is one immutable set of keys: every Seal and Open reads one set
+// whole, never half of an old one and half of a new one.
+type keySet struct {
+	current keys.KeyID
 	curKey  paseto.V4SymmetricKey
-	now     func() time.Time
+	byID    map[keys.KeyID]paseto.V4SymmetricKey
+	ids     []keys.KeyID // current first, as given
 }
 
 // NewCodec returns a codec that seals with current and opens with current
@@ -58,19 +69,49 @@ func NewCodec(now func() time.Time, current *keys.LocalKey, previous ...*keys.Lo
 	if current == nil || now == nil {
 		return nil, errors.New("refresh: NewCodec needs a clock and a current key")
 	}
-	c := &Codec{current: current, byID: make(map[keys.KeyID]paseto.V4SymmetricKey), now: now}
+	c := &Codec{now: now}
+	if err := c.Rekey(current, previous...); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Rekey replaces the codec's keys at once: current seals from now on, and
+// current and previous open. A token sealed under a key not given here no
+// longer opens: leaving out every older key ends every session whose
+// refresh token it sealed. Seal and Open calls running meanwhile use
+// either the old set or the new one, whole. On error the keys are
+// unchanged.
+func (c *Codec) Rekey(current *keys.LocalKey, previous ...*keys.LocalKey) error {
+	if current == nil {
+		return errors.New("refresh: Rekey needs a current key")
+	}
+	ks := &keySet{current: current.ID(), byID: make(map[keys.KeyID]paseto.V4SymmetricKey, 1+len(previous))}
 	for _, k := range append([]*keys.LocalKey{current}, previous...) {
 		if k == nil {
-			return nil, errors.New("refresh: nil key")
+			return errors.New("refresh: nil key")
 		}
-		pk, err := paseto.V4SymmetricKeyFromBytes(k.UnsafeBytes())
+		if _, dup := ks.byID[k.ID()]; dup {
+			continue
+		}
+		raw := k.UnsafeBytes()
+		pk, err := paseto.V4SymmetricKeyFromBytes(raw)
+		clear(raw)
 		if err != nil {
-			return nil, fmt.Errorf("refresh: %w", keys.ErrInvalidKey)
+			return fmt.Errorf("refresh: %w", keys.ErrInvalidKey)
 		}
-		c.byID[k.ID()] = pk
+		ks.byID[k.ID()] = pk
+		ks.ids = append(ks.ids, k.ID())
 	}
-	c.curKey = c.byID[current.ID()]
-	return c, nil
+	ks.curKey = ks.byID[ks.current]
+	c.ks.Store(ks)
+	return nil
+}
+
+// KeyIDs returns the ids (k4.lid, safe to log) of the keys that open
+// tokens, the sealing key first.
+func (c *Codec) KeyIDs() []keys.KeyID {
+	return append([]keys.KeyID(nil), c.ks.Load().ids...)
 }
 
 // Seal encrypts claims into a refresh token.
@@ -90,12 +131,13 @@ type claimsJSON struct {
 }
 
 func (c *Codec) seal(payload []byte, implicit string) (string, error) {
-	f, _ := json.Marshal(footer{Kid: c.current.ID()})
+	ks := c.ks.Load()
+	f, _ := json.Marshal(footer{Kid: ks.current})
 	t, err := paseto.NewTokenFromClaimsJSON(payload, f)
 	if err != nil {
 		return "", fmt.Errorf("refresh: seal: %w", err)
 	}
-	return t.V4Encrypt(c.curKey, []byte(implicit)), nil
+	return t.V4Encrypt(ks.curKey, []byte(implicit)), nil
 }
 
 // Open decrypts and checks a tainted refresh token: size, header, key id,
@@ -136,7 +178,7 @@ func (c *Codec) open(tainted, implicit string, maxSize int) ([]byte, error) {
 	if err := dec.Decode(&f); err != nil {
 		return nil, ErrInvalid
 	}
-	key, ok := c.byID[f.Kid]
+	key, ok := c.ks.Load().byID[f.Kid]
 	if !ok {
 		return nil, ErrInvalid
 	}

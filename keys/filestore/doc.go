@@ -14,9 +14,19 @@
 // (temp file, fsync, rename, fsync of the directory), so a reader sees the
 // old ring or the new one, never a torn file.
 //
-// DIR/local.json holds the refresh-token keys (keys.LocalKeyEntry) with the
-// same protection. A wrong passphrase gives ErrWrongPassphrase and a wrong
+// DIR/local.json holds the refresh-token keys (keys.LocalKeyEntry) and
+// DIR/pepper.json the peppers that key the digests of link and recovery
+// codes (keys.PepperEntry, each stored as a k4.local key), both with the
+// same protection as the ring. RotateLocal adds a refresh-token key and
+// prunes retired ones older than its keep; ResetLocal drops every older
+// one (every session ends); RotatePepper adds a pepper and keeps the older
+// ones for good. A wrong passphrase gives ErrWrongPassphrase and a wrong
 // wrapping key ErrWrongWrapKey, each wrapping keys.ErrUnwrap.
+//
+// Other processes' changes: Version is a fingerprint of the three files'
+// contents and Watch polls it (Store.PollInterval, default 2 s), so
+// keys/live can follow a directory that `hallpass keys` or another issuer
+// on the same machine changes, without a restart.
 //
 // Limits: flock is advisory and local to one machine; several issuer nodes
 // sharing one ring need a shared store (keys/redisring). keys/live serves

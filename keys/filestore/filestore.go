@@ -171,6 +171,9 @@ type Store struct {
 	rand io.Reader
 	// LockTimeout bounds how long a writer waits for the lock.
 	LockTimeout time.Duration
+	// PollInterval is how often Watch reads the files to learn of another
+	// writer's change (default DefaultPollInterval).
+	PollInterval time.Duration
 }
 
 // New returns a store for dir. prot may be nil for read-only public use
@@ -179,7 +182,7 @@ func New(dir string, prot Protector, rand io.Reader) (*Store, error) {
 	if dir == "" {
 		return nil, errors.New("filestore: empty directory")
 	}
-	return &Store{dir: dir, prot: prot, rand: rand, LockTimeout: 5 * time.Second}, nil
+	return &Store{dir: dir, prot: prot, rand: rand, LockTimeout: 5 * time.Second, PollInterval: DefaultPollInterval}, nil
 }
 
 // Dir returns the directory.
@@ -193,8 +196,9 @@ func (s *Store) Exists() bool {
 	return err == nil
 }
 
-// Init creates a new ring (one current, one next key) and stores it. It
-// refuses to overwrite an existing ring.
+// Init creates a new ring (one current, one next key) and stores it, with
+// the refresh-token keys and the pepper unless they exist. It refuses to
+// overwrite an existing ring.
 func (s *Store) Init(ctx context.Context, now time.Time) (*keys.Ring, error) {
 	if s.prot == nil {
 		return nil, errors.New("filestore: Init needs a Protector")
@@ -217,10 +221,8 @@ func (s *Store) Init(ctx context.Context, now time.Time) (*keys.Ring, error) {
 	if err := s.save(r); err != nil {
 		return nil, err
 	}
-	if !s.localExists() {
-		if err := s.rotateLocalLocked(now, 0); err != nil {
-			return nil, err
-		}
+	if _, _, err := s.ensureSecretsLocked(now); err != nil {
+		return nil, err
 	}
 	return r, nil
 }

@@ -255,7 +255,10 @@ func TestVersionWatch(t *testing.T) {
 	for i, change := range []func() error{
 		func() error { return a.RotateLocal(ctx, time.Now(), time.Hour) },
 		func() error { return a.RotatePepper(ctx, time.Now()) },
-		func() error { _, err := a.Update(ctx, func(r *keys.Ring) error { return r.Rotate(nil, time.Now()) }); return err },
+		func() error {
+			_, err := a.Update(ctx, func(r *keys.Ring) error { return r.Rotate(nil, time.Now()) })
+			return err
+		},
 	} {
 		if err := change(); err != nil {
 			t.Fatal(err)

@@ -62,7 +62,7 @@ func TestCluster(t *testing.T) {
 		}()
 	}
 	rw.Wait()
-	if err := a.RotateLocal(ctx, t0, 0); err != nil {
+	if err := a.RotateLocal(ctx, t0, 24*time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	r, err := b.Load(ctx)

@@ -1,8 +1,10 @@
-// Package redisring keeps a keys.Ring and the refresh-token keys in Redis,
-// shared by several issuer nodes. Its API mirrors keys/filestore (Init,
-// Load, LoadPublic, Update, LoadLocal, RotateLocal; refresh-token keys are
-// keys.LocalKeyEntry in both), so a server can use either store, and
-// keys/live serves the ring from either.
+// Package redisring keeps a keys.Ring, the refresh-token keys and the
+// peppers in Redis, shared by several issuer nodes. Its API mirrors
+// keys/filestore (Init, Load, LoadPublic, Update, LoadLocal, RotateLocal,
+// ResetLocal, PruneLocal, LoadPeppers, RotatePepper, EnsureSecrets,
+// Version, Watch; refresh-token keys are keys.LocalKeyEntry and peppers
+// keys.PepperEntry in both), so a server can use either store, and
+// keys/live serves the ring and the secrets from either.
 //
 // # Key layout
 //
@@ -11,29 +13,39 @@
 //
 //	P:{keys}:ring     string  the signing-key ring (envelope, below)
 //	P:{keys}:local    string  the refresh-token keys, current first
+//	P:{keys}:pepper   string  the peppers (code digests), current first
 //	P:{keys}:version  string  change counter, INCR'd by every write
 //	P:{keys}:events   Pub/Sub channel; each write publishes the new version
 //
 // A stored value is {"mac":..., "doc":{...}}. doc lists each key with its
 // kid, status and times, the public key as PASERK k4.public and the secret
-// key as PASERK k4.secret-wrap.pie (refresh keys as k4.local-wrap.pie),
+// key as PASERK k4.secret-wrap.pie (refresh keys and peppers as
+// k4.local-wrap.pie),
 // wrapped under the node's 32-byte wrapping key with a fresh nonce on every
 // write. mac is HMAC-SHA256 over the exact doc bytes under a key derived
-// from the wrapping key, and doc names its kind (ring or local). There is
+// from the wrapping key, and doc names its kind (ring, local or pepper), so
+// one list can never pass for another. There is
 // no plaintext mode: New needs a *keys.WrappingKey, and a stored plaintext
 // k4.secret or k4.local is refused on load.
 //
 // # Writers
 //
-// Init creates the ring (and the refresh keys unless present) in one Lua
-// script that refuses if a ring exists (SET NX semantics, ErrExists).
-// Update and RotateLocal are optimistic: read the value and the version in
+// Init creates the ring (and the refresh keys and pepper unless present)
+// in one Lua script that refuses if a ring exists (SET NX semantics,
+// ErrExists). Update and every change of the refresh keys or peppers are
+// optimistic: read the value and the version in
 // one MGET, apply the change in memory, then one Lua script stores the
 // result only if the version is unchanged and increments it. A writer that
 // lost the race reads again and reapplies its change, at most
 // Options.MaxAttempts times (ErrConflict). Two nodes rotating at once
 // therefore both rotate, and neither new key is lost. One counter covers the
-// ring and the refresh keys, so a reader learns of either change.
+// ring, the refresh keys and the peppers, so a reader learns of any change.
+//
+// RotateLocal keeps the replaced refresh-token keys for keep (the longest
+// refresh lifetime) and drops older ones; PruneLocal drops them later
+// without a rotation; ResetLocal drops every one (every session ends).
+// RotatePepper never drops a pepper: recovery codes made under an older
+// one must keep working.
 //
 // # Seeing other nodes' changes
 //

@@ -18,5 +18,5 @@ func SealPlaintextRing(s *Store, r *keys.Ring) (string, error) {
 // fuzz test.
 func DecodeRing(s *Store, val string) (*keys.Ring, error) { return s.decodeRing(val, true) }
 func DecodeLocal(s *Store, val string) ([]keys.LocalKeyEntry, error) {
-	return s.decodeLocal(val)
+	return s.decodeLocal(val, kindLocal)
 }

@@ -34,6 +34,10 @@ var (
 	// ErrCorrupt: a stored document is well authenticated but not valid,
 	// or not a document of this package at all.
 	ErrCorrupt = errors.New("redisring: stored key ring is corrupt")
+	// ErrKeep: RotateLocal or PruneLocal was asked to keep replaced keys
+	// for no time. Dropping them is a different act, with its own name:
+	// ResetLocal.
+	ErrKeep = errors.New("redisring: keep must be positive (ResetLocal drops every older refresh-token key)")
 )
 
 // Defaults for Options.
@@ -49,6 +53,7 @@ const (
 	protectionWrap = "wrap-key"
 	kindRing       = "ring"
 	kindLocal      = "local"
+	kindPepper     = "pepper"
 	macLabel       = "hallpass/redisring/document-mac/v1"
 	maxValueLen    = 1 << 20
 )
@@ -134,6 +139,7 @@ func New(c redis.UniversalClient, w *keys.WrappingKey, opts Options) (*Store, er
 func (s *Store) key(name string) string { return s.prefix + ":{keys}:" + name }
 func (s *Store) ringKey() string        { return s.key("ring") }
 func (s *Store) localKey() string       { return s.key("local") }
+func (s *Store) pepperKey() string      { return s.key("pepper") }
 func (s *Store) versionKey() string     { return s.key("version") }
 func (s *Store) channel() string        { return s.key("events") }
 
@@ -286,8 +292,10 @@ func (s *Store) decodeRing(val string, secrets bool) (*keys.Ring, error) {
 	return keys.RestorePublicRing(out)
 }
 
-func (s *Store) encodeLocal(list []keys.LocalKeyEntry, version uint64) (string, error) {
-	d := document{Kind: kindLocal, Version: version}
+// encodeLocal stores a list of 32-byte symmetric keys, current first:
+// the refresh-token keys (kindLocal) or the peppers (kindPepper).
+func (s *Store) encodeLocal(kind string, list []keys.LocalKeyEntry, version uint64) (string, error) {
+	d := document{Kind: kind, Version: version}
 	for i, lk := range list {
 		sealed, err := keys.WrapLocalPIE(lk.Key, s.w, s.rand)
 		if err != nil {
@@ -302,8 +310,8 @@ func (s *Store) encodeLocal(list []keys.LocalKeyEntry, version uint64) (string, 
 	return s.seal(&d)
 }
 
-func (s *Store) decodeLocal(val string) ([]keys.LocalKeyEntry, error) {
-	d, err := s.open(val, kindLocal)
+func (s *Store) decodeLocal(val, kind string) ([]keys.LocalKeyEntry, error) {
+	d, err := s.open(val, kind)
 	if err != nil {
 		return nil, err
 	}
@@ -318,7 +326,7 @@ func (s *Store) decodeLocal(val string) ([]keys.LocalKeyEntry, error) {
 		}
 		k, err := keys.UnwrapLocalPIE(de.Secret, s.w)
 		if err != nil {
-			return nil, fmt.Errorf("redisring: open local key %s: %w", de.Kid, err)
+			return nil, fmt.Errorf("redisring: open %s key %s: %w", kind, de.Kid, err)
 		}
 		if k.ID() != de.Kid {
 			return nil, fmt.Errorf("%w: local key does not match its kid", ErrCorrupt)
@@ -369,8 +377,9 @@ func (s *Store) Exists(ctx context.Context) (bool, error) {
 }
 
 // Init creates a new ring (one current, one next key) and, unless they
-// exist, the refresh-token keys, in one atomic step. It refuses (ErrExists)
-// when a ring exists: two nodes starting at once create one ring.
+// exist, the refresh-token keys and the pepper, in one atomic step. It
+// refuses (ErrExists) when a ring exists: two nodes starting at once create
+// one ring.
 func (s *Store) Init(ctx context.Context, now time.Time) (*keys.Ring, error) {
 	ctx, cancel, err := s.begin(ctx)
 	if err != nil {
@@ -382,6 +391,10 @@ func (s *Store) Init(ctx context.Context, now time.Time) (*keys.Ring, error) {
 		return nil, err
 	}
 	lk, err := keys.GenerateLocalKey(s.rand)
+	if err != nil {
+		return nil, err
+	}
+	pepper, err := keys.GeneratePepper(s.rand)
 	if err != nil {
 		return nil, err
 	}
@@ -397,12 +410,16 @@ func (s *Store) Init(ctx context.Context, now time.Time) (*keys.Ring, error) {
 		if err != nil {
 			return nil, err
 		}
-		localVal, err := s.encodeLocal([]keys.LocalKeyEntry{{Key: lk, Created: now.UTC()}}, version+1)
+		localVal, err := s.encodeLocal(kindLocal, []keys.LocalKeyEntry{{Key: lk, Created: now.UTC()}}, version+1)
 		if err != nil {
 			return nil, err
 		}
-		res, err := initScript.Run(ctx, s.c, []string{s.ringKey(), s.localKey(), s.versionKey()},
-			strconv.FormatUint(version, 10), ringVal, localVal, s.channel()).Text()
+		pepperVal, err := s.encodeLocal(kindPepper, []keys.LocalKeyEntry{{Key: pepper.UnsafeLocalKey(), Created: now.UTC()}}, version+1)
+		if err != nil {
+			return nil, err
+		}
+		res, err := initScript.Run(ctx, s.c, []string{s.ringKey(), s.localKey(), s.versionKey(), s.pepperKey()},
+			strconv.FormatUint(version, 10), ringVal, localVal, s.channel(), pepperVal).Text()
 		if err != nil {
 			return nil, unavailable(err)
 		}
@@ -543,63 +560,73 @@ func (s *Store) backoff(ctx context.Context, attempt int) error {
 
 // LoadLocal returns the refresh-token keys, current first.
 func (s *Store) LoadLocal(ctx context.Context) ([]keys.LocalKeyEntry, error) {
+	return s.loadList(ctx, s.localKey(), kindLocal)
+}
+
+// LoadPeppers returns the peppers, current first.
+func (s *Store) LoadPeppers(ctx context.Context) ([]keys.PepperEntry, error) {
+	list, err := s.loadList(ctx, s.pepperKey(), kindPepper)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]keys.PepperEntry, 0, len(list))
+	for _, e := range list {
+		p, err := keys.PepperFromLocalKey(e.Key)
+		if err != nil {
+			return nil, fmt.Errorf("%w: pepper", ErrCorrupt)
+		}
+		out = append(out, keys.PepperEntry{Pepper: p, Created: e.Created, Retired: e.Retired})
+	}
+	return out, nil
+}
+
+func (s *Store) loadList(ctx context.Context, key, kind string) ([]keys.LocalKeyEntry, error) {
 	ctx, cancel, err := s.begin(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer cancel()
-	val, ok, _, err := s.read(ctx, s.localKey())
+	val, ok, _, err := s.read(ctx, key)
 	if err != nil {
 		return nil, err
 	}
 	if !ok {
 		return nil, ErrNotFound
 	}
-	return s.decodeLocal(val)
+	return s.decodeLocal(val, kind)
 }
 
-// RotateLocal adds a new current refresh-token key (creating the list when
-// missing) and drops retired keys older than keep, which must be at least
-// the refresh token's absolute lifetime so no live token loses its key. It
-// uses the same version check as Update, so concurrent rotations add one
-// key each.
-func (s *Store) RotateLocal(ctx context.Context, now time.Time, keep time.Duration) error {
+// changeList reads the list under key (none when absent), applies fn and
+// stores its result with the same version check as Update, so concurrent
+// changes each apply once: fn runs again on the newer list after losing a
+// race, at most MaxAttempts times (ErrConflict). Nothing is written when
+// fn says there is nothing to write.
+func (s *Store) changeList(ctx context.Context, key, kind string, fn func(old []keys.LocalKeyEntry, exists bool) (next []keys.LocalKeyEntry, write bool, err error)) error {
 	ctx, cancel, err := s.begin(ctx)
 	if err != nil {
 		return err
 	}
 	defer cancel()
-	now = now.UTC()
 	for attempt := 0; ; attempt++ {
-		val, ok, version, err := s.read(ctx, s.localKey())
+		val, ok, version, err := s.read(ctx, key)
 		if err != nil {
 			return err
 		}
 		var old []keys.LocalKeyEntry
 		if ok {
-			if old, err = s.decodeLocal(val); err != nil {
+			if old, err = s.decodeLocal(val, kind); err != nil {
 				return err
 			}
 		}
-		k, err := keys.GenerateLocalKey(s.rand)
+		next, write, err := fn(old, ok)
+		if err != nil || !write {
+			return err
+		}
+		enc, err := s.encodeLocal(kind, next, version+1)
 		if err != nil {
 			return err
 		}
-		list := []keys.LocalKeyEntry{{Key: k, Created: now}}
-		for _, o := range old {
-			if o.Retired.IsZero() {
-				o.Retired = now
-			}
-			if keep > 0 && now.Sub(o.Retired) > keep {
-				continue
-			}
-			list = append(list, o)
-		}
-		enc, err := s.encodeLocal(list, version+1)
-		if err != nil {
-			return err
-		}
-		won, err := s.put(ctx, s.localKey(), version, enc)
+		won, err := s.put(ctx, key, version, enc)
 		if err != nil {
 			return err
 		}
@@ -615,8 +642,145 @@ func (s *Store) RotateLocal(ctx context.Context, now time.Time, keep time.Durati
 	}
 }
 
-// Version returns the change counter of the ring and refresh keys: every
-// Init, Update and RotateLocal increments it. 0 means nothing was ever
+// retire returns old behind a new current key k made at now: the old
+// current key retires at now, and, when keep > 0, retired keys that
+// stopped sealing more than keep ago are dropped.
+func retire(old []keys.LocalKeyEntry, k *keys.LocalKey, now time.Time, keep time.Duration) []keys.LocalKeyEntry {
+	list := []keys.LocalKeyEntry{{Key: k, Created: now}}
+	for _, o := range old {
+		if o.Retired.IsZero() {
+			o.Retired = now
+		}
+		if keep > 0 && now.Sub(o.Retired) > keep {
+			continue
+		}
+		list = append(list, o)
+	}
+	return list
+}
+
+// RotateLocal adds a new current refresh-token key (creating the list when
+// missing): the replaced key stops sealing but still opens the tokens it
+// sealed. Retired keys that stopped sealing more than keep ago are
+// dropped; keep must be at least the refresh token's absolute lifetime
+// (the issuer's RefreshTTL), so that no live token loses its key, and
+// positive (ErrKeep). Concurrent rotations add one key each.
+func (s *Store) RotateLocal(ctx context.Context, now time.Time, keep time.Duration) error {
+	if keep <= 0 {
+		return ErrKeep
+	}
+	now = now.UTC()
+	return s.changeList(ctx, s.localKey(), kindLocal, func(old []keys.LocalKeyEntry, _ bool) ([]keys.LocalKeyEntry, bool, error) {
+		k, err := keys.GenerateLocalKey(s.rand)
+		if err != nil {
+			return nil, false, err
+		}
+		return retire(old, k, now, keep), true, nil
+	})
+}
+
+// ResetLocal replaces every refresh-token key by one new key.
+//
+// SECURITY: every refresh token sealed before stops opening, on every node
+// as soon as it reloads the keys (within a round trip): every device
+// session ends and each device must join again (a link or recovery code).
+// For a real compromise.
+func (s *Store) ResetLocal(ctx context.Context, now time.Time) error {
+	now = now.UTC()
+	return s.changeList(ctx, s.localKey(), kindLocal, func([]keys.LocalKeyEntry, bool) ([]keys.LocalKeyEntry, bool, error) {
+		k, err := keys.GenerateLocalKey(s.rand)
+		if err != nil {
+			return nil, false, err
+		}
+		return []keys.LocalKeyEntry{{Key: k, Created: now}}, true, nil
+	})
+}
+
+// PruneLocal drops the retired refresh-token keys that stopped sealing
+// more than keep ago (keep > 0, as for RotateLocal) and returns how many;
+// nothing is written when none is due.
+func (s *Store) PruneLocal(ctx context.Context, now time.Time, keep time.Duration) (int, error) {
+	if keep <= 0 {
+		return 0, ErrKeep
+	}
+	n := 0
+	err := s.changeList(ctx, s.localKey(), kindLocal, func(old []keys.LocalKeyEntry, exists bool) ([]keys.LocalKeyEntry, bool, error) {
+		if !exists {
+			return nil, false, ErrNotFound
+		}
+		n = 0
+		kept := old[:1:1]
+		for _, o := range old[1:] {
+			if !o.Retired.IsZero() && now.Sub(o.Retired) > keep {
+				n++
+				continue
+			}
+			kept = append(kept, o)
+		}
+		return kept, n > 0, nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// RotatePepper adds a new current pepper (creating the list when
+// missing). Older peppers are kept for good: recovery codes digested under
+// them must keep working.
+func (s *Store) RotatePepper(ctx context.Context, now time.Time) error {
+	now = now.UTC()
+	return s.changeList(ctx, s.pepperKey(), kindPepper, func(old []keys.LocalKeyEntry, _ bool) ([]keys.LocalKeyEntry, bool, error) {
+		p, err := keys.GeneratePepper(s.rand)
+		if err != nil {
+			return nil, false, err
+		}
+		return retire(old, p.UnsafeLocalKey(), now, 0), true, nil
+	})
+}
+
+// EnsureSecrets creates the refresh-token keys and the pepper when either
+// is missing (a ring made before they existed) and reports what it
+// created. It changes nothing that exists; nodes starting at once create
+// one of each (the version check of every write).
+func (s *Store) EnsureSecrets(ctx context.Context, now time.Time) (localCreated, pepperCreated bool, err error) {
+	now = now.UTC()
+	for _, f := range []struct {
+		key, kind string
+		created   *bool
+		gen       func() (*keys.LocalKey, error)
+	}{
+		{s.localKey(), kindLocal, &localCreated, func() (*keys.LocalKey, error) { return keys.GenerateLocalKey(s.rand) }},
+		{s.pepperKey(), kindPepper, &pepperCreated, func() (*keys.LocalKey, error) {
+			p, err := keys.GeneratePepper(s.rand)
+			if err != nil {
+				return nil, err
+			}
+			return p.UnsafeLocalKey(), nil
+		}},
+	} {
+		err := s.changeList(ctx, f.key, f.kind, func(_ []keys.LocalKeyEntry, exists bool) ([]keys.LocalKeyEntry, bool, error) {
+			*f.created = false
+			if exists {
+				return nil, false, nil
+			}
+			k, err := f.gen()
+			if err != nil {
+				return nil, false, err
+			}
+			*f.created = true
+			return []keys.LocalKeyEntry{{Key: k, Created: now}}, true, nil
+		})
+		if err != nil {
+			return false, false, err
+		}
+	}
+	return localCreated, pepperCreated, nil
+}
+
+// Version returns the change counter of the ring, the refresh keys and the
+// peppers: every write (Init, Update, RotateLocal, ResetLocal, PruneLocal,
+// RotatePepper, EnsureSecrets) increments it. 0 means nothing was ever
 // stored.
 func (s *Store) Version(ctx context.Context) (uint64, error) {
 	ctx, cancel, err := s.begin(ctx)

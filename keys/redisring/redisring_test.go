@@ -263,7 +263,10 @@ func TestDumpHoldsNoUsableKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.RotateLocal(ctx, t0.Add(time.Hour), 0); err != nil {
+	if err := s.RotateLocal(ctx, t0.Add(time.Hour), 24*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RotatePepper(ctx, t0.Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	d := dump(t, srv.Addr())
@@ -289,6 +292,13 @@ func TestDumpHoldsNoUsableKey(t *testing.T) {
 	}
 	for _, l := range locals {
 		secrets = append(secrets, l.Key.UnsafeBytes())
+	}
+	peppers, err := s.LoadPeppers(ctx)
+	if err != nil || len(peppers) != 2 {
+		t.Fatalf("LoadPeppers: %d, %v", len(peppers), err)
+	}
+	for _, p := range peppers {
+		secrets = append(secrets, p.Pepper.UnsafeLocalKey().UnsafeBytes())
 	}
 	secrets = append(secrets, w.UnsafeBytes())
 	for i, raw := range secrets {
@@ -317,7 +327,7 @@ func TestWrongWrappingKey(t *testing.T) {
 			_, err := wrong.Update(ctx, func(r *keys.Ring) error { return r.Rotate(nil, t0) })
 			return err
 		},
-		"RotateLocal": func() error { return wrong.RotateLocal(ctx, t0, 0) },
+		"RotateLocal": func() error { return wrong.RotateLocal(ctx, t0, 24*time.Hour) },
 	}
 	for name, op := range ops {
 		if err := op(); !errors.Is(err, keys.ErrUnwrap) {
@@ -458,7 +468,7 @@ func TestManyWritersNoLostUpdate(t *testing.T) {
 				if _, err := s.Update(ctx, func(r *keys.Ring) error { return r.Rotate(nil, t0) }); err != nil {
 					t.Error(err)
 				}
-				if err := s.RotateLocal(ctx, t0, 0); err != nil {
+				if err := s.RotateLocal(ctx, t0, 24*time.Hour); err != nil {
 					t.Error(err)
 				}
 			}
@@ -494,7 +504,7 @@ func TestConflictBounded(t *testing.T) {
 	calls := 0
 	_, err := a.Update(ctx, func(r *keys.Ring) error {
 		calls++
-		return b.RotateLocal(ctx, t0, 0)
+		return b.RotateLocal(ctx, t0, 24*time.Hour)
 	})
 	if !errors.Is(err, redisring.ErrConflict) || calls != 3 {
 		t.Fatalf("Update under constant contention: %v after %d calls, want ErrConflict after 3", err, calls)
@@ -634,7 +644,7 @@ func TestRedisDown(t *testing.T) {
 		"LoadLocal":   func() error { _, err := s.LoadLocal(ctx); return err },
 		"Init":        func() error { _, err := s.Init(ctx, t0); return err },
 		"Update":      func() error { _, err := s.Update(ctx, func(*keys.Ring) error { return nil }); return err },
-		"RotateLocal": func() error { return s.RotateLocal(ctx, t0, 0) },
+		"RotateLocal": func() error { return s.RotateLocal(ctx, t0, 24*time.Hour) },
 		"Version":     func() error { _, err := s.Version(ctx); return err },
 		"Changed":     func() error { _, _, err := s.Changed(ctx, 0); return err },
 		"Exists":      func() error { _, err := s.Exists(ctx); return err },

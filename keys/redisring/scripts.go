@@ -5,14 +5,17 @@ import "github.com/redis/go-redis/v9"
 // Versions are compared as the decimal strings INCR writes, never as Lua
 // numbers (doubles).
 
-// initScript creates the ring, and the refresh keys unless present, if no
-// ring exists and the version is still the one the values were built for.
-// KEYS: ring, local, version. ARGV: expected version, ring, local, channel.
+// initScript creates the ring, and the refresh keys and the pepper unless
+// present, if no ring exists and the version is still the one the values
+// were built for.
+// KEYS: ring, local, version, pepper. ARGV: expected version, ring, local,
+// channel, pepper.
 var initScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then return 'exists' end
 if (redis.call('GET', KEYS[3]) or '0') ~= ARGV[1] then return 'conflict' end
 redis.call('SET', KEYS[1], ARGV[2])
 if redis.call('EXISTS', KEYS[2]) == 0 then redis.call('SET', KEYS[2], ARGV[3]) end
+if redis.call('EXISTS', KEYS[4]) == 0 then redis.call('SET', KEYS[4], ARGV[5]) end
 local v = redis.call('INCR', KEYS[3])
 redis.call('PUBLISH', ARGV[4], tostring(v))
 return 'ok'

@@ -24,10 +24,40 @@
 // Open loads the ring once: a change made elsewhere (another process
 // sharing a key directory) is seen on the next start. Follow loads it with
 // its version and then reloads it on every change the store reports
-// (redisring: Pub/Sub and a poll), on its own goroutine, until Close. A
+// (redisring: Pub/Sub and a poll; filestore: a poll of its files), on its
+// own goroutine, until Close. A
 // reload that fails is logged and the ring last served stays; the next
 // report tries again. Changes made through this Ring and reloads are
 // serialised, so an older reload never replaces a newer change.
+//
+// With the file store, Follow reads the directory's files every
+// filestore.Store.PollInterval (2 s by default), so `hallpass keys rotate`
+// or another issuer on the same machine is followed without a restart.
+//
+// # The secrets beside the ring
+//
+// Secrets serves the other secrets a ring's store keeps: the refresh-token
+// keys, through a *refresh.Codec that it rekeys as they change (Codec),
+// and the peppers that key the digests of link and recovery codes
+// (Digests, the flow.Pepper of the issuer). OpenSecrets and FollowSecrets
+// create them when the store lacks them (a ring made before they existed).
+// A change goes to the store first and is served here after, as for the
+// ring; FollowSecrets also reloads on every change the store reports.
+//
+//   - RotateRefresh: a new key seals from now on; the replaced keys still
+//     open the tokens they sealed for SecretsOptions.RefreshKeep (the
+//     issuer's RefreshTTL, the longest a refresh token lives), and are
+//     then pruned (Prune, run every PruneInterval while following).
+//   - EndAllSessions: every older key is dropped, so no outstanding
+//     refresh token opens, here at once and on every node as soon as it
+//     follows the change. For a real compromise.
+//   - RotatePepper: a new pepper digests new codes; older ones are kept
+//     for good, so codes made under them still match.
+//
+// Limit: a node that has not yet followed a rotation (a round trip on
+// Redis, PollInterval on files) still seals under the replaced key; a
+// session it starts in that window loses its refresh token that much
+// before its absolute end, when the key is pruned.
 //
 // See the keys package documentation for what each state change means.
 package live

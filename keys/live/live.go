@@ -24,7 +24,7 @@ type Store interface {
 }
 
 // Watcher is a Store that reports other writers' changes:
-// *redisring.Store implements it.
+// *redisring.Store and *filestore.Store implement it.
 type Watcher interface {
 	Store
 	// LoadVersion is Load with the store's change counter at that read.

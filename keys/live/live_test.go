@@ -360,3 +360,31 @@ func (b *lockedBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.b.String()
 }
+
+// TestFollowFileStore: a Ring following a key directory serves a
+// rotation made through another Store on it (`hallpass keys rotate` in
+// another process) without a restart, and Close stops its goroutine.
+func TestFollowFileStore(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	ctx := context.Background()
+	w, _ := keys.GenerateWrappingKey(nil)
+	prot, _ := filestore.WrapKey(w)
+	dir := t.TempDir()
+	st, _ := filestore.New(dir, prot, nil)
+	st.PollInterval = 5 * time.Millisecond
+	if _, err := st.Init(ctx, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	l, err := live.Follow(ctx, st, live.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	other, _ := filestore.New(dir, prot, nil)
+	r, err := other.Update(ctx, func(r *keys.Ring) error { return r.Rotate(nil, time.Now()) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := r.Current().ID()
+	eventually(t, "another process's rotation served", func() bool { return l.Current().ID() == want })
+}

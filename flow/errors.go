@@ -2,6 +2,7 @@ package flow
 
 import (
 	"errors"
+	"time"
 
 	"github.com/hallpass/hallpass/dpop"
 	"github.com/hallpass/hallpass/problem"
@@ -15,6 +16,8 @@ type Error struct {
 	Code   string
 	Detail string
 	Err    error
+	// RetryAfter, on rate_limited, is how long to wait.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -30,6 +33,15 @@ func (e *Error) Unwrap() error { return e.Err }
 func (e *Error) Is(target error) bool {
 	t, ok := target.(*Error)
 	return ok && t.Err == nil && t.Detail == "" && t.Code == e.Code
+}
+
+// RetryAfterOf returns the RetryAfter of an *Error in err's chain, or 0.
+func RetryAfterOf(err error) time.Duration {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.RetryAfter
+	}
+	return 0
 }
 
 // Sentinels, tested with errors.Is.

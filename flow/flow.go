@@ -13,6 +13,7 @@ import (
 	"github.com/hallpass/hallpass/dpop"
 	"github.com/hallpass/hallpass/internal/storecall"
 	"github.com/hallpass/hallpass/keys"
+	"github.com/hallpass/hallpass/ratelimit"
 	"github.com/hallpass/hallpass/refresh"
 	"github.com/hallpass/hallpass/revocation"
 	"github.com/hallpass/hallpass/token"
@@ -61,6 +62,26 @@ type Config struct {
 	// set, is told each stored entry at once (a revocation.Mirror).
 	Revocations revocation.Store
 	Observe     func(revocation.Entry)
+	// Pepper keys the digests of link and recovery codes. Without one the
+	// link and recovery flows answer ErrUnavailable (fail closed).
+	Pepper Pepper
+	// LinkCodeTTL is how long a link code lives; MaxLinkCodes how many
+	// may be live per account.
+	LinkCodeTTL  time.Duration
+	MaxLinkCodes int
+	// UsernameHold is how long a deleted account's or a renamed
+	// account's old username stays taken.
+	UsernameHold time.Duration
+	// Limiter and RecoverPerAccount: the budget of recovery attempts per
+	// account and client address. A nil Limiter or an unlimited rule
+	// disables it.
+	Limiter           ratelimit.Limiter
+	RecoverPerAccount ratelimit.Rule
+	// Sessions, when set, is asked before a refresh mints: a refresh token
+	// issued before a device or account entry is refused and its session
+	// ended, so the device stays out after the entry expires. A
+	// revocation.Mirror is one.
+	Sessions SessionChecker
 	// StoreTimeout bounds every store call.
 	StoreTimeout time.Duration
 	// Observer receives metrics events. Default: none.
@@ -72,6 +93,12 @@ type Config struct {
 	Now func() time.Time
 	// Rand is the source of ids. Default crypto/rand.
 	Rand io.Reader
+}
+
+// SessionChecker decides from the revocation entries whether a device
+// session may still refresh (revocation.Mirror.CheckSession).
+type SessionChecker interface {
+	CheckSession(ctx context.Context, deviceID, accountID string, issuedAt time.Time) error
 }
 
 // Flows runs the account flows. It is safe for concurrent use.
@@ -97,6 +124,8 @@ func New(cfg Config) (*Flows, error) {
 		return nil, errors.New("flow: RefreshTTL, RefreshIdle and EntryTTL must be positive, RefreshGrace not negative")
 	case cfg.StoreTimeout <= 0:
 		return nil, errors.New("flow: StoreTimeout must be positive")
+	case cfg.LinkCodeTTL <= 0 || cfg.MaxLinkCodes < 1 || cfg.UsernameHold < 0:
+		return nil, errors.New("flow: LinkCodeTTL and MaxLinkCodes must be positive, UsernameHold not negative")
 	}
 	f := &Flows{cfg: cfg, obs: cfg.Observer, log: cfg.Logger, now: cfg.Now}
 	if f.obs == nil {

@@ -70,6 +70,9 @@ func (f *Flows) Refresh(ctx context.Context, req RefreshRequest) (Tokens, error)
 		f.obs.Refreshed(account.RefreshRejected)
 		return Tokens{}, fail(ErrInvalidGrant, account.ErrSessionEnded)
 	}
+	if err := f.checkSession(ctx, sess, rc); err != nil {
+		return Tokens{}, err
+	}
 	now := f.now().UTC()
 	cand, sealed, err := f.candidate(sess, rc.Counter+1, now)
 	if err != nil {
@@ -174,4 +177,29 @@ func (f *Flows) reused(ctx context.Context, m Meta, sess account.Session, rc ref
 		f.log.LogAttrs(ctx, slog.LevelError, "ending the session after reuse failed",
 			slog.String("request_id", m.RequestID), slog.String("device_id", sess.DeviceID), slog.String("error", err.Error()))
 	}
+}
+
+// checkSession asks the revocation entries whether the session may still
+// refresh. A device or account entry newer than the refresh token ends the
+// session for good (so it stays ended after the entry expires) and answers
+// invalid_grant; a mirror that cannot vouch answers unavailable.
+func (f *Flows) checkSession(ctx context.Context, sess account.Session, rc refresh.Claims) error {
+	if f.cfg.Sessions == nil {
+		return nil
+	}
+	err := f.cfg.Sessions.CheckSession(ctx, sess.DeviceID, sess.AccountID, rc.IssuedAt)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, revocation.ErrStale):
+		return fail(ErrUnavailable, err)
+	}
+	now := f.now().UTC()
+	if cerr := f.call(ctx, "end_session", func(ctx context.Context) error {
+		return f.cfg.Store.EndSession(ctx, sess.DeviceID, now)
+	}); cerr != nil {
+		return storeErr("end_session", cerr)
+	}
+	f.obs.Refreshed(account.RefreshRejected)
+	return fail(ErrInvalidGrant, err)
 }

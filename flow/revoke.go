@@ -39,6 +39,31 @@ func (f *Flows) AddEntry(ctx context.Context, kind revocation.Kind, id, reason s
 	return stored, nil
 }
 
+// Revoke writes an entry of any kind (the admin API) and, for a device or
+// account entry, ends the matching sessions right after, so the device or
+// account stays out when the entry expires. An id with no session is not
+// an error: entries may name devices this store does not know.
+func (f *Flows) Revoke(ctx context.Context, kind revocation.Kind, id, reason string) (revocation.Entry, error) {
+	e, err := f.AddEntry(ctx, kind, id, reason)
+	if err != nil {
+		return e, err
+	}
+	now := f.now().UTC()
+	var end func(ctx context.Context) error
+	switch kind {
+	case revocation.KindDevice:
+		end = func(ctx context.Context) error { return f.cfg.Store.EndSession(ctx, id, now) }
+	case revocation.KindAccount:
+		end = func(ctx context.Context) error { _, err := f.cfg.Store.EndAccountSessions(ctx, id, now); return err }
+	default:
+		return e, nil
+	}
+	if err := f.call(ctx, "end_sessions", end); err != nil && !errors.Is(err, account.ErrNotFound) {
+		return e, storeErr("end_sessions", err)
+	}
+	return e, nil
+}
+
 // RevokeDevice signs a device out (logout, self-service, admin): a device
 // entry, so that every mirror refuses the device's access tokens, then the
 // session ended and the device marked revoked, so refresh stops working.
@@ -60,20 +85,9 @@ func (f *Flows) RevokeDevice(ctx context.Context, deviceID, reason string) error
 
 // Device loads a device, ErrNotFound when there is none.
 func (f *Flows) Device(ctx context.Context, id string) (account.Device, error) {
-	var dev account.Device
-	if err := f.call(ctx, "get_device", func(ctx context.Context) error {
-		var err error
-		dev, err = f.cfg.Store.GetDevice(ctx, id)
-		return err
-	}); err != nil {
-		// dev may still be written by an abandoned call: never read it
-		// on error.
-		if errors.Is(err, account.ErrNotFound) {
-			return account.Device{}, fail(ErrNotFound, err)
-		}
-		return account.Device{}, storeErr("get_device", err)
-	}
-	return dev, nil
+	return read(ctx, f, "get_device", func(ctx context.Context) (account.Device, error) {
+		return f.cfg.Store.GetDevice(ctx, id)
+	})
 }
 
 // Devices lists an account's devices (only its own: a record of another

@@ -28,12 +28,14 @@ const (
 	PathAdminDevice           = "/v1/admin/devices/:id"
 	PathAdminKeysRotate       = "/v1/admin/keys/rotate"
 	PathAdminKeyRevoke        = "/v1/admin/keys/:kid/revoke"
+	PathAdminAccountRecovery  = "/v1/admin/accounts/:id/recovery-codes"
 	ctxAudit                  = "hallpass.audit"
 	adminRealm                = `Bearer realm="hallpass-admin"`
 	auditWhoUnauthenticated   = "-"
 	adminReasonDeviceRevoked  = "admin: device revoked"
 	adminReasonAccountBanned  = "admin: account banned"
 	adminReasonKeyRevoked     = "admin: signing key revoked"
+	adminReasonAccountDeleted = "admin: account deleted"
 	maxAdminReason            = revocation.MaxReasonLen
 	adminAuthorizationMaxSize = 256
 )
@@ -84,6 +86,8 @@ func (s *Server) buildAdminEcho() *echo.Echo {
 	e.GET(PathAdminRevocations, s.handleAdminRevocations)
 	e.GET(PathAdminAccountByName, s.handleAdminAccountByName)
 	e.GET(PathAdminAccount, s.handleAdminAccount)
+	e.DELETE(PathAdminAccount, s.handleAdminDeleteAccount)
+	e.POST(PathAdminAccountRecovery, s.handleAdminSupportCode)
 	e.GET(PathAdminAccountDevices, s.handleAdminAccountDevices)
 	e.POST(PathAdminAccountBan, s.handleAdminBan(true))
 	e.POST(PathAdminAccountUnban, s.handleAdminBan(false))
@@ -262,9 +266,9 @@ func (s *Server) handleAdminRevoke(c echo.Context) error {
 	if m["id"] != "" {
 		target(c, "id", m["id"])
 	}
-	e, err := s.addEntry(c, kind, m["id"], m["reason"])
+	e, err := s.flows.Revoke(c.Request().Context(), kind, m["id"], m["reason"])
 	if err != nil {
-		return err
+		return flowError(err)
 	}
 	noStore(c)
 	return c.JSON(http.StatusCreated, viewEntry(e))
@@ -332,15 +336,6 @@ func (s *Server) getAccount(c echo.Context) (account.Account, error) {
 		return account.Account{}, storeErr(err)
 	}
 	return acc, nil
-}
-
-func (s *Server) handleAdminAccount(c echo.Context) error {
-	acc, err := s.getAccount(c)
-	if err != nil {
-		return err
-	}
-	noStore(c)
-	return c.JSON(http.StatusOK, viewAccount(acc))
 }
 
 // handleAdminAccountByName maps the name with the username policy (so
@@ -421,9 +416,11 @@ func (s *Server) handleAdminRevokeDevice(c echo.Context) error {
 }
 
 // handleAdminBan: POST .../ban adds an account entry (every token of the
-// account issued until now is denied everywhere) and bans the account (no
-// refresh, no new device); .../unban lifts the ban (the entry stays until
-// it expires: tokens issued before the ban stay denied).
+// account issued until now is denied everywhere), ends every session of
+// the account (so it stays out after the entry expires) and bans the
+// account (no refresh, no new device, no recovery); .../unban lifts the
+// ban: the owner comes back through a recovery code (the sessions ended by
+// the ban stay ended).
 func (s *Server) handleAdminBan(banned bool) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		acc, err := s.getAccount(c)
@@ -431,8 +428,8 @@ func (s *Server) handleAdminBan(banned bool) echo.HandlerFunc {
 			return err
 		}
 		if banned {
-			if _, err := s.addEntry(c, revocation.KindAccount, acc.ID, adminReasonAccountBanned); err != nil {
-				return err
+			if err := s.flows.EndAccount(c.Request().Context(), acc.ID, adminReasonAccountBanned); err != nil {
+				return flowError(err)
 			}
 		}
 		if err := s.storeCall(c, "set_banned", func(ctx context.Context) error {

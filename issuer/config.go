@@ -15,6 +15,7 @@ import (
 
 	"github.com/hallpass/hallpass/account"
 	"github.com/hallpass/hallpass/dpop"
+	"github.com/hallpass/hallpass/flow"
 	"github.com/hallpass/hallpass/keys"
 	"github.com/hallpass/hallpass/ratelimit"
 	"github.com/hallpass/hallpass/refresh"
@@ -32,6 +33,9 @@ const (
 	DefaultMaxBodyBytes  = 16 << 10
 	DefaultMaxDeviceName = 64
 	DefaultLeeway        = 30 * time.Second
+	DefaultLinkCodeTTL   = 10 * time.Minute
+	DefaultMaxLinkCodes  = 3
+	DefaultUsernameHold  = 30 * 24 * time.Hour
 )
 
 // KeySource gives the current signing key and the published key set.
@@ -115,6 +119,26 @@ type Config struct {
 	// address (per /64 for IPv6) and for the whole service;
 	// ratelimit.Off disables one.
 	SignupPerIP, SignupGlobal ratelimit.Rule
+
+	// CodeRedeemPerIP is the budget of link-code and recovery-code
+	// redemptions per client address (per /64 for IPv6), and
+	// RecoverPerAccount the budget of recovery attempts per account and
+	// client address; ratelimit.Off disables one. Both need Limiter.
+	CodeRedeemPerIP, RecoverPerAccount ratelimit.Rule
+
+	// Pepper keys the digests of link and recovery codes (a secret of the
+	// key ring). Nil: the link and recovery endpoints answer 503.
+	Pepper flow.Pepper
+	// LinkCodeTTL is how long a link code lives, 1 minute to 1 hour.
+	// Default 10 minutes.
+	LinkCodeTTL time.Duration
+	// MaxLinkCodes is how many link codes an account may hold live at
+	// once, 1 to 20. Default 3.
+	MaxLinkCodes int
+	// UsernameHold is how long the username of a deleted account, or the
+	// old username of a renamed one, stays taken, up to 400 days. Default
+	// 30 days; a negative value means no hold.
+	UsernameHold time.Duration
 
 	// Usernames is the username policy. Nil means
 	// account.DefaultUsernamePolicy().
@@ -213,6 +237,14 @@ func (cfg Config) validated() (Config, error) {
 	def(&cfg.RefreshGrace, DefaultRefreshGrace)
 	def(&cfg.StoreTimeout, DefaultStoreTimeout)
 	def(&cfg.Leeway, DefaultLeeway)
+	def(&cfg.LinkCodeTTL, DefaultLinkCodeTTL)
+	def(&cfg.UsernameHold, DefaultUsernameHold)
+	if cfg.UsernameHold < 0 {
+		cfg.UsernameHold = 0
+	}
+	if cfg.MaxLinkCodes == 0 {
+		cfg.MaxLinkCodes = DefaultMaxLinkCodes
+	}
 	switch {
 	case cfg.AccessTTL < token.MinTTL || cfg.AccessTTL > token.MaxTTL || cfg.AccessTTL%time.Second != 0:
 		return cfg, fmt.Errorf("issuer: AccessTTL must be whole seconds from %v to %v", token.MinTTL, token.MaxTTL)
@@ -226,6 +258,12 @@ func (cfg Config) validated() (Config, error) {
 		return cfg, errors.New("issuer: Leeway must be between 0 and 5 minutes")
 	case cfg.StoreTimeout < 0 || cfg.StoreTimeout > time.Minute:
 		return cfg, errors.New("issuer: StoreTimeout must be between 0 and 1 minute")
+	case cfg.LinkCodeTTL < time.Minute || cfg.LinkCodeTTL > time.Hour:
+		return cfg, errors.New("issuer: LinkCodeTTL must be between 1 minute and 1 hour")
+	case cfg.MaxLinkCodes < 1 || cfg.MaxLinkCodes > 20:
+		return cfg, errors.New("issuer: MaxLinkCodes must be between 1 and 20")
+	case cfg.UsernameHold > 400*24*time.Hour:
+		return cfg, errors.New("issuer: UsernameHold must be at most 400 days")
 	}
 	if cfg.MaxBodyBytes == 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
@@ -247,7 +285,7 @@ func (cfg Config) validated() (Config, error) {
 		return cfg, fmt.Errorf("issuer: %w", err)
 	}
 	if cfg.Limiter != nil {
-		for _, r := range []ratelimit.Rule{cfg.SignupPerIP, cfg.SignupGlobal} {
+		for _, r := range []ratelimit.Rule{cfg.SignupPerIP, cfg.SignupGlobal, cfg.CodeRedeemPerIP, cfg.RecoverPerAccount} {
 			if err := r.Validate(); err != nil {
 				return cfg, fmt.Errorf("issuer: %w", err)
 			}

@@ -232,8 +232,12 @@ func TestConcurrentSignupsOneAccountPerName(t *testing.T) {
 		e := newEnv(t, be)
 		const names, per = 20, 10
 		// Variants that map to one name: as typed, upper case, full width.
+		// The 20 letters leave out i, l and o, whose skeletons (UTS #39)
+		// meet those of 1, I and 0: names built from them would be one
+		// name.
+		const letters = "abcdefghjkmnpqrstuvw"
 		variant := func(i, j int) string {
-			base := []rune("user" + string(rune('a'+i)) + "x")
+			base := []rune("user" + string(letters[i]) + "x")
 			switch j % 3 {
 			case 1:
 				for k, r := range base {
@@ -291,7 +295,11 @@ func TestConcurrentSignupsOneAccountPerName(t *testing.T) {
 			if created[i] != 1 {
 				t.Errorf("name %d: %d accounts", i, created[i])
 			}
-			if _, err := e.store.GetAccountByUsername(context.Background(), "user"+string(rune('a'+i))+"x"); err != nil {
+			name, err := account.DefaultUsernamePolicy().Check(variant(i, 0))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.store.GetAccountByUsername(context.Background(), name.Key); err != nil {
 				t.Errorf("name %d: %v", i, err)
 			}
 		}

@@ -26,6 +26,7 @@ import (
 	"github.com/hallpass/hallpass/account"
 	"github.com/hallpass/hallpass/account/boltstore"
 	"github.com/hallpass/hallpass/dpop"
+	"github.com/hallpass/hallpass/flow"
 	"github.com/hallpass/hallpass/issuer"
 	"github.com/hallpass/hallpass/keys"
 	"github.com/hallpass/hallpass/ratelimit"
@@ -141,6 +142,7 @@ func newEnv(t testing.TB, be backend, opts ...option) *env {
 		DPoP:         issuer.DPoPConfig{Replay: be.replay(t)},
 		Logger:       slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Now:          e.clock.Now,
+		Pepper:       flow.StaticPepper{randomBytes(e.t, 32)},
 		StoreTimeout: 30 * time.Second, // generous: -race on two busy cores (80 concurrent bbolt fsyncs); TestRedisDown sets its own
 	}
 	for _, o := range opts {
@@ -149,6 +151,14 @@ func newEnv(t testing.TB, be backend, opts ...option) *env {
 	e.start()
 	t.Cleanup(e.checkLogs)
 	return e
+}
+
+func randomBytes(t testing.TB, n int) []byte {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // start builds a Server on the env's shared state and serves it. The

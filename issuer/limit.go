@@ -17,23 +17,37 @@ const (
 )
 
 // checkSignupLimits counts one signup attempt against the per-address and
-// the global budget. A refused attempt is 429 with Retry-After; a limiter
-// that cannot answer (Redis down) fails closed with 503.
+// the global budget.
 //
 // IPv6 clients are counted per /64: one host usually holds a whole /64, so
 // counting single addresses would let it take 2^64 budgets.
 func (s *Server) checkSignupLimits(c echo.Context) error {
+	return s.checkLimits(c,
+		limitCheck{"signup_per_ip", limitKeyIP + clientKey(c.RealIP()), s.cfg.SignupPerIP},
+		limitCheck{"signup_global", limitKeyGlobal, s.cfg.SignupGlobal})
+}
+
+// checkRedeemLimit counts one link-code or recovery-code redemption
+// attempt against the client address's budget (one budget for both, so
+// guessing cannot switch between them to double its rate).
+func (s *Server) checkRedeemLimit(c echo.Context) error {
+	return s.checkLimits(c, limitCheck{"redeem_per_ip", "redeem:ip:" + clientKey(c.RealIP()), s.cfg.CodeRedeemPerIP})
+}
+
+// limitCheck is one budget: its metric label, limiter key and rule.
+type limitCheck struct {
+	name, key string
+	rule      ratelimit.Rule
+}
+
+// checkLimits counts one attempt against each budget. A refused attempt is
+// 429 with Retry-After; a limiter that cannot answer (Redis down) fails
+// closed with 503.
+func (s *Server) checkLimits(c echo.Context, checks ...limitCheck) error {
 	if s.cfg.Limiter == nil {
 		return nil
 	}
 	now := s.now()
-	checks := [...]struct {
-		name, key string
-		rule      ratelimit.Rule
-	}{
-		{"signup_per_ip", limitKeyIP + clientKey(c.RealIP()), s.cfg.SignupPerIP},
-		{"signup_global", limitKeyGlobal, s.cfg.SignupGlobal},
-	}
 	for _, ck := range checks {
 		if ck.rule.Unlimited() {
 			continue
@@ -46,15 +60,17 @@ func (s *Server) checkSignupLimits(c echo.Context) error {
 		}
 		if !d.Allowed {
 			s.metrics.rateLimited.WithLabelValues(ck.name).Inc()
-			e := fail(http.StatusTooManyRequests, CodeRateLimited, nil)
-			e.retryAfter = int((d.RetryAfter + time.Second - 1) / time.Second)
-			if e.retryAfter < 1 {
-				e.retryAfter = 1
-			}
-			return e
+			return errRateLimited(d.RetryAfter)
 		}
 	}
 	return nil
+}
+
+// errRateLimited is 429 with Retry-After in whole seconds, at least 1.
+func errRateLimited(after time.Duration) *apiError {
+	e := fail(http.StatusTooManyRequests, CodeRateLimited, nil)
+	e.retryAfter = max(int((after+time.Second-1)/time.Second), 1)
+	return e
 }
 
 // clientKey is the address a budget is kept for: an IPv4 address, or the

@@ -12,9 +12,10 @@ import (
 )
 
 type meResponse struct {
-	AccountID string `json:"account_id"`
-	Username  string `json:"username"`
-	DeviceID  string `json:"device_id"`
+	AccountID         string `json:"account_id"`
+	Username          string `json:"username"`
+	DeviceID          string `json:"device_id"`
+	RecoveryCodesLeft int    `json:"recovery_codes_left"`
 }
 
 // caller is an authenticated request's identity and account state.
@@ -30,7 +31,10 @@ func (s *Server) handleMe(c echo.Context) error {
 		return err
 	}
 	noStore(c)
-	return c.JSON(http.StatusOK, meResponse{AccountID: who.Account.ID, Username: who.Account.Username, DeviceID: who.Device.ID})
+	return c.JSON(http.StatusOK, meResponse{
+		AccountID: who.Account.ID, Username: who.Account.Username, DeviceID: who.Device.ID,
+		RecoveryCodesLeft: who.Account.RecoveryCodesLeft(),
+	})
 }
 
 // handleLogout: POST /v1/logout. Ends the device's refresh session and

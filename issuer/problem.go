@@ -36,6 +36,11 @@ const (
 	CodeInternal             = problem.Internal
 	// CodeUnauthorized: admin API only, no valid admin key.
 	CodeUnauthorized = problem.Unauthorized
+	// CodeInvalidLinkCode: wrong, expired or used link code (one answer).
+	CodeInvalidLinkCode = problem.InvalidLinkCode
+	// CodeInvalidRecoveryCode: wrong or used recovery code, or unknown
+	// username (one answer).
+	CodeInvalidRecoveryCode = problem.InvalidRecoveryCode
 )
 
 // apiError is what handlers return for a failure: a status, a stable code
@@ -163,6 +168,8 @@ func flowError(err error) *apiError {
 	e := fail(status, code, err)
 	e.detail = flow.DetailOf(err)
 	switch code {
+	case CodeRateLimited:
+		return errRateLimited(flow.RetryAfterOf(err))
 	case CodeUseDPoPNonce:
 		e.nonce = true
 	case CodeUnavailable:

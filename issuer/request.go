@@ -15,6 +15,7 @@ var (
 	errDuplicate    = errors.New("duplicate member in body")
 	errUnknownField = errors.New("unknown member in body")
 	errNotString    = errors.New("member is not a string")
+	errNotBool      = errors.New("member is not a boolean")
 	errBadForm      = errors.New("body is not valid form encoding")
 )
 
@@ -24,6 +25,12 @@ var (
 // trailing data and invalid UTF-8. Other members are refused when strict,
 // else skipped (OAuth 2.0 token requests ignore unknown parameters).
 func decodeStringObject(body []byte, strict bool, allowed ...string) (map[string]string, error) {
+	return decodeObject(body, strict, allowed, nil)
+}
+
+// decodeObject is decodeStringObject where the members in bools are JSON
+// booleans, returned as "true" or "false".
+func decodeObject(body []byte, strict bool, allowed, bools []string) (map[string]string, error) {
 	if !utf8.Valid(body) {
 		return nil, errBadJSON
 	}
@@ -57,9 +64,9 @@ func decodeStringObject(body []byte, strict bool, allowed ...string) (map[string
 			}
 			continue
 		}
-		var v string
-		if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &v) != nil {
-			return nil, errNotString
+		v, err := memberValue(raw, contains(bools, name))
+		if err != nil {
+			return nil, err
 		}
 		out[name] = v
 	}
@@ -70,6 +77,23 @@ func decodeStringObject(body []byte, strict bool, allowed ...string) (map[string
 		return nil, errBadJSON
 	}
 	return out, nil
+}
+
+// memberValue is a string member's value, or a boolean member's as "true"
+// or "false".
+func memberValue(raw json.RawMessage, boolean bool) (string, error) {
+	if boolean {
+		switch string(raw) {
+		case "true", "false":
+			return string(raw), nil
+		}
+		return "", errNotBool
+	}
+	var v string
+	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &v) != nil {
+		return "", errNotString
+	}
+	return v, nil
 }
 
 // decodeForm parses an application/x-www-form-urlencoded body: each allowed

@@ -132,6 +132,12 @@ func (s *Server) buildEcho() *echo.Echo {
 	e.POST(PathAccounts, s.handleSignup)
 	e.POST(PathToken, s.handleToken)
 	e.GET(PathMe, s.handleMe)
+	e.PATCH(PathMe, s.handleRenameMe)
+	e.DELETE(PathMe, s.handleDeleteMe)
+	e.POST(PathLinkCodes, s.handleCreateLinkCode)
+	e.POST(PathLink, s.handleLink)
+	e.POST(PathRecoveryCodes, s.handleCreateRecoveryCodes)
+	e.POST(PathRecover, s.handleRecover)
 	e.POST(PathLogout, s.handleLogout)
 	e.GET(PathMeDevices, s.handleMyDevices)
 	e.DELETE(PathMeDevices+"/:id", s.handleRevokeMyDevice)
@@ -230,16 +236,22 @@ func (s *Server) newFlows(cfg Config, minter *token.Minter) (*flow.Flows, error)
 		DPoP:         dpop.Options{Replay: cfg.DPoP.Replay, MaxAge: cfg.DPoP.MaxAge, MaxFuture: cfg.DPoP.MaxFuture},
 		Revocations:  cfg.Revocations,
 		StoreTimeout: cfg.StoreTimeout,
-		Observer:     flowMetrics{s.metrics},
-		Logger:       cfg.Logger,
-		Now:          cfg.Now,
-		Rand:         cfg.Rand,
+		Pepper:       cfg.Pepper,
+		LinkCodeTTL:  cfg.LinkCodeTTL, MaxLinkCodes: cfg.MaxLinkCodes, UsernameHold: cfg.UsernameHold,
+		Limiter: cfg.Limiter, RecoverPerAccount: cfg.RecoverPerAccount,
+		Observer: flowMetrics{s.metrics},
+		Logger:   cfg.Logger,
+		Now:      cfg.Now,
+		Rand:     cfg.Rand,
 	}
 	if cfg.DPoP.Nonces != nil {
 		fc.Nonces = cfg.DPoP.Nonces
 	}
 	if o, ok := cfg.RevocationMirror.(entryObserver); ok {
 		fc.Observe = o.Observe
+	}
+	if sc, ok := cfg.RevocationMirror.(flow.SessionChecker); ok {
+		fc.Sessions = sc
 	}
 	return flow.New(fc)
 }

@@ -47,15 +47,5 @@ func (s *Server) handleSignup(c echo.Context) error {
 	if err != nil {
 		return flowError(err)
 	}
-	s.setNonce(c)
-	noStore(c)
-	return c.JSON(http.StatusCreated, signupResponse{
-		AccountID:    out.AccountID,
-		Username:     out.Username,
-		DeviceID:     out.DeviceID,
-		AccessToken:  out.AccessToken,
-		TokenType:    "DPoP",
-		ExpiresIn:    s.expiresIn(out.AccessExpiry),
-		RefreshToken: out.RefreshToken,
-	})
+	return s.newDeviceAnswer(c, out)
 }

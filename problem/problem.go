@@ -23,6 +23,12 @@ const (
 	MethodNotAllowed     = "method_not_allowed"
 	Unavailable          = "unavailable"
 	Internal             = "internal_error"
+	// InvalidLinkCode: a link code that is wrong, expired or used (one
+	// answer for all three).
+	InvalidLinkCode = "invalid_link_code"
+	// InvalidRecoveryCode: a recovery code that is wrong or used, or an
+	// unknown username (one answer for all).
+	InvalidRecoveryCode = "invalid_recovery_code"
 	// Unauthorized: the admin API only, no valid admin key.
 	Unauthorized = "unauthorized"
 	// Forbidden: the gateway's forward-auth endpoint, a caller that is not
@@ -80,6 +86,8 @@ var infos = map[string]Info{
 	MethodNotAllowed:     {405, "Method not allowed", "The endpoint does not support this method.", Public},
 	Unavailable:          {503, "Service unavailable", "A backing service did not answer in time; nothing was changed. Retry later.", Public},
 	Internal:             {500, "Internal error", "The server failed to handle the request.", Public},
+	InvalidLinkCode:      {400, "Invalid link code", "The link code is wrong, expired or already used; make a new one on a signed-in device.", Public},
+	InvalidRecoveryCode:  {400, "Invalid recovery code", "The username or recovery code is wrong, or the code was already used.", Public},
 	Unauthorized:         {401, "Unauthorized", "A valid admin key is required.", Admin},
 	Forbidden:            {403, "Forbidden", "This endpoint answers configured proxies only.", Gateway},
 	BadGateway:           {502, "Bad gateway", "The upstream did not answer.", Gateway},

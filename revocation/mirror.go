@@ -193,6 +193,32 @@ func (m *Mirror) CheckRevoked(_ context.Context, kid keys.KeyID, c *token.Claims
 	return nil
 }
 
+// CheckSession decides whether a device session may still refresh: it
+// refuses (ErrRevoked) when a device entry for deviceID or an account entry
+// for accountID is newer than issuedAt, the issue time of the refresh token
+// presented. Token, key and all entries do not stop a session: after an
+// all entry every device re-proves its key by refreshing. A stale mirror
+// refuses with ErrStale (fail closed, retry later) unless it fails open.
+func (m *Mirror) CheckSession(_ context.Context, deviceID, accountID string, issuedAt time.Time) error {
+	now := m.now()
+	nowUS, iat := now.UnixMicro(), issuedAt.UnixMicro()
+	var err error
+	m.mu.RLock()
+	if s, ok := m.devices[deviceID]; ok && iat < s.before && nowUS < s.expires {
+		err = errRevokedDevice
+	} else if s, ok := m.accounts[accountID]; ok && iat < s.before && nowUS < s.expires {
+		err = errRevokedAccount
+	}
+	m.mu.RUnlock()
+	if err != nil {
+		return err
+	}
+	if !m.failOpen && m.stale(now) {
+		return errStale
+	}
+	return nil
+}
+
 func (m *Mirror) stale(now time.Time) bool {
 	h := m.lastHeard.Load()
 	return h == 0 || now.Sub(time.Unix(0, h)) > m.maxStaleness

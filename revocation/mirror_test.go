@@ -342,3 +342,39 @@ func TestMirrorObserve(t *testing.T) {
 		t.Fatal("stream copy undid the observed entry")
 	}
 }
+
+// TestMirrorCheckSession: device and account entries stop a session whose
+// refresh token predates them; token, key and all entries do not (after
+// "all", devices re-prove their keys by refreshing).
+func TestMirrorCheckSession(t *testing.T) {
+	s := newBolt(t, nil, 0)
+	m := startMirror(t, s, revocation.MirrorOptions{})
+	before := time.Now().Add(-time.Minute)
+	add(t, s, revocation.KindAll, "", time.Now())
+	add(t, s, revocation.KindToken, "jti-x", time.Now())
+	add(t, s, revocation.KindKey, string(kid), time.Now())
+	add(t, s, revocation.KindDevice, "dev-gone", time.Now())
+	add(t, s, revocation.KindAccount, "acct-gone", time.Now())
+	eventually(t, time.Second, "entries reach the mirror", func() bool {
+		return m.CheckSession(t.Context(), "dev-gone", "acct", before) != nil
+	})
+	tests := []struct {
+		name        string
+		dev, acct   string
+		issued      time.Time
+		wantRevoked bool
+	}{
+		{"untouched session despite all, token and key entries", "dev-1", "acct", before, false},
+		{"device entry newer than the refresh token", "dev-gone", "acct", before, true},
+		{"account entry newer than the refresh token", "dev-2", "acct-gone", before, true},
+		{"refresh token newer than the device entry", "dev-gone", "acct", time.Now().Add(time.Minute), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := m.CheckSession(t.Context(), tt.dev, tt.acct, tt.issued)
+			if got := errors.Is(err, revocation.ErrRevoked); got != tt.wantRevoked || (!tt.wantRevoked && err != nil) {
+				t.Fatalf("CheckSession = %v, want revoked %v", err, tt.wantRevoked)
+			}
+		})
+	}
+}

@@ -1,0 +1,151 @@
+package flow
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/hallpass/hallpass/account"
+	"github.com/hallpass/hallpass/problem"
+)
+
+// Link-code sentinels.
+var (
+	ErrInvalidLinkCode     = &Error{Code: problem.InvalidLinkCode}
+	ErrInvalidRecoveryCode = &Error{Code: problem.InvalidRecoveryCode}
+	ErrRateLimited         = &Error{Code: problem.RateLimited}
+)
+
+// LinkCode is a fresh link code as its owner sees it, once.
+type LinkCode struct {
+	Code    string // XXXX-XXXX-XXXX
+	Expires time.Time
+}
+
+// CreateLinkCode makes a single-use link code for the caller's account,
+// live Config.LinkCodeTTL, at most Config.MaxLinkCodes live at once (the
+// oldest are not replaced: ErrRateLimited asks to wait or use one). Only
+// its keyed digest is stored.
+func (f *Flows) CreateLinkCode(ctx context.Context, accountID string) (LinkCode, error) {
+	if _, err := f.pepper(); err != nil {
+		return LinkCode{}, err
+	}
+	code, err := newCode(f.cfg.Rand, LinkCodeLen, linkCodeGroup)
+	if err != nil {
+		return LinkCode{}, fail(ErrInternal, err)
+	}
+	canon, _ := normalizeCode(code, LinkCodeLen)
+	now := f.now().UTC()
+	lc := account.LinkCode{Digest: f.cfg.Pepper.Digests(linkMessage(canon))[0], AccountID: accountID, Created: now, Expires: now.Add(f.cfg.LinkCodeTTL)}
+	if err := f.call(ctx, "create_link_code", func(ctx context.Context) error {
+		return f.cfg.Store.CreateLinkCode(ctx, lc, f.cfg.MaxLinkCodes, now)
+	}); err != nil {
+		switch {
+		case errors.Is(err, account.ErrTooMany):
+			return LinkCode{}, &Error{Code: problem.RateLimited, Detail: "This account has as many live link codes as allowed; use one or wait until one expires.", Err: err, RetryAfter: f.cfg.LinkCodeTTL}
+		case errors.Is(err, account.ErrNotFound), errors.Is(err, account.ErrBanned):
+			return LinkCode{}, fail(ErrTokenRevoked, err)
+		}
+		return LinkCode{}, storeErr("create_link_code", err)
+	}
+	return LinkCode{Code: code, Expires: lc.Expires}, nil
+}
+
+// LinkRequest redeems a link code on a new device.
+type LinkRequest struct {
+	Code       string // tainted, as typed
+	DeviceName string
+	// Proof proves the new device's key (with a server nonce when
+	// configured), as at signup.
+	Proof Proof
+}
+
+// Link adds a new device to the account of a live link code and starts its
+// session: the same answer as a signup, for the code's account. Order:
+// device name -> proof (before the code is touched, so a request without
+// a valid proof never uses a code up) -> one atomic RedeemLinkCode (the
+// code used up and the device added together; of concurrent redemptions
+// exactly one wins). A wrong, expired or used code is one answer,
+// ErrInvalidLinkCode. Per-address limits are the transport's.
+func (f *Flows) Link(ctx context.Context, req LinkRequest) (Tokens, error) {
+	if _, err := f.pepper(); err != nil {
+		return Tokens{}, err
+	}
+	if !ValidDeviceName(req.DeviceName, f.cfg.MaxDeviceName) {
+		return Tokens{}, errDeviceName()
+	}
+	proof, err := f.verifyProof(ctx, req.Proof, "")
+	if err != nil {
+		return Tokens{}, err
+	}
+	canon, err := normalizeCode(req.Code, LinkCodeLen)
+	if err != nil {
+		return Tokens{}, fail(ErrInvalidLinkCode, err)
+	}
+	if _, err := f.signingKey(); err != nil {
+		return Tokens{}, err // before the code is used up
+	}
+	dev, sess, err := f.newDevice("", req.DeviceName, proof.JKT)
+	if err != nil {
+		return Tokens{}, err
+	}
+	var acc account.Account
+	for _, digest := range f.cfg.Pepper.Digests(linkMessage(canon)) {
+		err = f.call(ctx, "redeem_link_code", func(ctx context.Context) error {
+			a, err := f.cfg.Store.RedeemLinkCode(ctx, digest, sess.Created, dev, sess)
+			if err == nil {
+				acc = a
+			}
+			return err
+		})
+		if !errors.Is(err, account.ErrNotFound) {
+			break
+		}
+	}
+	switch {
+	case errors.Is(err, account.ErrNotFound):
+		return Tokens{}, fail(ErrInvalidLinkCode, err)
+	case errors.Is(err, account.ErrBanned):
+		return Tokens{}, fail(ErrInvalidLinkCode, err)
+	case err != nil:
+		return Tokens{}, storeErr("redeem_link_code", err)
+	}
+	return f.firstTokens(acc, dev, sess)
+}
+
+// newDevice makes the records of a new device of accountID ("" when the
+// store fills it in) bound to jkt, with a session starting now.
+func (f *Flows) newDevice(accountID, name, jkt string) (account.Device, account.Session, error) {
+	devID, err := account.NewID(account.DevicePrefix, f.cfg.Rand)
+	if err != nil {
+		return account.Device{}, account.Session{}, fail(ErrInternal, err)
+	}
+	now := f.now().UTC()
+	dev := account.Device{ID: devID, AccountID: accountID, Name: name, JKT: jkt, Created: now, LastUsed: now}
+	sess := account.Session{DeviceID: devID, AccountID: accountID, JKT: jkt, Created: now, LastUsed: now, Expires: now.Add(f.cfg.RefreshTTL)}
+	return dev, sess, nil
+}
+
+// firstTokens mints the first pair of a device that joined acc. The store
+// step has run: a failure here leaves a device whose tokens nobody holds,
+// which the owner can sign out from another device.
+func (f *Flows) firstTokens(acc account.Account, dev account.Device, sess account.Session) (Tokens, error) {
+	sess.AccountID = acc.ID
+	out, err := f.mintPair(sess, 0, sess.Created)
+	if err != nil {
+		return Tokens{}, err
+	}
+	out.AccountID, out.Username, out.DeviceID = acc.ID, acc.Username, dev.ID
+	return out, nil
+}
+
+func errDeviceName() *Error {
+	return &Error{Code: ErrInvalidRequest.Code, Detail: "device_name must be printable text of at most the configured length.", Err: errors.New("device_name invalid")}
+}
+
+// LiveLinkCodes counts the account's live link codes.
+func (f *Flows) LiveLinkCodes(ctx context.Context, accountID string) (int, error) {
+	return read(ctx, f, "count_link_codes", func(ctx context.Context) (int, error) {
+		return f.cfg.Store.CountLinkCodes(ctx, accountID, f.now().UTC())
+	})
+}

@@ -1,0 +1,102 @@
+package flow
+
+import (
+	"context"
+	"errors"
+
+	"github.com/hallpass/hallpass/account"
+	"github.com/hallpass/hallpass/revocation"
+)
+
+// Account loads an account, ErrNotFound when there is none.
+func (f *Flows) Account(ctx context.Context, id string) (account.Account, error) {
+	return read(ctx, f, "get_account", func(ctx context.Context) (account.Account, error) {
+		return f.cfg.Store.GetAccount(ctx, id)
+	})
+}
+
+// read runs one store read: ErrNotFound for a missing record, ErrUnavailable
+// when the store does not answer.
+func read[T any](ctx context.Context, f *Flows, op string, fn func(ctx context.Context) (T, error)) (T, error) {
+	var v T
+	err := f.call(ctx, op, func(ctx context.Context) error {
+		var err error
+		v, err = fn(ctx)
+		return err
+	})
+	var zero T // v may still be written by an abandoned call: never read it on error
+	switch {
+	case err == nil:
+		return v, nil
+	case errors.Is(err, account.ErrNotFound):
+		return zero, fail(ErrNotFound, err)
+	}
+	return zero, storeErr(op, err)
+}
+
+// EndAccount refuses every token of the account everywhere and ends all
+// its sessions, so it stays revoked after the entry expires: an account
+// entry first (every mirror refuses the account's access tokens at once),
+// then every session ended in one store step, then a device entry per
+// device ended (belt and braces for verifiers that see only device
+// entries). It is what a ban, an admin account revocation and a deletion
+// do. A failure after the entry leaves the account denied; the call can be
+// retried.
+func (f *Flows) EndAccount(ctx context.Context, accountID, reason string) error {
+	if _, err := f.AddEntry(ctx, revocation.KindAccount, accountID, reason); err != nil {
+		return err
+	}
+	now := f.now().UTC()
+	if err := f.call(ctx, "end_account_sessions", func(ctx context.Context) error {
+		_, err := f.cfg.Store.EndAccountSessions(ctx, accountID, now)
+		return err
+	}); err != nil {
+		if errors.Is(err, account.ErrNotFound) {
+			return fail(ErrNotFound, err)
+		}
+		return storeErr("end_account_sessions", err)
+	}
+	return nil
+}
+
+// DeleteAccount deletes an account: every token refused everywhere (an
+// account entry), every session ended, the data removed but a tombstone
+// that holds the username for Config.UsernameHold.
+func (f *Flows) DeleteAccount(ctx context.Context, accountID, reason string) error {
+	if _, err := f.AddEntry(ctx, revocation.KindAccount, accountID, reason); err != nil {
+		return err
+	}
+	now := f.now().UTC()
+	if err := f.call(ctx, "delete_account", func(ctx context.Context) error {
+		return f.cfg.Store.DeleteAccount(ctx, accountID, now, now.Add(f.cfg.UsernameHold))
+	}); err != nil {
+		if errors.Is(err, account.ErrNotFound) {
+			return fail(ErrNotFound, err)
+		}
+		return storeErr("delete_account", err)
+	}
+	return nil
+}
+
+// Rename changes an account's username under the username policy, claiming
+// the new name atomically; the old name is held for Config.UsernameHold as
+// after a deletion. It returns the display form of the new name.
+func (f *Flows) Rename(ctx context.Context, accountID, tainted string) (string, error) {
+	name, err := f.cfg.Usernames.Check(tainted)
+	if err != nil {
+		return "", fail(ErrUsernameInvalid, err)
+	}
+	now := f.now().UTC()
+	if err := f.call(ctx, "rename_account", func(ctx context.Context) error {
+		return f.cfg.Store.RenameAccount(ctx, accountID, name.Display, name.Key, now, now.Add(f.cfg.UsernameHold))
+	}); err != nil {
+		switch {
+		case errors.Is(err, account.ErrUsernameTaken):
+			return "", fail(ErrUsernameTaken, nil)
+		case errors.Is(err, account.ErrNotFound):
+			return "", fail(ErrNotFound, err)
+		}
+		return "", storeErr("rename_account", err)
+	}
+	return name.Display, nil
+}

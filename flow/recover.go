@@ -1,0 +1,244 @@
+package flow
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/hallpass/hallpass/account"
+	"github.com/hallpass/hallpass/revocation"
+)
+
+// RecoveryCodeCount is how many recovery codes a set holds.
+const RecoveryCodeCount = 10
+
+// CreateRecoveryCodes makes a new set of recovery codes for the account,
+// replacing any earlier set, and returns them: the only time they are
+// shown. The store keeps a fresh per-account salt and the codes' keyed
+// digests.
+func (f *Flows) CreateRecoveryCodes(ctx context.Context, accountID string) ([]string, error) {
+	if _, err := f.pepper(); err != nil {
+		return nil, err
+	}
+	salt := make([]byte, 16)
+	if _, err := io.ReadFull(f.cfg.Rand, salt); err != nil {
+		return nil, fail(ErrInternal, err)
+	}
+	codes := make([]string, RecoveryCodeCount)
+	digests := make([][]byte, RecoveryCodeCount)
+	for i := range codes {
+		c, err := newCode(f.cfg.Rand, RecoveryCodeLen, recoveryGroup)
+		if err != nil {
+			return nil, fail(ErrInternal, err)
+		}
+		canon, _ := normalizeCode(c, RecoveryCodeLen)
+		codes[i], digests[i] = c, f.cfg.Pepper.Digests(recoveryMessage(salt, canon))[0]
+	}
+	if err := f.call(ctx, "set_recovery_codes", func(ctx context.Context) error {
+		return f.cfg.Store.SetRecoveryCodes(ctx, accountID, salt, digests)
+	}); err != nil {
+		if errors.Is(err, account.ErrNotFound) {
+			return nil, fail(ErrTokenRevoked, err)
+		}
+		return nil, storeErr("set_recovery_codes", err)
+	}
+	return codes, nil
+}
+
+// SupportCode issues one more recovery code for the account (an operator
+// helping an owner who proved themselves out of band). At most
+// RecoveryCodeCount codes are live at once.
+func (f *Flows) SupportCode(ctx context.Context, accountID string) (string, error) {
+	if _, err := f.pepper(); err != nil {
+		return "", err
+	}
+	acc, err := f.Account(ctx, accountID)
+	if err != nil {
+		return "", err
+	}
+	salt := acc.RecoverySalt
+	if len(salt) == 0 {
+		salt = make([]byte, 16)
+		if _, err := io.ReadFull(f.cfg.Rand, salt); err != nil {
+			return "", fail(ErrInternal, err)
+		}
+	}
+	code, err := newCode(f.cfg.Rand, RecoveryCodeLen, recoveryGroup)
+	if err != nil {
+		return "", fail(ErrInternal, err)
+	}
+	canon, _ := normalizeCode(code, RecoveryCodeLen)
+	digest := f.cfg.Pepper.Digests(recoveryMessage(salt, canon))[0]
+	if err := f.call(ctx, "add_recovery_code", func(ctx context.Context) error {
+		return f.cfg.Store.AddRecoveryCode(ctx, accountID, salt, digest, RecoveryCodeCount)
+	}); err != nil {
+		if errors.Is(err, account.ErrTooMany) {
+			return "", &Error{Code: ErrInvalidRequest.Code, Detail: "The account already holds the most recovery codes allowed.", Err: err}
+		}
+		return "", storeErr("add_recovery_code", err)
+	}
+	return code, nil
+}
+
+// RecoverRequest brings an account back on a new device with a recovery
+// code.
+type RecoverRequest struct {
+	Username     string // tainted
+	RecoveryCode string // tainted, as typed
+	DeviceName   string
+	// SignOutOthers ends every other session of the account in the same
+	// step (a lost or stolen phone is why people recover).
+	SignOutOthers bool
+	Proof         Proof
+	// ClientKey is the client's address (an IPv4 address or an IPv6 /64)
+	// for the per-account budget: each address has its own, so guessing
+	// from other addresses never locks the owner out.
+	ClientKey string
+}
+
+// Recover adds a new device to the account of a username with one of its
+// recovery codes, which is used up. Order: device name -> proof (a request
+// without a valid proof never spends budget or codes) -> the per-account
+// budget of this client address -> the account by username -> one atomic
+// UseRecoveryCode (code used up, device added, other sessions ended) ->
+// device entries for the sessions it ended. A wrong code and an unknown
+// username are one answer, ErrInvalidRecoveryCode, and cost the same work
+// (a digest is computed and the store asked in both cases).
+func (f *Flows) Recover(ctx context.Context, req RecoverRequest) (Tokens, error) {
+	if _, err := f.pepper(); err != nil {
+		return Tokens{}, err
+	}
+	if !ValidDeviceName(req.DeviceName, f.cfg.MaxDeviceName) {
+		return Tokens{}, errDeviceName()
+	}
+	proof, err := f.verifyProof(ctx, req.Proof, "")
+	if err != nil {
+		return Tokens{}, err
+	}
+	if _, err := f.signingKey(); err != nil {
+		return Tokens{}, err
+	}
+	acc, found, err := f.accountForRecovery(ctx, req)
+	if err != nil {
+		return Tokens{}, err
+	}
+	dev, sess, err := f.newDevice(acc.ID, req.DeviceName, proof.JKT)
+	if err != nil {
+		return Tokens{}, err
+	}
+	ended, err := f.useRecoveryCode(ctx, acc, req, dev, sess)
+	if err != nil {
+		return Tokens{}, err
+	}
+	if !found { // unreachable: an unknown name's store call finds nothing
+		return Tokens{}, fail(ErrInvalidRecoveryCode, errors.New("unknown username"))
+	}
+	for _, id := range ended {
+		if _, err := f.AddEntry(ctx, revocation.KindDevice, id, "signed out by account recovery"); err != nil {
+			f.log.LogAttrs(ctx, slog.LevelError, "adding the device revocation after a recovery failed",
+				slog.String("device_id", id), slog.String("error", err.Error()))
+		}
+	}
+	return f.firstTokens(acc, dev, sess)
+}
+
+// accountForRecovery finds the account of the username after the
+// per-account budget of this client allowed the attempt. For a name that
+// is invalid or unknown it returns a stand-in account (random id and salt)
+// and found false, so the rest of the flow does the same work.
+func (f *Flows) accountForRecovery(ctx context.Context, req RecoverRequest) (account.Account, bool, error) {
+	stand, err := f.standIn()
+	if err != nil {
+		return stand, false, err
+	}
+	name, err := f.cfg.Usernames.Check(req.Username)
+	if err != nil {
+		return stand, false, f.recoverBudget(ctx, "invalid", req.ClientKey)
+	}
+	if err := f.recoverBudget(ctx, name.Key, req.ClientKey); err != nil {
+		return stand, false, err
+	}
+	var acc account.Account
+	err = f.call(ctx, "get_account_by_username", func(ctx context.Context) error {
+		a, err := f.cfg.Store.GetAccountByUsername(ctx, name.Key)
+		if err == nil {
+			acc = a
+		}
+		return err
+	})
+	switch {
+	case errors.Is(err, account.ErrNotFound):
+		return stand, false, nil
+	case err != nil:
+		return stand, false, storeErr("get_account_by_username", err)
+	}
+	return acc, true, nil
+}
+
+// standIn is an account that does not exist, for an unknown username.
+func (f *Flows) standIn() (account.Account, error) {
+	id, err := account.NewID(account.AccountPrefix, rand.Reader)
+	if err != nil {
+		return account.Account{}, fail(ErrInternal, err)
+	}
+	salt := make([]byte, 16)
+	if _, err := io.ReadFull(rand.Reader, salt); err != nil {
+		return account.Account{}, fail(ErrInternal, err)
+	}
+	return account.Account{ID: id, RecoverySalt: salt}, nil
+}
+
+// recoverBudget spends one attempt of the budget of (username, client
+// address). Each address has its own budget per account: an attacker can
+// exhaust only the budgets of the addresses it uses, never the owner's
+// (unless it shares the owner's address, as behind one carrier NAT, and
+// then only for the rule's period). 100-bit codes make guessing hopeless
+// whatever the number of addresses; the budget is a tripwire.
+func (f *Flows) recoverBudget(ctx context.Context, usernameKey, clientKey string) error {
+	if f.cfg.Limiter == nil || f.cfg.RecoverPerAccount.Unlimited() {
+		return nil
+	}
+	key := "recover:account:" + usernameKey + ":" + clientKey
+	ctx, cancel := context.WithTimeout(ctx, f.cfg.StoreTimeout)
+	defer cancel()
+	d, err := f.cfg.Limiter.Allow(ctx, key, f.cfg.RecoverPerAccount, f.now())
+	if err != nil {
+		return storeErr("rate_limit", err)
+	}
+	if !d.Allowed {
+		return &Error{Code: ErrRateLimited.Code, Err: errors.New("recovery budget of this account and address spent"), RetryAfter: max(d.RetryAfter, time.Second)}
+	}
+	return nil
+}
+
+// useRecoveryCode spends the code: one atomic store step per pepper the
+// issuer holds (a code made before a pepper rotation still works).
+func (f *Flows) useRecoveryCode(ctx context.Context, acc account.Account, req RecoverRequest, dev account.Device, sess account.Session) ([]string, error) {
+	canon, err := normalizeCode(req.RecoveryCode, RecoveryCodeLen)
+	if err != nil {
+		return nil, fail(ErrInvalidRecoveryCode, err)
+	}
+	var ended []string
+	for _, digest := range f.cfg.Pepper.Digests(recoveryMessage(acc.RecoverySalt, canon)) {
+		err = f.call(ctx, "use_recovery_code", func(ctx context.Context) error {
+			e, err := f.cfg.Store.UseRecoveryCode(ctx, acc.ID, digest, dev, sess, req.SignOutOthers, sess.Created)
+			if err == nil {
+				ended = e
+			}
+			return err
+		})
+		if !errors.Is(err, account.ErrNotFound) {
+			break
+		}
+	}
+	switch {
+	case errors.Is(err, account.ErrNotFound), errors.Is(err, account.ErrBanned):
+		return nil, fail(ErrInvalidRecoveryCode, err)
+	case err != nil:
+		return nil, storeErr("use_recovery_code", err)
+	}
+	return ended, nil
+}

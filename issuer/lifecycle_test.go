@@ -1,0 +1,433 @@
+package issuer_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hallpass/hallpass/flow"
+	"github.com/hallpass/hallpass/issuer"
+	"github.com/hallpass/hallpass/ratelimit"
+	"github.com/hallpass/hallpass/revocation"
+)
+
+// TestLinkDevice: a link code joins a second device to the account once;
+// a used, wrong or expired code is one answer; both devices are listed and
+// each can sign the other out.
+func TestLinkDevice(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		e := newEnv(t, be)
+		phone := e.newDevice("ES256")
+		phone.signup("linker")
+		code := phone.linkCode()
+
+		tablet := e.newDevice("EdDSA")
+		r := tablet.link(code)
+		tablet.keep(r)
+		if tablet.accID != phone.accID || r.str(t, "username") != "linker" || tablet.devID == phone.devID {
+			t.Fatalf("link joined %s", r.body)
+		}
+		if me := tablet.me(); me.status != http.StatusOK || me.str(t, "device_id") != tablet.devID {
+			t.Fatalf("me on the linked device: %d %s", me.status, me.body)
+		}
+		if r := tablet.refresh(); r.status != http.StatusOK {
+			t.Fatalf("refresh on the linked device: %d", r.status)
+		}
+		third := e.newDevice("EdDSA")
+		for name, c := range map[string]string{"used": code, "wrong": "ABCD-EFGH-JKMN", "malformed": "nope"} {
+			if r := third.link(c); r.status != http.StatusBadRequest || r.code(t) != issuer.CodeInvalidLinkCode {
+				t.Fatalf("%s code: %d %s", name, r.status, r.body)
+			}
+		}
+		expiring := phone.linkCode()
+		e.clock.Advance(issuer.DefaultLinkCodeTTL + time.Second)
+		if r := third.link(expiring); r.status != http.StatusBadRequest || r.code(t) != issuer.CodeInvalidLinkCode {
+			t.Fatalf("expired code: %d %s", r.status, r.body)
+		}
+		e.clock.Advance(-issuer.DefaultLinkCodeTTL - time.Second)
+
+		if devs, _ := phone.devices().json(t)["devices"].([]any); len(devs) != 2 {
+			t.Fatalf("devices: %v", devs)
+		}
+		if r := tablet.revokeDevice(phone.devID); r.status != http.StatusNoContent {
+			t.Fatalf("tablet signs the phone out: %d", r.status)
+		}
+		if r := phone.me(); r.status != http.StatusUnauthorized {
+			t.Fatalf("signed-out phone: %d", r.status)
+		}
+		if r := phone.refreshWith(phone.rt); r.status != http.StatusBadRequest || r.code(t) != issuer.CodeInvalidGrant {
+			t.Fatalf("signed-out phone refresh: %d %s", r.status, r.body)
+		}
+	})
+}
+
+// TestLinkCodeLimit: at most MaxLinkCodes live codes per account.
+func TestLinkCodeLimit(t *testing.T) {
+	e := newEnv(t, &boltBackend{})
+	d := e.newDevice("EdDSA")
+	d.signup("manycodes")
+	for range issuer.DefaultMaxLinkCodes {
+		d.linkCode()
+	}
+	r := d.authJSON(http.MethodPost, issuer.PathLinkCodes, nil)
+	if r.status != http.StatusTooManyRequests || r.header.Get("Retry-After") == "" {
+		t.Fatalf("one code too many: %d %s", r.status, r.body)
+	}
+}
+
+// TestRecoverAfterEveryEnding: after a logout, a reuse detection and an
+// admin sign-out, the account comes back on a new device with a recovery
+// code, keeping its id and username; each code works once.
+func TestRecoverAfterEveryEnding(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		a := newAdminEnv(t, be)
+		d := a.newDevice("ES256")
+		d.signup("phoenix")
+		codes := d.recoveryCodes()
+		if me := d.me(); me.json(t)["recovery_codes_left"] != float64(10) {
+			t.Fatalf("me: %s", me.body)
+		}
+		endings := []func(d *device){
+			func(d *device) { d.logout() },
+			func(d *device) { old := d.rt; d.refresh(); a.clock.Advance(time.Minute); d.refreshWith(old) },
+			func(d *device) { a.call(http.MethodDelete, "/v1/admin/devices/"+d.devID, nil) },
+		}
+		for i, end := range endings {
+			end(d)
+			if r := d.refreshWith(d.rt); r.status != http.StatusBadRequest {
+				t.Fatalf("ending %d: refresh %d", i, r.status)
+			}
+			n := a.newDevice("EdDSA")
+			n.keep(n.recoverWith("phoenix", codes[i], nil, ""))
+			if n.accID != d.accID {
+				t.Fatalf("ending %d: recovered into %s, want %s", i, n.accID, d.accID)
+			}
+			if r := a.newDevice("EdDSA").recoverWith("phoenix", codes[i], nil, ""); r.status != http.StatusBadRequest || r.code(t) != issuer.CodeInvalidRecoveryCode {
+				t.Fatalf("ending %d: a used code: %d %s", i, r.status, r.body)
+			}
+			d = n
+		}
+		if me := d.me(); me.json(t)["recovery_codes_left"] != float64(7) {
+			t.Fatalf("me after three recoveries: %s", me.body)
+		}
+	})
+}
+
+// TestRecoverSignsOthersOut: recovering signs the other devices out by
+// default, and keeps them when asked.
+func TestRecoverSignsOthersOut(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		var mirror *revocation.Mirror
+		e := newEnv(t, be, withRevocation(t, be, &mirror, nil))
+		d := e.newDevice("ES256")
+		d.signup("lostphone")
+		codes := d.recoveryCodes()
+		keep := false
+		kept := e.newDevice("EdDSA")
+		kept.keep(kept.recoverWith("lostphone", codes[0], &keep, ""))
+		if r := d.me(); r.status != http.StatusOK {
+			t.Fatalf("sign_out_other_devices=false signed the phone out: %d", r.status)
+		}
+		fresh := e.newDevice("EdDSA")
+		fresh.keep(fresh.recoverWith("lostphone", codes[1], nil, ""))
+		for _, old := range []*device{d, kept} {
+			if r := old.me(); r.status != http.StatusUnauthorized {
+				t.Fatalf("old device still in: %d", r.status)
+			}
+			if r := old.refreshWith(old.rt); r.status != http.StatusBadRequest {
+				t.Fatalf("old device refreshes: %d", r.status)
+			}
+			waitRevoked(t, mirror, old.access)
+		}
+		if r := fresh.me(); r.status != http.StatusOK {
+			t.Fatalf("recovered device: %d", r.status)
+		}
+	})
+}
+
+// TestRecoverWrongCodeAndUnknownUserAlike: a wrong code and an unknown
+// username get the same status and body.
+func TestRecoverWrongCodeAndUnknownUserAlike(t *testing.T) {
+	e := newEnv(t, &boltBackend{})
+	d := e.newDevice("EdDSA")
+	d.signup("realuser")
+	d.recoveryCodes()
+	wrong := e.newDevice("EdDSA").recoverWith("realuser", "ABCDE-FGHJK-MNPQR-STVWX", nil, "")
+	unknown := e.newDevice("EdDSA").recoverWith("nosuchuser", "ABCDE-FGHJK-MNPQR-STVWX", nil, "")
+	if wrong.status != http.StatusBadRequest || wrong.status != unknown.status || string(wrong.body) != string(unknown.body) {
+		t.Fatalf("wrong code %d %s; unknown user %d %s", wrong.status, wrong.body, unknown.status, unknown.body)
+	}
+}
+
+// TestRecoverGuessingLimited: the per-account budget stops guessing from
+// one address with 429 and Retry-After, and the owner, from another
+// address, still gets in.
+func TestRecoverGuessingLimited(t *testing.T) {
+	be := &boltBackend{}
+	e := newEnv(t, be, func(c *issuer.Config) {
+		c.Limiter = be.limiter(t)
+		c.RecoverPerAccount = mustRule(t, "3/h")
+		c.TrustedProxies = append(c.TrustedProxies, mustPrefix(t, "127.0.0.0/8"))
+	})
+	d := e.newDevice("EdDSA")
+	d.signup("target")
+	codes := d.recoveryCodes()
+	for i := range 3 {
+		if r := e.newDevice("EdDSA").recoverWith("target", "ABCDE-FGHJK-MNPQR-STVWX", nil, "198.51.100.7"); r.status != http.StatusBadRequest {
+			t.Fatalf("guess %d: %d", i, r.status)
+		}
+	}
+	r := e.newDevice("EdDSA").recoverWith("target", codes[0], nil, "198.51.100.7")
+	if r.status != http.StatusTooManyRequests || r.header.Get("Retry-After") == "" {
+		t.Fatalf("fourth try from the guessing address: %d %s", r.status, r.body)
+	}
+	owner := e.newDevice("EdDSA")
+	owner.keep(owner.recoverWith("target", codes[0], nil, "203.0.113.9"))
+}
+
+// TestConcurrentRedemptions: one link code or recovery code redeemed by
+// 16 devices at once lets exactly one in.
+func TestConcurrentRedemptions(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		e := newEnv(t, be)
+		d := e.newDevice("EdDSA")
+		d.signup("racer")
+		link := d.linkCode()
+		recovery := d.recoveryCodes()[0]
+		for name, try := range map[string]func(n *device) resp{
+			"link":     func(n *device) resp { return n.link(link) },
+			"recovery": func(n *device) resp { return n.recoverWith("racer", recovery, new(bool), "") },
+		} {
+			devs := make([]*device, 16)
+			for i := range devs {
+				devs[i] = e.newDevice("EdDSA")
+			}
+			var wg sync.WaitGroup
+			var mu sync.Mutex
+			won := 0
+			for _, n := range devs {
+				wg.Go(func() {
+					r := try(n)
+					mu.Lock()
+					defer mu.Unlock()
+					if r.status == http.StatusCreated {
+						won++
+					} else if r.status != http.StatusBadRequest {
+						t.Errorf("%s: %d %s", name, r.status, r.body)
+					}
+				})
+			}
+			wg.Wait()
+			if won != 1 {
+				t.Fatalf("%s: %d devices joined, want exactly 1", name, won)
+			}
+		}
+	})
+}
+
+// TestDeleteAndRename: deleting refuses every token at once and holds the
+// name until the hold ends; renaming claims the new name and holds the old.
+func TestDeleteAndRename(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		var mirror *revocation.Mirror
+		e := newEnv(t, be, withClockedRevocation(t, be, &mirror))
+		d := e.newDevice("ES256")
+		d.signup("oldname")
+		r := d.authJSON(http.MethodPatch, issuer.PathMe, map[string]string{"username": "NewName"})
+		if r.status != http.StatusOK || r.str(t, "username") != "NewName" {
+			t.Fatalf("rename: %d %s", r.status, r.body)
+		}
+		if r := e.newDevice("EdDSA").signupRaw("oldname"); r.status != http.StatusConflict {
+			t.Fatalf("old name during its hold: %d", r.status)
+		}
+		other := e.newDevice("EdDSA")
+		other.signup("other")
+		if r := other.authJSON(http.MethodPatch, issuer.PathMe, map[string]string{"username": "newname"}); r.status != http.StatusConflict || r.code(t) != issuer.CodeUsernameTaken {
+			t.Fatalf("rename onto a taken name: %d %s", r.status, r.body)
+		}
+		if r := d.authJSON(http.MethodDelete, issuer.PathMe, nil); r.status != http.StatusNoContent {
+			t.Fatalf("delete: %d %s", r.status, r.body)
+		}
+		if r := d.me(); r.status != http.StatusUnauthorized {
+			t.Fatalf("me after delete: %d", r.status)
+		}
+		waitRevoked(t, mirror, d.access)
+		if r := d.refreshWith(d.rt); r.status != http.StatusBadRequest {
+			t.Fatalf("refresh after delete: %d", r.status)
+		}
+		if r := e.newDevice("EdDSA").signupRaw("newname"); r.status != http.StatusConflict {
+			t.Fatalf("deleted name during its hold: %d", r.status)
+		}
+		e.clock.Advance(issuer.DefaultUsernameHold + time.Hour)
+		for _, name := range []string{"newname", "oldname"} {
+			n := e.newDevice("EdDSA")
+			if r := n.signupRaw(name); r.status != http.StatusCreated {
+				t.Fatalf("%s after its hold: %d %s", name, r.status, r.body)
+			}
+		}
+	})
+}
+
+func (d *device) signupRaw(username string) resp { return d.e.do(d.signupReq(username)) }
+
+// TestNoCodeOrPepperAtRest: no link code, recovery code or pepper is in
+// the data file, in Redis (keys and values) or in the log; only digests
+// are stored.
+func TestNoCodeOrPepperAtRest(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		e := newEnv(t, be)
+		d := e.newDevice("EdDSA")
+		d.signup("secretive")
+		secrets := append(d.recoveryCodes(), d.linkCode())
+		n := e.newDevice("EdDSA")
+		n.keep(n.recoverWith("secretive", secrets[0], nil, ""))
+		var stored string
+		switch b := be.(type) {
+		case *boltBackend:
+			e.store.Close()
+			raw, err := os.ReadFile(b.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stored = string(raw)
+		case *redisBackend:
+			stored = redisDump(t, b)
+		}
+		if len(stored) < 100 {
+			t.Fatalf("nothing stored? %d bytes", len(stored))
+		}
+		pepper := e.cfg.Pepper.(flow.StaticPepper)[0]
+		for _, hay := range []string{stored, e.logs.String()} {
+			if strings.Contains(hay, string(pepper)) {
+				t.Fatal("the pepper is stored or logged")
+			}
+			for _, s := range secrets {
+				if strings.Contains(hay, s) || strings.Contains(hay, strings.ReplaceAll(s, "-", "")) {
+					t.Fatal("a code is stored or logged")
+				}
+			}
+		}
+	})
+}
+
+// redisDump is every key and value of the test's Redis, as text.
+func redisDump(t *testing.T, b *redisBackend) string {
+	t.Helper()
+	ctx := context.Background()
+	var sb strings.Builder
+	iter := b.client.Scan(ctx, 0, "*", 1000).Iterator()
+	for iter.Next(ctx) {
+		k := iter.Val()
+		sb.WriteString(k + "\n")
+		sb.WriteString(redisValue(t, b, k) + "\n")
+	}
+	if err := iter.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return sb.String()
+}
+
+func mustRule(t testing.TB, s string) ratelimit.Rule {
+	t.Helper()
+	r, err := ratelimit.ParseRule(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// redisValue reads one key's value by its type (DUMP would compress).
+func redisValue(t *testing.T, b *redisBackend, k string) string {
+	t.Helper()
+	ctx := context.Background()
+	c := b.client
+	typ, err := c.Type(ctx, k).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v any
+	switch typ {
+	case "string":
+		v, err = c.Get(ctx, k).Result()
+	case "hash":
+		v, err = c.HGetAll(ctx, k).Result()
+	case "set":
+		v, err = c.SMembers(ctx, k).Result()
+	case "zset":
+		v, err = c.ZRangeWithScores(ctx, k, 0, -1).Result()
+	case "list":
+		v, err = c.LRange(ctx, k, 0, -1).Result()
+	case "stream":
+		v, err = c.XRange(ctx, k, "-", "+").Result()
+	case "none":
+		return "" // expired meanwhile
+	default:
+		t.Fatalf("key %s of type %s", k, typ)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprint(v)
+}
+
+// TestRevocationStaysRevoked: every path that adds a device or account
+// entry ends the matching sessions: refresh answers invalid_grant at once
+// and still after the entry has expired.
+func TestRevocationStaysRevoked(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		var mirror *revocation.Mirror
+		a := newAdminEnv(t, be, withClockedRevocation(t, be, &mirror))
+		paths := []struct {
+			name string
+			do   func(d *device)
+		}{
+			{"logout", func(d *device) { d.logout() }},
+			{"reuse", func(d *device) { old := d.rt; d.refresh(); a.clock.Advance(time.Minute); d.refreshWith(old) }},
+			{"self-service sign-out", func(d *device) { d.revokeDevice(d.devID) }},
+			{"admin device sign-out", func(d *device) { a.call(http.MethodDelete, "/v1/admin/devices/"+d.devID, nil) }},
+			{"generic device entry", func(d *device) {
+				a.call(http.MethodPost, issuer.PathAdminRevocations, map[string]string{"kind": "device", "id": d.devID})
+			}},
+			{"generic account entry", func(d *device) {
+				a.call(http.MethodPost, issuer.PathAdminRevocations, map[string]string{"kind": "account", "id": d.accID})
+			}},
+			{"ban then unban", func(d *device) {
+				a.call(http.MethodPost, "/v1/admin/accounts/"+d.accID+"/ban", nil)
+				a.call(http.MethodPost, "/v1/admin/accounts/"+d.accID+"/unban", nil)
+			}},
+			{"deletion", func(d *device) { d.authJSON(http.MethodDelete, issuer.PathMe, nil) }},
+			{"entry written elsewhere, sessions untouched", func(d *device) {
+				// Only the entry (as a node that failed after writing it):
+				// refresh asks the mirror and ends the session itself.
+				en, err := revocation.NewEntry(revocation.KindDevice, d.devID, "test", a.clock.Now(), time.Hour)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := a.cfg.Revocations.Add(context.Background(), en); err != nil {
+					t.Fatal(err)
+				}
+				waitRevoked(t, mirror, d.access)
+			}},
+		}
+		devs := make([]*device, len(paths))
+		for i, p := range paths {
+			devs[i] = a.newDevice("EdDSA")
+			devs[i].signup("stays" + string(rune('a'+i)))
+			p.do(devs[i])
+			if r := devs[i].refreshWith(devs[i].rt); r.status != http.StatusBadRequest || r.code(t) != issuer.CodeInvalidGrant {
+				t.Fatalf("%s: refresh %d %s", p.name, r.status, r.body)
+			}
+		}
+		a.clock.Advance(issuer.DefaultAccessTTL + issuer.DefaultLeeway + time.Hour)
+		for i, p := range paths {
+			if r := devs[i].refreshWith(devs[i].rt); r.status != http.StatusBadRequest || r.code(t) != issuer.CodeInvalidGrant {
+				t.Fatalf("%s: refresh after the entry expired: %d %s", p.name, r.status, r.body)
+			}
+		}
+	})
+}

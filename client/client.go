@@ -322,13 +322,25 @@ func (t *tokenResponse) check() error {
 // returns the Session together with an ErrPersist error; the tokens stay in
 // memory and the next call retries the save.
 func (c *Client) Signup(ctx context.Context, username, deviceName string) (*Session, error) {
+	return c.join(ctx, "/v1/accounts", struct {
+		Username   string `json:"username"`
+		DeviceName string `json:"device_name,omitempty"`
+	}{username, deviceName})
+}
+
+// join starts a session for this device's key at an unauthenticated
+// endpoint that answers like signup (signup, link, recover): the client
+// must hold no session, the request carries a proof of the device key
+// (with the server's nonce when it asks for one), and the new session is
+// saved before it is returned.
+func (c *Client) join(ctx context.Context, path string, in any) (*Session, error) {
 	c.mu.Lock()
 	st, err := c.stateLocked(ctx)
 	if err == nil && st.HasSession() {
 		err = ErrAlreadySignedUp
 	}
 	if err == nil && c.busy {
-		err = errors.New("client: a signup or logout is already running")
+		err = errBusy
 	}
 	if err != nil {
 		c.mu.Unlock()
@@ -336,20 +348,13 @@ func (c *Client) Signup(ctx context.Context, username, deviceName string) (*Sess
 	}
 	c.busy = true
 	c.mu.Unlock()
-	defer func() {
-		c.mu.Lock()
-		c.busy = false
-		c.mu.Unlock()
-	}()
+	defer c.idle()
 
-	body, err := json.Marshal(struct {
-		Username   string `json:"username"`
-		DeviceName string `json:"device_name,omitempty"`
-	}{username, deviceName})
+	body, err := json.Marshal(in)
 	if err != nil {
 		return nil, err
 	}
-	b, err := c.exchange(ctx, "/v1/accounts", "application/json", body)
+	b, err := c.exchange(ctx, path, "application/json", body)
 	if err != nil {
 		return nil, err
 	}
@@ -377,11 +382,36 @@ func (c *Client) Signup(ctx context.Context, username, deviceName string) (*Sess
 	return &Session{AccountID: ns.AccountID, Username: ns.Username, DeviceID: ns.DeviceID, AccessTokenExpiry: ns.AccessTokenExpiry}, err
 }
 
+// errBusy: a call that starts or ends the session is already running.
+var errBusy = errors.New("client: a signup, link, recovery, logout or deletion is already running")
+
+// begin marks the start of a call that ends the session (logout,
+// deletion); idle its end.
+func (c *Client) begin() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.busy {
+		return errBusy
+	}
+	c.busy = true
+	return nil
+}
+
+func (c *Client) idle() {
+	c.mu.Lock()
+	c.busy = false
+	c.mu.Unlock()
+}
+
 // Me is the answer of GET /v1/me.
 type Me struct {
 	AccountID string `json:"account_id"`
 	Username  string `json:"username"`
 	DeviceID  string `json:"device_id"`
+	// RecoveryCodesLeft is how many unused recovery codes the account
+	// holds (see CreateRecoveryCodes); 0 means a lost device can only be
+	// replaced through a link code from another signed-in device.
+	RecoveryCodesLeft int `json:"recovery_codes_left"`
 }
 
 // Me asks the server who this client is.
@@ -396,36 +426,43 @@ func (c *Client) Me(ctx context.Context) (*Me, error) {
 // Logout ends this device's session on the server and drops the tokens
 // from the state (the account ids and the device key stay). If the server
 // says the session had already ended, the tokens are dropped too and the
-// error is returned.
+// error is returned. The account lives on: another of its devices, a link
+// code from one, or a recovery code brings it back to a device.
 func (c *Client) Logout(ctx context.Context) error {
-	c.mu.Lock()
-	if c.busy {
-		c.mu.Unlock()
-		return errors.New("client: a signup or logout is already running")
-	}
-	c.busy = true
-	c.mu.Unlock()
-	defer func() {
-		c.mu.Lock()
-		c.busy = false
-		c.mu.Unlock()
-	}()
-
-	err := c.CallJSON(ctx, http.MethodPost, "/v1/logout", nil, nil)
-	if err != nil && !errors.Is(err, ErrSessionEnded) && ErrorCode(err) != CodeTokenRevoked {
+	if err := c.begin(); err != nil {
 		return err
 	}
+	defer c.idle()
+	err := c.CallJSON(ctx, http.MethodPost, "/v1/logout", nil, nil)
+	if err != nil && !sessionGone(err) {
+		return err
+	}
+	if derr := c.dropSession(false); derr != nil {
+		return errors.Join(err, derr)
+	}
+	return err
+}
+
+// sessionGone reports an answer that says this device's session is over
+// already: its tokens are of no use any more.
+func sessionGone(err error) bool {
+	return errors.Is(err, ErrSessionEnded) || ErrorCode(err) == CodeTokenRevoked
+}
+
+// dropSession removes the tokens from the state, and the account's ids
+// too when ids is set (the account is gone). The device key stays.
+func (c *Client) dropSession(ids bool) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.state == nil {
-		return err
+		return nil
 	}
 	ns := c.state.clone()
 	ns.AccessToken, ns.AccessTokenExpiry, ns.RefreshToken = "", time.Time{}, ""
-	if serr := c.saveLocked(ns); serr != nil {
-		return errors.Join(err, serr)
+	if ids {
+		ns.AccountID, ns.DeviceID, ns.Username = "", "", ""
 	}
-	return err
+	return c.saveLocked(ns)
 }
 
 // NewRequest builds a request for path (starting with "/") on the server,

@@ -35,6 +35,17 @@
 //     stops working and its access tokens are refused by the issuer and by
 //     verifiers that mirror the revocation list). Another account's device
 //     is not_found, never revealed.
+//   - Account life cycle: an account outlives any one device. A signed-in
+//     device makes a link code (CreateLinkCode) that a new device, holding
+//     no session, redeems with Link to join as a device of its own (its
+//     own key, proved as at signup). CreateRecoveryCodes makes 10
+//     single-use codes, shown once, with which Recover brings the account
+//     back on a new device when none is left (lost, logged out, signed
+//     out), keeping its id and username and, by default, signing every
+//     other device out. Rename changes the username; DeleteAccount ends
+//     every device's session and drops the local one. A device whose
+//     session ended (ErrSessionEnded) returns the same ways, never by
+//     signing up again, which would make a new account.
 //
 // # What it trusts
 //
@@ -83,8 +94,8 @@
 //     kSecAttrAccessibleAfterFirstUnlockThisDeviceOnly), which is
 //     encrypted, survives app restarts, is usable by background refreshes
 //     after the first unlock, and is neither synced to iCloud nor restored
-//     to another device: a restored backup must sign up again rather than
-//     clone the session.
+//     to another device: a restored backup must come back through a link
+//     code or a recovery code rather than clone the session.
 //   - Android: create an EC P-256 key in the Android Keystore
 //     (KeyGenParameterSpec with PURPOSE_SIGN, digest SHA-256,
 //     setIsStrongBoxBacked(true) where the device has StrongBox, falling

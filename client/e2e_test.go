@@ -17,6 +17,7 @@ import (
 	"github.com/hallpass/hallpass/account/boltstore"
 	"github.com/hallpass/hallpass/client"
 	"github.com/hallpass/hallpass/dpop"
+	"github.com/hallpass/hallpass/flow"
 	"github.com/hallpass/hallpass/issuer"
 	"github.com/hallpass/hallpass/keys"
 	"github.com/hallpass/hallpass/refresh"
@@ -24,7 +25,8 @@ import (
 
 // realIssuer is `hallpass serve` in-process: the issuer package on a real
 // HTTP server, the embedded bbolt store, real keys, DPoP nonces required on
-// signup and refresh. intercept, when set, sees every request first.
+// signup and refresh, a pepper for link and recovery codes. intercept,
+// when set, sees every request first.
 type realIssuer struct {
 	URL       string
 	clock     *testClock
@@ -83,6 +85,8 @@ func startIssuer(t *testing.T) *realIssuer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	pepper := make([]byte, 32)
+	rand.Read(pepper)
 	var handler atomic.Value
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		inner := handler.Load().(http.Handler)
@@ -108,6 +112,7 @@ func startIssuer(t *testing.T) *realIssuer {
 		DPoP:      issuer.DPoPConfig{Replay: replay, Nonces: nonces},
 		Registry:  prometheus.NewRegistry(),
 		Now:       ri.clock.Now,
+		Pepper:    flow.StaticPepper{pepper},
 	})
 	if err != nil {
 		t.Fatal(err)

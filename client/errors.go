@@ -15,16 +15,31 @@ import (
 
 // Sentinel errors, tested with errors.Is.
 var (
-	// ErrNoSession: the store holds no session (never signed up, or
-	// logged out). Sign up.
+	// ErrNoSession: the store holds no session (never signed up, logged
+	// out, or the account deleted). Sign up, Link with a link code from a
+	// signed-in device, or Recover with a recovery code.
 	ErrNoSession = errors.New("client: no session")
-	// ErrAlreadySignedUp: Signup was called on a client whose store
-	// already holds a session. Log out first or use another store.
+	// ErrAlreadySignedUp: Signup, Link or Recover was called on a client
+	// whose store already holds a session. Log out first or use another
+	// store.
 	ErrAlreadySignedUp = errors.New("client: already signed up")
 	// ErrSessionEnded: the server refused the refresh token
-	// (invalid_grant): the device session was logged out, revoked, expired,
-	// or a reuse was detected. Sign up again.
+	// (invalid_grant): the device session was logged out, signed out,
+	// revoked, expired, or a reuse was detected. The account lives on
+	// (unless it was deleted): come back to it as a new device, with a new
+	// key and an empty store (or this one after Logout, which drops the
+	// dead tokens), through a link code made on another of its devices
+	// (CreateLinkCode there, Link here) or a recovery code (Recover).
+	// Signing up again would make a new, empty account.
 	ErrSessionEnded = errors.New("client: session ended by the server")
+	// ErrInvalidLinkCode: Link was given a link code that is wrong, expired
+	// or already used (the server does not say which). Make a new one on
+	// a signed-in device.
+	ErrInvalidLinkCode = errors.New("client: invalid link code")
+	// ErrInvalidRecoveryCode: Recover was given a username and recovery
+	// code that do not match an unused code of that account (a wrong code,
+	// a used one and an unknown username are one answer).
+	ErrInvalidRecoveryCode = errors.New("client: invalid recovery code")
 	// ErrPersist: the state could not be saved. The new tokens are kept in
 	// memory (the refresh token is never dropped) and the next call that
 	// touches the state tries to save again.
@@ -58,6 +73,10 @@ const (
 	CodeUsernameInvalid  = problem.UsernameInvalid
 	CodeRateLimited      = problem.RateLimited
 	CodeUnavailable      = problem.Unavailable
+	// CodeInvalidLinkCode is ErrInvalidLinkCode on the wire.
+	CodeInvalidLinkCode = problem.InvalidLinkCode
+	// CodeInvalidRecoveryCode is ErrInvalidRecoveryCode on the wire.
+	CodeInvalidRecoveryCode = problem.InvalidRecoveryCode
 )
 
 // APIError is an error answer of the server (RFC 9457 problem details).
@@ -81,9 +100,19 @@ func (e *APIError) Error() string {
 	return fmt.Sprintf("client: server answered %s (HTTP %d)", code, e.Status)
 }
 
-// Is makes errors.Is(err, ErrSessionEnded) true for invalid_grant.
+// Is makes errors.Is(err, ErrSessionEnded) true for invalid_grant,
+// ErrInvalidLinkCode for invalid_link_code and ErrInvalidRecoveryCode for
+// invalid_recovery_code.
 func (e *APIError) Is(target error) bool {
-	return target == ErrSessionEnded && e.Code == CodeInvalidGrant
+	switch target {
+	case ErrSessionEnded:
+		return e.Code == CodeInvalidGrant
+	case ErrInvalidLinkCode:
+		return e.Code == CodeInvalidLinkCode
+	case ErrInvalidRecoveryCode:
+		return e.Code == CodeInvalidRecoveryCode
+	}
+	return false
 }
 
 // ErrorCode returns the server's code of err (an *APIError anywhere in its

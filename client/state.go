@@ -11,7 +11,9 @@ import (
 
 // State is what a client must keep across restarts. The refresh token is
 // the one secret that cannot be recovered: losing it (or keeping an old one)
-// means signing up again.
+// ends this device's session, and the device can only come back to the
+// account as a new one, through a link code from another device or a
+// recovery code.
 type State struct {
 	// ServerURL is the issuer's base URL, as given to New.
 	ServerURL string
@@ -66,8 +68,9 @@ func (s State) LogValue() slog.Value {
 }
 
 // StateStore persists a client's State. The client calls Load once, before
-// its first request, and Save after every change (signup, each refresh,
-// logout) before it uses or returns the new tokens. It never modifies a
+// its first request, and Save after every change (signup, link, recovery,
+// each refresh, rename, logout, deletion) before it uses or returns the
+// new tokens. It never modifies a
 // State it passed to Save or got from Load, so a store may keep them.
 //
 // Implementations must make Save atomic (a crash leaves the old state or

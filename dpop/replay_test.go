@@ -2,18 +2,26 @@ package dpop
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
-	"math/rand/v2"
+	rand2 "math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 )
 
-func keyN(n uint64) ReplayKey {
+// keyN is proof n of a key of its own.
+func keyN(n uint64) ReplayKey { return keyOf(n, n) }
+
+// keyOf is proof n of proof key owner.
+func keyOf(owner, n uint64) ReplayKey {
 	var k ReplayKey
-	binary.BigEndian.PutUint64(k[:], n)
+	binary.BigEndian.PutUint64(k.digest[:], n)
+	binary.BigEndian.PutUint64(k.digest[8:], owner)
+	binary.BigEndian.PutUint64(k.owner[:], owner)
 	return k
 }
 
@@ -64,7 +72,9 @@ func TestMemoryReplayCacheDropsExpired(t *testing.T) {
 // and accepts again once entries expire.
 func TestMemoryReplayCacheFailsClosed(t *testing.T) {
 	ctx := context.Background()
-	c, err := NewMemoryReplayCache(MemoryReplayOptions{MaxEntries: 8, Shards: 1})
+	// No per-key bound: the Verify part below fills the cache with proofs
+	// of one key (TestMemoryReplayCacheKeyQuota covers the bound).
+	c, err := NewMemoryReplayCache(MemoryReplayOptions{MaxEntries: 8, Shards: 1, MaxEntriesPerKey: NoPerKeyLimit})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,8 +112,24 @@ func TestMemoryReplayCacheFailsClosed(t *testing.T) {
 }
 
 func TestMemoryReplayCacheConfig(t *testing.T) {
-	if _, err := NewMemoryReplayCache(MemoryReplayOptions{MaxEntries: -1}); !errors.Is(err, ErrConfig) {
-		t.Fatal(err)
+	for _, bad := range []MemoryReplayOptions{{MaxEntries: -1}, {Shards: -1}, {MaxEntriesPerKey: -2}} {
+		if _, err := NewMemoryReplayCache(bad); !errors.Is(err, ErrConfig) {
+			t.Fatalf("%+v: %v", bad, err)
+		}
+	}
+	for _, tc := range []struct {
+		opts        MemoryReplayOptions
+		shards, per int
+	}{
+		{opts: MemoryReplayOptions{}, shards: 64, per: 156},             // 1% of 1,000,000 over 64 shards
+		{opts: MemoryReplayOptions{MaxEntries: 50}, shards: 32, per: 1}, // at least one per shard
+		{opts: MemoryReplayOptions{MaxEntries: 1 << 16, Shards: 4, MaxEntriesPerKey: 1000}, shards: 4, per: 250},
+		{opts: MemoryReplayOptions{MaxEntriesPerKey: NoPerKeyLimit}, shards: 64, per: 0},
+	} {
+		c, err := NewMemoryReplayCache(tc.opts)
+		if err != nil || len(c.shards) != tc.shards || c.perKey != tc.per {
+			t.Fatalf("%+v: %d shards, %d per key per shard, %v; want %d, %d", tc.opts, len(c.shards), c.perKey, err, tc.shards, tc.per)
+		}
 	}
 	c, err := NewMemoryReplayCache(MemoryReplayOptions{MaxEntries: 3, Shards: 100})
 	if err != nil {
@@ -264,7 +290,7 @@ func TestMemoryReplayCacheModel(t *testing.T) {
 	ctx := context.Background()
 	c, _ := NewMemoryReplayCache(MemoryReplayOptions{MaxEntries: 1 << 16, Shards: 4})
 	model := map[uint64]time.Time{}
-	rng := rand.New(rand.NewPCG(1, 2))
+	rng := rand2.New(rand2.NewPCG(1, 2))
 	now := testNow
 	for i := range 50_000 {
 		now = now.Add(time.Duration(rng.IntN(50)) * time.Millisecond)
@@ -280,6 +306,152 @@ func TestMemoryReplayCacheModel(t *testing.T) {
 		}
 		if !want {
 			model[k] = exp
+		}
+	}
+}
+
+// One proof key holds at most its quota in a shard; past it only that
+// key's new proofs are refused, its held proofs are still replays, the
+// other keys go on, and the key is served again once its entries expire.
+func TestMemoryReplayCacheKeyQuota(t *testing.T) {
+	ctx := context.Background()
+	c, err := NewMemoryReplayCache(MemoryReplayOptions{MaxEntries: 100, Shards: 1, MaxEntriesPerKey: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp := testNow.Add(time.Minute)
+	for i := range 5 {
+		if seen, err := c.Seen(ctx, keyOf(1, uint64(i)), testNow, exp); seen || err != nil {
+			t.Fatalf("proof %d: %v, %v", i, seen, err)
+		}
+	}
+	if _, err := c.Seen(ctx, keyOf(1, 5), testNow, exp); !errors.Is(err, ErrReplayKeyQuota) {
+		t.Fatalf("over quota: %v", err)
+	}
+	if seen, err := c.Seen(ctx, keyOf(1, 0), testNow, exp); !seen || err != nil {
+		t.Fatalf("replay of a held proof over quota: %v, %v", seen, err)
+	}
+	for owner := uint64(2); owner < 20; owner++ {
+		if seen, err := c.Seen(ctx, keyOf(owner, 100), testNow, exp); seen || err != nil {
+			t.Fatalf("other key %d: %v, %v", owner, seen, err)
+		}
+	}
+	later := exp.Add(time.Second)
+	if seen, err := c.Seen(ctx, keyOf(1, 5), later, later.Add(time.Minute)); seen || err != nil {
+		t.Fatalf("after expiry: %v, %v", seen, err)
+	}
+	// Counts leave with their entries: nothing is kept for idle keys.
+	if n := len(c.shards[0].keys); n != 1 {
+		t.Fatalf("%d keys counted after expiry, want 1", n)
+	}
+}
+
+// Issue 11, finding 4: one device filled the in-memory replay cache
+// (global bound, no per-key quota, fail closed by design), after which every
+// other device's proofs were refused with 503 until entries aged out; shown
+// with the real dpop.Verify and a cache scaled down 50x. Here one key
+// floods a cache scaled down further: it gets its quota (1% of the cache)
+// and then ErrReplayKeyQuota, and the other keys' proofs still pass.
+func TestReplayCacheOneKeyCannotFillIt(t *testing.T) {
+	const maxEntries = 1000 // default 1,000,000 scaled down 1000x
+	c, err := NewMemoryReplayCache(MemoryReplayOptions{MaxEntries: maxEntries, Shards: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := Options{Replay: c}
+	req := Request{Method: "POST", URL: "https://server.example.com/token"}
+	newKey := func() ed25519.PrivateKey {
+		_, k, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	attacker := newKey()
+	accepted := 0
+	for range maxEntries + 100 { // more than the whole cache holds
+		proof, err := NewProof(attacker, req.Method, req.URL, "", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = Verify(context.Background(), proof, req, opts)
+		switch {
+		case err == nil:
+			accepted++
+		case !errors.Is(err, ErrReplayCheck) || !errors.Is(err, ErrReplayKeyQuota) || ErrorCode(err) != "":
+			t.Fatalf("flood: %v", err)
+		}
+	}
+	if accepted > maxEntries/100 {
+		t.Fatalf("one key holds %d entries, over 1%% of %d", accepted, maxEntries)
+	}
+	for i := range 50 {
+		k := newKey()
+		for j := range 2 {
+			proof, err := NewProof(k, req.Method, req.URL, "", "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := Verify(context.Background(), proof, req, opts); err != nil {
+				t.Fatalf("device %d proof %d refused during the flood: %v", i, j, err)
+			}
+		}
+	}
+}
+
+// Random operations by a few keys agree with a model that counts each
+// key's live entries per shard. Expiries are issued in order (as Verify
+// issues them: iat plus a fixed window), so the cache drops every expired
+// entry on time and the model is exact.
+func TestMemoryReplayCacheKeyQuotaModel(t *testing.T) {
+	ctx := context.Background()
+	const perKey = 3
+	c, _ := NewMemoryReplayCache(MemoryReplayOptions{MaxEntries: 64, Shards: 4, MaxEntriesPerKey: 4 * perKey})
+	type rec struct {
+		owner uint64
+		exp   time.Time
+	}
+	model := map[ReplayKey]rec{}
+	live := func(s *memShard, owner uint64, now time.Time) (all, mine int) {
+		for k, r := range model {
+			if c.shard(k) == s && r.exp.After(now) {
+				all++
+				if r.owner == owner {
+					mine++
+				}
+			}
+		}
+		return all, mine
+	}
+	rng := rand2.New(rand2.NewPCG(3, 4))
+	now := testNow
+	for i := range 20_000 {
+		now = now.Add(time.Duration(rng.IntN(200)) * time.Millisecond)
+		owner := uint64(rng.IntN(6))
+		k := keyOf(owner, uint64(rng.IntN(40)))
+		exp := now.Add(10 * time.Second)
+		r, held := model[k]
+		held = held && r.exp.After(now)
+		all, mine := live(c.shard(k), owner, now)
+		got, err := c.Seen(ctx, k, now, exp)
+		switch {
+		case held:
+			if !got || err != nil {
+				t.Fatalf("op %d: held proof: %v, %v", i, got, err)
+			}
+		case mine >= perKey:
+			if !errors.Is(err, ErrReplayKeyQuota) {
+				t.Fatalf("op %d: key %d holds %d in its shard: %v, %v", i, owner, mine, got, err)
+			}
+		case all >= c.perShard:
+			if !errors.Is(err, ErrReplayCacheFull) {
+				t.Fatalf("op %d: shard holds %d: %v, %v", i, all, got, err)
+			}
+		default:
+			if got || err != nil {
+				t.Fatalf("op %d: new proof: %v, %v", i, got, err)
+			}
+			model[k] = rec{owner: owner, exp: exp}
 		}
 	}
 }

@@ -23,6 +23,21 @@
 // A SET whose reply is lost may have been applied: the same proof is then a
 // replay on retry, and the client must make a new proof, as it should anyway.
 //
+// Several nodes: a deployment with more than one node behind one public URL
+// must use this cache (or another shared one). dpop.MemoryReplayCache
+// protects one process only: a proof accepted by one node could be replayed
+// to another within its window.
+//
+// No per-key quota: unlike dpop.MemoryReplayCache, this cache does not
+// bound what one proof key holds. An entry is one small key for 65 s, so
+// filling Redis takes far more proofs than filling one node's memory, and
+// the per-address rate limits and the token binding (a resource request's
+// proof key must be its token's) bound the proofs a client can send. Size
+// Redis for the peak proof rate times the window and keep a maxmemory
+// policy that never evicts these keys (noeviction: a full Redis fails
+// closed, like the memory cache; a volatile-* or allkeys-* policy would
+// forget proofs, which could then be replayed).
+//
 // Limits: Redis replication is asynchronous. If the primary fails after
 // acknowledging a SET and before a replica received it, the promoted replica
 // does not know the proof and a replay within the window would pass; use

@@ -29,11 +29,11 @@
 // to another within its window.
 //
 // No per-key quota: unlike dpop.MemoryReplayCache, this cache does not
-// bound what one proof key holds. An entry is one small key for 65 s, so
-// filling Redis takes far more proofs than filling one node's memory, and
-// the per-address rate limits and the token binding (a resource request's
-// proof key must be its token's) bound the proofs a client can send. Size
-// Redis for the peak proof rate times the window and keep a maxmemory
+// bound what one proof key holds. An entry is one small key (about 100
+// bytes) for 65 s, so a Redis sized for the deployment takes far more
+// proofs to fill than one node's memory cache: a single client would need
+// a sustained request flood, which is for the HTTP layer's limits to stop.
+// Size Redis for the peak proof rate times the window and keep a maxmemory
 // policy that never evicts these keys (noeviction: a full Redis fails
 // closed, like the memory cache; a volatile-* or allkeys-* policy would
 // forget proofs, which could then be replayed).

@@ -113,10 +113,11 @@ const NoPerKeyLimit = -1
 // proof key holds at most its quota (MemoryReplayOptions.MaxEntriesPerKey),
 // so a device that floods the cache with proofs is refused once it holds
 // 1% of it, and the other devices' proofs go on being accepted. The quota
-// stops one key, not an attacker with many keys: each new key costs an
-// account on the endpoints where the proof key must match the token's
-// (checked before the replay cache), and the signup and token endpoints are
-// rate limited per client address. Expired entries are
+// stops one key, not an attacker with many keys: where a proof key must
+// match a token's or a session's (checked before the replay cache), each
+// new key costs an account, and the issuer's endpoints that take a proof of
+// a key not bound yet (signup, link, recovery) are rate limited per client
+// address. Expired entries are
 // dropped lazily, by the next check that lands in their shard, in O(1)
 // amortised time per check; a full shard reclaims every expired entry before
 // it refuses a proof. There is no background goroutine and nothing to

@@ -29,8 +29,8 @@
 // to another within its window.
 //
 // No per-key quota: unlike dpop.MemoryReplayCache, this cache does not
-// bound what one proof key holds. An entry is one small key (about 100
-// bytes) for 65 s, so a Redis sized for the deployment takes far more
+// bound what one proof key holds. An entry is one key (an 84-byte name
+// with a TTL) for 65 s, so a Redis sized for the deployment takes far more
 // proofs to fill than one node's memory cache: a single client would need
 // a sustained request flood, which is for the HTTP layer's limits to stop.
 // Size Redis for the peak proof rate times the window and keep a maxmemory

@@ -94,6 +94,7 @@ func (s *Server) buildAdminEcho() *echo.Echo {
 	e.DELETE(PathAdminDevice, s.handleAdminRevokeDevice)
 	e.POST(PathAdminKeysRotate, s.handleAdminRotate)
 	e.POST(PathAdminKeyRevoke, s.handleAdminRevokeKey)
+	s.adminRefreshRoutes(e) // adminrefresh.go
 	return e
 }
 

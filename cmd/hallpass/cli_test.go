@@ -16,7 +16,7 @@ import (
 // command added without help (or dropped from the help) fails the test.
 var allCommands = []string{
 	"serve", "gateway",
-	"keys init", "keys rotate", "keys revoke", "keys list", "keys export-public", "keys new-wrap-key",
+	"keys init", "keys rotate", "keys revoke", "keys rotate-refresh", "keys rotate-pepper", "keys list", "keys export-public", "keys new-wrap-key",
 	"token mint", "token verify", "token inspect",
 	"client signup", "client me", "client refresh", "client logout", "client devices", "client revoke-device",
 	"admin-key new",

@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/hallpass/hallpass/issuer"
 	"github.com/hallpass/hallpass/keys"
 	"github.com/hallpass/hallpass/keys/filestore"
 	"github.com/hallpass/hallpass/keys/live"
@@ -18,14 +19,73 @@ import (
 	"github.com/hallpass/hallpass/refresh"
 )
 
-// servedKeys are what the issuer signs and seals with: the signing-key
-// ring, served and changed through its store, and the refresh-token codec.
+// servedKeys are what the issuer signs and seals with, each served from
+// the key ring's store and following its changes (made by this node, by
+// other nodes, or by `hallpass keys` on the directory) without a restart.
 type servedKeys struct {
-	ring  *live.Ring
+	// ring is the signing-key ring and the issuer's KeyManager: Config.Keys
+	// and Config.KeyManager.
+	ring *keyRing
+	// codec seals and opens refresh tokens: Config.Refresh.
 	codec *refresh.Codec
+	// secrets keys the digests of link and recovery codes (Digests): the
+	// flow's Pepper.
+	secrets *live.Secrets
 }
 
-// openFileKeys opens the --key-ring files ring. With --key-ring redis it
+// keyRing is the signing-key ring with the refresh-token keys beside it:
+// the issuer's KeySource and KeyManager, which the admin API also asks to
+// rotate the refresh-token keys or to end every session. Close stops
+// following the store.
+type keyRing struct {
+	*live.Ring
+	secrets *live.Secrets
+}
+
+// RotateRefresh makes a new refresh-token key; the replaced ones open
+// tokens for --refresh-ttl more, then are pruned.
+func (k *keyRing) RotateRefresh(ctx context.Context) error { return k.secrets.RotateRefresh(ctx) }
+
+// EndAllSessions drops every refresh-token key but a new one: no
+// outstanding refresh token opens any more.
+func (k *keyRing) EndAllSessions(ctx context.Context) error { return k.secrets.EndAllSessions(ctx) }
+
+// Close stops following the store.
+func (k *keyRing) Close() error {
+	k.secrets.Close()
+	return k.Ring.Close()
+}
+
+// followStore serves the signing keys and the secrets of a ring store,
+// following its changes until the ring is closed.
+func followStore(ctx context.Context, c *serveConfig, st interface {
+	live.Watcher
+	live.SecretWatcher
+}, log *slog.Logger) (*servedKeys, error) {
+	ring, err := live.Follow(ctx, st, live.Options{Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	secrets, err := live.FollowSecrets(ctx, st, live.SecretsOptions{Logger: log, RefreshKeep: c.refreshKeep()})
+	if err != nil {
+		ring.Close()
+		return nil, err
+	}
+	return &servedKeys{ring: &keyRing{Ring: ring, secrets: secrets}, codec: secrets.Codec(), secrets: secrets}, nil
+}
+
+// refreshKeep is how long a replaced refresh-token key still opens
+// tokens: the longest a refresh token lives.
+func (c *serveConfig) refreshKeep() time.Duration {
+	if c.refreshTTL <= 0 {
+		return issuer.DefaultRefreshTTL
+	}
+	return c.refreshTTL
+}
+
+// openFileKeys opens the --key-ring files ring and follows the directory
+// (another process's `hallpass keys rotate|rotate-refresh|rotate-pepper`
+// is served within filestore.DefaultPollInterval). With --key-ring redis it
 // only checks that ring's flags and returns nil: that ring needs the store,
 // opened later (openRedisKeys), while a file ring is opened first, so that
 // a missing or unprotected ring fails before anything is created.
@@ -44,15 +104,11 @@ func openFileKeys(ctx context.Context, c *serveConfig, e *env, log *slog.Logger)
 	if err != nil {
 		return nil, err
 	}
-	ring, err := live.Open(ctx, st, live.Options{Logger: log})
+	ks, err := followStore(ctx, c, st, log)
 	if err != nil {
 		return nil, fileRingErr(err, st)
 	}
-	codec, err := refreshCodec(ctx, st, filestore.ErrNotFound, log)
-	if err != nil {
-		return nil, fileRingErr(err, st)
-	}
-	return &servedKeys{ring: ring, codec: codec}, nil
+	return ks, nil
 }
 
 // fileRingProtector applies serve's rules: without --dev, the ring must be
@@ -124,7 +180,8 @@ func createDevRing(ctx context.Context, c *serveConfig, st *filestore.Store, log
 // exists (its secrets are wrapped under --wrap-key-file, never stored in
 // plaintext, so no --dev is needed; concurrent first starts create one
 // ring: Init is SET NX), and follows the other nodes' changes until the
-// ring is closed.
+// ring is closed. A ring made before refresh-token keys or peppers existed
+// gets them (live.FollowSecrets), under the same protection.
 func openRedisKeys(ctx context.Context, c *serveConfig, client redis.UniversalClient, log *slog.Logger) (*servedKeys, error) {
 	if client == nil {
 		return nil, fmt.Errorf("%w: --key-ring redis needs a Redis --store", errUsage)
@@ -142,44 +199,11 @@ func openRedisKeys(ctx context.Context, c *serveConfig, client redis.UniversalCl
 	} else if !errors.Is(err, redisring.ErrExists) {
 		return nil, redisRingErr(err)
 	}
-	ring, err := live.Follow(ctx, st, live.Options{Logger: log})
+	ks, err := followStore(ctx, c, st, log)
 	if err != nil {
 		return nil, redisRingErr(err)
 	}
-	codec, err := refreshCodec(ctx, st, redisring.ErrNotFound, log)
-	if err != nil {
-		ring.Close()
-		return nil, redisRingErr(err)
-	}
-	return &servedKeys{ring: ring, codec: codec}, nil
-}
-
-// localKeyStore is what both ring stores offer for the refresh-token keys.
-type localKeyStore interface {
-	LoadLocal(ctx context.Context) ([]keys.LocalKeyEntry, error)
-	RotateLocal(ctx context.Context, now time.Time, keep time.Duration) error
-}
-
-// refreshCodec builds the refresh-token codec from the stored keys, current
-// first. A ring made before refresh-token keys existed (the store answers
-// notFound) gets them, with the same protection.
-func refreshCodec(ctx context.Context, st localKeyStore, notFound error, log *slog.Logger) (*refresh.Codec, error) {
-	locals, err := st.LoadLocal(ctx)
-	if errors.Is(err, notFound) {
-		if err := st.RotateLocal(ctx, time.Now(), 0); err != nil {
-			return nil, err
-		}
-		log.Warn("created refresh-token keys beside the key ring")
-		locals, err = st.LoadLocal(ctx)
-	}
-	if err != nil {
-		return nil, err
-	}
-	prev := make([]*keys.LocalKey, 0, len(locals)-1)
-	for _, l := range locals[1:] {
-		prev = append(prev, l.Key)
-	}
-	return refresh.NewCodec(time.Now, locals[0].Key, prev...)
+	return ks, nil
 }
 
 // fileRingErr names the flag to fix when the ring of st does not open: a

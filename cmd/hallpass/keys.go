@@ -14,8 +14,11 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/hallpass/hallpass/issuer"
 	"github.com/hallpass/hallpass/keys"
 	"github.com/hallpass/hallpass/keys/filestore"
+	"github.com/hallpass/hallpass/keys/live"
+	"github.com/hallpass/hallpass/keys/redisring"
 )
 
 // defaultPruneAfter is how long a retired key stays published: the longest
@@ -26,14 +29,18 @@ func keysGroup() group {
 	return group{
 		name:    "keys",
 		summary: "manage the signing-key ring in a directory",
-		detail: `The ring directory holds the Ed25519 signing keys (ring.json) and the
-refresh-token keys (local.json), their secrets wrapped under a wrapping key
+		detail: `The ring directory holds the Ed25519 signing keys (ring.json), the
+refresh-token keys (local.json) and the peppers that key the digests of link
+and recovery codes (pepper.json), their secrets wrapped under a wrapping key
 (--wrap-key-file) or a passphrase (--passphrase-file). Commands that open
-secrets need one of them; list and export-public read the public half only.`,
+secrets need one of them; list and export-public read the public half only.
+Running issuers on the directory follow every change within 2 s.`,
 		cmds: []command{
 			{keysInitDoc, keysInit},
 			{keysRotateDoc, keysRotate},
 			{keysRevokeDoc, keysRevoke},
+			{keysRotateRefreshDoc, keysRotateRefresh},
+			{keysRotatePepperDoc, keysRotatePepper},
 			{keysListDoc, keysList},
 			{keysExportDoc, keysExport},
 			{keysNewWrapKeyDoc, keysNewWrapKey},
@@ -141,7 +148,7 @@ func openStore(dir string, pf *protFlags, e *env) (*filestore.Store, error) {
 var keysInitDoc = cmdDoc{
 	name:    "keys init",
 	args:    "--dir DIR (--wrap-key-file FILE | --passphrase-file FILE)",
-	summary: "create a key ring (one current, one next key) and the refresh-token keys",
+	summary: "create a key ring (one current, one next key), the refresh-token keys and the pepper",
 	detail:  "Refuses to overwrite an existing ring. The directory is created with mode 0700.",
 	examples: []string{
 		"hallpass keys new-wrap-key > wrap.key && chmod 600 wrap.key",
@@ -175,8 +182,8 @@ var keysRotateDoc = cmdDoc{
 	args:    "--dir DIR (--wrap-key-file FILE | --passphrase-file FILE)",
 	summary: "promote next to current, retire current, add a new next key",
 	detail: `Retired keys that stopped signing longer ago than --prune-after are dropped
-first. Running issuers on the same directory see the change when they
-restart; with --key-ring redis use "hallpass admin rotate-keys" instead.`,
+first. Running issuers on the same directory serve the change within 2 s;
+with --key-ring redis use "hallpass admin rotate-keys" instead.`,
 	examples: []string{
 		"hallpass keys rotate --dir data/keys --wrap-key-file wrap.key",
 		"hallpass keys rotate --dir data/keys --passphrase-file passphrase.txt --prune-after 2h",
@@ -245,6 +252,212 @@ func keysRevoke(ctx context.Context, args []string, e *env) error {
 		return fileRingErr(err, st)
 	}
 	return printRing(e, r)
+}
+
+var keysRotateRefreshDoc = cmdDoc{
+	name:    "keys rotate-refresh",
+	args:    "(--dir DIR | --store REDIS-URL) (--wrap-key-file FILE | --passphrase-file FILE) [--keep DURATION | --end-all-sessions]",
+	summary: "make a new refresh-token key; older ones open tokens until --keep has passed",
+	detail: `The new key seals every refresh token from now on. The replaced keys still
+open the tokens they sealed for --keep (at least the issuers' --refresh-ttl,
+the longest a refresh token lives; the default is HALLPASS_REFRESH_TTL or
+90 days), and retired keys older than that are dropped. Running issuers
+follow the change without a restart (within 2 s on a directory, a round trip
+on Redis) and drop keys past --refresh-ttl on their own.
+
+--dir names a key ring directory (--key-ring files); --store the Redis of a
+--key-ring redis ring, whose secrets are wrapped under --wrap-key-file.
+
+--end-all-sessions drops every older key instead: no refresh token issued
+before opens any more, so every device session ends and each device must
+join its account again (a link or recovery code). For a real compromise;
+"hallpass admin revoke --kind all" refuses the access tokens too, and
+POST /v1/admin/sessions/end-all on the admin API does both.`,
+	examples: []string{
+		"hallpass keys rotate-refresh --dir data/keys --wrap-key-file wrap.key",
+		"hallpass keys rotate-refresh --dir data/keys --passphrase-file passphrase.txt --keep 2160h",
+		"hallpass keys rotate-refresh --store redis://127.0.0.1:6379/0 --wrap-key-file wrap.key",
+		"hallpass keys rotate-refresh --dir data/keys --wrap-key-file wrap.key --end-all-sessions",
+	},
+}
+
+func keysRotateRefresh(ctx context.Context, args []string, e *env) error {
+	fs := newFlagSet(keysRotateRefreshDoc, e)
+	var sf secretStoreFlags
+	sf.register(fs, e)
+	var ee envErr
+	keep := fs.Duration("keep", ee.dur(e, "HALLPASS_REFRESH_TTL", issuer.DefaultRefreshTTL), "how long replaced keys still open tokens: at least the issuers' --refresh-ttl [HALLPASS_REFRESH_TTL]")
+	endAll := fs.Bool("end-all-sessions", false, "drop every older key: no refresh token issued before opens (every session ends)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if len(ee.errs) > 0 {
+		return fmt.Errorf("%w: %s", errUsage, strings.Join(ee.errs, "; "))
+	}
+	keepSet := false
+	fs.Visit(func(f *flag.Flag) { keepSet = keepSet || f.Name == "keep" })
+	switch {
+	case *endAll && keepSet:
+		return fmt.Errorf("%w: --keep does not apply with --end-all-sessions (no older key is kept)", errUsage)
+	case *keep <= 0:
+		return fmt.Errorf("%w: --keep must be positive (to drop every older key, use --end-all-sessions)", errUsage)
+	}
+	ss, err := sf.open(ctx, e)
+	if err != nil {
+		return err
+	}
+	defer ss.close()
+	if *endAll {
+		err = ss.st.ResetLocal(ctx, time.Now())
+	} else {
+		err = ss.st.RotateLocal(ctx, time.Now(), *keep)
+	}
+	if err != nil {
+		return ss.explain(err)
+	}
+	if *endAll {
+		fmt.Fprintln(e.stderr, "every refresh-token key replaced: every session has ended")
+	}
+	list, err := ss.st.LoadLocal(ctx)
+	if err != nil {
+		return ss.explain(err)
+	}
+	rows := make([]secretRow, 0, len(list))
+	for _, l := range list {
+		rows = append(rows, secretRow{l.Key.ID(), l.Created, l.Retired})
+	}
+	return printSecrets(e, rows)
+}
+
+var keysRotatePepperDoc = cmdDoc{
+	name:    "keys rotate-pepper",
+	args:    "(--dir DIR | --store REDIS-URL) (--wrap-key-file FILE | --passphrase-file FILE)",
+	summary: "make a new pepper for the digests of link and recovery codes; older ones are kept",
+	detail: `New link and recovery codes are digested under the new pepper. Older peppers
+are kept for good, never pruned, so that recovery codes made under them keep
+working. Running issuers follow the change without a restart. --dir names a
+key ring directory, --store the Redis of a --key-ring redis ring. Only the
+peppers' ids (k4.lid, one-way hashes) are printed.`,
+	examples: []string{
+		"hallpass keys rotate-pepper --dir data/keys --wrap-key-file wrap.key",
+		"hallpass keys rotate-pepper --store redis://127.0.0.1:6379/0 --wrap-key-file wrap.key",
+	},
+}
+
+func keysRotatePepper(ctx context.Context, args []string, e *env) error {
+	fs := newFlagSet(keysRotatePepperDoc, e)
+	var sf secretStoreFlags
+	sf.register(fs, e)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	ss, err := sf.open(ctx, e)
+	if err != nil {
+		return err
+	}
+	defer ss.close()
+	if err := ss.st.RotatePepper(ctx, time.Now()); err != nil {
+		return ss.explain(err)
+	}
+	list, err := ss.st.LoadPeppers(ctx)
+	if err != nil {
+		return ss.explain(err)
+	}
+	rows := make([]secretRow, 0, len(list))
+	for _, p := range list {
+		rows = append(rows, secretRow{p.Pepper.ID(), p.Created, p.Retired})
+	}
+	return printSecrets(e, rows)
+}
+
+// secretStoreFlags name the ring whose refresh-token keys and peppers a
+// command changes: a directory, or the Redis of a --key-ring redis ring.
+type secretStoreFlags struct {
+	dir, store string
+	prot       protFlags
+}
+
+func (f *secretStoreFlags) register(fs *flag.FlagSet, e *env) {
+	fs.StringVar(&f.dir, "dir", "", "key ring directory (--key-ring files)")
+	fs.StringVar(&f.store, "store", "", "Redis URL of a --key-ring redis ring (redis://, rediss://, redis+sentinel://, redis+cluster://); needs --wrap-key-file")
+	f.prot.register(fs, e)
+}
+
+// openedSecrets is a ring's secret store, how to explain its errors and
+// how to release it.
+type openedSecrets struct {
+	st      live.SecretStore
+	explain func(error) error
+	close   func()
+}
+
+// open opens the ring the flags name; it must exist (the secrets beside
+// it are created when missing, as serve does).
+func (f *secretStoreFlags) open(ctx context.Context, e *env) (*openedSecrets, error) {
+	if (f.dir == "") == (f.store == "") {
+		return nil, fmt.Errorf("%w: give exactly one of --dir and --store", errUsage)
+	}
+	var out *openedSecrets
+	if f.dir != "" {
+		st, err := openStore(f.dir, &f.prot, e)
+		if err != nil {
+			return nil, err
+		}
+		out = &openedSecrets{st: st, explain: func(err error) error { return fileRingErr(err, st) }, close: func() {}}
+		if !st.Exists() {
+			return nil, out.explain(filestore.ErrNotFound)
+		}
+	} else {
+		if f.prot.wrapKeyFile == "" || f.prot.passphraseFile != "" || f.prot.insecure {
+			return nil, fmt.Errorf("%w: a ring in Redis needs --wrap-key-file (and no other protection flag)", errUsage)
+		}
+		w, err := loadWrapKey(f.prot.wrapKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("--wrap-key-file: %w", err)
+		}
+		client, _, err := redisClient(f.store)
+		if err != nil {
+			return nil, err
+		}
+		st, err := redisring.New(client, w, redisring.Options{})
+		if err != nil {
+			client.Close()
+			return nil, err
+		}
+		out = &openedSecrets{st: st, explain: redisRingErr, close: func() { client.Close() }}
+		if ok, err := st.Exists(ctx); err != nil || !ok {
+			out.close()
+			if err == nil {
+				err = errors.New("no key ring in Redis: `hallpass serve --key-ring redis` creates it")
+			}
+			return nil, redisRingErr(err)
+		}
+	}
+	if _, _, err := out.st.EnsureSecrets(ctx, time.Now()); err != nil {
+		out.close()
+		return nil, out.explain(err)
+	}
+	return out, nil
+}
+
+// secretRow is what is printed of a refresh-token key or pepper: its id
+// (a one-way hash) and times, never the secret.
+type secretRow struct {
+	id               keys.KeyID
+	created, retired time.Time
+}
+
+func printSecrets(e *env, rows []secretRow) error {
+	tw := tabwriter.NewWriter(e.stdout, 0, 2, 2, ' ', 0)
+	fmt.Fprintln(tw, "STATUS\tID\tCREATED\tRETIRED")
+	for i, r := range rows {
+		status := keys.StatusRetired
+		if i == 0 {
+			status = keys.StatusCurrent
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", status, r.id, fmtTime(r.created), fmtTime(r.retired))
+	}
+	return tw.Flush()
 }
 
 var keysListDoc = cmdDoc{

@@ -266,6 +266,7 @@ func (c *serveConfig) issuerConfig(be *backend, ks *servedKeys, mirror *revocati
 		Keys:             ks.ring,
 		KeyManager:       ks.ring,
 		Refresh:          ks.codec,
+		Pepper:           ks.secrets,
 		AccessTTL:        c.accessTTL,
 		RefreshTTL:       c.refreshTTL,
 		RefreshIdle:      c.refreshIdle,

@@ -135,8 +135,8 @@ type Username struct {
 	// width mapping and NFC (RFC 8265 UsernameCasePreserved), or the
 	// case-mapped name when its capitals would make it look like another
 	// name: when a capital looks like another letter than its small form
-	// does (Cyrillic "Г" looks like Greek "Γ", "г" like Latin "r"), the
-	// name is shown in small letters.
+	// does (Greek "Ν" looks like Latin "N", "ν" like "v"), the name is
+	// shown in small letters.
 	Display string
 	// Key is what uniqueness is decided on (Account.UsernameKey): the UTS
 	// #39 confusable skeleton of the case-mapped name, folded further (see

@@ -19,6 +19,7 @@ var allCommands = []string{
 	"keys init", "keys rotate", "keys revoke", "keys rotate-refresh", "keys rotate-pepper", "keys list", "keys export-public", "keys new-wrap-key",
 	"token mint", "token verify", "token inspect",
 	"client signup", "client me", "client refresh", "client logout", "client devices", "client revoke-device",
+	"client link-code", "client link", "client recovery-codes", "client recover", "client rename", "client delete",
 	"admin-key new",
 	"admin revoke", "admin revocations", "admin account", "admin account-by-username", "admin devices",
 	"admin revoke-device", "admin ban", "admin unban", "admin rotate-keys", "admin revoke-key",

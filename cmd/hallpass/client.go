@@ -1,17 +1,20 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
 	"runtime"
 	"strings"
+	"time"
 
 	"github.com/hallpass/hallpass/client"
 	"github.com/hallpass/hallpass/keys"
@@ -26,7 +29,11 @@ server's code. The state file holds the device's private key and refresh
 token, encrypted. The passphrase comes from --passphrase-file or
 HALLPASS_CLIENT_PASSPHRASE; with neither, a random key is written to
 FILE.key (mode 0600) beside the state file and used instead: that only
-protects copies of the state file made without the key file.`,
+protects copies of the state file made without the key file.
+
+An account outlives its devices: link-code on a signed-in device and link on
+a new one add a device; recovery-codes makes codes to keep, and recover
+brings the account back on a new device when no signed-in one is left.`,
 		cmds: []command{
 			{clientSignupDoc, clientSignup},
 			{clientMeDoc, clientMe},
@@ -34,6 +41,12 @@ protects copies of the state file made without the key file.`,
 			{clientLogoutDoc, clientLogout},
 			{clientDevicesDoc, clientDevices},
 			{clientRevokeDeviceDoc, clientRevokeDevice},
+			{clientLinkCodeDoc, clientLinkCode},
+			{clientLinkDoc, clientLink},
+			{clientRecoveryCodesDoc, clientRecoveryCodes},
+			{clientRecoverDoc, clientRecover},
+			{clientRenameDoc, clientRename},
+			{clientDeleteDoc, clientDelete},
 		},
 	}
 }
@@ -61,9 +74,12 @@ var (
 		examples: []string{"hallpass client refresh --state alice.state"},
 	}
 	clientLogoutDoc = cmdDoc{
-		name:     "client logout",
-		args:     "--state FILE",
-		summary:  "end this device's session; the state file can sign up again",
+		name:    "client logout",
+		args:    "--state FILE",
+		summary: "end this device's session; the state file can sign up, link or recover again",
+		detail: `The account lives on. To come back to it on this or another device, use a
+link code from a device that is still signed in (link-code, then link) or a
+recovery code (recover).`,
 		examples: []string{"hallpass client logout --state alice.state"},
 	}
 	clientDevicesDoc = cmdDoc{
@@ -71,6 +87,84 @@ var (
 		args:     "--state FILE",
 		summary:  "list the account's devices",
 		examples: []string{"hallpass client devices --state alice.state"},
+	}
+	clientLinkCodeDoc = cmdDoc{
+		name:    "client link-code",
+		args:    "--state FILE [--text]",
+		summary: "make a single-use code that joins a new device to this account",
+		detail: `Prints {"code","expires_at"} (or, with --text, the code alone). Type the code
+on the new device with "hallpass client link" before it expires (10 minutes
+by default). Whoever redeems it first joins the account: show it to no one
+else.`,
+		examples: []string{
+			"hallpass client link-code --state phone.state",
+			"CODE=$(hallpass client link-code --state phone.state --text)",
+		},
+	}
+	clientLinkDoc = cmdDoc{
+		name:    "client link",
+		args:    "--server URL --code CODE|- --state FILE [--device-name N] [--alg ES256|EdDSA]",
+		summary: "join an account with a link code from one of its devices, as a new device",
+		detail: `Makes a new device key, proves it to the server and saves the session in a
+new state file (or one that holds no session), as signup does. Prints the
+joined account. --code - reads the code from the first line of stdin. A
+wrong, expired or used code is invalid_link_code.`,
+		examples: []string{
+			"hallpass client link --server http://127.0.0.1:8080 --code ABCD-EFGH-JKMN --device-name tablet --state tablet.state",
+			"hallpass client link-code --state phone.state --text | hallpass client link --server http://127.0.0.1:8080 --code - --state tablet.state",
+		},
+	}
+	clientRecoveryCodesDoc = cmdDoc{
+		name:    "client recovery-codes",
+		args:    "--state FILE [--text]",
+		summary: "make 10 single-use recovery codes, shown once, replacing any earlier set",
+		detail: `Prints {"codes":[...]} (or, with --text, one code per line) and a warning on
+stderr. The server keeps only digests: this is the one time they are shown.
+Keep them where you keep passwords, not beside the state file: with the
+username, each one brings the account back on a new device once (see
+"hallpass client recover"). "hallpass client me" tells how many are left.`,
+		examples: []string{
+			"hallpass client recovery-codes --state phone.state",
+			"hallpass client recovery-codes --state phone.state --text > recovery-codes.txt",
+		},
+	}
+	clientRecoverDoc = cmdDoc{
+		name:    "client recover",
+		args:    "--server URL --username NAME --code CODE|- --state FILE [--keep-other-devices] [--device-name N] [--alg ES256|EdDSA]",
+		summary: "bring the account back on a new device with a recovery code",
+		detail: `For a lost phone, or a device that was logged out or signed out. Makes a new
+device key, proves it and saves the session in a new state file (or one that
+holds no session); the account keeps its id and username, and the code is
+used up. Every other device of the account is signed out, unless
+--keep-other-devices. --code - reads the code from the first line of stdin,
+so it stays out of the shell history. A wrong or used code and an unknown
+username are the same invalid_recovery_code; repeated tries are
+rate_limited.`,
+		examples: []string{
+			"hallpass client recover --server http://127.0.0.1:8080 --username alice --code - --state new-phone.state < code.txt",
+			"hallpass client recover --server https://auth.example.com --username alice --code ABCDE-FGHJK-MNPQR-STVWX --keep-other-devices --state laptop.state",
+		},
+	}
+	clientRenameDoc = cmdDoc{
+		name:    "client rename",
+		args:    "--state FILE --username NAME",
+		summary: "change the account's username",
+		detail: `Same rules as at signup (username_invalid, username_taken). The old name
+stays taken for a while (30 days by default), so no one else can pose as
+the account under it.`,
+		examples: []string{"hallpass client rename --state alice.state --username alice_b"},
+	}
+	clientDeleteDoc = cmdDoc{
+		name:    "client delete",
+		args:    "--state FILE [--yes]",
+		summary: "delete the account: every device signed out, its tokens refused, for good",
+		detail: `Asks to type the username to confirm; --yes skips the question. Without a
+terminal and without --yes it refuses. The username stays taken for a while
+(30 days by default). The state file keeps the device key only.`,
+		examples: []string{
+			"hallpass client delete --state alice.state",
+			"hallpass client delete --state alice.state --yes",
+		},
 	}
 	clientRevokeDeviceDoc = cmdDoc{
 		name:    "client revoke-device",
@@ -207,7 +301,7 @@ func clientFail(cmd string, e *env, err error) error {
 	if code == "" {
 		switch {
 		case errors.Is(err, client.ErrNoSession):
-			code, msg = "no_session", "no session in the state file; run hallpass client signup"
+			code, msg = "no_session", "no session in the state file; sign up, or come back to an account with hallpass client link or recover"
 		case errors.Is(err, client.ErrAlreadySignedUp):
 			code = "already_signed_up"
 		case errors.Is(err, client.ErrStateDecrypt):
@@ -216,6 +310,8 @@ func clientFail(cmd string, e *env, err error) error {
 			code = "state_mismatch"
 		case errors.Is(err, client.ErrPersist):
 			code = "state_not_saved"
+		case errors.Is(err, errNotConfirmed):
+			code = "not_confirmed"
 		case errors.Is(err, fs.ErrNotExist):
 			code = "not_found"
 		default:
@@ -226,19 +322,47 @@ func clientFail(cmd string, e *env, err error) error {
 	return exitError{code: 1, silent: true, err: err}
 }
 
-func clientSignup(ctx context.Context, args []string, e *env) (err error) {
-	fs := newFlagSet(clientSignupDoc, e)
+func clientSignup(ctx context.Context, args []string, e *env) error {
+	var username string
+	flags := func(fs *flag.FlagSet) func() error {
+		fs.StringVar(&username, "username", "", "username to sign up with (required)")
+		return func() error {
+			if username == "" {
+				return fmt.Errorf("%w: --username is required", errUsage)
+			}
+			return nil
+		}
+	}
+	return runJoinCmd(ctx, clientSignupDoc, args, e, flags, func(c *client.Client, deviceName string) (*client.Session, error) {
+		return c.Signup(ctx, username, deviceName)
+	})
+}
+
+// runJoinCmd runs a command that starts a session on a new device key
+// (signup, link, recover): it parses --server, --device-name, --alg, the
+// state flags and those flags registers, opens a state file that holds no
+// session, makes the key and hands the client to join, then prints the
+// session. A key file made for a failed join is removed.
+func runJoinCmd(ctx context.Context, doc cmdDoc, args []string, e *env, flags func(*flag.FlagSet) (check func() error),
+	join func(c *client.Client, deviceName string) (*client.Session, error)) (err error) {
+	fs := newFlagSet(doc, e)
+	name := strings.TrimPrefix(doc.name, "client ")
 	server := fs.String("server", "", "issuer URL, e.g. http://127.0.0.1:8080 (required)")
-	username := fs.String("username", "", "username to sign up with (required)")
 	deviceName := fs.String("device-name", "hallpass CLI", "label of this device")
 	alg := fs.String("alg", string(client.ES256), "device key algorithm: ES256 or EdDSA")
 	var sf stateFlags
 	sf.register(fs)
+	check := flags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *server == "" || *username == "" || sf.state == "" {
-		return fmt.Errorf("%w: --server, --username and --state are required", errUsage)
+	if *server == "" || sf.state == "" {
+		return fmt.Errorf("%w: --server and --state are required", errUsage)
+	}
+	if check != nil {
+		if err := check(); err != nil {
+			return err
+		}
 	}
 	a, err := parseAlg(*alg)
 	if err != nil {
@@ -246,7 +370,7 @@ func clientSignup(ctx context.Context, args []string, e *env) (err error) {
 	}
 	defer func() {
 		if err != nil {
-			err = clientFail("signup", e, err)
+			err = clientFail(name, e, err)
 		}
 	}()
 	store, keyFile, forget, err := signupState(ctx, &sf, e)
@@ -267,7 +391,7 @@ func clientSignup(ctx context.Context, args []string, e *env) (err error) {
 		return err
 	}
 	defer c.Close()
-	s, err := c.Signup(ctx, *username, *deviceName)
+	s, err := join(c, *deviceName)
 	if s == nil {
 		return err
 	}
@@ -414,7 +538,7 @@ func clientDevices(ctx context.Context, args []string, e *env) error {
 func clientRevokeDevice(ctx context.Context, args []string, e *env) error {
 	var device string
 	flags := func(fs *flag.FlagSet) func() error {
-		fs.StringVar(&device, "device", "", "id of the device to sign out (dev_...; see `hallpass client devices`)")
+		fs.StringVar(&device, "device", "", "id of the device to sign out (dev_...; see hallpass client devices)")
 		return func() error {
 			if device == "" {
 				return fmt.Errorf("%w: --device is required", errUsage)
@@ -428,4 +552,197 @@ func clientRevokeDevice(ctx context.Context, args []string, e *env) error {
 		}
 		return writeJSON(e, map[string]any{"revoked": device})
 	})
+}
+
+func clientLinkCode(ctx context.Context, args []string, e *env) error {
+	var text bool
+	flags := func(fs *flag.FlagSet) func() error {
+		fs.BoolVar(&text, "text", false, "print the code alone, for scripts")
+		return nil
+	}
+	return runClientCmd(ctx, clientLinkCodeDoc, args, e, flags, func(c *client.Client) error {
+		code, expires, err := c.CreateLinkCode(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stderr, "hallpass client: the link code works once, until %s; on the new device: hallpass client link --server %s --code CODE --state NEW.state\n",
+			expires.UTC().Format(time.RFC3339), c.ServerURL())
+		if text {
+			_, err = fmt.Fprintln(e.stdout, code)
+			return err
+		}
+		return writeJSON(e, struct {
+			Code      string    `json:"code"`
+			ExpiresAt time.Time `json:"expires_at"`
+		}{code, expires.UTC()})
+	})
+}
+
+func clientLink(ctx context.Context, args []string, e *env) error {
+	var code string
+	flags := func(fs *flag.FlagSet) func() error {
+		fs.StringVar(&code, "code", "", "link code made by hallpass client link-code on a signed-in device, or - to read it from stdin (required)")
+		return func() (err error) {
+			code, err = readCode(e, code, "link code")
+			return err
+		}
+	}
+	return runJoinCmd(ctx, clientLinkDoc, args, e, flags, func(c *client.Client, deviceName string) (*client.Session, error) {
+		return c.Link(ctx, code, deviceName)
+	})
+}
+
+func clientRecoveryCodes(ctx context.Context, args []string, e *env) error {
+	var text bool
+	flags := func(fs *flag.FlagSet) func() error {
+		fs.BoolVar(&text, "text", false, "print one code per line, for a file")
+		return nil
+	}
+	return runClientCmd(ctx, clientRecoveryCodesDoc, args, e, flags, func(c *client.Client) error {
+		codes, err := c.CreateRecoveryCodes(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stderr, "hallpass client: warning: these %d recovery codes are shown only now and replace any earlier ones. "+
+			"Store them where you keep passwords, not beside the state file: with the username, each one brings the account back on a new device, once, "+
+			"and signs the other devices out.\n", len(codes))
+		if text {
+			_, err = fmt.Fprintln(e.stdout, strings.Join(codes, "\n"))
+			return err
+		}
+		return writeJSON(e, struct {
+			Codes []string `json:"codes"`
+		}{codes})
+	})
+}
+
+func clientRecover(ctx context.Context, args []string, e *env) error {
+	var username, code string
+	var keep bool
+	flags := func(fs *flag.FlagSet) func() error {
+		fs.StringVar(&username, "username", "", "the account's username (required)")
+		fs.StringVar(&code, "code", "", "one of the account's recovery codes, or - to read it from stdin (required)")
+		fs.BoolVar(&keep, "keep-other-devices", false, "leave the account's other devices signed in (default: sign them out)")
+		return func() (err error) {
+			if username == "" {
+				return fmt.Errorf("%w: --username is required", errUsage)
+			}
+			code, err = readCode(e, code, "recovery code")
+			return err
+		}
+	}
+	return runJoinCmd(ctx, clientRecoverDoc, args, e, flags, func(c *client.Client, deviceName string) (*client.Session, error) {
+		return c.Recover(ctx, username, code, deviceName, !keep)
+	})
+}
+
+// maxCodeInput bounds a code read from stdin.
+const maxCodeInput = 1 << 10
+
+// readCode returns the code given by --code: the flag's value, or with
+// "-" the first line of stdin (so that a code stays out of the shell
+// history and the process list).
+func readCode(e *env, v, what string) (string, error) {
+	if v == "-" {
+		if isTerminal(e.stdin) {
+			fmt.Fprintf(e.stderr, "%s: ", upperFirst(what))
+		}
+		line, err := bufio.NewReader(io.LimitReader(e.stdin, maxCodeInput)).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return "", fmt.Errorf("reading the %s from stdin: %w", what, err)
+		}
+		v = strings.TrimSpace(line)
+		if v == "" {
+			return "", fmt.Errorf("%w: no %s on stdin", errUsage, what)
+		}
+	}
+	if v == "" {
+		return "", fmt.Errorf("%w: --code is required", errUsage)
+	}
+	return v, nil
+}
+
+func clientRename(ctx context.Context, args []string, e *env) error {
+	var username string
+	flags := func(fs *flag.FlagSet) func() error {
+		fs.StringVar(&username, "username", "", "the new username (required)")
+		return func() error {
+			if username == "" {
+				return fmt.Errorf("%w: --username is required", errUsage)
+			}
+			return nil
+		}
+	}
+	return runClientCmd(ctx, clientRenameDoc, args, e, flags, func(c *client.Client) error {
+		me, err := c.Rename(ctx, username)
+		if me == nil {
+			return err
+		}
+		if werr := writeJSON(e, me); err == nil {
+			err = werr
+		}
+		return err
+	})
+}
+
+// errNotConfirmed: client delete was not confirmed.
+var errNotConfirmed = errors.New("not confirmed; nothing was deleted")
+
+func clientDelete(ctx context.Context, args []string, e *env) error {
+	var yes bool
+	flags := func(fs *flag.FlagSet) func() error {
+		fs.BoolVar(&yes, "yes", false, "delete without asking")
+		return nil
+	}
+	return runClientCmd(ctx, clientDeleteDoc, args, e, flags, func(c *client.Client) error {
+		s, err := c.Session(ctx)
+		if err != nil {
+			return err
+		}
+		if !yes {
+			if err := confirmDelete(e, s); err != nil {
+				return err
+			}
+		}
+		if err := c.DeleteAccount(ctx); err != nil {
+			return err
+		}
+		return writeJSON(e, struct {
+			Deleted   bool   `json:"deleted"`
+			AccountID string `json:"account_id"`
+			Username  string `json:"username"`
+		}{true, s.AccountID, s.Username})
+	})
+}
+
+// confirmDelete asks the user on the terminal to type the account's
+// username. Without a terminal it refuses: a script must say --yes.
+func confirmDelete(e *env, s *client.Session) error {
+	if !isTerminal(e.stdin) {
+		return fmt.Errorf("%w: no terminal to confirm on; pass --yes to delete account %s (%s)", errNotConfirmed, s.Username, s.AccountID)
+	}
+	fmt.Fprintf(e.stderr, "This deletes account %s (%s) for good: every device is signed out and the username stays taken for a while.\nType the username to confirm: ", s.Username, s.AccountID)
+	line, err := bufio.NewReader(io.LimitReader(e.stdin, maxCodeInput)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	if typed := strings.TrimSpace(line); typed == "" || !strings.EqualFold(typed, s.Username) {
+		return errNotConfirmed
+	}
+	return nil
+}
+
+// isTerminal reports whether r is an interactive terminal: a character
+// device other than the null device. Tests replace it.
+var isTerminal = func(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	if err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+		return false
+	}
+	null, err := os.Stat(os.DevNull)
+	return err != nil || !os.SameFile(fi, null)
 }

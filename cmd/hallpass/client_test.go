@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
+	"io"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/hallpass/hallpass/account/boltstore"
 	"github.com/hallpass/hallpass/dpop"
+	"github.com/hallpass/hallpass/flow"
 	"github.com/hallpass/hallpass/issuer"
 	"github.com/hallpass/hallpass/keys"
 	"github.com/hallpass/hallpass/refresh"
@@ -45,12 +48,15 @@ func testIssuer(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	pepper := make([]byte, 32)
+	rand.Read(pepper)
 	hs := httptest.NewUnstartedServer(nil)
 	hs.Start()
 	t.Cleanup(hs.Close)
 	srv, err := issuer.New(issuer.Config{
 		PublicURL: hs.URL, Store: store, Keys: ring, Refresh: codec,
 		DPoP: issuer.DPoPConfig{Replay: replay}, Registry: prometheus.NewRegistry(),
+		Pepper: flow.StaticPepper{pepper},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -66,8 +72,14 @@ type cmdResult struct {
 
 func runCmd(t *testing.T, environ map[string]string, args ...string) cmdResult {
 	t.Helper()
+	return runCmdIn(t, environ, "", args...)
+}
+
+// runCmdIn is runCmd with stdin.
+func runCmdIn(t *testing.T, environ map[string]string, stdin string, args ...string) cmdResult {
+	t.Helper()
 	var out, errb bytes.Buffer
-	e := &env{stdin: strings.NewReader(""), stdout: &out, stderr: &errb, getenv: func(k string) string { return environ[k] }}
+	e := &env{stdin: strings.NewReader(stdin), stdout: &out, stderr: &errb, getenv: func(k string) string { return environ[k] }}
 	err := run(context.Background(), args, e)
 	return cmdResult{out.String(), errb.String(), err}
 }
@@ -234,4 +246,136 @@ func TestClientCommandsUsage(t *testing.T) {
 	state := filepath.Join(t.TempDir(), "s")
 	r := runCmd(t, map[string]string{clientPassphraseEnv: "pw"}, "client", "signup", "--server", "http://127.0.0.1:1", "--username", "u", "--state", state)
 	r.failedWith(t, "error")
+}
+
+// ok fails the test unless the command succeeded.
+func (r cmdResult) ok(t *testing.T, what string) cmdResult {
+	t.Helper()
+	if r.err != nil {
+		t.Fatalf("%s: %v\n%s", what, r.err, r.stderr)
+	}
+	return r
+}
+
+// TestClientLifecycleCommands walks the account life cycle from the
+// shell: phone A signs up and makes recovery codes and a link code, tablet
+// B links, A is lost and B logs out, phone C recovers with a code (same
+// account id and username), renames, then deletes the account.
+func TestClientLifecycleCommands(t *testing.T) {
+	url := testIssuer(t)
+	dir := t.TempDir()
+	a, b, c := filepath.Join(dir, "a.state"), filepath.Join(dir, "b.state"), filepath.Join(dir, "c.state")
+
+	su := runCmd(t, nil, "client", "signup", "--server", url, "--username", "walker", "--device-name", "phone A", "--state", a).ok(t, "signup").json(t)
+
+	r := runCmd(t, nil, "client", "recovery-codes", "--state", a).ok(t, "recovery-codes")
+	if codes, _ := r.json(t)["codes"].([]any); len(codes) != 10 {
+		t.Fatalf("recovery-codes printed %q", r.stdout)
+	}
+	if !strings.Contains(r.stderr, "warning") || !strings.Contains(r.stderr, "shown only now") {
+		t.Fatalf("no warning to store the codes: %q", r.stderr)
+	}
+	// A new set replaces the first; --text prints one per line.
+	r = runCmd(t, nil, "client", "recovery-codes", "--state", a, "--text").ok(t, "recovery-codes --text")
+	codes := strings.Fields(r.stdout)
+	if len(codes) != 10 || strings.Count(r.stdout, "\n") != 10 {
+		t.Fatalf("recovery-codes --text printed %q", r.stdout)
+	}
+	if me := runCmd(t, nil, "client", "me", "--state", a).ok(t, "me").json(t); me["recovery_codes_left"] != float64(10) {
+		t.Fatalf("me %v", me)
+	}
+
+	lc := runCmd(t, nil, "client", "link-code", "--state", a).ok(t, "link-code").json(t)
+	if code, _ := lc["code"].(string); len(code) != 14 || lc["expires_at"] == nil {
+		t.Fatalf("link-code printed %v", lc)
+	}
+	link := strings.TrimSpace(runCmd(t, nil, "client", "link-code", "--state", a, "--text").ok(t, "link-code --text").stdout)
+	lb := runCmdIn(t, nil, link+"\n", "client", "link", "--server", url, "--code", "-", "--device-name", "tablet B", "--state", b).ok(t, "link").json(t)
+	if lb["account_id"] != su["account_id"] || lb["username"] != "walker" || lb["device_id"] == su["device_id"] || lb["state_file"] != b {
+		t.Fatalf("link printed %v (signup %v)", lb, su)
+	}
+	runCmd(t, nil, "client", "link", "--server", url, "--code", link, "--state", filepath.Join(dir, "x.state")).failedWith(t, "invalid_link_code")
+	if _, err := os.Stat(filepath.Join(dir, "x.state.key")); !os.IsNotExist(err) {
+		t.Fatal("a refused link left its key file")
+	}
+	runCmd(t, nil, "client", "link", "--server", url, "--code", lc["code"].(string), "--state", b).failedWith(t, "already_signed_up")
+	if devs := runCmd(t, nil, "client", "devices", "--state", b).ok(t, "devices").json(t)["devices"].([]any); len(devs) != 2 {
+		t.Fatalf("devices %v", devs)
+	}
+
+	// Phone A is lost, tablet B is gone too.
+	os.Remove(a)
+	os.Remove(a + ".key")
+	runCmd(t, nil, "client", "logout", "--state", b).ok(t, "logout")
+
+	rc := runCmdIn(t, nil, codes[0]+"\n", "client", "recover", "--server", url, "--username", "WALKER", "--code", "-", "--device-name", "phone C", "--state", c).ok(t, "recover").json(t)
+	if rc["account_id"] != su["account_id"] || rc["username"] != "walker" {
+		t.Fatalf("recover printed %v, want account %v walker", rc, su["account_id"])
+	}
+	if me := runCmd(t, nil, "client", "me", "--state", c).ok(t, "me").json(t); me["account_id"] != su["account_id"] || me["recovery_codes_left"] != float64(9) {
+		t.Fatalf("me on phone C %v", me)
+	}
+	for _, bad := range []struct{ user, code string }{{"walker", codes[0]}, {"nobody", codes[1]}} {
+		runCmd(t, nil, "client", "recover", "--server", url, "--username", bad.user, "--code", bad.code, "--state", filepath.Join(dir, "y.state")).failedWith(t, "invalid_recovery_code")
+	}
+
+	if me := runCmd(t, nil, "client", "rename", "--state", c, "--username", "walker2").ok(t, "rename").json(t); me["username"] != "walker2" || me["account_id"] != su["account_id"] {
+		t.Fatalf("rename printed %v", me)
+	}
+	runCmd(t, nil, "client", "signup", "--server", url, "--username", "taken", "--state", filepath.Join(dir, "t.state")).ok(t, "signup taken")
+	runCmd(t, nil, "client", "rename", "--state", c, "--username", "TAKEN").failedWith(t, "username_taken")
+
+	// Delete: refused without a terminal and without --yes, and on a
+	// wrong answer; done when the username is typed.
+	runCmd(t, nil, "client", "delete", "--state", c).failedWith(t, "not_confirmed")
+	defer func(f func(io.Reader) bool) { isTerminal = f }(isTerminal)
+	isTerminal = func(io.Reader) bool { return true }
+	r = runCmdIn(t, nil, "walker\n", "client", "delete", "--state", c)
+	r.failedWith(t, "not_confirmed")
+	if !strings.Contains(r.stderr, "Type the username") {
+		t.Fatalf("no question asked: %q", r.stderr)
+	}
+	runCmd(t, nil, "client", "me", "--state", c).ok(t, "me after a refused delete")
+	del := runCmdIn(t, nil, "Walker2\n", "client", "delete", "--state", c).ok(t, "delete").json(t)
+	if del["deleted"] != true || del["account_id"] != su["account_id"] || del["username"] != "walker2" {
+		t.Fatalf("delete printed %v", del)
+	}
+	runCmd(t, nil, "client", "me", "--state", c).failedWith(t, "no_session")
+	runCmd(t, nil, "client", "signup", "--server", url, "--username", "walker2", "--state", filepath.Join(dir, "z.state")).failedWith(t, "username_taken")
+}
+
+// TestClientDeleteYes: --yes deletes without a question, also without a
+// terminal.
+func TestClientDeleteYes(t *testing.T) {
+	url := testIssuer(t)
+	state := filepath.Join(t.TempDir(), "s.state")
+	runCmd(t, nil, "client", "signup", "--server", url, "--username", "shortlived", "--state", state).ok(t, "signup")
+	r := runCmd(t, nil, "client", "delete", "--state", state, "--yes").ok(t, "delete --yes")
+	if r.json(t)["deleted"] != true || strings.Contains(r.stderr, "Type the username") {
+		t.Fatalf("delete --yes: %q %q", r.stdout, r.stderr)
+	}
+	runCmd(t, nil, "client", "delete", "--state", state, "--yes").failedWith(t, "no_session")
+}
+
+func TestClientLifecycleUsage(t *testing.T) {
+	for _, tc := range []struct {
+		stdin string
+		args  []string
+	}{
+		{"", []string{"client", "link", "--server", "http://127.0.0.1:1", "--state", "x"}},
+		{"", []string{"client", "link", "--server", "http://127.0.0.1:1", "--state", "x", "--code", "-"}},
+		{"\n\n", []string{"client", "link", "--server", "http://127.0.0.1:1", "--state", "x", "--code", "-"}},
+		{"", []string{"client", "link", "--code", "ABCD-EFGH-JKMN", "--state", "x"}},
+		{"", []string{"client", "recover", "--server", "http://127.0.0.1:1", "--state", "x", "--code", "C"}},
+		{"", []string{"client", "recover", "--server", "http://127.0.0.1:1", "--state", "x", "--username", "u"}},
+		{"", []string{"client", "rename", "--state", "x"}},
+		{"", []string{"client", "link-code"}},
+		{"", []string{"client", "recovery-codes"}},
+		{"", []string{"client", "delete"}},
+	} {
+		r := runCmdIn(t, nil, tc.stdin, tc.args...)
+		if !errors.Is(r.err, errUsage) {
+			t.Errorf("%q: %v, want a usage error", tc.args, r.err)
+		}
+	}
 }

@@ -65,6 +65,7 @@ func TestREADMEWalkthroughs(t *testing.T) {
 	tests := []struct {
 		heading string
 		want    []*regexp.Regexp
+		check   func(t *testing.T, out []byte)
 	}{
 		{"60-second walkthrough", []*regexp.Regexp{
 			regexp.MustCompile(`"sub": "acc_demo"`),
@@ -72,14 +73,22 @@ func TestREADMEWalkthroughs(t *testing.T) {
 			regexp.MustCompile(`invalid_token: `),
 			regexp.MustCompile(`refused, as it should be`),
 			regexp.MustCompile(`(?m)^retired\s+k4\.pid\.`),
-		}},
+		}, nil},
 		{"Walkthrough: the issuer and a device", []*regexp.Regexp{
 			regexp.MustCompile(`"keys":\[\{"kid":"k4\.pid\.`),
 			regexp.MustCompile(`"username": "alice\d+"`),
 			regexp.MustCompile(`username_taken`),
 			regexp.MustCompile(`taken: names are unique`),
 			regexp.MustCompile(`"logged_out": true`),
-		}},
+		}, nil},
+		{"Walkthrough: a second device, a lost phone, recovery", []*regexp.Regexp{
+			regexp.MustCompile(`"name": "phone A"`),
+			regexp.MustCompile(`"name": "tablet B"`),
+			regexp.MustCompile(`"logged_out": true`),
+			regexp.MustCompile(`"recovery_codes_left": 9`),
+			regexp.MustCompile(`invalid_recovery_code: `),
+			regexp.MustCompile(`used up: each code works once`),
+		}, sameAccountThroughout},
 	}
 	for _, tc := range tests {
 		t.Run(tc.heading, func(t *testing.T) {
@@ -110,6 +119,32 @@ func TestREADMEWalkthroughs(t *testing.T) {
 					t.Errorf("output lacks %s\n%s", re, out)
 				}
 			}
+			if tc.check != nil {
+				tc.check(t, out)
+			}
 		})
+	}
+}
+
+// sameAccountThroughout checks the recovery walkthrough: signup on phone
+// A, link on tablet B, B's logout, recovery on phone C and C's me all name
+// one account id, and every username printed is the one signed up with.
+func sameAccountThroughout(t *testing.T, out []byte) {
+	t.Helper()
+	for _, tc := range []struct {
+		field string
+		min   int
+	}{{"account_id", 5}, {"username", 4}} {
+		re := regexp.MustCompile(`"` + tc.field + `": "([^"]+)"`)
+		all := re.FindAllSubmatch(out, -1)
+		if len(all) < tc.min {
+			t.Errorf("%d %s values printed, want at least %d (signup, link, logout, recover, me)\n%s", len(all), tc.field, tc.min, out)
+			continue
+		}
+		for _, m := range all[1:] {
+			if string(m[1]) != string(all[0][1]) {
+				t.Errorf("%s %q after %q: the account changed\n%s", tc.field, m[1], all[0][1], out)
+			}
+		}
 	}
 }

@@ -137,7 +137,7 @@ func BenchmarkParseOnly(b *testing.B) {
 // all Ps at once, with a clock advancing 1µs per operation so that the cache
 // stays at a steady state of about 65,000 live entries (65 ms window).
 func BenchmarkMemoryReplayCache(b *testing.B) {
-	c, err := NewMemoryReplayCache(MemoryReplayOptions{MaxEntries: 1 << 20})
+	c, err := NewMemoryReplayCache(MemoryReplayOptions{MaxEntries: 1 << 20, MaxEntriesPerKey: NoPerKeyLimit})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -100,6 +100,10 @@ func proofError(err error, base string) *Error {
 		}
 		return &Error{Code: problem.InvalidDPoPProof, Detail: d, Err: err}
 	}
+	if errors.Is(err, dpop.ErrReplayKeyQuota) {
+		// This key sent more live proofs than its share: its own doing.
+		return &Error{Code: problem.RateLimited, Err: err, RetryAfter: dpop.DefaultMaxAge}
+	}
 	if errors.Is(err, dpop.ErrReplayCheck) {
 		return fail(ErrUnavailable, err)
 	}

@@ -37,10 +37,9 @@ func read[T any](ctx context.Context, f *Flows, op string, fn func(ctx context.C
 // EndAccount refuses every token of the account everywhere and ends all
 // its sessions, so it stays revoked after the entry expires: an account
 // entry first (every mirror refuses the account's access tokens at once),
-// then every session ended in one store step, then a device entry per
-// device ended (belt and braces for verifiers that see only device
-// entries). It is what a ban, an admin account revocation and a deletion
-// do. A failure after the entry leaves the account denied; the call can be
+// then every session ended in one store step. It is what a ban does (an
+// admin account revocation and a deletion do the same through Revoke and
+// DeleteAccount). A failure after the entry leaves the account denied; the call can be
 // retried.
 func (f *Flows) EndAccount(ctx context.Context, accountID, reason string) error {
 	if _, err := f.AddEntry(ctx, revocation.KindAccount, accountID, reason); err != nil {
@@ -85,6 +84,15 @@ func (f *Flows) Rename(ctx context.Context, accountID, tainted string) (string, 
 	name, err := f.cfg.Usernames.Check(tainted)
 	if err != nil {
 		return "", fail(ErrUsernameInvalid, err)
+	}
+	acc, err := f.Account(ctx, accountID)
+	if err != nil {
+		return "", err
+	}
+	if acc.UsernameKey == name.Key {
+		// The same name (another case or look-alike form): nothing to
+		// claim; the stored display stays.
+		return acc.Username, nil
 	}
 	now := f.now().UTC()
 	if err := f.call(ctx, "rename_account", func(ctx context.Context) error {

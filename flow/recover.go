@@ -154,16 +154,18 @@ func (f *Flows) accountForRecovery(ctx context.Context, req RecoverRequest) (acc
 	if err != nil {
 		return stand, false, err
 	}
-	name, err := f.cfg.Usernames.Check(req.Username)
+	// The lookup key, not the policy: a name registered before a policy
+	// change must still be found.
+	key, err := account.UsernameKey(req.Username)
 	if err != nil {
 		return stand, false, f.recoverBudget(ctx, "invalid", req.ClientKey)
 	}
-	if err := f.recoverBudget(ctx, name.Key, req.ClientKey); err != nil {
+	if err := f.recoverBudget(ctx, key, req.ClientKey); err != nil {
 		return stand, false, err
 	}
 	var acc account.Account
 	err = f.call(ctx, "get_account_by_username", func(ctx context.Context) error {
-		a, err := f.cfg.Store.GetAccountByUsername(ctx, name.Key)
+		a, err := f.cfg.Store.GetAccountByUsername(ctx, key)
 		if err == nil {
 			acc = a
 		}

@@ -348,14 +348,14 @@ func (s *Server) handleAdminAccountByName(c echo.Context) error {
 			tainted = u
 		}
 	}
-	name, err := s.cfg.Usernames.Check(tainted)
+	key, err := account.UsernameKey(tainted) // found even if the policy changed since
 	if err != nil {
 		return errNoSuchAccount
 	}
 	var acc account.Account
 	if err := s.storeCall(c, "get_account_by_username", func(ctx context.Context) error {
 		var err error
-		acc, err = s.store.GetAccountByUsername(ctx, name.Key)
+		acc, err = s.store.GetAccountByUsername(ctx, key)
 		return err
 	}); err != nil {
 		if errors.Is(err, account.ErrNotFound) {

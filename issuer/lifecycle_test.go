@@ -431,3 +431,32 @@ func TestRevocationStaysRevoked(t *testing.T) {
 		}
 	})
 }
+
+// TestUsernameReasonOnTheWire: a refused name says why, in a sub-code a
+// game UI can show.
+func TestUsernameReasonOnTheWire(t *testing.T) {
+	e := newEnv(t, &boltBackend{})
+	tests := []struct{ name, reason string }{
+		{"a", "too_short"},
+		{"admin", "reserved"},
+		{"admın", "confusable"},
+		{"\u0430lice", "mixed_script"}, // Cyrillic а, Latin lice
+		{"bad name!", "disallowed_character"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.reason, func(t *testing.T) {
+			r := e.newDevice("EdDSA").signupRaw(tt.name)
+			if r.status != http.StatusBadRequest || r.code(t) != issuer.CodeUsernameInvalid {
+				t.Fatalf("%q: %d %s", tt.name, r.status, r.body)
+			}
+			if got := r.str(t, "reason"); got != tt.reason {
+				t.Fatalf("%q: reason %q, want %q", tt.name, got, tt.reason)
+			}
+		})
+	}
+	// A whole-script look-alike of a taken name is that name.
+	e.newDevice("EdDSA").signup("alice159")
+	if r := e.newDevice("EdDSA").signupRaw("аӏісе159"); r.status != http.StatusConflict || r.code(t) != issuer.CodeUsernameTaken {
+		t.Fatalf("Cyrillic look-alike of a taken name: %d %s", r.status, r.body)
+	}
+}

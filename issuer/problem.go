@@ -8,6 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/hallpass/hallpass/account"
 	"github.com/hallpass/hallpass/flow"
 	"github.com/hallpass/hallpass/problem"
 	"github.com/hallpass/hallpass/verifier/httpauth"
@@ -50,6 +51,7 @@ type apiError struct {
 	status     int
 	code       string
 	detail     string // what to fix, fixed text; "" = the code's default
+	reason     string // username_invalid's sub-code
 	cause      error
 	retryAfter int // seconds; 0 = no header
 	nonce      bool
@@ -129,6 +131,7 @@ func (s *Server) fromEchoError(err error) *apiError {
 
 func (s *Server) writeProblem(c echo.Context, ae *apiError, rid string) {
 	p := problem.New(ae.code, ae.status, ae.detail, rid)
+	p.Reason = ae.reason
 	h := c.Response().Header()
 	h.Set(echo.HeaderContentType, problem.ContentType)
 	h.Set("Cache-Control", "no-store")
@@ -176,6 +179,8 @@ func flowError(err error) *apiError {
 		e.retryAfter = 1
 	case CodeUsernameTaken:
 		e.cause = nil // nothing to log: an ordinary answer
+	case CodeUsernameInvalid:
+		e.reason = account.UsernameReason(err)
 	}
 	return e
 }

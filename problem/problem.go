@@ -115,11 +115,14 @@ func Type(code string) string { return "urn:hallpass:problem:" + code }
 
 // Details is an RFC 9457 problem details object as hallpass writes it.
 type Details struct {
-	Type      string `json:"type"`
-	Title     string `json:"title"`
-	Status    int    `json:"status"`
-	Code      string `json:"code"`
-	Detail    string `json:"detail"`
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Code   string `json:"code"`
+	Detail string `json:"detail"`
+	// Reason refines username_invalid for display (too_short, reserved,
+	// confusable, ...): a fixed word, never request content.
+	Reason    string `json:"reason,omitempty"`
 	RequestID string `json:"request_id,omitempty"`
 }
 

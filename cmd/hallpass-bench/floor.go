@@ -156,7 +156,7 @@ func (e *floorEnv) measure(ctx context.Context, scenario string, workers int, d 
 	if err != nil {
 		return Floor{}, err
 	}
-	cache, err := dpop.NewMemoryReplayCache(dpop.MemoryReplayOptions{})
+	cache, err := dpop.NewMemoryReplayCache(dpop.MemoryReplayOptions{MaxEntriesPerKey: dpop.NoPerKeyLimit})
 	if err != nil {
 		return Floor{}, err
 	}
@@ -218,7 +218,7 @@ func (e *floorEnv) poolSize(ctx context.Context, scenario string, c floorCase, d
 	if rate == 0 {
 		const n = 32
 		pool, err := e.proofs(c, n)
-		cache, err2 := dpop.NewMemoryReplayCache(dpop.MemoryReplayOptions{})
+		cache, err2 := dpop.NewMemoryReplayCache(dpop.MemoryReplayOptions{MaxEntriesPerKey: dpop.NoPerKeyLimit})
 		if err == nil && err2 == nil {
 			opts := dpop.Options{Replay: cache}
 			t0 := time.Now()

@@ -122,7 +122,12 @@ func newBenchEnv(b *testing.B, opts ...verifier.Option) *benchEnv {
 	srv := httptest.NewUnstartedServer(nil)
 	srv.Start()
 	b.Cleanup(srv.Close)
-	auth, err := httpauth.New(httpauth.Config{Verifier: v, PublicURL: srv.URL})
+	// One device key signs every proof: no per-key quota in the cache.
+	replay, err := dpop.NewMemoryReplayCache(dpop.MemoryReplayOptions{MaxEntriesPerKey: dpop.NoPerKeyLimit})
+	if err != nil {
+		b.Fatal(err)
+	}
+	auth, err := httpauth.New(httpauth.Config{Verifier: v, PublicURL: srv.URL, Replay: replay})
 	if err != nil {
 		b.Fatal(err)
 	}

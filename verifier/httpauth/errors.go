@@ -9,6 +9,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/hallpass/hallpass/dpop"
 	"github.com/hallpass/hallpass/problem"
@@ -26,6 +28,7 @@ const (
 	CodeUseDPoPNonce     = problem.UseDPoPNonce     // retry with the nonce in Error.Nonce (DPoP-Nonce header)
 	CodeUnavailable      = problem.Unavailable      // 503: a replay cache, key source or revocation check did not answer
 	CodeInternal         = problem.Internal         // 500: misconfiguration
+	CodeRateLimited      = problem.RateLimited      // 429: this proof key sent more live proofs than its share
 )
 
 // detailNoProof says what to fix when the DPoP header is missing.
@@ -104,8 +107,11 @@ func WriteProblem(w http.ResponseWriter, err error) {
 	if e.Nonce != "" {
 		h.Set(dpop.NonceHeader, e.Nonce)
 	}
-	if e.Status == http.StatusServiceUnavailable {
+	switch e.Status {
+	case http.StatusServiceUnavailable:
 		h.Set("Retry-After", "1")
+	case http.StatusTooManyRequests:
+		h.Set("Retry-After", strconv.Itoa(int(dpop.DefaultMaxAge/time.Second)))
 	}
 	b, _ := json.Marshal(e.Problem())
 	w.WriteHeader(e.Status)
@@ -126,6 +132,12 @@ func (a *Authenticator) tokenError(err error) *Error {
 			return e
 		case dpop.CodeInvalidProof:
 			e.Code, e.Detail = CodeInvalidDPoPProof, a.proofDetail(err)
+			return e
+		}
+		if errors.Is(err, dpop.ErrReplayKeyQuota) {
+			// This key holds its share of the replay cache: its own
+			// flood, answered as such; other keys go on.
+			e.Status, e.Code = http.StatusTooManyRequests, CodeRateLimited
 			return e
 		}
 		if errors.Is(err, dpop.ErrReplayCheck) {

@@ -53,7 +53,13 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	return w.ResponseWriter.Write(b)
 }
 
-func startIssuer(t *testing.T) *realIssuer {
+// issuerTB is what startIssuer needs of a test; examples supply their own.
+type issuerTB interface {
+	tb
+	TempDir() string
+}
+
+func startIssuer(t issuerTB) *realIssuer {
 	t.Helper()
 	ri := &realIssuer{clock: &testClock{}}
 	store, err := boltstore.Open(filepath.Join(t.TempDir(), "hallpass.db"), boltstore.Options{})

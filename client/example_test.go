@@ -21,6 +21,14 @@ func (*exampleTB) Fatalf(format string, a ...any) { panic(fmt.Sprintf(format, a.
 func (*exampleTB) Error(args ...any)              { panic(fmt.Sprint(args...)) }
 func (*exampleTB) Errorf(format string, a ...any) { panic(fmt.Sprintf(format, a...)) }
 func (e *exampleTB) Cleanup(f func())             { e.cleanups = append(e.cleanups, f) }
+func (e *exampleTB) TempDir() string {
+	dir, err := os.MkdirTemp("", "hallpass-example-")
+	if err != nil {
+		panic(err)
+	}
+	e.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
 func (e *exampleTB) close() {
 	for i := len(e.cleanups) - 1; i >= 0; i-- {
 		e.cleanups[i]()

@@ -149,6 +149,10 @@ func TestServeConfigErrorsNameFlags(t *testing.T) {
 		{[]string{"--store-timeout", "2m"}, "--store-timeout", "StoreTimeout"},
 		{[]string{"--public-url", "ftp://auth.example.com"}, "--public-url", "PublicURL"},
 		{[]string{"--revocation-max-staleness", "-1s"}, "--revocation-max-staleness", "MaxStaleness"},
+		{[]string{"--link-code-ttl", "2h"}, "--link-code-ttl", "LinkCodeTTL"},
+		{[]string{"--username-hold", "10000h"}, "--username-hold", "UsernameHold"},
+		{[]string{"--code-limit-per-ip", "lots"}, "--code-limit-per-ip", "CodeRedeemPerIP"},
+		{[]string{"--recover-limit-per-account", "0/h"}, "--recover-limit-per-account", "RecoverPerAccount"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			t.Parallel()

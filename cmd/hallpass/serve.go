@@ -45,6 +45,8 @@ type serveConfig struct {
 	tlsMin                      string
 	trustedProxies              string
 	limitPerIP, limitGlobal     string
+	limitRedeem, limitRecover   string
+	linkCodeTTL, usernameHold   time.Duration
 	accessTTL, refreshTTL       time.Duration
 	refreshIdle, refreshGrace   time.Duration
 	storeTimeout                time.Duration
@@ -89,6 +91,10 @@ func parseServeFlags(args []string, e *env) (*serveConfig, error) {
 	fs.StringVar(&c.trustedProxies, "trusted-proxies", e.getenv("HALLPASS_TRUSTED_PROXIES"), "comma-separated CIDRs of proxies whose X-Forwarded-For is believed [HALLPASS_TRUSTED_PROXIES]")
 	fs.StringVar(&c.limitPerIP, "signup-limit-per-ip", ee.str(e, "HALLPASS_SIGNUP_LIMIT_PER_IP", "30/h"), "signups per client address, N/s|m|h|d, or off [HALLPASS_SIGNUP_LIMIT_PER_IP]")
 	fs.StringVar(&c.limitGlobal, "signup-limit-global", ee.str(e, "HALLPASS_SIGNUP_LIMIT_GLOBAL", "1000/h"), "signups in total, N/s|m|h|d, or off [HALLPASS_SIGNUP_LIMIT_GLOBAL]")
+	fs.StringVar(&c.limitRedeem, "code-limit-per-ip", ee.str(e, "HALLPASS_CODE_LIMIT_PER_IP", "30/h"), "link- and recovery-code redemptions per client address, N/s|m|h|d, or off [HALLPASS_CODE_LIMIT_PER_IP]")
+	fs.StringVar(&c.limitRecover, "recover-limit-per-account", ee.str(e, "HALLPASS_RECOVER_LIMIT_PER_ACCOUNT", "10/h"), "recovery attempts per username from one client address, N/s|m|h|d, or off [HALLPASS_RECOVER_LIMIT_PER_ACCOUNT]")
+	fs.DurationVar(&c.linkCodeTTL, "link-code-ttl", ee.dur(e, "HALLPASS_LINK_CODE_TTL", issuer.DefaultLinkCodeTTL), "how long a link code lives, 1m to 1h [HALLPASS_LINK_CODE_TTL]")
+	fs.DurationVar(&c.usernameHold, "username-hold", ee.dur(e, "HALLPASS_USERNAME_HOLD", issuer.DefaultUsernameHold), "how long a deleted or renamed account's username stays taken [HALLPASS_USERNAME_HOLD]")
 	fs.DurationVar(&c.accessTTL, "access-ttl", ee.dur(e, "HALLPASS_ACCESS_TTL", issuer.DefaultAccessTTL), "access-token lifetime, 1m to 60m [HALLPASS_ACCESS_TTL]")
 	fs.DurationVar(&c.refreshTTL, "refresh-ttl", ee.dur(e, "HALLPASS_REFRESH_TTL", issuer.DefaultRefreshTTL), "absolute lifetime of a device session [HALLPASS_REFRESH_TTL]")
 	fs.DurationVar(&c.refreshIdle, "refresh-idle", ee.dur(e, "HALLPASS_REFRESH_IDLE", issuer.DefaultRefreshIdle), "a session unused this long ends [HALLPASS_REFRESH_IDLE]")
@@ -128,6 +134,9 @@ func serve(ctx context.Context, c *serveConfig, e *env, ready chan<- string) err
 	}
 	be, err := openBackend(ctx, c, log)
 	if err != nil {
+		if ks != nil {
+			ks.ring.Close() // a file ring already follows its directory
+		}
 		return err
 	}
 	defer be.close()
@@ -180,6 +189,7 @@ func serve(ctx context.Context, c *serveConfig, e *env, ready chan<- string) err
 type serveLimits struct {
 	proxies                []netip.Prefix
 	signupPerIP, signupAll ratelimit.Rule
+	redeemPerIP, recover   ratelimit.Rule
 }
 
 // resolve fills the defaults that derive from --data and parses the flags
@@ -200,6 +210,12 @@ func (c *serveConfig) resolve() (serveLimits, error) {
 		return l, err
 	}
 	if l.signupAll, err = parseRule(c.limitGlobal, "--signup-limit-global"); err != nil {
+		return l, err
+	}
+	if l.redeemPerIP, err = parseRule(c.limitRedeem, "--code-limit-per-ip"); err != nil {
+		return l, err
+	}
+	if l.recover, err = parseRule(c.limitRecover, "--recover-limit-per-account"); err != nil {
 		return l, err
 	}
 	if c.revMaxStale < 0 {
@@ -260,29 +276,33 @@ func (c *serveConfig) issuerConfig(be *backend, ks *servedKeys, mirror *revocati
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return issuer.Config{
-		PublicURL:        c.publicURL,
-		Audience:         c.audience,
-		Store:            be.store,
-		Keys:             ks.ring,
-		KeyManager:       ks.ring,
-		Refresh:          ks.codec,
-		Pepper:           ks.secrets,
-		AccessTTL:        c.accessTTL,
-		RefreshTTL:       c.refreshTTL,
-		RefreshIdle:      c.refreshIdle,
-		RefreshGrace:     c.refreshGrace,
-		DPoP:             issuer.DPoPConfig{Replay: be.replay, Nonces: nonces},
-		Limiter:          be.limiter,
-		SignupPerIP:      l.signupPerIP,
-		SignupGlobal:     l.signupAll,
-		Logger:           log,
-		Registry:         reg,
-		TrustedProxies:   l.proxies,
-		StoreTimeout:     c.storeTimeout,
-		Revocations:      be.revocations,
-		RevocationMirror: mirror,
-		AdminKeysFile:    c.adminKeysFile,
-		AuditSink:        be.audit,
+		PublicURL:         c.publicURL,
+		Audience:          c.audience,
+		Store:             be.store,
+		Keys:              ks.ring,
+		KeyManager:        ks.ring,
+		Refresh:           ks.codec,
+		Pepper:            ks.secrets,
+		AccessTTL:         c.accessTTL,
+		RefreshTTL:        c.refreshTTL,
+		RefreshIdle:       c.refreshIdle,
+		RefreshGrace:      c.refreshGrace,
+		DPoP:              issuer.DPoPConfig{Replay: be.replay, Nonces: nonces},
+		Limiter:           be.limiter,
+		SignupPerIP:       l.signupPerIP,
+		SignupGlobal:      l.signupAll,
+		CodeRedeemPerIP:   l.redeemPerIP,
+		RecoverPerAccount: l.recover,
+		LinkCodeTTL:       c.linkCodeTTL,
+		UsernameHold:      c.usernameHold,
+		Logger:            log,
+		Registry:          reg,
+		TrustedProxies:    l.proxies,
+		StoreTimeout:      c.storeTimeout,
+		Revocations:       be.revocations,
+		RevocationMirror:  mirror,
+		AdminKeysFile:     c.adminKeysFile,
+		AuditSink:         be.audit,
 	}, nil
 }
 

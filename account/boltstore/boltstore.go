@@ -126,7 +126,15 @@ func (s *Store) update(ctx context.Context, fn func(*bolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("boltstore: %w", err)
 	}
-	return wrap(s.db.Update(fn))
+	return wrap(s.db.Update(func(tx *bolt.Tx) error {
+		// The deadline travels into the transaction: a caller that gave
+		// up while this waited for the writer lock (its request already
+		// answered 503, "nothing changed") changes nothing.
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("boltstore: abandoned before commit: %w", err)
+		}
+		return fn(tx)
+	}))
 }
 
 func get[T any](tx *bolt.Tx, bucket []byte, key string) (T, error) {

@@ -496,7 +496,7 @@ func (s *Store) Refresh(ctx context.Context, req account.RefreshRequest) (accoun
 	keys := []string{s.accountKey(h), s.deviceKey(h.tag, req.DeviceID), s.sessionKey(h.tag, req.DeviceID)}
 	reply, err := refresh.Run(ctx, s.c, keys,
 		op, strconv.FormatUint(req.Counter, 10), strconv.FormatUint(req.Counter+1, 10),
-		encTime(req.Now), cutoff, encTime(req.Now.Add(req.Grace)), string(req.Successor), zeroTime).Slice()
+		encTime(req.Now), cutoff, encTime(req.Now.Add(req.Grace)), string(req.Successor), zeroTime, deadlineArg(ctx)).Slice()
 	if err != nil {
 		return account.RefreshResult{}, unavailable(err)
 	}
@@ -517,8 +517,22 @@ func (s *Store) Refresh(ctx context.Context, req account.RefreshRequest) (accoun
 		return account.RefreshResult{Outcome: account.RefreshRejected}, nil
 	case "notfound":
 		return account.RefreshResult{}, account.ErrNotFound
+	case "late":
+		return account.RefreshResult{}, fmt.Errorf("%w: redisstore: the refresh reached Redis after its deadline; nothing changed", account.ErrUnavailable)
 	}
 	return account.RefreshResult{}, corrupt(fmt.Errorf("redisstore: unexpected refresh reply %q", outcome))
+}
+
+// deadlineArg is ctx's deadline in Unix microseconds, "" without one. It is
+// compared with the Redis server's clock (TIME), so it assumes the clocks
+// of the issuer and Redis agree within a fraction of the store timeout
+// (NTP); a Redis clock behind only lets a late script through, as before.
+func deadlineArg(ctx context.Context) string {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return ""
+	}
+	return strconv.FormatInt(dl.UnixMicro(), 10)
 }
 
 // EndSession ends the device's session and revokes the device.

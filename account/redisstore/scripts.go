@@ -70,10 +70,19 @@ return 'ok'
 
 // refresh is the single-use step. KEYS: account, device, session.
 // ARGV: op, counter, counter+1, now, idle cutoff ("" for none), grace
-// until, successor, zero time.
+// until, successor, zero time, deadline (Unix microseconds by the Redis
+// server's clock, "" for none).
+//
+// The caller's deadline travels into the script: a script that runs after
+// it (held by a slow network or a paused server while the caller already
+// answered 503, "nothing changed") changes nothing and answers 'late'.
 var refresh = redis.NewScript(luaBefore + `
-local op, cnt, cnt1, now, cutoff, graceUntil, succ, zero =
-  ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+local op, cnt, cnt1, now, cutoff, graceUntil, succ, zero, deadline =
+  ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
+if deadline ~= '' then
+  local t = redis.call('TIME')
+  if tonumber(t[1]) * 1000000 + tonumber(t[2]) > tonumber(deadline) then return {'late'} end
+end
 local s = redis.call('HMGET', KEYS[3], 'counter', 'ended', 'expires', 'last_used', 'grace_until', 'successor', 'op')
 if not s[1] then return {'notfound'} end
 local banned = redis.call('HGET', KEYS[1], 'banned')

@@ -1,0 +1,20 @@
+package boltstore
+
+import bolt "go.etcd.io/bbolt"
+
+// HoldWriter takes the database's writer lock until release is called, as
+// a stalled disk holds a commit.
+func HoldWriter(s *Store) (release func()) {
+	held, done := make(chan struct{}), make(chan struct{})
+	stop := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = s.db.Update(func(*bolt.Tx) error {
+			close(held)
+			<-stop
+			return nil
+		})
+	}()
+	<-held
+	return func() { close(stop); <-done }
+}

@@ -228,3 +228,49 @@ func TestNewValidates(t *testing.T) {
 		t.Fatal("New accepted an empty Config")
 	}
 }
+
+// TestSignupRetried: a signup retried by the same device key (its answer
+// lost to a 503 or a dropped connection) gets the account it created;
+// another key, a later retry, or a session already refreshed gets
+// username_taken.
+func TestSignupRetried(t *testing.T) {
+	fx := newFixture(t, nil)
+	k := newKey(t)
+	first := fx.signup(t, k, "retrier")
+	again := fx.signup(t, k, "Retrier")
+	if again.AccountID != first.AccountID || again.DeviceID != first.DeviceID || again.AccessToken == first.AccessToken {
+		t.Fatalf("retry: %+v, first %+v", again, first)
+	}
+	if _, err := fx.refresh(t, k, again.RefreshToken); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		key  *ecdsa.PrivateKey
+		user string
+		wait time.Duration
+	}{
+		{"another key", newKey(t), "retrier2", 0},
+		{"after a refresh", k, "retrier", 0},
+		{"after the window", nil, "retrier3", flow.SignupRetryWindow + time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			key := tt.key
+			if key == nil {
+				key = newKey(t)
+			}
+			if tt.user != "retrier" {
+				fx.signup(t, key, tt.user) // the original signup
+				if tt.key != nil {
+					key = newKey(t) // someone else tries the name
+				}
+			}
+			fx.clock.Add(tt.wait)
+			_, err := fx.flows.Signup(context.Background(), flow.SignupRequest{Username: tt.user, Proof: fx.proof(t, key, "POST", base+"/v1/accounts")})
+			if !errors.Is(err, flow.ErrUsernameTaken) {
+				t.Fatalf("err = %v, want username_taken", err)
+			}
+		})
+	}
+}

@@ -72,7 +72,7 @@ func (f *Flows) Signup(ctx context.Context, req SignupRequest) (Tokens, error) {
 		return f.cfg.Store.CreateAccount(ctx, acc, dev, sess)
 	}); err != nil {
 		if errors.Is(err, account.ErrUsernameTaken) {
-			return Tokens{}, fail(ErrUsernameTaken, nil)
+			return f.signupRetried(ctx, name.Key, proof.JKT, now)
 		}
 		return Tokens{}, storeErr("create_account", err)
 	}
@@ -121,4 +121,42 @@ func ValidDeviceName(s string, max int) bool {
 		}
 	}
 	return s == "" || !blank
+}
+
+// SignupRetryWindow is how long after a signup the same device may sign up
+// again with the same username and get that account, not username_taken.
+const SignupRetryWindow = 5 * time.Minute
+
+// signupRetried answers a signup whose name is taken: when the name was
+// taken by this very device key moments ago, and that account has only
+// this device, never refreshed, it is the client's retry of a signup
+// whose answer it lost (a 503 while the store was slow, a dropped
+// connection), and it gets that account with a fresh pair. Anyone else
+// gets username_taken. Only the holder of the device key can make the
+// proof, so the answer goes to nobody else.
+func (f *Flows) signupRetried(ctx context.Context, key, jkt string, now time.Time) (Tokens, error) {
+	taken := fail(ErrUsernameTaken, nil)
+	acc, err := read(ctx, f, "get_account_by_username", func(ctx context.Context) (account.Account, error) {
+		return f.cfg.Store.GetAccountByUsername(ctx, key)
+	})
+	if err != nil || now.Sub(acc.Created) > SignupRetryWindow || acc.Banned {
+		return Tokens{}, taken
+	}
+	devs, err := f.Devices(ctx, acc.ID)
+	if err != nil || len(devs) != 1 || devs[0].JKT != jkt || !devs[0].Active() {
+		return Tokens{}, taken
+	}
+	sess, err := read(ctx, f, "get_session", func(ctx context.Context) (account.Session, error) {
+		return f.cfg.Store.GetSession(ctx, devs[0].ID)
+	})
+	if err != nil || sess.Counter != 0 || !sess.Ended.IsZero() || sess.JKT != jkt {
+		return Tokens{}, taken
+	}
+	out, err := f.mintPair(sess, 0, now)
+	if err != nil {
+		return Tokens{}, err
+	}
+	f.obs.SignedUp()
+	out.AccountID, out.Username, out.DeviceID = acc.ID, acc.Username, devs[0].ID
+	return out, nil
 }

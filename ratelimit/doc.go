@@ -19,7 +19,15 @@
 // [ParseRule] reads "N/unit" or "N/Kunit" with units s, m, h, d ("30/h",
 // "100/10m", "5/s"), and "off" for no limit. "0", "0/h" and negative counts
 // are refused rather than read as "deny all" or "no limit": a typo must not
-// silently open or close signups. The zero Rule is "off".
+// silently open or close signups. The zero Rule is "off"; [Disabled] is
+// "off" said by name, for settings whose zero value selects a default.
+//
+// # Peeking
+//
+// A [Peeker] also answers what Allow would decide without counting, so a
+// caller can look at a shared budget before it spends another one (the
+// issuer looks at its signup reserve before it marks a network as seen).
+// Both implementations are Peekers.
 //
 // # What it trusts
 //

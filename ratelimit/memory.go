@@ -45,8 +45,6 @@ type memShard struct {
 	tat map[memKey]int64 // theoretical arrival time, Unix nanoseconds
 }
 
-var _ Limiter = (*Memory)(nil)
-
 // NewMemory returns an empty in-memory limiter.
 func NewMemory(opts MemoryOptions) (*Memory, error) {
 	if opts.MaxKeys < 0 {
@@ -62,9 +60,24 @@ func NewMemory(opts MemoryOptions) (*Memory, error) {
 	return m, nil
 }
 
+var (
+	_ Limiter = (*Memory)(nil)
+	_ Peeker  = (*Memory)(nil)
+)
+
 // Allow counts one request under key against rule at now, if it fits. It
 // never returns ErrUnavailable; ctx is not used.
 func (m *Memory) Allow(_ context.Context, key string, rule Rule, now time.Time) (Decision, error) {
+	return m.decide(key, rule, now, true)
+}
+
+// Peek returns the decision Allow would make and counts nothing. It never
+// returns ErrUnavailable; ctx is not used.
+func (m *Memory) Peek(_ context.Context, key string, rule Rule, now time.Time) (Decision, error) {
+	return m.decide(key, rule, now, false)
+}
+
+func (m *Memory) decide(key string, rule Rule, now time.Time, count bool) (Decision, error) {
 	if err := rule.Validate(); err != nil {
 		return Decision{}, err
 	}
@@ -88,10 +101,12 @@ func (m *Memory) Allow(_ context.Context, key string, rule Rule, now time.Time) 
 	if !allowed {
 		return Decision{RetryAfter: time.Duration(retry)}, nil
 	}
-	if !known && len(sh.tat) >= m.perShard {
-		sh.evict(nowN)
+	if count {
+		if !known && len(sh.tat) >= m.perShard {
+			sh.evict(nowN)
+		}
+		sh.tat[k] = newTAT
 	}
-	sh.tat[k] = newTAT
 	return Decision{Allowed: true, Remaining: remaining}, nil
 }
 

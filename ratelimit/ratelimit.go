@@ -36,6 +36,11 @@ type Rule struct {
 // Off is the rule without a limit.
 var Off = Rule{}
 
+// Disabled is Off said by name. Where a zero Rule selects a default (the
+// nested network budgets of issuer.Config), Disabled turns the limit off;
+// everywhere else it behaves exactly as Off. It prints as "off".
+var Disabled = Rule{Per: -1}
+
 // Unlimited reports whether r imposes no limit.
 func (r Rule) Unlimited() bool { return r.Limit == 0 }
 
@@ -159,6 +164,17 @@ type Decision struct {
 type Limiter interface {
 	// Allow counts one request under key against rule at now, if it fits.
 	Allow(ctx context.Context, key string, rule Rule, now time.Time) (Decision, error)
+}
+
+// Peeker is a Limiter that can also tell what Allow would decide, without
+// counting anything. A peek is advice: a concurrent Allow may take the
+// budget it saw, so a caller that must not overspend still calls Allow.
+// [Memory] and ratelimit/redislimit implement it.
+type Peeker interface {
+	Limiter
+	// Peek returns the decision Allow would make for key under rule at
+	// now, and counts nothing.
+	Peek(ctx context.Context, key string, rule Rule, now time.Time) (Decision, error)
 }
 
 // unlimited is the decision for Off.

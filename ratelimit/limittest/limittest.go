@@ -31,6 +31,8 @@ func Run(t *testing.T, newLimiter func(t *testing.T) ratelimit.Limiter) {
 		{"InvalidRule", testInvalidRule},
 		{"OddKeys", testOddKeys},
 		{"Concurrent", testConcurrent},
+		{"Disabled", testDisabled},
+		{"Peek", testPeek},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -184,5 +186,45 @@ func testConcurrent(t *testing.T, l ratelimit.Limiter) {
 	}
 	if got := allowed.Load(); got != int64(r.Limit) {
 		t.Fatalf("%d of %d concurrent requests allowed, want exactly %d", got, n, r.Limit)
+	}
+}
+
+func testDisabled(t *testing.T, l ratelimit.Limiter) {
+	for range 100 {
+		want(t, allow(t, l, "ip", ratelimit.Disabled, t0), true, -1, 0)
+	}
+}
+
+// testPeek: a limiter that implements ratelimit.Peeker answers what Allow
+// would, and a peek never counts.
+func testPeek(t *testing.T, l ratelimit.Limiter) {
+	p, ok := l.(ratelimit.Peeker)
+	if !ok {
+		t.Skip("not a Peeker")
+	}
+	peek := func(key string, r ratelimit.Rule, now time.Time) ratelimit.Decision {
+		t.Helper()
+		d, err := p.Peek(t.Context(), key, r, now)
+		if err != nil {
+			t.Fatalf("Peek(%q, %v): %v", key, r, err)
+		}
+		return d
+	}
+	for range 10 { // a new key: the full burst, and peeking takes none of it
+		want(t, peek("ip", fivePerMinute, t0), true, 4, 0)
+	}
+	for i := range 5 {
+		want(t, peek("ip", fivePerMinute, t0), true, 4-i, 0)
+		want(t, allow(t, l, "ip", fivePerMinute, t0), true, 4-i, 0)
+	}
+	want(t, peek("ip", fivePerMinute, t0), false, 0, 12*time.Second)
+	want(t, peek("ip", fivePerMinute, t0.Add(5*time.Second)), false, 0, 7*time.Second)
+	want(t, peek("ip", fivePerMinute, t0.Add(12*time.Second)), true, 0, 0)
+	want(t, allow(t, l, "ip", fivePerMinute, t0.Add(12*time.Second)), true, 0, 0)
+	want(t, peek("ip", fivePerMinute, t0.Add(12*time.Second)), false, 0, 12*time.Second)
+	want(t, peek("ip", ratelimit.Off, t0), true, -1, 0)
+	want(t, peek("ip", ratelimit.Disabled, t0), true, -1, 0)
+	if _, err := p.Peek(t.Context(), "ip", ratelimit.Rule{Limit: -1, Per: time.Hour}, t0); !errors.Is(err, ratelimit.ErrInvalidRule) {
+		t.Errorf("Peek with a bad rule: %v, want ErrInvalidRule", err)
 	}
 }

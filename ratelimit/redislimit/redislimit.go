@@ -42,7 +42,10 @@ type Limiter struct {
 	hashKey   []byte
 }
 
-var _ ratelimit.Limiter = (*Limiter)(nil)
+var (
+	_ ratelimit.Limiter = (*Limiter)(nil)
+	_ ratelimit.Peeker  = (*Limiter)(nil)
+)
 
 // New returns a Limiter on c. The caller owns c.
 func New(c redis.UniversalClient, opts Options) (*Limiter, error) {
@@ -110,4 +113,39 @@ func (l *Limiter) Allow(ctx context.Context, key string, rule ratelimit.Rule, no
 		RetryAfter: time.Duration(res[1]) * time.Microsecond,
 		Remaining:  int(res[2]),
 	}, nil
+}
+
+// Peek returns the decision Allow would make and counts nothing: one GET,
+// the same GCRA in Go, in the script's microseconds.
+func (l *Limiter) Peek(ctx context.Context, key string, rule ratelimit.Rule, now time.Time) (ratelimit.Decision, error) {
+	if err := rule.Validate(); err != nil {
+		return ratelimit.Decision{}, err
+	}
+	if rule.Unlimited() {
+		return ratelimit.Decision{Allowed: true, Remaining: -1}, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return ratelimit.Decision{}, fmt.Errorf("%w: %w", ratelimit.ErrUnavailable, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, l.opTimeout)
+	defer cancel()
+	var tat int64
+	v, err := l.c.Get(ctx, l.key(key, rule)).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+	case err != nil:
+		return ratelimit.Decision{}, fmt.Errorf("%w: redislimit: %w", ratelimit.ErrUnavailable, err)
+	default:
+		if tat, err = strconv.ParseInt(v, 10, 64); err != nil {
+			return ratelimit.Decision{}, fmt.Errorf("%w: redislimit: unexpected value", ratelimit.ErrUnavailable)
+		}
+	}
+	nowU := now.UnixMicro()
+	interval := rule.Interval().Microseconds()
+	tau := interval * int64(rule.Limit-1)
+	ahead := max(tat, nowU) - nowU
+	if ahead > tau {
+		return ratelimit.Decision{RetryAfter: time.Duration(ahead-tau) * time.Microsecond}, nil
+	}
+	return ratelimit.Decision{Allowed: true, Remaining: int((tau - ahead) / interval)}, nil
 }

@@ -195,7 +195,8 @@ type Store interface {
 	// SetBanned bans or unbans an account. A banned account cannot refresh
 	// or add devices.
 	SetBanned(ctx context.Context, accountID string, banned bool) error
-	// Ping reports whether the store answers.
+	// Ping reports whether the store answers and accepts writes (it
+	// writes a probe record): /readyz asks it.
 	Ping(ctx context.Context) error
 	Close() error
 }

@@ -91,9 +91,20 @@ func (s *Store) Close() error {
 }
 
 // Ping reports whether the file is open.
+// Ping writes a probe record in its own transaction: a store that still
+// reads but cannot commit (disk full, read-only remount) is not ready.
 func (s *Store) Ping(ctx context.Context) error {
-	return s.view(ctx, func(*bolt.Tx) error { return nil })
+	return s.update(ctx, func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bucketProbe)
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte("ping"), []byte(time.Now().UTC().Format(time.RFC3339Nano)))
+	})
 }
+
+// bucketProbe holds the record Ping writes; nothing reads it.
+var bucketProbe = []byte("probe")
 
 // errCorrupt: a stored record does not decode; never a client's fault.
 var errCorrupt = errors.New("boltstore: corrupt record")

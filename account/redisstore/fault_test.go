@@ -130,3 +130,23 @@ func (p *holdingProxy) pipe(cc net.Conn, upstream string) {
 		}
 	}
 }
+
+// TestPingRefusesAReadOnlyRedis: a Redis that answers but refuses writes
+// is not ready (readyz). Reproduction before: PING answered PONG.
+func TestPingRefusesAReadOnlyRedis(t *testing.T) {
+	t.Parallel()
+	c := newClient(t, redistest.Start(t).Addr())
+	s, err := redisstore.New(c, redisstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Ping(context.Background()); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	if err := c.ConfigSet(context.Background(), "min-replicas-to-write", "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Ping(context.Background()); !errors.Is(err, account.ErrUnavailable) {
+		t.Fatalf("Ping of a Redis refusing writes: %v, want ErrUnavailable", err)
+	}
+}

@@ -84,7 +84,10 @@ func (s *Store) Ping(ctx context.Context) error {
 		return err
 	}
 	defer cancel()
-	if err := s.c.Ping(ctx).Err(); err != nil {
+	// A write, not PING: a Redis that answers but refuses writes
+	// (stop-writes-on-bgsave-error, min-replicas-to-write, OOM) is not
+	// ready.
+	if err := s.c.Set(ctx, s.prefix+":{probe}:ping", time.Now().UTC().Format(time.RFC3339Nano), time.Minute).Err(); err != nil {
 		return unavailable(err)
 	}
 	return nil

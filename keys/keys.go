@@ -3,6 +3,8 @@ package keys
 import (
 	"crypto"
 	"crypto/ed25519"
+	"crypto/hkdf"
+	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -260,6 +262,22 @@ func (w *WrappingKey) Equal(o *WrappingKey) bool {
 //
 // SECURITY: the result is secret.
 func (w *WrappingKey) UnsafeBytes() []byte { return append([]byte(nil), w.k[:]...) }
+
+// UnsafeDeriveKey returns a 32-byte key derived from w for one purpose:
+// HKDF-SHA-256 (RFC 5869) with w as the input key, no salt, and the info
+// "hallpass/" + purpose. Keys for different purposes are independent, and
+// none reveals w or opens what w wraps. purpose names the use and its
+// version ("revocation/entry-mac/v1"); it must not be empty.
+//
+// SECURITY: the result is secret; its holder can do whatever the purpose
+// allows (for a MAC key: forge what it authenticates). Keep it in an
+// unexported field of a type of its own.
+func (w *WrappingKey) UnsafeDeriveKey(purpose string) ([]byte, error) {
+	if purpose == "" {
+		return nil, errors.New("keys: a derived key needs a purpose")
+	}
+	return hkdf.Key(sha256.New, w.k[:], nil, "hallpass/"+purpose, 32)
+}
 
 func (w WrappingKey) String() string       { return "keys.WrappingKey(redacted)" }
 func (w WrappingKey) GoString() string     { return w.String() }

@@ -16,8 +16,18 @@ var (
 	ErrKeyRevoked  = errors.New("keys: key is revoked")
 )
 
+// DefaultRetiredKeep is how long a retired key stays published: the longest
+// access-token lifetime (token.MaxTTL, 60 min) plus the verifier's default
+// leeway on exp (30 s). After it no token the key signed can still be
+// accepted, so Prune may drop it. It is a constant of this package, not
+// derived from the current access-token TTL: tokens signed under an earlier,
+// longer TTL are still in flight after the TTL is lowered.
+const DefaultRetiredKeep = 60*time.Minute + 30*time.Second
+
 // RingEntry is one signing key of a Ring with its life-cycle times.
-// Secret is nil for revoked keys: their secret is destroyed on revocation.
+// Secret is set for the current and the next key only: a retired key's
+// secret is dropped when it retires (it never signs again) and a revoked
+// key's when it is revoked; stores keep only their public keys.
 type RingEntry struct {
 	Secret    *SecretKey
 	Public    PublicKey
@@ -58,10 +68,18 @@ func NewRing(rand io.Reader, now time.Time) (*Ring, error) {
 }
 
 // RestoreRing rebuilds a ring from stored entries and validates it: exactly
-// one current key, at most one next key, secrets present for every
-// non-revoked key and matching its public key, no duplicate ids.
+// one current key, at most one next key, a secret for the current and the
+// next key matching its public key, no duplicate ids. A secret given for a
+// retired or revoked key is dropped, not kept: such a key never signs (a
+// ring stored before retired secrets were dropped loses them here, and its
+// store writes them no more).
 func RestoreRing(entries []RingEntry) (*Ring, error) {
 	r := &Ring{entries: append([]RingEntry(nil), entries...)}
+	for i := range r.entries {
+		if !signs(r.entries[i].Status) {
+			r.entries[i].Secret = nil
+		}
+	}
 	if err := r.validate(); err != nil {
 		return nil, err
 	}
@@ -114,7 +132,7 @@ func (r *Ring) validate() error {
 		return err
 	}
 	for _, e := range r.entries {
-		if e.Status == StatusRevoked {
+		if !signs(e.Status) {
 			continue
 		}
 		if e.Secret == nil || !e.Secret.PublicKey().Equal(e.Public) {
@@ -123,6 +141,10 @@ func (r *Ring) validate() error {
 	}
 	return nil
 }
+
+// signs reports whether a key of status st keeps its secret: the current
+// key signs, the next key will.
+func signs(st Status) bool { return st == StatusCurrent || st == StatusNext }
 
 // Current returns the signing key. It is nil only for a public-only ring.
 func (r *Ring) Current() *SecretKey {
@@ -166,8 +188,10 @@ func (r *Ring) Entries() []RingEntry {
 }
 
 // Rotate promotes the next key to current, retires the old current key and
-// creates a new next key. Tokens signed by the retired key stay valid until
-// they expire; publish the key set again so verifiers learn the change.
+// creates a new next key. The retired key's secret is dropped at once (it
+// never signs again; a store writes only its public key). Tokens it signed
+// stay valid until they expire; publish the key set again so verifiers learn
+// the change, and Prune it after DefaultRetiredKeep.
 func (r *Ring) Rotate(rand io.Reader, now time.Time) error {
 	fresh, err := GenerateSecretKey(rand)
 	if err != nil {
@@ -187,7 +211,9 @@ func (r *Ring) rotateLocked(fresh *SecretKey, now time.Time) error {
 		e := &r.entries[i]
 		switch e.Status {
 		case StatusCurrent:
-			e.Status, e.Retired = StatusRetired, now
+			// Dropped, not zeroed: a request may be signing with it right
+			// now through a pointer it took from Current.
+			e.Status, e.Retired, e.Secret = StatusRetired, now, nil
 		case StatusNext:
 			e.Status, e.Activated = StatusCurrent, now
 			promoted = true
@@ -241,9 +267,9 @@ func (r *Ring) Revoke(kid KeyID, rand io.Reader, now time.Time) error {
 }
 
 // Prune drops retired keys that stopped signing more than keep ago, where
-// keep must be at least the longest token lifetime plus verifier leeway:
-// no token they signed can still be valid. Revoked ids are kept.
-// It returns the number of keys dropped.
+// keep must be at least the longest token lifetime plus verifier leeway
+// (DefaultRetiredKeep): no token they signed can still be valid. Revoked
+// ids are kept. It returns the number of keys dropped.
 func (r *Ring) Prune(now time.Time, keep time.Duration) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -258,6 +284,34 @@ func (r *Ring) Prune(now time.Time, keep time.Duration) int {
 	}
 	r.entries = kept
 	return n
+}
+
+// Prunable is the number of retired keys Prune(now, keep) would drop,
+// without changing the ring: a caller checks it before asking a store to
+// write.
+func (r *Ring) Prunable(now time.Time, keep time.Duration) int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	n := 0
+	for _, e := range r.entries {
+		if e.Status == StatusRetired && now.Sub(e.Retired) > keep {
+			n++
+		}
+	}
+	return n
+}
+
+// Activated is when the current key started signing (zero for a ring that
+// never recorded it).
+func (r *Ring) Activated() time.Time {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for _, e := range r.entries {
+		if e.Status == StatusCurrent {
+			return e.Activated
+		}
+	}
+	return time.Time{}
 }
 
 // KeySet returns the published key-set document: current, next and retired

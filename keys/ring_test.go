@@ -139,3 +139,86 @@ func TestRingLookup(t *testing.T) {
 		t.Fatal("unknown kid found")
 	}
 }
+
+// TestRetiredSecretDropped: a retired key never signs again, so the ring
+// keeps no secret for it, and a ring restored with one (stored before
+// retired secrets were dropped) loses it. Regression test for issue 11,
+// finding 5: five rotations left five retired keys with their secrets.
+func TestRetiredSecretDropped(t *testing.T) {
+	t0 := time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)
+	r, err := NewRing(nil, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := r.Current()
+	for i := range 5 {
+		if err := r.Rotate(nil, t0.Add(time.Duration(i+1)*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	retired := 0
+	for _, e := range r.Entries() {
+		switch {
+		case e.Status == StatusRetired:
+			retired++
+			if e.Secret != nil {
+				t.Errorf("retired key %s keeps its secret", e.ID())
+			}
+		case e.Secret == nil:
+			t.Errorf("%s key %s has no secret", e.Status, e.ID())
+		}
+	}
+	if retired != 5 {
+		t.Fatalf("%d retired keys, want 5", retired)
+	}
+
+	// A ring stored with a retired secret: restored without it.
+	legacy := r.Entries()
+	for i := range legacy {
+		if legacy[i].ID() == old.ID() {
+			legacy[i].Secret = old
+		}
+	}
+	rr, err := RestoreRing(legacy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range rr.Entries() {
+		if e.Status == StatusRetired && e.Secret != nil {
+			t.Fatalf("RestoreRing kept the secret of retired key %s", e.ID())
+		}
+	}
+	if !rr.Activated().Equal(t0.Add(5 * time.Minute)) {
+		t.Errorf("Activated = %v", rr.Activated())
+	}
+}
+
+func TestPrunable(t *testing.T) {
+	t0 := time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)
+	r, _ := NewRing(nil, t0)
+	for i := range 3 {
+		if err := r.Rotate(nil, t0.Add(time.Duration(i)*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Retired at t0, t0+1h, t0+2h.
+	now := t0.Add(2*time.Hour + DefaultRetiredKeep + time.Second)
+	for _, tc := range []struct {
+		name string
+		now  time.Time
+		want int
+	}{
+		{"none due", t0.Add(DefaultRetiredKeep), 0},
+		{"first due", t0.Add(DefaultRetiredKeep + time.Second), 1},
+		{"all due", now, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := r.Prunable(tc.now, DefaultRetiredKeep); got != tc.want {
+				t.Fatalf("Prunable = %d, want %d", got, tc.want)
+			}
+		})
+	}
+	if n := r.Prune(now, DefaultRetiredKeep); n != 3 || statuses(r)[StatusRetired] != 0 {
+		t.Fatalf("Prune = %d, left %v", n, statuses(r))
+	}
+}

@@ -343,7 +343,9 @@ func (s *Store) decode(ff *fileFormat, secrets bool) ([]keys.RingEntry, error) {
 		if fe.Revoked != nil {
 			e.Revoked = *fe.Revoked
 		}
-		if secrets && fe.Status != keys.StatusRevoked {
+		// A retired key's secret is not opened, even if an older ring
+		// stored it: it never signs again (see keys.RestoreRing).
+		if secrets && (fe.Status == keys.StatusCurrent || fe.Status == keys.StatusNext) {
 			sk, err := s.prot.Open(fe.Secret)
 			if err != nil {
 				return nil, s.openErr("secret key", fe.Kid, err)
@@ -385,7 +387,9 @@ func (s *Store) save(r *keys.Ring) error {
 			Kid: e.ID(), Status: e.Status, Public: e.Public.PASERK(), Created: e.Created.UTC(),
 			Activated: timePtr(e.Activated), Retired: timePtr(e.Retired), Revoked: timePtr(e.Revoked),
 		}
-		if e.Status != keys.StatusRevoked {
+		// Only the current and the next key keep a secret: a retired or
+		// revoked key's is not written (it never signs again).
+		if e.Status == keys.StatusCurrent || e.Status == keys.StatusNext {
 			if e.Secret == nil {
 				return fmt.Errorf("filestore: key %s has no secret", e.ID())
 			}

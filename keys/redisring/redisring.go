@@ -239,7 +239,9 @@ func (s *Store) encodeRing(r *keys.Ring, version uint64) (string, error) {
 			Kid: e.ID(), Status: e.Status, Public: e.Public.PASERK(), Created: e.Created.UTC(),
 			Activated: timePtr(e.Activated), Retired: timePtr(e.Retired), Revoked: timePtr(e.Revoked),
 		}
-		if e.Status != keys.StatusRevoked {
+		// Only the current and the next key keep a secret: a retired or
+		// revoked key's is not written (it never signs again).
+		if e.Status == keys.StatusCurrent || e.Status == keys.StatusNext {
 			if e.Secret == nil {
 				return "", fmt.Errorf("redisring: key %s has no secret", e.ID())
 			}
@@ -275,7 +277,9 @@ func (s *Store) decodeRing(val string, secrets bool) (*keys.Ring, error) {
 		if de.Revoked != nil {
 			e.Revoked = *de.Revoked
 		}
-		if secrets && de.Status != keys.StatusRevoked {
+		// A retired key's secret is not opened, even if an older ring
+		// stored it: it never signs again (see keys.RestoreRing).
+		if secrets && (de.Status == keys.StatusCurrent || de.Status == keys.StatusNext) {
 			// UnwrapSecretPIE checks the k4.secret-wrap.pie prefix: a
 			// plaintext k4.secret is refused (keys.ErrWrongType).
 			sk, err := keys.UnwrapSecretPIE(de.Secret, s.w)

@@ -37,6 +37,19 @@ func (ee *envErr) dur(e *env, name string, def time.Duration) time.Duration {
 	return d
 }
 
+func (ee *envErr) integer(e *env, name string, def int) int {
+	v := e.getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		ee.errs = append(ee.errs, name+" is not a whole number >= 0")
+		return def
+	}
+	return n
+}
+
 func (ee *envErr) boolean(e *env, name string) bool {
 	v := e.getenv(name)
 	if v == "" {

@@ -37,6 +37,10 @@ func apiServer(h http.Handler, tlsConf *tls.Config, log *slog.Logger) *http.Serv
 // serveUntilDone serves every l until ctx ends (SIGINT, SIGTERM) or one
 // fails, then shuts them all down: requests in flight get timeout to
 // finish. An ended ctx is a clean exit.
+// exitShutdownCut is the exit status of a server whose graceful shutdown
+// had to cut requests in flight (0: clean, 1: an error).
+const exitShutdownCut = 3
+
 func serveUntilDone(ctx context.Context, log *slog.Logger, timeout time.Duration, name string, ls ...listening) error {
 	errc := make(chan error, len(ls))
 	for _, l := range ls {
@@ -57,14 +61,20 @@ func serveUntilDone(ctx context.Context, log *slog.Logger, timeout time.Duration
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	cut := false
 	for _, l := range ls {
 		if err := l.srv.Shutdown(sctx); err != nil {
 			log.Warn("graceful shutdown incomplete; closing connections", slog.String("error", err.Error()))
 			l.srv.Close()
+			cut = true
 		}
 	}
 	if serveErr != nil {
 		return serveErr
+	}
+	if cut {
+		// Requests in flight were cut: say so in the exit status.
+		return exitError{code: exitShutdownCut, err: fmt.Errorf("%s: requests in flight were cut after --shutdown-timeout", name)}
 	}
 	for range ls {
 		if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {

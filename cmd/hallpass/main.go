@@ -19,6 +19,9 @@ func main() {
 	// SIGINT and SIGTERM end ctx: servers shut down gracefully and exit 0,
 	// so that Ctrl-C on `make run` is not reported as a failure.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// After the first signal, the default action comes back: a second
+	// SIGINT or SIGTERM ends the process at once, mid-shutdown.
+	go func() { <-ctx.Done(); stop() }()
 	err := run(ctx, os.Args[1:], &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv})
 	stop()
 	os.Exit(exitStatus(os.Stderr, err))

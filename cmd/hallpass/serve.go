@@ -46,6 +46,7 @@ type serveConfig struct {
 	trustedProxies              string
 	limitPerIP, limitGlobal     string
 	limitRedeem, limitRecover   string
+	maxConns, maxConnsPerIP     int
 	linkCodeTTL, usernameHold   time.Duration
 	accessTTL, refreshTTL       time.Duration
 	refreshIdle, refreshGrace   time.Duration
@@ -93,6 +94,8 @@ func parseServeFlags(args []string, e *env) (*serveConfig, error) {
 	fs.StringVar(&c.limitGlobal, "signup-limit-global", ee.str(e, "HALLPASS_SIGNUP_LIMIT_GLOBAL", "1000/h"), "signups in total, N/s|m|h|d, or off [HALLPASS_SIGNUP_LIMIT_GLOBAL]")
 	fs.StringVar(&c.limitRedeem, "code-limit-per-ip", ee.str(e, "HALLPASS_CODE_LIMIT_PER_IP", "30/h"), "link- and recovery-code redemptions per client address, N/s|m|h|d, or off [HALLPASS_CODE_LIMIT_PER_IP]")
 	fs.StringVar(&c.limitRecover, "recover-limit-per-account", ee.str(e, "HALLPASS_RECOVER_LIMIT_PER_ACCOUNT", "10/h"), "recovery attempts per username from one client address, N/s|m|h|d, or off [HALLPASS_RECOVER_LIMIT_PER_ACCOUNT]")
+	fs.IntVar(&c.maxConns, "max-connections", ee.integer(e, "HALLPASS_MAX_CONNECTIONS", defaultMaxConns), "open connections to the public listener in all; beyond it new ones are closed (0: no cap) [HALLPASS_MAX_CONNECTIONS]")
+	fs.IntVar(&c.maxConnsPerIP, "max-connections-per-ip", ee.integer(e, "HALLPASS_MAX_CONNECTIONS_PER_IP", defaultMaxConnsPerIP), "open connections from one client address (trusted proxies excepted; 0: no cap) [HALLPASS_MAX_CONNECTIONS_PER_IP]")
 	fs.DurationVar(&c.linkCodeTTL, "link-code-ttl", ee.dur(e, "HALLPASS_LINK_CODE_TTL", issuer.DefaultLinkCodeTTL), "how long a link code lives, 1m to 1h [HALLPASS_LINK_CODE_TTL]")
 	fs.DurationVar(&c.usernameHold, "username-hold", ee.dur(e, "HALLPASS_USERNAME_HOLD", issuer.DefaultUsernameHold), "how long a deleted or renamed account's username stays taken [HALLPASS_USERNAME_HOLD]")
 	fs.DurationVar(&c.accessTTL, "access-ttl", ee.dur(e, "HALLPASS_ACCESS_TTL", issuer.DefaultAccessTTL), "access-token lifetime, 1m to 60m [HALLPASS_ACCESS_TTL]")
@@ -158,6 +161,7 @@ func serve(ctx context.Context, c *serveConfig, e *env, ready chan<- string) err
 	if err != nil {
 		return err
 	}
+	ln = capConnections(ln, c.maxConns, c.maxConnsPerIP, lim.proxies, log)
 	defer ln.Close()
 	cfg, err := c.issuerConfig(be, ks, mirror, lim, log)
 	if err != nil {
@@ -217,6 +221,9 @@ func (c *serveConfig) resolve() (serveLimits, error) {
 	}
 	if l.recover, err = parseRule(c.limitRecover, "--recover-limit-per-account"); err != nil {
 		return l, err
+	}
+	if c.maxConns < 0 || c.maxConnsPerIP < 0 {
+		return l, fmt.Errorf("%w: --max-connections and --max-connections-per-ip must not be negative", errUsage)
 	}
 	if c.revMaxStale < 0 {
 		return l, fmt.Errorf("%w: --revocation-max-staleness must not be negative", errUsage)

@@ -57,6 +57,7 @@ type options struct {
 	margin        time.Duration
 	refreshWindow time.Duration
 	insecureHTTP  bool
+	origins       []string // more origins Do may send the token to
 }
 
 // WithHTTPClient sets the HTTP client. The default has a 30 s timeout and
@@ -64,6 +65,18 @@ type options struct {
 // sends the DPoP proof (and, to the same host, the access token) to the
 // redirect target; the API never redirects.
 func WithHTTPClient(hc *http.Client) Option { return func(o *options) { o.hc = hc } }
+
+// WithOrigins lets Do (and HTTPClient) send the access token and a proof
+// to services of these origins (scheme://host[:port]) besides the issuer:
+// your own APIs that verify hallpass tokens. https, or http on a loopback
+// host (any host with WithInsecureHTTP).
+//
+// SECURITY: the access token goes to every listed origin; list only
+// services you run. A request for any other origin is refused
+// (ErrOtherOrigin) and never carries the token.
+func WithOrigins(origins ...string) Option {
+	return func(o *options) { o.origins = append(o.origins, origins...) }
+}
 
 // WithClock sets the clock used for proof iat and token expiry. It is read
 // on every use. Default time.Now.
@@ -101,9 +114,9 @@ type Client struct {
 
 	mu     sync.Mutex
 	loaded bool
-	state  *State // never modified in place; replaced on change
-	dirty  bool   // state differs from what the store holds
-	nonce  string // latest DPoP-Nonce from the server
+	state  *State            // never modified in place; replaced on change
+	dirty  bool              // state differs from what the store holds
+	nonce  map[string]string // latest DPoP-Nonce per origin
 	flight *flight
 	busy   bool // a signup or logout is running
 	closed bool
@@ -149,7 +162,14 @@ func New(serverURL string, key crypto.Signer, store StateStore, opts ...Option) 
 	if o.margin < 0 || o.refreshWindow <= 0 {
 		return nil, errors.New("client: negative expiry margin or non-positive refresh retry window")
 	}
-	return &Client{base: base, origin: origin, key: key, jkt: jkt, store: store, opts: o}, nil
+	for i, extra := range o.origins {
+		b, eo, err := normalizeServerURL(extra, o.insecureHTTP)
+		if err != nil || b != eo {
+			return nil, fmt.Errorf("client: WithOrigins: %q is not an origin (scheme://host[:port], https or loopback http)", extra)
+		}
+		o.origins[i] = eo
+	}
+	return &Client{base: base, origin: origin, key: key, jkt: jkt, store: store, opts: o, nonce: map[string]string{}}, nil
 }
 
 // Open returns a client for the session saved in store, using the server
@@ -529,7 +549,8 @@ func (c *Client) CallJSON(ctx context.Context, method, path string, in, out any)
 // http.Client.Do, a non-2xx answer is not an error: the caller reads and
 // closes the body (see CallJSON).
 func (c *Client) Do(ctx context.Context, req *http.Request) (*http.Response, error) {
-	if req.URL == nil || !strings.EqualFold(req.URL.Scheme+"://"+req.URL.Host, c.origin) || req.URL.User != nil {
+	origin, ok := c.allowedOrigin(req)
+	if !ok {
 		return nil, ErrOtherOrigin
 	}
 	canRetry := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
@@ -545,7 +566,7 @@ func (c *Client) Do(ctx context.Context, req *http.Request) (*http.Response, err
 				return nil, err
 			}
 		}
-		nonce := c.currentNonce()
+		nonce := c.currentNonce(origin)
 		proof, err := c.proof(r.Method, r.URL.String(), tok, nonce)
 		if err != nil {
 			return nil, err
@@ -556,13 +577,13 @@ func (c *Client) Do(ctx context.Context, req *http.Request) (*http.Response, err
 		if err != nil {
 			return nil, err
 		}
-		c.noteNonce(resp)
+		c.noteNonce(origin, resp)
 		if !canRetry || (resp.StatusCode != http.StatusUnauthorized && resp.StatusCode != http.StatusBadRequest) {
 			return resp, nil
 		}
 		switch peekCode(resp) {
 		case CodeUseDPoPNonce:
-			if nonceRetried || c.currentNonce() == nonce {
+			if nonceRetried || c.currentNonce(origin) == nonce {
 				return resp, nil
 			}
 			nonceRetried = true
@@ -645,14 +666,15 @@ func (c *Client) accessToken(ctx context.Context) (string, error) {
 	return c.state.AccessToken, nil
 }
 
-func (c *Client) currentNonce() string {
+func (c *Client) currentNonce(origin string) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.nonce
+	return c.nonce[origin]
 }
 
-// noteNonce remembers the latest DPoP-Nonce (RFC 9449 section 8.2).
-func (c *Client) noteNonce(resp *http.Response) {
+// noteNonce remembers the latest DPoP-Nonce of origin (RFC 9449 section
+// 8.2): each server issues its own.
+func (c *Client) noteNonce(origin string, resp *http.Response) {
 	n := resp.Header.Get("DPoP-Nonce")
 	if n == "" || len(n) > 512 {
 		return
@@ -664,7 +686,7 @@ func (c *Client) noteNonce(resp *http.Response) {
 		}
 	}
 	c.mu.Lock()
-	c.nonce = n
+	c.nonce[origin] = n
 	c.mu.Unlock()
 }
 
@@ -682,7 +704,7 @@ func (c *Client) proof(method, u, accessToken, nonce string) (string, error) {
 func (c *Client) exchange(ctx context.Context, path, contentType string, body []byte) ([]byte, error) {
 	u := c.base + path
 	for try := 0; ; try++ {
-		nonce := c.currentNonce()
+		nonce := c.currentNonce(c.origin)
 		proof, err := c.proof(http.MethodPost, u, "", nonce)
 		if err != nil {
 			return nil, err
@@ -698,7 +720,7 @@ func (c *Client) exchange(ctx context.Context, path, contentType string, body []
 		if err != nil {
 			return nil, err
 		}
-		c.noteNonce(resp)
+		c.noteNonce(c.origin, resp)
 		b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 		resp.Body.Close()
 		if err != nil {
@@ -708,9 +730,48 @@ func (c *Client) exchange(ctx context.Context, path, contentType string, body []
 			return b, nil
 		}
 		pe := parseProblem(resp, b)
-		if pe.Code == CodeUseDPoPNonce && try == 0 && c.currentNonce() != nonce {
+		if pe.Code == CodeUseDPoPNonce && try == 0 && c.currentNonce(c.origin) != nonce {
 			continue
 		}
 		return nil, pe
 	}
+}
+
+// allowedOrigin returns the origin of req when the access token may go
+// there: the issuer's or one given to WithOrigins.
+func (c *Client) allowedOrigin(req *http.Request) (string, bool) {
+	if req.URL == nil || req.URL.User != nil {
+		return "", false
+	}
+	o := strings.ToLower(req.URL.Scheme + "://" + req.URL.Host)
+	if o == c.origin {
+		return o, true
+	}
+	for _, allowed := range c.opts.origins {
+		if o == allowed {
+			return o, true
+		}
+	}
+	return "", false
+}
+
+// HTTPClient returns an *http.Client whose requests go through Do: an
+// access token and a fresh proof for the exact method and URL on each, a
+// refresh when the token expired, one retry on use_dpop_nonce, and a
+// refusal (ErrOtherOrigin, nothing sent) for any origin but the issuer's
+// and those of WithOrigins. Redirects are not followed.
+func (c *Client) HTTPClient() *http.Client {
+	return &http.Client{
+		Transport: roundTripper{c},
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}
+}
+
+// roundTripper sends each request through Client.Do.
+type roundTripper struct{ c *Client }
+
+func (rt roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
+	return rt.c.Do(req.Context(), req)
 }

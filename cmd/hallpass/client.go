@@ -47,6 +47,7 @@ brings the account back on a new device when no signed-in one is left.`,
 			{clientRecoverDoc, clientRecover},
 			{clientRenameDoc, clientRename},
 			{clientDeleteDoc, clientDelete},
+			{clientCallDoc, clientCall},
 		},
 	}
 }
@@ -272,7 +273,7 @@ func clientOptions(e *env) []client.Option {
 }
 
 // openClient opens the client saved in the state file.
-func openClient(ctx context.Context, sf *stateFlags, e *env) (*client.Client, error) {
+func openClient(ctx context.Context, sf *stateFlags, e *env, extra ...client.Option) (*client.Client, error) {
 	prot, _, _, err := sf.protection(e, false)
 	if err != nil {
 		return nil, err
@@ -281,7 +282,7 @@ func openClient(ctx context.Context, sf *stateFlags, e *env) (*client.Client, er
 	if err != nil {
 		return nil, err
 	}
-	return client.Open(ctx, store, clientOptions(e)...)
+	return client.Open(ctx, store, append(clientOptions(e), extra...)...)
 }
 
 // clientFail prints err as one line on stderr: the server's code when
@@ -453,7 +454,13 @@ func signupState(ctx context.Context, sf *stateFlags, e *env) (store *client.Fil
 // the state flags and those that flags (when not nil) registers, runs the
 // check flags returned (when not nil), then opens the client and hands it to
 // do. Errors after the flags are parsed go through clientFail.
-func runClientCmd(ctx context.Context, doc cmdDoc, args []string, e *env, flags func(*flag.FlagSet) (check func() error), do func(*client.Client) error) (err error) {
+func runClientCmd(ctx context.Context, doc cmdDoc, args []string, e *env, flags func(*flag.FlagSet) (check func() error), do func(*client.Client) error) error {
+	return runClientCmdWith(ctx, doc, args, e, flags, nil, do)
+}
+
+// runClientCmdWith is runClientCmd whose client gets the options opts
+// returns after the flags are parsed.
+func runClientCmdWith(ctx context.Context, doc cmdDoc, args []string, e *env, flags func(*flag.FlagSet) (check func() error), opts func() []client.Option, do func(*client.Client) error) (err error) {
 	fs := newFlagSet(doc, e)
 	name := strings.TrimPrefix(doc.name, "client ")
 	var sf stateFlags
@@ -475,7 +482,11 @@ func runClientCmd(ctx context.Context, doc cmdDoc, args []string, e *env, flags 
 			err = clientFail(name, e, err)
 		}
 	}()
-	c, err := openClient(ctx, &sf, e)
+	var extra []client.Option
+	if opts != nil {
+		extra = opts()
+	}
+	c, err := openClient(ctx, &sf, e, extra...)
 	if err != nil {
 		return err
 	}

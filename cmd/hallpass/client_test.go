@@ -7,10 +7,12 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -377,5 +379,31 @@ func TestClientLifecycleUsage(t *testing.T) {
 		if !errors.Is(r.err, errUsage) {
 			t.Errorf("%q: %v, want a usage error", tc.args, r.err)
 		}
+	}
+}
+
+// TestClientCall: `hallpass client call` calls a URL of the issuer's origin
+// with the device's token and a fresh proof; a URL of an origin not named
+// in --origins is refused and receives nothing.
+func TestClientCall(t *testing.T) {
+	url := testIssuer(t)
+	state := filepath.Join(t.TempDir(), "caller.state")
+	if r := runCmd(t, nil, "client", "signup", "--server", url, "--username", "caller", "--state", state); r.err != nil {
+		t.Fatalf("signup: %v\n%s", r.err, r.stderr)
+	}
+	r := runCmd(t, nil, "client", "call", "--state", state, url+"/v1/me")
+	if r.err != nil || r.json(t)["username"] != "caller" || !strings.Contains(r.stderr, "200") {
+		t.Fatalf("call /v1/me: %v %q %q", r.err, r.stdout, r.stderr)
+	}
+	var hits atomic.Int64
+	other := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { hits.Add(1) }))
+	defer other.Close()
+	r = runCmd(t, nil, "client", "call", "--state", state, other.URL+"/steal")
+	if r.err == nil || !strings.Contains(r.stderr, "--origins") || hits.Load() != 0 {
+		t.Fatalf("call to another origin: %v %q, %d requests reached it", r.err, r.stderr, hits.Load())
+	}
+	r = runCmd(t, nil, "client", "call", "--state", state, "--origins", other.URL, other.URL+"/allowed")
+	if r.err != nil || hits.Load() != 1 {
+		t.Fatalf("call to a listed origin: %v %q, %d requests", r.err, r.stderr, hits.Load())
 	}
 }

@@ -57,7 +57,10 @@ type KeyManager interface {
 // own listener (never the public one: none of its routes exist on
 // Handler). Every request needs "Authorization: Bearer <admin key>" whose
 // SHA-256 digest is a line of Config.AdminKeysFile; without that file every
-// request is refused with 401. Every request, refused or not, is audited.
+// request is refused with 401. Every request made with a valid key is
+// audited; requests refused before a key was accepted are counted and
+// sampled (Config.AuditRefusedPerMinute), and an address that keeps
+// failing gets 429 (Config.AdminAuthLimit).
 //
 // SECURITY: an admin key can sign out any device, ban any account and
 // revoke signing keys. Bind the admin listener to loopback or a private
@@ -99,24 +102,40 @@ func (s *Server) buildAdminEcho() *echo.Echo {
 }
 
 // adminGate authenticates the admin key and audits the call, whatever its
-// outcome (unknown routes and refused keys included).
+// outcome (unknown routes and refused keys included). A client address
+// past its budget of failed authentications gets 429 without its key
+// being looked at. Calls refused before a key was accepted are counted
+// and only sampled into the audit record (auditRefused); calls made with
+// a key are always recorded.
 func (s *Server) adminGate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
+		now := s.now()
+		ip := c.RealIP()
 		rec := &AuditRecord{
-			Time:      s.now().UTC(),
+			Time:      now.UTC(),
 			Who:       auditWhoUnauthenticated,
 			Action:    c.Request().Method + " " + routeOf(c),
 			RequestID: requestID(c),
-			ClientIP:  c.RealIP(),
+			ClientIP:  ip,
 		}
 		if !isKnownMethod(c.Request().Method) {
 			rec.Action = "OTHER " + routeOf(c)
 		}
 		c.Set(ctxAudit, rec)
-		who, err := s.adminAuth(c)
-		if err == nil {
+		var err error
+		if after, blocked := s.adminGuard.blocked(ip, now); blocked {
+			err = s.refused("admin_auth", after)
+		} else if who, aerr := s.adminAuth(c); aerr == nil {
 			rec.Who = who
 			err = next(c)
+		} else {
+			err = aerr
+			var ae *apiError
+			if errors.As(aerr, &ae) && ae.status == http.StatusUnauthorized {
+				if after, ok := s.adminGuard.failed(ip, now); !ok {
+					err = s.refused("admin_auth", after)
+				}
+			}
 		}
 		if err != nil {
 			var ae *apiError
@@ -128,7 +147,11 @@ func (s *Server) adminGate(next echo.HandlerFunc) echo.HandlerFunc {
 		} else {
 			rec.Status, rec.Result = c.Response().Status, "ok"
 		}
-		s.audit(c.Request().Context(), *rec)
+		if rec.Who == auditWhoUnauthenticated {
+			s.auditRefused(c.Request().Context(), *rec)
+		} else {
+			s.audit(c.Request().Context(), *rec)
+		}
 		return err
 	}
 }

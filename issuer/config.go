@@ -52,8 +52,8 @@ type KeySource interface {
 	Lookup(kid keys.KeyID) (keys.PublicKey, keys.Status, bool)
 }
 
-// Registry is where the issuer registers its metrics and what /metrics
-// serves. *prometheus.Registry implements it.
+// Registry is where the issuer registers its metrics and what
+// Server.MetricsHandler serves. *prometheus.Registry implements it.
 type Registry interface {
 	prometheus.Registerer
 	prometheus.Gatherer
@@ -119,12 +119,28 @@ type Config struct {
 	// address (per /64 for IPv6) and for the whole service;
 	// ratelimit.Off disables one.
 	SignupPerIP, SignupGlobal ratelimit.Rule
+	// SignupPerNet is the signup budget of the network around a client
+	// address: its IPv4 /24 or its IPv6 /56. SignupPerSite is that of its
+	// IPv6 /48. Zero: twice and four times SignupPerIP (off when it is
+	// off); ratelimit.Disabled turns one off. docs/ratelimits.md.
+	SignupPerNet, SignupPerSite ratelimit.Rule
+	// SignupReserve is what SignupGlobal keeps for networks not seen in
+	// its window: once the global budget is spent, a signup is admitted
+	// only from an IPv4 /24 or IPv6 /48 that no signup came from in the
+	// last SignupGlobal.Per, within this budget. Zero: a quarter of
+	// SignupGlobal; ratelimit.Disabled: no reserve (a spent global budget
+	// refuses everyone).
+	SignupReserve ratelimit.Rule
 
 	// CodeRedeemPerIP is the budget of link-code and recovery-code
 	// redemptions per client address (per /64 for IPv6), and
 	// RecoverPerAccount the budget of recovery attempts per account and
 	// client address; ratelimit.Off disables one. Both need Limiter.
 	CodeRedeemPerIP, RecoverPerAccount ratelimit.Rule
+	// CodeRedeemPerNet and CodeRedeemPerSite nest CodeRedeemPerIP as
+	// SignupPerNet and SignupPerSite nest SignupPerIP (same defaults,
+	// from CodeRedeemPerIP).
+	CodeRedeemPerNet, CodeRedeemPerSite ratelimit.Rule
 
 	// Pepper keys the digests of link and recovery codes (a secret of the
 	// key ring). Nil: the link and recovery endpoints answer 503.
@@ -140,6 +156,13 @@ type Config struct {
 	// 30 days; a negative value means no hold.
 	UsernameHold time.Duration
 
+	// CORSOrigins are the browser origins (scheme://host[:port]) whose
+	// pages may call the API: preflight allows the Authorization and DPoP
+	// headers and exposes DPoP-Nonce, WWW-Authenticate and Retry-After.
+	// Empty: no CORS headers (same-origin pages and apps only). No
+	// wildcard.
+	CORSOrigins []string
+
 	// Usernames is the username policy. Nil means
 	// account.DefaultUsernamePolicy().
 	Usernames *account.UsernamePolicy
@@ -149,8 +172,8 @@ type Config struct {
 	// Logger receives the access log and errors (JSON recommended). Nil
 	// discards them.
 	Logger *slog.Logger
-	// Registry receives the metrics and backs /metrics. Nil creates a
-	// private registry.
+	// Registry receives the metrics and backs MetricsHandler. Nil creates
+	// a private registry.
 	Registry Registry
 	// Now is the clock, read on every use. Default time.Now.
 	Now func() time.Time
@@ -191,8 +214,22 @@ type Config struct {
 	// Empty: the admin API refuses every request.
 	AdminKeysFile string
 	// AuditSink, when set, receives a record of every admin call, in
-	// addition to the "admin audit" log line.
+	// addition to the "admin audit" log line (refused calls sampled: see
+	// AuditRefusedPerMinute).
 	AuditSink AuditSink
+	// AuditRefusedPerMinute bounds the admin calls refused before any
+	// admin key was accepted (no key, a wrong key, 429) that are recorded,
+	// in the log and in AuditSink: at most this many per minute on this
+	// node. Every one is counted (hallpass_admin_refused_total); the next
+	// one recorded says how many were not (AuditRecord.Dropped), so junk
+	// cannot push real records out of a capped sink. Calls made with a
+	// valid key are always recorded. Default 60; negative: none recorded.
+	AuditRefusedPerMinute int
+	// AdminAuthLimit is the budget of failed admin authentications per
+	// client address (per /64 for IPv6) on this node. Past it, every admin
+	// call from the address gets 429, its key unchecked, until the budget
+	// refills. Default 10/m; ratelimit.Disabled turns it off.
+	AdminAuthLimit ratelimit.Rule
 	// KeyManager rotates and revokes signing keys for the admin API. Nil:
 	// those admin routes answer 503.
 	KeyManager KeyManager
@@ -284,12 +321,17 @@ func (cfg Config) validated() (Config, error) {
 	if err := cfg.Usernames.Validate(); err != nil {
 		return cfg, fmt.Errorf("issuer: %w", err)
 	}
+	cfg.limitDefaults()
 	if cfg.Limiter != nil {
-		for _, r := range []ratelimit.Rule{cfg.SignupPerIP, cfg.SignupGlobal, cfg.CodeRedeemPerIP, cfg.RecoverPerAccount} {
+		for _, r := range []ratelimit.Rule{cfg.SignupPerIP, cfg.SignupGlobal, cfg.CodeRedeemPerIP, cfg.RecoverPerAccount,
+			cfg.SignupPerNet, cfg.SignupPerSite, cfg.SignupReserve, cfg.CodeRedeemPerNet, cfg.CodeRedeemPerSite} {
 			if err := r.Validate(); err != nil {
 				return cfg, fmt.Errorf("issuer: %w", err)
 			}
 		}
+	}
+	if err := checkOrigins(cfg.CORSOrigins); err != nil {
+		return cfg, err
 	}
 	for _, p := range cfg.TrustedProxies {
 		if !p.IsValid() {

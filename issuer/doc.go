@@ -13,7 +13,10 @@
 //	POST /v1/logout              same authentication; ends this device's session
 //	GET  /v1/me/devices          same authentication; the account's devices
 //	DELETE /v1/me/devices/{id}   same authentication; signs out one of them
-//	GET  /.well-known/hallpass/keys, /openapi.yaml, /healthz, /readyz, /metrics
+//	GET  /.well-known/hallpass/keys, /openapi.yaml, /healthz, /readyz
+//
+// Metrics are not on Handler: MetricsHandler serves them, on a listener
+// only monitoring reaches (hallpass serve: the admin listener).
 //
 // # What it trusts
 //

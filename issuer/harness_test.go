@@ -424,15 +424,16 @@ func grep(s, sub string) string {
 	return strings.Join(out, "\n")
 }
 
-// scrape fetches /metrics.
+// scrape fetches /metrics from the current Server's MetricsHandler (the
+// public handler has no /metrics).
 func scrape(t testing.TB, e *env) string {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, e.url("/metrics"), nil)
-	r := e.do(req)
-	if r.status != http.StatusOK {
-		t.Fatalf("/metrics: %d", r.status)
+	rec := httptest.NewRecorder()
+	e.srv.MetricsHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, issuer.PathMetrics, nil))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("/metrics: %d", rec.Code)
 	}
-	return string(r.body)
+	return rec.Body.String()
 }
 
 func mustPrefix(t testing.TB, s string) netip.Prefix {

@@ -147,7 +147,8 @@ func TestDPoPNonce(t *testing.T) {
 	checkMe(t, d)
 }
 
-// TestOpsEndpoints: key set, health, readiness, metrics, OpenAPI.
+// TestOpsEndpoints: key set, health, readiness, OpenAPI on the public
+// handler; metrics only on MetricsHandler.
 func TestOpsEndpoints(t *testing.T) {
 	e := newEnv(t, &boltBackend{})
 	d := e.newDevice("EdDSA")
@@ -180,7 +181,12 @@ func TestOpsEndpoints(t *testing.T) {
 	if r.status != 200 || !strings.HasPrefix(string(r.body), "openapi: 3.1") {
 		t.Fatalf("openapi: %d", r.status)
 	}
-	m := string(get(issuer.PathMetrics).body)
+	// Metrics are not on the public handler (they tell anyone the signup
+	// volume and every refusal counter); MetricsHandler serves them.
+	if r := get(issuer.PathMetrics); r.status != http.StatusNotFound {
+		t.Fatalf("public /metrics: %d", r.status)
+	}
+	m := scrape(t, e)
 	for _, want := range []string{
 		`hallpass_http_requests_total{code="201",method="POST",route="/v1/accounts"} 1`,
 		`hallpass_http_requests_total{code="200",method="GET",route="/v1/me"} 1`,

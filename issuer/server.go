@@ -34,7 +34,8 @@ const (
 	PathOpenAPI  = "/openapi.yaml"
 	PathHealthz  = "/healthz"
 	PathReadyz   = "/readyz"
-	PathMetrics  = "/metrics"
+	// PathMetrics is where MetricsHandler is served; not on Handler.
+	PathMetrics = "/metrics"
 )
 
 // NonceHeader is the response header that carries a DPoP server nonce.
@@ -64,6 +65,9 @@ type Server struct {
 	revStore     revocation.Store
 	mirror       RevocationMirror
 	adminKeys    *adminKeys
+	limitMetrics *limitMetrics // limit.go
+	adminGuard   *adminGuard   // audit.go
+	metricsH     http.Handler  // MetricsHandler
 }
 
 // New validates cfg and builds a Server.
@@ -73,6 +77,14 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	m, err := newMetrics(cfg.Registry)
+	if err != nil {
+		return nil, err
+	}
+	lm, err := newLimitMetrics(cfg.Registry)
+	if err != nil {
+		return nil, err
+	}
+	ag, err := newAdminGuard(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -96,6 +108,9 @@ func New(cfg Config) (*Server, error) {
 		issuer:       cfg.PublicURL,
 		revStore:     cfg.Revocations,
 		mirror:       cfg.RevocationMirror,
+		limitMetrics: lm,
+		adminGuard:   ag,
+		metricsH:     promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}),
 	}
 	if s.flows, err = s.newFlows(cfg, minter); err != nil {
 		return nil, err
@@ -114,8 +129,18 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// Handler returns the HTTP handler of every route.
+// Handler returns the HTTP handler of every public route. It does not
+// serve /metrics: see MetricsHandler.
 func (s *Server) Handler() http.Handler { return s.echo }
+
+// MetricsHandler serves Config.Registry in the Prometheus text format, for
+// GET /metrics on a listener only monitoring reaches: `hallpass serve`
+// puts it on the admin listener, or on --metrics-listen. No credential is
+// asked for.
+//
+// SECURITY: the metrics show signup volume, refresh-token reuse, rate-limit
+// refusals and proof failures; never serve them on the public listener.
+func (s *Server) MetricsHandler() http.Handler { return s.metricsH }
 
 // PublicURL returns the canonical public URL (no trailing slash).
 func (s *Server) PublicURL() string { return s.issuer }
@@ -128,6 +153,9 @@ func (s *Server) buildEcho() *echo.Echo {
 	e.HTTPErrorHandler = s.errorHandler
 	e.IPExtractor = ipExtractor(s.cfg.TrustedProxies)
 	e.Use(s.observe, s.limitBody)
+	if cors := s.cors(); cors != nil {
+		e.Use(cors)
+	}
 
 	e.POST(PathAccounts, s.handleSignup)
 	e.POST(PathToken, s.handleToken)
@@ -145,8 +173,6 @@ func (s *Server) buildEcho() *echo.Echo {
 	e.GET(PathOpenAPI, s.handleOpenAPI)
 	e.GET(PathHealthz, s.handleHealthz)
 	e.GET(PathReadyz, s.handleReadyz)
-	metricsHandler := promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{})
-	e.GET(PathMetrics, echo.WrapHandler(metricsHandler))
 	return e
 }
 

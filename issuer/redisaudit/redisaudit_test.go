@@ -36,6 +36,19 @@ func TestRecordAndTrim(t *testing.T) {
 	if v["who"] != "ops" || v["action"] != rec.Action || v["targets"] != `{"device_id":"dev_x"}` || v["status"] != "204" || v["result"] != "ok" {
 		t.Fatalf("fields %v", v)
 	}
+	if _, ok := v["dropped"]; ok {
+		t.Fatalf("dropped on a record that dropped nothing: %v", v)
+	}
+	// A sampled refused call says how many the node left out before it.
+	refused := issuer.AuditRecord{Time: time.Now(), Who: "-", Action: "GET /v1/admin/revocations", Status: 401,
+		Result: "unauthorized", RequestID: "r2", ClientIP: "10.0.0.1", Dropped: 9940}
+	if err := s.Record(ctx, refused); err != nil {
+		t.Fatal(err)
+	}
+	last, err := c.XRevRangeN(ctx, s.Key(), "+", "-", 1).Result()
+	if err != nil || len(last) != 1 || last[0].Values["dropped"] != "9940" || last[0].Values["who"] != "-" {
+		t.Fatalf("refused record %v %v", last, err)
+	}
 	for i := 0; i < 1000; i++ {
 		if err := s.Record(ctx, rec); err != nil {
 			t.Fatal(err)

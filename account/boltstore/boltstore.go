@@ -3,7 +3,6 @@ package boltstore
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -29,8 +28,16 @@ var (
 		bucketHolds, bucketLinkCodes, bucketAccountLinks}
 )
 
-// DefaultLockTimeout is how long Open waits for another process's lock.
-const DefaultLockTimeout = time.Second
+// Defaults for Options.
+const (
+	// DefaultLockTimeout is how long Open waits for another process's lock.
+	DefaultLockTimeout = time.Second
+	// DefaultMaxBatch bounds the write operations that share one
+	// transaction. Batches form only from writes that arrive while the
+	// previous commit is being flushed, so this caps a burst, not the
+	// latency of a lone write.
+	DefaultMaxBatch = 256
+)
 
 // Options configure Open. The zero value is useful.
 type Options struct {
@@ -38,11 +45,16 @@ type Options struct {
 	// process (default DefaultLockTimeout). bbolt would wait forever on 0,
 	// so a negative value is refused rather than meaning "forever".
 	LockTimeout time.Duration
+	// MaxBatch bounds the write operations committed together, in one
+	// transaction and one flush (default DefaultMaxBatch). 1 commits each
+	// operation on its own, as the store did before group commit.
+	MaxBatch int
 }
 
 // Store is an account.Store on one bbolt file.
 type Store struct {
-	db *bolt.DB
+	db     *bolt.DB
+	commit *committer
 }
 
 var _ account.Store = (*Store)(nil)
@@ -58,6 +70,12 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	if opts.LockTimeout == 0 {
 		opts.LockTimeout = DefaultLockTimeout
+	}
+	if opts.MaxBatch < 0 {
+		return nil, errors.New("boltstore: negative MaxBatch")
+	}
+	if opts.MaxBatch == 0 {
+		opts.MaxBatch = DefaultMaxBatch
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout, NoSync: false, NoGrowSync: false})
 	if err != nil {
@@ -78,28 +96,27 @@ func Open(path string, opts Options) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("boltstore: init %s: %w", path, err)
 	}
-	return &Store{db: db}, nil
+	return &Store{db: db, commit: newCommitter(db, opts.MaxBatch)}, nil
 }
 
-// Close closes the file, waiting for running transactions. Closing twice is
-// not an error.
+// Close commits the writes already queued, then closes the file, waiting
+// for running transactions. Closing twice is not an error.
 func (s *Store) Close() error {
+	s.commit.close()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("boltstore: close: %w", err)
 	}
 	return nil
 }
 
-// Ping reports whether the file is open.
 // Ping writes a probe record in its own transaction: a store that still
 // reads but cannot commit (disk full, read-only remount) is not ready.
 func (s *Store) Ping(ctx context.Context) error {
-	return s.update(ctx, func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists(bucketProbe)
-		if err != nil {
+	return s.update(ctx, func(t *txn) error {
+		if err := t.ensure(bucketProbe); err != nil {
 			return err
 		}
-		return b.Put([]byte("ping"), []byte(time.Now().UTC().Format(time.RFC3339Nano)))
+		return t.put(bucketProbe, "ping", []byte(time.Now().UTC().Format(time.RFC3339Nano)))
 	})
 }
 
@@ -126,50 +143,21 @@ func wrap(err error) error {
 	return fmt.Errorf("%w: boltstore: %w", account.ErrUnavailable, err)
 }
 
-func (s *Store) view(ctx context.Context, fn func(*bolt.Tx) error) error {
+func (s *Store) view(ctx context.Context, fn func(*txn) error) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("boltstore: %w", err)
 	}
-	return wrap(s.db.View(fn))
+	return wrap(s.db.View(func(tx *bolt.Tx) error { return fn(&txn{tx: tx}) }))
 }
 
-func (s *Store) update(ctx context.Context, fn func(*bolt.Tx) error) error {
+// update runs fn in a shared write transaction (see commit.go) and returns
+// once that transaction is on disk. A caller whose context is done before
+// fn's turn comes changes nothing.
+func (s *Store) update(ctx context.Context, fn func(*txn) error) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("boltstore: %w", err)
 	}
-	return wrap(s.db.Update(func(tx *bolt.Tx) error {
-		// The deadline travels into the transaction: a caller that gave
-		// up while this waited for the writer lock (its request already
-		// answered 503, "nothing changed") changes nothing.
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("boltstore: abandoned before commit: %w", err)
-		}
-		return fn(tx)
-	}))
-}
-
-func get[T any](tx *bolt.Tx, bucket []byte, key string) (T, error) {
-	var v T
-	raw := tx.Bucket(bucket).Get([]byte(key))
-	if raw == nil {
-		return v, account.ErrNotFound
-	}
-	if err := json.Unmarshal(raw, &v); err != nil {
-		return v, fmt.Errorf("%w in %s", errCorrupt, bucket)
-	}
-	return v, nil
-}
-
-func put(tx *bolt.Tx, bucket []byte, key string, v any) error {
-	raw, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return tx.Bucket(bucket).Put([]byte(key), raw)
-}
-
-func exists(tx *bolt.Tx, bucket []byte, key string) bool {
-	return tx.Bucket(bucket).Get([]byte(key)) != nil
+	return wrap(s.commit.do(ctx, fn))
 }
 
 // CreateAccount claims acc.UsernameKey and stores the account, device and
@@ -187,35 +175,35 @@ func (s *Store) CreateAccount(ctx context.Context, acc account.Account, dev acco
 	if len(acc.RecoveryCodes) > 0 {
 		acc.RecoveryCodes = cloneDigests(acc.RecoveryCodes)
 	}
-	return s.update(ctx, func(tx *bolt.Tx) error {
-		if exists(tx, bucketAccounts, acc.ID) || exists(tx, bucketDevices, dev.ID) || exists(tx, bucketSessions, dev.ID) {
+	return s.update(ctx, func(t *txn) error {
+		if t.has(bucketAccounts, acc.ID) || t.has(bucketDevices, dev.ID) || t.has(bucketSessions, dev.ID) {
 			return account.ErrExists
 		}
-		taken, err := nameTaken(tx, acc.UsernameKey, acc.Created)
+		taken, err := nameTaken(t, acc.UsernameKey, acc.Created)
 		if err != nil {
 			return err
 		}
 		if taken {
 			return account.ErrUsernameTaken
 		}
-		if err := tx.Bucket(bucketUsernames).Put([]byte(acc.UsernameKey), []byte(acc.ID)); err != nil {
+		if err := t.put(bucketUsernames, acc.UsernameKey, []byte(acc.ID)); err != nil {
 			return err
 		}
-		if err := put(tx, bucketAccounts, acc.ID, acc); err != nil {
+		if err := putAccount(t, acc); err != nil {
 			return err
 		}
-		return putDevice(tx, dev, sess)
+		return putDevice(t, dev, sess)
 	})
 }
 
-func putDevice(tx *bolt.Tx, dev account.Device, sess account.Session) error {
-	if err := put(tx, bucketDevices, dev.ID, dev); err != nil {
+func putDevice(t *txn, dev account.Device, sess account.Session) error {
+	if err := putDeviceRecord(t, dev); err != nil {
 		return err
 	}
-	if err := put(tx, bucketSessions, dev.ID, sess); err != nil {
+	if err := putSession(t, sess); err != nil {
 		return err
 	}
-	return tx.Bucket(bucketAccountDevices).Put([]byte(dev.AccountID+dev.ID), nil)
+	return t.put(bucketAccountDevices, dev.AccountID+dev.ID, nil)
 }
 
 // AddDevice stores another device and session of an existing, not banned
@@ -224,18 +212,18 @@ func (s *Store) AddDevice(ctx context.Context, dev account.Device, sess account.
 	if err := account.ValidateNewDevice(&dev, &sess); err != nil {
 		return err
 	}
-	return s.update(ctx, func(tx *bolt.Tx) error {
-		acc, err := get[account.Account](tx, bucketAccounts, dev.AccountID)
+	return s.update(ctx, func(t *txn) error {
+		acc, err := getAccount(t, dev.AccountID)
 		if err != nil {
 			return err
 		}
-		if exists(tx, bucketDevices, dev.ID) || exists(tx, bucketSessions, dev.ID) {
+		if t.has(bucketDevices, dev.ID) || t.has(bucketSessions, dev.ID) {
 			return account.ErrExists
 		}
 		if acc.Banned {
 			return account.ErrBanned
 		}
-		return putDevice(tx, dev, sess)
+		return putDevice(t, dev, sess)
 	})
 }
 
@@ -245,8 +233,8 @@ func (s *Store) GetAccount(ctx context.Context, id string) (account.Account, err
 	if !account.ValidID(account.AccountPrefix, id) {
 		return acc, account.ErrNotFound
 	}
-	err := s.view(ctx, func(tx *bolt.Tx) (err error) {
-		acc, err = get[account.Account](tx, bucketAccounts, id)
+	err := s.view(ctx, func(t *txn) (err error) {
+		acc, err = getAccount(t, id)
 		return err
 	})
 	return acc, err
@@ -258,12 +246,12 @@ func (s *Store) GetAccountByUsername(ctx context.Context, usernameKey string) (a
 	if usernameKey == "" || len(usernameKey) > account.MaxField {
 		return acc, account.ErrNotFound
 	}
-	err := s.view(ctx, func(tx *bolt.Tx) (err error) {
-		id := tx.Bucket(bucketUsernames).Get([]byte(usernameKey))
+	err := s.view(ctx, func(t *txn) (err error) {
+		id := t.get(bucketUsernames, usernameKey)
 		if id == nil {
 			return account.ErrNotFound
 		}
-		acc, err = get[account.Account](tx, bucketAccounts, string(id))
+		acc, err = getAccount(t, string(id))
 		if errors.Is(err, account.ErrNotFound) {
 			return fmt.Errorf("%w: username without account", errCorrupt)
 		}
@@ -278,8 +266,8 @@ func (s *Store) GetDevice(ctx context.Context, id string) (account.Device, error
 	if !account.ValidID(account.DevicePrefix, id) {
 		return dev, account.ErrNotFound
 	}
-	err := s.view(ctx, func(tx *bolt.Tx) (err error) {
-		dev, err = get[account.Device](tx, bucketDevices, id)
+	err := s.view(ctx, func(t *txn) (err error) {
+		dev, err = getDevice(t, id)
 		return err
 	})
 	return dev, err
@@ -292,23 +280,23 @@ func (s *Store) ListDevices(ctx context.Context, accountID string) ([]account.De
 		return nil, account.ErrNotFound
 	}
 	var devs []account.Device
-	err := s.view(ctx, func(tx *bolt.Tx) error {
-		if !exists(tx, bucketAccounts, accountID) {
+	err := s.view(ctx, func(t *txn) error {
+		if !t.has(bucketAccounts, accountID) {
 			return account.ErrNotFound
 		}
-		prefix := []byte(accountID)
-		c := tx.Bucket(bucketAccountDevices).Cursor()
-		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-			dev, err := get[account.Device](tx, bucketDevices, string(k[len(prefix):]))
-			if err != nil {
+		var err error
+		t.scan(bucketAccountDevices, accountID, func(id, _ []byte) bool {
+			var dev account.Device
+			if dev, err = getDevice(t, string(id)); err != nil {
 				if errors.Is(err, account.ErrNotFound) {
-					return fmt.Errorf("%w: device index without device", errCorrupt)
+					err = fmt.Errorf("%w: device index without device", errCorrupt)
 				}
-				return err
+				return false
 			}
 			devs = append(devs, dev)
-		}
-		return nil
+			return true
+		})
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -328,8 +316,8 @@ func (s *Store) GetSession(ctx context.Context, deviceID string) (account.Sessio
 	if !account.ValidID(account.DevicePrefix, deviceID) {
 		return sess, account.ErrNotFound
 	}
-	err := s.view(ctx, func(tx *bolt.Tx) (err error) {
-		sess, err = get[account.Session](tx, bucketSessions, deviceID)
+	err := s.view(ctx, func(t *txn) (err error) {
+		sess, err = getSession(t, deviceID)
 		return err
 	})
 	return sess, err
@@ -344,16 +332,16 @@ func (s *Store) Refresh(ctx context.Context, req account.RefreshRequest) (accoun
 	if err := account.ValidateRefresh(req); err != nil {
 		return res, err
 	}
-	err := s.update(ctx, func(tx *bolt.Tx) error {
-		sess, err := get[account.Session](tx, bucketSessions, req.DeviceID)
+	err := s.update(ctx, func(t *txn) error {
+		sess, err := getSession(t, req.DeviceID)
 		if err != nil {
 			return err
 		}
-		dev, err := get[account.Device](tx, bucketDevices, req.DeviceID)
+		dev, err := getDevice(t, req.DeviceID)
 		if err != nil {
 			return notFoundIsCorrupt(err)
 		}
-		acc, err := get[account.Account](tx, bucketAccounts, sess.AccountID)
+		acc, err := getAccount(t, sess.AccountID)
 		if err != nil {
 			return notFoundIsCorrupt(err)
 		}
@@ -376,10 +364,10 @@ func (s *Store) Refresh(ctx context.Context, req account.RefreshRequest) (accoun
 			endSession(&sess, &dev, now)
 			res = account.RefreshResult{Outcome: account.RefreshReused}
 		}
-		if err := put(tx, bucketSessions, sess.DeviceID, sess); err != nil {
+		if err := putSession(t, sess); err != nil {
 			return err
 		}
-		return put(tx, bucketDevices, dev.ID, dev)
+		return putDeviceRecord(t, dev)
 	})
 	if err != nil {
 		return account.RefreshResult{}, err
@@ -415,12 +403,12 @@ func (s *Store) EndSession(ctx context.Context, deviceID string, at time.Time) e
 	if at.IsZero() {
 		return invalid("end time")
 	}
-	return s.update(ctx, func(tx *bolt.Tx) error {
-		sess, err := get[account.Session](tx, bucketSessions, deviceID)
+	return s.update(ctx, func(t *txn) error {
+		sess, err := getSession(t, deviceID)
 		if err != nil {
 			return err
 		}
-		dev, err := get[account.Device](tx, bucketDevices, deviceID)
+		dev, err := getDevice(t, deviceID)
 		if err != nil {
 			return notFoundIsCorrupt(err)
 		}
@@ -428,10 +416,10 @@ func (s *Store) EndSession(ctx context.Context, deviceID string, at time.Time) e
 			return nil
 		}
 		endSession(&sess, &dev, at)
-		if err := put(tx, bucketSessions, deviceID, sess); err != nil {
+		if err := putSession(t, sess); err != nil {
 			return err
 		}
-		return put(tx, bucketDevices, deviceID, dev)
+		return putDeviceRecord(t, dev)
 	})
 }
 
@@ -440,8 +428,8 @@ func (s *Store) SetBanned(ctx context.Context, accountID string, banned bool) er
 	if !account.ValidID(account.AccountPrefix, accountID) {
 		return account.ErrNotFound
 	}
-	return s.update(ctx, func(tx *bolt.Tx) error {
-		acc, err := get[account.Account](tx, bucketAccounts, accountID)
+	return s.update(ctx, func(t *txn) error {
+		acc, err := getAccount(t, accountID)
 		if err != nil {
 			return err
 		}
@@ -449,7 +437,7 @@ func (s *Store) SetBanned(ctx context.Context, accountID string, banned bool) er
 			return nil
 		}
 		acc.Banned = banned
-		return put(tx, bucketAccounts, accountID, acc)
+		return putAccount(t, acc)
 	})
 }
 

@@ -16,7 +16,15 @@ import (
 	"github.com/hallpass/hallpass/account/storetest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// TestMain runs the test binary as the crash test's child process when
+// TestCrashKeepsAcknowledged names a store file in crashChildEnv, and runs
+// the tests otherwise.
+func TestMain(m *testing.M) {
+	if path := os.Getenv(crashChildEnv); path != "" {
+		os.Exit(crashChild(path, os.Stdout))
+	}
+	goleak.VerifyTestMain(m)
+}
 
 // factory keeps one file per store; Reopen opens the same file again.
 type factory struct {

@@ -1,6 +1,10 @@
 package boltstore
 
-import bolt "go.etcd.io/bbolt"
+import (
+	"context"
+
+	bolt "go.etcd.io/bbolt"
+)
 
 // HoldWriter takes the database's writer lock until release is called, as
 // a stalled disk holds a commit.
@@ -17,4 +21,48 @@ func HoldWriter(s *Store) (release func()) {
 	}()
 	<-held
 	return func() { close(stop); <-done }
+}
+
+// Queued is the number of write operations waiting for the committer.
+func Queued(s *Store) int {
+	s.commit.mu.Lock()
+	defer s.commit.mu.Unlock()
+	return len(s.commit.queue)
+}
+
+// Taken is the number of write operations the committer has taken from
+// its queue.
+func Taken(s *Store) uint64 { return s.commit.taken.Load() }
+
+// Commits is the number of transactions the committer has run.
+func Commits(s *Store) uint64 { return s.commit.commits.Load() }
+
+// WriteThen is a write operation that stores key in the probe bucket and
+// then returns fail, or panics with it when panics is set: an operation
+// that fails after writing.
+func WriteThen(ctx context.Context, s *Store, key string, fail error, panics bool) error {
+	return s.update(ctx, func(t *txn) error {
+		if err := t.ensure(bucketProbe); err != nil {
+			return err
+		}
+		if err := t.put(bucketProbe, key, []byte("x")); err != nil {
+			return err
+		}
+		if panics {
+			panic(fail)
+		}
+		return fail
+	})
+}
+
+// HasProbe reports whether key is in the probe bucket.
+func HasProbe(s *Store, key string) bool {
+	found := false
+	_ = s.db.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketProbe); b != nil {
+			found = b.Get([]byte(key)) != nil
+		}
+		return nil
+	})
+	return found
 }

@@ -6,12 +6,9 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"slices"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/hallpass/hallpass/account"
 )
@@ -39,23 +36,22 @@ func holdKey(usernameKey string) string {
 
 // suffixes returns copies of the keys of bucket under prefix, minus the
 // prefix: collected first, because deleting under a live cursor skips keys.
-func suffixes(tx *bolt.Tx, bucket []byte, prefix string) []string {
+func suffixes(t *txn, bucket []byte, prefix string) []string {
 	var out []string
-	p := []byte(prefix)
-	c := tx.Bucket(bucket).Cursor()
-	for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
-		out = append(out, string(k[len(p):]))
-	}
+	t.scan(bucket, prefix, func(suffix, _ []byte) bool {
+		out = append(out, string(suffix))
+		return true
+	})
 	return out
 }
 
 // nameTaken reports whether usernameKey is registered or held at now. An
 // expired hold found on the way is dropped.
-func nameTaken(tx *bolt.Tx, usernameKey string, now time.Time) (bool, error) {
-	if exists(tx, bucketUsernames, usernameKey) {
+func nameTaken(t *txn, usernameKey string, now time.Time) (bool, error) {
+	if t.has(bucketUsernames, usernameKey) {
 		return true, nil
 	}
-	h, err := get[holdRecord](tx, bucketHolds, holdKey(usernameKey))
+	h, err := getJSON[holdRecord](t, bucketHolds, holdKey(usernameKey))
 	switch {
 	case errors.Is(err, account.ErrNotFound):
 		return false, nil
@@ -64,30 +60,29 @@ func nameTaken(tx *bolt.Tx, usernameKey string, now time.Time) (bool, error) {
 	case now.Before(h.Until):
 		return true, nil
 	}
-	return false, tx.Bucket(bucketHolds).Delete([]byte(holdKey(usernameKey)))
+	return false, t.del(bucketHolds, holdKey(usernameKey))
 }
 
 // releaseName unregisters usernameKey and holds it until `until`, then
 // sweeps a batch of expired holds so they do not pile up.
-func releaseName(tx *bolt.Tx, usernameKey string, now, until time.Time) error {
-	if err := tx.Bucket(bucketUsernames).Delete([]byte(usernameKey)); err != nil {
+func releaseName(t *txn, usernameKey string, now, until time.Time) error {
+	if err := t.del(bucketUsernames, usernameKey); err != nil {
 		return err
 	}
 	if until.After(now) {
-		if err := put(tx, bucketHolds, holdKey(usernameKey), holdRecord{Until: until}); err != nil {
+		if err := putJSON(t, bucketHolds, holdKey(usernameKey), holdRecord{Until: until}); err != nil {
 			return err
 		}
 	}
-	var expired [][]byte
-	c := tx.Bucket(bucketHolds).Cursor()
-	for k, v := c.First(); k != nil && len(expired) < sweepBatch; k, v = c.Next() {
-		var h holdRecord
-		if err := json.Unmarshal(v, &h); err != nil || !now.Before(h.Until) {
-			expired = append(expired, bytes.Clone(k))
+	var expired []string
+	t.scan(bucketHolds, "", func(k, v []byte) bool {
+		if h, err := decodeJSON[holdRecord](v, bucketHolds); err != nil || !now.Before(h.Until) {
+			expired = append(expired, string(k))
 		}
-	}
+		return len(expired) < sweepBatch
+	})
 	for _, k := range expired {
-		if err := tx.Bucket(bucketHolds).Delete(k); err != nil {
+		if err := t.del(bucketHolds, k); err != nil {
 			return err
 		}
 	}
@@ -96,10 +91,10 @@ func releaseName(tx *bolt.Tx, usernameKey string, now, until time.Time) error {
 
 // liveLinks drops the account's link codes expired at now and counts the
 // others.
-func liveLinks(tx *bolt.Tx, accountID string, now time.Time, drop bool) (int, error) {
+func liveLinks(t *txn, accountID string, now time.Time, drop bool) (int, error) {
 	live := 0
-	for _, digest := range suffixes(tx, bucketAccountLinks, accountID) {
-		rec, err := get[linkRecord](tx, bucketLinkCodes, digest)
+	for _, digest := range suffixes(t, bucketAccountLinks, accountID) {
+		rec, err := getJSON[linkRecord](t, bucketLinkCodes, digest)
 		if err != nil && !errors.Is(err, account.ErrNotFound) {
 			return 0, err
 		}
@@ -108,7 +103,7 @@ func liveLinks(tx *bolt.Tx, accountID string, now time.Time, drop bool) (int, er
 			continue
 		}
 		if drop {
-			if err := deleteLink(tx, accountID, digest); err != nil {
+			if err := deleteLink(t, accountID, digest); err != nil {
 				return 0, err
 			}
 		}
@@ -116,11 +111,11 @@ func liveLinks(tx *bolt.Tx, accountID string, now time.Time, drop bool) (int, er
 	return live, nil
 }
 
-func deleteLink(tx *bolt.Tx, accountID, digest string) error {
-	if err := tx.Bucket(bucketLinkCodes).Delete([]byte(digest)); err != nil {
+func deleteLink(t *txn, accountID, digest string) error {
+	if err := t.del(bucketLinkCodes, digest); err != nil {
 		return err
 	}
-	return tx.Bucket(bucketAccountLinks).Delete([]byte(accountID + digest))
+	return t.del(bucketAccountLinks, accountID+digest)
 }
 
 // CreateLinkCode stores a link code of an existing, not banned account.
@@ -128,18 +123,18 @@ func (s *Store) CreateLinkCode(ctx context.Context, lc account.LinkCode, maxLive
 	if err := account.ValidateLinkCode(lc, maxLive, now); err != nil {
 		return err
 	}
-	return s.update(ctx, func(tx *bolt.Tx) error {
-		acc, err := get[account.Account](tx, bucketAccounts, lc.AccountID)
+	return s.update(ctx, func(t *txn) error {
+		acc, err := getAccount(t, lc.AccountID)
 		if err != nil {
 			return err
 		}
-		if exists(tx, bucketLinkCodes, string(lc.Digest)) {
+		if t.has(bucketLinkCodes, string(lc.Digest)) {
 			return account.ErrExists
 		}
 		if acc.Banned {
 			return account.ErrBanned
 		}
-		live, err := liveLinks(tx, lc.AccountID, now, true)
+		live, err := liveLinks(t, lc.AccountID, now, true)
 		if err != nil {
 			return err
 		}
@@ -147,10 +142,10 @@ func (s *Store) CreateLinkCode(ctx context.Context, lc account.LinkCode, maxLive
 			return account.ErrTooMany
 		}
 		rec := linkRecord{AccountID: lc.AccountID, Created: lc.Created, Expires: lc.Expires}
-		if err := put(tx, bucketLinkCodes, string(lc.Digest), rec); err != nil {
+		if err := putJSON(t, bucketLinkCodes, string(lc.Digest), rec); err != nil {
 			return err
 		}
-		return tx.Bucket(bucketAccountLinks).Put([]byte(lc.AccountID+string(lc.Digest)), nil)
+		return t.put(bucketAccountLinks, lc.AccountID+string(lc.Digest), nil)
 	})
 }
 
@@ -160,11 +155,11 @@ func (s *Store) CountLinkCodes(ctx context.Context, accountID string, now time.T
 		return 0, account.ErrNotFound
 	}
 	var n int
-	err := s.view(ctx, func(tx *bolt.Tx) (err error) {
-		if !exists(tx, bucketAccounts, accountID) {
+	err := s.view(ctx, func(t *txn) (err error) {
+		if !t.has(bucketAccounts, accountID) {
 			return account.ErrNotFound
 		}
-		n, err = liveLinks(tx, accountID, now, false)
+		n, err = liveLinks(t, accountID, now, false)
 		return err
 	})
 	return n, err
@@ -180,15 +175,15 @@ func (s *Store) RedeemLinkCode(ctx context.Context, digest []byte, now time.Time
 		return account.Account{}, invalid("redeem time")
 	}
 	var acc account.Account
-	err := s.update(ctx, func(tx *bolt.Tx) error {
-		rec, err := get[linkRecord](tx, bucketLinkCodes, string(digest))
+	err := s.update(ctx, func(t *txn) error {
+		rec, err := getJSON[linkRecord](t, bucketLinkCodes, string(digest))
 		if err != nil {
 			return err
 		}
 		if !now.Before(rec.Expires) {
 			return account.ErrNotFound
 		}
-		acc, err = get[account.Account](tx, bucketAccounts, rec.AccountID)
+		acc, err = getAccount(t, rec.AccountID)
 		if err != nil {
 			return err
 		}
@@ -199,13 +194,13 @@ func (s *Store) RedeemLinkCode(ctx context.Context, digest []byte, now time.Time
 		if acc.Banned {
 			return account.ErrBanned
 		}
-		if exists(tx, bucketDevices, d.ID) || exists(tx, bucketSessions, d.ID) {
+		if t.has(bucketDevices, d.ID) || t.has(bucketSessions, d.ID) {
 			return account.ErrExists
 		}
-		if err := deleteLink(tx, acc.ID, string(digest)); err != nil {
+		if err := deleteLink(t, acc.ID, string(digest)); err != nil {
 			return err
 		}
-		return putDevice(tx, d, se)
+		return putDevice(t, d, se)
 	})
 	if err != nil {
 		return account.Account{}, err
@@ -230,13 +225,13 @@ func (s *Store) SetRecoveryCodes(ctx context.Context, accountID string, salt []b
 	if err := account.ValidateRecoveryCodes(salt, digests); err != nil {
 		return err
 	}
-	return s.update(ctx, func(tx *bolt.Tx) error {
-		acc, err := get[account.Account](tx, bucketAccounts, accountID)
+	return s.update(ctx, func(t *txn) error {
+		acc, err := getAccount(t, accountID)
 		if err != nil {
 			return err
 		}
 		acc.RecoverySalt, acc.RecoveryCodes = bytes.Clone(salt), cloneDigests(digests)
-		return put(tx, bucketAccounts, accountID, acc)
+		return putAccount(t, acc)
 	})
 }
 
@@ -252,8 +247,8 @@ func (s *Store) AddRecoveryCode(ctx context.Context, accountID string, salt, dig
 		return invalid("maxCodes")
 	}
 	maxCodes = min(maxCodes, account.MaxRecoveryCodes)
-	return s.update(ctx, func(tx *bolt.Tx) error {
-		acc, err := get[account.Account](tx, bucketAccounts, accountID)
+	return s.update(ctx, func(t *txn) error {
+		acc, err := getAccount(t, accountID)
 		if err != nil {
 			return err
 		}
@@ -268,7 +263,7 @@ func (s *Store) AddRecoveryCode(ctx context.Context, accountID string, salt, dig
 		}
 		acc.RecoverySalt = bytes.Clone(salt)
 		acc.RecoveryCodes = cloneDigests(append(acc.RecoveryCodes, digest))
-		return put(tx, bucketAccounts, accountID, acc)
+		return putAccount(t, acc)
 	})
 }
 
@@ -297,8 +292,8 @@ func (s *Store) UseRecoveryCode(ctx context.Context, accountID string, digest []
 		return nil, err
 	}
 	var ended []string
-	err := s.update(ctx, func(tx *bolt.Tx) (err error) {
-		acc, err := get[account.Account](tx, bucketAccounts, accountID)
+	err := s.update(ctx, func(t *txn) (err error) {
+		acc, err := getAccount(t, accountID)
 		if err != nil {
 			return err
 		}
@@ -308,19 +303,19 @@ func (s *Store) UseRecoveryCode(ctx context.Context, accountID string, digest []
 			return account.ErrNotFound
 		case acc.Banned:
 			return account.ErrBanned
-		case exists(tx, bucketDevices, dev.ID) || exists(tx, bucketSessions, dev.ID):
+		case t.has(bucketDevices, dev.ID) || t.has(bucketSessions, dev.ID):
 			return account.ErrExists
 		}
 		acc.RecoveryCodes = slices.Delete(acc.RecoveryCodes, i, i+1)
-		if err := put(tx, bucketAccounts, accountID, acc); err != nil {
+		if err := putAccount(t, acc); err != nil {
 			return err
 		}
 		if signOutOthers {
-			if ended, err = endAll(tx, accountID, now); err != nil {
+			if ended, err = endAll(t, accountID, now); err != nil {
 				return err
 			}
 		}
-		return putDevice(tx, dev, sess)
+		return putDevice(t, dev, sess)
 	})
 	if err != nil {
 		return nil, err
@@ -330,14 +325,14 @@ func (s *Store) UseRecoveryCode(ctx context.Context, accountID string, digest []
 
 // endAll ends every live session of the account at `at` and returns the
 // ids of the devices it ended, sorted.
-func endAll(tx *bolt.Tx, accountID string, at time.Time) ([]string, error) {
+func endAll(t *txn, accountID string, at time.Time) ([]string, error) {
 	var ended []string
-	for _, id := range suffixes(tx, bucketAccountDevices, accountID) {
-		sess, err := get[account.Session](tx, bucketSessions, id)
+	for _, id := range suffixes(t, bucketAccountDevices, accountID) {
+		sess, err := getSession(t, id)
 		if err != nil {
 			return nil, notFoundIsCorrupt(err)
 		}
-		dev, err := get[account.Device](tx, bucketDevices, id)
+		dev, err := getDevice(t, id)
 		if err != nil {
 			return nil, notFoundIsCorrupt(err)
 		}
@@ -345,10 +340,10 @@ func endAll(tx *bolt.Tx, accountID string, at time.Time) ([]string, error) {
 			continue
 		}
 		endSession(&sess, &dev, at)
-		if err := put(tx, bucketSessions, id, sess); err != nil {
+		if err := putSession(t, sess); err != nil {
 			return nil, err
 		}
-		if err := put(tx, bucketDevices, id, dev); err != nil {
+		if err := putDeviceRecord(t, dev); err != nil {
 			return nil, err
 		}
 		ended = append(ended, id)
@@ -366,11 +361,11 @@ func (s *Store) EndAccountSessions(ctx context.Context, accountID string, at tim
 		return nil, invalid("end time")
 	}
 	var ended []string
-	err := s.update(ctx, func(tx *bolt.Tx) (err error) {
-		if !exists(tx, bucketAccounts, accountID) {
+	err := s.update(ctx, func(t *txn) (err error) {
+		if !t.has(bucketAccounts, accountID) {
 			return account.ErrNotFound
 		}
-		ended, err = endAll(tx, accountID, at)
+		ended, err = endAll(t, accountID, at)
 		return err
 	})
 	if err != nil {
@@ -388,30 +383,30 @@ func (s *Store) DeleteAccount(ctx context.Context, accountID string, now, holdUn
 	if now.IsZero() || holdUntil.IsZero() {
 		return invalid("delete times")
 	}
-	return s.update(ctx, func(tx *bolt.Tx) error {
-		acc, err := get[account.Account](tx, bucketAccounts, accountID)
+	return s.update(ctx, func(t *txn) error {
+		acc, err := getAccount(t, accountID)
 		if err != nil {
 			return err
 		}
-		for _, id := range suffixes(tx, bucketAccountDevices, accountID) {
+		for _, id := range suffixes(t, bucketAccountDevices, accountID) {
 			for _, b := range [][]byte{bucketDevices, bucketSessions} {
-				if err := tx.Bucket(b).Delete([]byte(id)); err != nil {
+				if err := t.del(b, id); err != nil {
 					return err
 				}
 			}
-			if err := tx.Bucket(bucketAccountDevices).Delete([]byte(accountID + id)); err != nil {
+			if err := t.del(bucketAccountDevices, accountID+id); err != nil {
 				return err
 			}
 		}
-		for _, digest := range suffixes(tx, bucketAccountLinks, accountID) {
-			if err := deleteLink(tx, accountID, digest); err != nil {
+		for _, digest := range suffixes(t, bucketAccountLinks, accountID) {
+			if err := deleteLink(t, accountID, digest); err != nil {
 				return err
 			}
 		}
-		if err := tx.Bucket(bucketAccounts).Delete([]byte(accountID)); err != nil {
+		if err := t.del(bucketAccounts, accountID); err != nil {
 			return err
 		}
-		return releaseName(tx, acc.UsernameKey, now, holdUntil)
+		return releaseName(t, acc.UsernameKey, now, holdUntil)
 	})
 }
 
@@ -424,28 +419,28 @@ func (s *Store) RenameAccount(ctx context.Context, accountID, newDisplay, newKey
 	if err := account.ValidateRename(newDisplay, newKey, now, holdUntil); err != nil {
 		return err
 	}
-	return s.update(ctx, func(tx *bolt.Tx) error {
-		acc, err := get[account.Account](tx, bucketAccounts, accountID)
+	return s.update(ctx, func(t *txn) error {
+		acc, err := getAccount(t, accountID)
 		if err != nil {
 			return err
 		}
 		if acc.UsernameKey == newKey {
 			return nil
 		}
-		taken, err := nameTaken(tx, newKey, now)
+		taken, err := nameTaken(t, newKey, now)
 		if err != nil {
 			return err
 		}
 		if taken {
 			return account.ErrUsernameTaken
 		}
-		if err := releaseName(tx, acc.UsernameKey, now, holdUntil); err != nil {
+		if err := releaseName(t, acc.UsernameKey, now, holdUntil); err != nil {
 			return err
 		}
-		if err := tx.Bucket(bucketUsernames).Put([]byte(newKey), []byte(accountID)); err != nil {
+		if err := t.put(bucketUsernames, newKey, []byte(accountID)); err != nil {
 			return err
 		}
 		acc.Username, acc.UsernameKey = newDisplay, newKey
-		return put(tx, bucketAccounts, accountID, acc)
+		return putAccount(t, acc)
 	})
 }

@@ -3,6 +3,7 @@ package live
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -34,6 +35,17 @@ type Watcher interface {
 	Watch(ctx context.Context, since uint64, fn func(version uint64)) error
 }
 
+// Defaults of Options.
+const (
+	// DefaultMaintainEvery is how often a followed Ring prunes retired
+	// keys and, with RotateEvery, rotates when due.
+	DefaultMaintainEvery = time.Minute
+	// MinRotateEvery bounds RotateEvery from below: the next key is
+	// published one period before it signs, and verifiers refetch the key
+	// set at least hourly (verifier/remotekeys DefaultMaxRefresh).
+	MinRotateEvery = time.Hour
+)
+
 // Options configure Open and Follow. The zero value is useful.
 type Options struct {
 	// Logger receives reload failures (default: discarded).
@@ -46,6 +58,44 @@ type Options struct {
 	// RetryDelay is how long Follow waits before watching again after
 	// Watch returned an error while the Ring is open (default 1 s).
 	RetryDelay time.Duration
+	// RetiredKeep is how long a retired key stays published before Rotate,
+	// Revoke and Prune drop it: at least the longest access-token lifetime
+	// plus verifier leeway (default keys.DefaultRetiredKeep, 60 min 30 s).
+	RetiredKeep time.Duration
+	// MaintainEvery is how often a followed Ring runs Prune and, with
+	// RotateEvery, RotateIfDue (default DefaultMaintainEvery). Each checks
+	// the ring it serves first and asks the store only when something is
+	// due, so every node may run it.
+	MaintainEvery time.Duration
+	// RotateEvery, when set, makes a followed Ring rotate once the current
+	// key has signed for this long (RotateIfDue); at least
+	// MinRotateEvery. Zero: only explicit rotations.
+	RotateEvery time.Duration
+}
+
+func (o *Options) setDefaults() error {
+	if o.RetryDelay < 0 || o.RetiredKeep < 0 || o.MaintainEvery < 0 || o.RotateEvery < 0 {
+		return errors.New("live: negative option")
+	}
+	if o.RotateEvery != 0 && o.RotateEvery < MinRotateEvery {
+		return fmt.Errorf("live: RotateEvery must be zero (off) or at least %v", MinRotateEvery)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.RetryDelay == 0 {
+		o.RetryDelay = time.Second
+	}
+	if o.RetiredKeep == 0 {
+		o.RetiredKeep = keys.DefaultRetiredKeep
+	}
+	if o.MaintainEvery == 0 {
+		o.MaintainEvery = DefaultMaintainEvery
+	}
+	return nil
 }
 
 // Ring is the served key ring. It is safe for concurrent use.
@@ -56,30 +106,29 @@ type Ring struct {
 	opts Options
 
 	stop      context.CancelFunc // nil unless following
-	done      chan struct{}
+	done      sync.WaitGroup
 	closeOnce sync.Once
 }
 
+// errNotDue aborts a store Update that found nothing to do: nothing is
+// written.
+var errNotDue = errors.New("live: nothing due")
+
 func newRing(st Store, r *keys.Ring, opts Options) *Ring {
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
-	if opts.RetryDelay <= 0 {
-		opts.RetryDelay = time.Second
-	}
 	l := &Ring{st: st, opts: opts}
 	l.p.Store(r)
 	return l
 }
 
 // Open loads the ring from st and serves it. Changes made by others are
-// not followed; Close is a no-op.
+// not followed and nothing runs on a timer (call Prune and RotateIfDue
+// yourself); Close is a no-op.
 func Open(ctx context.Context, st Store, opts Options) (*Ring, error) {
 	if st == nil {
 		return nil, errors.New("live: nil store")
+	}
+	if err := opts.setDefaults(); err != nil {
+		return nil, err
 	}
 	r, err := st.Load(ctx)
 	if err != nil {
@@ -89,10 +138,15 @@ func Open(ctx context.Context, st Store, opts Options) (*Ring, error) {
 }
 
 // Follow loads the ring from w, serves it and reloads it on every change w
-// reports, until Close. ctx bounds the first load only.
+// reports, until Close. Every MaintainEvery it also drops retired keys past
+// RetiredKeep (Prune) and, with RotateEvery, rotates when due
+// (RotateIfDue). ctx bounds the first load only.
 func Follow(ctx context.Context, w Watcher, opts Options) (*Ring, error) {
 	if w == nil {
 		return nil, errors.New("live: nil store")
+	}
+	if err := opts.setDefaults(); err != nil {
+		return nil, err
 	}
 	r, version, err := w.LoadVersion(ctx)
 	if err != nil {
@@ -100,14 +154,36 @@ func Follow(ctx context.Context, w Watcher, opts Options) (*Ring, error) {
 	}
 	l := newRing(w, r, opts)
 	fctx, stop := context.WithCancel(context.Background())
-	l.stop, l.done = stop, make(chan struct{})
+	l.stop = stop
+	l.done.Add(2)
 	go l.follow(fctx, w, version)
+	go l.maintain(fctx)
 	return l, nil
+}
+
+// maintain runs Prune and RotateIfDue every MaintainEvery until ctx ends.
+func (l *Ring) maintain(ctx context.Context) {
+	defer l.done.Done()
+	t := time.NewTicker(l.opts.MaintainEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if _, err := l.Prune(ctx); err != nil && ctx.Err() == nil {
+			l.opts.Logger.Warn("pruning retired signing keys failed; trying again later", slog.Any("error", err))
+		}
+		if _, err := l.RotateIfDue(ctx); err != nil && ctx.Err() == nil {
+			l.opts.Logger.Warn("scheduled key rotation failed; trying again later", slog.Any("error", err))
+		}
+	}
 }
 
 // follow runs Watch until ctx ends, watching again after a failure.
 func (l *Ring) follow(ctx context.Context, w Watcher, since uint64) {
-	defer close(l.done)
+	defer l.done.Done()
 	for {
 		err := w.Watch(ctx, since, func(v uint64) {
 			since = v
@@ -144,7 +220,7 @@ func (l *Ring) Close() error {
 	l.closeOnce.Do(func() {
 		if l.stop != nil {
 			l.stop()
-			<-l.done
+			l.done.Wait()
 		}
 	})
 	return nil
@@ -161,17 +237,82 @@ func (l *Ring) Lookup(kid keys.KeyID) (keys.PublicKey, keys.Status, bool) {
 // KeySet returns the published key-set document for issuer.
 func (l *Ring) KeySet(issuer string) keys.KeySetDocument { return l.p.Load().KeySet(issuer) }
 
-// Rotate promotes the next key, retires the current one and adds a new next
-// key, in the store and then here.
+// Rotate promotes the next key, retires the current one (its secret is
+// dropped) and adds a new next key, in the store and then here. Retired
+// keys past RetiredKeep are dropped in the same write.
 func (l *Ring) Rotate(ctx context.Context) error {
-	return l.update(ctx, func(r *keys.Ring) error { return r.Rotate(l.opts.Rand, l.opts.Now()) })
+	return l.update(ctx, func(r *keys.Ring) error {
+		now := l.opts.Now()
+		r.Prune(now, l.opts.RetiredKeep)
+		return r.Rotate(l.opts.Rand, now)
+	})
 }
 
 // Revoke withdraws kid at once, in the store and then here:
 // keys.ErrKeyNotFound when the ring has no such key, keys.ErrKeyRevoked when
-// it was already revoked.
+// it was already revoked. Retired keys past RetiredKeep are dropped in the
+// same write.
 func (l *Ring) Revoke(ctx context.Context, kid keys.KeyID) error {
-	return l.update(ctx, func(r *keys.Ring) error { return r.Revoke(kid, l.opts.Rand, l.opts.Now()) })
+	return l.update(ctx, func(r *keys.Ring) error {
+		now := l.opts.Now()
+		r.Prune(now, l.opts.RetiredKeep)
+		return r.Revoke(kid, l.opts.Rand, now)
+	})
+}
+
+// Prune drops, in the store and then here, the retired keys that stopped
+// signing more than RetiredKeep ago, so that they leave the published key
+// set, and returns how many. When the ring served holds none that is due
+// it does nothing, without asking the store; a node that lost the race to
+// another writes nothing either.
+func (l *Ring) Prune(ctx context.Context) (int, error) {
+	if l.p.Load().Prunable(l.opts.Now(), l.opts.RetiredKeep) == 0 {
+		return 0, nil
+	}
+	n := 0
+	err := l.update(ctx, func(r *keys.Ring) error {
+		if n = r.Prune(l.opts.Now(), l.opts.RetiredKeep); n == 0 {
+			return errNotDue
+		}
+		return nil
+	})
+	if errors.Is(err, errNotDue) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	l.opts.Logger.Info("dropped retired signing keys past their keep", slog.Int("keys", n), slog.Duration("keep", l.opts.RetiredKeep))
+	return n, nil
+}
+
+// RotateIfDue rotates (as Rotate) when RotateEvery is set and the current
+// key has signed for at least that long, and reports whether it did. The
+// check runs again inside the store's update, on the ring as stored, so
+// that nodes due at once rotate once: the others find a fresh current key.
+func (l *Ring) RotateIfDue(ctx context.Context) (bool, error) {
+	every := l.opts.RotateEvery
+	due := func(r *keys.Ring) bool { return every > 0 && l.opts.Now().Sub(r.Activated()) >= every }
+	if !due(l.p.Load()) {
+		return false, nil
+	}
+	err := l.update(ctx, func(r *keys.Ring) error {
+		if !due(r) {
+			return errNotDue
+		}
+		now := l.opts.Now()
+		r.Prune(now, l.opts.RetiredKeep)
+		return r.Rotate(l.opts.Rand, now)
+	})
+	if errors.Is(err, errNotDue) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	l.opts.Logger.Info("rotated the signing key on schedule", slog.Duration("every", every),
+		slog.String("current_kid", string(l.Current().ID())))
+	return true, nil
 }
 
 func (l *Ring) update(ctx context.Context, fn func(*keys.Ring) error) error {

@@ -91,7 +91,10 @@ func secretBackends(t *testing.T) []secretBackend {
 			name: "redis",
 			open: func(t *testing.T) (live.SecretWatcher, live.SecretWatcher) {
 				srv = redistest.Start(t)
-				var st [2]*redisring.Store
+				// st[2] makes the ring, so that the two nodes have seen
+				// nothing before the test (forget makes a ring from
+				// before the secrets and the head existed).
+				var st [3]*redisring.Store
 				for i := range st {
 					c := redis.NewClient(&redis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true})
 					t.Cleanup(func() { c.Close() })
@@ -100,7 +103,7 @@ func secretBackends(t *testing.T) []secretBackend {
 						t.Fatal(err)
 					}
 				}
-				if _, err := st[0].Init(context.Background(), time.Now()); err != nil {
+				if _, err := st[2].Init(context.Background(), time.Now()); err != nil {
 					t.Fatal(err)
 				}
 				return st[0], st[1]
@@ -108,7 +111,7 @@ func secretBackends(t *testing.T) []secretBackend {
 			forget: func(t *testing.T) {
 				c := redis.NewClient(&redis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true})
 				defer c.Close()
-				if err := c.Del(context.Background(), prefix+":{keys}:local", prefix+":{keys}:pepper").Err(); err != nil {
+				if err := c.Del(context.Background(), prefix+":{keys}:local", prefix+":{keys}:pepper", prefix+":{keys}:head").Err(); err != nil {
 					t.Fatal(err)
 				}
 			},

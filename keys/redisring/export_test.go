@@ -20,3 +20,15 @@ func DecodeRing(s *Store, val string) (*keys.Ring, error) { return s.decodeRing(
 func DecodeLocal(s *Store, val string) ([]keys.LocalKeyEntry, error) {
 	return s.decodeLocal(val, kindLocal)
 }
+
+// SealRing stores r as an authentic ring document at version, with every
+// secret wrapped, as a writer holding the wrapping key would (a node
+// restored from an old backup, or a buggy one); SealHead stores the head
+// naming docs at version.
+func SealRing(s *Store, r *keys.Ring, version uint64) (string, error) {
+	return s.encodeRing(r, version)
+}
+
+func SealHead(s *Store, version uint64, docs map[string]uint64) (string, error) {
+	return s.sealRaw(&headDoc{Format: formatV1, Kind: kindHead, Version: version, Docs: docs})
+}

@@ -19,6 +19,11 @@ func TestPlaintextSecretRefused(t *testing.T) {
 	srv := redistest.Start(t)
 	ctx := context.Background()
 	s := newStore(t, srv.Addr(), wrapKey(t), redisring.Options{})
+	// A ring at version 1, so that the plaintext one (version 1 too)
+	// agrees with the head and the counter, and only its secrets are wrong.
+	if _, err := s.Init(ctx, t0); err != nil {
+		t.Fatal(err)
+	}
 	r, err := keys.NewRing(nil, t0)
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -38,6 +41,17 @@ var (
 	// for no time. Dropping them is a different act, with its own name:
 	// ResetLocal.
 	ErrKeep = errors.New("redisring: keep must be positive (ResetLocal drops every older refresh-token key)")
+	// ErrRollback: Redis holds a document older than one this node has
+	// seen, a document or counter that disagrees with the stored head, a
+	// ring that brings back a key this node has seen revoked, or lacks a
+	// document that existed: what an attacker who can write to Redis
+	// without the wrapping key can do (put back older authentic values,
+	// set the counter, delete). Nothing is loaded or written; the refusal
+	// is logged and reported to Options.OnRollback.
+	ErrRollback = errors.New("redisring: refused a key ring older than, or inconsistent with, what this node has seen (rollback)")
+	// ErrState: the node's state file (Options.StateFile) cannot be read
+	// or written, or does not verify under the wrapping key.
+	ErrState = errors.New("redisring: key ring state file")
 )
 
 // Defaults for Options.
@@ -75,6 +89,21 @@ type Options struct {
 	// MaxAttempts bounds how often Update and RotateLocal retry after
 	// losing a race to another writer (default DefaultMaxAttempts).
 	MaxAttempts int
+	// StateFile is where this node keeps what it has seen of the ring
+	// (the highest version of each document and of the counter, and every
+	// kid it has seen revoked), so that a rollback in Redis is refused
+	// after a restart too. It must be on the node (its data directory),
+	// out of reach of whoever can write to Redis, and one per ring
+	// (prefix). Empty: the state is kept in memory only, and a restarted
+	// node trusts the first consistent ring it reads.
+	StateFile string
+	// Logger receives refused rollbacks, at error level (default:
+	// discarded). Nothing secret is logged.
+	Logger *slog.Logger
+	// OnRollback, when set, is called with the kind of document refused
+	// (ring, local, pepper or head) each time a read is refused with
+	// ErrRollback: the hook for an alert counter.
+	OnRollback func(document string)
 }
 
 // Store keeps a keys.Ring and the refresh-token keys in Redis, shared by
@@ -88,11 +117,14 @@ type Store struct {
 	poll        time.Duration
 	maxAttempts int
 	rand        io.Reader
+	g           *guard
 }
 
 // New returns a Store on c whose secrets are wrapped under w. The caller
 // owns c. c must be built with ContextTimeoutEnabled, or a deadline would
-// not reach the socket.
+// not reach the socket. With Options.StateFile, New reads the node's state
+// from it (ErrState when it does not verify under w or names another
+// prefix).
 //
 // SECURITY: w is the only thing that keeps a copy of Redis from signing
 // tokens. Give every issuer node the same w, from its environment or a
@@ -125,13 +157,20 @@ func New(c redis.UniversalClient, w *keys.WrappingKey, opts Options) (*Store, er
 	if opts.Rand == nil {
 		opts.Rand = rand.Reader
 	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	g, err := newGuard(opts.StateFile, opts.Prefix, w, opts.Logger, opts.OnRollback)
+	if err != nil {
+		return nil, err
+	}
 	wb := w.UnsafeBytes()
 	m := hmac.New(sha256.New, wb)
 	clear(wb)
 	m.Write([]byte(macLabel))
 	return &Store{
 		c: c, w: w, macKey: m.Sum(nil), prefix: opts.Prefix, opTimeout: opts.OpTimeout,
-		poll: opts.PollInterval, maxAttempts: opts.MaxAttempts, rand: opts.Rand,
+		poll: opts.PollInterval, maxAttempts: opts.MaxAttempts, rand: opts.Rand, g: g,
 	}, nil
 }
 
@@ -140,8 +179,24 @@ func (s *Store) key(name string) string { return s.prefix + ":{keys}:" + name }
 func (s *Store) ringKey() string        { return s.key("ring") }
 func (s *Store) localKey() string       { return s.key("local") }
 func (s *Store) pepperKey() string      { return s.key("pepper") }
+func (s *Store) headKey() string        { return s.key("head") }
 func (s *Store) versionKey() string     { return s.key("version") }
 func (s *Store) channel() string        { return s.key("events") }
+
+// docKinds are the documents, in the order read reads them.
+var docKinds = []string{kindRing, kindLocal, kindPepper}
+
+func (s *Store) docKey(kind string) string {
+	switch kind {
+	case kindRing:
+		return s.ringKey()
+	case kindLocal:
+		return s.localKey()
+	case kindPepper:
+		return s.pepperKey()
+	}
+	return s.headKey()
+}
 
 func (s *Store) begin(ctx context.Context) (context.Context, context.CancelFunc, error) {
 	if err := ctx.Err(); err != nil {
@@ -153,11 +208,12 @@ func (s *Store) begin(ctx context.Context) (context.Context, context.CancelFunc,
 
 func unavailable(err error) error { return fmt.Errorf("%w: %w", ErrUnavailable, err) }
 
-// Stored form. Each of ring and local is one string value, an envelope
-// {"mac":..., "doc":{...}}: the MAC (HMAC-SHA256 under a key derived from
-// the wrapping key) covers the exact bytes of doc, so statuses, times and
-// the pairing of public and wrapped secret keys cannot be changed by
-// whoever can write to Redis without the wrapping key.
+// Stored form. Each of ring, local, pepper and head is one string value, an
+// envelope {"mac":..., "doc":{...}}: the MAC (HMAC-SHA256 under a key
+// derived from the wrapping key) covers the exact bytes of doc, so
+// statuses, times, versions and the pairing of public and wrapped secret
+// keys cannot be changed by whoever can write to Redis without the
+// wrapping key.
 type envelope struct {
 	MAC string          `json:"mac"`
 	Doc json.RawMessage `json:"doc"`
@@ -169,6 +225,20 @@ type document struct {
 	Version    uint64  `json:"version"`
 	Protection string  `json:"protection"`
 	Keys       []entry `json:"keys"`
+}
+
+// headDoc binds the documents to the version counter: every write stores
+// it beside the document it writes, with Version the new counter value and
+// Docs the version of each document as it now stands. A reader refuses a
+// counter other than Version and a document whose version is not the one
+// Docs names, so an older authentic document put back, a counter set by
+// hand or a deleted document is refused even by a node that has seen
+// nothing before.
+type headDoc struct {
+	Format  int               `json:"format"`
+	Kind    string            `json:"kind"`
+	Version uint64            `json:"version"`
+	Docs    map[string]uint64 `json:"docs"`
 }
 
 type entry struct {
@@ -196,9 +266,8 @@ func (s *Store) mac(doc []byte) []byte {
 	return m.Sum(nil)
 }
 
-func (s *Store) seal(d *document) (string, error) {
-	d.Format, d.Protection = formatV1, protectionWrap
-	doc, err := json.Marshal(d)
+func (s *Store) sealRaw(v any) (string, error) {
+	doc, err := json.Marshal(v)
 	if err != nil {
 		return "", err
 	}
@@ -209,27 +278,60 @@ func (s *Store) seal(d *document) (string, error) {
 	return string(b), nil
 }
 
-// open authenticates a stored value and checks it is a document of kind.
-// A wrong wrapping key (hence a wrong MAC key) gives keys.ErrUnwrap.
-func (s *Store) open(val, kind string) (*document, error) {
+func (s *Store) seal(d *document) (string, error) {
+	d.Format, d.Protection = formatV1, protectionWrap
+	return s.sealRaw(d)
+}
+
+// openRaw authenticates a stored value and returns its doc, decoded
+// strictly into v. A wrong wrapping key (hence a wrong MAC key) gives
+// keys.ErrUnwrap.
+func (s *Store) openRaw(val, kind string, v any) error {
 	if len(val) > maxValueLen {
-		return nil, ErrCorrupt
+		return ErrCorrupt
 	}
 	var env envelope
 	if err := json.Unmarshal([]byte(val), &env); err != nil || len(env.Doc) == 0 {
-		return nil, ErrCorrupt
+		return ErrCorrupt
 	}
 	tag, err := base64.RawURLEncoding.DecodeString(env.MAC)
 	if err != nil || !hmac.Equal(tag, s.mac(env.Doc)) {
-		return nil, fmt.Errorf("redisring: the wrapping key does not open the stored %s document (wrong wrapping key, or the value was altered): %w", kind, keys.ErrUnwrap)
+		return fmt.Errorf("redisring: the wrapping key does not open the stored %s document (wrong wrapping key, or the value was altered): %w", kind, keys.ErrUnwrap)
 	}
-	var d document
 	dec := json.NewDecoder(strings.NewReader(string(env.Doc)))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&d); err != nil || d.Format != formatV1 || d.Kind != kind || d.Protection != protectionWrap {
+	if err := dec.Decode(v); err != nil {
+		return ErrCorrupt
+	}
+	return nil
+}
+
+// open authenticates a stored value and checks it is a document of kind.
+func (s *Store) open(val, kind string) (*document, error) {
+	var d document
+	if err := s.openRaw(val, kind, &d); err != nil {
+		return nil, err
+	}
+	if d.Format != formatV1 || d.Kind != kind || d.Protection != protectionWrap {
 		return nil, ErrCorrupt
 	}
 	return &d, nil
+}
+
+func (s *Store) openHead(val string) (*headDoc, error) {
+	var h headDoc
+	if err := s.openRaw(val, kindHead, &h); err != nil {
+		return nil, err
+	}
+	if h.Format != formatV1 || h.Kind != kindHead || h.Docs == nil {
+		return nil, ErrCorrupt
+	}
+	for k := range h.Docs {
+		if k != kindRing && k != kindLocal && k != kindPepper {
+			return nil, ErrCorrupt
+		}
+	}
+	return &h, nil
 }
 
 func (s *Store) encodeRing(r *keys.Ring, version uint64) (string, error) {
@@ -261,6 +363,10 @@ func (s *Store) decodeRing(val string, secrets bool) (*keys.Ring, error) {
 	if err != nil {
 		return nil, err
 	}
+	return s.ringFromDoc(d, secrets)
+}
+
+func (s *Store) ringFromDoc(d *document, secrets bool) (*keys.Ring, error) {
 	out := make([]keys.RingEntry, 0, len(d.Keys))
 	for _, de := range d.Keys {
 		pub, err := keys.ParsePublicKey(de.Public)
@@ -319,6 +425,10 @@ func (s *Store) decodeLocal(val, kind string) ([]keys.LocalKeyEntry, error) {
 	if err != nil {
 		return nil, err
 	}
+	return s.localFromDoc(d, kind)
+}
+
+func (s *Store) localFromDoc(d *document, kind string) ([]keys.LocalKeyEntry, error) {
 	out := make([]keys.LocalKeyEntry, 0, len(d.Keys))
 	for i, de := range d.Keys {
 		want := keys.StatusRetired
@@ -347,23 +457,79 @@ func (s *Store) decodeLocal(val, kind string) ([]keys.LocalKeyEntry, error) {
 	return out, nil
 }
 
-// read returns the value of key and the version, read in one atomic MGET
-// (one slot). ok is false when key is absent.
-func (s *Store) read(ctx context.Context, key string) (val string, ok bool, version uint64, err error) {
-	vals, err := s.c.MGet(ctx, key, s.versionKey()).Result()
+// snapshot is one atomic read (MGET, one slot) of the documents, the head
+// and the version counter. vals holds the values present, by kind.
+type snapshot struct {
+	counter uint64
+	vals    map[string]string
+}
+
+func (s *Store) read(ctx context.Context) (*snapshot, error) {
+	names := []string{s.ringKey(), s.localKey(), s.pepperKey(), s.headKey(), s.versionKey()}
+	vals, err := s.c.MGet(ctx, names...).Result()
 	if err != nil {
-		return "", false, 0, unavailable(err)
+		return nil, unavailable(err)
 	}
-	if len(vals) != 2 {
-		return "", false, 0, unavailable(errors.New("unexpected MGET reply"))
+	if len(vals) != len(names) {
+		return nil, unavailable(errors.New("unexpected MGET reply"))
 	}
-	if v, isStr := vals[1].(string); isStr {
-		if version, err = strconv.ParseUint(v, 10, 64); err != nil {
-			return "", false, 0, fmt.Errorf("%w: version", ErrCorrupt)
+	snap := &snapshot{vals: map[string]string{}}
+	if v, isStr := vals[4].(string); isStr {
+		if snap.counter, err = strconv.ParseUint(v, 10, 64); err != nil {
+			return nil, fmt.Errorf("%w: version", ErrCorrupt)
 		}
 	}
-	val, ok = vals[0].(string)
-	return val, ok, version, nil
+	for i, kind := range append(docKinds, kindHead) {
+		if v, isStr := vals[i].(string); isStr {
+			snap.vals[kind] = v
+		}
+	}
+	return snap, nil
+}
+
+// admit authenticates the head and the document of kind ("" for none) in
+// snap and checks them against base, the node's state taken before the
+// read: ErrRollback when they are older than, or disagree with, what this
+// node has seen. What passes is recorded as seen.
+//
+// replace says the caller overwrites the document whatever it holds
+// (ResetLocal): it is then neither opened nor checked, only the head and
+// the counter are.
+func (s *Store) admit(base *nodeState, snap *snapshot, kind string, replace bool) (observation, error) {
+	o := observation{counter: snap.counter, kind: kind, replace: replace}
+	if v, ok := snap.vals[kindHead]; ok {
+		h, err := s.openHead(v)
+		if err != nil {
+			return o, err
+		}
+		o.head = h
+	}
+	if v, ok := snap.vals[kind]; ok && kind != "" && !replace {
+		d, err := s.open(v, kind)
+		if err != nil {
+			return o, err
+		}
+		o.doc = d
+	}
+	return o, s.g.admit(base, o)
+}
+
+// readDoc reads and admits the document of kind: ErrNotFound when absent
+// (and the node never saw it).
+func (s *Store) readDoc(ctx context.Context, kind string) (*document, uint64, error) {
+	base := s.g.base()
+	snap, err := s.read(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	o, err := s.admit(base, snap, kind, false)
+	if err != nil {
+		return nil, 0, err
+	}
+	if o.doc == nil {
+		return nil, 0, ErrNotFound
+	}
+	return o.doc, snap.counter, nil
 }
 
 // Exists reports whether Redis holds a ring under the prefix.
@@ -383,7 +549,9 @@ func (s *Store) Exists(ctx context.Context) (bool, error) {
 // Init creates a new ring (one current, one next key) and, unless they
 // exist, the refresh-token keys and the pepper, in one atomic step. It
 // refuses (ErrExists) when a ring exists: two nodes starting at once create
-// one ring.
+// one ring. It also refuses (ErrRollback) when this node, or the stored
+// head, has seen a ring that is gone: a deleted ring is not silently
+// replaced.
 func (s *Store) Init(ctx context.Context, now time.Time) (*keys.Ring, error) {
 	ctx, cancel, err := s.begin(ctx)
 	if err != nil {
@@ -394,6 +562,30 @@ func (s *Store) Init(ctx context.Context, now time.Time) (*keys.Ring, error) {
 	if err != nil {
 		return nil, err
 	}
+	fresh, err := s.freshSecrets(now)
+	if err != nil {
+		return nil, err
+	}
+	for attempt := 0; ; attempt++ {
+		done, err := s.tryInit(ctx, r, fresh)
+		if err != nil {
+			return nil, err
+		}
+		if done {
+			return r, nil
+		}
+		if attempt+1 >= s.maxAttempts {
+			return nil, ErrConflict
+		}
+		if err := s.backoff(ctx, attempt); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// freshSecrets are the refresh-token key and the pepper Init stores when
+// missing.
+func (s *Store) freshSecrets(now time.Time) (map[string][]keys.LocalKeyEntry, error) {
 	lk, err := keys.GenerateLocalKey(s.rand)
 	if err != nil {
 		return nil, err
@@ -402,47 +594,61 @@ func (s *Store) Init(ctx context.Context, now time.Time) (*keys.Ring, error) {
 	if err != nil {
 		return nil, err
 	}
-	for attempt := 0; ; attempt++ {
-		_, exists, version, err := s.read(ctx, s.ringKey())
-		if err != nil {
-			return nil, err
-		}
-		if exists {
-			return nil, ErrExists
-		}
-		ringVal, err := s.encodeRing(r, version+1)
-		if err != nil {
-			return nil, err
-		}
-		localVal, err := s.encodeLocal(kindLocal, []keys.LocalKeyEntry{{Key: lk, Created: now.UTC()}}, version+1)
-		if err != nil {
-			return nil, err
-		}
-		pepperVal, err := s.encodeLocal(kindPepper, []keys.LocalKeyEntry{{Key: pepper.UnsafeLocalKey(), Created: now.UTC()}}, version+1)
-		if err != nil {
-			return nil, err
-		}
-		res, err := initScript.Run(ctx, s.c, []string{s.ringKey(), s.localKey(), s.versionKey(), s.pepperKey()},
-			strconv.FormatUint(version, 10), ringVal, localVal, s.channel(), pepperVal).Text()
-		if err != nil {
-			return nil, unavailable(err)
-		}
-		switch res {
-		case "ok":
-			return r, nil
-		case "exists":
-			return nil, ErrExists
-		case "conflict":
-			if attempt+1 >= s.maxAttempts {
-				return nil, ErrConflict
+	return map[string][]keys.LocalKeyEntry{
+		kindLocal:  {{Key: lk, Created: now.UTC()}},
+		kindPepper: {{Key: pepper.UnsafeLocalKey(), Created: now.UTC()}},
+	}, nil
+}
+
+// tryInit is one attempt of Init: done is false when another writer won.
+func (s *Store) tryInit(ctx context.Context, r *keys.Ring, fresh map[string][]keys.LocalKeyEntry) (done bool, err error) {
+	base := s.g.base()
+	snap, err := s.read(ctx)
+	if err != nil {
+		return false, err
+	}
+	if _, exists := snap.vals[kindRing]; exists {
+		return false, ErrExists
+	}
+	o, err := s.admit(base, snap, kindRing, false)
+	if err != nil {
+		return false, err
+	}
+	version := snap.counter + 1
+	vals := map[string]string{}
+	if vals[kindRing], err = s.encodeRing(r, version); err != nil {
+		return false, err
+	}
+	for _, kind := range []string{kindLocal, kindPepper} {
+		if _, exists := snap.vals[kind]; !exists {
+			if vals[kind], err = s.encodeLocal(kind, fresh[kind], version); err != nil {
+				return false, err
 			}
-			if err := s.backoff(ctx, attempt); err != nil {
-				return nil, err
-			}
-		default:
-			return nil, unavailable(fmt.Errorf("unexpected script reply"))
 		}
 	}
+	headVal, err := s.nextHead(o, snap, version, slices.Collect(maps.Keys(vals))...)
+	if err != nil {
+		return false, err
+	}
+	res, err := initScript.Run(ctx, s.c, []string{s.ringKey(), s.localKey(), s.versionKey(), s.pepperKey(), s.headKey()},
+		strconv.FormatUint(version-1, 10), vals[kindRing], vals[kindLocal], s.channel(), vals[kindPepper], headVal).Text()
+	if err != nil {
+		return false, unavailable(err)
+	}
+	switch res {
+	case "ok":
+		for kind, val := range vals {
+			if err := s.record(version, headVal, kind, val); err != nil {
+				return true, err
+			}
+		}
+		return true, nil
+	case "exists":
+		return false, ErrExists
+	case "conflict":
+		return false, nil
+	}
+	return false, unavailable(fmt.Errorf("unexpected script reply"))
 }
 
 // Load reads the ring and opens every secret key. A wrong wrapping key
@@ -464,14 +670,11 @@ func (s *Store) LoadVersion(ctx context.Context) (*keys.Ring, uint64, error) {
 }
 
 func (s *Store) load(ctx context.Context, secrets bool) (*keys.Ring, uint64, error) {
-	val, ok, version, err := s.read(ctx, s.ringKey())
+	d, version, err := s.readDoc(ctx, kindRing)
 	if err != nil {
 		return nil, 0, err
 	}
-	if !ok {
-		return nil, 0, ErrNotFound
-	}
-	r, err := s.decodeRing(val, secrets)
+	r, err := s.ringFromDoc(d, secrets)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -497,79 +700,36 @@ func (s *Store) LoadPublic(ctx context.Context) (*keys.Ring, error) {
 // lost. fn may run several times, each time on a fresh ring; if fn fails
 // nothing is written and its error is returned.
 func (s *Store) Update(ctx context.Context, fn func(*keys.Ring) error) (*keys.Ring, error) {
-	ctx, cancel, err := s.begin(ctx)
+	var out *keys.Ring
+	err := s.write(ctx, kindRing, false, func(o observation, version uint64) (string, bool, error) {
+		if o.doc == nil {
+			return "", false, ErrNotFound
+		}
+		r, err := s.ringFromDoc(o.doc, true)
+		if err != nil {
+			return "", false, err
+		}
+		if err := fn(r); err != nil {
+			return "", false, err
+		}
+		val, err := s.encodeRing(r, version)
+		out = r
+		return val, true, err
+	})
 	if err != nil {
 		return nil, err
 	}
-	defer cancel()
-	for attempt := 0; ; attempt++ {
-		r, version, err := s.load(ctx, true)
-		if err != nil {
-			return nil, err
-		}
-		if err := fn(r); err != nil {
-			return nil, err
-		}
-		val, err := s.encodeRing(r, version+1)
-		if err != nil {
-			return nil, err
-		}
-		ok, err := s.put(ctx, s.ringKey(), version, val)
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			return r, nil
-		}
-		if attempt+1 >= s.maxAttempts {
-			return nil, ErrConflict
-		}
-		if err := s.backoff(ctx, attempt); err != nil {
-			return nil, err
-		}
-	}
-}
-
-// put stores val under key if the version is still version, bumps the
-// version and notifies watchers. ok is false when another writer won.
-func (s *Store) put(ctx context.Context, key string, version uint64, val string) (ok bool, err error) {
-	res, err := putScript.Run(ctx, s.c, []string{key, s.versionKey()},
-		strconv.FormatUint(version, 10), val, s.channel()).Text()
-	if err != nil {
-		return false, unavailable(err)
-	}
-	switch res {
-	case "ok":
-		return true, nil
-	case "conflict":
-		return false, nil
-	}
-	return false, unavailable(errors.New("unexpected script reply"))
-}
-
-// backoff waits a short, growing, jittered time before another attempt.
-func (s *Store) backoff(ctx context.Context, attempt int) error {
-	var b [1]byte
-	_, _ = io.ReadFull(s.rand, b[:]) // jitter only; a zero byte is fine
-	d := time.Duration(attempt+1)*2*time.Millisecond + time.Duration(b[0])*20*time.Microsecond
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return unavailable(ctx.Err())
-	case <-t.C:
-		return nil
-	}
+	return out, nil
 }
 
 // LoadLocal returns the refresh-token keys, current first.
 func (s *Store) LoadLocal(ctx context.Context) ([]keys.LocalKeyEntry, error) {
-	return s.loadList(ctx, s.localKey(), kindLocal)
+	return s.loadList(ctx, kindLocal)
 }
 
 // LoadPeppers returns the peppers, current first.
 func (s *Store) LoadPeppers(ctx context.Context) ([]keys.PepperEntry, error) {
-	list, err := s.loadList(ctx, s.pepperKey(), kindPepper)
+	list, err := s.loadList(ctx, kindPepper)
 	if err != nil {
 		return nil, err
 	}
@@ -584,66 +744,42 @@ func (s *Store) LoadPeppers(ctx context.Context) ([]keys.PepperEntry, error) {
 	return out, nil
 }
 
-func (s *Store) loadList(ctx context.Context, key, kind string) ([]keys.LocalKeyEntry, error) {
+func (s *Store) loadList(ctx context.Context, kind string) ([]keys.LocalKeyEntry, error) {
 	ctx, cancel, err := s.begin(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer cancel()
-	val, ok, _, err := s.read(ctx, key)
+	d, _, err := s.readDoc(ctx, kind)
 	if err != nil {
 		return nil, err
 	}
-	if !ok {
-		return nil, ErrNotFound
-	}
-	return s.decodeLocal(val, kind)
+	return s.localFromDoc(d, kind)
 }
 
-// changeList reads the list under key (none when absent), applies fn and
+// changeList reads the list of kind (none when absent), applies fn and
 // stores its result with the same version check as Update, so concurrent
 // changes each apply once: fn runs again on the newer list after losing a
 // race, at most MaxAttempts times (ErrConflict). Nothing is written when
-// fn says there is nothing to write.
-func (s *Store) changeList(ctx context.Context, key, kind string, fn func(old []keys.LocalKeyEntry, exists bool) (next []keys.LocalKeyEntry, write bool, err error)) error {
-	ctx, cancel, err := s.begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	for attempt := 0; ; attempt++ {
-		val, ok, version, err := s.read(ctx, key)
-		if err != nil {
-			return err
-		}
+// fn says there is nothing to write. replace says the change keeps
+// nothing of the stored list (ResetLocal), so a list that was deleted is
+// replaced rather than refused.
+func (s *Store) changeList(ctx context.Context, kind string, replace bool, fn func(old []keys.LocalKeyEntry, exists bool) (next []keys.LocalKeyEntry, write bool, err error)) error {
+	return s.write(ctx, kind, replace, func(o observation, version uint64) (string, bool, error) {
 		var old []keys.LocalKeyEntry
-		if ok {
-			if old, err = s.decodeLocal(val, kind); err != nil {
-				return err
+		if o.doc != nil && !replace {
+			var err error
+			if old, err = s.localFromDoc(o.doc, kind); err != nil {
+				return "", false, err
 			}
 		}
-		next, write, err := fn(old, ok)
+		next, write, err := fn(old, o.doc != nil)
 		if err != nil || !write {
-			return err
+			return "", false, err
 		}
-		enc, err := s.encodeLocal(kind, next, version+1)
-		if err != nil {
-			return err
-		}
-		won, err := s.put(ctx, key, version, enc)
-		if err != nil {
-			return err
-		}
-		if won {
-			return nil
-		}
-		if attempt+1 >= s.maxAttempts {
-			return ErrConflict
-		}
-		if err := s.backoff(ctx, attempt); err != nil {
-			return err
-		}
-	}
+		val, err := s.encodeLocal(kind, next, version)
+		return val, err == nil, err
+	})
 }
 
 // retire returns old behind a new current key k made at now: the old
@@ -674,7 +810,7 @@ func (s *Store) RotateLocal(ctx context.Context, now time.Time, keep time.Durati
 		return ErrKeep
 	}
 	now = now.UTC()
-	return s.changeList(ctx, s.localKey(), kindLocal, func(old []keys.LocalKeyEntry, _ bool) ([]keys.LocalKeyEntry, bool, error) {
+	return s.changeList(ctx, kindLocal, false, func(old []keys.LocalKeyEntry, _ bool) ([]keys.LocalKeyEntry, bool, error) {
 		k, err := keys.GenerateLocalKey(s.rand)
 		if err != nil {
 			return nil, false, err
@@ -683,7 +819,9 @@ func (s *Store) RotateLocal(ctx context.Context, now time.Time, keep time.Durati
 	})
 }
 
-// ResetLocal replaces every refresh-token key by one new key.
+// ResetLocal replaces every refresh-token key by one new key, also when
+// the list was deleted from Redis (the way out after ErrRollback on the
+// refresh-token keys).
 //
 // SECURITY: every refresh token sealed before stops opening, on every node
 // as soon as it reloads the keys (within a round trip): every device
@@ -691,7 +829,7 @@ func (s *Store) RotateLocal(ctx context.Context, now time.Time, keep time.Durati
 // For a real compromise.
 func (s *Store) ResetLocal(ctx context.Context, now time.Time) error {
 	now = now.UTC()
-	return s.changeList(ctx, s.localKey(), kindLocal, func([]keys.LocalKeyEntry, bool) ([]keys.LocalKeyEntry, bool, error) {
+	return s.changeList(ctx, kindLocal, true, func([]keys.LocalKeyEntry, bool) ([]keys.LocalKeyEntry, bool, error) {
 		k, err := keys.GenerateLocalKey(s.rand)
 		if err != nil {
 			return nil, false, err
@@ -708,7 +846,7 @@ func (s *Store) PruneLocal(ctx context.Context, now time.Time, keep time.Duratio
 		return 0, ErrKeep
 	}
 	n := 0
-	err := s.changeList(ctx, s.localKey(), kindLocal, func(old []keys.LocalKeyEntry, exists bool) ([]keys.LocalKeyEntry, bool, error) {
+	err := s.changeList(ctx, kindLocal, false, func(old []keys.LocalKeyEntry, exists bool) ([]keys.LocalKeyEntry, bool, error) {
 		if !exists {
 			return nil, false, ErrNotFound
 		}
@@ -734,7 +872,7 @@ func (s *Store) PruneLocal(ctx context.Context, now time.Time, keep time.Duratio
 // them must keep working.
 func (s *Store) RotatePepper(ctx context.Context, now time.Time) error {
 	now = now.UTC()
-	return s.changeList(ctx, s.pepperKey(), kindPepper, func(old []keys.LocalKeyEntry, _ bool) ([]keys.LocalKeyEntry, bool, error) {
+	return s.changeList(ctx, kindPepper, false, func(old []keys.LocalKeyEntry, _ bool) ([]keys.LocalKeyEntry, bool, error) {
 		p, err := keys.GeneratePepper(s.rand)
 		if err != nil {
 			return nil, false, err
@@ -744,18 +882,22 @@ func (s *Store) RotatePepper(ctx context.Context, now time.Time) error {
 }
 
 // EnsureSecrets creates the refresh-token keys and the pepper when either
-// is missing (a ring made before they existed) and reports what it
-// created. It changes nothing that exists; nodes starting at once create
-// one of each (the version check of every write).
+// is missing (a ring made before they existed), and the head when a ring
+// made before heads existed has none, and reports what it created. It
+// changes nothing that exists; nodes starting at once create one of each
+// (the version check of every write). A list that existed and was deleted
+// is not created again: ErrRollback (ResetLocal replaces deleted
+// refresh-token keys; deleted peppers must be restored from a backup, or
+// every recovery code made under them stops working).
 func (s *Store) EnsureSecrets(ctx context.Context, now time.Time) (localCreated, pepperCreated bool, err error) {
 	now = now.UTC()
 	for _, f := range []struct {
-		key, kind string
-		created   *bool
-		gen       func() (*keys.LocalKey, error)
+		kind    string
+		created *bool
+		gen     func() (*keys.LocalKey, error)
 	}{
-		{s.localKey(), kindLocal, &localCreated, func() (*keys.LocalKey, error) { return keys.GenerateLocalKey(s.rand) }},
-		{s.pepperKey(), kindPepper, &pepperCreated, func() (*keys.LocalKey, error) {
+		{kindLocal, &localCreated, func() (*keys.LocalKey, error) { return keys.GenerateLocalKey(s.rand) }},
+		{kindPepper, &pepperCreated, func() (*keys.LocalKey, error) {
 			p, err := keys.GeneratePepper(s.rand)
 			if err != nil {
 				return nil, err
@@ -763,7 +905,7 @@ func (s *Store) EnsureSecrets(ctx context.Context, now time.Time) (localCreated,
 			return p.UnsafeLocalKey(), nil
 		}},
 	} {
-		err := s.changeList(ctx, f.key, f.kind, func(_ []keys.LocalKeyEntry, exists bool) ([]keys.LocalKeyEntry, bool, error) {
+		err := s.changeList(ctx, f.kind, false, func(_ []keys.LocalKeyEntry, exists bool) ([]keys.LocalKeyEntry, bool, error) {
 			*f.created = false
 			if exists {
 				return nil, false, nil
@@ -779,7 +921,12 @@ func (s *Store) EnsureSecrets(ctx context.Context, now time.Time) (localCreated,
 			return false, false, err
 		}
 	}
-	return localCreated, pepperCreated, nil
+	// A ring from before heads existed gets one (the write of a list above
+	// makes one too).
+	err = s.write(ctx, "", false, func(o observation, _ uint64) (string, bool, error) {
+		return "", o.head == nil, nil
+	})
+	return localCreated, pepperCreated, err
 }
 
 // Version returns the change counter of the ring, the refresh keys and the

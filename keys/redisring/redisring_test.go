@@ -256,7 +256,8 @@ func TestDumpHoldsNoUsableKey(t *testing.T) {
 	ctx := context.Background()
 	w := wrapKey(t)
 	s := newStore(t, srv.Addr(), w, redisring.Options{})
-	if _, err := s.Init(ctx, t0); err != nil {
+	first, err := s.Init(ctx, t0)
+	if err != nil {
 		t.Fatal(err)
 	}
 	r, err := s.Update(ctx, func(r *keys.Ring) error { return r.Rotate(nil, t0.Add(time.Hour)) })
@@ -278,8 +279,13 @@ func TestDumpHoldsNoUsableKey(t *testing.T) {
 	if !bytes.Contains(d, []byte("k4.secret-wrap.pie.")) || !bytes.Contains(d, []byte("k4.local-wrap.pie.")) {
 		t.Error("dump holds no wrapped keys: test is not looking at the ring")
 	}
+	// Every signing key's secret, the retired one's included (the ring
+	// keeps it no more, but Init returned it).
 	var secrets [][]byte
-	for _, e := range r.Entries() {
+	for _, e := range append(first.Entries(), r.Entries()...) {
+		if e.Secret == nil {
+			continue
+		}
 		raw, err := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(e.Secret.PlaintextPASERK(), "k4.secret."))
 		if err != nil || len(raw) != 64 {
 			t.Fatal("cannot decode own secret key")
@@ -665,10 +671,19 @@ func TestRedisDown(t *testing.T) {
 	if _, err := s.Load(cctx); !errors.Is(err, redisring.ErrUnavailable) {
 		t.Errorf("Load with a cancelled context: %v", err)
 	}
-	// Back (empty, no persistence): the store works again without a new client.
+	// Back (empty, no persistence): the store answers again without a new
+	// client. This node has seen a ring that is gone: a rollback to
+	// nothing, refused; a node that never saw it finds no ring.
 	srv.Restart(t)
-	if _, err := s.Load(ctx); !errors.Is(err, redisring.ErrNotFound) {
-		t.Errorf("Load after restart: %v, want ErrNotFound", err)
+	if _, err := s.Load(ctx); !errors.Is(err, redisring.ErrRollback) {
+		t.Errorf("Load after restart: %v, want ErrRollback", err)
+	}
+	if _, err := s.Init(ctx, t0); !errors.Is(err, redisring.ErrRollback) {
+		t.Errorf("Init after restart: %v, want ErrRollback (a vanished ring is not silently replaced)", err)
+	}
+	fresh := newStore(t, srv.Addr(), wrapKey(t), redisring.Options{OpTimeout: 500 * time.Millisecond})
+	if _, err := fresh.Load(ctx); !errors.Is(err, redisring.ErrNotFound) {
+		t.Errorf("Load by a new node after restart: %v, want ErrNotFound", err)
 	}
 }
 

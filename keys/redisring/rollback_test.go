@@ -1,0 +1,349 @@
+package redisring_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hallpass/hallpass/internal/redistest"
+	"github.com/hallpass/hallpass/keys"
+	"github.com/hallpass/hallpass/keys/redisring"
+)
+
+// alerts counts OnRollback calls by document and keeps the log.
+type alerts struct {
+	mu   sync.Mutex
+	n    map[string]int
+	logs bytes.Buffer
+}
+
+func (a *alerts) hook(doc string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.n[doc]++
+}
+
+func (a *alerts) count(doc string) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.n[doc]
+}
+
+func (a *alerts) Write(p []byte) (int, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.logs.Write(p)
+}
+
+func (a *alerts) log() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.logs.String()
+}
+
+// node is an issuer node's store: its own client, its own state file.
+func node(t *testing.T, addr string, w *keys.WrappingKey, state string, a *alerts) *redisring.Store {
+	t.Helper()
+	opts := redisring.Options{StateFile: state}
+	if a != nil {
+		opts.OnRollback = a.hook
+		opts.Logger = slog.New(slog.NewTextHandler(a, nil))
+	}
+	return newStore(t, addr, w, opts)
+}
+
+// attacker reads and writes Redis directly: no wrapping key.
+type attacker struct {
+	t *testing.T
+	c *redis.Client
+}
+
+func (a attacker) get(name string) string {
+	a.t.Helper()
+	v, err := a.c.Get(context.Background(), "hallpass:{keys}:"+name).Result()
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	return v
+}
+
+func (a attacker) set(name, val string) {
+	a.t.Helper()
+	if err := a.c.Set(context.Background(), "hallpass:{keys}:"+name, val, 0).Err(); err != nil {
+		a.t.Fatal(err)
+	}
+}
+
+// headDocs reads the document versions the head names: a head is
+// authenticated, not secret.
+func (a attacker) headDocs() map[string]uint64 {
+	a.t.Helper()
+	var env struct {
+		Doc struct {
+			Docs map[string]uint64 `json:"docs"`
+		} `json:"doc"`
+	}
+	if err := json.Unmarshal([]byte(a.get("head")), &env); err != nil {
+		a.t.Fatal(err)
+	}
+	return env.Doc.Docs
+}
+
+func (a attacker) bump() {
+	a.t.Helper()
+	if err := a.c.Incr(context.Background(), "hallpass:{keys}:version").Err(); err != nil {
+		a.t.Fatal(err)
+	}
+}
+
+// TestRollbackRefused is issue 11, finding 1: someone with read/write
+// access to Redis but no wrapping key writes back an older, authentic ring
+// document and bumps the version counter. Before the fix every node loaded
+// it: the revoked signing key was published as current again, the issuer
+// signed with its supposedly destroyed secret, and a freshly started node
+// served it too. Now the node that has seen the newer ring refuses it
+// (after a restart too, from its state file) with an alert and a log line,
+// and a node that has seen nothing refuses it as well, because the
+// document disagrees with the stored head.
+func TestRollbackRefused(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	w := wrapKey(t)
+	state := filepath.Join(t.TempDir(), "redisring.state")
+	al := &alerts{n: map[string]int{}}
+	a := node(t, srv.Addr(), w, state, al)
+	first, err := a.Init(ctx, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evil := attacker{t, newClient(t, srv.Addr())}
+	oldRing, oldHead, oldLocal := evil.get("ring"), evil.get("head"), evil.get("local")
+	revoked := first.Current().ID()
+	if _, err := a.Update(ctx, func(r *keys.Ring) error { return r.Revoke(revoked, nil, t0.Add(time.Minute)) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.RotateLocal(ctx, t0.Add(time.Minute), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+
+	// The attack: the old ring (revoked key current, its secret wrapped
+	// inside) back in place, the counter bumped so that watchers reload.
+	evil.set("ring", oldRing)
+	evil.bump()
+	if _, err := a.Load(ctx); !errors.Is(err, redisring.ErrRollback) {
+		t.Fatalf("Load of the rolled-back ring: %v, want ErrRollback", err)
+	}
+	if al.count("ring") != 1 || !strings.Contains(al.log(), "key ring rollback refused") || !strings.Contains(al.log(), "document=ring") {
+		t.Fatalf("no alert or log line: alerts %v, log %q", al.n, al.log())
+	}
+	if strings.Contains(al.log(), "k4.") {
+		t.Fatalf("the log names a key: %q", al.log())
+	}
+	// The same node after a restart: its state file remembers.
+	restarted := node(t, srv.Addr(), w, state, nil)
+	if _, err := restarted.Load(ctx); !errors.Is(err, redisring.ErrRollback) {
+		t.Fatalf("Load after a restart: %v, want ErrRollback", err)
+	}
+	// A node that has seen nothing: the document disagrees with the head.
+	if _, err := node(t, srv.Addr(), w, "", nil).Load(ctx); !errors.Is(err, redisring.ErrRollback) {
+		t.Fatalf("Load by a new node: %v, want ErrRollback", err)
+	}
+	// No writer builds on it either (an Update would otherwise launder
+	// the old ring under a new version).
+	if _, err := a.Update(ctx, func(r *keys.Ring) error { return r.Rotate(nil, t0.Add(2*time.Minute)) }); !errors.Is(err, redisring.ErrRollback) {
+		t.Fatalf("Update on the rolled-back ring: %v, want ErrRollback", err)
+	}
+
+	// The same for the refresh-token keys.
+	evil.set("local", oldLocal)
+	if _, err := a.LoadLocal(ctx); !errors.Is(err, redisring.ErrRollback) || al.count("local") == 0 {
+		t.Fatalf("LoadLocal of the rolled-back keys: %v (alerts %v), want ErrRollback", err, al.n)
+	}
+
+	// A consistent old snapshot (head and counter put back too) is what a
+	// node that has seen nothing cannot tell from the truth; the node
+	// that has seen the newer ring still refuses it.
+	evil.set("head", oldHead)
+	evil.set("version", "1")
+	if _, err := restarted.Load(ctx); !errors.Is(err, redisring.ErrRollback) {
+		t.Fatalf("Load of a consistent old snapshot by a node that saw newer: %v, want ErrRollback", err)
+	}
+	if r, err := node(t, srv.Addr(), w, "", nil).Load(ctx); err != nil || r.Current().ID() != revoked {
+		t.Fatalf("a new node should load the consistent old snapshot (the documented limit): %v", err)
+	}
+}
+
+// TestRollbackCases: each way a Redis writer without the wrapping key can
+// try to turn the clock back, against a node that has seen the current
+// ring (state in memory) and one that has seen nothing.
+func TestRollbackCases(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		// attack changes Redis; it may use s, a store holding the
+		// wrapping key, to seal what only such a writer could.
+		attack   func(t *testing.T, ev attacker, s *redisring.Store, first *keys.Ring)
+		load     func(s *redisring.Store) error
+		seen     error // want, for the node that saw the current ring
+		newNode  error // want, for a node that saw nothing
+		alertDoc string
+	}{
+		{
+			name:   "counter bumped only",
+			attack: func(t *testing.T, ev attacker, _ *redisring.Store, _ *keys.Ring) { ev.bump() },
+			load:   loadRing, seen: redisring.ErrRollback, newNode: redisring.ErrRollback, alertDoc: "ring",
+		},
+		{
+			name: "counter lowered",
+			attack: func(t *testing.T, ev attacker, _ *redisring.Store, _ *keys.Ring) {
+				ev.set("version", "1")
+			},
+			load: loadRing, seen: redisring.ErrRollback, newNode: redisring.ErrRollback, alertDoc: "ring",
+		},
+		{
+			name: "head deleted",
+			attack: func(t *testing.T, ev attacker, _ *redisring.Store, _ *keys.Ring) {
+				ev.c.Del(context.Background(), "hallpass:{keys}:head")
+			},
+			// A node that saw nothing takes it for a ring from before
+			// heads: the limit of a node without state.
+			load: loadRing, seen: redisring.ErrRollback, newNode: nil, alertDoc: "ring",
+		},
+		{
+			name: "pepper deleted",
+			attack: func(t *testing.T, ev attacker, _ *redisring.Store, _ *keys.Ring) {
+				ev.c.Del(context.Background(), "hallpass:{keys}:pepper")
+			},
+			load: func(s *redisring.Store) error {
+				_, _, err := s.EnsureSecrets(context.Background(), t0)
+				return err
+			},
+			seen: redisring.ErrRollback, newNode: redisring.ErrRollback, alertDoc: "pepper",
+		},
+		{
+			name: "ring that un-revokes a key, sealed at a newer version",
+			attack: func(t *testing.T, ev attacker, s *redisring.Store, first *keys.Ring) {
+				// Only a writer holding the wrapping key can do this (a
+				// node that put back an old backup, or a bug): versions
+				// and head agree, but the revoked key is the next key
+				// again, its secret wrapped inside.
+				v, _ := strconv.ParseUint(ev.get("version"), 10, 64)
+				docs := ev.headDocs()
+				docs["ring"] = v + 1
+				ring, err := redisring.SealRing(s, first, v+1)
+				if err != nil {
+					t.Fatal(err)
+				}
+				head, _ := redisring.SealHead(s, v+1, docs)
+				ev.set("ring", ring)
+				ev.set("head", head)
+				ev.set("version", strconv.FormatUint(v+1, 10))
+			},
+			// A node that saw nothing cannot know the key was revoked.
+			load: loadRing, seen: redisring.ErrRollback, newNode: nil, alertDoc: "ring",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := redistest.Start(t)
+			ctx := context.Background()
+			w := wrapKey(t)
+			al := &alerts{n: map[string]int{}}
+			s := node(t, srv.Addr(), w, "", al)
+			first, err := s.Init(ctx, t0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			revoked := first.Entries()[1].ID() // the next key
+			if _, err := s.Update(ctx, func(r *keys.Ring) error { return r.Revoke(revoked, nil, t0) }); err != nil {
+				t.Fatal(err)
+			}
+			tc.attack(t, attacker{t, newClient(t, srv.Addr())}, s, first)
+			if err := tc.load(s); !errors.Is(err, tc.seen) || (tc.seen == nil) != (err == nil) {
+				t.Errorf("node that saw the ring: %v, want %v", err, tc.seen)
+			}
+			if tc.seen != nil && al.count(tc.alertDoc) == 0 {
+				t.Errorf("no alert for the %s document: %v", tc.alertDoc, al.n)
+			}
+			fresh := node(t, srv.Addr(), w, "", nil)
+			if err := tc.load(fresh); !errors.Is(err, tc.newNode) || (tc.newNode == nil) != (err == nil) {
+				t.Errorf("node that saw nothing: %v, want %v", err, tc.newNode)
+			}
+		})
+	}
+}
+
+func loadRing(s *redisring.Store) error {
+	_, err := s.Load(context.Background())
+	return err
+}
+
+// TestStateFile: the node's state is a small file, 0600, authenticated
+// under a key derived from the wrapping key and bound to the prefix.
+func TestStateFile(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	w := wrapKey(t)
+	state := filepath.Join(t.TempDir(), "redisring.state")
+	s := node(t, srv.Addr(), w, state, nil)
+	r, err := s.Init(ctx, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kid := r.Entries()[1].ID()
+	if _, err := s.Update(ctx, func(r *keys.Ring) error { return r.Revoke(kid, nil, t0) }); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("state file mode %v, want 0600", fi.Mode().Perm())
+	}
+	b, _ := os.ReadFile(state)
+	for _, want := range []string{`"counter":2`, `"ring":2`, `"head":2`, string(kid), `"prefix":"hallpass"`} {
+		if !bytes.Contains(b, []byte(want)) {
+			t.Errorf("state file lacks %s: %s", want, b)
+		}
+	}
+	for _, tc := range []struct {
+		name   string
+		w      *keys.WrappingKey
+		prefix string
+		edit   func([]byte) []byte
+	}{
+		{name: "other wrapping key", w: wrapKey(t)},
+		{name: "other prefix", w: w, prefix: "other"},
+		{name: "altered", w: w, edit: func(b []byte) []byte { return bytes.Replace(b, []byte(`"counter":2`), []byte(`"counter":1`), 1) }},
+		{name: "not a state file", w: w, edit: func([]byte) []byte { return []byte("{}") }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "state")
+			data := b
+			if tc.edit != nil {
+				data = tc.edit(append([]byte(nil), b...))
+			}
+			if err := os.WriteFile(path, data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := redisring.New(newClient(t, srv.Addr()), tc.w, redisring.Options{StateFile: path, Prefix: tc.prefix})
+			if !errors.Is(err, redisring.ErrState) {
+				t.Fatalf("New = %v, want ErrState", err)
+			}
+		})
+	}
+}

@@ -3,13 +3,12 @@ package main
 import (
 	"context"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -80,51 +79,18 @@ func (p *protFlags) protector(e *env) (filestore.Protector, error) {
 	case p.passphraseFile != "":
 		b, err := readSecretFile(p.passphraseFile)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("--passphrase-file: %w", err)
 		}
 		return filestore.PasswordWithParams(b, ringArgon2, keys.DefaultArgon2Limits)
 	case p.wrapKeyFile != "":
 		w, err := loadWrapKey(p.wrapKeyFile)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("--wrap-key-file: %w", err)
 		}
 		return filestore.WrapKey(w)
 	default:
 		return filestore.InsecurePlaintext(slog.New(slog.NewTextHandler(e.stderr, nil))), nil
 	}
-}
-
-// readSecretFile reads a small secret file and trims one trailing newline.
-func readSecretFile(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read secret file: %w", err)
-	}
-	if len(b) > 4096 {
-		return nil, errors.New("secret file is larger than 4 KiB")
-	}
-	s := strings.TrimRight(string(b), "\r\n")
-	return []byte(s), nil
-}
-
-// loadWrapKey accepts 32 raw bytes, or 43 characters of base64url, or 64 hex
-// digits, each optionally followed by a newline.
-func loadWrapKey(path string) (*keys.WrappingKey, error) {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read wrap key file: %w", err)
-	}
-	if len(raw) == 32 {
-		return keys.WrappingKeyFromBytes(raw)
-	}
-	s := strings.TrimSpace(string(raw))
-	if b, err := base64.RawURLEncoding.DecodeString(s); err == nil && len(b) == 32 {
-		return keys.WrappingKeyFromBytes(b)
-	}
-	if b, err := hex.DecodeString(s); err == nil && len(b) == 32 {
-		return keys.WrappingKeyFromBytes(b)
-	}
-	return nil, errors.New("wrap key file must hold 32 bytes (raw, base64url or hex)")
 }
 
 func requireDir(dir string) error {
@@ -151,7 +117,7 @@ var keysInitDoc = cmdDoc{
 	summary: "create a key ring (one current, one next key), the refresh-token keys and the pepper",
 	detail:  "Refuses to overwrite an existing ring. The directory is created with mode 0700.",
 	examples: []string{
-		"hallpass keys new-wrap-key > wrap.key && chmod 600 wrap.key",
+		"hallpass keys new-wrap-key --out wrap.key",
 		"hallpass keys init --dir data/keys --wrap-key-file wrap.key",
 		"hallpass keys init --dir data/keys --passphrase-file passphrase.txt",
 	},
@@ -553,23 +519,44 @@ func keysExport(ctx context.Context, args []string, e *env) error {
 
 var keysNewWrapKeyDoc = cmdDoc{
 	name:    "keys new-wrap-key",
-	summary: "print a new random 32-byte wrapping key (base64url)",
+	args:    "[--out FILE]",
+	summary: "make a new random 32-byte wrapping key (base64url) in a new 0600 file, or print it",
 	detail: `The key for --wrap-key-file: it wraps the ring's secrets at rest
-(k4.secret-wrap.pie). Keep it apart from the ring, readable only by the
-service; whoever holds both can sign tokens.`,
-	examples: []string{"hallpass keys new-wrap-key > wrap.key && chmod 600 wrap.key"},
+(k4.secret-wrap.pie), and with --key-ring redis it is also the root of the
+ring's MACs. Keep it apart from the ring, readable only by the service;
+whoever holds both can sign tokens.
+
+--out creates FILE with mode 0600 and refuses to overwrite one that exists.
+Without --out the key is printed on stdout: a file made with "> FILE" gets
+the umask's mode, usually 0644, which every command refuses for a secret
+file until "chmod 600 FILE".`,
+	examples: []string{"hallpass keys new-wrap-key --out wrap.key"},
 }
 
 func keysNewWrapKey(_ context.Context, args []string, e *env) error {
 	fs := newFlagSet(keysNewWrapKeyDoc, e)
+	out := fs.String("out", "", "file to create with mode 0600 (refused if it exists); default: print on stdout")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if fs.NArg() != 0 {
+		return fmt.Errorf("%w: keys new-wrap-key takes no arguments (--out FILE names the file)", errUsage)
 	}
 	w, err := keys.GenerateWrappingKey(nil)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(e.stdout, base64.RawURLEncoding.EncodeToString(w.UnsafeBytes()))
+	b := w.UnsafeBytes()
+	defer clear(b)
+	line := base64.RawURLEncoding.EncodeToString(b) + "\n"
+	if *out == "" {
+		_, err = io.WriteString(e.stdout, line)
+		return err
+	}
+	if err := writeNewSecretFile(*out, []byte(line)); err != nil {
+		return fmt.Errorf("--out: %w", err)
+	}
+	fmt.Fprintf(e.stderr, "wrote a new wrapping key to %s (mode 0600)\n", *out)
 	return nil
 }
 

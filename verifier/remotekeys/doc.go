@@ -35,6 +35,10 @@
 // A revocation reaches this verifier only with the next fetch: at worst
 // after the max-age of the document (60 s from hallpass serve), or at once
 // when a token signed by a new key makes it refetch. While the issuer is
-// unreachable the last good set is used; with MaxStale set, LookupKey fails
-// (the verifier answers 503) once the set is older than that.
+// unreachable the last good set is used, but only for Config.MaxStale
+// (default 24 h): past it LookupKey fails with ErrStale and the verifier
+// answers 503 (fail closed), since a key revoked in the meantime would
+// otherwise be trusted for as long as the cut lasts. There is no unbounded
+// setting; choose a MaxStale as long as the longest issuer outage you would
+// rather ride out than refuse tokens through.
 package remotekeys

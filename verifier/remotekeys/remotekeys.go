@@ -32,6 +32,11 @@ const (
 	DefaultMaxRefresh   = 1 * time.Hour
 	DefaultRefresh      = 5 * time.Minute // without a max-age
 	DefaultFetchTimeout = 10 * time.Second
+	// DefaultMaxStale bounds how long a key set is trusted without a
+	// successful fetch: a verifier cut off from its issuer for longer
+	// fails closed rather than trusting a key the issuer may have revoked
+	// since.
+	DefaultMaxStale = 24 * time.Hour
 )
 
 // Errors. Their text is fixed.
@@ -76,10 +81,13 @@ type Config struct {
 	// CacheFile, when set, holds the last good document (written with
 	// mode 0600 by atomic rename; its directory must exist).
 	CacheFile string
-	// MaxStale, when set, makes LookupKey fail with ErrStale once the last
-	// good set (fetched, or read from CacheFile: its modification time) is
-	// older than this. Default 0: the last good set is used for as long
-	// as the issuer is unreachable.
+	// MaxStale makes LookupKey fail with ErrStale (a verifier answers
+	// 503) once the last good set (fetched, or read from CacheFile: its
+	// modification time) is older than this: a revocation published while
+	// this verifier could not reach the issuer is not ignored for ever.
+	// Default DefaultMaxStale (24 h); at least twice MinRefresh. The
+	// refresh interval is held to at most half of it, so a set that
+	// refreshes never goes stale.
 	MaxStale time.Duration
 	// Now is the clock for ages and cooldowns. Default time.Now.
 	Now func() time.Time
@@ -202,9 +210,15 @@ func (cfg *Config) setDefaults() error {
 	if cfg.Cooldown == 0 {
 		cfg.Cooldown = DefaultCooldown
 	}
+	if cfg.MaxStale == 0 {
+		cfg.MaxStale = DefaultMaxStale
+	}
 	if cfg.FetchTimeout < 0 || cfg.MaxSize < 0 || cfg.MinRefresh < 0 || cfg.MaxRefresh < cfg.MinRefresh ||
 		cfg.Cooldown < 0 || cfg.MaxStale < 0 {
 		return fmt.Errorf("%w: negative or inverted duration or size", ErrConfig)
+	}
+	if cfg.MaxStale < 2*cfg.MinRefresh {
+		return fmt.Errorf("%w: MaxStale must be at least twice MinRefresh", ErrConfig)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -265,8 +279,10 @@ func (k *KeySet) LookupKey(ctx context.Context, kid keys.KeyID) (keys.PublicKey,
 	return st.set.LookupKey(ctx, kid)
 }
 
+// checkStale fails closed once st is older than MaxStale. A clock stepped
+// back (negative age) is not stale: the next fetch sets a new time.
 func (k *KeySet) checkStale(st *state) error {
-	if k.cfg.MaxStale > 0 && k.cfg.Now().Sub(st.fetched) > k.cfg.MaxStale {
+	if k.cfg.Now().Sub(st.fetched) > k.cfg.MaxStale {
 		return ErrStale
 	}
 	return nil
@@ -452,7 +468,8 @@ func (k *KeySet) get(ctx context.Context) ([]byte, time.Duration, error) {
 	return data, k.refreshInterval(resp.Header), nil
 }
 
-// refreshInterval reads max-age from Cache-Control, bounded.
+// refreshInterval reads max-age from Cache-Control, bounded to
+// [MinRefresh, MaxRefresh] and to half of MaxStale.
 func (k *KeySet) refreshInterval(h http.Header) time.Duration {
 	d := DefaultRefresh
 	for _, v := range h.Values("Cache-Control") {
@@ -468,7 +485,7 @@ func (k *KeySet) refreshInterval(h http.Header) time.Duration {
 			}
 		}
 	}
-	return min(max(d, k.cfg.MinRefresh), k.cfg.MaxRefresh)
+	return min(max(d, k.cfg.MinRefresh), k.cfg.MaxRefresh, k.cfg.MaxStale/2)
 }
 
 // install parses data and makes it the current set. Revoked kids are
@@ -513,6 +530,11 @@ func (k *KeySet) loadCacheFile() error {
 	}
 	if err := k.install(data, fi.ModTime(), k.cfg.MinRefresh); err != nil {
 		return fmt.Errorf("%w: %w", ErrCacheFile, err)
+	}
+	if k.checkStale(k.current.Load()) != nil {
+		k.log.LogAttrs(context.Background(), slog.LevelWarn,
+			"remotekeys: the cache file is older than MaxStale; every lookup fails until the issuer answers",
+			slog.Time("modified", fi.ModTime()), slog.Duration("max_stale", k.cfg.MaxStale))
 	}
 	return nil
 }

@@ -361,6 +361,71 @@ func TestIssuerDownAtStart(t *testing.T) {
 	})
 }
 
+// TestMaxStaleDefault is the regression test of issue 11, finding 9:
+// MaxStale defaulted to unbounded, so a verifier cut off from its issuer
+// trusted a since-revoked key for as long as the cut lasted. Reproduction:
+// start a KeySet, take the issuer down, let 30 days pass: LookupKey still
+// answered with the key. Now the zero Config fails closed after
+// DefaultMaxStale (24 h), and a successful fetch ends it.
+func TestMaxStaleDefault(t *testing.T) {
+	is := newIssuer(t, true)
+	ks := is.keySet(is.config()) // MaxStale left zero
+	tok := is.mint()
+	kid := kidOf(t, tok)
+	is.down.Store(true)
+	is.clock.Add(remotekeys.DefaultMaxStale - time.Minute)
+	if _, err := ks.LookupKey(context.Background(), kid); err != nil {
+		t.Fatalf("within DefaultMaxStale: %v", err)
+	}
+	is.clock.Add(2 * time.Minute)
+	if _, err := ks.LookupKey(context.Background(), kid); !errors.Is(err, remotekeys.ErrStale) {
+		t.Fatalf("past DefaultMaxStale: %v, want ErrStale", err)
+	}
+	// Through a verifier it is a server error (503 at the HTTP edge), not
+	// a verdict on the token.
+	tok2 := is.mint()
+	if err := verify(is.verifier(ks), tok2); verifier.Code(err) != verifier.CodeServerError || !errors.Is(err, remotekeys.ErrStale) {
+		t.Fatalf("stale set through the verifier: %v", err)
+	}
+	is.down.Store(false)
+	if err := ks.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ks.LookupKey(context.Background(), kid); err != nil {
+		t.Fatalf("after a good fetch: %v", err)
+	}
+}
+
+func TestMaxStaleConfig(t *testing.T) {
+	is := newIssuer(t, true)
+	tests := []struct {
+		name     string
+		maxStale time.Duration
+		ok       bool
+	}{
+		{"zero: the default", 0, true},
+		{"negative", -time.Second, false},
+		{"below twice MinRefresh", 2*remotekeys.DefaultMinRefresh - time.Second, false},
+		{"twice MinRefresh", 2 * remotekeys.DefaultMinRefresh, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := is.config()
+			c.MaxStale = tt.maxStale
+			ks, err := remotekeys.New(context.Background(), c)
+			if tt.ok != (err == nil) {
+				t.Fatalf("err = %v", err)
+			}
+			if err != nil && !errors.Is(err, remotekeys.ErrConfig) {
+				t.Fatalf("err = %v, want ErrConfig", err)
+			}
+			if ks != nil {
+				ks.Close()
+			}
+		})
+	}
+}
+
 func TestRefused(t *testing.T) {
 	t.Run("size limit", func(t *testing.T) {
 		for _, chunked := range []bool{false, true} {

@@ -46,6 +46,7 @@ type serveConfig struct {
 	trustedProxies              string
 	limitPerIP, limitGlobal     string
 	limitRedeem, limitRecover   string
+	guard                       guardFlags // serveguard.go: network budgets, --metrics-listen
 	maxConns, maxConnsPerIP     int
 	linkCodeTTL, usernameHold   time.Duration
 	accessTTL, refreshTTL       time.Duration
@@ -93,6 +94,7 @@ func parseServeFlags(args []string, e *env) (*serveConfig, error) {
 	fs.StringVar(&c.limitPerIP, "signup-limit-per-ip", ee.str(e, "HALLPASS_SIGNUP_LIMIT_PER_IP", "30/h"), "signups per client address, N/s|m|h|d, or off [HALLPASS_SIGNUP_LIMIT_PER_IP]")
 	fs.StringVar(&c.limitGlobal, "signup-limit-global", ee.str(e, "HALLPASS_SIGNUP_LIMIT_GLOBAL", "1000/h"), "signups in total, N/s|m|h|d, or off [HALLPASS_SIGNUP_LIMIT_GLOBAL]")
 	fs.StringVar(&c.limitRedeem, "code-limit-per-ip", ee.str(e, "HALLPASS_CODE_LIMIT_PER_IP", "30/h"), "link- and recovery-code redemptions per client address, N/s|m|h|d, or off [HALLPASS_CODE_LIMIT_PER_IP]")
+	c.guard.register(fs, e, &ee)
 	fs.StringVar(&c.limitRecover, "recover-limit-per-account", ee.str(e, "HALLPASS_RECOVER_LIMIT_PER_ACCOUNT", "10/h"), "recovery attempts per username from one client address, N/s|m|h|d, or off [HALLPASS_RECOVER_LIMIT_PER_ACCOUNT]")
 	fs.IntVar(&c.maxConns, "max-connections", ee.integer(e, "HALLPASS_MAX_CONNECTIONS", defaultMaxConns), "open connections to the public listener in all; beyond it new ones are closed (0: no cap) [HALLPASS_MAX_CONNECTIONS]")
 	fs.IntVar(&c.maxConnsPerIP, "max-connections-per-ip", ee.integer(e, "HALLPASS_MAX_CONNECTIONS_PER_IP", defaultMaxConnsPerIP), "open connections from one client address (trusted proxies excepted; 0: no cap) [HALLPASS_MAX_CONNECTIONS_PER_IP]")
@@ -183,6 +185,14 @@ func serve(ctx context.Context, c *serveConfig, e *env, ready chan<- string) err
 		defer admin.ln.Close()
 		servers = append(servers, *admin)
 	}
+	metrics, err := c.guard.listenMetrics(srv, admin != nil, tlsConf, log)
+	if err != nil {
+		return err
+	}
+	if metrics != nil {
+		defer metrics.ln.Close()
+		servers = append(servers, *metrics)
+	}
 	if ready != nil {
 		ready <- srv.PublicURL()
 	}
@@ -220,6 +230,9 @@ func (c *serveConfig) resolve() (serveLimits, error) {
 		return l, err
 	}
 	if l.recover, err = parseRule(c.limitRecover, "--recover-limit-per-account"); err != nil {
+		return l, err
+	}
+	if err := c.guard.resolve(c.listen); err != nil {
 		return l, err
 	}
 	if c.maxConns < 0 || c.maxConnsPerIP < 0 {
@@ -299,6 +312,9 @@ func (c *serveConfig) issuerConfig(be *backend, ks *servedKeys, mirror *revocati
 		SignupPerIP:       l.signupPerIP,
 		SignupGlobal:      l.signupAll,
 		CodeRedeemPerIP:   l.redeemPerIP,
+		SignupPerNet:      c.guard.perNet,
+		SignupPerSite:     c.guard.perSite,
+		SignupReserve:     c.guard.reserve,
 		RecoverPerAccount: l.recover,
 		LinkCodeTTL:       c.linkCodeTTL,
 		UsernameHold:      c.usernameHold,
@@ -331,5 +347,5 @@ func (c *serveConfig) listenAdmin(srv *issuer.Server, tlsConf *tls.Config, log *
 	if c.adminBound != nil {
 		c.adminBound(ln.Addr().String())
 	}
-	return &listening{apiServer(srv.AdminHandler(), tlsConf, log), ln}, nil
+	return &listening{apiServer(c.guard.adminHandler(srv), tlsConf, log), ln}, nil
 }

@@ -191,3 +191,100 @@ func BenchmarkRefresh(b *testing.B) {
 		}
 	}
 }
+
+// TestLegacyJSONRecords: a file written before the binary record format
+// (account, device and session as JSON objects) still reads, refreshes and
+// lists, and a write moves the records it touches to the current format.
+func TestLegacyJSONRecords(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "accounts.db")
+	s, err := boltstore.Open(path, boltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	const (
+		accID = "acc_AAAAAAAAAAAAAAAAAAAAAA"
+		devID = "dev_BBBBBBBBBBBBBBBBBBBBBA"
+	)
+	// As the earlier version's json.Marshal wrote them.
+	legacy := map[string]string{
+		"accounts": `{"id":"acc_AAAAAAAAAAAAAAAAAAAAAA","username":"Alice","username_key":"alice","created":"2030-01-02T03:04:05.123456789+01:00","banned":false,"recovery_salt":"c2FsdA==","recovery_codes":["AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="]}`,
+		"devices":  `{"id":"dev_BBBBBBBBBBBBBBBBBBBBBA","account_id":"acc_AAAAAAAAAAAAAAAAAAAAAA","name":"phone","jkt":"jkt","created":"2030-01-02T03:04:05.123456789+01:00","last_used":"2030-01-02T03:04:05.123456789+01:00","revoked":"0001-01-01T00:00:00Z"}`,
+		"sessions": `{"device_id":"dev_BBBBBBBBBBBBBBBBBBBBBA","account_id":"acc_AAAAAAAAAAAAAAAAAAAAAA","jkt":"jkt","counter":7,"created":"2030-01-02T03:04:05.123456789+01:00","last_used":"2030-01-02T03:04:05.123456789+01:00","expires":"2030-04-02T03:04:05.123456789+01:00","grace_until":"2030-01-02T03:04:35.123456789+01:00","successor":"czc=","ended":"0001-01-01T00:00:00Z"}`,
+	}
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for bucket, rec := range legacy {
+			key := accID
+			if bucket != "accounts" {
+				key = devID
+			}
+			if err := tx.Bucket([]byte(bucket)).Put([]byte(key), []byte(rec)); err != nil {
+				return err
+			}
+		}
+		if err := tx.Bucket([]byte("usernames")).Put([]byte("alice"), []byte(accID)); err != nil {
+			return err
+		}
+		return tx.Bucket([]byte("account_devices")).Put([]byte(accID+devID), nil)
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	s, err = boltstore.Open(path, boltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	created := time.Date(2030, 1, 2, 2, 4, 5, 123456789, time.UTC)
+	acc, err := s.GetAccountByUsername(ctx, "alice")
+	if err != nil || acc.ID != accID || acc.Username != "Alice" || !acc.Created.Equal(created) ||
+		string(acc.RecoverySalt) != "salt" || acc.RecoveryCodesLeft() != 1 {
+		t.Fatalf("legacy account: %+v, %v", acc, err)
+	}
+	devs, err := s.ListDevices(ctx, accID)
+	if err != nil || len(devs) != 1 || devs[0].ID != devID || !devs[0].Active() || !devs[0].LastUsed.Equal(created) {
+		t.Fatalf("legacy device: %+v, %v", devs, err)
+	}
+	sess, err := s.GetSession(ctx, devID)
+	if err != nil || sess.Counter != 7 || string(sess.Successor) != "s7" || !sess.Ended.IsZero() {
+		t.Fatalf("legacy session: %+v, %v", sess, err)
+	}
+	now := created.Add(time.Hour)
+	res, err := s.Refresh(ctx, account.RefreshRequest{DeviceID: devID, Counter: 7, Now: now, Grace: time.Minute, Successor: []byte("s8")})
+	if err != nil || res.Outcome != account.RefreshAdvanced {
+		t.Fatalf("refresh of a legacy session: %v, %v", res.Outcome, err)
+	}
+	s.Close()
+
+	// The refresh rewrote the session and the device; the account, not
+	// written since, is still JSON.
+	db, err = bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = db.View(func(tx *bolt.Tx) error {
+		for bucket, key := range map[string]string{"sessions": devID, "devices": devID, "accounts": accID} {
+			first := tx.Bucket([]byte(bucket)).Get([]byte(key))[0]
+			if want := byte(1); bucket == "accounts" && first != '{' || bucket != "accounts" && first != want {
+				t.Errorf("%s record starts with %q after the refresh", bucket, first)
+			}
+		}
+		return nil
+	})
+	db.Close()
+	s, err = boltstore.Open(path, boltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	sess, err = s.GetSession(ctx, devID)
+	if err != nil || sess.Counter != 8 || string(sess.Successor) != "s8" || !sess.LastUsed.Equal(now) || !sess.Created.Equal(created) {
+		t.Fatalf("session after the refresh: %+v, %v", sess, err)
+	}
+}

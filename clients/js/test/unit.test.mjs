@@ -1,0 +1,128 @@
+// Unit tests of @hallpass/client that need no server.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { createHash, randomBytes } from "node:crypto";
+import { chmodSync, writeFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { b64urlDecode, b64urlEncode } from "../dist/b64.js";
+import { sha256Portable } from "../dist/sha256.js";
+import { challengeError } from "../dist/errors.js";
+import { jsonString } from "../dist/dpop.js";
+import { ClientCodes, HallpassError, MemoryStorage, createClient, createProof, generateWebCryptoKey, htuOf, webCryptoSigner } from "../dist/index.js";
+import { FileStorage } from "../dist/node.js";
+import { tempDir } from "./harness.mjs";
+
+test("base64url: round trip, and one spelling per byte string", () => {
+  for (let n = 0; n < 70; n++) {
+    const b = randomBytes(n);
+    const s = b64urlEncode(b);
+    assert.equal(s, b.toString("base64url"));
+    assert.deepEqual(Buffer.from(b64urlDecode(s)), b);
+  }
+  for (const bad of ["A", "AB=", "AB+", "AB/", "AB C", "AF", "AAB"]) {
+    assert.throws(() => b64urlDecode(bad), /invalid base64url/, bad); // "AF": non-zero trailing bits
+  }
+});
+
+test("sha256 without WebCrypto (React Native) matches node:crypto", () => {
+  for (const n of [0, 1, 55, 56, 63, 64, 65, 1000]) {
+    const b = randomBytes(n);
+    assert.equal(Buffer.from(sha256Portable(b)).toString("hex"), createHash("sha256").update(b).digest("hex"), `length ${n}`);
+  }
+});
+
+test("JSON strings are escaped as Go escapes them", () => {
+  assert.equal(jsonString("a<b>&c\u2028"), '"a\\u003cb\\u003e\\u0026c\\u2028"');
+  assert.equal(jsonString('q"\\'), '"q\\"\\\\"');
+});
+
+test("htu leaves out query and fragment", () => {
+  assert.equal(htuOf("https://a.example/p?q=1#f"), "https://a.example/p");
+  assert.equal(htuOf("https://a.example/p#f?x"), "https://a.example/p");
+});
+
+test("WWW-Authenticate: the DPoP challenge's error", () => {
+  assert.equal(challengeError('DPoP error="token_expired", algs="ES256 EdDSA"'), "token_expired");
+  assert.equal(challengeError('Bearer realm="x", DPoP algs="ES256", error="invalid_token"'), "invalid_token");
+  assert.equal(challengeError('DPoP algs="ES256 EdDSA"'), "");
+  assert.equal(challengeError('Bearer error="invalid_token"'), "");
+  assert.equal(challengeError('DPoP error="<b>"'), "");
+  assert.equal(challengeError(null), "");
+});
+
+test("options: https, or http on loopback only; no query, user info or path in origins", async () => {
+  const bad = [
+    { server: "http://id.example.com" },
+    { server: "ftp://127.0.0.1" },
+    { server: "https://u:p@id.example.com" },
+    { server: "https://id.example.com/?x=1" },
+    { server: "https://id.example.com/#f" },
+    { server: "not a url" },
+    { server: "https://id.example.com", origins: ["http://api.example.com"] },
+    { server: "https://id.example.com", origins: ["https://api.example.com/v1"] },
+    { server: "https://id.example.com", refreshRetryWindowMs: 0 },
+  ];
+  for (const o of bad) {
+    await assert.rejects(createClient({ storage: new MemoryStorage(), ...o }), (e) => e instanceof HallpassError && e.code === ClientCodes.invalidArgument, JSON.stringify(o));
+  }
+  for (const server of ["http://127.0.0.1:8080/", "http://localhost:1", "http://[::1]:8080", "https://id.example.com/auth/"]) {
+    const c = await createClient({ server, storage: new MemoryStorage(), crossTab: false });
+    assert.ok(!c.server.endsWith("/"), c.server);
+    c.close();
+  }
+  const c = await createClient({ server: "http://api.example.com", allowInsecureHttp: true, storage: new MemoryStorage() });
+  c.close();
+});
+
+test("calls without a session fail with no_session; a closed client with closed", async () => {
+  const c = await createClient({ server: "https://id.example.com", storage: new MemoryStorage() });
+  await assert.rejects(c.me(), (e) => e.code === ClientCodes.noSession);
+  await assert.rejects(c.fetch("https://id.example.com/v1/me"), (e) => e.code === ClientCodes.noSession);
+  await assert.rejects(c.fetch("https://other.example.com/"), (e) => e.code === ClientCodes.otherOrigin);
+  c.close();
+  await assert.rejects(c.me(), (e) => e.code === ClientCodes.closed);
+});
+
+test("a stored session for another server or key is refused", async () => {
+  const storage = new MemoryStorage();
+  const key = await storage.deviceKey(true);
+  const rec = { version: 1, server: "https://other.example.com", jkt: "x", accountId: "acc_1", deviceId: "dev_1", username: "u", accessToken: null, accessTokenExpiresAt: 0, refreshToken: "r", generation: 1 };
+  await storage.save(rec);
+  await assert.rejects(createClient({ server: "https://id.example.com", storage }), (e) => e.code === ClientCodes.stateMismatch);
+  await storage.save({ ...rec, server: "https://id.example.com" });
+  await assert.rejects(createClient({ server: "https://id.example.com", storage }), (e) => e.code === ClientCodes.stateMismatch);
+  assert.ok(key);
+});
+
+test("a signer returning a DER signature is refused", async () => {
+  const k = webCryptoSigner(await generateWebCryptoKey("ES256"));
+  const der = { alg: k.alg, publicJwk: k.publicJwk, sign: async () => new Uint8Array(71) };
+  await assert.rejects(createProof(der, { method: "GET", url: "https://a.example/" }), /not 64 bytes/);
+});
+
+test("WebCrypto keys are made non-extractable", async () => {
+  const k = await generateWebCryptoKey("ES256");
+  assert.equal(k.privateKey.extractable, false);
+  await assert.rejects(crypto.subtle.exportKey("jwk", k.privateKey));
+  const e = await generateWebCryptoKey("EdDSA");
+  assert.equal(e.publicJwk.crv, "Ed25519");
+});
+
+test("FileStorage: 0600, atomic, refuses a file others can read", async () => {
+  const dir = tempDir();
+  const path = join(dir, "state.json");
+  const s = new FileStorage(path);
+  assert.equal(await s.load(), null);
+  const k = await s.deviceKey(true);
+  assert.equal(statSync(path).mode & 0o777, 0o600);
+  const k2 = await new FileStorage(path).deviceKey(false);
+  assert.deepEqual(k2.publicJwk, k.publicJwk, "the key survives a restart");
+  const sig = await k2.sign(new Uint8Array([1, 2, 3]));
+  assert.equal(sig.length, 64);
+  await s.deleteDeviceKey();
+  assert.equal(await s.deviceKey(false), null);
+  chmodSync(path, 0o644);
+  await assert.rejects(s.load(), /readable or writable by others/);
+  writeFileSync(join(dir, "junk.json"), "{}", { mode: 0o600 });
+  await assert.rejects(new FileStorage(join(dir, "junk.json")).load(), /not a hallpass state file/);
+});

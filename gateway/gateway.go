@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/hallpass/hallpass/dpop"
 	"github.com/hallpass/hallpass/token"
@@ -62,8 +63,23 @@ type Config struct {
 	// StripAuthorization removes the Authorization header from forwarded
 	// requests. By default it is kept (the DPoP header is always removed).
 	StripAuthorization bool
-	// Logger receives refusals (debug) and upstream failures (warn), fixed
-	// text and error values only. Default: discard.
+	// Revocation, when set, is asked every RecheckEvery about the token
+	// of each proxied upgraded connection (WebSocket), which is closed
+	// when it answers an error (fail closed). Use the mirror given to the
+	// Authenticator's verifier (verifier.WithRevocation), so that the
+	// handshake and the live connection see the same revocations. Nil:
+	// upgraded connections are closed at their token's expiry only.
+	Revocation RevocationChecker
+	// RecheckEvery is the period of that re-check: the longest a revoked
+	// connection stays open after the checker learns of the revocation.
+	// Default DefaultRecheckEvery (1 s); at least 10 ms.
+	RecheckEvery time.Duration
+	// Now is the clock that times a token's expiry; use the verifier's.
+	// Default time.Now.
+	Now func() time.Time
+	// Logger receives refusals (debug), closed upgraded connections (info)
+	// and upstream failures (warn), fixed text and error values only.
+	// Default: discard.
 	Logger *slog.Logger
 }
 
@@ -76,6 +92,9 @@ type Gateway struct {
 	verifyPath string
 	proxy      *httputil.ReverseProxy
 	stripAuthz bool
+	rc         RevocationChecker
+	every      time.Duration
+	now        func() time.Time
 	log        *slog.Logger
 }
 
@@ -100,7 +119,19 @@ func New(auth Authenticator, cfg Config) (*Gateway, error) {
 		trusted:    cfg.TrustedProxies,
 		verifyPath: cfg.VerifyPath,
 		stripAuthz: cfg.StripAuthorization,
+		rc:         cfg.Revocation,
+		every:      cfg.RecheckEvery,
+		now:        cfg.Now,
 		log:        cfg.Logger,
+	}
+	if g.every == 0 {
+		g.every = DefaultRecheckEvery
+	}
+	if g.every < 10*time.Millisecond {
+		return nil, fmt.Errorf("%w: RecheckEvery must be at least 10ms", ErrConfig)
+	}
+	if g.now == nil {
+		g.now = time.Now
 	}
 	if g.verifyPath == "" {
 		g.verifyPath = DefaultVerifyPath
@@ -194,6 +225,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c, err := g.auth.Authenticate(r.Context(), req)
 	if err != nil {
 		httpauth.WriteProblem(w, err) // the Authenticator logged the cause
+		return
+	}
+	if isUpgrade(r) {
+		g.serveUpgrade(w, r, c, req.Authorization)
 		return
 	}
 	g.proxy.ServeHTTP(w, r.WithContext(httpauth.ContextWithClaims(r.Context(), c)))

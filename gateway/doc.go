@@ -47,7 +47,23 @@
 // the values a peer sent are kept (For: extended) only when the peer is a
 // trusted proxy.
 //
+// # Upgraded connections
+//
+// A verified request that asks to switch protocols (a WebSocket handshake)
+// becomes a connection that would outlive its token. The gateway watches
+// each one: it is closed, towards the client and the upstream, when the
+// token expires (by Config.Now, the verifier's clock) and, with
+// Config.Revocation, when a re-check every Config.RecheckEvery (1 s) finds
+// the token, device, account or key revoked, or cannot vouch for it (fail
+// closed). The connection is cut, not closed with a WebSocket close frame
+// (the gateway does not parse the frames it relays): the client sees an
+// abnormal closure (1006), refreshes its token and reconnects.
+//
 // # Limits
+//
+// Only upgraded connections are watched: a long ordinary response (a
+// download, server-sent events) runs to its end once its request was
+// verified.
 //
 // The forward-auth endpoint sees no request body and cannot bind it;
 // neither can DPoP. Nonces (use_dpop_nonce) are not offered by the gateway.

@@ -49,6 +49,11 @@
 //     after a deletion, even for its old owner; registered or held names
 //     are ErrUsernameTaken; the own key is a no-op. Of renames and signups
 //     racing for one name exactly one wins.
+//   - Concurrent writes of which about half fail (a name taken, a device
+//     id in use, a cancelled context, a missing account, a code used by a
+//     concurrent call) fail alone: the failures change nothing and every
+//     success is stored as if it had run alone (an engine that commits
+//     concurrent writes together must keep a failure out of its batch).
 //   - A cancelled context yields an error that wraps context.Canceled and
 //     changes nothing; a closed store yields errors wrapping
 //     account.ErrUnavailable. Nothing panics.

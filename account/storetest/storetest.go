@@ -45,6 +45,7 @@ func Run(t *testing.T, f Factory) {
 		{"RefreshBoundaries", testRefreshBoundaries},
 		{"RefreshInvalid", testRefreshInvalid},
 		{"RefreshConcurrent", testRefreshConcurrent},
+		{"ConcurrentMixed", testConcurrentMixed},
 		{"EndSession", testEndSession},
 		{"SetBanned", testSetBanned},
 		{"Reopen", testReopen},

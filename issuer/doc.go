@@ -41,8 +41,10 @@
 //
 // # Decisions
 //
-// Signup: rate limits (per client address, per /64 for IPv6, and global;
-// every attempt counts) -> body -> username policy -> DPoP proof (htu =
+// Signup: rate limits (per client address, per /64 for IPv6, per IPv4 /24
+// and IPv6 /56 and /48, and global, the global budget keeping a reserve
+// for networks unseen in its window; every attempt counts;
+// docs/ratelimits.md) -> body -> username policy -> DPoP proof (htu =
 // PublicURL + "/v1/accounts", a server nonce when configured) -> ids from
 // Config.Rand -> access token and refresh token minted -> one atomic
 // Store.CreateAccount (the username claim and the creation are one step).
@@ -95,9 +97,12 @@
 // Requests carry "Authorization: Bearer <admin key>"; the key's SHA-256
 // digest is compared in constant time with every line of
 // Config.AdminKeysFile (made by [NewAdminKey]; read again when it
-// changes). Every admin request, refused or not, is audited: a log line
-// "admin audit" (who, action, targets, status, result) and, when set,
-// Config.AuditSink (issuer/redisaudit on Redis).
+// changes). Every admin request made with a valid key is audited: a log
+// line "admin audit" (who, action, targets, status, result) and, when set,
+// Config.AuditSink (issuer/redisaudit on Redis). Requests refused before a
+// key was accepted are counted and only sampled into the audit
+// (Config.AuditRefusedPerMinute), and an address that keeps failing gets
+// 429 without its key being looked at (Config.AdminAuthLimit).
 //
 // # Failure behaviour
 //

@@ -95,6 +95,7 @@ var (
 		"RecoverPerAccount": "--recover-limit-per-account",
 		"LinkCodeTTL":       "--link-code-ttl",
 		"UsernameHold":      "--username-hold",
+		"CORSOrigins":       "--cors-origins",
 		"AdminKeysFile":     "--admin-keys-file",
 		"MaxStaleness":      "--revocation-max-staleness",
 	}
@@ -178,4 +179,16 @@ func parseRule(s, flagName string) (ratelimit.Rule, error) {
 		return ratelimit.Rule{}, fmt.Errorf("%w: %s: want N/unit (units s, m, h, d; e.g. 30/h, 100/10m) or off", errUsage, flagName)
 	}
 	return r, nil
+}
+
+// splitList splits a comma-separated flag into its trimmed, non-empty
+// items (nil for none).
+func splitList(s string) []string {
+	var out []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }

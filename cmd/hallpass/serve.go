@@ -48,6 +48,7 @@ type serveConfig struct {
 	limitRedeem, limitRecover   string
 	guard                       guardFlags // serveguard.go: network budgets, --metrics-listen
 	maxConns, maxConnsPerIP     int
+	corsOrigins                 string
 	linkCodeTTL, usernameHold   time.Duration
 	accessTTL, refreshTTL       time.Duration
 	refreshIdle, refreshGrace   time.Duration
@@ -96,6 +97,7 @@ func parseServeFlags(args []string, e *env) (*serveConfig, error) {
 	fs.StringVar(&c.limitRedeem, "code-limit-per-ip", ee.str(e, "HALLPASS_CODE_LIMIT_PER_IP", "30/h"), "link- and recovery-code redemptions per client address, N/s|m|h|d, or off [HALLPASS_CODE_LIMIT_PER_IP]")
 	c.guard.register(fs, e, &ee)
 	fs.StringVar(&c.limitRecover, "recover-limit-per-account", ee.str(e, "HALLPASS_RECOVER_LIMIT_PER_ACCOUNT", "10/h"), "recovery attempts per username from one client address, N/s|m|h|d, or off [HALLPASS_RECOVER_LIMIT_PER_ACCOUNT]")
+	fs.StringVar(&c.corsOrigins, "cors-origins", e.getenv("HALLPASS_CORS_ORIGINS"), "comma-separated browser origins (https://game.example) whose pages may call the API; no wildcard [HALLPASS_CORS_ORIGINS]")
 	fs.IntVar(&c.maxConns, "max-connections", ee.integer(e, "HALLPASS_MAX_CONNECTIONS", defaultMaxConns), "open connections to the public listener in all; beyond it new ones are closed (0: no cap) [HALLPASS_MAX_CONNECTIONS]")
 	fs.IntVar(&c.maxConnsPerIP, "max-connections-per-ip", ee.integer(e, "HALLPASS_MAX_CONNECTIONS_PER_IP", defaultMaxConnsPerIP), "open connections from one client address (trusted proxies excepted; 0: no cap) [HALLPASS_MAX_CONNECTIONS_PER_IP]")
 	fs.DurationVar(&c.linkCodeTTL, "link-code-ttl", ee.dur(e, "HALLPASS_LINK_CODE_TTL", issuer.DefaultLinkCodeTTL), "how long a link code lives, 1m to 1h [HALLPASS_LINK_CODE_TTL]")
@@ -317,6 +319,7 @@ func (c *serveConfig) issuerConfig(be *backend, ks *servedKeys, mirror *revocati
 		SignupReserve:     c.guard.reserve,
 		RecoverPerAccount: l.recover,
 		LinkCodeTTL:       c.linkCodeTTL,
+		CORSOrigins:       splitList(c.corsOrigins),
 		UsernameHold:      c.usernameHold,
 		Logger:            log,
 		Registry:          reg,

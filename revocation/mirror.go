@@ -344,7 +344,10 @@ func (m *Mirror) Run(ctx context.Context) error {
 
 func (m *Mirror) heard() { m.lastHeard.Store(m.now().UnixNano()) }
 
-// load replaces the state with a snapshot, built off the lock.
+// load replaces the state with a snapshot, built off the lock. Key
+// entries and the all epoch are kept, not replaced: they never expire and
+// only deny, so a snapshot that lacks one (deleted from the store by
+// whoever can write to it) does not take it away from this mirror.
 func (m *Mirror) load(entries []Entry, cur Cursor) {
 	tokens := make(map[string]int64, len(entries))
 	devices := map[string]slot{}
@@ -355,8 +358,11 @@ func (m *Mirror) load(entries []Entry, cur Cursor) {
 		epoch = put(e, tokens, devices, accounts, ks, epoch)
 	}
 	m.mu.Lock()
+	for k := range m.keys {
+		ks[k] = struct{}{}
+	}
 	m.tokens, m.devices, m.accounts, m.keys, m.cursor = tokens, devices, accounts, ks, cur
-	m.epoch.Store(epoch)
+	m.epoch.Store(max(epoch, m.epoch.Load()))
 	m.mu.Unlock()
 }
 

@@ -60,6 +60,11 @@ type Entry struct {
 	// Reason is short, admin-provided text. It is never shown to token
 	// holders.
 	Reason string `json:"reason,omitempty"`
+	// MAC authenticates a key or all entry: HMAC-SHA-256 under a key
+	// derived from the issuers' wrapping key (EntryAuthenticator),
+	// base64url. Empty for the other kinds, and everywhere no
+	// authenticator is configured.
+	MAC string `json:"mac,omitempty"`
 }
 
 // Key is the identity of an entry: an entry with the same Key and a later
@@ -91,6 +96,9 @@ func (e Entry) Validate() error {
 	}
 	if len(e.Reason) > MaxReasonLen || !utf8.ValidString(e.Reason) {
 		return fmt.Errorf("%w: reason too long or not UTF-8", ErrInvalidEntry)
+	}
+	if e.MAC != "" && !wellFormedMAC(e.MAC) {
+		return fmt.Errorf("%w: malformed mac", ErrInvalidEntry)
 	}
 	if e.Created.IsZero() || e.Before.IsZero() && e.Kind != KindKey {
 		return fmt.Errorf("%w: missing time", ErrInvalidEntry)

@@ -24,6 +24,15 @@ import (
 // wellKnownKeys is where an issuer publishes its key set.
 const wellKnownKeys = "/.well-known/hallpass/keys"
 
+// Defaults of the gateway's server timeouts. There is no write timeout: a
+// proxied response streams at the upstream's pace (downloads, server-sent
+// events), and a WebSocket is closed at its token's expiry instead.
+const (
+	defaultGatewayReadHeaderTimeout = 10 * time.Second
+	defaultGatewayReadTimeout       = 60 * time.Second
+	defaultGatewayIdleTimeout       = 120 * time.Second
+)
+
 // gatewayConfig is what `hallpass gateway` reads from flags and
 // HALLPASS_GATEWAY_* variables (the variable is the default, the flag
 // wins). Its own prefix, so that an issuer and a gateway can share an
@@ -38,9 +47,13 @@ type gatewayConfig struct {
 	stripAuthz                  bool
 	tlsCert, tlsKey, tlsMin     string
 	storeTimeout, revMaxStale   time.Duration
+	keysMaxStale                time.Duration
+	readHeaderTimeout           time.Duration
+	readTimeout, idleTimeout    time.Duration
 	shutdownTimeout             time.Duration
 	logLevel                    string
-	keysHTTP                    bool // --keys-url is plain http (tests, loopback)
+	keysHTTP                    bool             // --keys-url is plain http (tests, loopback)
+	keysNow                     func() time.Time // the key set's clock (tests); nil: time.Now
 }
 
 var gatewayDoc = cmdDoc{
@@ -75,6 +88,7 @@ func parseGatewayFlags(args []string, e *env) (*gatewayConfig, error) {
 	fs.StringVar(&c.keysURL, "keys-url", e.getenv(p+"KEYS_URL"), "the issuer's key set, https://ISSUER"+wellKnownKeys+" (required) ["+p+"KEYS_URL]")
 	fs.StringVar(&c.issuer, "issuer", e.getenv(p+"ISSUER"), "expected iss of tokens (default: --keys-url without "+wellKnownKeys+") ["+p+"ISSUER]")
 	fs.StringVar(&c.audience, "audience", e.getenv(p+"AUDIENCE"), "expected aud of tokens (default: the issuer URL, as hallpass serve mints by default) ["+p+"AUDIENCE]")
+	fs.DurationVar(&c.keysMaxStale, "keys-max-stale", ee.dur(e, p+"KEYS_MAX_STALE", remotekeys.DefaultMaxStale), "how long the last good key set is trusted while the issuer is unreachable; past it requests answer 503 (at least 1m) ["+p+"KEYS_MAX_STALE]")
 	fs.StringVar(&c.keysCache, "keys-cache-file", e.getenv(p+"KEYS_CACHE_FILE"), "last good key set, read when the issuer is unreachable at start ["+p+"KEYS_CACHE_FILE]")
 	fs.StringVar(&c.store, "store", e.getenv(p+"STORE"), "Redis (redis://, rediss://, redis+sentinel://, redis+cluster://) shared with the issuer: DPoP replay cache and revocation mirror; empty: replay cache in memory, no revocation ["+p+"STORE]")
 	fs.StringVar(&c.trustedProxies, "trusted-proxies", e.getenv(p+"TRUSTED_PROXIES"), "comma-separated CIDRs of proxies allowed to call the verify endpoint and whose X-Forwarded-For is kept ["+p+"TRUSTED_PROXIES]")
@@ -86,6 +100,9 @@ func parseGatewayFlags(args []string, e *env) (*gatewayConfig, error) {
 	fs.StringVar(&c.tlsMin, "tls-min", ee.str(e, p+"TLS_MIN", "1.3"), "lowest TLS version accepted with --tls-cert: 1.3, or 1.2 for older clients ["+p+"TLS_MIN]")
 	fs.DurationVar(&c.storeTimeout, "store-timeout", ee.dur(e, p+"STORE_TIMEOUT", 2*time.Second), "bound on each Redis call, and on the wait for the first revocation snapshot ["+p+"STORE_TIMEOUT]")
 	fs.DurationVar(&c.revMaxStale, "revocation-max-staleness", ee.dur(e, p+"REVOCATION_MAX_STALENESS", revocation.DefaultMaxStaleness), "how long the revocation mirror may go without hearing from Redis before requests answer 503 ["+p+"REVOCATION_MAX_STALENESS]")
+	fs.DurationVar(&c.readHeaderTimeout, "read-header-timeout", ee.dur(e, p+"READ_HEADER_TIMEOUT", defaultGatewayReadHeaderTimeout), "time a client has to send a request's headers ["+p+"READ_HEADER_TIMEOUT]")
+	fs.DurationVar(&c.readTimeout, "read-timeout", ee.dur(e, p+"READ_TIMEOUT", defaultGatewayReadTimeout), "time a client has to send a whole request, body included (not a WebSocket's traffic) ["+p+"READ_TIMEOUT]")
+	fs.DurationVar(&c.idleTimeout, "idle-timeout", ee.dur(e, p+"IDLE_TIMEOUT", defaultGatewayIdleTimeout), "how long an idle keep-alive connection stays open ["+p+"IDLE_TIMEOUT]")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", ee.dur(e, p+"SHUTDOWN_TIMEOUT", 15*time.Second), "how long a graceful shutdown waits for requests in flight ["+p+"SHUTDOWN_TIMEOUT]")
 	fs.StringVar(&c.logLevel, "log-level", ee.str(e, p+"LOG_LEVEL", "info"), "debug, info, warn or error ["+p+"LOG_LEVEL]")
 	if err := parseServerFlags(fs, args, &ee, "gateway"); err != nil {
@@ -106,7 +123,7 @@ func runGatewayServer(ctx context.Context, c *gatewayConfig, e *env, ready chan<
 	if err != nil {
 		return err
 	}
-	v, replay, closeVerifier, err := c.openVerifier(ctx, log)
+	vs, closeVerifier, err := c.openVerifier(ctx, log)
 	if err != nil {
 		return err
 	}
@@ -116,14 +133,22 @@ func runGatewayServer(ctx context.Context, c *gatewayConfig, e *env, ready chan<
 		return err
 	}
 	defer ln.Close()
-	gw, err := c.gateway(v, replay, gcfg)
+	if vs.mirror != nil {
+		// Proxied WebSockets are re-checked against the mirror the
+		// verifier asks.
+		gcfg.Revocation = vs.mirror
+	}
+	gw, err := c.gateway(vs.v, vs.replay, gcfg)
 	if err != nil {
 		return err
 	}
+	// Hijacked connections (WebSockets) leave these deadlines behind; the
+	// gateway closes them at their token's expiry.
 	hs := &http.Server{
 		Handler:           gw,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
+		ReadHeaderTimeout: c.readHeaderTimeout,
+		ReadTimeout:       c.readTimeout,
+		IdleTimeout:       c.idleTimeout,
 		MaxHeaderBytes:    32 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		TLSConfig:         tlsConf,
@@ -137,11 +162,19 @@ func runGatewayServer(ctx context.Context, c *gatewayConfig, e *env, ready chan<
 	return serveUntilDone(ctx, log, c.shutdownTimeout, "gateway", listening{hs, ln})
 }
 
+// verifying is what the gateway verifies with.
+type verifying struct {
+	v      *verifier.Verifier
+	replay dpop.ReplayCache   // nil: in memory (httpauth's default)
+	mirror *revocation.Mirror // nil without --store
+}
+
 // openVerifier opens what the gateway verifies with: the issuer's key set
 // (fetched now, or read from the cache file, then followed in the
-// background) and, with --store, the revocation mirror and the shared
-// replay cache on Redis. closeAll stops them, the mirror before the client.
-func (c *gatewayConfig) openVerifier(ctx context.Context, log *slog.Logger) (v *verifier.Verifier, replay dpop.ReplayCache, closeAll func(), err error) {
+// background, trusted for --keys-max-stale without a good fetch) and, with
+// --store, the revocation mirror and the shared replay cache on Redis.
+// closeAll stops them, the mirror before the client.
+func (c *gatewayConfig) openVerifier(ctx context.Context, log *slog.Logger) (vs verifying, closeAll func(), err error) {
 	var closers []func() error
 	closeClosers := func() {
 		for i := len(closers) - 1; i >= 0; i-- {
@@ -159,33 +192,34 @@ func (c *gatewayConfig) openVerifier(ctx context.Context, log *slog.Logger) (v *
 	var kind string
 	if c.store != "" {
 		if client, kind, err = redisClient(c.store); err != nil {
-			return nil, nil, nil, err
+			return vs, nil, err
 		}
 		closers = append(closers, client.Close)
 	}
 	ks, err := remotekeys.New(ctx, remotekeys.Config{
-		Issuer: c.issuer, URL: c.keysURL, AllowHTTP: c.keysHTTP, CacheFile: c.keysCache, Logger: log,
+		Issuer: c.issuer, URL: c.keysURL, AllowHTTP: c.keysHTTP, CacheFile: c.keysCache,
+		MaxStale: c.keysMaxStale, Now: c.keysNow, Logger: log,
 	})
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("key set: %w", err)
+		return vs, nil, fmt.Errorf("key set: %w", err)
 	}
 	closers = append(closers, ks.Close)
 	var vopts []verifier.Option
 	if client != nil {
 		mirror, rc, err := c.onRedis(ctx, client, log)
 		if err != nil {
-			return nil, nil, nil, err
+			return vs, nil, err
 		}
 		closers = append(closers, mirror.Close)
-		replay, vopts = rc, append(vopts, verifier.WithRevocation(mirror))
+		vs.mirror, vs.replay, vopts = mirror, rc, append(vopts, verifier.WithRevocation(mirror))
 		log.Info("replay cache and revocation mirror on Redis", slog.String("store", kind))
 	} else {
 		log.Warn("no --store: the DPoP replay cache is in this process only, and revocations are not followed (tokens stay valid until they expire)")
 	}
-	if v, err = verifier.New(ks, c.issuer, c.audience, vopts...); err != nil {
-		return nil, nil, nil, fmt.Errorf("%w: %v", errUsage, err)
+	if vs.v, err = verifier.New(ks, c.issuer, c.audience, vopts...); err != nil {
+		return vs, nil, fmt.Errorf("%w: %v", errUsage, err)
 	}
-	return v, replay, closeClosers, nil
+	return vs, closeClosers, nil
 }
 
 // resolve checks the flags and fills the defaults that derive from
@@ -201,6 +235,20 @@ func (c *gatewayConfig) resolve(log *slog.Logger) (gateway.Config, error) {
 		return gc, fmt.Errorf("%w: --keys-url must be an https URL", errUsage)
 	}
 	c.keysHTTP = ku.Scheme == "http"
+	if c.keysMaxStale < 2*remotekeys.DefaultMinRefresh {
+		return gc, fmt.Errorf("%w: --keys-max-stale must be at least %v", errUsage, 2*remotekeys.DefaultMinRefresh)
+	}
+	for _, t := range []struct {
+		name string
+		d    time.Duration
+	}{{"--read-header-timeout", c.readHeaderTimeout}, {"--read-timeout", c.readTimeout}, {"--idle-timeout", c.idleTimeout}} {
+		if t.d <= 0 {
+			return gc, fmt.Errorf("%w: %s must be positive", errUsage, t.name)
+		}
+	}
+	if c.readHeaderTimeout > c.readTimeout {
+		return gc, fmt.Errorf("%w: --read-header-timeout must not exceed --read-timeout", errUsage)
+	}
 	if c.issuer == "" {
 		iss, ok := strings.CutSuffix(c.keysURL, wellKnownKeys)
 		if !ok {

@@ -320,6 +320,12 @@ func TestGatewayFlags(t *testing.T) {
 		{"bad log level", []string{"--keys-url", "https://auth.example" + wellKnownKeys, "--log-level", "loud"}},
 		{"arguments", []string{"extra"}},
 		{"bad store", []string{"--keys-url", "https://auth.example" + wellKnownKeys, "--store", "memcached://x"}},
+		{"keys max stale below 1m", []string{"--keys-url", "https://auth.example" + wellKnownKeys, "--keys-max-stale", "59s"}},
+		{"keys max stale 0", []string{"--keys-url", "https://auth.example" + wellKnownKeys, "--keys-max-stale", "0"}},
+		{"read timeout 0", []string{"--keys-url", "https://auth.example" + wellKnownKeys, "--read-timeout", "0"}},
+		{"read header timeout negative", []string{"--keys-url", "https://auth.example" + wellKnownKeys, "--read-header-timeout", "-1s"}},
+		{"idle timeout 0", []string{"--keys-url", "https://auth.example" + wellKnownKeys, "--idle-timeout", "0"}},
+		{"read header timeout above read timeout", []string{"--keys-url", "https://auth.example" + wellKnownKeys, "--read-header-timeout", "2m"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -160,16 +160,19 @@ func (f *Flows) decide(ctx context.Context, req RefreshRequest, sess account.Ses
 // reused handles a detected reuse: an audit line (ids only, never the
 // token), a device entry so that mirrors refuse the access tokens the thief
 // (or the victim) still holds, and the session ended again whatever the
-// engine did (idempotent). Best effort: the answer is invalid_grant
-// whatever happens.
+// engine did (idempotent). The answer is invalid_grant whatever happens,
+// so no client retries the entry: it is retried here (addEntryRetried,
+// bounded by twice the store timeout), the answer waits for it, and a
+// final failure is logged and counted (RevocationWriteObserver).
 func (f *Flows) reused(ctx context.Context, m Meta, sess account.Session, rc refresh.Claims, now time.Time) {
 	f.log.LogAttrs(ctx, slog.LevelWarn, "refresh token reuse detected; device session ended",
 		slog.String("event", "refresh_reuse"), slog.String("request_id", m.RequestID),
 		slog.String("account_id", sess.AccountID), slog.String("device_id", sess.DeviceID),
 		slog.Uint64("presented_counter", rc.Counter), slog.String("client_ip", m.ClientIP))
-	if _, err := f.AddEntry(ctx, revocation.KindDevice, sess.DeviceID, "refresh token reuse"); err != nil {
-		f.log.LogAttrs(ctx, slog.LevelError, "adding the device revocation after reuse failed",
-			slog.String("request_id", m.RequestID), slog.String("device_id", sess.DeviceID), slog.String("error", err.Error()))
+	if n, err := f.addEntryRetried(ctx, revocation.KindDevice, sess.DeviceID, "refresh token reuse"); err != nil {
+		f.log.LogAttrs(ctx, slog.LevelError, "adding the device revocation after reuse failed; the device's access tokens stay valid at verifiers until they expire",
+			slog.String("event", "revocation_write_failed"), slog.String("request_id", m.RequestID),
+			slog.String("device_id", sess.DeviceID), slog.Int("attempts", n), slog.String("error", err.Error()))
 	}
 	if err := f.call(ctx, "end_session", func(ctx context.Context) error {
 		return f.cfg.Store.EndSession(ctx, sess.DeviceID, now)

@@ -3,10 +3,19 @@ package flow
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/hallpass/hallpass/account"
 	"github.com/hallpass/hallpass/revocation"
 )
+
+// RevocationWriteObserver is an optional interface of Config.Observer:
+// told of each revocation entry that could not be written (after its
+// retries, for the entry of a refresh-token reuse), so that a failure
+// nobody sees in an answer is counted and can be alerted on.
+type RevocationWriteObserver interface {
+	RevocationWriteFailed()
+}
 
 // AddEntry writes a revocation entry made now, when a revocation store is
 // configured, hands the stored entry to Config.Observe (the node's own
@@ -15,6 +24,66 @@ import (
 // refuses a revoked device on the issuer, but offline verifiers do not
 // learn.
 func (f *Flows) AddEntry(ctx context.Context, kind revocation.Kind, id, reason string) (revocation.Entry, error) {
+	e, err := f.addEntry(ctx, kind, id, reason)
+	if errors.Is(err, ErrUnavailable) {
+		f.revocationWriteFailed()
+	}
+	return e, err
+}
+
+// Retries of the device entry written after a refresh-token reuse. Nobody
+// retries that write for us: the caller's answer is invalid_grant whatever
+// happens, and a thief's copy of the access token stays valid at every
+// verifier that does not learn of the entry. So it gets a few attempts,
+// with backoff, all within reuseEntryBudget.
+const (
+	reuseEntryAttempts = 3
+	reuseEntryBackoff  = 100 * time.Millisecond // doubled after each failure
+)
+
+// reuseEntryBudget bounds the whole retried write: twice the store
+// timeout, so a refresh answer waits at most that long for it.
+func (f *Flows) reuseEntryBudget() time.Duration { return 2 * f.cfg.StoreTimeout }
+
+// addEntryRetried is AddEntry for a write no caller will retry: a store
+// that does not answer is tried again (reuseEntryAttempts in all, backoff
+// between them) until the budget runs out. A refused entry is not retried.
+// It returns the last error and the number of attempts; a final failure is
+// counted once. The write does not end with ctx: a client that hangs up
+// right after presenting a reused token must not stop the revocation.
+func (f *Flows) addEntryRetried(ctx context.Context, kind revocation.Kind, id, reason string) (int, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.reuseEntryBudget())
+	defer cancel()
+	backoff := reuseEntryBackoff
+	var err error
+	for attempt := 1; ; attempt++ {
+		if _, err = f.addEntry(ctx, kind, id, reason); err == nil || !errors.Is(err, ErrUnavailable) {
+			return attempt, err
+		}
+		if attempt == reuseEntryAttempts {
+			f.revocationWriteFailed()
+			return attempt, err
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			f.revocationWriteFailed()
+			return attempt, err
+		case <-t.C:
+		}
+		backoff *= 2
+	}
+}
+
+func (f *Flows) revocationWriteFailed() {
+	if o, ok := f.obs.(RevocationWriteObserver); ok {
+		o.RevocationWriteFailed()
+	}
+}
+
+// addEntry is AddEntry without the failure count.
+func (f *Flows) addEntry(ctx context.Context, kind revocation.Kind, id, reason string) (revocation.Entry, error) {
 	if f.cfg.Revocations == nil {
 		return revocation.Entry{}, nil
 	}

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/hallpass/hallpass/account"
+	"github.com/hallpass/hallpass/flow"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -19,6 +20,7 @@ type metrics struct {
 	storeLatency  *prometheus.HistogramVec
 	rateLimited   *prometheus.CounterVec
 	proofFailures *prometheus.CounterVec
+	revWriteFails prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -57,8 +59,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "hallpass_dpop_proof_failures_total",
 			Help: "DPoP proofs refused, by error code.",
 		}, []string{"code"}),
+		revWriteFails: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hallpass_revocation_write_failures_total",
+			Help: "Revocation entries the issuer could not write to the revocation store (the entry after a refresh-token reuse counts once, after its retries); verifiers do not learn of them.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.signups, m.refreshes, m.reuse, m.storeLatency, m.rateLimited, m.proofFailures} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.signups, m.refreshes, m.reuse, m.storeLatency, m.rateLimited, m.proofFailures, m.revWriteFails} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -84,3 +90,8 @@ func (f flowMetrics) Refreshed(o account.RefreshOutcome) {
 		f.m.reuse.Inc()
 	}
 }
+
+// RevocationWriteFailed implements flow.RevocationWriteObserver.
+func (f flowMetrics) RevocationWriteFailed() { f.m.revWriteFails.Inc() }
+
+var _ flow.RevocationWriteObserver = flowMetrics{}

@@ -510,13 +510,16 @@ export class HallpassClient {
 
   /** refreshShared runs one refresh for every caller in this client; the lock makes it one per device across tabs. */
   private refreshShared(refused: string | undefined, force: boolean): Promise<SessionRecord> {
-    this.inflight ??= this.withLock(() => this.refreshLocked(refused, force)).finally(() => {
+    // The refresh token this client knows now: if the storage holds another
+    // one once the lock is ours, another tab refreshed since we asked.
+    const known = this.rec?.refreshToken;
+    this.inflight ??= this.withLock(() => this.refreshLocked(refused, force, known)).finally(() => {
       this.inflight = null;
     });
     return this.inflight;
   }
 
-  private async refreshLocked(refused: string | undefined, force: boolean): Promise<SessionRecord> {
+  private async refreshLocked(refused: string | undefined, force: boolean, known: string | undefined): Promise<SessionRecord> {
     let rec: SessionRecord | null;
     if (this.dirty && this.rec) {
       // Our newest tokens never reached the storage: save them before
@@ -538,7 +541,7 @@ export class HallpassClient {
         if (mine) await this.endSession("storage");
         throw new HallpassError(ClientCodes.noSession, "hallpass: no session: sign up, link or recover first");
       }
-      const adopted = !mine || mine.refreshToken !== rec.refreshToken;
+      const adopted = !mine || rec.refreshToken !== known || mine.refreshToken !== rec.refreshToken;
       this.adopt(rec);
       rec = this.rec!;
       if ((adopted || !force) && this.fresh(rec) && rec.accessToken !== refused) return rec;

@@ -16,16 +16,17 @@ run: build
 build:
 	$(GO) build -o bin/hallpass ./cmd/hallpass
 
-## test-deps: install what the tests need that Go does not fetch (redis-server, nginx, node/npm)
+## test-deps: install what the tests need that Go does not fetch (redis-server, nginx, node/npm, chromium)
 test-deps:
-	@./scripts/ensure-redis.sh && ./scripts/ensure-nginx.sh && ./scripts/ensure-node.sh
+	@./scripts/ensure-redis.sh && ./scripts/ensure-nginx.sh && ./scripts/ensure-node.sh && ./scripts/ensure-chromium.sh
 
-## test: all tests with the race detector, fuzz seed corpora included, in both modules (the root and socketio/)
+## test: all tests with the race detector, fuzz seed corpora included, in both modules (the root and socketio/), then the JS client's (clients/js, Chromium included)
 test: test-deps
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 9m ./...
 	$(GO) -C socketio vet ./...
 	$(GO) -C socketio test -race -count=1 -timeout 9m ./...
+	cd clients/js && npm ci && npm test
 
 ## bench: benchmarks beside their raw-crypto baselines (same run), then the load generator, then revocation propagation
 bench: test-deps

@@ -127,7 +127,9 @@ type Config struct {
 	// SignupReserve is what SignupGlobal keeps for networks not seen in
 	// its window: once the global budget is spent, a signup is admitted
 	// only from an IPv4 /24 or IPv6 /48 that no signup came from in the
-	// last SignupGlobal.Per, within this budget. Zero: a quarter of
+	// last SignupGlobal.Per (a network stays seen one to two periods
+	// after its last signup), one per network and period, within this
+	// budget. Zero: a quarter of
 	// SignupGlobal; ratelimit.Disabled: no reserve (a spent global budget
 	// refuses everyone).
 	SignupReserve ratelimit.Rule

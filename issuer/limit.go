@@ -120,7 +120,7 @@ func (s *Server) checkSignupGlobal(c echo.Context, now time.Time, n clientNets) 
 	if global.Unlimited() {
 		return nil
 	}
-	seen := limitCheck{"signup_seen", limitKeySeen + n.wide, ratelimit.Rule{Limit: 1, Per: global.Per}}
+	seen := limitCheck{"signup_seen", limitKeySeen + n.wide, seenRule(global.Per)}
 	gd, err := s.allow(c, limitCheck{"signup_global", limitKeyGlobal, global}, now)
 	if err != nil {
 		return errUnavailable(err)
@@ -151,7 +151,7 @@ func (s *Server) checkSignupGlobal(c echo.Context, now time.Time, n clientNets) 
 	if err != nil {
 		return errUnavailable(err)
 	}
-	if !sd.Allowed {
+	if !wasUnseen(sd, seen.rule) {
 		return s.refused("signup_global", gd.RetryAfter)
 	}
 	rd, err := s.allow(c, reserve, now)
@@ -163,6 +163,27 @@ func (s *Server) checkSignupGlobal(c echo.Context, now time.Time, n clientNets) 
 	}
 	s.limitMetrics.reserveAdmitted.Inc()
 	return nil
+}
+
+// seenRule is the mark a network's signups leave, for a window w: a
+// budget of 2 per 2w, so that each signup counted adds w to the mark. A
+// network is then seen from a signup at t until at least t+w (an admitted
+// signup moves the mark to at least t+w; a refused one finds it beyond
+// t+w already) and at most t+2w: exactly "a signup in the last window",
+// give or take one window the other way. A window too long for that (over
+// half of ratelimit.MaxPer) falls back to 1 per w, seen for w from the
+// first signup after the mark expired.
+func seenRule(w time.Duration) ratelimit.Rule {
+	if 2*w > ratelimit.MaxPer {
+		return ratelimit.Rule{Limit: 1, Per: w}
+	}
+	return ratelimit.Rule{Limit: 2, Per: 2 * w}
+}
+
+// wasUnseen reports whether the decision that marked a network found it
+// unmarked: only then does the whole budget remain after the mark.
+func wasUnseen(d ratelimit.Decision, r ratelimit.Rule) bool {
+	return d.Allowed && d.Remaining == r.Limit-1
 }
 
 // checkRedeemLimit counts one link-code or recovery-code redemption

@@ -359,3 +359,50 @@ func TestLimitDefaults(t *testing.T) {
 		})
 	}
 }
+
+// TestSeenMarks: a network that signed up in the last window is seen,
+// however its signups fell (a mark of 1 per window would forget a network
+// that signed up 15 minutes ago because its mark dated from 65 minutes
+// ago), and a network that stops is unseen again within two windows.
+func TestSeenMarks(t *testing.T) {
+	l, err := ratelimit.NewMemory(ratelimit.MemoryOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2030, 1, 2, 3, 0, 0, 0, time.UTC)
+	mark := func(key string, at time.Duration) bool {
+		t.Helper()
+		unseen, err := issuer.MarkSeen(l, key, time.Hour, t0.Add(at))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return unseen
+	}
+	if !mark("a", 0) {
+		t.Fatal("a new network is seen")
+	}
+	if mark("a", 50*time.Minute) {
+		t.Fatal("seen 50 minutes after its first signup: unseen")
+	}
+	if mark("a", 65*time.Minute) {
+		t.Fatal("a signup 15 minutes ago, and the network counts as unseen")
+	}
+	// One signup: seen for the window, then unseen.
+	mark("b", 0)
+	if mark("b", 59*time.Minute) {
+		t.Fatal("b unseen within its window")
+	}
+	mark("c", 0)
+	if !mark("c", 61*time.Minute) {
+		t.Fatal("c seen after its window")
+	}
+	// A network busy for hours is unseen two windows after it stops.
+	var last time.Duration
+	for at := time.Duration(0); at <= 5*time.Hour; at += 10 * time.Minute {
+		mark("busy", at)
+		last = at
+	}
+	if !mark("busy", last+2*time.Hour+time.Second) {
+		t.Fatal("busy network still seen two windows after its last signup")
+	}
+}

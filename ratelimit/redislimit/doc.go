@@ -16,6 +16,9 @@
 // the IPv4 space is small enough to reverse by brute force; set a HashKey
 // shared by all nodes when that matters.
 //
+// Peek (ratelimit.Peeker) reads the key with one GET and runs the same GCRA
+// in Go; it counts nothing and is not atomic with a later Allow.
+//
 // Time comes from the caller (now is injected); nodes' clocks should agree
 // to within a fraction of a rule's interval (NTP), as a node whose clock
 // runs behind is stricter and one ahead is more lenient.

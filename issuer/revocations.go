@@ -7,6 +7,7 @@ import (
 
 	"github.com/hallpass/hallpass/account"
 	"github.com/hallpass/hallpass/revocation"
+	"github.com/hallpass/hallpass/token"
 	"github.com/hallpass/hallpass/verifier"
 )
 
@@ -29,9 +30,14 @@ type entryObserver interface {
 }
 
 // entryTTL is how long a token, device or account entry must live: the
-// longest an access token of this issuer lives plus the leeway.
+// longest any access token can live (token.MaxTTL, 60 min, which every
+// verifier enforces) plus the largest leeway a verifier may grant
+// (verifier.MaxLeeway). Not the current AccessTTL: tokens minted before a
+// restart with a lower --access-ttl are still alive, and an entry that
+// expired before them would let them back in once it did. Nor only this
+// issuer's Leeway: gateways and services verify with their own.
 func (s *Server) entryTTL() time.Duration {
-	return revocation.EntryTTL(s.cfg.AccessTTL, s.cfg.Leeway)
+	return revocation.EntryTTL(token.MaxTTL, max(s.cfg.Leeway, verifier.MaxLeeway))
 }
 
 // addEntry writes an entry (flow.AddEntry) for an admin handler.

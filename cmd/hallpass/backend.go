@@ -61,14 +61,25 @@ func (b *backend) close() {
 // pool_size, ...). Errors never quote the URL: it may hold a password.
 func openBackend(ctx context.Context, c *serveConfig, log *slog.Logger) (*backend, error) {
 	if path, ok := strings.CutPrefix(c.store, "bolt:"); ok {
-		return openBoltBackend(path)
+		b, err := openBoltBackend(path)
+		if err != nil {
+			return nil, err
+		}
+		if err := b.authenticateRevocations(c, log); err != nil { // keyring.go
+			b.close()
+			return nil, err
+		}
+		return b, nil
 	}
 	client, kind, err := redisClient(c.store)
 	if err != nil {
 		return nil, err
 	}
 	b := &backend{kind: kind, redis: client, closers: []func() error{client.Close}}
-	if err := b.openRedis(ctx, c, log); err != nil {
+	if err := b.openRedis(ctx, c, log); err == nil {
+		err = b.authenticateRevocations(c, log)
+	}
+	if err != nil {
 		b.close()
 		return nil, err
 	}

@@ -7,8 +7,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/hallpass/hallpass/issuer"
@@ -17,6 +19,7 @@ import (
 	"github.com/hallpass/hallpass/keys/live"
 	"github.com/hallpass/hallpass/keys/redisring"
 	"github.com/hallpass/hallpass/refresh"
+	"github.com/hallpass/hallpass/revocation"
 )
 
 // servedKeys are what the issuer signs and seals with, each served from
@@ -31,7 +34,38 @@ type servedKeys struct {
 	// secrets keys the digests of link and recovery codes (Digests): the
 	// flow's Pepper.
 	secrets *live.Secrets
+	// metrics are the key ring's alert counters, registered beside the
+	// issuer's (issuerConfig).
+	metrics *keyMetrics
 }
+
+// keyMetrics count what the key ring's store refused.
+type keyMetrics struct {
+	// rollbacks: hallpass_key_ring_rollback_refused_total{document}, each
+	// read of the Redis ring refused as a rollback (redisring.ErrRollback):
+	// someone wrote an older or inconsistent key ring into Redis. Alert on
+	// any increase.
+	rollbacks *prometheus.CounterVec
+}
+
+func newKeyMetrics() *keyMetrics {
+	m := &keyMetrics{rollbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "hallpass_key_ring_rollback_refused_total",
+		Help: "Reads of the Redis key ring refused as a rollback (an older or inconsistent ring in Redis), by document (ring, local, pepper, head). Any increase is an alarm.",
+	}, []string{"document"})}
+	for _, d := range []string{"ring", "local", "pepper", "head"} {
+		m.rollbacks.WithLabelValues(d) // exported at 0, so that an alert rule sees the series
+	}
+	return m
+}
+
+// collectors are registered with the issuer's metrics.
+func (m *keyMetrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.rollbacks}
+}
+
+// rollbackRefused is redisring.Options.OnRollback.
+func (m *keyMetrics) rollbackRefused(document string) { m.rollbacks.WithLabelValues(document).Inc() }
 
 // keyRing is the signing-key ring with the refresh-token keys beside it:
 // the issuer's KeySource and KeyManager, which the admin API also asks to
@@ -58,11 +92,15 @@ func (k *keyRing) Close() error {
 
 // followStore serves the signing keys and the secrets of a ring store,
 // following its changes until the ring is closed.
+// The ring drops retired keys after keys.DefaultRetiredKeep (the longest
+// access token plus leeway, whatever --access-ttl is now: tokens signed
+// under a longer one may still be in flight) on every rotation and on its
+// timer, and rotates every --rotate-every when set.
 func followStore(ctx context.Context, c *serveConfig, st interface {
 	live.Watcher
 	live.SecretWatcher
-}, log *slog.Logger) (*servedKeys, error) {
-	ring, err := live.Follow(ctx, st, live.Options{Logger: log})
+}, m *keyMetrics, log *slog.Logger) (*servedKeys, error) {
+	ring, err := live.Follow(ctx, st, live.Options{Logger: log, Now: c.keyClock, RotateEvery: c.rotateEvery})
 	if err != nil {
 		return nil, err
 	}
@@ -71,7 +109,18 @@ func followStore(ctx context.Context, c *serveConfig, st interface {
 		ring.Close()
 		return nil, err
 	}
-	return &servedKeys{ring: &keyRing{Ring: ring, secrets: secrets}, codec: secrets.Codec(), secrets: secrets}, nil
+	if c.rotateEvery > 0 {
+		log.Info("the signing key rotates on schedule", slog.String("rotate_every", c.rotateEvery.String()))
+	}
+	return &servedKeys{ring: &keyRing{Ring: ring, secrets: secrets}, codec: secrets.Codec(), secrets: secrets, metrics: m}, nil
+}
+
+// checkRotateEvery validates --rotate-every before anything is opened.
+func (c *serveConfig) checkRotateEvery() error {
+	if c.rotateEvery < 0 || c.rotateEvery > 0 && c.rotateEvery < live.MinRotateEvery {
+		return fmt.Errorf("%w: --rotate-every must be 0 (off) or at least %v: the next key is published one period before it signs, and verifiers refetch the key set at least hourly", errUsage, live.MinRotateEvery)
+	}
+	return nil
 }
 
 // refreshKeep is how long a replaced refresh-token key still opens
@@ -90,6 +139,9 @@ func (c *serveConfig) refreshKeep() time.Duration {
 // opened later (openRedisKeys), while a file ring is opened first, so that
 // a missing or unprotected ring fails before anything is created.
 func openFileKeys(ctx context.Context, c *serveConfig, e *env, log *slog.Logger) (*servedKeys, error) {
+	if err := c.checkRotateEvery(); err != nil {
+		return nil, err
+	}
 	switch c.keyRing {
 	case "files":
 	case "redis":
@@ -104,7 +156,7 @@ func openFileKeys(ctx context.Context, c *serveConfig, e *env, log *slog.Logger)
 	if err != nil {
 		return nil, err
 	}
-	ks, err := followStore(ctx, c, st, log)
+	ks, err := followStore(ctx, c, st, newKeyMetrics(), log)
 	if err != nil {
 		return nil, fileRingErr(err, st)
 	}
@@ -176,12 +228,19 @@ func createDevRing(ctx context.Context, c *serveConfig, st *filestore.Store, log
 	return true, nil
 }
 
+// redisRingStateFile is where a node keeps what it has seen of the Redis
+// key ring (redisring.Options.StateFile): in its own data directory, out
+// of reach of whoever can write to Redis.
+const redisRingStateFile = "redis-ring-state.json"
+
 // openRedisKeys loads the key ring from Redis, creating it when none
 // exists (its secrets are wrapped under --wrap-key-file, never stored in
 // plaintext, so no --dev is needed; concurrent first starts create one
 // ring: Init is SET NX), and follows the other nodes' changes until the
 // ring is closed. A ring made before refresh-token keys or peppers existed
-// gets them (live.FollowSecrets), under the same protection.
+// gets them (live.FollowSecrets), under the same protection. The node's
+// state file in --data makes it refuse a rolled-back ring, after a
+// restart too; each refusal is logged and counted.
 func openRedisKeys(ctx context.Context, c *serveConfig, client redis.UniversalClient, log *slog.Logger) (*servedKeys, error) {
 	if client == nil {
 		return nil, fmt.Errorf("%w: --key-ring redis needs a Redis --store", errUsage)
@@ -190,20 +249,39 @@ func openRedisKeys(ctx context.Context, c *serveConfig, client redis.UniversalCl
 	if err != nil {
 		return nil, fmt.Errorf("--wrap-key-file: %w", err)
 	}
-	st, err := redisring.New(client, w, redisring.Options{})
+	if err := os.MkdirAll(c.data, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	state := filepath.Join(c.data, redisRingStateFile)
+	m := newKeyMetrics()
+	st, err := redisring.New(client, w, redisring.Options{StateFile: state, Logger: log, OnRollback: m.rollbackRefused})
 	if err != nil {
-		return nil, err
+		return nil, redisStateErr(err, state)
 	}
 	if _, err := st.Init(ctx, time.Now()); err == nil {
 		log.Warn("created a new key ring in Redis", slog.String("key_ring", "redis"))
 	} else if !errors.Is(err, redisring.ErrExists) {
-		return nil, redisRingErr(err)
+		return nil, redisStateErr(err, state)
 	}
-	ks, err := followStore(ctx, c, st, log)
+	ks, err := followStore(ctx, c, st, m, log)
 	if err != nil {
-		return nil, redisRingErr(err)
+		return nil, redisStateErr(err, state)
 	}
 	return ks, nil
+}
+
+// redisStateErr is redisRingErr that also says what to do when the ring in
+// Redis is refused as a rollback, or the node's state file is.
+func redisStateErr(err error, state string) error {
+	switch {
+	case errors.Is(err, redisring.ErrRollback):
+		return explain(err, fmt.Sprintf("the key ring in Redis is older than, or inconsistent with, the one this node has seen (%s): refused as a rollback. "+
+			"If Redis lost its data or was restored from a backup on purpose, check what it holds now, then remove that file on every node "+
+			"(docs/configuration.md, key ring); otherwise someone wrote to Redis: find out who before anything else", state))
+	case errors.Is(err, redisring.ErrState):
+		return explain(err, fmt.Sprintf("--data: the key ring state file %s does not open under --wrap-key-file (another wrapping key, another ring, or the file was altered); remove it only if you know why", state))
+	}
+	return redisRingErr(err)
 }
 
 // fileRingErr names the flag to fix when the ring of st does not open: a
@@ -239,4 +317,37 @@ func redisRingErr(err error) error {
 		return explain(err, "--wrap-key-file: the wrapping key does not open the key ring in Redis (not the key it was made with, or the stored ring was altered)")
 	}
 	return fmt.Errorf("key ring in Redis: %w", err)
+}
+
+// authenticateRevocations makes the key and all revocation entries carry a
+// MAC under a key derived from --wrap-key-file (revocation.Authenticated):
+// the issuer seals the ones it adds, and its mirror and admin API ignore
+// any without a valid MAC, so whoever can write to the store cannot forge
+// one (an all entry dated far ahead would refuse every token for good).
+// Without a wrapping key (a passphrase-protected file ring) entries are not
+// authenticated, which matters on a shared Redis store: said at start.
+func (b *backend) authenticateRevocations(c *serveConfig, log *slog.Logger) error {
+	if b.revocations == nil {
+		return nil
+	}
+	if c.prot.wrapKeyFile == "" {
+		if b.redis != nil {
+			log.Warn("revocation entries in Redis are not authenticated (no --wrap-key-file): whoever can write to Redis can add key and all entries")
+		}
+		return nil
+	}
+	w, err := loadWrapKey(c.prot.wrapKeyFile)
+	if err != nil {
+		return fmt.Errorf("--wrap-key-file: %w", err)
+	}
+	a, err := revocation.NewEntryAuthenticator(w)
+	if err != nil {
+		return err
+	}
+	st, err := revocation.Authenticated(b.revocations, a, revocation.AuthOptions{Logger: log})
+	if err != nil {
+		return err
+	}
+	b.revocations = st
+	return nil
 }

@@ -21,8 +21,10 @@ import (
 )
 
 // defaultPruneAfter is how long a retired key stays published: the longest
-// access-token lifetime (60 min) plus verifier leeway, rounded up.
-const defaultPruneAfter = 61 * time.Minute
+// access-token lifetime (60 min) plus verifier leeway (30 s), whatever the
+// issuers' --access-ttl is now (tokens signed under a longer one may still
+// be in flight). Serve's key ring uses the same (keys.DefaultRetiredKeep).
+const defaultPruneAfter = keys.DefaultRetiredKeep
 
 func keysGroup() group {
 	return group{
@@ -147,9 +149,13 @@ var keysRotateDoc = cmdDoc{
 	name:    "keys rotate",
 	args:    "--dir DIR (--wrap-key-file FILE | --passphrase-file FILE)",
 	summary: "promote next to current, retire current, add a new next key",
-	detail: `Retired keys that stopped signing longer ago than --prune-after are dropped
-first. Running issuers on the same directory serve the change within 2 s;
-with --key-ring redis use "hallpass admin rotate-keys" instead.`,
+	detail: `The retired key's secret is destroyed: it never signs again, and the ring
+keeps only its public key, published until --prune-after has passed (60 min
+30 s: the longest access token plus verifier leeway). Retired keys older
+than that are dropped in the same write. Running issuers on the same
+directory serve the change within 2 s, and drop retired keys on their own
+when due; with --key-ring redis use "hallpass admin rotate-keys" instead,
+or serve --rotate-every.`,
 	examples: []string{
 		"hallpass keys rotate --dir data/keys --wrap-key-file wrap.key",
 		"hallpass keys rotate --dir data/keys --passphrase-file passphrase.txt --prune-after 2h",
@@ -159,14 +165,14 @@ with --key-ring redis use "hallpass admin rotate-keys" instead.`,
 func keysRotate(ctx context.Context, args []string, e *env) error {
 	fs := newFlagSet(keysRotateDoc, e)
 	dir := fs.String("dir", "", "key ring directory")
-	prune := fs.Duration("prune-after", defaultPruneAfter, "drop retired keys that stopped signing longer ago than this (>= max token lifetime + leeway)")
+	prune := pruneAfterFlag(fs)
 	var pf protFlags
 	pf.register(fs, e)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *prune < defaultPruneAfter {
-		return fmt.Errorf("%w: --prune-after must be at least %s", errUsage, defaultPruneAfter)
+	if err := checkPruneAfter(*prune); err != nil {
+		return err
 	}
 	st, err := openStore(*dir, &pf, e)
 	if err != nil {
@@ -183,13 +189,24 @@ func keysRotate(ctx context.Context, args []string, e *env) error {
 	return printRing(e, r)
 }
 
+func pruneAfterFlag(fs *flag.FlagSet) *time.Duration {
+	return fs.Duration("prune-after", defaultPruneAfter, "drop retired keys that stopped signing longer ago than this (>= max token lifetime + leeway)")
+}
+
+func checkPruneAfter(d time.Duration) error {
+	if d < defaultPruneAfter {
+		return fmt.Errorf("%w: --prune-after must be at least %s", errUsage, defaultPruneAfter)
+	}
+	return nil
+}
+
 var keysRevokeDoc = cmdDoc{
 	name:    "keys revoke",
 	args:    "--dir DIR --kid k4.pid.ID (--wrap-key-file FILE | --passphrase-file FILE)",
 	summary: "withdraw a key at once",
 	detail: `Its secret is destroyed and it is published as revoked: verifiers refuse
 every token it signed. Revoking the current key rotates first. It cannot be
-undone.`,
+undone. Retired keys older than --prune-after are dropped in the same write.`,
 	examples: []string{
 		"hallpass keys list --dir data/keys",
 		"hallpass keys revoke --dir data/keys --wrap-key-file wrap.key --kid k4.pid.<id from keys list>",
@@ -200,9 +217,13 @@ func keysRevoke(ctx context.Context, args []string, e *env) error {
 	fs := newFlagSet(keysRevokeDoc, e)
 	dir := fs.String("dir", "", "key ring directory")
 	kid := fs.String("kid", "", "id (k4.pid...) of the key to revoke")
+	prune := pruneAfterFlag(fs)
 	var pf protFlags
 	pf.register(fs, e)
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := checkPruneAfter(*prune); err != nil {
 		return err
 	}
 	id, err := keys.ParseKeyID(*kid, "pid")
@@ -213,7 +234,11 @@ func keysRevoke(ctx context.Context, args []string, e *env) error {
 	if err != nil {
 		return err
 	}
-	r, err := st.Update(ctx, func(r *keys.Ring) error { return r.Revoke(id, nil, time.Now()) })
+	now := time.Now()
+	r, err := st.Update(ctx, func(r *keys.Ring) error {
+		r.Prune(now, *prune)
+		return r.Revoke(id, nil, now)
+	})
 	if err != nil {
 		return fileRingErr(err, st)
 	}

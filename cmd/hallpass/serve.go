@@ -61,10 +61,13 @@ type serveConfig struct {
 	logLevel                    string
 	adminListen, adminKeysFile  string
 	keyRing                     string
+	rotateEvery                 time.Duration // keyring.go
 	revMaxStale                 time.Duration
 	revFailOpen                 bool
 	// adminBound, when set, receives the admin listener's address (tests).
 	adminBound func(addr string)
+	// keyClock, when set, is the clock of the served key ring (tests).
+	keyClock func() time.Time
 }
 
 func runServe(ctx context.Context, args []string, e *env) error {
@@ -112,6 +115,7 @@ func parseServeFlags(args []string, e *env) (*serveConfig, error) {
 	fs.StringVar(&c.nonceKeyFile, "dpop-nonce-key-file", e.getenv("HALLPASS_DPOP_NONCE_KEY_FILE"), "32-byte key shared by all nodes for DPoP nonces (default: random per process) [HALLPASS_DPOP_NONCE_KEY_FILE]")
 	fs.StringVar(&c.limitKeyFile, "rate-limit-key-file", e.getenv("HALLPASS_RATE_LIMIT_KEY_FILE"), "32-byte key shared by all nodes that keys the Redis rate-limit digests of client addresses (default: plain SHA-256) [HALLPASS_RATE_LIMIT_KEY_FILE]")
 	fs.StringVar(&c.keyRing, "key-ring", ee.str(e, "HALLPASS_KEY_RING", "files"), "where the key ring lives: files (--keys-dir) or redis (the --store Redis, secrets wrapped under --wrap-key-file, shared by every node) [HALLPASS_KEY_RING]")
+	fs.DurationVar(&c.rotateEvery, "rotate-every", ee.dur(e, "HALLPASS_ROTATE_EVERY", 0), "rotate the signing key once it has signed this long, at least 1h (0: only hallpass admin rotate-keys) [HALLPASS_ROTATE_EVERY]")
 	fs.StringVar(&c.adminListen, "admin-listen", ee.str(e, "HALLPASS_ADMIN_LISTEN", "127.0.0.1:9090"), "address of the admin API listener (only with --admin-keys-file) [HALLPASS_ADMIN_LISTEN]")
 	fs.StringVar(&c.adminKeysFile, "admin-keys-file", e.getenv("HALLPASS_ADMIN_KEYS_FILE"), "admin key digests (hallpass admin-key new); unset: no admin API [HALLPASS_ADMIN_KEYS_FILE]")
 	fs.DurationVar(&c.revMaxStale, "revocation-max-staleness", ee.dur(e, "HALLPASS_REVOCATION_MAX_STALENESS", revocation.DefaultMaxStaleness), "how long the revocation mirror may go without hearing from its store before it fails closed [HALLPASS_REVOCATION_MAX_STALENESS]")
@@ -297,6 +301,7 @@ func (c *serveConfig) issuerConfig(be *backend, ks *servedKeys, mirror *revocati
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(ks.metrics.collectors()...)
 	return issuer.Config{
 		PublicURL:         c.publicURL,
 		Audience:          c.audience,

@@ -7,7 +7,7 @@ export { ApiError, ClientCodes, HallpassError, NetworkError, ServerCodes, isSign
 export type { ClientCode, ErrorCode, ServerCode } from "./errors.js";
 export { IndexedDBStorage, MemoryStorage } from "./storage.js";
 export type { IndexedDBStorageOptions, SessionRecord, Storage } from "./storage.js";
-export { generateWebCryptoKey, importPrivateJwk, thumbprint, webCryptoSigner } from "./signer.js";
+export { ecdsaDerToRaw, generateWebCryptoKey, importPrivateJwk, p256PublicJwk, thumbprint, webCryptoSigner } from "./signer.js";
 export type { Algorithm, PublicJwk, Signer, WebCryptoKey } from "./signer.js";
 export { createProof, htuOf } from "./dpop.js";
 export type { ProofOptions, ProofRequest } from "./dpop.js";

@@ -113,3 +113,47 @@ export async function importPrivateJwk(alg: Algorithm, jwk: JsonWebKey, extracta
   const { d: _d, key_ops: _ops, ext: _ext, ...pub } = jwk;
   return { alg, privateKey, publicJwk: checkPublicJwk(alg, pub) };
 }
+
+/**
+ * ecdsaDerToRaw converts an ECDSA P-256 signature from ASN.1 DER (what the
+ * iOS Security framework and Android's Signature("SHA256withECDSA") return)
+ * to the 64-byte r || s a Signer returns.
+ */
+export function ecdsaDerToRaw(der: Uint8Array): Uint8Array {
+  const bad = () => new HallpassError(ClientCodes.invalidArgument, "hallpass: not a DER ECDSA P-256 signature");
+  let i = 0;
+  const byte = () => {
+    if (i >= der.length) throw bad();
+    return der[i++]!;
+  };
+  if (byte() !== 0x30) throw bad();
+  const len = byte();
+  if (len & 0x80 || len !== der.length - 2) throw bad();
+  const out = new Uint8Array(64);
+  for (const off of [0, 32]) {
+    if (byte() !== 0x02) throw bad();
+    let n = byte();
+    if (n < 1 || n > 33 || i + n > der.length) throw bad();
+    let start = i;
+    i += n;
+    while (n > 32 || (n > 1 && der[start] === 0)) {
+      if (der[start] !== 0) throw bad();
+      start++;
+      n--;
+    }
+    if (n > 32) throw bad();
+    out.set(der.subarray(start, start + n), off + 32 - n);
+  }
+  if (i !== der.length) throw bad();
+  return out;
+}
+
+/**
+ * p256PublicJwk makes the public JWK of a P-256 key from its uncompressed
+ * point (0x04 || X || Y, 65 bytes: SecKeyCopyExternalRepresentation on iOS;
+ * the last 65 bytes of an Android ECPublicKey's getEncoded()).
+ */
+export function p256PublicJwk(point: Uint8Array): PublicJwk {
+  if (point.length !== 65 || point[0] !== 4) throw new HallpassError(ClientCodes.invalidArgument, "hallpass: not an uncompressed P-256 point");
+  return { kty: "EC", crv: "P-256", x: b64urlEncode(point.subarray(1, 33)), y: b64urlEncode(point.subarray(33)) };
+}

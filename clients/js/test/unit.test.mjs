@@ -126,3 +126,26 @@ test("FileStorage: 0600, atomic, refuses a file others can read", async () => {
   writeFileSync(join(dir, "junk.json"), "{}", { mode: 0o600 });
   await assert.rejects(new FileStorage(join(dir, "junk.json")).load(), /not a hallpass state file/);
 });
+
+test("a Signer over a native key: DER signatures and X9.63 points convert", async () => {
+  const { generateKeyPairSync, sign, webcrypto } = await import("node:crypto");
+  const { ecdsaDerToRaw, p256PublicJwk } = await import("../dist/index.js");
+  const { privateKey, publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+  const spki = publicKey.export({ format: "der", type: "spki" });
+  const jwk = p256PublicJwk(new Uint8Array(spki.subarray(spki.length - 65)));
+  assert.deepEqual(jwk, (({ kty, crv, x, y }) => ({ kty, crv, x, y }))(publicKey.export({ format: "jwk" })));
+  // As a React Native module would: the platform signs (DER), the Signer converts.
+  const native = { alg: "ES256", publicJwk: jwk, sign: async (data) => ecdsaDerToRaw(new Uint8Array(sign("sha256", data, privateKey))) };
+  const vk = await webcrypto.subtle.importKey("jwk", jwk, { name: "ECDSA", namedCurve: "P-256" }, false, ["verify"]);
+  for (let i = 0; i < 50; i++) {
+    const msg = randomBytes(40);
+    const raw = await native.sign(msg);
+    assert.equal(raw.length, 64);
+    assert.ok(await webcrypto.subtle.verify({ name: "ECDSA", hash: "SHA-256" }, vk, raw, msg));
+  }
+  const proof = await createProof(native, { method: "GET", url: "https://id.example.com/v1/me", accessToken: "t" });
+  assert.equal(proof.split(".").length, 3);
+  for (const bad of [[0x30, 0], [0x31, 6, 2, 1, 1, 2, 1, 1], [0x30, 6, 2, 1, 1, 2, 1], new Array(72).fill(0)]) {
+    assert.throws(() => ecdsaDerToRaw(new Uint8Array(bad)), /not a DER/);
+  }
+});

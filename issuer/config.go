@@ -112,9 +112,20 @@ type Config struct {
 	// DPoP configures proof checking. DPoP.Replay is required.
 	DPoP DPoPConfig
 
-	// Limiter counts signups: ratelimit.Memory for one node, redislimit
-	// for a budget shared by several nodes. Nil disables signup limits.
+	// Limiter counts signups, code redemptions and recovery attempts:
+	// ratelimit.Memory for one node, redislimit for a budget shared by
+	// several nodes. Required unless SignupLimitsOff: New refuses a nil
+	// Limiter, so that forgetting it cannot leave signups unlimited.
 	Limiter ratelimit.Limiter
+	// SignupLimitsOff runs without a Limiter: no signup budget, and no
+	// code-redemption or recovery budget either (every rule that needs
+	// the Limiter). Give it only with a nil Limiter.
+	//
+	// SECURITY: without budgets anyone can create accounts as fast as the
+	// server answers (squatting every username, filling the store) and
+	// guess link and recovery codes without a tripwire. For load tests,
+	// benchmarks and servers whose budgets are enforced in front of them.
+	SignupLimitsOff bool
 	// SignupPerIP and SignupGlobal are the signup budgets per client
 	// address (per /64 for IPv6) and for the whole service;
 	// ratelimit.Off disables one.
@@ -322,6 +333,12 @@ func (cfg Config) validated() (Config, error) {
 	}
 	if err := cfg.Usernames.Validate(); err != nil {
 		return cfg, fmt.Errorf("issuer: %w", err)
+	}
+	switch {
+	case cfg.Limiter == nil && !cfg.SignupLimitsOff:
+		return cfg, errors.New("issuer: Limiter is required (ratelimit.Memory, redislimit); to run without signup limits say so with SignupLimitsOff")
+	case cfg.Limiter != nil && cfg.SignupLimitsOff:
+		return cfg, errors.New("issuer: SignupLimitsOff with a Limiter: give one or the other")
 	}
 	cfg.limitDefaults()
 	if cfg.Limiter != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/hallpass/hallpass/dpop"
 	"github.com/hallpass/hallpass/issuer"
 	"github.com/hallpass/hallpass/keys"
+	"github.com/hallpass/hallpass/ratelimit"
 	"github.com/hallpass/hallpass/refresh"
 )
 
@@ -30,6 +31,7 @@ func Example() {
 	local, _ := keys.GenerateLocalKey(nil)
 	codec, _ := refresh.NewCodec(time.Now, local)
 	replay, _ := dpop.NewMemoryReplayCache(dpop.MemoryReplayOptions{})
+	limiter, _ := ratelimit.NewMemory(ratelimit.MemoryOptions{}) // redislimit for several nodes
 
 	hs := httptest.NewUnstartedServer(nil)
 	hs.Start()
@@ -40,6 +42,7 @@ func Example() {
 		Keys:      ring,
 		Refresh:   codec,
 		DPoP:      issuer.DPoPConfig{Replay: replay},
+		Limiter:   limiter, // signup budgets (the defaults: SignupPerIP, SignupGlobal, ...)
 	})
 	if err != nil {
 		panic(err)

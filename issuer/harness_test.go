@@ -148,6 +148,8 @@ func newEnv(t testing.TB, be backend, opts ...option) *env {
 	for _, o := range opts {
 		o(&e.cfg)
 	}
+	// Tests without a limiter of their own run without budgets, and say so.
+	e.cfg.SignupLimitsOff = e.cfg.Limiter == nil
 	e.start()
 	t.Cleanup(e.checkLogs)
 	return e

@@ -380,7 +380,14 @@ func TestConfigValidation(t *testing.T) {
 		{"idle over absolute", func(c *issuer.Config) { c.RefreshIdle = 100 * 24 * time.Hour }},
 		{"bad rule", func(c *issuer.Config) {
 			c.Limiter, _ = ratelimit.NewMemory(ratelimit.MemoryOptions{})
+			c.SignupLimitsOff = false
 			c.SignupPerIP = ratelimit.Rule{Limit: -1, Per: time.Hour}
+		}},
+		// Issue 11, finding 9: a nil Limiter silently meant no signup limits.
+		{"nil limiter, limits not turned off by name", func(c *issuer.Config) { c.Limiter, c.SignupLimitsOff = nil, false }},
+		{"limits off with a limiter", func(c *issuer.Config) {
+			c.Limiter, _ = ratelimit.NewMemory(ratelimit.MemoryOptions{})
+			c.SignupLimitsOff = true
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

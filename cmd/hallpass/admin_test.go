@@ -76,7 +76,7 @@ func testAdminIssuer(t *testing.T) *adminIssuer {
 		PublicURL: hs.URL, Store: store, Keys: ring, Refresh: codec,
 		DPoP: issuer.DPoPConfig{Replay: replay}, Registry: prometheus.NewRegistry(),
 		Revocations: rs, RevocationMirror: m, AdminKeysFile: keysFile,
-		KeyManager: memRingManager{ring},
+		KeyManager: memRingManager{ring}, SignupLimitsOff: true,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -58,7 +58,7 @@ func testIssuer(t *testing.T) string {
 	srv, err := issuer.New(issuer.Config{
 		PublicURL: hs.URL, Store: store, Keys: ring, Refresh: codec,
 		DPoP: issuer.DPoPConfig{Replay: replay}, Registry: prometheus.NewRegistry(),
-		Pepper: flow.StaticPepper{pepper},
+		Pepper: flow.StaticPepper{pepper}, SignupLimitsOff: true,
 	})
 	if err != nil {
 		t.Fatal(err)

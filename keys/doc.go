@@ -60,9 +60,12 @@
 //   - current: the one key that signs new tokens.
 //   - Rotate: next becomes current, current becomes retired, a new next
 //     key is made. Routine: no token stops being valid.
-//   - retired: signs nothing more, stays published until every token it
-//     signed has expired (the longest access-token lifetime plus verifier
-//     leeway); Prune then drops it. Not an alarm.
+//   - retired: signs nothing more. Its secret is dropped when it retires
+//     (RestoreRing drops one given, and the stores neither write nor open
+//     it): the ring keeps only its public key, published until every token
+//     it signed has expired, DefaultRetiredKeep (the longest access-token
+//     lifetime, 60 min, plus verifier leeway, 30 s). Prune then drops it;
+//     keys/live does so on every rotation and on a timer. Not an alarm.
 //   - Revoke: an emergency. The key's secret is destroyed (not stored
 //     again), its id is published under "revoked" and verifiers refuse
 //     every token it signed as soon as they see the key set, valid or not.
@@ -78,8 +81,14 @@
 // admin-key holder calls the admin API (keys/live). Whoever can only write
 // to the storage (the directory, Redis) cannot forge a key or change a
 // status without the secret, but can delete the ring or put back an older
-// copy; protect the storage as well as the secret. Reading the public half
-// (`hallpass keys list`, `export-public`) needs no secret.
+// copy. On Redis, keys/redisring refuses an older copy (ErrRollback): a
+// head MAC'd with the documents binds their versions to the counter, and
+// each node keeps the highest versions and the revoked kids it has seen in
+// a state file of its own, so a revoked key never comes back on a node
+// that saw it revoked; a node that has seen nothing cannot tell a complete,
+// consistent old copy from the truth. A key directory relies on its
+// permissions: protect the storage as well as the secret. Reading the
+// public half (`hallpass keys list`, `export-public`) needs no secret.
 //
 // # Limits
 //

@@ -35,7 +35,15 @@
 //
 // The package trusts its Store: an attacker who can write to it can revoke
 // anything (denial of service) but cannot make a revoked token pass a fresh
-// mirror, since entries only ever add denials. Comparisons use iat: tokens
+// mirror, since entries only ever add denials. The denial that lasts is
+// forged key and all entries (they never expire: an all entry dated a
+// century ahead refuses every token for good), so Authenticated wraps a
+// Store whose key and all entries carry a MAC under a key derived from the
+// issuers' wrapping key (EntryAuthenticator): Add seals them, Snapshot and
+// Follow drop any without a valid MAC. Deleting entries cannot be
+// prevented; a Mirror keeps every key entry and the highest all epoch it
+// has seen when a later snapshot lacks them (until the process ends; a
+// revoked signing key also stays revoked in the key set, keys/redisring). Comparisons use iat: tokens
 // are minted with whole-second iat, so a token minted in the same second
 // after a device or account revocation is denied too (a harmless
 // over-denial; the alternative would let one through). Errors name the kind

@@ -25,10 +25,22 @@
 // sharing a key directory) is seen on the next start. Follow loads it with
 // its version and then reloads it on every change the store reports
 // (redisring: Pub/Sub and a poll; filestore: a poll of its files), on its
-// own goroutine, until Close. A
+// own goroutine, until Close (which also stops the maintenance timer). A
 // reload that fails is logged and the ring last served stays; the next
 // report tries again. Changes made through this Ring and reloads are
 // serialised, so an older reload never replaces a newer change.
+//
+// # Pruning and scheduled rotation
+//
+// Rotate and Revoke drop, in the same store write, the retired keys that
+// stopped signing more than Options.RetiredKeep ago (default
+// keys.DefaultRetiredKeep: the longest access token plus leeway), so they
+// leave the published key set; the retired key's secret is already gone
+// (keys.Ring drops it on retirement). A followed Ring also runs Prune every
+// MaintainEvery (1 min), and with RotateEvery it rotates once the current
+// key has signed that long (RotateIfDue). Both check the ring served first
+// and write only when something is due; the check runs again inside the
+// store's update, so nodes due at once rotate once. Open runs no timer.
 //
 // With the file store, Follow reads the directory's files every
 // filestore.Store.PollInterval (2 s by default), so `hallpass keys rotate`

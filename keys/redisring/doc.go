@@ -14,6 +14,7 @@
 //	P:{keys}:ring     string  the signing-key ring (envelope, below)
 //	P:{keys}:local    string  the refresh-token keys, current first
 //	P:{keys}:pepper   string  the peppers (code digests), current first
+//	P:{keys}:head     string  the version of each document, and the counter's
 //	P:{keys}:version  string  change counter, INCR'd by every write
 //	P:{keys}:events   Pub/Sub channel; each write publishes the new version
 //
@@ -33,9 +34,9 @@
 // Init creates the ring (and the refresh keys and pepper unless present)
 // in one Lua script that refuses if a ring exists (SET NX semantics,
 // ErrExists). Update and every change of the refresh keys or peppers are
-// optimistic: read the value and the version in
-// one MGET, apply the change in memory, then one Lua script stores the
-// result only if the version is unchanged and increments it. A writer that
+// optimistic: read the documents, the head and the version in one MGET,
+// apply the change in memory, then one Lua script stores the result and
+// the new head only if the version is unchanged, and increments it. A writer that
 // lost the race reads again and reapplies its change, at most
 // Options.MaxAttempts times (ErrConflict). Two nodes rotating at once
 // therefore both rotate, and neither new key is lost. One counter covers the
@@ -73,11 +74,53 @@
 // document, fails with keys.ErrUnwrap; every public key must match its
 // kid and every secret its public key.
 //
+// # Rollback
+//
+// Whoever can write to Redis without the wrapping key cannot forge a
+// document, but can put back an older authentic one (which could bring
+// back a key revoked since, or refresh-token keys dropped since), set the
+// counter, or delete. Two things refuse that, with ErrRollback:
+//
+//   - The head (P:{keys}:head, MAC'd like the documents) is written with
+//     every document: its version is the counter's new value and it names
+//     each document's version. A reader refuses a counter other than the
+//     head's version and a document whose version is not the one the head
+//     names, or that the head names and is gone. So an older document put
+//     back, with or without the counter bumped, is refused even by a node
+//     that has seen nothing.
+//   - Each node keeps what it has seen (nodeState): the highest counter,
+//     the highest version of each document and of the head, and every kid
+//     it has seen revoked. A lower version or counter, a missing document
+//     or head it has seen, or a ring in which a kid it has seen revoked is
+//     not revoked, is refused, whatever the head says. With
+//     Options.StateFile the state is a file on the node (JSON
+//     {"mac":..., "state":{"format":1, "prefix", "counter", "docs":{"head",
+//     "ring", "local", "pepper"}, "revoked":[kids]}}, mode 0600, written
+//     atomically on every change, MAC'd under an HKDF key of the wrapping
+//     key and bound to the prefix), so a restart keeps it; without, it
+//     lives as long as the Store.
+//
+// Every read is checked, writes included (Update, RotateLocal, ...): a
+// writer never builds on a refused value, so a rollback cannot be
+// laundered under a newer version. A refused read changes nothing, logs at
+// error level (Options.Logger) and calls Options.OnRollback; keys/live
+// keeps serving what it last loaded. Init refuses to replace a ring the
+// node or the head has seen (a deleted ring is not silently re-created),
+// EnsureSecrets a list that existed; ResetLocal replaces a deleted or
+// refused refresh-key list. A read that raced with a newer write by the
+// same node is checked against the state from before it, so it is not
+// taken for a rollback.
+//
 // # Limits
 //
-// Whoever can write to Redis can delete the ring (denial of service) or
-// put back an older, authentic value (rollback), which could bring back a
-// key revoked since; the version counter does not prevent it. Protect
-// Redis with ACLs and TLS. The wrapping key cannot be rotated in place:
-// re-create the ring. Restarting Redis without persistence loses the ring.
+// Whoever can write to Redis can still delete the ring (denial of
+// service: the nodes keep serving what they hold, and refuse to start on
+// it). A node that has seen nothing (a new node, or one whose state file
+// was removed) cannot tell a complete, consistent old copy (every document,
+// the head and the counter, from one backup) from the truth; the other
+// nodes refuse it. A ring re-created after Redis lost its data, or
+// restored from a backup on purpose, is refused by every node that saw a
+// newer one until its state file is removed. Protect Redis with ACLs and
+// TLS. The wrapping key cannot be rotated in place: re-create the ring.
+// Restarting Redis without persistence loses the ring.
 package redisring

@@ -6,7 +6,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { MemoryStorage, createProof, generateWebCryptoKey, webCryptoSigner } from "../dist/index.js";
+import { createProof, generateWebCryptoKey, webCryptoSigner } from "../dist/index.js";
 import { hallpassBinary, startServer, uniqueName } from "./harness.mjs";
 import { startDemoServer } from "../scripts/serve-demo.mjs";
 
@@ -36,7 +36,7 @@ before(async () => {
     timeout: 30_000,
     args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
   });
-});
+}, { timeout: 300_000 });
 
 after(async () => {
   await browser?.close();
@@ -265,7 +265,6 @@ describe("demo page in Chromium", { timeout: 240_000 }, () => {
     assert.equal(r.status, 401, "as a bearer token");
     assert.equal((await r.json()).code, "invalid_token");
     assert.equal((await me(page)).username, name, "the page itself goes on");
-    void MemoryStorage;
   });
 
   test("a link code as text and QR joins a second browser; signing this one out from there ends its session", async () => {

@@ -18,7 +18,7 @@ let server;
 before(async () => {
   server = await startServer();
   mkdirSync(dir, { recursive: true });
-});
+}, { timeout: 300_000 });
 after(async () => {
   rmSync(dir, { recursive: true, force: true });
   await server?.stop();
@@ -29,7 +29,7 @@ test("README.md has runnable snippets", () => {
 });
 
 blocks.forEach((code, i) => {
-  test(`README.md snippet ${i + 1}: ${code.split("\n").find((l) => l && !l.startsWith("import"))?.slice(0, 60)}`, async () => {
+  test(`README.md snippet ${i + 1}: ${code.split("\n").find((l) => l && !l.startsWith("import"))?.slice(0, 60)}`, { timeout: 90_000 }, async () => {
     const file = join(dir, `snippet-${i + 1}.mjs`);
     writeFileSync(file, code.replaceAll("http://127.0.0.1:8080", server.url));
     try {

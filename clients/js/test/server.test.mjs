@@ -12,9 +12,13 @@ import { freePort, issuerBehindProxy, repoRoot, startServer, tempDir, uniqueName
 import { readVectors, referenceVerify } from "./vectorlib.mjs";
 
 let env;
+// Bounds: building the issuer (a cold Go build cache) and each group of tests.
+const setup = { timeout: 300_000 };
+const group = { timeout: 120_000 };
+
 before(async () => {
   env = await issuerBehindProxy(["--dpop-nonce"]);
-});
+}, setup);
 after(async () => {
   await env?.stop();
 });
@@ -30,7 +34,7 @@ async function rejectsWith(promise, code) {
   return err;
 }
 
-describe("session", () => {
+describe("session", group, () => {
   test("signup, me, refresh, with the server's nonce", async () => {
     const c = await newClient();
     assert.equal(c.state(), null);
@@ -95,7 +99,7 @@ describe("session", () => {
   });
 });
 
-describe("lost responses", () => {
+describe("lost responses", group, () => {
   test("a refresh whose answer is lost is retried with the same refresh token and stays signed in", async () => {
     const c = await newClient();
     await c.signup({ username: uniqueName() });
@@ -170,7 +174,7 @@ describe("lost responses", () => {
   });
 });
 
-describe("refusals", () => {
+describe("refusals", group, () => {
   test("token_expired: refreshed once and retried once", async () => {
     const c = await newClient();
     await c.signup({ username: uniqueName() });
@@ -300,7 +304,7 @@ describe("refusals", () => {
   });
 });
 
-describe("life cycle", () => {
+describe("life cycle", group, () => {
   test("recovery codes, recover on a new device signing the others out, rename, delete", async () => {
     const a = await newClient();
     const name = uniqueName("rec");
@@ -353,7 +357,7 @@ describe("life cycle", () => {
   });
 });
 
-describe("fetch and socketAuth", () => {
+describe("fetch and socketAuth", group, () => {
   let service;
   let seen;
   before(async () => {
@@ -407,7 +411,7 @@ describe("fetch and socketAuth", () => {
   });
 });
 
-describe("a short grace window", () => {
+describe("a short grace window", group, () => {
   let short;
   before(async () => {
     short = await startServer({ args: ["--refresh-grace", "1s", "--access-ttl", "1m"] });

@@ -136,6 +136,34 @@ func adminSetup(t *testing.T, dir string) (wrap, keysFile, key string) {
 	return wrap, keysFile, key
 }
 
+// ringUnderTest makes a files ring in dir, or starts a Redis, and returns
+// serve's flags for it and a reader of the stored signing keys.
+func ringUnderTest(t *testing.T, ring, dir, wrap string) ([]string, func() []storedEntry) {
+	t.Helper()
+	if ring == "files" {
+		keysDir := filepath.Join(dir, "keys")
+		if r := runCmd(t, nil, "keys", "init", "--dir", keysDir, "--wrap-key-file", wrap); r.err != nil {
+			t.Fatalf("%v: %s", r.err, r.stderr)
+		}
+		return []string{"--keys-dir", keysDir}, func() []storedEntry {
+			b, _ := os.ReadFile(filepath.Join(keysDir, "ring.json"))
+			var f struct{ Keys []storedEntry }
+			json.Unmarshal(b, &f)
+			return f.Keys
+		}
+	}
+	srv := redistest.Start(t)
+	rc := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	t.Cleanup(func() { rc.Close() })
+	return []string{"--store", srv.URL(), "--key-ring", "redis"}, func() []storedEntry {
+		var env struct {
+			Doc struct{ Keys []storedEntry } `json:"doc"`
+		}
+		json.Unmarshal([]byte(rc.Get(context.Background(), "hallpass:{keys}:ring").Val()), &env)
+		return env.Doc.Keys
+	}
+}
+
 // TestServeAdminRotatePrunes is issue 11, finding 5: after five
 // POST /v1/admin/keys/rotate, five retired keys sat in the ring with
 // their wrapped secrets, published and trusted by every verifier forever
@@ -151,33 +179,8 @@ func TestServeAdminRotatePrunes(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
 			wrap, keysFile, key := adminSetup(t, dir)
-			args := []string{"--data", filepath.Join(dir, "data"), "--wrap-key-file", wrap, "--admin-keys-file", keysFile}
-			var stored func() []storedEntry
-			if ring == "files" {
-				keysDir := filepath.Join(dir, "keys")
-				if r := runCmd(t, nil, "keys", "init", "--dir", keysDir, "--wrap-key-file", wrap); r.err != nil {
-					t.Fatalf("%v: %s", r.err, r.stderr)
-				}
-				args = append(args, "--keys-dir", keysDir)
-				stored = func() []storedEntry {
-					b, _ := os.ReadFile(filepath.Join(keysDir, "ring.json"))
-					var f struct{ Keys []storedEntry }
-					json.Unmarshal(b, &f)
-					return f.Keys
-				}
-			} else {
-				srv := redistest.Start(t)
-				rc := redis.NewClient(&redis.Options{Addr: srv.Addr()})
-				t.Cleanup(func() { rc.Close() })
-				args = append(args, "--store", srv.URL(), "--key-ring", "redis")
-				stored = func() []storedEntry {
-					var env struct {
-						Doc struct{ Keys []storedEntry } `json:"doc"`
-					}
-					json.Unmarshal([]byte(rc.Get(context.Background(), "hallpass:{keys}:ring").Val()), &env)
-					return env.Doc.Keys
-				}
-			}
+			args, stored := ringUnderTest(t, ring, dir, wrap)
+			args = append(args, "--data", filepath.Join(dir, "data"), "--wrap-key-file", wrap, "--admin-keys-file", keysFile)
 			clk := &testClock{t: time.Now()}
 			rs, adminURL := startServeHooked(t, func(c *serveConfig) { c.keyClock = clk.Now }, args...)
 			for range 5 {

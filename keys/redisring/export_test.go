@@ -21,6 +21,16 @@ func DecodeLocal(s *Store, val string) ([]keys.LocalKeyEntry, error) {
 	return s.decodeLocal(val, kindLocal)
 }
 
+// DecodeHead exposes the head's parser to the fuzz test: the versions it
+// names, or an error.
+func DecodeHead(s *Store, val string) (map[string]uint64, error) {
+	h, err := s.openHead(val)
+	if err != nil {
+		return nil, err
+	}
+	return h.Docs, nil
+}
+
 // SealRing stores r as an authentic ring document at version, with every
 // secret wrapped, as a writer holding the wrapping key would (a node
 // restored from an old backup, or a buggy one); SealHead stores the head

@@ -56,7 +56,16 @@ func FuzzDecode(f *testing.F) {
 	f.Add(`{"mac":"","doc":{}}`)
 	f.Add(`{"mac":"AAAA","doc":{"format":1,"kind":"ring","keys":[]}}`)
 	f.Add(`not json`)
+	head, _ := redisring.SealHead(s, 3, map[string]uint64{"ring": 3, "local": 1, "pepper": 2})
+	f.Add(head)
 	f.Fuzz(func(t *testing.T, val string) {
+		if docs, err := redisring.DecodeHead(s, val); err == nil {
+			for k := range docs {
+				if k != "ring" && k != "local" && k != "pepper" {
+					t.Fatalf("decoded a head naming %q", k)
+				}
+			}
+		}
 		if r, err := redisring.DecodeRing(s, val); err == nil && r.Current() == nil {
 			t.Fatal("decoded a ring without a signing key")
 		}

@@ -88,6 +88,10 @@ func newGuard(path, prefix string, w *keys.WrappingKey, log *slog.Logger, onRoll
 	}
 	st, err := g.load(prefix)
 	if errors.Is(err, fs.ErrNotExist) {
+		// No state yet: the directory must be there for the first write.
+		if fi, err := os.Stat(filepath.Dir(path)); err != nil || !fi.IsDir() {
+			return nil, fmt.Errorf("%w: the directory of %s does not exist", ErrState, path)
+		}
 		return g, nil
 	}
 	if err != nil {

@@ -93,9 +93,10 @@ type Options struct {
 	// (the highest version of each document and of the counter, and every
 	// kid it has seen revoked), so that a rollback in Redis is refused
 	// after a restart too. It must be on the node (its data directory),
-	// out of reach of whoever can write to Redis, and one per ring
-	// (prefix). Empty: the state is kept in memory only, and a restarted
-	// node trusts the first consistent ring it reads.
+	// out of reach of whoever can write to Redis, one per ring (prefix),
+	// and used by one Store at a time. Its directory must exist. Empty:
+	// the state is kept in memory only, and a restarted node trusts the
+	// first consistent ring it reads.
 	StateFile string
 	// Logger receives refused rollbacks, at error level (default:
 	// discarded). Nothing secret is logged.

@@ -330,9 +330,17 @@ func TestStateFile(t *testing.T) {
 		{name: "other prefix", w: w, prefix: "other"},
 		{name: "altered", w: w, edit: func(b []byte) []byte { return bytes.Replace(b, []byte(`"counter":2`), []byte(`"counter":1`), 1) }},
 		{name: "not a state file", w: w, edit: func([]byte) []byte { return []byte("{}") }},
+		{name: "no such directory", w: w, edit: nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "state")
+			if tc.name == "no such directory" {
+				path = filepath.Join(t.TempDir(), "missing", "state")
+				if _, err := redisring.New(newClient(t, srv.Addr()), tc.w, redisring.Options{StateFile: path}); !errors.Is(err, redisring.ErrState) {
+					t.Fatalf("New = %v, want ErrState", err)
+				}
+				return
+			}
 			data := b
 			if tc.edit != nil {
 				data = tc.edit(append([]byte(nil), b...))

@@ -521,6 +521,7 @@ export class HallpassClient {
 
   private async refreshLocked(refused: string | undefined, force: boolean, known: string | undefined): Promise<SessionRecord> {
     let rec: SessionRecord | null;
+    let adopted = false;
     if (this.dirty && this.rec) {
       // Our newest tokens never reached the storage: save them before
       // anything else, and never trust the older record the storage holds.
@@ -541,11 +542,11 @@ export class HallpassClient {
         if (mine) await this.endSession("storage");
         throw new HallpassError(ClientCodes.noSession, "hallpass: no session: sign up, link or recover first");
       }
-      const adopted = !mine || rec.refreshToken !== known || mine.refreshToken !== rec.refreshToken;
+      adopted = !mine || rec.refreshToken !== known || mine.refreshToken !== rec.refreshToken;
       this.adopt(rec);
       rec = this.rec!;
-      if ((adopted || !force) && this.fresh(rec) && rec.accessToken !== refused) return rec;
     }
+    if ((adopted || !force) && this.fresh(rec) && rec.accessToken !== refused) return rec;
     const signer = this.signer;
     if (!signer) throw new HallpassError(ClientCodes.noSession, "hallpass: no device key");
     let t: TokenResponse;

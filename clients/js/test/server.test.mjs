@@ -174,6 +174,39 @@ describe("lost responses", group, () => {
   });
 });
 
+describe("storage", group, () => {
+  test("a save that fails keeps the new tokens in memory; the next call saves them and never goes back to the older stored token", async () => {
+    const inner = new MemoryStorage();
+    let fail = false;
+    const storage = {
+      load: () => inner.load(),
+      save: async (r) => {
+        if (fail) throw new Error("disk full");
+        await inner.save(r);
+      },
+      deviceKey: (create) => inner.deviceKey(create),
+      deleteDeviceKey: () => inner.deleteDeviceKey(),
+    };
+    const c = await newClient({ storage });
+    await c.signup({ username: uniqueName() });
+    const saved = (await inner.load()).refreshToken;
+    fail = true;
+    await rejectsWith(c.refresh(), ClientCodes.storageError);
+    assert.equal((await inner.load()).refreshToken, saved, "the rotation did not reach the storage");
+    const from = env.proxy.log.length;
+    await c.me(); // the new access token, from memory: no refresh
+    assert.equal(tokenRequests(from).length, 0);
+    fail = false;
+    await c.refresh();
+    const tr = tokenRequests(from);
+    assert.equal(tr.length, 1);
+    assert.notEqual(refreshTokenOf(tr[0]), saved, "the refresh used the newest token, from memory");
+    assert.notEqual((await inner.load()).refreshToken, saved);
+    await c.me();
+    c.close();
+  });
+});
+
 describe("refusals", group, () => {
   test("token_expired: refreshed once and retried once", async () => {
     const c = await newClient();

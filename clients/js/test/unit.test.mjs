@@ -149,3 +149,13 @@ test("a Signer over a native key: DER signatures and X9.63 points convert", asyn
     assert.throws(() => ecdsaDerToRaw(new Uint8Array(bad)), /not a DER/);
   }
 });
+
+test("dist/hallpass.js is one file for browsers: no imports, the whole API", async () => {
+  const { readFileSync } = await import("node:fs");
+  const bundle = readFileSync(new URL("../dist/hallpass.js", import.meta.url), "utf8");
+  assert.doesNotMatch(bundle, /^\s*import[\s{*"']/m);
+  assert.doesNotMatch(bundle, /\bimport\s*\(|\brequire\s*\(/);
+  const mod = await import("../dist/hallpass.js");
+  const api = await import("../dist/index.js");
+  assert.deepEqual(Object.keys(mod).sort(), Object.keys(api).sort());
+});

@@ -30,6 +30,8 @@ var (
 const (
 	DefaultMaxEvents   = 100_000
 	DefaultLockTimeout = time.Second
+	// DefaultMaxBatch bounds the Adds that share one transaction.
+	DefaultMaxBatch = 256
 	// sweepBatch bounds the expired entries dropped per Add.
 	sweepBatch = 256
 )
@@ -48,12 +50,16 @@ type Options struct {
 	// NoSync skips fsync on commit. Tests only: a crash can lose
 	// revocations.
 	NoSync bool
+	// MaxBatch bounds the Adds committed together, in one transaction and
+	// one flush (default DefaultMaxBatch); 1 commits each on its own.
+	MaxBatch int
 }
 
 // Store is a revocation.Store on one bbolt database, for a single node.
 type Store struct {
 	db        *bolt.DB
 	own       bool
+	commit    *committer
 	maxEvents uint64
 	now       func() time.Time
 
@@ -93,7 +99,7 @@ func Open(path string, opts Options) (*Store, error) {
 
 // New returns a Store in db (its own buckets, prefixed "revocation_"), so
 // that one file can hold other stores too. The caller owns db unless the
-// Store came from Open. Only one Store per db: Follow is woken by Adds made
+// Store came from Open, and closes the Store before db. Only one Store per db: Follow is woken by Adds made
 // through the same Store (and otherwise polls).
 func New(db *bolt.DB, opts Options) (*Store, error) {
 	if db == nil {
@@ -104,6 +110,12 @@ func New(db *bolt.DB, opts Options) (*Store, error) {
 	}
 	if opts.MaxEvents == 0 {
 		opts.MaxEvents = DefaultMaxEvents
+	}
+	if opts.MaxBatch < 0 {
+		return nil, errors.New("boltstore: negative MaxBatch")
+	}
+	if opts.MaxBatch == 0 {
+		opts.MaxBatch = DefaultMaxBatch
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -119,11 +131,15 @@ func New(db *bolt.DB, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("boltstore: init: %w", err)
 	}
-	return &Store{db: db, maxEvents: uint64(opts.MaxEvents), now: opts.Now, notify: make(chan struct{})}, nil
+	return &Store{db: db, maxEvents: uint64(opts.MaxEvents), now: opts.Now, notify: make(chan struct{}),
+		commit: newCommitter(db, opts.MaxBatch)}, nil
 }
 
-// Close closes the database if Open opened it.
+// Close commits the Adds already queued and stops the Store's committer
+// goroutine, then closes the database if Open opened it. A Store from New
+// must be closed too, before its database.
 func (s *Store) Close() error {
+	s.commit.close()
 	if !s.own {
 		return nil
 	}
@@ -181,8 +197,12 @@ func (s *Store) Add(ctx context.Context, e revocation.Entry) (revocation.Entry, 
 		return revocation.Entry{}, err
 	}
 	now := s.now()
-	out, appended := e, false
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	var out revocation.Entry
+	var appended bool
+	// Run once per transaction that carries this Add: a rolled back batch
+	// runs it again from the start.
+	err = s.commit.do(ctx, func(tx *bolt.Tx) error {
+		out, appended = e, false
 		entries, expiry, events, meta := tx.Bucket(bucketEntries), tx.Bucket(bucketExpiry), tx.Bucket(bucketEvents), tx.Bucket(bucketMeta)
 		if err := sweep(entries, expiry, now, sweepBatch); err != nil {
 			return err

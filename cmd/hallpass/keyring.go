@@ -148,6 +148,11 @@ func openFileKeys(ctx context.Context, c *serveConfig, e *env, log *slog.Logger)
 		if c.prot.wrapKeyFile == "" {
 			return nil, fmt.Errorf("%w: --key-ring redis needs --wrap-key-file (the key that wraps the secrets stored in Redis)", errUsage)
 		}
+		// An unreadable, malformed or group-readable key is refused
+		// before anything is dialled; openRedisKeys reads it again.
+		if _, err := loadWrapKey(c.prot.wrapKeyFile); err != nil {
+			return nil, fmt.Errorf("--wrap-key-file: %w", err)
+		}
 		return nil, nil
 	default:
 		return nil, fmt.Errorf("%w: --key-ring must be files or redis", errUsage)

@@ -44,23 +44,23 @@ func TestSecretFileFlagsRefuseOpenModes(t *testing.T) {
 		args func(dir, secret string) []string
 	}{
 		{"serve --wrap-key-file", "--wrap-key-file", func(dir, s string) []string {
-			return []string{"serve", "--data", dir, "--wrap-key-file", s}
+			return []string{"serve", "--listen", "127.0.0.1:0", "--data", dir, "--wrap-key-file", s}
 		}},
 		{"serve --passphrase-file", "--passphrase-file", func(dir, s string) []string {
-			return []string{"serve", "--data", dir, "--passphrase-file", s}
+			return []string{"serve", "--listen", "127.0.0.1:0", "--data", dir, "--passphrase-file", s}
 		}},
 		{"serve --dev --wrap-key-file", "--wrap-key-file", func(dir, s string) []string {
-			return []string{"serve", "--dev", "--data", dir, "--wrap-key-file", s}
+			return []string{"serve", "--listen", "127.0.0.1:0", "--dev", "--data", dir, "--wrap-key-file", s}
 		}},
 		{"serve --key-ring redis --wrap-key-file", "--wrap-key-file", func(dir, s string) []string {
-			// Refused before the store is dialled: the port is closed.
-			return []string{"serve", "--key-ring", "redis", "--store", "redis://127.0.0.1:1/0", "--wrap-key-file", s}
+			// Refused before the store is dialled (nothing listens there).
+			return []string{"serve", "--listen", "127.0.0.1:0", "--key-ring", "redis", "--store", "redis://127.0.0.1:1/0", "--wrap-key-file", s}
 		}},
 		{"serve --dpop-nonce-key-file", "--dpop-nonce-key-file", func(dir, s string) []string {
-			return []string{"serve", "--dev", "--data", dir, "--dpop-nonce", "--dpop-nonce-key-file", s}
+			return []string{"serve", "--listen", "127.0.0.1:0", "--dev", "--data", dir, "--dpop-nonce", "--dpop-nonce-key-file", s}
 		}},
 		{"serve --rate-limit-key-file", "--rate-limit-key-file", func(dir, s string) []string {
-			return []string{"serve", "--dev", "--data", dir, "--rate-limit-key-file", s}
+			return []string{"serve", "--listen", "127.0.0.1:0", "--dev", "--data", dir, "--rate-limit-key-file", s}
 		}},
 		{"keys init --wrap-key-file", "--wrap-key-file", func(dir, s string) []string {
 			return []string{"keys", "init", "--dir", filepath.Join(dir, "keys"), "--wrap-key-file", s}

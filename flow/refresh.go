@@ -52,7 +52,9 @@ func (f *Flows) Refresh(ctx context.Context, req RefreshRequest) (Tokens, error)
 		// Refuse before any crypto or store work.
 		return Tokens{}, proofError(dpop.ErrMalformed, f.cfg.PublicURL)
 	}
-	sess, rc, err := f.openSession(ctx, req.RefreshToken)
+	// One key set for the whole rotation: see refresh.Codec.Snapshot.
+	codec := f.cfg.Refresh.Snapshot()
+	sess, rc, err := f.openSession(ctx, codec, req.RefreshToken)
 	if err != nil {
 		return Tokens{}, err
 	}
@@ -74,7 +76,7 @@ func (f *Flows) Refresh(ctx context.Context, req RefreshRequest) (Tokens, error)
 		return Tokens{}, err
 	}
 	now := f.now().UTC()
-	cand, sealed, err := f.candidate(sess, rc.Counter+1, now)
+	cand, sealed, err := f.candidate(codec, sess, rc.Counter+1, now)
 	if err != nil {
 		return Tokens{}, err
 	}
@@ -93,12 +95,12 @@ func (f *Flows) Refresh(ctx context.Context, req RefreshRequest) (Tokens, error)
 		return Tokens{}, storeErr("refresh", err)
 	}
 	f.obs.Refreshed(res.Outcome)
-	return f.decide(ctx, req, sess, rc, res, cand, now)
+	return f.decide(ctx, codec, req, sess, rc, res, cand, now)
 }
 
 // openSession opens the refresh token and loads its session.
-func (f *Flows) openSession(ctx context.Context, tainted string) (account.Session, refresh.Claims, error) {
-	rc, err := f.cfg.Refresh.Open(tainted)
+func (f *Flows) openSession(ctx context.Context, codec *refresh.Codec, tainted string) (account.Session, refresh.Claims, error) {
+	rc, err := codec.Open(tainted)
 	if err != nil {
 		return account.Session{}, rc, fail(ErrInvalidGrant, err)
 	}
@@ -122,13 +124,13 @@ func (f *Flows) openSession(ctx context.Context, tainted string) (account.Sessio
 }
 
 // candidate mints the successor pair and seals it for the store.
-func (f *Flows) candidate(sess account.Session, ctr uint64, now time.Time) (Tokens, []byte, error) {
-	pair, err := f.mintPair(sess, ctr, now)
+func (f *Flows) candidate(codec *refresh.Codec, sess account.Session, ctr uint64, now time.Time) (Tokens, []byte, error) {
+	pair, err := f.mintPairWith(codec, sess, ctr, now)
 	if err != nil {
 		return Tokens{}, nil, err
 	}
 	blob, _ := json.Marshal(successor{AccessToken: pair.AccessToken, AccessExpiry: pair.AccessExpiry.Unix(), RefreshToken: pair.RefreshToken})
-	sealed, err := f.cfg.Refresh.SealBlob(blob)
+	sealed, err := codec.SealBlob(blob)
 	if err != nil {
 		return Tokens{}, nil, fail(ErrInternal, err)
 	}
@@ -136,12 +138,12 @@ func (f *Flows) candidate(sess account.Session, ctr uint64, now time.Time) (Toke
 }
 
 // decide turns the store's verdict into the answer.
-func (f *Flows) decide(ctx context.Context, req RefreshRequest, sess account.Session, rc refresh.Claims, res account.RefreshResult, cand Tokens, now time.Time) (Tokens, error) {
+func (f *Flows) decide(ctx context.Context, codec *refresh.Codec, req RefreshRequest, sess account.Session, rc refresh.Claims, res account.RefreshResult, cand Tokens, now time.Time) (Tokens, error) {
 	switch res.Outcome {
 	case account.RefreshAdvanced:
 		return cand, nil
 	case account.RefreshGrace:
-		b, err := f.cfg.Refresh.OpenBlob(res.Successor)
+		b, err := codec.OpenBlob(res.Successor)
 		if err != nil {
 			return Tokens{}, fail(ErrInternal, fmt.Errorf("stored successor: %w", err))
 		}

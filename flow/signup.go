@@ -84,6 +84,11 @@ func (f *Flows) Signup(ctx context.Context, req SignupRequest) (Tokens, error) {
 // mintPair mints an access token for the session's device and a refresh
 // token with counter ctr, expiring with the session.
 func (f *Flows) mintPair(sess account.Session, ctr uint64, now time.Time) (Tokens, error) {
+	return f.mintPairWith(f.cfg.Refresh, sess, ctr, now)
+}
+
+// mintPairWith is mintPair sealing with codec.
+func (f *Flows) mintPairWith(codec *refresh.Codec, sess account.Session, ctr uint64, now time.Time) (Tokens, error) {
 	key, err := f.signingKey()
 	if err != nil {
 		return Tokens{}, err
@@ -92,7 +97,7 @@ func (f *Flows) mintPair(sess account.Session, ctr uint64, now time.Time) (Token
 	if err != nil {
 		return Tokens{}, fail(ErrInternal, err)
 	}
-	rt, err := f.cfg.Refresh.Seal(refresh.Claims{DeviceID: sess.DeviceID, Counter: ctr, IssuedAt: now, ExpiresAt: sess.Expires})
+	rt, err := codec.Seal(refresh.Claims{DeviceID: sess.DeviceID, Counter: ctr, IssuedAt: now, ExpiresAt: sess.Expires})
 	if err != nil {
 		return Tokens{}, fail(ErrInternal, err)
 	}

@@ -76,6 +76,17 @@ func NewCodec(now func() time.Time, current *keys.LocalKey, previous ...*keys.Lo
 	return c, nil
 }
 
+// Snapshot returns a codec fixed to c's keys as they are now: a later Rekey
+// of c does not change it. One refresh uses one snapshot to open the
+// presented token and seal its successor, so a key set replaced between
+// the two (an end of every session) can never let a token opened under
+// a dropped key live on under the new one.
+func (c *Codec) Snapshot() *Codec {
+	s := &Codec{now: c.now}
+	s.ks.Store(c.ks.Load())
+	return s
+}
+
 // Rekey replaces the codec's keys at once: current seals from now on, and
 // current and previous open. A token sealed under a key not given here no
 // longer opens: leaving out every older key ends every session whose

@@ -203,3 +203,43 @@ func TestRekeyConcurrent(t *testing.T) {
 	close(stop)
 	wg.Wait()
 }
+
+// TestSnapshotIgnoresRekey: a snapshot keeps the keys it was taken with,
+// so one refresh opens and seals under one key set even when the codec is
+// rekeyed meanwhile (an end of every session must not let a token opened
+// under a dropped key be resealed under the new one).
+func TestSnapshotIgnoresRekey(t *testing.T) {
+	old, err := keys.GenerateLocalKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := keys.GenerateLocalKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewCodec(time.Now, old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := c.Seal(Claims{DeviceID: "dev_x", IssuedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := c.Snapshot()
+	if err := c.Rekey(fresh); err != nil { // old dropped: every session ends
+		t.Fatal(err)
+	}
+	if _, err := c.Open(tok); err == nil {
+		t.Fatal("the rekeyed codec still opens a token of the dropped key")
+	}
+	if _, err := snap.Open(tok); err != nil {
+		t.Fatalf("the snapshot lost its keys: %v", err)
+	}
+	next, err := snap.Seal(Claims{DeviceID: "dev_x", IssuedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Open(next); err == nil {
+		t.Fatal("the snapshot sealed under the new key set")
+	}
+}

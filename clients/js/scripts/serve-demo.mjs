@@ -14,7 +14,14 @@ const types = { ".html": "text/html; charset=utf-8", ".js": "text/javascript; ch
 /** startDemoServer serves the demo on host:port (port 0: a free one) and returns { url, close }. */
 export function startDemoServer({ host = "127.0.0.1", port = 8000 } = {}) {
   const server = http.createServer((req, res) => {
-    const path = decodeURIComponent(new URL(req.url, "http://x").pathname);
+    let path;
+    try {
+      path = decodeURIComponent(new URL(req.url, "http://x").pathname);
+    } catch {
+      res.writeHead(400, { "content-type": "text/plain" });
+      res.end("bad request\n");
+      return;
+    }
     if (path === "/") {
       res.writeHead(302, { location: "/examples/web/" });
       res.end();

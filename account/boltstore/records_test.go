@@ -243,28 +243,28 @@ func BenchmarkRecordDecode(b *testing.B) {
 	}
 	for _, f := range formats {
 		b.Run("session/"+f.name, func(b *testing.B) {
-			b.ReportMetric(float64(len(f.sess)), "bytes/record")
 			for b.Loop() {
 				if _, err := decodeSession(f.sess); err != nil {
 					b.Fatal(err)
 				}
 			}
+			b.ReportMetric(float64(len(f.sess)), "bytes/record")
 		})
 		b.Run("device/"+f.name, func(b *testing.B) {
-			b.ReportMetric(float64(len(f.dev)), "bytes/record")
 			for b.Loop() {
 				if _, err := decodeDevice(f.dev); err != nil {
 					b.Fatal(err)
 				}
 			}
+			b.ReportMetric(float64(len(f.dev)), "bytes/record")
 		})
 		b.Run("account/"+f.name, func(b *testing.B) {
-			b.ReportMetric(float64(len(f.ac)), "bytes/record")
 			for b.Loop() {
 				if _, err := decodeAccount(f.ac); err != nil {
 					b.Fatal(err)
 				}
 			}
+			b.ReportMetric(float64(len(f.ac)), "bytes/record")
 		})
 	}
 }

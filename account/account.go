@@ -259,3 +259,11 @@ type Lifecycle interface {
 	// missing account.
 	RenameAccount(ctx context.Context, accountID, newDisplay, newKey string, now, holdUntil time.Time) error
 }
+
+// Lister walks every account of a store, for maintenance (a username
+// report after a policy change); both engines implement it. fn is called
+// once per account, in no particular order and maybe from several
+// goroutines one at a time; an error from fn stops the walk.
+type Lister interface {
+	Accounts(ctx context.Context, fn func(Account) error) error
+}

@@ -66,6 +66,7 @@ func Run(t *testing.T, f Factory) {
 		{"RenameHold", testRenameHold},
 		{"RenameRace", testRenameRace},
 		{"LifecycleReopen", testLifecycleReopen},
+		{"Accounts", testAccounts},
 		{"ContextCanceled", testContextCanceled},
 		{"Closed", testClosed},
 	}
@@ -1018,5 +1019,47 @@ func testClosed(t *testing.T, f Factory) {
 		if err := call(ctxT(t), s); !errors.Is(err, account.ErrUnavailable) {
 			t.Errorf("%s on a closed store: %v, want ErrUnavailable", name, err)
 		}
+	}
+}
+
+// testAccounts: Lister walks every live account once, deleted ones not.
+func testAccounts(t *testing.T, f Factory) {
+	s := f.New(t)
+	l, ok := s.(account.Lister)
+	if !ok {
+		t.Fatal("the store does not implement account.Lister")
+	}
+	want := map[string]string{}
+	for _, name := range []string{"Walker1", "Walker2", "Walker3"} {
+		fx := newFixture(t, name)
+		create(t, s, fx)
+		want[fx.acc.ID] = name
+	}
+	gone := newFixture(t, "Walker4")
+	create(t, s, gone)
+	if err := s.DeleteAccount(ctxT(t), gone.acc.ID, t0, t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	if err := l.Accounts(ctxT(t), func(a account.Account) error {
+		if _, dup := got[a.ID]; dup {
+			t.Errorf("account %s walked twice", a.ID)
+		}
+		got[a.ID] = a.Username
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("walked %v, want %v", got, want)
+	}
+	for id, name := range want {
+		if got[id] != name {
+			t.Fatalf("walked %v, want %v", got, want)
+		}
+	}
+	stop := errors.New("stop")
+	if err := l.Accounts(ctxT(t), func(account.Account) error { return stop }); !errors.Is(err, stop) {
+		t.Fatalf("an error from fn: %v, want it back", err)
 	}
 }

@@ -23,6 +23,7 @@ var allCommands = []string{
 	"admin-key new",
 	"admin revoke", "admin revocations", "admin account", "admin account-by-username", "admin devices",
 	"admin revoke-device", "admin ban", "admin unban", "admin rotate-keys", "admin revoke-key",
+	"usernames report",
 }
 
 // TestHelpEveryCommand: `hallpass CMD -h` and `--help` succeed (exit status

@@ -71,7 +71,7 @@ var errUsage = errors.New("usage error")
 
 // groups are the commands with subcommands, in the order of the help.
 func groups() []group {
-	return []group{keysGroup(), tokenGroup(), clientGroup(), adminKeyGroup(), adminGroup()}
+	return []group{keysGroup(), tokenGroup(), clientGroup(), adminKeyGroup(), adminGroup(), usernamesGroup()}
 }
 
 // run runs the command args names. -h and --help anywhere a command reads

@@ -293,6 +293,7 @@ func TestMirrorStartCloseNoLeak(t *testing.T) {
 	m.Close()
 	m.Start() // restartable
 	m.Close()
+	s.Close() // the store's own committer goroutine is not the mirror's
 	goleak.VerifyNone(t)
 }
 

@@ -15,7 +15,7 @@ import (
 // allCommands are every command a user can run. Listed by hand, so that a
 // command added without help (or dropped from the help) fails the test.
 var allCommands = []string{
-	"serve", "gateway",
+	"serve", "gateway", "health",
 	"keys init", "keys rotate", "keys revoke", "keys rotate-refresh", "keys rotate-pepper", "keys list", "keys export-public", "keys new-wrap-key",
 	"token mint", "token verify", "token inspect",
 	"client signup", "client me", "client refresh", "client logout", "client devices", "client revoke-device",
@@ -31,7 +31,7 @@ var allCommands = []string{
 // and at least one example of that very command.
 func TestHelpEveryCommand(t *testing.T) {
 	var listed []string
-	for _, d := range []cmdDoc{serveDoc, gatewayDoc} {
+	for _, d := range []cmdDoc{serveDoc, gatewayDoc, healthDoc} {
 		listed = append(listed, d.name)
 	}
 	for _, g := range groups() {

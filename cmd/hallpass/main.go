@@ -97,6 +97,8 @@ func dispatch(ctx context.Context, args []string, e *env) error {
 		return runServe(ctx, args[1:], e)
 	case "gateway":
 		return runGateway(ctx, args[1:], e)
+	case "health":
+		return runHealth(ctx, args[1:], e)
 	}
 	for _, g := range groups() {
 		if g.name == args[0] {
@@ -111,7 +113,7 @@ func dispatch(ctx context.Context, args []string, e *env) error {
 func printUsage(w io.Writer) {
 	fmt.Fprint(w, "hallpass: no-signup device-bound login.\n\nUsage: hallpass <command> [flags]\n\nCommands:\n")
 	tw := tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
-	for _, d := range []cmdDoc{serveDoc, gatewayDoc} {
+	for _, d := range []cmdDoc{serveDoc, gatewayDoc, healthDoc} {
 		fmt.Fprintf(tw, "  %s\t%s\n", d.name, d.summary)
 	}
 	for _, g := range groups() {

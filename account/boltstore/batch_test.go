@@ -139,8 +139,8 @@ func TestBatchFailuresStayAlone(t *testing.T) {
 	// Its caller's deadline passes while it waits: checked when its turn
 	// comes, inside the transaction.
 	rDave := enqueue(func() (account.RefreshResult, error) { return noRes(dave.create(later, s)) })
-	// Drops the expired code x, then finds y live and maxLive reached:
-	// ErrTooMany after a write.
+	// x has expired, y is live and maxLive is 1: ErrTooMany, and x is
+	// not dropped by a refused create.
 	z := account.LinkCode{Digest: linkDigest("z"), AccountID: alice.acc.ID, Created: bt0.Add(12 * time.Minute), Expires: bt0.Add(20 * time.Minute)}
 	rTooMany := enqueue(func() (account.RefreshResult, error) { return noRes(s.CreateLinkCode(bg, z, 1, z.Created)) })
 	rPanic := enqueue(func() (account.RefreshResult, error) { return noRes(boltstore.WriteThen(bg, s, "panic", boom, true)) })
@@ -221,7 +221,7 @@ func TestBatchFailuresStayAlone(t *testing.T) {
 			t.Fatalf("the write of the failed operation %q survived", key)
 		}
 	}
-	// x was dropped by the refused CreateLinkCode: the drop was undone.
+	// The refused CreateLinkCode left the expired x in place.
 	if n, err := s.CountLinkCodes(bg, alice.acc.ID, bt0.Add(time.Minute)); err != nil || n != 2 {
 		t.Fatalf("link codes after a refused create: %d, %v; want 2", n, err)
 	}

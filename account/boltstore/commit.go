@@ -22,13 +22,14 @@ import (
 // bbolt's own DB.Batch does not fit: it waits up to MaxBatchDelay (10 ms)
 // for a batch to fill, adding that latency to every write at low load, and
 // an operation that fails aborts the whole batch and is run again on its
-// own (a second transaction for every refused signup). Here most refusals
-// (a name taken, a code used, a deadline passed) are decided before the
-// operation writes anything; such an operation just drops out of the
-// shared transaction. Only one that fails after writing (an I/O error, a
-// corrupt record, a limit reached after dropping expired codes) or panics
-// makes the committer roll the transaction back and run the batch again
-// without it. Either way it fails alone and changes nothing, and the
+// own (a second transaction for every refused signup). Here every refusal
+// (a name taken, a code used, a limit reached, a deadline passed) is
+// decided before the operation writes anything, so such an operation just
+// drops out of the shared transaction. Only one that fails after writing
+// (an I/O error, a corrupt record found midway) or panics makes the
+// committer roll the transaction back and run the batch again without it;
+// each rerun applies the batch anew, so a batch of n operations with k
+// such failures costs k+1 passes, and one commit. Either way it fails alone and changes nothing, and the
 // others see the state it would have left: none of its writes.
 //
 // Each operation checks its caller's context when its turn comes, inside
@@ -207,10 +208,10 @@ func (c *committer) run(batch []*op) {
 				if o.dropped {
 					continue
 				}
-				o.err = nil
 				if !o.state.CompareAndSwap(opQueued, opStarted) && o.state.Load() != opStarted {
 					continue // abandoned by its caller, who has its answer
 				}
+				o.err = nil
 				// The caller's deadline, checked when this operation's turn
 				// comes: past it, the operation changes nothing.
 				if cerr := o.ctx.Err(); cerr != nil {

@@ -134,12 +134,18 @@ func (s *Store) CreateLinkCode(ctx context.Context, lc account.LinkCode, maxLive
 		if acc.Banned {
 			return account.ErrBanned
 		}
-		live, err := liveLinks(t, lc.AccountID, now, true)
+		// Count first and drop the expired codes only when the new one is
+		// stored: a refusal then writes nothing and just leaves a shared
+		// commit (see commit.go) instead of making it roll back.
+		live, err := liveLinks(t, lc.AccountID, now, false)
 		if err != nil {
 			return err
 		}
 		if live >= maxLive {
 			return account.ErrTooMany
+		}
+		if _, err := liveLinks(t, lc.AccountID, now, true); err != nil {
+			return err
 		}
 		rec := linkRecord{AccountID: lc.AccountID, Created: lc.Created, Expires: lc.Expires}
 		if err := putJSON(t, bucketLinkCodes, string(lc.Digest), rec); err != nil {

@@ -141,10 +141,10 @@ func (c *committer) run(batch []*op) {
 				if o.dropped {
 					continue
 				}
-				o.err = nil
 				if !o.state.CompareAndSwap(opQueued, opStarted) && o.state.Load() != opStarted {
 					continue // abandoned by its caller
 				}
+				o.err = nil
 				if cerr := o.ctx.Err(); cerr != nil {
 					o.err = abandoned(cerr) // wrote nothing: fails alone
 					continue

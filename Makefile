@@ -12,13 +12,13 @@ STATICCHECK_VERSION ?= v0.8.2
 run: build
 	./bin/hallpass serve --dev
 
-## build: build bin/hallpass
+## build: build bin/hallpass, static (CGO_ENABLED=0) and -trimpath: the binary of the Dockerfile
 build:
-	$(GO) build -o bin/hallpass ./cmd/hallpass
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/hallpass ./cmd/hallpass
 
-## test-deps: install what the tests need that Go does not fetch (redis-server, nginx, node/npm, chromium)
+## test-deps: install what the tests need that Go does not fetch (redis-server, nginx, node/npm, chromium, docker-compose)
 test-deps:
-	@./scripts/ensure-redis.sh && ./scripts/ensure-nginx.sh && ./scripts/ensure-node.sh && ./scripts/ensure-chromium.sh
+	@./scripts/ensure-redis.sh && ./scripts/ensure-nginx.sh && ./scripts/ensure-node.sh && ./scripts/ensure-chromium.sh && ./scripts/ensure-compose.sh
 
 ## test: all tests with the race detector, fuzz seed corpora included, in both modules (the root and socketio/), then the JS client's (clients/js, Chromium included)
 test: test-deps

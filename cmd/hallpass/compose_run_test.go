@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -180,7 +181,8 @@ func (n *native) rewrite(t *testing.T, service, v string) string {
 		if n.fixedIPs[ip] {
 			return "127.0.0.1"
 		}
-		if p := net.ParseIP(ip); p == nil || !(p.IsLoopback() || p.IsUnspecified()) {
+		if p := net.ParseIP(ip); p == nil || !p.IsLoopback() {
+			// Not even 0.0.0.0: everything here listens on loopback.
 			err = fmt.Errorf("%s: address %s is no service's", service, ip)
 		}
 		return ip
@@ -203,7 +205,7 @@ func (n *native) rewrite(t *testing.T, service, v string) string {
 func (n *native) path(t *testing.T, service, p string) (string, bool) {
 	t.Helper()
 	s := n.d.compose.Services[service]
-	if name, ok := strings.CutPrefix(p, "/run/secrets/"); ok && strings.Contains(strings.Join(s.Secrets, "\n")+"\n", name+"\n") {
+	if name, ok := strings.CutPrefix(p, "/run/secrets/"); ok && slices.Contains(s.Secrets, name) {
 		return n.hostPath(t, n.d.compose.Secrets[name].File), true
 	}
 	for _, v := range s.Volumes {

@@ -47,7 +47,7 @@ const (
 	upstreamStage   = "upstream"
 	socketioStage   = "socketio"
 	composeCLIEnv   = "HALLPASS_COMPOSE_TEST_CLI"
-	composeTestTime = 90 * time.Second
+	composeTestTime = 60 * time.Second
 )
 
 // composeDoc is the part of docker-compose.yml the tests read. Commands and

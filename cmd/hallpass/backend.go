@@ -76,7 +76,8 @@ func openBackend(ctx context.Context, c *serveConfig, log *slog.Logger) (*backen
 		return nil, err
 	}
 	b := &backend{kind: kind, redis: client, closers: []func() error{client.Close}}
-	if err := b.openRedis(ctx, c, log); err == nil {
+	err = b.openRedis(ctx, c, log)
+	if err == nil {
 		err = b.authenticateRevocations(c, log)
 	}
 	if err != nil {

@@ -356,8 +356,8 @@ func TestMirrorCheckSession(t *testing.T) {
 	add(t, s, revocation.KindKey, string(kid), time.Now())
 	add(t, s, revocation.KindDevice, "dev-gone", time.Now())
 	add(t, s, revocation.KindAccount, "acct-gone", time.Now())
-	eventually(t, time.Second, "entries reach the mirror", func() bool {
-		return m.CheckSession(t.Context(), "dev-gone", "acct", before) != nil
+	eventually(t, 5*time.Second, "entries reach the mirror", func() bool {
+		return m.CheckSession(t.Context(), "dev-x", "acct-gone", before) != nil // the last one added
 	})
 	tests := []struct {
 		name        string

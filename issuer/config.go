@@ -250,32 +250,48 @@ type Config struct {
 
 // validated returns cfg with defaults applied, or the first problem.
 func (cfg Config) validated() (Config, error) {
+	for _, step := range []func(*Config) error{
+		(*Config).checkRequired, (*Config).checkLifetimes, (*Config).checkBounds,
+		(*Config).checkLimits, (*Config).checkNetwork,
+	} {
+		if err := step(&cfg); err != nil {
+			return cfg, err
+		}
+	}
+	cfg.fillSeams()
+	return cfg, nil
+}
+
+// checkRequired checks the fields without a default.
+func (cfg *Config) checkRequired() error {
 	if cfg.PublicURL == "" {
-		return cfg, errors.New("issuer: PublicURL is required")
+		return errors.New("issuer: PublicURL is required")
 	}
 	pu, err := canonicalPublicURL(cfg.PublicURL)
 	if err != nil {
-		return cfg, err
+		return err
 	}
 	cfg.PublicURL = pu
 	if cfg.Audience == "" {
 		cfg.Audience = cfg.PublicURL
 	}
-	if cfg.Store == nil {
-		return cfg, errors.New("issuer: Store is required")
+	switch {
+	case cfg.Store == nil:
+		return errors.New("issuer: Store is required")
+	case cfg.Keys == nil:
+		return errors.New("issuer: Keys is required")
+	case cfg.Refresh == nil:
+		return errors.New("issuer: Refresh codec is required")
+	case cfg.DPoP.Replay == nil:
+		return errors.New("issuer: DPoP.Replay is required")
+	case cfg.DPoP.MaxAge < 0 || cfg.DPoP.MaxFuture < 0:
+		return errors.New("issuer: DPoP windows must not be negative")
 	}
-	if cfg.Keys == nil {
-		return cfg, errors.New("issuer: Keys is required")
-	}
-	if cfg.Refresh == nil {
-		return cfg, errors.New("issuer: Refresh codec is required")
-	}
-	if cfg.DPoP.Replay == nil {
-		return cfg, errors.New("issuer: DPoP.Replay is required")
-	}
-	if cfg.DPoP.MaxAge < 0 || cfg.DPoP.MaxFuture < 0 {
-		return cfg, errors.New("issuer: DPoP windows must not be negative")
-	}
+	return nil
+}
+
+// checkLifetimes fills the durations' defaults and checks their bounds.
+func (cfg *Config) checkLifetimes() error {
 	def := func(d *time.Duration, v time.Duration) {
 		if *d == 0 {
 			*d = v
@@ -292,71 +308,94 @@ func (cfg Config) validated() (Config, error) {
 	if cfg.UsernameHold < 0 {
 		cfg.UsernameHold = 0
 	}
-	if cfg.MaxLinkCodes == 0 {
-		cfg.MaxLinkCodes = DefaultMaxLinkCodes
-	}
 	switch {
 	case cfg.AccessTTL < token.MinTTL || cfg.AccessTTL > token.MaxTTL || cfg.AccessTTL%time.Second != 0:
-		return cfg, fmt.Errorf("issuer: AccessTTL must be whole seconds from %v to %v", token.MinTTL, token.MaxTTL)
+		return fmt.Errorf("issuer: AccessTTL must be whole seconds from %v to %v", token.MinTTL, token.MaxTTL)
 	case cfg.RefreshTTL < cfg.AccessTTL || cfg.RefreshTTL > 400*24*time.Hour:
-		return cfg, errors.New("issuer: RefreshTTL must be between AccessTTL and 400 days")
+		return errors.New("issuer: RefreshTTL must be between AccessTTL and 400 days")
 	case cfg.RefreshIdle <= 0 || cfg.RefreshIdle > cfg.RefreshTTL:
-		return cfg, errors.New("issuer: RefreshIdle must be positive and at most RefreshTTL")
+		return errors.New("issuer: RefreshIdle must be positive and at most RefreshTTL")
 	case cfg.RefreshGrace < 0 || cfg.RefreshGrace > cfg.AccessTTL/2:
-		return cfg, errors.New("issuer: RefreshGrace must be between 0 and half of AccessTTL")
+		return errors.New("issuer: RefreshGrace must be between 0 and half of AccessTTL")
 	case cfg.Leeway < 0 || cfg.Leeway > 5*time.Minute:
-		return cfg, errors.New("issuer: Leeway must be between 0 and 5 minutes")
+		return errors.New("issuer: Leeway must be between 0 and 5 minutes")
 	case cfg.StoreTimeout < 0 || cfg.StoreTimeout > time.Minute:
-		return cfg, errors.New("issuer: StoreTimeout must be between 0 and 1 minute")
+		return errors.New("issuer: StoreTimeout must be between 0 and 1 minute")
 	case cfg.LinkCodeTTL < time.Minute || cfg.LinkCodeTTL > time.Hour:
-		return cfg, errors.New("issuer: LinkCodeTTL must be between 1 minute and 1 hour")
-	case cfg.MaxLinkCodes < 1 || cfg.MaxLinkCodes > 20:
-		return cfg, errors.New("issuer: MaxLinkCodes must be between 1 and 20")
+		return errors.New("issuer: LinkCodeTTL must be between 1 minute and 1 hour")
 	case cfg.UsernameHold > 400*24*time.Hour:
-		return cfg, errors.New("issuer: UsernameHold must be at most 400 days")
+		return errors.New("issuer: UsernameHold must be at most 400 days")
+	}
+	return nil
+}
+
+// checkBounds fills and checks the sizes and the username policy.
+func (cfg *Config) checkBounds() error {
+	if cfg.MaxLinkCodes == 0 {
+		cfg.MaxLinkCodes = DefaultMaxLinkCodes
 	}
 	if cfg.MaxBodyBytes == 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
-	if cfg.MaxBodyBytes < 1024 || cfg.MaxBodyBytes > 1<<20 {
-		return cfg, errors.New("issuer: MaxBodyBytes must be between 1 KiB and 1 MiB")
-	}
 	if cfg.MaxDeviceName == 0 {
 		cfg.MaxDeviceName = DefaultMaxDeviceName
 	}
-	if cfg.MaxDeviceName < 1 || cfg.MaxDeviceName > 256 {
-		return cfg, errors.New("issuer: MaxDeviceName must be between 1 and 256")
+	switch {
+	case cfg.MaxLinkCodes < 1 || cfg.MaxLinkCodes > 20:
+		return errors.New("issuer: MaxLinkCodes must be between 1 and 20")
+	case cfg.MaxBodyBytes < 1024 || cfg.MaxBodyBytes > 1<<20:
+		return errors.New("issuer: MaxBodyBytes must be between 1 KiB and 1 MiB")
+	case cfg.MaxDeviceName < 1 || cfg.MaxDeviceName > 256:
+		return errors.New("issuer: MaxDeviceName must be between 1 and 256")
 	}
 	if cfg.Usernames == nil {
 		p := account.DefaultUsernamePolicy()
 		cfg.Usernames = &p
 	}
 	if err := cfg.Usernames.Validate(); err != nil {
-		return cfg, fmt.Errorf("issuer: %w", err)
+		return fmt.Errorf("issuer: %w", err)
 	}
+	return nil
+}
+
+// checkLimits refuses a missing limiter unless limits are off by name,
+// and checks every budget.
+func (cfg *Config) checkLimits() error {
 	switch {
 	case cfg.Limiter == nil && !cfg.SignupLimitsOff:
-		return cfg, errors.New("issuer: Limiter is required (ratelimit.Memory, redislimit); to run without signup limits say so with SignupLimitsOff")
+		return errors.New("issuer: Limiter is required (ratelimit.Memory, redislimit); to run without signup limits say so with SignupLimitsOff")
 	case cfg.Limiter != nil && cfg.SignupLimitsOff:
-		return cfg, errors.New("issuer: SignupLimitsOff with a Limiter: give one or the other")
+		return errors.New("issuer: SignupLimitsOff with a Limiter: give one or the other")
 	}
 	cfg.limitDefaults()
-	if cfg.Limiter != nil {
-		for _, r := range []ratelimit.Rule{cfg.SignupPerIP, cfg.SignupGlobal, cfg.CodeRedeemPerIP, cfg.RecoverPerAccount,
-			cfg.SignupPerNet, cfg.SignupPerSite, cfg.SignupReserve, cfg.CodeRedeemPerNet, cfg.CodeRedeemPerSite} {
-			if err := r.Validate(); err != nil {
-				return cfg, fmt.Errorf("issuer: %w", err)
-			}
+	if cfg.Limiter == nil {
+		return nil
+	}
+	for _, r := range []ratelimit.Rule{cfg.SignupPerIP, cfg.SignupGlobal, cfg.CodeRedeemPerIP, cfg.RecoverPerAccount,
+		cfg.SignupPerNet, cfg.SignupPerSite, cfg.SignupReserve, cfg.CodeRedeemPerNet, cfg.CodeRedeemPerSite} {
+		if err := r.Validate(); err != nil {
+			return fmt.Errorf("issuer: %w", err)
 		}
 	}
+	return nil
+}
+
+// checkNetwork checks the CORS origins and the trusted proxies.
+func (cfg *Config) checkNetwork() error {
 	if err := checkOrigins(cfg.CORSOrigins); err != nil {
-		return cfg, err
+		return err
 	}
 	for _, p := range cfg.TrustedProxies {
 		if !p.IsValid() {
-			return cfg, errors.New("issuer: invalid trusted proxy prefix")
+			return errors.New("issuer: invalid trusted proxy prefix")
 		}
 	}
+	return nil
+}
+
+// fillSeams sets the defaults of the logger, registry, clock and random
+// source.
+func (cfg *Config) fillSeams() {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -369,7 +408,6 @@ func (cfg Config) validated() (Config, error) {
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Reader
 	}
-	return cfg, nil
 }
 
 // canonicalPublicURL checks an absolute http(s) URL without user info,

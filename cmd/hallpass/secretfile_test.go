@@ -1,3 +1,5 @@
+//go:build !windows
+
 package main
 
 import (
@@ -34,9 +36,6 @@ func newKeyFile(t *testing.T, dir, name string, perm os.FileMode) string {
 // naming a secret file. Each such flag must now refuse a group- or
 // world-accessible file before using it, name itself, and say the chmod.
 func TestSecretFileFlagsRefuseOpenModes(t *testing.T) {
-	if runtime.GOOS == "windows" {
-		t.Skip("no POSIX modes")
-	}
 	t.Parallel()
 	tests := []struct {
 		name string
@@ -119,9 +118,6 @@ func TestSecretFileFlagsRefuseOpenModes(t *testing.T) {
 // TestReadSecretModes: owner-only modes are read, any group or other bit
 // is refused, and so is a file that is not regular.
 func TestReadSecretModes(t *testing.T) {
-	if runtime.GOOS == "windows" {
-		t.Skip("no POSIX modes")
-	}
 	t.Parallel()
 	dir := t.TempDir()
 	tests := []struct {

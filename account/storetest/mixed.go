@@ -18,112 +18,151 @@ import (
 // batches: each failure must fail alone and change nothing, and every
 // success must be stored as if it had run alone.
 func testConcurrentMixed(t *testing.T, f Factory) {
-	s := f.New(t)
-	ctx := ctxT(t)
-	alice := newFixture(t, "Alice")
-	create(t, s, alice)
-	lc := newLink(alice.acc.ID, "l1", t0)
-	mustCreateLink(t, s, lc, 3)
-	mustSetRecovery(t, s, &alice, salt1, digests("r1"))
-	cancelled, cancel := context.WithCancel(ctx)
-	cancel()
-	now := t0.Add(time.Minute)
-
-	type call struct {
-		what string
-		run  func() error
-		want error // nil: must succeed; errOne: exactly one of the group succeeds
-	}
-	errOne := errors.New("exactly one of the group")
-	var (
-		calls   []call
-		signups []fixture // must be stored
-		absent  []fixture // must not be
-		joined  = map[string]account.Device{}
-	)
+	m := newMixed(t, f.New(t))
 	for i := range 8 {
-		fx := newFixture(t, fmt.Sprintf("Mixed%02d", i))
-		signups = append(signups, fx)
-		calls = append(calls, call{"signup", func() error { return s.CreateAccount(ctx, fx.acc, fx.dev, fx.sess) }, nil})
-
-		taken := newFixture(t, "ALICE")
-		absent = append(absent, taken)
-		calls = append(calls, call{"signup with a taken name", func() error {
-			return s.CreateAccount(ctx, taken.acc, taken.dev, taken.sess)
-		}, account.ErrUsernameTaken})
-
-		redeemDev, redeemSess := newDevice(t, "", now)
-		joined["redeem"+redeemDev.ID] = redeemDev
-		calls = append(calls, call{"redeem", func() error {
-			_, err := s.RedeemLinkCode(ctx, lc.Digest, now, redeemDev, redeemSess)
-			return err
-		}, errOne})
-
-		recDev, recSess := newDevice(t, "", now)
-		joined["recover"+recDev.ID] = recDev
-		calls = append(calls, call{"recover", func() error {
-			_, err := s.UseRecoveryCode(ctx, alice.acc.ID, digest("r1"), recDev, recSess, false, now)
-			return err
-		}, errOne})
-
-		calls = append(calls, call{"refresh", func() error {
-			res, err := s.Refresh(ctx, req(alice.dev.ID, 1, now, "s2"))
-			switch {
-			case err != nil:
-				return err
-			case res.Outcome != account.RefreshAdvanced && res.Outcome != account.RefreshGrace:
-				return fmt.Errorf("outcome %v, want advanced or grace", res.Outcome)
-			case string(res.Successor) != "s2":
-				return fmt.Errorf("successor %q", res.Successor)
-			}
-			return nil
-		}, nil})
+		m.addSucceeding(t, i)
 	}
 	for i := range 4 {
-		dupDev := newFixture(t, fmt.Sprintf("Dup%02d", i))
-		dupDev.dev.ID, dupDev.sess.DeviceID = alice.dev.ID, alice.dev.ID
-		absent = append(absent, dupDev)
-		calls = append(calls, call{"signup with a device id in use", func() error {
-			return s.CreateAccount(ctx, dupDev.acc, dupDev.dev, dupDev.sess)
-		}, account.ErrExists})
-
-		late := newFixture(t, fmt.Sprintf("Late%02d", i))
-		absent = append(absent, late)
-		calls = append(calls, call{"signup with a cancelled context", func() error {
-			return s.CreateAccount(cancelled, late.acc, late.dev, late.sess)
-		}, context.Canceled})
-
-		orphan, orphanSess := newDevice(t, newID(t, account.AccountPrefix), now)
-		calls = append(calls, call{"add device to a missing account", func() error {
-			return s.AddDevice(ctx, orphan, orphanSess)
-		}, account.ErrNotFound})
-
-		wrongDev, wrongSess := newDevice(t, "", now)
-		calls = append(calls, call{"redeem an unknown code", func() error {
-			_, err := s.RedeemLinkCode(ctx, digest("nope"), now, wrongDev, wrongSess)
-			return err
-		}, account.ErrNotFound})
-
-		calls = append(calls, call{"end an unknown session", func() error {
-			return s.EndSession(ctx, newID(t, account.DevicePrefix), now)
-		}, account.ErrNotFound})
+		m.addFailing(t, i)
 	}
+	m.run()
+	m.checkOutcomes(t)
+	m.checkStored(t)
+}
 
-	errs := make([]error, len(calls))
+// mixedCall is one call of testConcurrentMixed and what it must answer.
+type mixedCall struct {
+	what string
+	run  func() error
+	want error // nil: must succeed; errOne: exactly one of the group succeeds
+}
+
+var errOne = errors.New("exactly one of the group")
+
+// mixed is the state of one testConcurrentMixed run.
+type mixed struct {
+	s         account.Store
+	ctx       context.Context
+	cancelled context.Context
+	alice     fixture
+	lc        account.LinkCode
+	now       time.Time
+	calls     []mixedCall
+	errs      []error
+	signups   []fixture // must be stored
+	absent    []fixture // must not be
+	joined    map[string]account.Device
+}
+
+func newMixed(t *testing.T, s account.Store) *mixed {
+	m := &mixed{s: s, ctx: ctxT(t), alice: newFixture(t, "Alice"), now: t0.Add(time.Minute), joined: map[string]account.Device{}}
+	create(t, s, m.alice)
+	m.lc = newLink(m.alice.acc.ID, "l1", t0)
+	mustCreateLink(t, s, m.lc, 3)
+	mustSetRecovery(t, s, &m.alice, salt1, digests("r1"))
+	cancelled, cancel := context.WithCancel(m.ctx)
+	cancel()
+	m.cancelled = cancelled
+	return m
+}
+
+// addSucceeding adds a signup that must succeed, one with a taken name,
+// a redemption and a recovery of which one of each group wins, and a
+// refresh that advances or gets the grace answer.
+func (m *mixed) addSucceeding(t *testing.T, i int) {
+	s, ctx, now := m.s, m.ctx, m.now
+	fx := newFixture(t, fmt.Sprintf("Mixed%02d", i))
+	m.signups = append(m.signups, fx)
+	m.calls = append(m.calls, mixedCall{"signup", func() error { return s.CreateAccount(ctx, fx.acc, fx.dev, fx.sess) }, nil})
+
+	taken := newFixture(t, "ALICE")
+	m.absent = append(m.absent, taken)
+	m.calls = append(m.calls, mixedCall{"signup with a taken name", func() error {
+		return s.CreateAccount(ctx, taken.acc, taken.dev, taken.sess)
+	}, account.ErrUsernameTaken})
+
+	redeemDev, redeemSess := newDevice(t, "", now)
+	m.joined["redeem"+redeemDev.ID] = redeemDev
+	m.calls = append(m.calls, mixedCall{"redeem", func() error {
+		_, err := s.RedeemLinkCode(ctx, m.lc.Digest, now, redeemDev, redeemSess)
+		return err
+	}, errOne})
+
+	recDev, recSess := newDevice(t, "", now)
+	m.joined["recover"+recDev.ID] = recDev
+	m.calls = append(m.calls, mixedCall{"recover", func() error {
+		_, err := s.UseRecoveryCode(ctx, m.alice.acc.ID, digest("r1"), recDev, recSess, false, now)
+		return err
+	}, errOne})
+	m.calls = append(m.calls, mixedCall{"refresh", m.refresh, nil})
+}
+
+func (m *mixed) refresh() error {
+	res, err := m.s.Refresh(m.ctx, req(m.alice.dev.ID, 1, m.now, "s2"))
+	switch {
+	case err != nil:
+		return err
+	case res.Outcome != account.RefreshAdvanced && res.Outcome != account.RefreshGrace:
+		return fmt.Errorf("outcome %v, want advanced or grace", res.Outcome)
+	case string(res.Successor) != "s2":
+		return fmt.Errorf("successor %q", res.Successor)
+	}
+	return nil
+}
+
+// addFailing adds calls that must each fail alone.
+func (m *mixed) addFailing(t *testing.T, i int) {
+	s, ctx, now := m.s, m.ctx, m.now
+	dupDev := newFixture(t, fmt.Sprintf("Dup%02d", i))
+	dupDev.dev.ID, dupDev.sess.DeviceID = m.alice.dev.ID, m.alice.dev.ID
+	m.absent = append(m.absent, dupDev)
+	m.calls = append(m.calls, mixedCall{"signup with a device id in use", func() error {
+		return s.CreateAccount(ctx, dupDev.acc, dupDev.dev, dupDev.sess)
+	}, account.ErrExists})
+
+	late := newFixture(t, fmt.Sprintf("Late%02d", i))
+	m.absent = append(m.absent, late)
+	m.calls = append(m.calls, mixedCall{"signup with a cancelled context", func() error {
+		return s.CreateAccount(m.cancelled, late.acc, late.dev, late.sess)
+	}, context.Canceled})
+
+	orphan, orphanSess := newDevice(t, newID(t, account.AccountPrefix), now)
+	m.calls = append(m.calls, mixedCall{"add device to a missing account", func() error {
+		return s.AddDevice(ctx, orphan, orphanSess)
+	}, account.ErrNotFound})
+
+	wrongDev, wrongSess := newDevice(t, "", now)
+	m.calls = append(m.calls, mixedCall{"redeem an unknown code", func() error {
+		_, err := s.RedeemLinkCode(ctx, digest("nope"), now, wrongDev, wrongSess)
+		return err
+	}, account.ErrNotFound})
+
+	unknown := newID(t, account.DevicePrefix)
+	m.calls = append(m.calls, mixedCall{"end an unknown session", func() error {
+		return s.EndSession(ctx, unknown, now)
+	}, account.ErrNotFound})
+}
+
+// run starts every call at once and waits for them.
+func (m *mixed) run() {
+	m.errs = make([]error, len(m.calls))
 	var wg sync.WaitGroup
 	start := make(chan struct{})
-	for i, c := range calls {
+	for i, c := range m.calls {
 		wg.Go(func() {
 			<-start
-			errs[i] = c.run()
+			m.errs[i] = c.run()
 		})
 	}
 	close(start)
 	wg.Wait()
+}
 
+// checkOutcomes checks each call's answer, and one winner per group.
+func (m *mixed) checkOutcomes(t *testing.T) {
 	won := map[string]int{}
-	for i, c := range calls {
-		err := errs[i]
+	for i, c := range m.calls {
+		err := m.errs[i]
 		switch {
 		case c.want == errOne:
 			if err == nil {
@@ -145,12 +184,17 @@ func testConcurrentMixed(t *testing.T, f Factory) {
 	if t.Failed() {
 		t.FailNow()
 	}
+}
 
-	for _, fx := range signups {
+// checkStored checks that every success is stored as if it ran alone and
+// no failure left a trace.
+func (m *mixed) checkStored(t *testing.T) {
+	s, ctx, now, alice := m.s, m.ctx, m.now, m.alice
+	for _, fx := range m.signups {
 		mustState(t, s, fx)
 		mustByName(t, s, fx.acc.UsernameKey, fx.acc.ID)
 	}
-	for _, fx := range absent {
+	for _, fx := range m.absent {
 		_, err := s.GetAccount(ctx, fx.acc.ID)
 		wantErr(t, "GetAccount of a failed signup", err, account.ErrNotFound)
 		if fx.dev.ID != alice.dev.ID {
@@ -169,13 +213,10 @@ func testConcurrentMixed(t *testing.T, f Factory) {
 		t.Fatalf("ListDevices = %d devices, %v; want alice's first, the redeemer and the recoverer", len(devs), err)
 	}
 	for _, d := range devs {
-		if d.ID == alice.dev.ID {
-			continue
-		}
-		if _, ok := joined["redeem"+d.ID]; !ok {
-			if _, ok := joined["recover"+d.ID]; !ok {
-				t.Fatalf("device %s joined alice's account from nowhere", d.ID)
-			}
+		_, redeemed := m.joined["redeem"+d.ID]
+		_, recovered := m.joined["recover"+d.ID]
+		if d.ID != alice.dev.ID && !redeemed && !recovered {
+			t.Fatalf("device %s joined alice's account from nowhere", d.ID)
 		}
 	}
 }

@@ -184,19 +184,26 @@ func (l *Ring) maintain(ctx context.Context) {
 // follow runs Watch until ctx ends, watching again after a failure.
 func (l *Ring) follow(ctx context.Context, w Watcher, since uint64) {
 	defer l.done.Done()
+	watchLoop(ctx, w.Watch, since, l.reload, l.opts.Logger, "watching the key ring failed; retrying", l.opts.RetryDelay)
+}
+
+// watchLoop runs watch from since, calling reload after each change, and
+// starts it again after retry when it fails, until ctx ends.
+func watchLoop(ctx context.Context, watch func(context.Context, uint64, func(uint64)) error, since uint64,
+	reload func(context.Context), log *slog.Logger, failed string, retry time.Duration) {
 	for {
-		err := w.Watch(ctx, since, func(v uint64) {
+		err := watch(ctx, since, func(v uint64) {
 			since = v
-			l.reload(ctx)
+			reload(ctx)
 		})
 		if ctx.Err() != nil {
 			return
 		}
-		l.opts.Logger.Warn("watching the key ring failed; retrying", slog.Any("error", err))
+		log.Warn(failed, slog.Any("error", err))
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(l.opts.RetryDelay):
+		case <-time.After(retry):
 		}
 	}
 }

@@ -217,21 +217,7 @@ func (s *Secrets) servePeppers(list []keys.PepperEntry) error {
 // follow runs Watch until ctx ends, watching again after a failure.
 func (s *Secrets) follow(ctx context.Context, w SecretWatcher, since uint64) {
 	defer s.done.Done()
-	for {
-		err := w.Watch(ctx, since, func(v uint64) {
-			since = v
-			s.reload(ctx)
-		})
-		if ctx.Err() != nil {
-			return
-		}
-		s.opts.Logger.Warn("watching the refresh-token keys and pepper failed; retrying", slog.Any("error", err))
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(s.opts.RetryDelay):
-		}
-	}
+	watchLoop(ctx, w.Watch, since, s.reload, s.opts.Logger, "watching the refresh-token keys and pepper failed; retrying", s.opts.RetryDelay)
 }
 
 func (s *Secrets) pruneLoop(ctx context.Context) {

@@ -238,6 +238,22 @@ func (m *Mirror) Ready() error {
 	return nil
 }
 
+// LastHeard is when the mirror last heard from its store (a snapshot, a
+// batch of events, or an empty poll), in the mirror's clock; zero before
+// the first snapshot. Its age is the mirror's lag bound: an entry written
+// before LastHeard is applied.
+func (m *Mirror) LastHeard() time.Time {
+	h := m.lastHeard.Load()
+	if h == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, h)
+}
+
+// MaxStaleness is the bound after which the mirror refuses (or, failing
+// open, allows) every token.
+func (m *Mirror) MaxStaleness() time.Duration { return m.maxStaleness }
+
 // Synced is closed once the first snapshot is loaded.
 func (m *Mirror) Synced() <-chan struct{} { return m.synced }
 

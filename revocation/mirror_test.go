@@ -247,6 +247,29 @@ func TestMirrorStaleBeforeFirstSnapshot(t *testing.T) {
 	if m.Ready() == nil {
 		t.Fatal("Ready before any snapshot")
 	}
+	if !m.LastHeard().IsZero() {
+		t.Fatalf("LastHeard before any snapshot = %v, want zero", m.LastHeard())
+	}
+}
+
+func TestMirrorLastHeard(t *testing.T) {
+	clk := storetest.NewClock(time.Now())
+	f := &flaky{Store: newBolt(t, clk.Now, 0)}
+	m := startMirror(t, f, revocation.MirrorOptions{Now: clk.Now, MaxStaleness: 5 * time.Second})
+	if m.MaxStaleness() != 5*time.Second {
+		t.Fatalf("MaxStaleness = %v", m.MaxStaleness())
+	}
+	eventually(t, time.Second, "heard at the clock's time", func() bool { return m.LastHeard().Equal(clk.Now()) })
+	f.down.Store(true)
+	time.Sleep(50 * time.Millisecond) // a poll already past the store finishes
+	then := m.LastHeard()
+	clk.Advance(3 * time.Second)
+	time.Sleep(50 * time.Millisecond)
+	if got := m.LastHeard(); !got.Equal(then) {
+		t.Fatalf("LastHeard moved to %v while the store was down (was %v)", got, then)
+	}
+	f.down.Store(false)
+	eventually(t, 2*time.Second, "heard again", func() bool { return m.LastHeard().Equal(clk.Now()) })
 }
 
 func TestMirrorExpiry(t *testing.T) {

@@ -255,13 +255,15 @@ func TestMirrorStaleBeforeFirstSnapshot(t *testing.T) {
 func TestMirrorLastHeard(t *testing.T) {
 	clk := storetest.NewClock(time.Now())
 	f := &flaky{Store: newBolt(t, clk.Now, 0)}
-	m := startMirror(t, f, revocation.MirrorOptions{Now: clk.Now, MaxStaleness: 5 * time.Second})
+	// A short Block: a poll in flight when the store goes down returns
+	// within the sleep below.
+	m := startMirror(t, f, revocation.MirrorOptions{Now: clk.Now, MaxStaleness: 5 * time.Second, Block: 10 * time.Millisecond})
 	if m.MaxStaleness() != 5*time.Second {
 		t.Fatalf("MaxStaleness = %v", m.MaxStaleness())
 	}
 	eventually(t, time.Second, "heard at the clock's time", func() bool { return m.LastHeard().Equal(clk.Now()) })
 	f.down.Store(true)
-	time.Sleep(50 * time.Millisecond) // a poll already past the store finishes
+	time.Sleep(100 * time.Millisecond) // a poll already past the store finishes
 	then := m.LastHeard()
 	clk.Advance(3 * time.Second)
 	time.Sleep(50 * time.Millisecond)

@@ -16,9 +16,9 @@ run: build
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/hallpass ./cmd/hallpass
 
-## test-deps: install what the tests need that Go does not fetch (redis-server, nginx, node/npm, chromium, docker-compose)
+## test-deps: install what the tests need that Go does not fetch (redis-server, nginx, node/npm, chromium, docker-compose, promtool)
 test-deps:
-	@./scripts/ensure-redis.sh && ./scripts/ensure-nginx.sh && ./scripts/ensure-node.sh && ./scripts/ensure-chromium.sh && ./scripts/ensure-compose.sh
+	@./scripts/ensure-redis.sh && ./scripts/ensure-nginx.sh && ./scripts/ensure-node.sh && ./scripts/ensure-chromium.sh && ./scripts/ensure-compose.sh && ./scripts/ensure-prometheus.sh
 
 ## test: all tests with the race detector, fuzz seed corpora included, in both modules (the root and socketio/), then the JS client's (clients/js, Chromium included)
 test: test-deps

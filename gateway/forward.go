@@ -41,30 +41,30 @@ func writeProblem(w http.ResponseWriter, status int, code string) {
 func (g *Gateway) serveVerify(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
-		writeProblem(w, http.StatusMethodNotAllowed, codeInvalidRequest)
+		g.refuse(w, http.StatusMethodNotAllowed, codeInvalidRequest)
 		return
 	}
 	if !g.trustedPeer(r.RemoteAddr) {
 		g.log.LogAttrs(r.Context(), slog.LevelDebug, "forward-auth request from an untrusted peer refused", slog.String("peer", r.RemoteAddr))
-		writeProblem(w, http.StatusForbidden, codeForbidden)
+		g.refuse(w, http.StatusForbidden, codeForbidden)
 		return
 	}
 	method, target, ok := g.forwarded(r.Header)
 	if !ok {
 		g.log.LogAttrs(r.Context(), slog.LevelWarn, "forward-auth request without a valid description of the original request (check the proxy configuration)")
-		writeProblem(w, http.StatusBadRequest, codeInvalidRequest)
+		g.refuse(w, http.StatusBadRequest, codeInvalidRequest)
 		return
 	}
 	req, ok := credentials(r.Header)
 	if !ok {
 		g.log.LogAttrs(r.Context(), slog.LevelDebug, "request refused: repeated Authorization or DPoP header")
-		httpauth.WriteProblem(w, &httpauth.Error{Status: http.StatusUnauthorized, Code: httpauth.CodeInvalidToken})
+		g.refuseAuth(w, &httpauth.Error{Status: http.StatusUnauthorized, Code: httpauth.CodeInvalidToken})
 		return
 	}
 	req.Method, req.URL = method, target
-	c, err := g.auth.Authenticate(r.Context(), req)
+	c, err := g.authenticate(r.Context(), req)
 	if err != nil {
-		httpauth.WriteProblem(w, err) // the Authenticator logged the cause
+		g.refuseAuth(w, err) // the Authenticator logged the cause
 		return
 	}
 	h := w.Header()
@@ -72,6 +72,7 @@ func (g *Gateway) serveVerify(w http.ResponseWriter, r *http.Request) {
 	h.Set(HeaderDevice, c.Device)
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
+	g.obs.Request(OutcomeAllowed, "")
 }
 
 // forwarded reads the original method and URL from a trusted proxy's

@@ -45,8 +45,9 @@ type Config struct {
 	// an optional base path). Nil: no reverse proxy; only the verify
 	// endpoint answers, every other path is 404.
 	Upstream *url.URL
-	// Transport carries requests to the upstream. Default: a clone of
-	// http.DefaultTransport.
+	// Transport carries requests to the upstream. Default:
+	// NewTransport(TransportOptions{}), which keeps up to
+	// DefaultUpstreamMaxIdle connections for reuse.
 	Transport http.RoundTripper
 	// TrustedProxies are the peer addresses whose forwarded headers are
 	// believed. Empty: the verify endpoint refuses every request (403,
@@ -81,6 +82,9 @@ type Config struct {
 	// and upstream failures (warn), fixed text and error values only.
 	// Default: discard.
 	Logger *slog.Logger
+	// Observer, when set, is told the outcome of every request and the
+	// time each authentication took (metrics). Default: none.
+	Observer Observer
 }
 
 // Gateway is an http.Handler: the verify endpoint at Config.VerifyPath, and
@@ -96,6 +100,7 @@ type Gateway struct {
 	every      time.Duration
 	now        func() time.Time
 	log        *slog.Logger
+	obs        Observer
 }
 
 type origin struct{ scheme, host string } // host lower case, default port removed
@@ -123,6 +128,10 @@ func New(auth Authenticator, cfg Config) (*Gateway, error) {
 		every:      cfg.RecheckEvery,
 		now:        cfg.Now,
 		log:        cfg.Logger,
+		obs:        cfg.Observer,
+	}
+	if g.obs == nil {
+		g.obs = noObserver{}
 	}
 	if g.every == 0 {
 		g.every = DefaultRecheckEvery
@@ -164,7 +173,9 @@ func New(auth Authenticator, cfg Config) (*Gateway, error) {
 		}
 		tr := cfg.Transport
 		if tr == nil {
-			tr = http.DefaultTransport.(*http.Transport).Clone()
+			if tr, err = NewTransport(TransportOptions{}); err != nil {
+				return nil, err
+			}
 		}
 		g.proxy = &httputil.ReverseProxy{
 			Rewrite:      g.rewrite(u),
@@ -208,7 +219,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if g.proxy == nil {
-		writeProblem(w, http.StatusNotFound, codeNotFound)
+		g.refuse(w, http.StatusNotFound, codeNotFound)
 		return
 	}
 	path := r.URL.EscapedPath()
@@ -218,20 +229,20 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	req, ok := credentials(r.Header)
 	if !ok {
 		g.log.LogAttrs(r.Context(), slog.LevelDebug, "request refused: repeated Authorization or DPoP header")
-		httpauth.WriteProblem(w, &httpauth.Error{Status: http.StatusUnauthorized, Code: httpauth.CodeInvalidToken})
+		g.refuseAuth(w, &httpauth.Error{Status: http.StatusUnauthorized, Code: httpauth.CodeInvalidToken})
 		return
 	}
 	req.Method, req.Path = r.Method, path
-	c, err := g.auth.Authenticate(r.Context(), req)
+	c, err := g.authenticate(r.Context(), req)
 	if err != nil {
-		httpauth.WriteProblem(w, err) // the Authenticator logged the cause
+		g.refuseAuth(w, err) // the Authenticator logged the cause
 		return
 	}
 	if isUpgrade(r) {
 		g.serveUpgrade(w, r, c, req.Authorization)
 		return
 	}
-	g.proxy.ServeHTTP(w, r.WithContext(httpauth.ContextWithClaims(r.Context(), c)))
+	g.forward(r.Context(), w, r, c)
 }
 
 // credentials reads the one Authorization and at most one DPoP header.
@@ -286,6 +297,7 @@ func (g *Gateway) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 		return // the client went away
 	}
 	g.log.LogAttrs(r.Context(), slog.LevelWarn, "upstream failed", slog.String("error", err.Error()))
+	markUpstreamFailed(r)
 	writeProblem(w, http.StatusBadGateway, codeBadGateway)
 }
 

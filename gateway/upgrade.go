@@ -69,7 +69,7 @@ func (g *Gateway) serveUpgrade(w http.ResponseWriter, r *http.Request, c *token.
 	if left <= 0 {
 		// Inside the verifier's leeway: accepted by it, but the
 		// connection would be closed at once.
-		httpauth.WriteProblem(w, &httpauth.Error{Status: http.StatusUnauthorized, Code: httpauth.CodeTokenExpired})
+		g.refuseAuth(w, &httpauth.Error{Status: http.StatusUnauthorized, Code: httpauth.CodeTokenExpired})
 		return
 	}
 	// The token is authentic now: its footer is no longer unverified.
@@ -77,7 +77,7 @@ func (g *Gateway) serveUpgrade(w http.ResponseWriter, r *http.Request, c *token.
 	f, err := token.UnsafeParseFooterKid(tok)
 	if err != nil {
 		g.log.LogAttrs(r.Context(), slog.LevelError, "footer of a verified token does not parse", slog.String("error", err.Error()))
-		httpauth.WriteProblem(w, &httpauth.Error{Status: http.StatusInternalServerError, Code: httpauth.CodeInternal})
+		g.refuseAuth(w, &httpauth.Error{Status: http.StatusInternalServerError, Code: httpauth.CodeInternal})
 		return
 	}
 	ctx, cancel := context.WithCancel(r.Context())
@@ -89,7 +89,7 @@ func (g *Gateway) serveUpgrade(w http.ResponseWriter, r *http.Request, c *token.
 		if reason == closedUnavailable {
 			status = http.StatusServiceUnavailable
 		}
-		httpauth.WriteProblem(w, &httpauth.Error{Status: status, Code: reason})
+		g.refuseAuth(w, &httpauth.Error{Status: status, Code: reason})
 		return
 	}
 	var wg sync.WaitGroup
@@ -100,7 +100,7 @@ func (g *Gateway) serveUpgrade(w http.ResponseWriter, r *http.Request, c *token.
 	}()
 	defer wg.Wait() // after cancel (deferred later, runs first)
 	defer cancel()
-	g.proxy.ServeHTTP(w, r.WithContext(httpauth.ContextWithClaims(ctx, c)))
+	g.forward(ctx, w, r, c)
 }
 
 // watch cancels the connection's context at the token's expiry, or when a

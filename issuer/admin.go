@@ -98,6 +98,7 @@ func (s *Server) buildAdminEcho() *echo.Echo {
 	e.POST(PathAdminKeysRotate, s.handleAdminRotate)
 	e.POST(PathAdminKeyRevoke, s.handleAdminRevokeKey)
 	s.adminRefreshRoutes(e) // adminrefresh.go
+	s.adminReadRoutes(e)    // adminread.go
 	return e
 }
 

@@ -61,3 +61,55 @@ func TestRecordAndTrim(t *testing.T) {
 		t.Fatal("braces accepted")
 	}
 }
+
+// TestRecent reads records back newest first, with every field as
+// written, as GET /v1/admin/audit and the console show them.
+func TestRecent(t *testing.T) {
+	srv := redistest.Start(t)
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true})
+	t.Cleanup(func() { c.Close() })
+	s, err := redisaudit.New(c, redisaudit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	at := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
+	recs := []issuer.AuditRecord{
+		{Time: at, Who: "ops", Action: "DELETE /v1/admin/devices/:id", Targets: map[string]string{"device_id": "dev_x"},
+			Status: 204, Result: "ok", RequestID: "r1", ClientIP: "127.0.0.1"},
+		{Time: at.Add(time.Second), Who: "-", Action: "GET /v1/admin/whoami", Status: 401, Result: "unauthorized",
+			RequestID: "r2", ClientIP: "10.0.0.1", Dropped: 3},
+	}
+	for _, r := range recs {
+		if err := s.Record(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name string
+		n    int
+		want []issuer.AuditRecord
+	}{
+		{name: "all, newest first", n: 10, want: []issuer.AuditRecord{recs[1], recs[0]}},
+		{name: "only the newest", n: 1, want: []issuer.AuditRecord{recs[1]}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := s.Recent(ctx, tt.n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("got %d records, want %d", len(got), len(tt.want))
+			}
+			for i := range got {
+				g, w := got[i], tt.want[i]
+				if !g.Time.Equal(w.Time) || g.Who != w.Who || g.Action != w.Action || g.Status != w.Status ||
+					g.Result != w.Result || g.RequestID != w.RequestID || g.ClientIP != w.ClientIP ||
+					g.Dropped != w.Dropped || len(g.Targets) != len(w.Targets) || g.Targets["device_id"] != w.Targets["device_id"] {
+					t.Errorf("record %d = %+v, want %+v", i, g, w)
+				}
+			}
+		})
+	}
+}

@@ -184,6 +184,12 @@ type Store interface {
 	GetAccount(ctx context.Context, id string) (Account, error)
 	GetAccountByUsername(ctx context.Context, usernameKey string) (Account, error)
 	GetDevice(ctx context.Context, id string) (Device, error)
+	// GetCaller reads the account accountID and its device deviceID in one
+	// step (one bbolt read transaction; one Redis round trip once the
+	// account's home is known): what an authenticated request needs. A
+	// missing account or device, or a device of another account, is
+	// ErrNotFound.
+	GetCaller(ctx context.Context, accountID, deviceID string) (Account, Device, error)
 	ListDevices(ctx context.Context, accountID string) ([]Device, error)
 	GetSession(ctx context.Context, deviceID string) (Session, error)
 	// Refresh applies the single-use rule atomically (see RefreshOutcome) and

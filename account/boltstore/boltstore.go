@@ -273,6 +273,27 @@ func (s *Store) GetDevice(ctx context.Context, id string) (account.Device, error
 	return dev, err
 }
 
+// GetCaller returns the account and its device, read in one transaction.
+func (s *Store) GetCaller(ctx context.Context, accountID, deviceID string) (acc account.Account, dev account.Device, err error) {
+	if !account.ValidID(account.AccountPrefix, accountID) || !account.ValidID(account.DevicePrefix, deviceID) {
+		return acc, dev, account.ErrNotFound
+	}
+	err = s.view(ctx, func(t *txn) (err error) {
+		if dev, err = getDevice(t, deviceID); err != nil {
+			return err
+		}
+		if dev.AccountID != accountID {
+			return account.ErrNotFound
+		}
+		acc, err = getAccount(t, accountID)
+		return err
+	})
+	if err != nil {
+		return account.Account{}, account.Device{}, err
+	}
+	return acc, dev, nil
+}
+
 // ListDevices returns every device of the account, ordered by Created then
 // ID.
 func (s *Store) ListDevices(ctx context.Context, accountID string) ([]account.Device, error) {

@@ -45,6 +45,7 @@ type Store struct {
 	opTimeout time.Duration
 	rand      io.Reader
 	closed    atomic.Bool
+	homes     homeCache // for GetCaller
 }
 
 var _ account.Store = (*Store)(nil)
@@ -304,10 +305,16 @@ func (s *Store) accountAt(ctx context.Context, h home) (account.Account, error) 
 	if err != nil {
 		return account.Account{}, unavailable(err)
 	}
-	if len(fields.Val()) == 0 {
+	return decodeAccountAt(h, fields.Val(), codes.Val())
+}
+
+// decodeAccountAt decodes the account record read at h (fields empty: no
+// account) with its recovery codes.
+func decodeAccountAt(h home, fields map[string]string, codes []string) (account.Account, error) {
+	if len(fields) == 0 {
 		return account.Account{}, account.ErrNotFound
 	}
-	acc, err := decAccount(fields.Val(), codes.Val())
+	acc, err := decAccount(fields, codes)
 	if err != nil {
 		return account.Account{}, corrupt(err)
 	}

@@ -38,6 +38,7 @@ func Run(t *testing.T, f Factory) {
 		{"ConcurrentSignups", testConcurrentSignups},
 		{"AddDevice", testAddDevice},
 		{"ListDevices", testListDevices},
+		{"GetCaller", testGetCaller},
 		{"RefreshAdvance", testRefreshAdvance},
 		{"RefreshGrace", testRefreshGrace},
 		{"RefreshReused", testRefreshReused},
@@ -197,6 +198,7 @@ func mustState(t *testing.T, s account.Store, fx fixture) {
 	mustAccount(t, s, fx.acc.ID, fx.acc)
 	mustDevice(t, s, fx.dev)
 	mustSession(t, s, fx.sess)
+	mustCaller(t, s, fx)
 }
 
 // mustAbsent checks that nothing of fx was stored.
@@ -905,6 +907,10 @@ func calls(fx fixture, extraDev account.Device, extraSess account.Session) map[s
 		},
 		"GetSession": func(ctx context.Context, s account.Store) error {
 			_, err := s.GetSession(ctx, fx.dev.ID)
+			return err
+		},
+		"GetCaller": func(ctx context.Context, s account.Store) error {
+			_, _, err := s.GetCaller(ctx, fx.acc.ID, fx.dev.ID)
 			return err
 		},
 		"Refresh": func(ctx context.Context, s account.Store) error {

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+
+	"github.com/hallpass/hallpass/internal/redislog"
 )
 
 // parseServerFlags parses the flags of a server command (serve, gateway),
@@ -26,15 +28,17 @@ func parseServerFlags(fs *flag.FlagSet, args []string, ee *envErr, name string) 
 }
 
 // serverLogTLS checks what every server command reads first: --log-level
-// (the JSON logger on e.stderr), --tls-cert and --tls-key (both or
-// neither, loaded here) and --tls-min. The TLS config is nil without a
-// certificate.
+// (the JSON logger on e.stderr, which go-redis's own lines go to too),
+// --tls-cert and --tls-key (both or neither, loaded here) and --tls-min.
+// The TLS config is nil without a certificate.
 func serverLogTLS(e *env, logLevel, tlsCert, tlsKey, tlsMin string) (*slog.Logger, *tls.Config, error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 		return nil, nil, fmt.Errorf("%w: --log-level must be debug, info, warn or error", errUsage)
 	}
 	log := slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+	// go-redis's own lines (pool, sentinel) too, or they break the JSON log.
+	redislog.Install(log)
 	if (tlsCert == "") != (tlsKey == "") {
 		return nil, nil, fmt.Errorf("%w: give both --tls-cert and --tls-key, or neither", errUsage)
 	}

@@ -47,6 +47,7 @@ type serveConfig struct {
 	limitPerIP, limitGlobal     string
 	limitRedeem, limitRecover   string
 	guard                       guardFlags // serveguard.go: network budgets, --metrics-listen
+	pprof                       pprofFlags // pprof.go: --pprof-listen
 	maxConns, maxConnsPerIP     int
 	corsOrigins                 string
 	linkCodeTTL, usernameHold   time.Duration
@@ -120,6 +121,7 @@ func parseServeFlags(args []string, e *env) (*serveConfig, error) {
 	fs.StringVar(&c.adminKeysFile, "admin-keys-file", e.getenv("HALLPASS_ADMIN_KEYS_FILE"), "admin key digests (hallpass admin-key new); unset: no admin API [HALLPASS_ADMIN_KEYS_FILE]")
 	fs.DurationVar(&c.revMaxStale, "revocation-max-staleness", ee.dur(e, "HALLPASS_REVOCATION_MAX_STALENESS", revocation.DefaultMaxStaleness), "how long the revocation mirror may go without hearing from its store before it fails closed [HALLPASS_REVOCATION_MAX_STALENESS]")
 	fs.BoolVar(&c.revFailOpen, "revocation-fail-open", ee.boolean(e, "HALLPASS_REVOCATION_FAIL_OPEN"), "accept tokens when the revocation mirror is stale, instead of refusing them (NOT recommended) [HALLPASS_REVOCATION_FAIL_OPEN]")
+	c.pprof.register(fs, e)
 	fs.StringVar(&c.logLevel, "log-level", ee.str(e, "HALLPASS_LOG_LEVEL", "info"), "debug, info, warn or error [HALLPASS_LOG_LEVEL]")
 	if err := parseServerFlags(fs, args, &ee, "serve"); err != nil {
 		return nil, err
@@ -199,6 +201,14 @@ func serve(ctx context.Context, c *serveConfig, e *env, ready chan<- string) err
 		defer metrics.ln.Close()
 		servers = append(servers, *metrics)
 	}
+	prof, err := c.pprof.listenPprof(log)
+	if err != nil {
+		return err
+	}
+	if prof != nil {
+		defer prof.ln.Close()
+		servers = append(servers, *prof)
+	}
 	if ready != nil {
 		ready <- srv.PublicURL()
 	}
@@ -239,6 +249,9 @@ func (c *serveConfig) resolve() (serveLimits, error) {
 		return l, err
 	}
 	if err := c.guard.resolve(c.listen); err != nil {
+		return l, err
+	}
+	if err := c.pprof.resolve(); err != nil {
 		return l, err
 	}
 	if c.maxConns < 0 || c.maxConnsPerIP < 0 {

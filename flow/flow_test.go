@@ -211,8 +211,8 @@ func TestRevokeDeviceAndStateCheck(t *testing.T) {
 // downStore answers every call with an error, as a store that is down.
 type downStore struct{ account.Store }
 
-func (downStore) GetDevice(context.Context, string) (account.Device, error) {
-	return account.Device{}, errors.New("connection refused")
+func (downStore) GetCaller(context.Context, string, string) (account.Account, account.Device, error) {
+	return account.Account{}, account.Device{}, errors.New("connection refused")
 }
 
 func TestStateCheckStoreDown(t *testing.T) {

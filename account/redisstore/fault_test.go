@@ -27,7 +27,7 @@ import (
 func TestHeldRefreshChangesNothing(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
-	p := startHoldingProxy(t, srv.Addr())
+	p := startHoldingProxy(t, srv.Addr(), "eval")
 	c := newClient(t, p.addr)
 	s, err := redisstore.New(c, redisstore.Options{})
 	if err != nil {
@@ -74,22 +74,23 @@ func TestHeldRefreshChangesNothing(t *testing.T) {
 	}
 }
 
-// holdingProxy forwards TCP to Redis; while hold is set, the scripts the
-// client sends (EVAL, EVALSHA) reach Redis that much later, even after the
-// client hung up.
+// holdingProxy forwards TCP to Redis; while hold is set, the commands the
+// client sends that contain match (say "eval": EVAL, EVALSHA) reach Redis
+// that much later, even after the client hung up.
 type holdingProxy struct {
 	addr      string
+	match     []byte // lower case
 	hold      atomic.Int64 // nanoseconds
 	delivered atomic.Int64 // held chunks delivered
 }
 
-func startHoldingProxy(t *testing.T, upstream string) *holdingProxy {
+func startHoldingProxy(t *testing.T, upstream, match string) *holdingProxy {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &holdingProxy{addr: ln.Addr().String()}
+	p := &holdingProxy{addr: ln.Addr().String(), match: []byte(match)}
 	var wg sync.WaitGroup
 	t.Cleanup(func() { ln.Close(); wg.Wait() })
 	wg.Go(func() {
@@ -116,7 +117,7 @@ func (p *holdingProxy) pipe(cc net.Conn, upstream string) {
 	for {
 		n, err := cc.Read(buf)
 		if n > 0 {
-			if d := time.Duration(p.hold.Load()); d > 0 && bytes.Contains(bytes.ToLower(buf[:n]), []byte("eval")) {
+			if d := time.Duration(p.hold.Load()); d > 0 && bytes.Contains(bytes.ToLower(buf[:n]), p.match) {
 				time.Sleep(d)
 				p.delivered.Add(1)
 			}
@@ -128,6 +129,39 @@ func (p *holdingProxy) pipe(cc net.Conn, upstream string) {
 			time.Sleep(200 * time.Millisecond) // let Redis run what it was sent
 			return
 		}
+	}
+}
+
+// TestHeldGetCallerAnswersInTime: the read of an authenticated request
+// honours its deadline on the caller's goroutine (no goroutine to abandon):
+// a Redis that does not answer is ErrUnavailable when the context ends,
+// and the store answers again once Redis does.
+func TestHeldGetCallerAnswersInTime(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	p := startHoldingProxy(t, srv.Addr(), "hgetall")
+	s, err := redisstore.New(newClient(t, p.addr), redisstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	acc, dev, sess := fixture(t, "heldread")
+	if err := s.CreateAccount(context.Background(), acc, dev, sess); err != nil {
+		t.Fatal(err)
+	}
+	p.hold.Store(int64(time.Second))
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if _, _, err := s.GetCaller(ctx, acc.ID, dev.ID); !errors.Is(err, account.ErrUnavailable) {
+		t.Fatalf("held GetCaller: %v, want ErrUnavailable", err)
+	}
+	if took := time.Since(start); took > 500*time.Millisecond {
+		t.Fatalf("held GetCaller answered after %v, want about its 100ms deadline", took)
+	}
+	p.hold.Store(0)
+	time.Sleep(1200 * time.Millisecond) // the held chunk goes through
+	if _, _, err := s.GetCaller(context.Background(), acc.ID, dev.ID); err != nil {
+		t.Fatalf("GetCaller once Redis answers: %v", err)
 	}
 }
 

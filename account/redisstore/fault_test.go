@@ -79,7 +79,7 @@ func TestHeldRefreshChangesNothing(t *testing.T) {
 // that much later, even after the client hung up.
 type holdingProxy struct {
 	addr      string
-	match     []byte // lower case
+	match     []byte       // lower case
 	hold      atomic.Int64 // nanoseconds
 	delivered atomic.Int64 // held chunks delivered
 }

@@ -46,6 +46,21 @@
 //     checker that cannot vouch for the token (a stale mirror failing
 //     closed) with unavailable.
 //
+// # Through a revocation store outage
+//
+// A revocation mirror that has not heard from its store for its
+// MaxStaleness (5 s by default) fails closed. By default that disconnects
+// every live socket with unavailable at the next re-check, and refuses
+// every handshake until the store is back. Options.StaleGrace (opt-in, at
+// most MaxStaleGrace) keeps the sockets already connected through an
+// outage of up to MaxStaleness + StaleGrace from the mirror's last contact
+// with its store; past that they are disconnected with unavailable. New
+// handshakes are refused as soon as the mirror is stale, grace or not, and
+// a revocation the mirror knew before the outage still disconnects. The
+// risk is the one StaleGrace's SECURITY note names: a revocation written
+// during the outage reaches those sockets only when the mirror hears from
+// its store again, or when the grace ends.
+//
 // Before it disconnects a socket the server emits EventDisconnect
 // ("hallpass:disconnect") with {"reason": "<code>"}, then a namespace
 // disconnect, which the client sees as "io server disconnect" and does not

@@ -43,6 +43,9 @@ const (
 const (
 	DefaultRecheckEvery = time.Second
 	DefaultTimeout      = 5 * time.Second
+	// MaxStaleGrace bounds Options.StaleGrace: an outage longer than this
+	// is not ridden out.
+	MaxStaleGrace = time.Hour
 	// pendingGrace is how long a socket accepted by the middleware may take
 	// to connect before its session is dropped.
 	pendingGrace = 30 * time.Second
@@ -67,8 +70,19 @@ type RevocationChecker interface {
 	CheckRevoked(ctx context.Context, kid keys.KeyID, c *token.Claims) error
 }
 
+// Staleness is what a revocation checker reports of its freshness, so that
+// Options.StaleGrace can bound an outage; *revocation.Mirror is one.
+type Staleness interface {
+	// LastHeard is when the checker last heard from its store (zero
+	// before it ever did), by the clock given to the Guard as Now.
+	LastHeard() time.Time
+	// MaxStaleness is the age of LastHeard past which the checker stops
+	// vouching for tokens (revocation.ErrStale).
+	MaxStaleness() time.Duration
+}
+
 // Options configure New. The zero value is useful: no re-check of live
-// sockets (only their expiry), real clock, no log.
+// sockets (only their expiry), no stale grace, real clock, no log.
 type Options struct {
 	// Revocation, when set, is re-checked for every live socket every
 	// RecheckEvery, and a revoked socket is disconnected. Use the mirror
@@ -79,11 +93,29 @@ type Options struct {
 	// DefaultRecheckEvery, 1 s): the longest a revoked socket stays
 	// connected after the mirror learns of the revocation. At least 10 ms.
 	RecheckEvery time.Duration
+	// StaleGrace, when positive, lets sockets that are already connected
+	// stay through an outage of the revocation store: a re-check that
+	// gets revocation.ErrStale keeps the socket while the checker's
+	// LastHeard is at most its MaxStaleness + StaleGrace old, and
+	// disconnects it with ReasonUnavailable after that. New handshakes
+	// still fail closed (unavailable) as soon as the checker is stale, and
+	// revocations the checker knew before the outage still disconnect.
+	// Default 0: off, a stale checker disconnects every socket at the next
+	// re-check. At most MaxStaleGrace. Revocation must implement
+	// Staleness (*revocation.Mirror does).
+	//
+	// SECURITY: a token, device, account or key revoked during the outage
+	// keeps its established sockets until the checker hears from its store
+	// again or the grace ends, whichever is first (and never past the
+	// token's exp). Choose it no longer than you would let a revoked
+	// device keep a socket open.
+	StaleGrace time.Duration
 	// Timeout bounds one handshake's authentication (default
 	// DefaultTimeout).
 	Timeout time.Duration
 	// Now is the clock that times a token's expiry, read on every
-	// handshake (default time.Now). Use the verifier's.
+	// handshake and re-check (default time.Now). Use the verifier's, and
+	// the revocation mirror's when StaleGrace is set.
 	Now func() time.Time
 	// Logger receives refusals (debug) and disconnections (info), with
 	// fixed text, codes and socket ids only (default: discard).
@@ -97,6 +129,9 @@ type Guard struct {
 	auth    Authenticator
 	path    string
 	rc      RevocationChecker
+	stale   Staleness     // rc, when StaleGrace is set
+	grace   time.Duration // Options.StaleGrace
+	riding  bool          // a stale checker is being ridden out; loop goroutine only
 	every   time.Duration
 	timeout time.Duration
 	now     func() time.Time
@@ -146,6 +181,10 @@ func New(a Authenticator, path string, opts Options) (*Guard, error) {
 	if opts.Timeout < 0 {
 		return nil, fmt.Errorf("%w: negative Timeout", ErrConfig)
 	}
+	stale, err := opts.staleness()
+	if err != nil {
+		return nil, err
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -155,12 +194,31 @@ func New(a Authenticator, path string, opts Options) (*Guard, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	g := &Guard{
 		auth: a, path: path, rc: opts.Revocation, every: opts.RecheckEvery,
+		stale: stale, grace: opts.StaleGrace,
 		timeout: opts.Timeout, now: opts.Now, log: opts.Logger,
 		ctx: ctx, cancel: cancel, done: make(chan struct{}),
 		sessions: map[*socket.Socket]*session{},
 	}
 	go g.loop()
 	return g, nil
+}
+
+// staleness checks StaleGrace and returns the checker's Staleness when the
+// grace is on.
+func (o *Options) staleness() (Staleness, error) {
+	switch {
+	case o.StaleGrace < 0:
+		return nil, fmt.Errorf("%w: negative StaleGrace", ErrConfig)
+	case o.StaleGrace > MaxStaleGrace:
+		return nil, fmt.Errorf("%w: StaleGrace above %v", ErrConfig, MaxStaleGrace)
+	case o.StaleGrace == 0:
+		return nil, nil
+	}
+	st, ok := o.Revocation.(Staleness)
+	if !ok {
+		return nil, fmt.Errorf("%w: StaleGrace needs a Revocation checker that reports its staleness (*revocation.Mirror)", ErrConfig)
+	}
+	return st, nil
 }
 
 // Attach makes nsp authenticate every handshake with g. Middlewares run in
@@ -427,7 +485,34 @@ func (g *Guard) recheck() {
 			if g.ctx.Err() != nil {
 				return
 			}
+			if errors.Is(err, revocation.ErrStale) && g.rideOut(now) {
+				continue
+			}
 			g.disconnect(ss, revocationReason(err))
 		}
 	}
+	if g.riding && now.Sub(g.stale.LastHeard()) <= g.stale.MaxStaleness() {
+		g.riding = false
+		g.log.Info("socketauth: revocation checker fresh again")
+	}
+}
+
+// rideOut reports whether a socket whose re-check found the checker stale
+// may stay: StaleGrace is on and the checker last heard from its store at
+// most MaxStaleness + StaleGrace ago. It logs the start of each outage it
+// rides out.
+func (g *Guard) rideOut(now time.Time) bool {
+	if g.stale == nil {
+		return false
+	}
+	h := g.stale.LastHeard()
+	if h.IsZero() || now.Sub(h) > g.stale.MaxStaleness()+g.grace {
+		return false
+	}
+	if !g.riding {
+		g.riding = true
+		g.log.Warn("socketauth: revocation checker stale; established sockets kept within the stale grace, new handshakes refused",
+			"last_heard_ago", now.Sub(h).Round(time.Millisecond).String(), "grace_ends_in", (g.stale.MaxStaleness() + g.grace - now.Sub(h)).Round(time.Millisecond).String())
+	}
+	return true
 }

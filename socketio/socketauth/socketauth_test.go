@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -131,6 +132,10 @@ func TestNewConfig(t *testing.T) {
 		{name: "path with query", a: e.auth, path: "/socket.io/?EIO=4"},
 		{name: "recheck too fast", a: e.auth, path: path, opts: socketauth.Options{RecheckEvery: time.Millisecond}},
 		{name: "negative timeout", a: e.auth, path: path, opts: socketauth.Options{Timeout: -1}},
+		{name: "negative stale grace", a: e.auth, path: path, opts: socketauth.Options{Revocation: &staleChecker{}, StaleGrace: -time.Second}},
+		{name: "stale grace over an hour", a: e.auth, path: path, opts: socketauth.Options{Revocation: &staleChecker{}, StaleGrace: socketauth.MaxStaleGrace + time.Second}},
+		{name: "stale grace without a revocation checker", a: e.auth, path: path, opts: socketauth.Options{StaleGrace: time.Second}},
+		{name: "stale grace with a checker that hides its staleness", a: e.auth, path: path, opts: socketauth.Options{Revocation: &checker{}, StaleGrace: time.Second}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := socketauth.New(tc.a, tc.path, tc.opts); !errors.Is(err, socketauth.ErrConfig) {
@@ -299,6 +304,79 @@ func TestRecheck(t *testing.T) {
 		t.Fatal(code)
 	}
 	k.wait(t, socketauth.ReasonUnavailable)
+}
+
+// staleChecker is a checker that reports its staleness: it last heard
+// from its store age ago (never, when age < 0).
+type staleChecker struct {
+	checker
+	age atomic.Int64 // time.Duration
+}
+
+func (c *staleChecker) LastHeard() time.Time {
+	if a := time.Duration(c.age.Load()); a >= 0 {
+		return time.Now().Add(-a)
+	}
+	return time.Time{}
+}
+func (c *staleChecker) MaxStaleness() time.Duration { return time.Second }
+
+// TestStaleGrace: an established socket whose re-check finds the checker
+// stale stays while the checker's last contact is within MaxStaleness (1 s
+// here) + StaleGrace, and only with a grace; a revocation still
+// disconnects it.
+func TestStaleGrace(t *testing.T) {
+	e := newEnv(t)
+	for _, tc := range []struct {
+		name  string
+		grace time.Duration
+		err   error
+		age   time.Duration // since the checker last heard from its store; < 0: never
+		want  string        // the kick reason, "" for kept
+	}{
+		{name: "no grace: stale disconnects", err: revocation.ErrStale, age: 2 * time.Second, want: socketauth.ReasonUnavailable},
+		{name: "within grace: kept", grace: 10 * time.Second, err: revocation.ErrStale, age: 2 * time.Second},
+		{name: "grace over: disconnected", grace: 10 * time.Second, err: revocation.ErrStale, age: 12 * time.Second, want: socketauth.ReasonUnavailable},
+		{name: "never heard: disconnected", grace: 10 * time.Second, err: revocation.ErrStale, age: -1, want: socketauth.ReasonUnavailable},
+		{name: "revoked within grace: disconnected", grace: 10 * time.Second, err: revocation.ErrRevoked, age: 2 * time.Second, want: socketauth.ReasonTokenRevoked},
+		{name: "other error within grace: disconnected", grace: 10 * time.Second, err: errors.New("checker broke"), age: 2 * time.Second, want: socketauth.ReasonUnavailable},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rc := &staleChecker{}
+			rc.age.Store(int64(tc.age))
+			g := newGuard(t, e.auth, socketauth.Options{Revocation: rc, RecheckEvery: 20 * time.Millisecond, StaleGrace: tc.grace})
+			k := newKicks()
+			if code := g.Register(socket.MakeSocket(), claims(time.Now().Add(time.Minute)), "kid", k.kick); code != "" {
+				t.Fatal(code)
+			}
+			rc.set(tc.err)
+			if tc.want != "" {
+				k.wait(t, tc.want)
+				return
+			}
+			k.none(t, 200*time.Millisecond)
+			if g.Len() != 1 {
+				t.Fatalf("guard watches %d sockets, want 1", g.Len())
+			}
+			// The outage outlasts the grace: disconnected then.
+			rc.age.Store(int64(tc.grace + 2*time.Second))
+			k.wait(t, socketauth.ReasonUnavailable)
+		})
+	}
+}
+
+// TestStaleGraceHandshake: the grace is for established sockets only; a
+// handshake while the checker is stale is refused.
+func TestStaleGraceHandshake(t *testing.T) {
+	e := newEnv(t)
+	rc := &staleChecker{}
+	rc.age.Store(int64(2 * time.Second))
+	rc.set(revocation.ErrStale)
+	g := newGuard(t, e.auth, socketauth.Options{Revocation: rc, StaleGrace: time.Hour})
+	tok := e.mint(t, time.Now())
+	if _, _, code, _ := g.Check(map[string]any{"token": tok, "proof": proof(t, e.device, htu, tok)}); code != socketauth.ReasonUnavailable {
+		t.Fatalf("handshake with a stale checker: %q, want %q", code, socketauth.ReasonUnavailable)
+	}
 }
 
 func TestClose(t *testing.T) {

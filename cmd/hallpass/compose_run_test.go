@@ -337,7 +337,9 @@ func TestComposeTopology(t *testing.T) {
 			}
 		}
 	}
-	n.listen(t, gatewaySvc, portOf(parsedGateway(t, gatewaySvc, d).listen), "")
+	gwConf := parsedGateway(t, gatewaySvc, d)
+	n.listen(t, gatewaySvc, portOf(gwConf.listen), "")
+	n.listen(t, gatewaySvc, portOf(gwConf.ops.metricsListen), "")
 	for _, f := range []string{"listen", "metrics-listen"} {
 		if p := portOf(flagValue(svcs[ups[0]].Command, f)); p != "" {
 			n.listen(t, ups[0], p, "")
@@ -527,8 +529,9 @@ func TestComposeTopology(t *testing.T) {
 		}
 	}
 
-	// Every health check of the file passes, run as the container would.
-	for _, name := range serves {
+	// Every health check of the file passes, run as the container would:
+	// the gateway's probes its /readyz on the ops listener.
+	for _, name := range append(slices.Clone(serves), gatewaySvc) {
 		runHealthcheck(t, n, name)
 	}
 

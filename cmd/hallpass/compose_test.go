@@ -624,6 +624,9 @@ func TestComposeFile(t *testing.T) {
 				}
 			}
 		}
+		if _, port, err := net.SplitHostPort(parsedGateway(t, gw[0], d).ops.metricsListen); err != nil || published[edge+":"+port] {
+			t.Errorf("%s: the ops listener is off or published (%v)", gw[0], err)
+		}
 	})
 
 	t.Run("prometheus", func(t *testing.T) {
@@ -815,12 +818,24 @@ func parsedGateway(t *testing.T, name string, d *deployment) *gatewayConfig {
 }
 
 // metricsPorts are the metrics listeners of the services built here: the
-// serve nodes' --metrics-listen (or the admin listener) and the upstream's.
+// serve nodes' --metrics-listen (or the admin listener), the gateway's
+// (under the name of the service whose network namespace it shares, if
+// any) and the upstream's.
 func metricsPorts(t *testing.T, d *deployment) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	for _, name := range d.services(hallpassImage) {
-		if d.compose.Services[name].Command[0] != "serve" {
+		s := d.compose.Services[name]
+		if s.Command[0] == "gateway" {
+			_, port, err := net.SplitHostPort(parsedGateway(t, name, d).ops.metricsListen)
+			if err != nil {
+				t.Fatalf("%s: --metrics-listen %q", name, parsedGateway(t, name, d).ops.metricsListen)
+			}
+			host, shared := strings.CutPrefix(s.NetworkMode, "service:")
+			if !shared {
+				host = name
+			}
+			out[host] = port
 			continue
 		}
 		c := parsedServe(t, name, d)

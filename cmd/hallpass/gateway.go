@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -52,6 +53,7 @@ type gatewayConfig struct {
 	readTimeout, idleTimeout    time.Duration
 	shutdownTimeout             time.Duration
 	logLevel                    string
+	ops                         gatewayOps       // gatewayops.go: --metrics-listen, upstream transport, token cache
 	keysHTTP                    bool             // --keys-url is plain http (tests, loopback)
 	keysNow                     func() time.Time // the key set's clock (tests); nil: time.Now
 }
@@ -105,6 +107,7 @@ func parseGatewayFlags(args []string, e *env) (*gatewayConfig, error) {
 	fs.DurationVar(&c.idleTimeout, "idle-timeout", ee.dur(e, p+"IDLE_TIMEOUT", defaultGatewayIdleTimeout), "how long an idle keep-alive connection stays open ["+p+"IDLE_TIMEOUT]")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", ee.dur(e, p+"SHUTDOWN_TIMEOUT", 15*time.Second), "how long a graceful shutdown waits for requests in flight ["+p+"SHUTDOWN_TIMEOUT]")
 	fs.StringVar(&c.logLevel, "log-level", ee.str(e, p+"LOG_LEVEL", "info"), "debug, info, warn or error ["+p+"LOG_LEVEL]")
+	c.ops.register(fs, e, &ee, p)
 	if err := parseServerFlags(fs, args, &ee, "gateway"); err != nil {
 		return nil, err
 	}
@@ -123,6 +126,12 @@ func runGatewayServer(ctx context.Context, c *gatewayConfig, e *env, ready chan<
 	if err != nil {
 		return err
 	}
+	if err := c.ops.resolve(c.listen); err != nil {
+		return err
+	}
+	if gcfg.Transport, err = c.ops.transport(); err != nil {
+		return configErr(err, gatewayFieldFlags)
+	}
 	vs, closeVerifier, err := c.openVerifier(ctx, log)
 	if err != nil {
 		return err
@@ -138,13 +147,35 @@ func runGatewayServer(ctx context.Context, c *gatewayConfig, e *env, ready chan<
 		// verifier asks.
 		gcfg.Revocation = vs.mirror
 	}
+	ops, obs, err := c.ops.listen(c, vs, tlsConf, log)
+	if err != nil {
+		return err
+	}
+	gcfg.Observer = obs
 	gw, err := c.gateway(vs.v, vs.replay, gcfg)
 	if err != nil {
 		return err
 	}
-	// Hijacked connections (WebSockets) leave these deadlines behind; the
-	// gateway closes them at their token's expiry.
-	hs := &http.Server{
+	servers := []listening{{c.publicServer(gw, tlsConf, log), ln}}
+	if ops != nil {
+		defer ops.ln.Close()
+		servers = append(servers, *ops)
+	}
+	log.Info("hallpass gateway listening", slog.String("addr", ln.Addr().String()),
+		slog.String("public_url", c.publicURL), slog.Bool("proxy", gcfg.Upstream != nil),
+		slog.String("verify_path", c.verifyPath), slog.Bool("tls", tlsConf != nil),
+		slog.Bool("token_cache", c.ops.tokenCacheSize > 0))
+	if ready != nil {
+		ready <- c.publicURL
+	}
+	return serveUntilDone(ctx, log, c.shutdownTimeout, "gateway", servers...)
+}
+
+// publicServer is the server of the public listener. Hijacked connections
+// (WebSockets) leave its deadlines behind; the gateway closes them at
+// their token's expiry.
+func (c *gatewayConfig) publicServer(gw http.Handler, tlsConf *tls.Config, log *slog.Logger) *http.Server {
+	return &http.Server{
 		Handler:           gw,
 		ReadHeaderTimeout: c.readHeaderTimeout,
 		ReadTimeout:       c.readTimeout,
@@ -153,20 +184,15 @@ func runGatewayServer(ctx context.Context, c *gatewayConfig, e *env, ready chan<
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		TLSConfig:         tlsConf,
 	}
-	log.Info("hallpass gateway listening", slog.String("addr", ln.Addr().String()),
-		slog.String("public_url", c.publicURL), slog.Bool("proxy", gcfg.Upstream != nil),
-		slog.String("verify_path", c.verifyPath), slog.Bool("tls", tlsConf != nil))
-	if ready != nil {
-		ready <- c.publicURL
-	}
-	return serveUntilDone(ctx, log, c.shutdownTimeout, "gateway", listening{hs, ln})
 }
 
 // verifying is what the gateway verifies with.
 type verifying struct {
 	v      *verifier.Verifier
-	replay dpop.ReplayCache   // nil: in memory (httpauth's default)
-	mirror *revocation.Mirror // nil without --store
+	keys   *remotekeys.KeySet
+	replay dpop.ReplayCache      // nil: in memory (httpauth's default)
+	mirror *revocation.Mirror    // nil without --store
+	redis  redis.UniversalClient // nil without --store
 }
 
 // openVerifier opens what the gateway verifies with: the issuer's key set
@@ -204,7 +230,8 @@ func (c *gatewayConfig) openVerifier(ctx context.Context, log *slog.Logger) (vs 
 		return vs, nil, fmt.Errorf("key set: %w", err)
 	}
 	closers = append(closers, ks.Close)
-	var vopts []verifier.Option
+	vs.keys, vs.redis = ks, client
+	vopts := c.ops.verifierOptions()
 	if client != nil {
 		mirror, rc, err := c.onRedis(ctx, client, log)
 		if err != nil {

@@ -29,7 +29,7 @@ func startGatewayWith(t *testing.T, tweak func(*gatewayConfig), args ...string) 
 	t.Helper()
 	logs := &lockedBuffer{}
 	e := &env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: logs, getenv: func(string) string { return "" }}
-	c, err := parseGatewayFlags(append([]string{"--listen", "127.0.0.1:0"}, args...), e)
+	c, err := parseGatewayFlags(append([]string{"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"}, args...), e)
 	if err != nil {
 		t.Fatal(err)
 	}

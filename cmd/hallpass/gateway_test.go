@@ -26,7 +26,7 @@ func startGatewayCmd(t *testing.T, args ...string) (string, *lockedBuffer) {
 	t.Helper()
 	logs := &lockedBuffer{}
 	e := &env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: logs, getenv: func(string) string { return "" }}
-	c, err := parseGatewayFlags(append([]string{"--listen", "127.0.0.1:0"}, args...), e)
+	c, err := parseGatewayFlags(append([]string{"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"}, args...), e)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +62,7 @@ func startGatewayCmd(t *testing.T, args ...string) (string, *lockedBuffer) {
 func gatewayErr(t *testing.T, args ...string) error {
 	t.Helper()
 	e := &env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: io.Discard, getenv: func(string) string { return "" }}
-	c, err := parseGatewayFlags(append([]string{"--listen", "127.0.0.1:0"}, args...), e)
+	c, err := parseGatewayFlags(append([]string{"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"}, args...), e)
 	if err != nil {
 		return err
 	}

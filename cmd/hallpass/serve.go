@@ -315,6 +315,7 @@ func (c *serveConfig) issuerConfig(be *backend, ks *servedKeys, mirror *revocati
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(ks.metrics.collectors()...)
+	reg.MustRegister(mirrorCollectors(mirror)...) // gatewayops.go: the gateway's names
 	return issuer.Config{
 		PublicURL:         c.publicURL,
 		Audience:          c.audience,

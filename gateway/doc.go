@@ -59,6 +59,16 @@
 // (the gateway does not parse the frames it relays): the client sees an
 // abnormal closure (1006), refreshes its token and reconnects.
 //
+// # Upstream connections and metrics
+//
+// Verified requests go to the upstream over Config.Transport, by default
+// NewTransport: kept-alive connections, up to DefaultUpstreamMaxIdle idle
+// ones reused, HTTP/2 when an https upstream offers it, no proxy from the
+// environment. Config.Observer, when set, is told the outcome and problem
+// code of every answer and the time each authentication took; the gateway
+// serves no metrics or health endpoints itself (`hallpass gateway` serves
+// them on a listener of its own, never the public one).
+//
 // # Limits
 //
 // Only upgraded connections are watched: a long ordinary response (a

@@ -44,7 +44,11 @@
 //     revocation mirror) is asked again about each live socket; a revoked
 //     token, device, account or key disconnects it with token_revoked, and a
 //     checker that cannot vouch for the token (a stale mirror failing
-//     closed) with unavailable.
+//     closed) with unavailable;
+//   - at the same re-check the Options.Keys key source (the verifier's,
+//     e.g. a remotekeys.KeySet following the issuer) is asked for each
+//     socket's signing key, and a key now published as revoked disconnects
+//     it with token_revoked, with or without a revocation store.
 //
 // # Through a revocation store outage
 //

@@ -14,6 +14,7 @@ import (
 	"github.com/hallpass/hallpass/keys"
 	"github.com/hallpass/hallpass/revocation"
 	"github.com/hallpass/hallpass/token"
+	"github.com/hallpass/hallpass/verifier"
 	"github.com/hallpass/hallpass/verifier/httpauth"
 )
 
@@ -70,6 +71,15 @@ type RevocationChecker interface {
 	CheckRevoked(ctx context.Context, kid keys.KeyID, c *token.Claims) error
 }
 
+// KeyChecker is asked, at every re-check, for the signing key of each live
+// socket's token; a verifier.KeySource such as *remotekeys.KeySet is one.
+// An error wrapping verifier.ErrKeyRevoked disconnects the socket with
+// ReasonTokenRevoked; any other error is ignored here (the handshake
+// verified the key, and the token's exp bounds the socket).
+type KeyChecker interface {
+	LookupKey(ctx context.Context, kid keys.KeyID) (keys.PublicKey, error)
+}
+
 // Staleness is what a revocation checker reports of its freshness, so that
 // Options.StaleGrace can bound an outage; *revocation.Mirror is one.
 type Staleness interface {
@@ -89,6 +99,10 @@ type Options struct {
 	// given to the Authenticator's verifier (verifier.WithRevocation), so
 	// that a handshake and a live socket see the same revocations.
 	Revocation RevocationChecker
+	// Keys, when set, is re-checked with Revocation: a socket whose
+	// signing key the key set now lists as revoked is disconnected, even
+	// without a revocation store. Use the verifier's KeySource.
+	Keys KeyChecker
 	// RecheckEvery is the period of the revocation re-check (default
 	// DefaultRecheckEvery, 1 s): the longest a revoked socket stays
 	// connected after the mirror learns of the revocation. At least 10 ms.
@@ -129,6 +143,7 @@ type Guard struct {
 	auth    Authenticator
 	path    string
 	rc      RevocationChecker
+	kc      KeyChecker
 	stale   Staleness     // rc, when StaleGrace is set
 	grace   time.Duration // Options.StaleGrace
 	riding  bool          // a stale checker is being ridden out; loop goroutine only
@@ -193,7 +208,7 @@ func New(a Authenticator, path string, opts Options) (*Guard, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	g := &Guard{
-		auth: a, path: path, rc: opts.Revocation, every: opts.RecheckEvery,
+		auth: a, path: path, rc: opts.Revocation, kc: opts.Keys, every: opts.RecheckEvery,
 		stale: stale, grace: opts.StaleGrace,
 		timeout: opts.Timeout, now: opts.Now, log: opts.Logger,
 		ctx: ctx, cancel: cancel, done: make(chan struct{}),
@@ -478,23 +493,38 @@ func (g *Guard) recheck() {
 			g.forget(ss) // accepted, then never connected (or already gone)
 			continue
 		}
-		if g.rc == nil {
-			continue
-		}
-		if err := g.rc.CheckRevoked(g.ctx, ss.kid, ss.claims); err != nil {
+		if reason := g.recheckOne(ss, now); reason != "" {
 			if g.ctx.Err() != nil {
 				return
 			}
-			if errors.Is(err, revocation.ErrStale) && g.rideOut(now) {
-				continue
-			}
-			g.disconnect(ss, revocationReason(err))
+			g.disconnect(ss, reason)
 		}
 	}
 	if g.riding && now.Sub(g.stale.LastHeard()) <= g.stale.MaxStaleness() {
 		g.riding = false
 		g.log.Info("socketauth: revocation checker fresh again")
 	}
+}
+
+// recheckOne asks the key checker, then the revocation checker, about ss;
+// it returns the reason to disconnect it, or "".
+func (g *Guard) recheckOne(ss *session, now time.Time) string {
+	if g.kc != nil {
+		ctx, cancel := context.WithTimeout(g.ctx, g.timeout)
+		_, err := g.kc.LookupKey(ctx, ss.kid)
+		cancel()
+		if errors.Is(err, verifier.ErrKeyRevoked) {
+			return ReasonTokenRevoked
+		}
+	}
+	if g.rc == nil {
+		return ""
+	}
+	err := g.rc.CheckRevoked(g.ctx, ss.kid, ss.claims)
+	if err == nil || errors.Is(err, revocation.ErrStale) && g.rideOut(now) {
+		return ""
+	}
+	return revocationReason(err)
 }
 
 // rideOut reports whether a socket whose re-check found the checker stale

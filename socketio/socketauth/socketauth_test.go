@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -361,6 +362,48 @@ func TestStaleGrace(t *testing.T) {
 			// The outage outlasts the grace: disconnected then.
 			rc.age.Store(int64(tc.grace + 2*time.Second))
 			k.wait(t, socketauth.ReasonUnavailable)
+		})
+	}
+}
+
+// The mirror is what StaleGrace is for.
+var _ socketauth.Staleness = (*revocation.Mirror)(nil)
+
+// keyChecker is a KeyChecker returning err.
+type keyChecker struct{ checker }
+
+func (k *keyChecker) LookupKey(ctx context.Context, _ keys.KeyID) (keys.PublicKey, error) {
+	return keys.PublicKey{}, k.CheckRevoked(ctx, "", nil)
+}
+
+// TestRecheckKeys: a live socket whose signing key the key set now lists
+// as revoked is disconnected, without a revocation checker; other key set
+// errors (stale, unreachable) leave it to its exp.
+func TestRecheckKeys(t *testing.T) {
+	e := newEnv(t)
+	for _, tc := range []struct {
+		name string
+		err  error
+		want string
+	}{
+		{name: "key revoked", err: fmt.Errorf("remote: %w", verifier.ErrKeyRevoked), want: socketauth.ReasonTokenRevoked},
+		{name: "key set stale", err: errors.New("remotekeys: key set stale")},
+		{name: "unknown key", err: verifier.ErrUnknownKey},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			kc := &keyChecker{}
+			g := newGuard(t, e.auth, socketauth.Options{Keys: kc, RecheckEvery: 20 * time.Millisecond})
+			k := newKicks()
+			if code := g.Register(socket.MakeSocket(), claims(time.Now().Add(time.Minute)), "kid", k.kick); code != "" {
+				t.Fatal(code)
+			}
+			k.none(t, 60*time.Millisecond)
+			kc.set(tc.err)
+			if tc.want == "" {
+				k.none(t, 200*time.Millisecond)
+				return
+			}
+			k.wait(t, tc.want)
 		})
 	}
 }

@@ -51,9 +51,14 @@
 // Usage:
 //
 //	go run ./cmd/hallpass-bench [-c 16] [-d 5s] [-rounds 5] [-floor 1s] [-n 200000]
-//	    [-stores bolt,redis] [-server-cpus LIST -load-cpus LIST] [-gomaxprocs N]
+//	    [-stores bolt,redis] [-redis-aof off,everysec,always] [-server-cpus LIST -load-cpus LIST] [-gomaxprocs N]
 //	    [-cpuprofile FILE] [-json]
 //	go run ./cmd/hallpass-bench -propagation [-n 1000] [-watchers 4] [-json]
+//
+// -redis-aof runs the Redis scenarios once per durability setting, each on
+// a fresh redis-server: off (in memory, the default), everysec and always
+// (appendonly yes with that appendfsync); results name the store redis,
+// redis+aof-everysec, redis+aof-always (see redisaof.go).
 //
 // -propagation measures how long an admin device revocation takes to reach
 // revocation mirrors in other processes (see propagation.go).
@@ -74,13 +79,10 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
-	"slices"
 	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
-
-	"github.com/hallpass/hallpass/internal/redistest"
 )
 
 func main() {
@@ -116,6 +118,7 @@ type options struct {
 	stores     []string
 	json       bool
 	redisBin   string
+	redisAOF   []string // redisaof.go
 	serverCPUs []int
 	loadCPUs   []int
 	gomaxprocs int
@@ -134,6 +137,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	stores := fs.String("stores", "bolt,redis", "comma-separated stores: bolt, redis")
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON instead of a table")
 	fs.StringVar(&o.redisBin, "redis-server", "", "redis-server binary (default: PATH, /usr/bin, /usr/sbin)")
+	aof := fs.String("redis-aof", "off", "comma-separated Redis durability settings to run, each on a fresh redis-server: off (in memory), everysec, always (appendonly yes, appendfsync ...)")
 	serverCPUs := fs.String("server-cpus", "", "run the issuer, its floor and redis-server pinned to these CPUs (e.g. 1 or 2-3), in a child process (Linux)")
 	loadCPUs := fs.String("load-cpus", "", "pin the load generator to these CPUs (e.g. 0); needs -server-cpus")
 	fs.IntVar(&o.gomaxprocs, "gomaxprocs", 0, "GOMAXPROCS of the server side (default: the number of -server-cpus, else Go's default)")
@@ -165,6 +169,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, err
 	}
 	var err error
+	if o.redisAOF, err = parseAOF(*aof); err != nil {
+		return o, err
+	}
 	o.stores, err = parseStores(*stores)
 	return o, err
 }
@@ -268,20 +275,17 @@ func bench(ctx context.Context, o options, progress io.Writer) (*Report, error) 
 		LoadGOMAXPROCS: runtime.GOMAXPROCS(0), GoVersion: runtime.Version(),
 		ServerCPUs: formatCPUList(o.serverCPUs), LoadCPUs: formatCPUList(o.loadCPUs),
 	}
-	var rp *redistest.Process
-	if slices.Contains(o.stores, "redis") {
-		var err error
-		if rp, err = startRedisOn(ctx, o.redisBin, o.serverCPUs); err != nil {
-			return nil, err
-		}
-		defer rp.Stop()
-	}
 	for _, store := range o.stores {
-		spec := serverSpec{Store: store}
-		if store == "redis" {
-			spec.Redis = rp.Addr()
+		var (
+			res   []Result
+			procs int
+			err   error
+		)
+		if store == "redis" { // once per -redis-aof mode: redisaof.go
+			res, procs, err = benchRedis(ctx, o, progress)
+		} else {
+			res, procs, err = benchStore(ctx, o, serverSpec{Store: store}, progress)
 		}
-		res, procs, err := benchStore(ctx, o, spec, progress)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", store, err)
 		}
@@ -304,7 +308,7 @@ func benchStore(ctx context.Context, o options, spec serverSpec, progress io.Wri
 	if o.serverCPUs != nil {
 		cs := childSpec{serverSpec: spec, CPUs: o.serverCPUs, GOMAXPROCS: o.gomaxprocs}
 		if o.cpuprofile != "" {
-			cs.CPUProfile = o.cpuprofile + "." + spec.Store
+			cs.CPUProfile = o.cpuprofile + "." + spec.label()
 		}
 		be, err = startChild(ctx, cs)
 	} else {
@@ -322,8 +326,8 @@ func benchStore(ctx context.Context, o options, spec serverSpec, progress io.Wri
 			break
 		}
 		fmt.Fprintf(progress, "hallpass-bench: %s %s (%d clients, %d rounds of %s load + %s floor, at most %d requests)\n",
-			spec.Store, sc, o.clients, o.rounds, o.duration/time.Duration(o.rounds), o.floor, o.max)
-		r, err := runScenario(ctx, t, be, spec.Store, sc, o)
+			spec.label(), sc, o.clients, o.rounds, o.duration/time.Duration(o.rounds), o.floor, o.max)
+		r, err := runScenario(ctx, t, be, spec.label(), sc, o)
 		if err != nil {
 			return nil, 0, fmt.Errorf("%s: %w", sc, err)
 		}

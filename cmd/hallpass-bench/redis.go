@@ -11,14 +11,15 @@ import (
 // (persistence off, its own temporary directory, removed by Stop) with
 // internal/redistest, using bin when set.
 func startRedis(ctx context.Context, bin string) (*redistest.Process, error) {
-	return startRedisOn(ctx, bin, nil)
+	return startRedisOn(ctx, bin, nil, "")
 }
 
 // startRedisOn is startRedis with the server's threads pinned to cpus
 // (server_cpulist and the like; none when empty): Redis counts as server
-// side.
-func startRedisOn(ctx context.Context, bin string, cpus []int) (*redistest.Process, error) {
-	o := redistest.Options{Bin: bin}
+// side. appendFsync, when not empty, turns on the append-only file with
+// that policy (always, everysec; see redisaof.go).
+func startRedisOn(ctx context.Context, bin string, cpus []int, appendFsync string) (*redistest.Process, error) {
+	o := redistest.Options{Bin: bin, AppendFsync: appendFsync}
 	if len(cpus) > 0 {
 		l := formatCPUList(cpus)
 		o.Extra = []string{"--server_cpulist", l, "--bio_cpulist", l, "--aof_rewrite_cpulist", l, "--bgsave_cpulist", l}

@@ -29,6 +29,7 @@ type backend interface {
 type serverSpec struct {
 	Store string `json:"store"`           // bolt, redis
 	Redis string `json:"redis,omitempty"` // redis-server address, for redis
+	AOF   string `json:"aof,omitempty"`   // -redis-aof mode of that server (redisaof.go)
 }
 
 // openServer opens the store of spec and serves an issuer on it.

@@ -77,6 +77,10 @@ type Options struct {
 	Dir string
 	// Persistent turns on an append-only file (fsync always) in Dir.
 	Persistent bool
+	// AppendFsync, when not empty, turns on an append-only file in Dir
+	// with this appendfsync policy: "always", "everysec" (Redis's default
+	// and the documented production setting) or "no". Persistent wins.
+	AppendFsync string
 	// Extra arguments for redis-server (cluster mode).
 	Extra []string
 }
@@ -90,6 +94,8 @@ type Process struct {
 	port   int
 	// persistent: append-only file in dir, so a relaunch keeps the data.
 	persistent bool
+	// appendFsync: an append-only file with this policy (Options.AppendFsync).
+	appendFsync string
 	// extra arguments (cluster mode).
 	extra []string
 
@@ -110,7 +116,12 @@ func Launch(ctx context.Context, o Options) (*Process, error) {
 			return nil, err
 		}
 	}
-	p := &Process{bin: bin, dir: o.Dir, persistent: o.Persistent, extra: o.Extra}
+	switch o.AppendFsync {
+	case "", "always", "everysec", "no":
+	default:
+		return nil, fmt.Errorf("redistest: AppendFsync %q: want always, everysec or no", o.AppendFsync)
+	}
+	p := &Process{bin: bin, dir: o.Dir, persistent: o.Persistent, appendFsync: o.AppendFsync, extra: o.Extra}
 	if p.dir == "" {
 		dir, err := os.MkdirTemp("", "redistest-")
 		if err != nil {
@@ -249,8 +260,11 @@ func freePort() (int, error) {
 func (p *Process) launch(ctx context.Context) error {
 	logPath := filepath.Join(p.dir, "redis.log")
 	appendonly := []string{"--appendonly", "no"}
-	if p.persistent {
+	switch {
+	case p.persistent:
 		appendonly = []string{"--appendonly", "yes", "--appendfsync", "always"}
+	case p.appendFsync != "":
+		appendonly = []string{"--appendonly", "yes", "--appendfsync", p.appendFsync}
 	}
 	args := []string{
 		"--port", strconv.Itoa(p.port),

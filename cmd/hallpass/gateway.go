@@ -151,16 +151,13 @@ func runGatewayServer(ctx context.Context, c *gatewayConfig, e *env, ready chan<
 	if err != nil {
 		return err
 	}
+	defer closeAll(ops)
 	gcfg.Observer = obs
 	gw, err := c.gateway(vs.v, vs.replay, gcfg)
 	if err != nil {
 		return err
 	}
-	servers := []listening{{c.publicServer(gw, tlsConf, log), ln}}
-	if ops != nil {
-		defer ops.ln.Close()
-		servers = append(servers, *ops)
-	}
+	servers := append([]listening{{c.publicServer(gw, tlsConf, log), ln}}, ops...)
 	log.Info("hallpass gateway listening", slog.String("addr", ln.Addr().String()),
 		slog.String("public_url", c.publicURL), slog.Bool("proxy", gcfg.Upstream != nil),
 		slog.String("verify_path", c.verifyPath), slog.Bool("tls", tlsConf != nil),

@@ -50,7 +50,8 @@ type gatewayOps struct {
 	upIdle         time.Duration
 	upHeader       time.Duration
 	tokenCache     string
-	tokenCacheSize int // parsed: 0 off
+	tokenCacheSize int        // parsed: 0 off
+	prof           pprofFlags // pprof.go: --pprof-listen, off by default
 	// metricsBound, when set, receives the ops listener's address (tests).
 	metricsBound func(addr string)
 }
@@ -60,6 +61,7 @@ func (o *gatewayOps) register(fs *flag.FlagSet, e *env, ee *envErr, p string) {
 	fs.IntVar(&o.upMaxIdle, "upstream-max-idle", ee.integer(e, p+"UPSTREAM_MAX_IDLE", gateway.DefaultUpstreamMaxIdle), "idle upstream connections kept for reuse; at least the requests in flight at the busiest ["+p+"UPSTREAM_MAX_IDLE]")
 	fs.DurationVar(&o.upIdle, "upstream-idle-timeout", ee.dur(e, p+"UPSTREAM_IDLE_TIMEOUT", gateway.DefaultUpstreamIdleTimeout), "an idle upstream connection is closed after this; keep it below the upstream's own keep-alive timeout ["+p+"UPSTREAM_IDLE_TIMEOUT]")
 	fs.DurationVar(&o.upHeader, "upstream-header-timeout", ee.dur(e, p+"UPSTREAM_HEADER_TIMEOUT", gateway.DefaultUpstreamHeaderTimeout), "how long the upstream has to answer a forwarded request's headers before 502 (the body streams unbounded) ["+p+"UPSTREAM_HEADER_TIMEOUT]")
+	fs.StringVar(&o.prof.listen, "pprof-listen", e.getenv(p+"PPROF_LISTEN"), "serve Go's profiles (net/http/pprof, /debug/pprof/) on this loopback address, e.g. 127.0.0.1:6061; unset: off ["+p+"PPROF_LISTEN]")
 	fs.StringVar(&o.tokenCache, "token-cache", ee.str(e, p+"TOKEN_CACHE", strconv.Itoa(defaultGatewayTokenCache)), "verified tokens remembered, so that a token seen before skips its signature check (revocation, expiry and the proof are checked every time), or off ["+p+"TOKEN_CACHE]")
 }
 
@@ -73,6 +75,9 @@ func (o *gatewayOps) resolve(publicListen string) error {
 		if o.metricsListen == publicListen && port != "0" {
 			return fmt.Errorf("%w: --metrics-listen must not be the public listener (--listen)", errUsage)
 		}
+	}
+	if err := o.prof.resolve(); err != nil {
+		return err
 	}
 	if o.upMaxIdle < 1 || o.upIdle <= 0 || o.upHeader <= 0 {
 		return fmt.Errorf("%w: --upstream-max-idle, --upstream-idle-timeout and --upstream-header-timeout must be positive", errUsage)
@@ -103,9 +108,39 @@ func (o *gatewayOps) transport() (*http.Transport, error) {
 	})
 }
 
-// listen binds the ops listener and returns it with the gateway's
+// listen binds the ops listener and, with --pprof-listen, the profiles'
+// listener; the caller closes them. The Observer is nil with
+// --metrics-listen off.
+func (o *gatewayOps) listen(c *gatewayConfig, vs verifying, tlsConf *tls.Config, log *slog.Logger) ([]listening, gateway.Observer, error) {
+	var out []listening
+	prof, err := o.prof.listenPprof(log)
+	if err != nil {
+		return nil, nil, err
+	}
+	if prof != nil {
+		out = append(out, *prof)
+	}
+	ops, obs, err := o.listenOps(c, vs, tlsConf, log)
+	if err != nil {
+		closeAll(out)
+		return nil, nil, err
+	}
+	if ops != nil {
+		out = append(out, *ops)
+	}
+	return out, obs, nil
+}
+
+// closeAll closes the listeners of ls.
+func closeAll(ls []listening) {
+	for _, l := range ls {
+		l.ln.Close()
+	}
+}
+
+// listenOps binds the ops listener and returns it with the gateway's
 // Observer; both nil with --metrics-listen off.
-func (o *gatewayOps) listen(c *gatewayConfig, vs verifying, tlsConf *tls.Config, log *slog.Logger) (*listening, gateway.Observer, error) {
+func (o *gatewayOps) listenOps(c *gatewayConfig, vs verifying, tlsConf *tls.Config, log *slog.Logger) (*listening, gateway.Observer, error) {
 	if o.metricsListen == metricsOff {
 		log.Info("ops listener off (--metrics-listen off): no /healthz, /readyz or /metrics")
 		return nil, nil, nil

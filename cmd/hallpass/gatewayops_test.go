@@ -224,6 +224,7 @@ func TestGatewayOpsFlags(t *testing.T) {
 		{"no idle upstream connections", []string{"--upstream-max-idle", "0"}},
 		{"negative idle timeout", []string{"--upstream-idle-timeout", "-1s"}},
 		{"zero header timeout", []string{"--upstream-header-timeout", "0s"}},
+		{"profiles on all interfaces", []string{"--pprof-listen", "0.0.0.0:6061"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if err := gatewayErr(t, append(keys, tt.args...)...); !errors.Is(err, errUsage) {
@@ -278,5 +279,26 @@ func TestGatewayUpstreamReuse(t *testing.T) {
 	wg.Wait()
 	if n := conns.Load(); n > clients+1 {
 		t.Fatalf("%d clients x %d requests opened %d upstream connections, want at most %d", clients, perClient, n, clients+1)
+	}
+}
+
+// TestGatewayPprof: --pprof-listen serves Go's profiles on a loopback
+// listener of its own, and nothing of them on the public or ops listener.
+func TestGatewayPprof(t *testing.T) {
+	t.Parallel()
+	rs := startServe(t, nil, "--dev", "--data", t.TempDir())
+	bound, prof := make(chan string, 2), make(chan string, 1)
+	gw := startGatewayWith(t, func(c *gatewayConfig) {
+		c.ops.metricsBound = func(a string) { bound <- a }
+		c.ops.prof.bound = func(a string) { prof <- a }
+	}, "--keys-url", rs.url+wellKnownKeys, "--pprof-listen", "127.0.0.1:0")
+	ops := "http://" + <-bound
+	if st, body := get(t, "http://"+<-prof+"/debug/pprof/cmdline"); st != 200 || body == "" {
+		t.Fatalf("profiles listener: %d %q", st, body)
+	}
+	for _, base := range []string{gw, ops} {
+		if st, _ := get(t, base+"/debug/pprof/cmdline"); st == 200 {
+			t.Errorf("%s serves profiles", base)
+		}
 	}
 }

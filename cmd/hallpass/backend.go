@@ -36,7 +36,8 @@ type backend struct {
 	// (revocation.db beside the account file) or Redis.
 	revocations revocation.Store
 	// audit receives admin audit records besides the log (Redis: a
-	// stream); nil on bbolt.
+	// stream; bbolt: the last 1000 in memory), read back by GET
+	// /v1/admin/audit and the console.
 	audit   issuer.AuditSink
 	redis   redis.UniversalClient // nil on bbolt
 	closers []func() error
@@ -98,7 +99,7 @@ func openBoltBackend(path string) (*backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &backend{kind: "bolt", store: st, closers: []func() error{st.Close}}
+	b := &backend{kind: "bolt", store: st, audit: &issuer.MemoryAudit{}, closers: []func() error{st.Close}}
 	if b.replay, err = dpop.NewMemoryReplayCache(dpop.MemoryReplayOptions{}); err == nil {
 		b.limiter, err = ratelimit.NewMemory(ratelimit.MemoryOptions{})
 	}

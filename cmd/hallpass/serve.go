@@ -369,5 +369,10 @@ func (c *serveConfig) listenAdmin(srv *issuer.Server, tlsConf *tls.Config, log *
 	if c.adminBound != nil {
 		c.adminBound(ln.Addr().String())
 	}
-	return &listening{apiServer(c.guard.adminHandler(srv), tlsConf, log), ln}, nil
+	h, err := withConsole(srv, c.guard.adminHandler(srv), log) // console.go
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return &listening{apiServer(h, tlsConf, log), ln}, nil
 }

@@ -167,24 +167,33 @@ func New(auth Authenticator, cfg Config) (*Gateway, error) {
 		g.origins = append(g.origins, o)
 	}
 	if cfg.Upstream != nil {
-		u := cfg.Upstream
-		if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-			return nil, fmt.Errorf("%w: Upstream must be an http or https URL without user info, query or fragment", ErrConfig)
-		}
-		tr := cfg.Transport
-		if tr == nil {
-			if tr, err = NewTransport(TransportOptions{}); err != nil {
-				return nil, err
-			}
-		}
-		g.proxy = &httputil.ReverseProxy{
-			Rewrite:      g.rewrite(u),
-			Transport:    tr,
-			ErrorHandler: g.upstreamError,
-			ErrorLog:     slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
+		if err := g.setUpstream(cfg.Upstream, cfg.Transport); err != nil {
+			return nil, err
 		}
 	}
 	return g, nil
+}
+
+// setUpstream validates u and builds the reverse proxy to it over tr
+// (nil: NewTransport's defaults).
+func (g *Gateway) setUpstream(u *url.URL, tr http.RoundTripper) error {
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("%w: Upstream must be an http or https URL without user info, query or fragment", ErrConfig)
+	}
+	if tr == nil {
+		t, err := NewTransport(TransportOptions{})
+		if err != nil {
+			return err
+		}
+		tr = t
+	}
+	g.proxy = &httputil.ReverseProxy{
+		Rewrite:      g.rewrite(u),
+		Transport:    tr,
+		ErrorHandler: g.upstreamError,
+		ErrorLog:     slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
+	}
+	return nil
 }
 
 // parseOrigin reads scheme://host[:port] (with a path when withPath).

@@ -1,10 +1,13 @@
-// Command socketio is a socket.io server that accepts only clients holding a
-// hallpass access token and its device key, and drops them when the token
-// expires or is revoked. See README.md.
+// Command socketio is a socket.io server, over TLS with --tls-cert, that
+// accepts only clients holding a hallpass access token and its device key,
+// follows the issuer's key set (rotation, key revocation), and drops a
+// socket when its token expires or is revoked. See README.md.
 package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -14,18 +17,21 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 
+	"github.com/hallpass/hallpass/internal/redislog"
 	"github.com/hallpass/hallpass/revocation"
 	"github.com/hallpass/hallpass/revocation/boltstore"
 	"github.com/hallpass/hallpass/revocation/redisstore"
 	"github.com/hallpass/hallpass/socketio/socketauth"
 	"github.com/hallpass/hallpass/verifier"
 	"github.com/hallpass/hallpass/verifier/httpauth"
+	"github.com/hallpass/hallpass/verifier/remotekeys"
 )
 
 func main() {
@@ -37,79 +43,123 @@ func main() {
 	}
 }
 
+// flags are the command line.
+type flags struct {
+	listen, publicURL, issuer, audience  string
+	keysURL, keysFile, keysCA            string
+	tlsCert, tlsKey                      string
+	revocationRedis, revocationDB        string
+	keysMaxStale, recheck, staleGrace    time.Duration
+	revocationMaxStaleness, storeTimeout time.Duration
+}
+
+// parseFlags reads args. Every flag is declared here, on fs (the compose
+// file test reads their names from this file).
+func parseFlags(args []string, stderr io.Writer) (*flags, error) {
+	f := &flags{}
+	fs := flag.NewFlagSet("socketio", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.listen, "listen", "127.0.0.1:8090", "address to listen on")
+	fs.StringVar(&f.publicURL, "public-url", "", "origin clients use to reach this server, e.g. https://chat.example.com (default http://<listen>, https://<listen> with --tls-cert)")
+	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate chain: serve HTTPS and WSS (with --tls-key)")
+	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
+	fs.StringVar(&f.issuer, "issuer", "", "the issuer's URL, the tokens' iss (required)")
+	fs.StringVar(&f.audience, "audience", "", "this service's name, the tokens' aud (required)")
+	fs.StringVar(&f.keysURL, "keys-url", "", "the issuer's key set, followed for rotation and key revocation (default <issuer>"+remotekeys.WellKnownPath+"; https, or http to a loopback host)")
+	fs.StringVar(&f.keysCA, "keys-ca", "", "PEM CA certificates to trust for --keys-url instead of the system roots")
+	fs.DurationVar(&f.keysMaxStale, "keys-max-stale", remotekeys.DefaultMaxStale, "how long the last good key set is trusted while the issuer is unreachable; past it handshakes are refused (unavailable)")
+	fs.StringVar(&f.keysFile, "keys-file", "", "a fixed key set file instead of --keys-url (no rotation, no key revocation until restart)")
+	fs.StringVar(&f.revocationRedis, "revocation-redis", "", "redis:// URL of the issuer's store (hallpass serve --store) whose revocations to follow")
+	fs.StringVar(&f.revocationDB, "revocation-db", "", "bolt revocation store to follow, on a single node (a file no other process has open)")
+	fs.DurationVar(&f.revocationMaxStaleness, "revocation-max-staleness", revocation.DefaultMaxStaleness, "how long the revocation mirror may go without hearing from its store before it fails closed")
+	fs.DurationVar(&f.storeTimeout, "store-timeout", redisstore.DefaultOpTimeout, "bound of one revocation store operation")
+	fs.DurationVar(&f.recheck, "recheck", socketauth.DefaultRecheckEvery, "how often live sockets are re-checked against the revocation mirror and the key set")
+	fs.DurationVar(&f.staleGrace, "stale-grace", 0, "let established sockets ride out a revocation store outage this long past --revocation-max-staleness (0: off; at most 1h). Risk: a revocation written during the outage misses them until the store is back or the grace ends; new handshakes are refused all along")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() != 0 {
+		return nil, errors.New("no arguments expected")
+	}
+	return f, f.check()
+}
+
+// check validates the combinations.
+func (f *flags) check() error {
+	switch {
+	case f.issuer == "" || f.audience == "":
+		return errors.New("--issuer and --audience are required")
+	case f.keysFile != "" && (f.keysURL != "" || f.keysCA != ""):
+		return errors.New("--keys-file and --keys-url (or --keys-ca) are exclusive")
+	case (f.tlsCert == "") != (f.tlsKey == ""):
+		return errors.New("give both --tls-cert and --tls-key, or neither")
+	case f.revocationRedis != "" && f.revocationDB != "":
+		return errors.New("--revocation-redis and --revocation-db are exclusive")
+	case f.staleGrace != 0 && f.revocationRedis == "" && f.revocationDB == "":
+		return errors.New("--stale-grace needs a revocation store (--revocation-redis or --revocation-db)")
+	}
+	if f.keysFile == "" && f.keysURL == "" {
+		f.keysURL = strings.TrimRight(f.issuer, "/") + remotekeys.WellKnownPath
+	}
+	return nil
+}
+
 // run parses the flags, opens the key set and the revocation store, and
 // serves until ctx is done.
 func run(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("socketio", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	listen := fs.String("listen", "127.0.0.1:8090", "address to listen on")
-	publicURL := fs.String("public-url", "", "origin clients use to reach this server, e.g. https://chat.example.com (default http://<listen>)")
-	issuer := fs.String("issuer", "", "the issuer's URL, the tokens' iss (required)")
-	audience := fs.String("audience", "", "this service's name, the tokens' aud (required)")
-	keysFile := fs.String("keys-file", "", "the issuer's key set, as served at /.well-known/hallpass/keys (required)")
-	revocationRedis := fs.String("revocation-redis", "", "redis:// URL of the issuer's store (hallpass serve --store) whose revocations to follow")
-	revocationDB := fs.String("revocation-db", "", "bolt revocation store to follow, on a single node (a file no other process has open)")
-	recheck := fs.Duration("recheck", socketauth.DefaultRecheckEvery, "how often live sockets are re-checked against the revocation mirror")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if *issuer == "" || *audience == "" || *keysFile == "" {
-		return errors.New("--issuer, --audience and --keys-file are required")
-	}
-	doc, err := os.ReadFile(*keysFile)
+	f, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
 	}
-	ks, err := verifier.ParseKeySet(doc, *issuer)
+	log := slog.New(slog.NewJSONHandler(stderr, nil))
+	redislog.Install(log) // go-redis's own lines, as JSON too
+	var tlsConf *tls.Config
+	if f.tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(f.tlsCert, f.tlsKey)
+		if err != nil {
+			return fmt.Errorf("--tls-cert/--tls-key: %w", err)
+		}
+		tlsConf = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	}
+	ks, closeKeys, err := f.openKeys(ctx, log)
 	if err != nil {
 		return err
 	}
-	if *revocationRedis != "" && *revocationDB != "" {
-		return errors.New("--revocation-redis and --revocation-db are exclusive")
-	}
-	// Without a store, a revoked token keeps its socket until it expires.
-	var store revocation.Store
-	if *revocationRedis != "" {
-		o, err := redis.ParseURL(*revocationRedis)
-		if err != nil {
-			return errors.New("--revocation-redis: invalid redis:// URL")
-		}
-		o.ContextTimeoutEnabled = true
-		rc := redis.NewClient(o)
-		defer rc.Close()
-		rs, err := redisstore.New(rc, redisstore.Options{})
-		if err != nil {
-			return err
-		}
-		store = rs
-	}
-	if *revocationDB != "" {
-		bs, err := boltstore.Open(*revocationDB, boltstore.Options{})
-		if err != nil {
-			return err
-		}
-		defer bs.Close()
-		store = bs
-	}
-	ln, err := net.Listen("tcp", *listen)
+	defer closeKeys()
+	store, closeStore, err := f.openStore()
 	if err != nil {
 		return err
 	}
-	if *publicURL == "" {
-		*publicURL = "http://" + ln.Addr().String()
+	defer closeStore()
+	ln, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return err
 	}
-	log := slog.New(slog.NewTextHandler(stderr, nil))
+	if f.publicURL == "" {
+		f.publicURL = "http://" + ln.Addr().String()
+		if tlsConf != nil {
+			f.publicURL = "https://" + ln.Addr().String()
+		}
+	}
 	app, err := newApp(ctx, config{
-		Keys: ks, Issuer: *issuer, Audience: *audience, PublicURL: *publicURL,
-		Store: store, Recheck: *recheck, Logger: log,
+		Keys: ks, Issuer: f.issuer, Audience: f.audience, PublicURL: f.publicURL,
+		Store: store, MaxStaleness: f.revocationMaxStaleness, Recheck: f.recheck, StaleGrace: f.staleGrace, Logger: log,
 	})
 	if err != nil {
 		_ = ln.Close()
 		return err
 	}
 	defer app.Close()
-	srv := &http.Server{Handler: app.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	log.Info("socket.io server listening", "addr", ln.Addr().String(), "htu", *publicURL+socketPath)
+	if tlsConf != nil {
+		ln = tls.NewListener(ln, tlsConf)
+	}
+	log.Info("socket.io server listening", "addr", ln.Addr().String(), "htu", f.publicURL+socketPath, "tls", tlsConf != nil)
+	return serve(ctx, ln, app.Handler(), log)
+}
+
+// serve serves h on ln until ctx is done, then shuts down (5 s at most).
+func serve(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -120,6 +170,67 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return srv.Shutdown(sctx)
+}
+
+// openKeys returns the key source: the issuer's key set followed through
+// remotekeys (refresh, max-stale, revoked kids), or a fixed file.
+func (f *flags) openKeys(ctx context.Context, log *slog.Logger) (verifier.KeySource, func(), error) {
+	if f.keysFile != "" {
+		doc, err := os.ReadFile(f.keysFile)
+		if err != nil {
+			return nil, nil, err
+		}
+		ks, err := verifier.ParseKeySet(doc, f.issuer)
+		return ks, func() {}, err
+	}
+	client := &http.Client{}
+	if f.keysCA != "" {
+		pem, err := os.ReadFile(f.keysCA)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--keys-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, nil, errors.New("--keys-ca: no PEM certificate in the file")
+		}
+		client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+	}
+	ks, err := remotekeys.New(ctx, remotekeys.Config{
+		Issuer: f.issuer, URL: f.keysURL, AllowHTTP: true, Client: client,
+		MaxStale: f.keysMaxStale, Logger: log,
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("--keys-url: %w", err)
+	}
+	return ks, func() { _ = ks.Close() }, nil
+}
+
+// openStore opens the revocation store to follow, or none: without one, a
+// revoked token keeps its socket until it expires (a revoked key still
+// drops it, through the key set).
+func (f *flags) openStore() (revocation.Store, func(), error) {
+	switch {
+	case f.revocationRedis != "":
+		o, err := redis.ParseURL(f.revocationRedis)
+		if err != nil {
+			return nil, nil, errors.New("--revocation-redis: invalid redis:// URL")
+		}
+		o.ContextTimeoutEnabled = true
+		rc := redis.NewClient(o)
+		rs, err := redisstore.New(rc, redisstore.Options{OpTimeout: f.storeTimeout})
+		if err != nil {
+			_ = rc.Close()
+			return nil, nil, err
+		}
+		return rs, func() { _ = rc.Close() }, nil
+	case f.revocationDB != "":
+		bs, err := boltstore.Open(f.revocationDB, boltstore.Options{})
+		if err != nil {
+			return nil, nil, err
+		}
+		return bs, func() { _ = bs.Close() }, nil
+	}
+	return nil, func() {}, nil
 }
 
 // socketPath is where socket.io is served, with the trailing slash that
@@ -134,9 +245,13 @@ type config struct {
 	PublicURL string
 	// Store, when set, is followed by a revocation mirror that checks
 	// every handshake and re-checks every live socket.
-	Store   revocation.Store
-	Recheck time.Duration
-	Logger  *slog.Logger
+	Store revocation.Store
+	// MaxStaleness is the mirror's (default revocation.DefaultMaxStaleness).
+	MaxStaleness time.Duration
+	Recheck      time.Duration
+	// StaleGrace: socketauth.Options.StaleGrace (0: off).
+	StaleGrace time.Duration
+	Logger     *slog.Logger
 }
 
 // app is the socket.io server, its guard and its revocation mirror.
@@ -155,21 +270,11 @@ func newApp(ctx context.Context, cfg config) (*app, error) {
 	var vopts []verifier.Option
 	var gopts socketauth.Options
 	if cfg.Store != nil {
-		m, err := revocation.NewMirror(cfg.Store, revocation.MirrorOptions{Logger: cfg.Logger})
+		m, err := startMirror(ctx, cfg)
 		if err != nil {
 			return nil, err
 		}
-		m.Start()
 		a.mirror = m
-		select {
-		case <-m.Synced():
-		case <-ctx.Done():
-			_ = m.Close()
-			return nil, ctx.Err()
-		case <-time.After(5 * time.Second):
-			_ = m.Close()
-			return nil, errors.New("revocation mirror: no snapshot after 5s")
-		}
 		vopts = append(vopts, verifier.WithRevocation(m))
 		gopts.Revocation = m
 	}
@@ -184,6 +289,8 @@ func newApp(ctx context.Context, cfg config) (*app, error) {
 		return nil, err
 	}
 	gopts.RecheckEvery = cfg.Recheck
+	gopts.StaleGrace = cfg.StaleGrace
+	gopts.Keys = cfg.Keys
 	gopts.Logger = cfg.Logger
 	a.guard, err = socketauth.New(auth, socketPath, gopts)
 	if err != nil {
@@ -217,6 +324,26 @@ func newApp(ctx context.Context, cfg config) (*app, error) {
 	mux.Handle(socketPath, a.io.ServeHandler(nil))
 	a.h = mux
 	return a, nil
+}
+
+// startMirror starts a mirror of cfg.Store and waits (up to 5 s, or ctx)
+// for its first snapshot.
+func startMirror(ctx context.Context, cfg config) (*revocation.Mirror, error) {
+	m, err := revocation.NewMirror(cfg.Store, revocation.MirrorOptions{MaxStaleness: cfg.MaxStaleness, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	m.Start()
+	select {
+	case <-m.Synced():
+		return m, nil
+	case <-ctx.Done():
+		_ = m.Close()
+		return nil, ctx.Err()
+	case <-time.After(5 * time.Second):
+		_ = m.Close()
+		return nil, errors.New("revocation mirror: no snapshot after 5s")
+	}
 }
 
 // Handler serves socket.io at socketPath.

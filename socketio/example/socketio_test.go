@@ -6,24 +6,27 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/json"
-	"io"
+	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/hallpass/hallpass/dpop"
+	"github.com/hallpass/hallpass/internal/redistest"
 	"github.com/hallpass/hallpass/keys"
 	"github.com/hallpass/hallpass/revocation"
 	"github.com/hallpass/hallpass/revocation/boltstore"
+	"github.com/hallpass/hallpass/revocation/redisstore"
 	"github.com/hallpass/hallpass/token"
-	"github.com/hallpass/hallpass/verifier"
+	"github.com/hallpass/hallpass/verifier/remotekeys"
 )
 
 // These tests drive the example server with the real socket.io-client from
@@ -70,54 +73,94 @@ func installed(t *testing.T) string {
 	return dir
 }
 
-// fixture is a running example server with the issuer's side beside it.
+// fixture is a running example server, over TLS, following the key set of
+// a test issuer over HTTPS, with a revocation store beside it.
 type fixture struct {
-	url    string // public URL, http://127.0.0.1:port
-	signer *keys.SecretKey
-	store  *boltstore.Store
+	url    string // public URL, https://127.0.0.1:port
+	pki    *pki
+	issuer *keyServer
+	keys   *remotekeys.KeySet
+	store  revocation.Store
 	app    *app
+}
+
+// fixtureOpts vary the fixture: the revocation store (bolt, or a real
+// Redis), the mirror's MaxStaleness and the guard's StaleGrace.
+type fixtureOpts struct {
+	redis        *redistest.Server
+	maxStaleness time.Duration
+	staleGrace   time.Duration
 }
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	ring, err := keys.NewRing(rand.Reader, time.Now())
+	return newFixtureWith(t, fixtureOpts{})
+}
+
+func newFixtureWith(t *testing.T, o fixtureOpts) *fixture {
+	t.Helper()
+	f := &fixture{pki: newPKI(t)}
+	f.issuer = newKeyServer(t, f.pki)
+	f.store = openTestStore(t, o.redis)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	client := f.pki.client()
+	t.Cleanup(client.CloseIdleConnections)
+	ks, err := remotekeys.New(ctx, remotekeys.Config{
+		Issuer: testIssuer, URL: f.issuer.url, Client: client,
+		MinRefresh: 100 * time.Millisecond, MaxRefresh: 200 * time.Millisecond, Cooldown: 10 * time.Millisecond, MaxStale: time.Minute,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	sk := ring.Current()
-	ks, err := verifier.NewStaticKeySet(sk.PublicKey())
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := boltstore.Open(filepath.Join(t.TempDir(), "revocation.db"), boltstore.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = store.Close() })
+	t.Cleanup(func() { _ = ks.Close() })
+	f.keys = ks
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	url := "http://" + ln.Addr().String()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	f.url = "https://" + ln.Addr().String()
 	a, err := newApp(ctx, config{
-		Keys: ks, Issuer: testIssuer, Audience: testAudience, PublicURL: url,
-		Store: store, Recheck: 100 * time.Millisecond,
+		Keys: ks, Issuer: testIssuer, Audience: testAudience, PublicURL: f.url,
+		Store: f.store, MaxStaleness: o.maxStaleness, Recheck: 100 * time.Millisecond, StaleGrace: o.staleGrace,
 	})
 	if err != nil {
 		_ = ln.Close()
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
+	f.app = a
+	sctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- serve(sctx, tls.NewListener(ln, f.pki.server), a.Handler(), slog.New(slog.DiscardHandler))
+	}()
 	t.Cleanup(func() {
 		a.Close()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
+		stop()
+		<-done
 	})
-	return &fixture{url: url, signer: sk, store: store, app: a}
+	return f
+}
+
+// openTestStore opens the revocation store: bolt in a temporary directory,
+// or the Redis server given.
+func openTestStore(t *testing.T, rs *redistest.Server) revocation.Store {
+	t.Helper()
+	if rs == nil {
+		store, err := boltstore.Open(filepath.Join(t.TempDir(), "revocation.db"), boltstore.Options{NoSync: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = store.Close() })
+		return store
+	}
+	rc := redis.NewClient(&redis.Options{Addr: rs.Addr(), ContextTimeoutEnabled: true, DialTimeout: 200 * time.Millisecond, MaxRetries: -1})
+	t.Cleanup(func() { _ = rc.Close() })
+	store, err := redisstore.New(rc, redisstore.Options{OpTimeout: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store
 }
 
 // device is a client device: its DPoP key and ids.
@@ -135,8 +178,15 @@ func newDevice(t *testing.T, account, id string) device {
 	return device{account: account, id: id, key: k}
 }
 
-// mint returns a token for d issued at iat (lifetime 10 minutes).
+// mint returns a token for d issued at iat (lifetime 10 minutes), signed
+// with the issuer's current key.
 func (f *fixture) mint(t *testing.T, d device, iat time.Time) string {
+	t.Helper()
+	return f.mintWith(t, f.issuer.ring.Current(), d, iat)
+}
+
+// mintWith is mint with a given signing key.
+func (f *fixture) mintWith(t *testing.T, signer *keys.SecretKey, d device, iat time.Time) string {
 	t.Helper()
 	jkt, err := dpop.Thumbprint(d.key.Public())
 	if err != nil {
@@ -146,7 +196,7 @@ func (f *fixture) mint(t *testing.T, d device, iat time.Time) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, _, err := m.Mint(f.signer, token.Subject{Account: d.account, Device: d.id, JKT: jkt})
+	tok, _, err := m.Mint(signer, token.Subject{Account: d.account, Device: d.id, JKT: jkt})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,14 +252,21 @@ type client struct {
 	done   chan error
 }
 
-// runClient starts client.mjs against f with the given auth.
+// runClient starts client.mjs against f with the given auth. Node trusts
+// the test CA (NODE_EXTRA_CA_CERTS) and verifies the server's certificate.
 func (f *fixture) runClient(t *testing.T, tok, proof, transports string) *client {
+	t.Helper()
+	return f.runClientCA(t, tok, proof, transports, f.pki.caFile)
+}
+
+// runClientCA is runClient trusting caFile (none when empty).
+func (f *fixture) runClientCA(t *testing.T, tok, proof, transports, caFile string) *client {
 	t.Helper()
 	dir := installed(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	cmd := exec.CommandContext(ctx, "node", "client.mjs")
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(),
+	cmd.Env = nodeEnv(caFile,
 		"HP_URL="+f.url, "HP_PATH="+socketPath, "HP_TOKEN="+tok, "HP_PROOF="+proof,
 		"HP_TRANSPORTS="+transports, "HP_TIMEOUT_MS=15000")
 	var stderr strings.Builder
@@ -263,6 +320,24 @@ func (f *fixture) runClient(t *testing.T, tok, proof, transports string) *client
 		}
 	})
 	return c
+}
+
+// nodeEnv is this process's environment for node, with caFile as its only
+// extra CA (none when empty) and any setting that would weaken certificate
+// checks dropped, then extra.
+func nodeEnv(caFile string, extra ...string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "NODE_EXTRA_CA_CERTS=") || strings.HasPrefix(kv, "NODE_TLS_REJECT_UNAUTHORIZED=") ||
+			strings.HasPrefix(kv, "NODE_OPTIONS=") || strings.HasPrefix(kv, "HP_") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	if caFile != "" {
+		env = append(env, "NODE_EXTRA_CA_CERTS="+caFile)
+	}
+	return append(env, extra...)
 }
 
 // next returns the next event, failing the test after 15 s or at the end
@@ -385,6 +460,20 @@ func TestHandshake(t *testing.T) {
 		})
 	}
 
+	// The server's certificate is checked: a client that does not trust
+	// the test CA never gets to the handshake.
+	t.Run("refused/untrusted certificate", func(t *testing.T) {
+		for _, tr := range []string{"polling", "websocket"} {
+			t.Run(tr, func(t *testing.T) {
+				tok := f.mint(t, alice, now)
+				e := f.runClientCA(t, tok, f.proof(t, alice.key, tok), tr, "").expect("connect_error")
+				if strings.Contains(e.Message, "_") {
+					t.Fatalf("connect_error %q: the server answered, want a TLS failure", e.Message)
+				}
+			})
+		}
+	})
+
 	t.Run("replayed proof", func(t *testing.T) {
 		tok := f.mint(t, alice, now)
 		p := f.proof(t, alice.key, tok)
@@ -442,57 +531,3 @@ func TestKickedAtExpiry(t *testing.T) {
 	c.connected(erin)
 	c.kicked("token_expired")
 }
-
-// TestRun starts the command as a user does, with flags, and stops it.
-func TestRun(t *testing.T) {
-	if err := run(context.Background(), []string{"--issuer", testIssuer}, io.Discard); err == nil {
-		t.Fatal("run without --audience and --keys-file: no error")
-	}
-	ring, err := keys.NewRing(rand.Reader, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc, err := json.Marshal(ring.KeySet(testIssuer))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	keysFile := filepath.Join(dir, "keys.json")
-	if err := os.WriteFile(keysFile, doc, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	var logs strings.Builder
-	var mu sync.Mutex
-	go func() {
-		errc <- run(ctx, []string{"--listen", "127.0.0.1:0", "--issuer", testIssuer, "--audience", testAudience,
-			"--keys-file", keysFile, "--revocation-db", filepath.Join(dir, "rev.db")}, writerFunc(func(p []byte) (int, error) {
-			mu.Lock()
-			defer mu.Unlock()
-			return logs.Write(p)
-		}))
-	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		mu.Lock()
-		up := strings.Contains(logs.String(), "socket.io server listening")
-		mu.Unlock()
-		if up {
-			break
-		}
-		if time.Now().After(deadline) {
-			cancel()
-			t.Fatalf("server not up within 10s: %v", <-errc)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	cancel()
-	if err := <-errc; err != nil {
-		t.Fatalf("run: %v", err)
-	}
-}
-
-type writerFunc func([]byte) (int, error)
-
-func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

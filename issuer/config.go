@@ -21,6 +21,7 @@ import (
 	"github.com/hallpass/hallpass/refresh"
 	"github.com/hallpass/hallpass/revocation"
 	"github.com/hallpass/hallpass/token"
+	"github.com/hallpass/hallpass/verifier"
 )
 
 // Defaults and bounds of Config.
@@ -36,6 +37,11 @@ const (
 	DefaultLinkCodeTTL   = 10 * time.Minute
 	DefaultMaxLinkCodes  = 3
 	DefaultUsernameHold  = 30 * 24 * time.Hour
+	// DefaultTokenCache is how many verified access tokens the issuer's
+	// verifier remembers (verifier.WithTokenCache): a hit skips the
+	// token's signature check, never the revocation, state and proof
+	// checks. About 200 bytes an entry.
+	DefaultTokenCache = 1 << 16
 )
 
 // KeySource gives the current signing key and the published key set.
@@ -209,6 +215,13 @@ type Config struct {
 	StoreTimeout time.Duration
 	// MaxBodyBytes bounds request bodies (413 beyond). Default 16 KiB.
 	MaxBodyBytes int64
+	// TokenCache is the size of the verified-token cache of the issuer's
+	// own verifier (/v1/me and the other authenticated routes), 1 to
+	// verifier.MaxTokenCacheEntries. Default DefaultTokenCache;
+	// NoTokenCache turns it off (every request verifies the token's
+	// signature).
+	TokenCache   int
+	NoTokenCache bool
 
 	// Revocations is the revocation store the issuer writes entries to:
 	// logout, reuse detection and device revocation (self-service and
@@ -340,7 +353,12 @@ func (cfg *Config) checkBounds() error {
 	if cfg.MaxDeviceName == 0 {
 		cfg.MaxDeviceName = DefaultMaxDeviceName
 	}
+	if cfg.TokenCache == 0 {
+		cfg.TokenCache = DefaultTokenCache
+	}
 	switch {
+	case cfg.TokenCache < 1 || cfg.TokenCache > verifier.MaxTokenCacheEntries:
+		return fmt.Errorf("issuer: TokenCache must be between 1 and %d", verifier.MaxTokenCacheEntries)
 	case cfg.MaxLinkCodes < 1 || cfg.MaxLinkCodes > 20:
 		return errors.New("issuer: MaxLinkCodes must be between 1 and 20")
 	case cfg.MaxBodyBytes < 1024 || cfg.MaxBodyBytes > 1<<20:

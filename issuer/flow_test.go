@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hallpass/hallpass/account"
+	"github.com/hallpass/hallpass/issuer"
 )
 
 // backends lists the engines every flow test runs on.
@@ -204,9 +205,17 @@ func TestStolenRefreshTokenOtherKey(t *testing.T) {
 	})
 }
 
+// TestLogout runs with the verified-token cache (the default: the logout
+// itself puts the token in it, so the refusals after it are cache hits)
+// and without it.
 func TestLogout(t *testing.T) {
+	t.Run("TokenCache", func(t *testing.T) { testLogout(t) })
+	t.Run("NoTokenCache", func(t *testing.T) { testLogout(t, func(c *issuer.Config) { c.NoTokenCache = true }) })
+}
+
+func testLogout(t *testing.T, opts ...option) {
 	forEachBackend(t, func(t *testing.T, be backend) {
-		e := newEnv(t, be)
+		e := newEnv(t, be, opts...)
 		d := e.newDevice("EdDSA")
 		d.signup("leaver")
 		other := e.newDevice("EdDSA")

@@ -15,6 +15,7 @@ import (
 	"github.com/hallpass/hallpass/issuer"
 	"github.com/hallpass/hallpass/keys"
 	"github.com/hallpass/hallpass/ratelimit"
+	"github.com/hallpass/hallpass/verifier"
 )
 
 // TestRedisDown: with Redis stopped, signup and refresh answer 503
@@ -378,6 +379,8 @@ func TestConfigValidation(t *testing.T) {
 		{"access TTL too short", func(c *issuer.Config) { c.AccessTTL = 30 * time.Second }},
 		{"grace over half the access TTL", func(c *issuer.Config) { c.RefreshGrace = 6 * time.Minute }},
 		{"idle over absolute", func(c *issuer.Config) { c.RefreshIdle = 100 * 24 * time.Hour }},
+		{"negative token cache", func(c *issuer.Config) { c.TokenCache = -1 }},
+		{"token cache too large", func(c *issuer.Config) { c.TokenCache = verifier.MaxTokenCacheEntries + 1 }},
 		{"bad rule", func(c *issuer.Config) {
 			c.Limiter, _ = ratelimit.NewMemory(ratelimit.MemoryOptions{})
 			c.SignupLimitsOff = false

@@ -52,5 +52,8 @@ func newVerifier(cfg Config, state verifier.RevocationChecker) (*verifier.Verifi
 	}
 	checks = append(checks, state)
 	opts := []verifier.Option{verifier.WithClock(cfg.Now), verifier.WithLeeway(cfg.Leeway), verifier.WithRevocation(checks)}
+	if !cfg.NoTokenCache {
+		opts = append(opts, verifier.WithTokenCache(cfg.TokenCache))
+	}
 	return verifier.New(ringKeys{keys: cfg.Keys}, cfg.PublicURL, cfg.Audience, opts...)
 }

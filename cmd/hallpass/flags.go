@@ -85,6 +85,7 @@ var (
 		"RefreshIdle":       "--refresh-idle",
 		"RefreshGrace":      "--refresh-grace",
 		"StoreTimeout":      "--store-timeout",
+		"TokenCache":        "--token-cache",
 		"TrustedProxies":    "--trusted-proxies",
 		"SignupPerIP":       "--signup-limit-per-ip",
 		"SignupGlobal":      "--signup-limit-global",

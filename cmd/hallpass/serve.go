@@ -54,6 +54,7 @@ type serveConfig struct {
 	accessTTL, refreshTTL       time.Duration
 	refreshIdle, refreshGrace   time.Duration
 	storeTimeout                time.Duration
+	tokenCache                  int
 	shutdownTimeout             time.Duration
 	dpopNonce                   bool
 	nonceKeyFile                string
@@ -111,6 +112,7 @@ func parseServeFlags(args []string, e *env) (*serveConfig, error) {
 	fs.DurationVar(&c.refreshIdle, "refresh-idle", ee.dur(e, "HALLPASS_REFRESH_IDLE", issuer.DefaultRefreshIdle), "a session unused this long ends [HALLPASS_REFRESH_IDLE]")
 	fs.DurationVar(&c.refreshGrace, "refresh-grace", ee.dur(e, "HALLPASS_REFRESH_GRACE", issuer.DefaultRefreshGrace), "window in which the previous refresh token gets the same successor [HALLPASS_REFRESH_GRACE]")
 	fs.DurationVar(&c.storeTimeout, "store-timeout", ee.dur(e, "HALLPASS_STORE_TIMEOUT", issuer.DefaultStoreTimeout), "bound on each store, replay-cache and rate-limit call; beyond it 503 [HALLPASS_STORE_TIMEOUT]")
+	fs.IntVar(&c.tokenCache, "token-cache", ee.integer(e, "HALLPASS_TOKEN_CACHE", issuer.DefaultTokenCache), "verified access tokens remembered by the issuer's own verifier (a hit skips the signature check, never the revocation, state or proof checks); 0 turns it off [HALLPASS_TOKEN_CACHE]")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", ee.dur(e, "HALLPASS_SHUTDOWN_TIMEOUT", 15*time.Second), "how long a graceful shutdown waits for requests in flight [HALLPASS_SHUTDOWN_TIMEOUT]")
 	fs.BoolVar(&c.dpopNonce, "dpop-nonce", ee.boolean(e, "HALLPASS_DPOP_NONCE"), "demand DPoP server nonces on signup and refresh [HALLPASS_DPOP_NONCE]")
 	fs.StringVar(&c.nonceKeyFile, "dpop-nonce-key-file", e.getenv("HALLPASS_DPOP_NONCE_KEY_FILE"), "32-byte key shared by all nodes for DPoP nonces (default: random per process) [HALLPASS_DPOP_NONCE_KEY_FILE]")
@@ -344,6 +346,8 @@ func (c *serveConfig) issuerConfig(be *backend, ks *servedKeys, mirror *revocati
 		Registry:          reg,
 		TrustedProxies:    l.proxies,
 		StoreTimeout:      c.storeTimeout,
+		TokenCache:        c.tokenCache,
+		NoTokenCache:      c.tokenCache == 0,
 		Revocations:       be.revocations,
 		RevocationMirror:  mirror,
 		AdminKeysFile:     c.adminKeysFile,

@@ -4,6 +4,7 @@ package main
 // revokes a device do verifier mirrors in other processes know it.
 //
 //	go run ./cmd/hallpass-bench -propagation [-n 1000] [-watchers 4] [-c 16] [-timeout 3m] [-json]
+//	    [-cluster] [-rate 1000]
 //
 // It starts a private redis-server on loopback, an issuer in this process
 // on Redis with its admin API on a second loopback listener (a fresh admin
@@ -18,6 +19,12 @@ package main
 // A propagation time is from just before the admin call until a watcher's
 // line is read from its stdout pipe; there are n x watchers of them. The
 // admin call's own latency is reported beside them.
+//
+// -cluster runs it on a 3-master Redis Cluster instead of one
+// redis-server, and -rate R revokes at R a second, open loop, instead of
+// one by one (propagation_rate.go). Each watcher line also carries the
+// watcher's wall clock when its mirror had applied the entry, so that the
+// report splits the time into the admin call, the mirror and the pipe.
 //
 // Everything is on loopback and bounded by -timeout; the watchers are in
 // their own process groups, killed on the way out, and also exit when
@@ -36,14 +43,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/hallpass/hallpass/account/redisstore"
 	"github.com/hallpass/hallpass/dpop"
@@ -81,6 +85,8 @@ type propOptions struct {
 	timeout  time.Duration
 	json     bool
 	redisBin string
+	cluster  bool // propagation_rate.go
+	rate     int  // revocations a second, open loop; 0: one by one
 }
 
 func parsePropFlags(args []string, stderr io.Writer) (propOptions, error) {
@@ -90,7 +96,9 @@ func parsePropFlags(args []string, stderr io.Writer) (propOptions, error) {
 	fs.Bool("propagation", false, "run the revocation propagation benchmark")
 	fs.IntVar(&o.n, "n", 1000, "devices to sign up and revoke one by one (1 to 100000)")
 	fs.IntVar(&o.watchers, "watchers", 4, "watcher processes, each a revocation mirror (1 to 64)")
-	fs.IntVar(&o.clients, "c", 16, "concurrent signups while setting up (1 to 1024)")
+	fs.IntVar(&o.clients, "c", 16, "concurrent signups while setting up, and with -rate the most admin calls in flight (1 to 1024)")
+	fs.BoolVar(&o.cluster, "cluster", false, "run on a 3-master Redis Cluster instead of one redis-server")
+	fs.IntVar(&o.rate, "rate", 0, "revoke at this many a second, open loop, without waiting for the watchers (0: one by one; at most 100000)")
 	fs.DurationVar(&o.timeout, "timeout", 3*time.Minute, "bound on the whole run (up to 30m)")
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON instead of text")
 	fs.StringVar(&o.redisBin, "redis-server", "", "redis-server binary (default: PATH, /usr/bin, /usr/sbin)")
@@ -108,6 +116,8 @@ func parsePropFlags(args []string, stderr io.Writer) (propOptions, error) {
 		return o, errors.New("-c must be from 1 to 1024")
 	case o.timeout <= 0 || o.timeout > 30*time.Minute:
 		return o, errors.New("-timeout must be positive and at most 30m")
+	case o.rate < 0 || o.rate > 100_000:
+		return o, errors.New("-rate must be from 0 (one by one) to 100000")
 	}
 	return o, nil
 }
@@ -126,6 +136,15 @@ type PropagationReport struct {
 	P50NS        int64   `json:"propagation_p50_ns"`
 	P99NS        int64   `json:"propagation_p99_ns"`
 	MaxNS        int64   `json:"propagation_max_ns"`
+	// Applied: from the admin call's start until the watcher's mirror had
+	// applied the entry (the watcher's wall clock): the same, less the
+	// pipe and this process's scheduling.
+	AppliedP50NS int64   `json:"applied_p50_ns"`
+	AppliedP99NS int64   `json:"applied_p99_ns"`
+	AppliedMaxNS int64   `json:"applied_max_ns"`
+	Cluster      bool    `json:"cluster"`        // 3-master Redis Cluster
+	Rate         int     `json:"rate,omitempty"` // asked for, a second; 0: one by one
+	RateInfo     *Rate   `json:"rate_info,omitempty"`
 	AdminP50NS   int64   `json:"admin_p50_ns"`
 	AdminP99NS   int64   `json:"admin_p99_ns"`
 	AdminMaxNS   int64   `json:"admin_max_ns"`
@@ -174,11 +193,13 @@ func runPropagation(ctx context.Context, args []string, stdout, stderr io.Writer
 }
 
 func printPropagation(w io.Writer, r *PropagationReport) {
-	fmt.Fprintf(w, "hallpass-bench propagation: %d devices revoked one by one via DELETE /v1/admin/devices/{id}, %d watcher processes (revocation.Mirror on Redis), loopback, GOMAXPROCS %d, %d CPUs, %s\n",
-		r.Devices, r.Watchers, r.GOMAXPROCS, r.NumCPU, r.GoVersion)
+	fmt.Fprintf(w, "hallpass-bench propagation: %d devices revoked %s via DELETE /v1/admin/devices/{id}, %d watcher processes (revocation.Mirror on %s), loopback, GOMAXPROCS %d, %d CPUs, %s\n",
+		r.Devices, r.mode(), r.Watchers, r.redisKind(), r.GOMAXPROCS, r.NumCPU, r.GoVersion)
 	fmt.Fprintf(w, "set-up: %s in %.1fs; run %.1fs\n", r.Setup, r.SetupSeconds, r.Seconds)
 	fmt.Fprintf(w, "propagation (admin call start -> watcher line read), %d observations: p50 %s  p99 %s  max %s\n",
 		r.Observations, fmtDur(r.P50NS), fmtDur(r.P99NS), fmtDur(r.MaxNS))
+	fmt.Fprintf(w, "applied (admin call start -> watcher's mirror has it, watcher's clock): p50 %s  p99 %s  max %s\n",
+		fmtDur(r.AppliedP50NS), fmtDur(r.AppliedP99NS), fmtDur(r.AppliedMaxNS))
 	fmt.Fprintf(w, "admin call alone, %d calls: p50 %s  p99 %s  max %s\n",
 		r.Devices-r.Errors, fmtDur(r.AdminP50NS), fmtDur(r.AdminP99NS), fmtDur(r.AdminMaxNS))
 	met := "met"
@@ -203,7 +224,7 @@ type adminTarget struct {
 // startAdminTarget builds the issuer as `hallpass serve` does on Redis
 // (account store, replay cache, revocation store, audit stream on one
 // client), without signup limits, with a fresh admin key.
-func startAdminTarget(redisAddr string, clients int) (_ *adminTarget, err error) {
+func startAdminTarget(redisAddrs string, clients int) (_ *adminTarget, err error) {
 	t := &target{}
 	defer func() {
 		if err != nil {
@@ -214,7 +235,7 @@ func startAdminTarget(redisAddr string, clients int) (_ *adminTarget, err error)
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := openRedisBackends(t, redisAddr, clients)
+	cfg, err := openRedisBackends(t, redisAddrs, clients)
 	if err != nil {
 		return nil, err
 	}
@@ -250,9 +271,10 @@ func writeAdminKeys(t *target) (keysFile, key string, err error) {
 
 // openRedisBackends returns an issuer config with its Redis-backed parts
 // set (account store, replay cache, revocation store, audit stream), all on
-// one client to redisAddr that t's close closes.
-func openRedisBackends(t *target, redisAddr string, clients int) (issuer.Config, error) {
-	rc := redis.NewClient(&redis.Options{Addr: redisAddr, ContextTimeoutEnabled: true, PoolSize: clients + 8})
+// one client to redisAddrs (comma-separated: a cluster) that t's close
+// closes.
+func openRedisBackends(t *target, redisAddrs string, clients int) (issuer.Config, error) {
+	rc := newBenchClient(redisAddrs, clients+8)
 	t.closer = append(t.closer, func() { rc.Close() })
 	st, err := redisstore.New(rc, redisstore.Options{})
 	if err != nil {
@@ -414,7 +436,8 @@ type sighting struct {
 	err error // the pipe ended or a line was not JSON
 }
 
-// startWatchers starts n watcher processes on redisAddr and waits for each
+// startWatchers starts n watcher processes on redisAddr (host:port, or a
+// cluster's nodes comma-separated) and waits for each
 // to be ready. Their lines arrive on the returned channel. stop kills them
 // all and waits for them.
 func startWatchers(ctx context.Context, n int, redisAddr string) (<-chan sighting, func(), error) {
@@ -576,25 +599,20 @@ func readLines(w int, r io.Reader, out chan<- sighting, quit <-chan struct{}) {
 
 func propagation(ctx context.Context, o propOptions, progress io.Writer) (*PropagationReport, error) {
 	begin := time.Now()
-	rep := &PropagationReport{
-		Devices: o.n, Watchers: o.watchers, GoalNS: int64(propagationGoal),
-		GOMAXPROCS: runtime.GOMAXPROCS(0), NumCPU: runtime.NumCPU(), GoVersion: runtime.Version(),
-		Setup:      fmt.Sprintf("%d accounts signed up via POST /v1/accounts (fresh key and DPoP proof each, %d at a time, signup limits off)", o.n, o.clients),
-		PerWatcher: make([]int, o.watchers),
-	}
-	rp, err := startRedis(ctx, o.redisBin)
+	rep := newPropagationReport(o)
+	addrs, stopRedis, err := startPropagationRedis(ctx, o)
 	if err != nil {
 		return nil, err
 	}
-	defer rp.Stop()
-	at, err := startAdminTarget(rp.Addr(), o.clients)
+	defer stopRedis()
+	at, err := startAdminTarget(addrs, o.clients)
 	if err != nil {
 		return nil, err
 	}
 	defer at.close()
 
 	fmt.Fprintf(progress, "hallpass-bench: starting %d watcher processes\n", o.watchers)
-	sights, stopWatchers, err := startWatchers(ctx, o.watchers, rp.Addr())
+	sights, stopWatchers, err := startWatchers(ctx, o.watchers, addrs)
 	if err != nil {
 		return nil, err
 	}
@@ -608,13 +626,19 @@ func propagation(ctx context.Context, o propOptions, progress io.Writer) (*Propa
 	}
 	rep.SetupSeconds = time.Since(setup).Seconds()
 
-	fmt.Fprintf(progress, "hallpass-bench: revoking %d devices one by one\n", o.n)
-	props, admins, err := revokeOneByOne(ctx, at, ids, sights, rep, progress)
+	fmt.Fprintf(progress, "hallpass-bench: revoking %d devices %s\n", o.n, rep.mode())
+	tl := newTally(ids, o.watchers)
+	var admins []time.Duration
+	if o.rate > 0 {
+		admins, err = revokeAtRate(ctx, at, tl, sights, rep, o.clients, progress)
+	} else {
+		admins, err = revokeOneByOne(ctx, at, tl, sights, rep, progress)
+	}
 	if err != nil {
 		return nil, err
 	}
 	rep.Seconds = time.Since(begin).Seconds()
-	rep.summarize(props, admins)
+	rep.summarize(tl, admins)
 	return rep, nil
 }
 
@@ -650,139 +674,4 @@ func signupDevices(ctx context.Context, at *adminTarget, n, clients int) ([]stri
 		return nil, err
 	}
 	return ids, nil
-}
-
-// revokeOneByOne revokes the devices ids in turn, each once every watcher
-// has printed the one before (or perRevocationTimeout has passed). It
-// returns the propagation time of every sighting and the latency of every
-// successful admin call; it counts failed calls and missed sightings in
-// rep.
-func revokeOneByOne(ctx context.Context, at *adminTarget, ids []string, sights <-chan sighting, rep *PropagationReport, progress io.Writer) (props, admins []time.Duration, err error) {
-	tl := newTally(ids, rep.Watchers)
-	for i, id := range ids {
-		// Drain lines already read (late ones of earlier revocations).
-		if err := tl.drain(sights); err != nil {
-			return nil, nil, err
-		}
-		t0 := time.Now()
-		err := at.revokeDevice(ctx, id)
-		admin := time.Since(t0)
-		if err != nil {
-			rep.Errors++
-			if rep.FirstError == "" {
-				rep.FirstError = err.Error()
-			}
-			if ctx.Err() != nil {
-				return nil, nil, ctx.Err()
-			}
-			continue
-		}
-		admins = append(admins, admin)
-		if err := tl.collect(ctx, i, sights, progress); err != nil {
-			return nil, nil, err
-		}
-		for w, ts := range tl.seen[i] {
-			if !ts.IsZero() {
-				props = append(props, ts.Sub(t0))
-				rep.PerWatcher[w]++
-			} else {
-				rep.Missed++
-			}
-		}
-	}
-	return props, admins, nil
-}
-
-// tally matches watcher lines to revocations: when each watcher first
-// printed each device.
-type tally struct {
-	watchers int
-	index    map[string]int // device id -> revocation
-	seen     [][]time.Time  // [revocation][watcher]; zero: not yet
-	count    []int          // [revocation]: watchers that printed it
-}
-
-func newTally(ids []string, watchers int) *tally {
-	tl := &tally{
-		watchers: watchers,
-		index:    make(map[string]int, len(ids)),
-		seen:     make([][]time.Time, len(ids)),
-		count:    make([]int, len(ids)),
-	}
-	for i, id := range ids {
-		tl.index[id] = i
-	}
-	for i := range tl.seen {
-		tl.seen[i] = make([]time.Time, watchers)
-	}
-	return tl
-}
-
-// record notes a watcher line; lines of other kinds, unknown ids and
-// repeats are ignored.
-func (tl *tally) record(s sighting) error {
-	if s.err != nil {
-		return fmt.Errorf("watcher %d: %w", s.w, s.err)
-	}
-	i, ok := tl.index[s.ev.ID]
-	if !ok || s.ev.Kind != "device" || !tl.seen[i][s.w].IsZero() {
-		return nil
-	}
-	tl.seen[i][s.w] = s.at
-	tl.count[i]++
-	return nil
-}
-
-// drain records the lines already read, without waiting.
-func (tl *tally) drain(sights <-chan sighting) error {
-	for {
-		select {
-		case s := <-sights:
-			if err := tl.record(s); err != nil {
-				return err
-			}
-		default:
-			return nil
-		}
-	}
-}
-
-// collect records lines until every watcher has printed revocation i, or
-// perRevocationTimeout has passed (which it reports to progress).
-func (tl *tally) collect(ctx context.Context, i int, sights <-chan sighting, progress io.Writer) error {
-	wait := time.NewTimer(perRevocationTimeout)
-	defer wait.Stop()
-	for tl.count[i] < tl.watchers {
-		select {
-		case s := <-sights:
-			if err := tl.record(s); err != nil {
-				return err
-			}
-		case <-wait.C:
-			fmt.Fprintf(progress, "hallpass-bench: revocation %d seen by %d of %d watchers within %s\n", i, tl.count[i], tl.watchers, perRevocationTimeout)
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	return nil
-}
-
-// summarize fills in the figures from the propagation times and admin call
-// latencies (both sorted here).
-func (r *PropagationReport) summarize(props, admins []time.Duration) {
-	r.Observations = len(props)
-	slices.Sort(props)
-	slices.Sort(admins)
-	r.P50NS = int64(percentile(props, 0.50))
-	r.P99NS = int64(percentile(props, 0.99))
-	r.AdminP50NS = int64(percentile(admins, 0.50))
-	r.AdminP99NS = int64(percentile(admins, 0.99))
-	if len(props) > 0 {
-		r.MaxNS = int64(props[len(props)-1])
-	}
-	if len(admins) > 0 {
-		r.AdminMaxNS = int64(admins[len(admins)-1])
-	}
-	r.GoalMet = r.Observations > 0 && r.Missed == 0 && r.Errors == 0 && time.Duration(r.P99NS) < propagationGoal
 }

@@ -6,19 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"sync"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/hallpass/hallpass/revocation"
 	revredis "github.com/hallpass/hallpass/revocation/redisstore"
 	"github.com/hallpass/hallpass/token"
 )
 
-// watcherEnv, when set to a loopback Redis address, turns this process
+// watcherEnv, when set to a loopback Redis address (or a cluster's nodes,
+// comma-separated), turns this process
 // (the bench binary, or its test binary) into a propagation watcher: see
 // runWatcher. The bench re-executes itself with it, so the watchers are
 // separate OS processes without building anything.
@@ -40,13 +38,15 @@ func init() {
 }
 
 // watchEvent is one line a watcher prints: a revocation its mirror has
-// applied (Kind, ID; Src "stream" or "snapshot"), or Ready once the first
+// applied (Kind, ID; Src "stream" or "snapshot"; At, this process's wall
+// clock in Unix ns once the mirror had it), or Ready once the first
 // snapshot is loaded.
 type watchEvent struct {
 	Ready bool   `json:"ready,omitempty"`
 	Kind  string `json:"kind,omitempty"`
 	ID    string `json:"id,omitempty"`
 	Src   string `json:"src,omitempty"`
+	At    int64  `json:"at,omitempty"`
 }
 
 // lockedWriter writes each batch of lines with one Write (unbuffered:
@@ -108,6 +108,7 @@ func (t *tapStore) flush() {
 	if len(t.pending) == 0 {
 		return
 	}
+	at := time.Now().UnixNano() // the batch is in the mirror's maps
 	evs := make([]watchEvent, 0, len(t.pending))
 	for _, e := range t.pending {
 		if e.Kind == revocation.KindDevice && !e.Expired(time.Now()) {
@@ -116,7 +117,7 @@ func (t *tapStore) flush() {
 				t.err = fmt.Errorf("device entry applied but not refused: %v", err)
 			}
 		}
-		evs = append(evs, watchEvent{Kind: string(e.Kind), ID: e.ID, Src: t.src})
+		evs = append(evs, watchEvent{Kind: string(e.Kind), ID: e.ID, Src: t.src, At: at})
 	}
 	t.pending = nil
 	if err := t.out.emit(evs); err != nil && t.err == nil {
@@ -125,16 +126,15 @@ func (t *tapStore) flush() {
 }
 
 // runWatcher mirrors the revocation store of the Redis at addr (loopback
-// only) exactly as `hallpass serve` does (revocation/redisstore defaults,
+// only; a cluster's nodes comma-separated) exactly as `hallpass serve` does (revocation/redisstore defaults,
 // revocation.Mirror defaults), prints {"ready":true} once the first
 // snapshot is loaded, then one JSON line per entry the mirror applies. It
 // returns when stdin ends (the bench closes it, or died).
 func runWatcher(addr string, stdin io.Reader, stdout io.Writer) error {
-	host, _, err := net.SplitHostPort(addr)
-	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
-		return fmt.Errorf("%s must be a loopback host:port", watcherEnv)
+	if err := loopbackAddrs(addr); err != nil {
+		return fmt.Errorf("%s: %w", watcherEnv, err)
 	}
-	rc := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true})
+	rc := newBenchClient(addr, 0)
 	defer rc.Close()
 	st, err := revredis.New(rc, revredis.Options{})
 	if err != nil {

@@ -57,3 +57,19 @@ func configGet(t *testing.T, addr, name string) string {
 	}
 	return string(buf[:n])
 }
+
+// TestLaunchClusterRefuses: no masters, or one directory for every node.
+func TestLaunchClusterRefuses(t *testing.T) {
+	for _, tc := range []struct {
+		o       Options
+		masters int
+	}{
+		{Options{}, 0},
+		{Options{Dir: t.TempDir()}, 3},
+	} {
+		if c, err := LaunchCluster(context.Background(), tc.o, tc.masters); err == nil {
+			c.Stop()
+			t.Errorf("LaunchCluster(%+v, %d): no error", tc.o, tc.masters)
+		}
+	}
+}

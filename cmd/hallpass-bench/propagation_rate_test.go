@@ -1,0 +1,72 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+)
+
+// TestPropagationClusterRate revokes 60 devices at 300 a second, open loop,
+// on a 3-master Redis Cluster, while 2 watcher processes mirror them, and
+// checks that every watcher saw every revocation and that the figures are
+// consistent. Needs redis-server (make test-deps).
+func TestPropagationClusterRate(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var out, errb bytes.Buffer
+	code := run(ctx, []string{"-propagation", "-cluster", "-rate", "300", "-n", "60", "-watchers", "2", "-c", "8", "-timeout", "90s", "-json"}, &out, &errb)
+	var rep PropagationReport
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("exit %d, output is not JSON: %v\nstdout: %s\nstderr: %s", code, err, out.Bytes(), errb.Bytes())
+	}
+	if code != 0 {
+		t.Errorf("exit code %d; stderr: %s", code, errb.Bytes())
+	}
+	if !rep.Cluster || rep.Rate != 300 || rep.RateInfo == nil || rep.GoalNS != int64(rateGoal) {
+		t.Fatalf("report %+v: want a cluster run at 300/s against the 5 ms goal", rep)
+	}
+	if rep.Errors != 0 || rep.Missed != 0 || rep.Observations != 120 || rep.PerWatcher[0] != 60 || rep.PerWatcher[1] != 60 {
+		t.Errorf("report %+v: want 60 devices x 2 watchers = 120 observations, none missed, no errors", rep)
+	}
+	ri := rep.RateInfo
+	if ri.Achieved < 100 || ri.Achieved > 400 || ri.InFlight != 8 || ri.LagMaxNS < ri.LagP99NS {
+		t.Errorf("arrivals %+v: want about 300/s", ri)
+	}
+	// Applied (the watcher's clock) comes before the line is read.
+	if rep.AppliedP50NS <= 0 || rep.AppliedP99NS < rep.AppliedP50NS || rep.AppliedMaxNS < rep.AppliedP99NS ||
+		rep.AppliedP50NS > rep.P50NS || rep.AppliedMaxNS > rep.MaxNS {
+		t.Errorf("applied p50 %d p99 %d max %d vs read p50 %d max %d", rep.AppliedP50NS, rep.AppliedP99NS, rep.AppliedMaxNS, rep.P50NS, rep.MaxNS)
+	}
+	t.Logf("%s; propagation p50 %v p99 %v max %v; applied p50 %v p99 %v; admin p50 %v p99 %v", rep.mode(),
+		time.Duration(rep.P50NS), time.Duration(rep.P99NS), time.Duration(rep.MaxNS),
+		time.Duration(rep.AppliedP50NS), time.Duration(rep.AppliedP99NS),
+		time.Duration(rep.AdminP50NS), time.Duration(rep.AdminP99NS))
+}
+
+func TestPropagationRateFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"-propagation", "-rate", "-1"},
+		{"-propagation", "-rate", "100001"},
+		{"-propagation", "-cluster=maybe"},
+	} {
+		var out, errb bytes.Buffer
+		if code := run(context.Background(), args, &out, &errb); code != 2 {
+			t.Errorf("%q: exit %d, want 2", args, code)
+		}
+	}
+}
+
+// TestLoopbackAddrs: the watcher refuses a cluster list with one address
+// that is not loopback.
+func TestLoopbackAddrs(t *testing.T) {
+	if err := loopbackAddrs("127.0.0.1:1,127.0.0.1:2,[::1]:3"); err != nil {
+		t.Error(err)
+	}
+	for _, bad := range []string{"127.0.0.1:1,10.0.0.1:2", "127.0.0.1:1,", "localhost:6379"} {
+		if err := loopbackAddrs(bad); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+}

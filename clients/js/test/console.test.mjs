@@ -1,0 +1,203 @@
+// The admin console (issuer/console, /admin/ on the admin listener) in real
+// Chromium (Debian's /usr/bin/chromium, driven by playwright-core), against
+// a real `hallpass serve --dev` (bbolt) with an admin keys file. Accounts
+// are made with @hallpass/client through the public API. Loopback only;
+// every wait is bounded; a missing browser fails the test, never skips it.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import http from "node:http";
+import { join } from "node:path";
+import { HallpassError, MemoryStorage, createClient, isSignedOut } from "../dist/index.js";
+import { freePort, hallpassBinary, startServer, tempDir, uniqueName } from "./harness.mjs";
+
+const chromiumPath = "/usr/bin/chromium";
+const fix = "run `make test-deps` at the repository root";
+
+let chromium;
+let browser;
+let issuer;
+let adminURL;
+let adminKey;
+let attacker; // a page on another origin (another port of the same host: same site, cross origin)
+
+before(async () => {
+  if (!existsSync(chromiumPath)) throw new Error(`chromium not found at ${chromiumPath}: ${fix} (scripts/ensure-chromium.sh installs Debian's chromium)`);
+  try {
+    ({ chromium } = await import("playwright-core"));
+  } catch {
+    throw new Error(`playwright-core is not installed in clients/js/node_modules: run \`npm ci\` in clients/js (make test does)`);
+  }
+  const bin = await hallpassBinary();
+  const keysFile = join(tempDir("hallpass-console-"), "admin-keys");
+  adminKey = execFileSync(bin, ["admin-key", "new", "--keys-file", keysFile, "--id", "ops-browser"], { encoding: "utf8" }).trim();
+  assert.match(adminKey, /^hpadm_/);
+  const adminPort = await freePort();
+  adminURL = `http://127.0.0.1:${adminPort}`;
+  issuer = await startServer({ args: ["--admin-keys-file", keysFile, "--admin-listen", `127.0.0.1:${adminPort}`] });
+  attacker = await startAttacker();
+  browser = await chromium.launch({
+    executablePath: chromiumPath,
+    headless: true,
+    timeout: 30_000,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+}, { timeout: 300_000 });
+
+after(async () => {
+  await browser?.close();
+  await attacker?.close();
+  await issuer?.stop();
+});
+
+// startAttacker serves, on another port, whatever page the test sets.
+async function startAttacker() {
+  let html = "";
+  const server = http.createServer((req, res) => {
+    res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
+    res.end(html);
+  });
+  const port = await freePort();
+  await new Promise((resolve, reject) => {
+    server.on("error", reject);
+    server.listen(port, "127.0.0.1", resolve);
+  });
+  return {
+    url: `http://127.0.0.1:${port}/`,
+    set: (h) => (html = h),
+    close: () => new Promise((r) => { server.closeAllConnections(); server.close(() => r()); }),
+  };
+}
+
+/** A device of a new account, signed up through the public API. */
+async function newDevice(prefix, deviceName) {
+  const client = await createClient({ server: issuer.url, storage: new MemoryStorage() });
+  const s = await client.signup({ username: uniqueName(prefix), deviceName });
+  return { client, ...s };
+}
+
+/** The admin API, as curl would call it. */
+async function adminAPI(path) {
+  const r = await fetch(adminURL + path, { headers: { authorization: `Bearer ${adminKey}` }, signal: AbortSignal.timeout(10_000) });
+  assert.equal(r.status, 200, `${path}: ${r.status}`);
+  return r.json();
+}
+
+async function signIn(page, key) {
+  await page.goto(adminURL + "/admin/");
+  assert.equal(new URL(page.url()).pathname, "/admin/login", "an anonymous visit goes to the sign-in page");
+  await page.fill("#key", key);
+  await Promise.all([page.waitForLoadState("load"), page.click("#sign-in")]);
+}
+
+describe("admin console in Chromium", { timeout: 240_000 }, () => {
+  let context;
+  let page;
+  before(async () => {
+    context = await browser.newContext();
+    page = await context.newPage();
+    page.setDefaultTimeout(15_000);
+  });
+  after(() => context?.close());
+
+  test("a wrong key is refused, with nothing said about it", async () => {
+    await signIn(page, "hpadm_" + "A".repeat(43));
+    assert.equal(new URL(page.url()).pathname, "/admin/login");
+    assert.equal((await page.textContent("#error")).trim(), "Sign-in refused.");
+    const cookies = await context.cookies(adminURL + "/admin/");
+    assert.ok(!cookies.some((c) => c.name === "hallpass-console"), "no session cookie after a refused sign-in");
+  });
+
+  test("sign in: an HttpOnly, SameSite=Strict session cookie that is not the key", async () => {
+    await signIn(page, adminKey);
+    assert.equal(new URL(page.url()).pathname, "/admin/");
+    assert.equal(await page.textContent("#key-id"), "ops-browser");
+    const c = (await context.cookies(adminURL + "/admin/")).find((c) => c.name === "hallpass-console");
+    assert.ok(c, "session cookie");
+    assert.equal(c.httpOnly, true);
+    assert.equal(c.sameSite, "Strict");
+    assert.equal(c.path, "/admin/");
+    assert.ok(!c.value.includes(adminKey.slice(6)), "the cookie is not the key");
+    assert.equal(await page.evaluate(() => document.cookie), "", "scripts cannot read the cookie");
+    assert.ok(!(await page.content()).includes(adminKey.slice(6)), "the page does not show the key");
+  });
+
+  test("find an account, sign its device out by clicking; the device's next request is refused", async () => {
+    const phone = await newDevice("console", "Phone <b>one</b>");
+    const me = await phone.client.me();
+    assert.equal(me.deviceId, phone.deviceId, "the device works before");
+
+    await page.goto(adminURL + "/admin/");
+    await page.fill("#q", phone.username.toUpperCase()); // the username policy maps case
+    await Promise.all([page.waitForURL(`**/admin/accounts/${phone.accountId}`), page.click("#find")]);
+    assert.equal(await page.textContent("#username"), phone.username);
+    assert.equal(await page.textContent("#account-id"), phone.accountId);
+    const row = page.locator(`tr[data-device="${phone.deviceId}"]`);
+    assert.equal(await row.locator(".name").textContent(), "Phone <b>one</b>", "the device name renders as text");
+    assert.equal(await row.locator(".state").textContent(), "active");
+
+    await Promise.all([page.waitForURL(/done=device_signed_out/), row.locator("button.sign-out-device").click()]);
+    assert.match(await page.textContent("#flash"), /Device signed out/);
+    assert.match(await row.locator(".state").textContent(), /^signed out /);
+    assert.equal(await row.locator("button").count(), 0, "no sign-out button for a signed-out device");
+
+    const err = await phone.client.me().then(() => null, (e) => e);
+    assert.ok(err instanceof HallpassError, `the signed-out device's next request must fail, got ${err}`);
+    assert.ok(isSignedOut(err), `signed out: ${err.code}`);
+
+    const { records } = await adminAPI("/v1/admin/audit?limit=50");
+    const rec = records.find((r) => r.action === "DELETE /v1/admin/devices/:id" && r.targets?.device_id === phone.deviceId);
+    assert.ok(rec, "the sign-out is in the audit records");
+    assert.equal(rec.who, "ops-browser");
+    assert.equal(rec.result, "ok");
+
+    await page.goto(adminURL + "/admin/audit");
+    assert.match(await page.textContent("#audit"), new RegExp(`device_id=${phone.deviceId}`));
+  });
+
+  test("a form posted without the CSRF token is refused, and changes nothing", async () => {
+    const victim = await newDevice("csrf", "laptop");
+    // page.request shares the context's cookies (the session) but is no
+    // form of a console page: no token.
+    for (const form of [{ account: victim.accountId }, { account: victim.accountId, csrf: "forged" }]) {
+      const r = await page.request.post(`${adminURL}/admin/accounts/${victim.accountId}/ban`, { form, maxRedirects: 0 });
+      assert.equal(r.status(), 403, `form ${JSON.stringify(form)}`);
+      const d = await page.request.post(`${adminURL}/admin/devices/${victim.deviceId}/sign-out`, { form, maxRedirects: 0 });
+      assert.equal(d.status(), 403);
+    }
+    const acc = await adminAPI(`/v1/admin/accounts/${victim.accountId}`);
+    assert.equal(acc.banned, false);
+    assert.equal(acc.devices[0].active, true);
+    await victim.client.me(); // still works
+  });
+
+  test("a form from another origin is refused even with the right token", async () => {
+    const victim = await newDevice("xorigin", "tablet");
+    await page.goto(`${adminURL}/admin/accounts/${victim.accountId}`);
+    const token = await page.getAttribute('form[action$="/ban"] input[name="csrf"]', "value");
+    assert.ok(token);
+    // Another port of 127.0.0.1: the same site (so SameSite=Strict still
+    // sends the cookie), another origin: only the Origin/Sec-Fetch-Site
+    // check stands between it and the action.
+    attacker.set(`<!doctype html><form method="post" action="${adminURL}/admin/accounts/${victim.accountId}/ban">
+      <input type="hidden" name="csrf" value="${token}"><button id="go">win a prize</button></form>`);
+    const evil = await context.newPage();
+    evil.setDefaultTimeout(15_000);
+    await evil.goto(attacker.url);
+    const [res] = await Promise.all([evil.waitForNavigation(), evil.click("#go")]);
+    assert.equal(res.status(), 403);
+    assert.match(await evil.textContent("#error"), /refused/);
+    await evil.close();
+    assert.match(issuer.log(), /"reason":"cross_origin"/, "refused by the origin check (the session cookie was sent: same site)");
+    const acc = await adminAPI(`/v1/admin/accounts/${victim.accountId}`);
+    assert.equal(acc.banned, false, "the cross-origin form banned the account");
+  });
+
+  test("sign out: the session ends", async () => {
+    await page.goto(adminURL + "/admin/");
+    await Promise.all([page.waitForURL("**/admin/login"), page.click("#sign-out")]);
+    await page.goto(adminURL + "/admin/revocations");
+    assert.equal(new URL(page.url()).pathname, "/admin/login");
+  });
+});

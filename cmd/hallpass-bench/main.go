@@ -63,6 +63,11 @@
 // -propagation measures how long an admin device revocation takes to reach
 // revocation mirrors in other processes (see propagation.go).
 //
+//	go run ./cmd/hallpass-bench -memory [-accounts 200000,1000000] [-entries 200000,1000000] [-tokens 1000000]
+//
+// -memory measures the resident memory of accounts on bbolt and of live
+// denylist entries in a revocation mirror (see memory.go).
+//
 // It talks only to loopback addresses and stops by itself; signup rate
 // limits are off (the generator is the only client). Redis needs
 // redis-server installed (`make test-deps`); -stores bolt runs without it.
@@ -220,6 +225,9 @@ func parseStores(list string) ([]string, error) {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if isPropagation(args) { // revocation propagation benchmark: propagation.go
 		return runPropagation(ctx, args, stdout, stderr)
+	}
+	if isMemory(args) { // resident memory of accounts and denylist entries: memory.go
+		return runMemory(ctx, args, stdout, stderr)
 	}
 	o, err := parseFlags(args, stderr)
 	if err != nil {

@@ -240,28 +240,21 @@ func TestActionsRefusedWithoutCSRF(t *testing.T) {
 	}
 }
 
-// TestActionsAudited: each action does what the admin API does, through
-// it, and is audited with the key's id and the API's route.
-func TestActionsAudited(t *testing.T) {
-	e := newEnv(t, envOptions{})
-	phone := e.device("bob1", "phone")
-	acc, dev := session(t, phone)
-	b := e.signedIn()
-	ap := b.get("/admin/accounts/" + acc)
-	if ap.status != http.StatusOK || !strings.Contains(ap.body, dev) || !strings.Contains(ap.body, ">bob1<") {
-		t.Fatalf("account page %d", ap.status)
-	}
-	token := ap.csrf(t)
-	steps := []struct {
-		name     string
-		path     string
-		form     url.Values
-		status   int
-		location string
-		action   string // the admin API route audited
-		target   [2]string
-		check    func(t *testing.T, p page)
-	}{
+// auditedStep is one console action, what it must answer and the admin
+// API call it must be audited as.
+type auditedStep struct {
+	name     string
+	path     string
+	form     url.Values
+	status   int
+	location string
+	action   string // the admin API route audited; "" for no admin call
+	target   [2]string
+	check    func(t *testing.T, p page)
+}
+
+func auditedSteps(e *env, phone *client.Client, acc, dev string) []auditedStep {
+	return []auditedStep{
 		{name: "sign the device out", path: "/admin/devices/" + dev + "/sign-out", form: url.Values{"account": {acc}},
 			status: http.StatusSeeOther, location: "/admin/accounts/" + acc + "?done=device_signed_out",
 			action: "DELETE " + issuer.PathAdminDevice, target: [2]string{"device_id", dev}, check: func(t *testing.T, _ page) {
@@ -301,7 +294,21 @@ func TestActionsAudited(t *testing.T) {
 				}
 			}},
 	}
-	for _, s := range steps {
+}
+
+// TestActionsAudited: each action does what the admin API does, through
+// it, and is audited with the key's id and the API's route.
+func TestActionsAudited(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	phone := e.device("bob1", "phone")
+	acc, dev := session(t, phone)
+	b := e.signedIn()
+	ap := b.get("/admin/accounts/" + acc)
+	if ap.status != http.StatusOK || !strings.Contains(ap.body, dev) || !strings.Contains(ap.body, ">bob1<") {
+		t.Fatalf("account page %d", ap.status)
+	}
+	token := ap.csrf(t)
+	for _, s := range auditedSteps(e, phone, acc, dev) {
 		t.Run(s.name, func(t *testing.T) {
 			n := len(e.audit.Records())
 			form := url.Values{"csrf": {token}}
@@ -313,17 +320,15 @@ func TestActionsAudited(t *testing.T) {
 				t.Fatalf("%d %q, want %d %q", p.status, p.header.Get("Location"), s.status, s.location)
 			}
 			recs := e.records(n)
-			if s.action == "" {
-				if len(recs) != 0 {
-					t.Fatalf("admin calls made: %+v", recs)
-				}
+			switch {
+			case s.action == "" && len(recs) != 0:
+				t.Fatalf("admin calls made: %+v", recs)
+			case s.action == "":
 				return
-			}
-			if len(recs) == 0 {
+			case len(recs) == 0:
 				t.Fatal("no audit record")
 			}
-			r := recs[0]
-			if r.Who != "ops-alice" || r.Action != s.action || r.Targets[s.target[0]] != s.target[1] || r.Result != "ok" {
+			if r := recs[0]; r.Who != "ops-alice" || r.Action != s.action || r.Targets[s.target[0]] != s.target[1] || r.Result != "ok" {
 				t.Errorf("audit %+v: want ops-alice, %s, %s=%s, ok", r, s.action, s.target[0], s.target[1])
 			}
 			if s.check != nil {

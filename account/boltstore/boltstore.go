@@ -13,6 +13,7 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/hallpass/hallpass/account"
+	"github.com/hallpass/hallpass/internal/boltcommit"
 )
 
 var (
@@ -54,7 +55,7 @@ type Options struct {
 // Store is an account.Store on one bbolt file.
 type Store struct {
 	db     *bolt.DB
-	commit *committer
+	commit *boltcommit.Committer
 }
 
 var _ account.Store = (*Store)(nil)
@@ -96,13 +97,18 @@ func Open(path string, opts Options) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("boltstore: init %s: %w", path, err)
 	}
-	return &Store{db: db, commit: newCommitter(db, opts.MaxBatch)}, nil
+	commit, err := boltcommit.New(db, opts.MaxBatch)
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("boltstore: %w", err)
+	}
+	return &Store{db: db, commit: commit}, nil
 }
 
 // Close commits the writes already queued, then closes the file, waiting
 // for running transactions. Closing twice is not an error.
 func (s *Store) Close() error {
-	s.commit.close()
+	s.commit.Close()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("boltstore: close: %w", err)
 	}
@@ -157,7 +163,7 @@ func (s *Store) update(ctx context.Context, fn func(*txn) error) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("boltstore: %w", err)
 	}
-	return wrap(s.commit.do(ctx, fn))
+	return wrap(s.commit.Do(ctx, op(fn)))
 }
 
 // CreateAccount claims acc.UsernameKey and stores the account, device and

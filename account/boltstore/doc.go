@@ -19,7 +19,7 @@
 // Every Store method is one atomic step: the username claim and the
 // account creation, each refresh decision, each redemption of a link or
 // recovery code, a rename and a deletion. Reads are bbolt read
-// transactions. Writes are group-committed (commit.go): one goroutine,
+// transactions. Writes are group-committed (internal/boltcommit): one goroutine,
 // owned by the Store and stopped by Close, runs the writes that queued up
 // while the previous commit was flushed in one transaction (at most
 // Options.MaxBatch, no added delay), applying them one after the other as

@@ -25,17 +25,15 @@ func HoldWriter(s *Store) (release func()) {
 
 // Queued is the number of write operations waiting for the committer.
 func Queued(s *Store) int {
-	s.commit.mu.Lock()
-	defer s.commit.mu.Unlock()
-	return len(s.commit.queue)
+	return s.commit.Queued()
 }
 
 // Taken is the number of write operations the committer has taken from
 // its queue.
-func Taken(s *Store) uint64 { return s.commit.taken.Load() }
+func Taken(s *Store) uint64 { return s.commit.Taken() }
 
 // Commits is the number of transactions the committer has run.
-func Commits(s *Store) uint64 { return s.commit.commits.Load() }
+func Commits(s *Store) uint64 { return s.commit.Commits() }
 
 // WriteThen is a write operation that stores key in the probe bucket and
 // then returns fail, or panics with it when panics is set: an operation

@@ -14,6 +14,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 
+	"github.com/hallpass/hallpass/internal/boltcommit"
 	"github.com/hallpass/hallpass/revocation"
 )
 
@@ -59,7 +60,7 @@ type Options struct {
 type Store struct {
 	db        *bolt.DB
 	own       bool
-	commit    *committer
+	commit    *boltcommit.Committer
 	maxEvents uint64
 	now       func() time.Time
 
@@ -131,15 +132,19 @@ func New(db *bolt.DB, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("boltstore: init: %w", err)
 	}
+	commit, err := boltcommit.New(db, opts.MaxBatch)
+	if err != nil {
+		return nil, fmt.Errorf("boltstore: %w", err)
+	}
 	return &Store{db: db, maxEvents: uint64(opts.MaxEvents), now: opts.Now, notify: make(chan struct{}),
-		commit: newCommitter(db, opts.MaxBatch)}, nil
+		commit: commit}, nil
 }
 
 // Close commits the Adds already queued and stops the Store's committer
 // goroutine, then closes the database if Open opened it. A Store from New
 // must be closed too, before its database.
 func (s *Store) Close() error {
-	s.commit.close()
+	s.commit.Close()
 	if !s.own {
 		return nil
 	}
@@ -201,7 +206,7 @@ func (s *Store) Add(ctx context.Context, e revocation.Entry) (revocation.Entry, 
 	var appended bool
 	// Run once per transaction that carries this Add: a rolled back batch
 	// runs it again from the start.
-	err = s.commit.do(ctx, func(tx *bolt.Tx) error {
+	err = s.commit.Do(ctx, boltcommit.MayHaveWritten(func(tx *bolt.Tx) error {
 		out, appended = e, false
 		entries, expiry, events, meta := tx.Bucket(bucketEntries), tx.Bucket(bucketExpiry), tx.Bucket(bucketEvents), tx.Bucket(bucketMeta)
 		if err := sweep(entries, expiry, now, sweepBatch); err != nil {
@@ -240,7 +245,7 @@ func (s *Store) Add(ctx context.Context, e revocation.Entry) (revocation.Entry, 
 		}
 		appended = true
 		return trim(events, meta, seq, s.maxEvents)
-	})
+	}))
 	if err != nil {
 		if errors.Is(err, errCorrupt) {
 			return revocation.Entry{}, err

@@ -10,7 +10,7 @@
 // entry with the later Before, append an event, and trim the events to the
 // latest Options.MaxEvents (default 100,000), recording the highest trimmed
 // sequence so that Follow from an older cursor returns ErrCursorGone.
-// Adds are group-committed (commit.go): the Adds queued while a commit is
+// Adds are group-committed (internal/boltcommit): the Adds queued while a commit is
 // flushed share the next transaction and fsync (at most Options.MaxBatch),
 // and each returns only once that transaction is committed. An Add that
 // fails inside the transaction fails alone (the batch is rolled back and

@@ -21,13 +21,11 @@ func HoldWriter(s *Store) (release func()) {
 
 // Queued is the number of Adds waiting for the committer.
 func Queued(s *Store) int {
-	s.commit.mu.Lock()
-	defer s.commit.mu.Unlock()
-	return len(s.commit.queue)
+	return s.commit.Queued()
 }
 
 // Taken is the number of Adds the committer has taken from its queue.
-func Taken(s *Store) uint64 { return s.commit.taken.Load() }
+func Taken(s *Store) uint64 { return s.commit.Taken() }
 
 // Commits is the number of transactions the committer has run.
-func Commits(s *Store) uint64 { return s.commit.commits.Load() }
+func Commits(s *Store) uint64 { return s.commit.Commits() }

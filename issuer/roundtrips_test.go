@@ -1,0 +1,67 @@
+package issuer_test
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// TestMeStoreCallsOnRedis: once the node has seen the account, /v1/me reads
+// the account state in one MULTI/EXEC (the account and its device, on the
+// account's slot) and makes no index lookups (GET): with the replay check,
+// two round trips to Redis for the whole request. Before: five sequential
+// round trips (device index and record, account index and record, replay).
+func TestMeStoreCallsOnRedis(t *testing.T) {
+	be := &redisBackend{}
+	e := newEnv(t, be)
+	d := e.newDevice("EdDSA")
+	d.signup("roundtrips")
+	checkMe(t, d) // the node learns where the account lives
+	ctx := context.Background()
+	before := commandStats(t, be, ctx)
+	const n = 5
+	for range n {
+		checkMe(t, d)
+	}
+	after := commandStats(t, be, ctx)
+	t.Logf("commands for %d /v1/me: %v", n, diff(before, after))
+	for cmd, want := range map[string]int{"set": n, "exec": n, "multi": n, "hgetall": 2 * n, "smembers": n, "get": 0, "evalsha": 0} {
+		if got := after[cmd] - before[cmd]; got != want {
+			t.Errorf("%s: %d calls for %d /v1/me, want %d (all: %v)", cmd, got, n, want, diff(before, after))
+		}
+	}
+}
+
+// commandStats returns the calls per command of INFO commandstats.
+func commandStats(t *testing.T, be *redisBackend, ctx context.Context) map[string]int {
+	t.Helper()
+	info, err := be.client.Info(ctx, "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int{}
+	for line := range strings.SplitSeq(info, "\n") {
+		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok || !strings.HasPrefix(name, "cmdstat_") {
+			continue
+		}
+		calls, _, _ := strings.Cut(strings.TrimPrefix(rest, "calls="), ",")
+		v, err := strconv.Atoi(calls)
+		if err != nil {
+			t.Fatalf("INFO commandstats line %q", line)
+		}
+		out[strings.TrimPrefix(name, "cmdstat_")] = v
+	}
+	return out
+}
+
+func diff(before, after map[string]int) map[string]int {
+	d := map[string]int{}
+	for k, v := range after {
+		if v != before[k] {
+			d[k] = v - before[k]
+		}
+	}
+	return d
+}

@@ -72,12 +72,14 @@
 // Rejected (ended, expired, idle, banned): invalid_grant.
 //
 // /v1/me, /v1/logout and /v1/me/devices: httpauth.Authenticator verifies
-// the token offline against the issuer's own key source (so a retired key
+// the token offline (a token verified before skips its signature check:
+// Config.TokenCache) against the issuer's own key source (so a retired key
 // still verifies and a revoked one is refused), then runs the revocation
 // checks, the mirror and then the account state (the device must still be
 // active, belong to the token's account and carry the token's jkt, and the
-// account must not be banned; two store reads, whose results the handler
-// reuses), then the DPoP proof (ath, htm, htu, cnf.jkt, replay) as the
+// account must not be banned; one store read of both, account.Store.GetCaller,
+// on the request's goroutine, whose result the handler reuses), then the
+// DPoP proof (ath, htm, htu, cnf.jkt, replay) as the
 // binding. The account-state check is what makes a logout or a reuse
 // detection refuse the device's access tokens on the issuer's own endpoints
 // at once (token_revoked); a store that does not answer makes it 503.

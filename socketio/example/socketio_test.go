@@ -123,6 +123,7 @@ func newFixtureWith(t *testing.T, o fixtureOpts) *fixture {
 	a, err := newApp(ctx, config{
 		Keys: ks, Issuer: testIssuer, Audience: testAudience, PublicURL: f.url,
 		Store: f.store, MaxStaleness: o.maxStaleness, Recheck: 100 * time.Millisecond, StaleGrace: o.staleGrace,
+		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo})),
 	})
 	if err != nil {
 		_ = ln.Close()
@@ -484,8 +485,9 @@ func TestHandshake(t *testing.T) {
 		}
 	})
 
-	// Every client above has exited: the guard forgot their sockets.
-	deadline := time.Now().Add(5 * time.Second)
+	// Every client above has exited: the guard forgot their sockets (10 s:
+	// a loaded machine running -race is slow to see the last one leave).
+	deadline := time.Now().Add(10 * time.Second)
 	for f.app.guard.Len() != 0 {
 		if time.Now().After(deadline) {
 			t.Fatalf("guard still watches %d sockets after their clients left", f.app.guard.Len())

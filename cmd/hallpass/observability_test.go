@@ -201,6 +201,29 @@ func TestAlertRules(t *testing.T) {
 		}
 	})
 
+	t.Run("docs/deploy.md lists every alert", func(t *testing.T) {
+		raw, err := os.ReadFile(repoRoot + "/docs/deploy.md")
+		if err != nil {
+			t.Fatal(err)
+		}
+		listed := map[string]bool{}
+		for _, m := range regexp.MustCompile(`(?m)^\| \[(Hallpass\w+)\]\(operations\.md#(\w+)\)`).FindAllStringSubmatch(string(raw), -1) {
+			if m[2] != strings.ToLower(m[1]) {
+				t.Errorf("docs/deploy.md: %s links to #%s", m[1], m[2])
+			}
+			listed[m[1]] = true
+		}
+		for _, r := range rules {
+			if !listed[r.Alert] {
+				t.Errorf("docs/deploy.md: the alerts table lacks %s", r.Alert)
+			}
+			delete(listed, r.Alert)
+		}
+		for name := range listed {
+			t.Errorf("docs/deploy.md lists %s, which alerts.yml does not define", name)
+		}
+	})
+
 	t.Run("labels and annotations", func(t *testing.T) {
 		anchors := markdownAnchors(t, operationsDoc)
 		seen := map[string]bool{}

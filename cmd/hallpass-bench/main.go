@@ -68,6 +68,11 @@
 // -memory measures the resident memory of accounts on bbolt and of live
 // denylist entries in a revocation mirror (see memory.go).
 //
+//	go run ./cmd/hallpass-bench -gateway [-c 64] [-d 15s] [-rounds 3] [-server-cpus 1 -load-cpus 0] [-cpuprofile FILE]
+//
+// -gateway measures `hallpass gateway` (proxy and forward auth, token cache
+// hit and miss) against its floor (see gateway.go).
+//
 // It talks only to loopback addresses and stops by itself; signup rate
 // limits are off (the generator is the only client). Redis needs
 // redis-server installed (`make test-deps`); -stores bolt runs without it.
@@ -228,6 +233,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if isMemory(args) { // resident memory of accounts and denylist entries: memory.go
 		return runMemory(ctx, args, stdout, stderr)
+	}
+	if isGatewayBench(args) { // hallpass gateway against its floor: gateway.go
+		return runGatewayBench(ctx, args, stdout, stderr)
 	}
 	o, err := parseFlags(args, stderr)
 	if err != nil {

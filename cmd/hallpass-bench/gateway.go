@@ -1,0 +1,243 @@
+package main
+
+// The gateway benchmark (-gateway): `hallpass gateway`, the real binary,
+// pinned to -server-cpus, in front of a minimal upstream, with the issuer,
+// the upstream and the load generator pinned to -load-cpus. Each request
+// carries a fresh DPoP proof; the floor is the "me" floor (one Ed25519
+// token verify + one proof verify), measured in this process pinned for
+// the floor window to the gateway's CPUs, beside each load window.
+//
+// Two gateways run one after the other: with the verified-token cache
+// (--token-cache, the default: every request after a device's first is a
+// hit, so the token's signature is not checked again) and without
+// (--token-cache off: every request is a miss). Each serves two
+// scenarios: proxy (GET /hello, forwarded upstream) and verify (GET
+// /v1/verify as nginx auth_request asks it, X-Forwarded-Method and
+// X-Forwarded-Uri from a trusted proxy).
+//
+// Beside req/s and the ratio to the floor the report gives the gateway's
+// own CPU use during the load windows (below 100% of its CPUs: the load
+// side, not the gateway, was the bottleneck), the upstream connections the
+// gateway opened, and the sockets in TIME-WAIT after each scenario.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"slices"
+	"text/tabwriter"
+	"time"
+)
+
+// isGatewayBench reports whether args ask for the gateway benchmark.
+func isGatewayBench(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "-gateway", "--gateway", "-gateway=true", "--gateway=true":
+			return true
+		}
+	}
+	return false
+}
+
+type gwOptions struct {
+	clients    int
+	duration   time.Duration // load per scenario, over all rounds
+	rounds     int
+	floor      time.Duration
+	serverCPUs []int
+	loadCPUs   []int
+	bin        string // hallpass binary; empty: go build
+	cpuprofile string
+	json       bool
+}
+
+func parseGatewayBenchFlags(args []string, stderr io.Writer) (gwOptions, error) {
+	var o gwOptions
+	fs := flag.NewFlagSet("hallpass-bench -gateway", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Bool("gateway", true, "run the gateway benchmark")
+	fs.IntVar(&o.clients, "c", 64, "concurrent clients, and goroutines of the floor (1 to 1024)")
+	fs.DurationVar(&o.duration, "d", 15*time.Second, "load time of each scenario, over all rounds (up to 10m)")
+	fs.IntVar(&o.rounds, "rounds", 3, "rounds per scenario, each a load window of -d/-rounds and a floor window (1 to 100)")
+	fs.DurationVar(&o.floor, "floor", 0, "floor window per round (default -d/-rounds, at most 2s)")
+	serverCPUs := fs.String("server-cpus", "", "pin the gateway to these CPUs (e.g. 1); the floor is measured there too")
+	loadCPUs := fs.String("load-cpus", "", "pin the load generator, the issuer and the upstream to these CPUs (e.g. 0)")
+	fs.StringVar(&o.bin, "hallpass", "", "hallpass binary to run as the gateway (default: go build ./cmd/hallpass)")
+	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "fetch a CPU profile of the gateway (its --pprof-listen) over the first load window of each scenario: FILE.CACHE-MODE")
+	fs.BoolVar(&o.json, "json", false, "print the report as JSON")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return o, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	case o.clients < 1 || o.clients > 1024:
+		return o, errors.New("-c must be from 1 to 1024")
+	case o.duration <= 0 || o.duration > 10*time.Minute:
+		return o, errors.New("-d must be positive and at most 10m")
+	case o.rounds < 1 || o.rounds > 100:
+		return o, errors.New("-rounds must be from 1 to 100")
+	case o.floor < 0 || o.floor > 10*time.Second:
+		return o, errors.New("-floor must be from 0 (default) to 10s")
+	}
+	if o.floor == 0 {
+		o.floor = min(o.duration/time.Duration(o.rounds), 2*time.Second)
+	}
+	return o, o.parseCPUs(*serverCPUs, *loadCPUs)
+}
+
+func (o *gwOptions) parseCPUs(server, load string) error {
+	var err error
+	if server != "" {
+		if o.serverCPUs, err = parseCPUList(server); err != nil {
+			return fmt.Errorf("-server-cpus: %w", err)
+		}
+	}
+	if load != "" {
+		if o.loadCPUs, err = parseCPUList(load); err != nil {
+			return fmt.Errorf("-load-cpus: %w", err)
+		}
+	}
+	if (o.serverCPUs != nil || o.loadCPUs != nil) && !pinningSupported {
+		return pinProcess(0, nil) // its error says why
+	}
+	return nil
+}
+
+// GatewayReport is the gateway benchmark's whole run (the -json output).
+type GatewayReport struct {
+	Clients     int             `json:"clients"`
+	Duration    string          `json:"duration"`
+	Rounds      int             `json:"rounds"`
+	FloorWindow string          `json:"floor_window"`
+	ServerCPUs  string          `json:"server_cpus,omitempty"`
+	LoadCPUs    string          `json:"load_cpus,omitempty"`
+	GoVersion   string          `json:"go_version"`
+	Binary      string          `json:"binary"`
+	Results     []GatewayResult `json:"results"`
+}
+
+// GatewayResult is one scenario (proxy or verify) on one gateway (token
+// cache hit or miss).
+type GatewayResult struct {
+	Mode     string  `json:"mode"`  // proxy, verify
+	Cache    string  `json:"cache"` // hit (--token-cache), miss (off)
+	Clients  int     `json:"clients"`
+	Requests int64   `json:"requests"`
+	Errors   int64   `json:"errors"`
+	Seconds  float64 `json:"seconds"`
+	ReqPerS  float64 `json:"req_per_s"`
+	P50NS    int64   `json:"p50_ns"`
+	P99NS    int64   `json:"p99_ns"`
+	Floor    Floor   `json:"floor"`
+	OfFloor  float64 `json:"of_floor"` // median over rounds
+	Rounds   int     `json:"rounds"`
+	// GatewayCPU is the gateway's CPU time over the load windows' wall
+	// time, divided by its CPUs: 1 is every CPU it has busy.
+	GatewayCPU float64 `json:"gateway_cpu"`
+	// UpstreamConns are the upstream connections the gateway opened
+	// during the scenario.
+	UpstreamConns int64 `json:"upstream_conns"`
+	// TimeWait is the machine's sockets in TIME-WAIT right after the
+	// scenario (-1 where /proc/net/tcp cannot be read).
+	TimeWait   int    `json:"time_wait"`
+	FirstError string `json:"first_error,omitempty"`
+}
+
+// runGatewayBench is the -gateway mode of run.
+func runGatewayBench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	o, err := parseGatewayBenchFlags(args, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(stderr, "hallpass-bench:", err)
+		return 2
+	}
+	rep, err := gatewayBench(ctx, o, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "hallpass-bench:", err)
+		return 1
+	}
+	if o.json {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			fmt.Fprintln(stderr, "hallpass-bench:", err)
+			return 1
+		}
+	} else {
+		printGatewayTable(stdout, rep)
+	}
+	for _, r := range rep.Results {
+		if r.Errors > 0 {
+			return 1
+		}
+	}
+	return 0
+}
+
+// gatewayBench runs both gateways (cache hit, miss) and their scenarios.
+func gatewayBench(ctx context.Context, o gwOptions, progress io.Writer) (*GatewayReport, error) {
+	if o.loadCPUs != nil {
+		if err := pinProcess(os.Getpid(), o.loadCPUs); err != nil {
+			return nil, err
+		}
+		runtime.GOMAXPROCS(len(o.loadCPUs))
+	}
+	w, err := newGwWorld(ctx, o, progress)
+	if err != nil {
+		return nil, err
+	}
+	defer w.close()
+	rep := &GatewayReport{
+		Clients: o.clients, Duration: o.duration.String(), Rounds: o.rounds, FloorWindow: o.floor.String(),
+		ServerCPUs: formatCPUList(o.serverCPUs), LoadCPUs: formatCPUList(o.loadCPUs),
+		GoVersion: runtime.Version(), Binary: w.bin,
+	}
+	caches := []string{"hit", "miss"}
+	if !w.hasFlag("token-cache") {
+		caches = []string{"miss"} // a gateway from before the cache: every request a miss
+	}
+	for _, cache := range caches {
+		res, err := w.benchGateway(ctx, o, cache, progress)
+		if err != nil {
+			return nil, fmt.Errorf("cache %s: %w", cache, err)
+		}
+		rep.Results = append(rep.Results, res...)
+	}
+	return rep, ctx.Err()
+}
+
+func printGatewayTable(w io.Writer, rep *GatewayReport) {
+	fmt.Fprintf(w, "hallpass-bench -gateway: %s, %d clients, per scenario %d rounds of %s load + %s floor, fresh proof per request, %s\n",
+		rep.Binary, rep.Clients, rep.Rounds, durDiv(rep.Duration, rep.Rounds), rep.FloorWindow, rep.GoVersion)
+	pin := "not pinned"
+	if rep.ServerCPUs != "" {
+		pin = "gateway and floor on CPUs " + rep.ServerCPUs
+	}
+	if rep.LoadCPUs != "" {
+		pin += "; load, issuer and upstream on CPUs " + rep.LoadCPUs
+	}
+	fmt.Fprintf(w, "%s; floor: %s\n\n", pin, floorOps["me"])
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "mode\tcache\tC\trequests\terrors\treq/s\tp50\tp99\tfloor ops/s\tof floor\tgateway CPU\tupstream conns\tTIME-WAIT\t")
+	for _, r := range rep.Results {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%.0f\t%s\t%s\t%.0f\t%.2f\t%.0f%%\t%d\t%d\t\n",
+			r.Mode, r.Cache, r.Clients, r.Requests, r.Errors, r.ReqPerS, fmtDur(r.P50NS), fmtDur(r.P99NS),
+			r.Floor.OpsPerSec, r.OfFloor, 100*r.GatewayCPU, r.UpstreamConns, r.TimeWait)
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "\nof floor: median over rounds of (req/s) / (floor ops/s); gateway CPU below 100%: the load side was the bottleneck")
+	for _, r := range slices.Clone(rep.Results) {
+		if r.FirstError != "" {
+			fmt.Fprintf(w, "%s %s: first error: %s\n", r.Mode, r.Cache, r.FirstError)
+		}
+	}
+}

@@ -2,11 +2,13 @@
 // socketio/example (socketauth), with the real npm socket.io-client that
 // `make test-deps` installs for that example: the htu rule of both sides
 // agree, a fresh proof per connection attempt, and another device's token
-// is refused.
+// is refused. The example serves wss:// and https:// with a certificate
+// from a CA made here (openssl), which the client trusts through its ca
+// option, and follows the issuer's key set from --issuer (remote keys).
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFile, spawn } from "node:child_process";
-import { existsSync, writeFileSync } from "node:fs";
+import { execFile, spawn, spawnSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -17,6 +19,26 @@ const clientDir = join(repoRoot, "socketio", "example", "testdata");
 let issuer;
 let chat; // { url, stop }
 let io;
+let ca; // the test CA's PEM, the only one the socket.io client trusts
+
+/**
+ * makePKI makes a CA and a server certificate for 127.0.0.1 with the
+ * openssl command (in the base image), and returns the PEM file paths.
+ */
+function makePKI(dir) {
+  const p = { ca: join(dir, "ca.pem"), caKey: join(dir, "ca.key"), cert: join(dir, "cert.pem"), key: join(dir, "key.pem") };
+  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1"];
+  const run = (args) => {
+    const r = spawnSync("openssl", args, { encoding: "utf8" });
+    if (r.error?.code === "ENOENT") throw new Error("openssl is not installed (the test makes its certificate authority with it)");
+    if (r.status !== 0) throw new Error(`openssl ${args[0]}: ${r.stderr}`);
+  };
+  run(["req", "-x509", "-new", ...ec, "-keyout", p.caKey, "-out", p.ca, "-subj", "/CN=hallpass socket.io test CA",
+    "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign"]);
+  run(["req", "-x509", "-new", ...ec, "-keyout", p.key, "-out", p.cert, "-subj", "/CN=127.0.0.1", "-CA", p.ca, "-CAkey", p.caKey,
+    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-addext", "basicConstraints=critical,CA:FALSE", "-addext", "extendedKeyUsage=serverAuth"]);
+  return p;
+}
 
 before(async () => {
   if (!existsSync(join(clientDir, "node_modules", "socket.io-client"))) {
@@ -27,24 +49,33 @@ before(async () => {
   const dir = tempDir();
   const bin = join(dir, "socketio-example");
   await promisify(execFile)(process.env.GO || "go", ["-C", join(repoRoot, "socketio"), "build", "-o", bin, "./example"], { timeout: 300_000, maxBuffer: 16 << 20 });
-  const keys = join(dir, "keys.json");
-  writeFileSync(keys, await (await fetch(issuer.url + "/.well-known/hallpass/keys")).text());
+  const pki = makePKI(dir);
   const port = await freePort();
-  const child = spawn(bin, ["--issuer", issuer.url, "--audience", issuer.url, "--keys-file", keys, "--listen", `127.0.0.1:${port}`], { stdio: ["ignore", "ignore", "pipe"] });
+  const child = spawn(bin, ["--issuer", issuer.url, "--audience", issuer.url, "--listen", `127.0.0.1:${port}`,
+    "--tls-cert", pki.cert, "--tls-key", pki.key], { stdio: ["ignore", "ignore", "pipe"] });
   let log = "";
-  child.stderr.on("data", (b) => (log += b));
   const exited = new Promise((r) => child.on("exit", r));
   process.on("exit", () => child.kill("SIGKILL"));
-  const url = `http://127.0.0.1:${port}`;
-  for (let deadline = Date.now() + 20_000; ; ) {
-    try {
-      await fetch(url + "/socket.io/?EIO=4&transport=polling", { signal: AbortSignal.timeout(1000) });
-      break;
-    } catch {
-      if (Date.now() > deadline) throw new Error(`socket.io example not up in 20 s:\n${log}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
+  // Up once it logs that it listens (JSON lines), with its htu.
+  const htu = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`socket.io example not up in 20 s:\n${log}`)), 20_000);
+    child.stderr.on("data", (b) => {
+      log += b;
+      for (const line of log.split("\n")) {
+        try {
+          const rec = JSON.parse(line);
+          if (rec.msg === "socket.io server listening") {
+            clearTimeout(timer);
+            resolve(rec.htu);
+          }
+        } catch {}
+      }
+    });
+    exited.then((code) => reject(new Error(`socket.io example exited (${code}):\n${log}`)));
+  });
+  const url = `https://127.0.0.1:${port}`;
+  assert.equal(htu, url + "/socket.io/");
+  ca = readFileSync(pki.ca);
   chat = {
     url,
     stop: async () => {
@@ -63,7 +94,7 @@ after(async () => {
 /** connect opens one socket and resolves with its first outcome. */
 function connect(auth) {
   return new Promise((resolve) => {
-    const socket = io(chat.url, { transports: ["polling", "websocket"], reconnection: false, auth, timeout: 10_000 });
+    const socket = io(chat.url, { transports: ["polling", "websocket"], reconnection: false, auth, timeout: 10_000, ca });
     const done = (v) => {
       socket.close();
       resolve(v);
@@ -100,4 +131,26 @@ test("socketAuth: socketauth accepts the handshake; every attempt has a fresh pr
   assert.deepEqual(await connect({ token: mine.token, proof: theirs.proof }), { connected: false, message: "invalid_dpop_proof" });
   client.close();
   other.close();
+});
+
+test("socketAuth over wss: a client that does not trust the test CA is refused before any handshake", { timeout: 30_000 }, async () => {
+  const client = await createClient({ server: issuer.url, storage: new MemoryStorage(), origins: [chat.url] });
+  await client.signup({ username: uniqueName("chat") });
+  const auth = await client.socketAuth(chat.url);
+  for (const transports of [["websocket"], ["polling"]]) {
+    const outcome = await new Promise((resolve) => {
+      const socket = io(chat.url, { transports, reconnection: false, auth, timeout: 10_000 }); // no ca
+      const done = (v) => {
+        socket.close();
+        resolve(v);
+      };
+      socket.on("connect", () => done({ connected: true }));
+      socket.on("connect_error", (err) => done({ connected: false, message: err.message }));
+    });
+    assert.equal(outcome.connected, false, `${transports}: connected without trusting the CA`);
+    assert.doesNotMatch(outcome.message, /_/, `${transports}: the server answered (${outcome.message}); want a TLS failure`);
+  }
+  // The same payload with the CA: the proof was never spent.
+  assert.equal((await connect(auth)).connected, true);
+  client.close();
 });

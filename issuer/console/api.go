@@ -14,10 +14,11 @@ const maxAPIAnswer = 4 << 20
 
 // apiAnswer is an admin API answer as the console reads it.
 type apiAnswer struct {
-	status    int
-	body      []byte
-	code      string // the problem code of an error answer
-	requestID string // the admin call's request id, to find its audit record
+	status     int
+	body       []byte
+	code       string // the problem code of an error answer
+	requestID  string // the admin call's request id, to find its audit record
+	retryAfter string // of a 429
 }
 
 func (a apiAnswer) ok() bool { return a.status >= 200 && a.status < 300 }
@@ -90,7 +91,8 @@ func call(ctx context.Context, h http.Handler, r *http.Request, key, method, pat
 	if rec.status == 0 {
 		rec.status = http.StatusOK
 	}
-	a := apiAnswer{status: rec.status, body: rec.buf.Bytes(), requestID: rec.h.Get("X-Request-Id")}
+	a := apiAnswer{status: rec.status, body: rec.buf.Bytes(), requestID: rec.h.Get("X-Request-Id"),
+		retryAfter: rec.h.Get("Retry-After")}
 	if !a.ok() {
 		var p struct {
 			Code string `json:"code"`

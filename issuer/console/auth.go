@@ -101,6 +101,9 @@ func (c *Console) handleLogin(w http.ResponseWriter, r *http.Request) {
 	a := call(r.Context(), c.cfg.Admin, r, key, http.MethodGet, issuer.PathAdminWhoami, nil)
 	switch {
 	case a.status == http.StatusTooManyRequests:
+		if a.retryAfter != "" {
+			w.Header().Set("Retry-After", a.retryAfter)
+		}
 		c.loginForm(w, r, a.status, "Too many failed sign-ins from this address. Try again later.", false)
 		return
 	case a.status == http.StatusUnauthorized:

@@ -104,8 +104,8 @@ func TestSignInRateLimited(t *testing.T) {
 		}
 	}
 	p := b.signIn(e.key)
-	if p.status != http.StatusTooManyRequests || sessionCookie(p.header) != nil {
-		t.Fatalf("after the budget: %d, cookie %v", p.status, sessionCookie(p.header))
+	if p.status != http.StatusTooManyRequests || sessionCookie(p.header) != nil || p.header.Get("Retry-After") == "" {
+		t.Fatalf("after the budget: %d, cookie %v, Retry-After %q", p.status, sessionCookie(p.header), p.header.Get("Retry-After"))
 	}
 	if status, _ := e.adminJSON(http.MethodGet, issuer.PathAdminWhoami); status != http.StatusTooManyRequests {
 		t.Errorf("the admin API from the same address: %d, want 429 (one budget)", status)

@@ -101,6 +101,9 @@ func (c *Console) answered(w http.ResponseWriter, r *http.Request, s session, a 
 	case http.StatusNotFound:
 		c.notFound(w, r, s)
 	default:
+		if a.retryAfter != "" {
+			w.Header().Set("Retry-After", a.retryAfter)
+		}
 		v := c.view(r, s, "Refused", nil)
 		v.Error = fmt.Sprintf("The admin API answered %d (%s). Nothing else was done.", a.status, a.code)
 		v.RequestID = a.requestID

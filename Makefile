@@ -32,6 +32,7 @@ test: test-deps
 bench: test-deps
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./...
 	$(GO) run ./cmd/hallpass-bench -server-cpus 1 -load-cpus 0 -d 5s -redis-aof off,everysec,always
+	$(GO) run ./cmd/hallpass-bench -server-cpus 1 -load-cpus 0 -d 5s -scenarios me -token-cache=false
 	$(GO) run ./cmd/hallpass-bench -propagation -n 1000 -watchers 4
 	$(GO) run ./cmd/hallpass-bench -propagation -cluster -rate 1000 -n 5000 -watchers 16 -c 64
 	$(GO) run ./cmd/hallpass-bench -memory -accounts 100000 -entries 1000000 -tokens 1000000

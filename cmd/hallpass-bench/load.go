@@ -119,7 +119,7 @@ func openRedis(addr string) (account.Store, dpop.ReplayCache, func(), error) {
 // startServer builds an issuer on store and serves it on 127.0.0.1:0; stop
 // shuts it down. Signup limits are off (SignupLimitsOff): the load generator is
 // the only client and would otherwise measure 429s.
-func startServer(store account.Store, replay dpop.ReplayCache) (base string, stop func(), err error) {
+func startServer(store account.Store, replay dpop.ReplayCache, noTokenCache bool) (base string, stop func(), err error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", nil, err
@@ -148,6 +148,7 @@ func startServer(store account.Store, replay dpop.ReplayCache) (base string, sto
 		DPoP:         issuer.DPoPConfig{Replay: replay},
 		Registry:     prometheus.NewRegistry(),
 		StoreTimeout: 5 * time.Second,
+		NoTokenCache: noTokenCache,
 		// SECURITY: benchmark only; a real issuer keeps its budgets.
 		SignupLimitsOff: true,
 	})

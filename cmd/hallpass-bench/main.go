@@ -89,6 +89,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -133,6 +134,10 @@ type options struct {
 	loadCPUs   []int
 	gomaxprocs int
 	cpuprofile string
+	scenarios  []string // of the scenarios list (load.go), in its order
+	// noTokenCache starts the issuer without its verified-token cache, so
+	// that every /v1/me verifies the token's signature (a cache miss).
+	noTokenCache bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -151,6 +156,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	serverCPUs := fs.String("server-cpus", "", "run the issuer, its floor and redis-server pinned to these CPUs (e.g. 1 or 2-3), in a child process (Linux)")
 	loadCPUs := fs.String("load-cpus", "", "pin the load generator to these CPUs (e.g. 0); needs -server-cpus")
 	fs.IntVar(&o.gomaxprocs, "gomaxprocs", 0, "GOMAXPROCS of the server side (default: the number of -server-cpus, else Go's default)")
+	scen := fs.String("scenarios", strings.Join(scenarios, ","), "comma-separated scenarios to run: "+strings.Join(scenarios, ", "))
+	tokenCache := fs.Bool("token-cache", true, "the issuer's verified-token cache (false: every /v1/me is a cache miss; results are labelled <store>-nocache)")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the server side to this file (with -server-cpus: FILE.bolt, FILE.redis), floor windows included")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -175,10 +182,14 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if o.floor == 0 {
 		o.floor = min(o.duration/time.Duration(o.rounds), time.Second)
 	}
+	o.noTokenCache = !*tokenCache
+	var err error
+	if o.scenarios, err = parseScenarios(*scen); err != nil {
+		return o, err
+	}
 	if err := o.parsePinning(*serverCPUs, *loadCPUs); err != nil {
 		return o, err
 	}
-	var err error
 	if o.redisAOF, err = parseAOF(*aof); err != nil {
 		return o, err
 	}
@@ -300,7 +311,7 @@ func bench(ctx context.Context, o options, progress io.Writer) (*Report, error) 
 		if store == "redis" { // once per -redis-aof mode: redisaof.go
 			res, procs, err = benchRedis(ctx, o, progress)
 		} else {
-			res, procs, err = benchStore(ctx, o, serverSpec{Store: store}, progress)
+			res, procs, err = benchStore(ctx, o, serverSpec{Store: store, NoTokenCache: o.noTokenCache}, progress)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", store, err)
@@ -337,7 +348,7 @@ func benchStore(ctx context.Context, o options, spec serverSpec, progress io.Wri
 	t := newTarget(be.base(), o.clients)
 	defer t.close()
 	var out []Result
-	for _, sc := range scenarios {
+	for _, sc := range o.scenarios {
 		if ctx.Err() != nil {
 			break
 		}
@@ -413,4 +424,27 @@ func fmtDur(ns int64) string {
 	default:
 		return fmt.Sprintf("%.0fµs", float64(d)/float64(time.Microsecond))
 	}
+}
+
+// parseScenarios parses the -scenarios list: known names, no repeats,
+// run in the order of scenarios whatever the order given.
+func parseScenarios(list string) ([]string, error) {
+	want := map[string]bool{}
+	for name := range strings.SplitSeq(list, ",") {
+		name = strings.TrimSpace(name)
+		if !slices.Contains(scenarios, name) {
+			return nil, fmt.Errorf("-scenarios: unknown scenario %q (known: %s)", name, strings.Join(scenarios, ", "))
+		}
+		if want[name] {
+			return nil, fmt.Errorf("-scenarios: %q given twice", name)
+		}
+		want[name] = true
+	}
+	var out []string
+	for _, sc := range scenarios {
+		if want[sc] {
+			out = append(out, sc)
+		}
+	}
+	return out, nil
 }

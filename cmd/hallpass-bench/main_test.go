@@ -24,8 +24,8 @@ func runJSON(t *testing.T, args ...string) Report {
 	if code != 0 {
 		t.Errorf("exit code %d; stderr: %s", code, errb.Bytes())
 	}
-	if len(rep.Results) != len(scenarios) {
-		t.Fatalf("%d results, want %d: %+v", len(rep.Results), len(scenarios), rep.Results)
+	if want := wantResults(args); len(rep.Results) != want {
+		t.Fatalf("%d results, want %d: %+v", len(rep.Results), want, rep.Results)
 	}
 	for _, r := range rep.Results {
 		if r.Floor.Ops <= 0 || r.Floor.OpsPerSec <= 0 || r.FloorOps == "" {
@@ -33,6 +33,24 @@ func runJSON(t *testing.T, args ...string) Report {
 		}
 	}
 	return rep
+}
+
+// wantResults is the number of scenarios args run (-scenarios, default all).
+func wantResults(args []string) int {
+	if i := slices.Index(args, "-scenarios"); i >= 0 {
+		sc, _ := parseScenarios(args[i+1])
+		return len(sc)
+	}
+	return len(scenarios)
+}
+
+// TestNoTokenCache runs /v1/me with the issuer's token cache off: every
+// request a cache miss, labelled so.
+func TestNoTokenCache(t *testing.T) {
+	rep := runJSON(t, "-d", "400ms", "-c", "2", "-rounds", "1", "-scenarios", "me", "-token-cache=false")
+	if r := rep.Results[0]; r.Store != "bolt-nocache" || r.Scenario != "me" || r.ReqPerS <= 0 || r.Errors != 0 {
+		t.Errorf("result %+v: want bolt-nocache me, requests served", r)
+	}
 }
 
 // TestBolt runs every scenario for about a second on bbolt with 2 clients,
@@ -138,6 +156,7 @@ func TestFlags(t *testing.T) {
 		{"-c", "0"}, {"-d", "0s"}, {"-n", "0"}, {"-stores", "mysql"}, {"extra"},
 		{"-rounds", "0"}, {"-floor", "-1s"}, {"-gomaxprocs", "-1"},
 		{"-server-cpus", "x"}, {"-load-cpus", "0"}, {"-server-cpus", "1", "-load-cpus", "9-8"},
+		{"-scenarios", "me,me"}, {"-scenarios", "login"}, {"-scenarios", ""},
 	} {
 		var out, errb bytes.Buffer
 		if code := run(context.Background(), args, &out, &errb); code != 2 {

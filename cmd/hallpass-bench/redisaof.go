@@ -55,10 +55,14 @@ func appendFsync(mode string) string {
 // label is how a report names the store of spec: bolt, redis, or
 // redis+aof-everysec and redis+aof-always.
 func (s serverSpec) label() string {
+	l := s.Store
 	if s.Store == "redis" && s.AOF != "" && s.AOF != "off" {
-		return "redis+aof-" + s.AOF
+		l = "redis+aof-" + s.AOF
 	}
-	return s.Store
+	if s.NoTokenCache {
+		l += "-nocache"
+	}
+	return l
 }
 
 // benchRedis runs every scenario on Redis once per -redis-aof mode, each
@@ -74,7 +78,7 @@ func benchRedis(ctx context.Context, o options, progress io.Writer) ([]Result, i
 		if err != nil {
 			return nil, 0, err
 		}
-		spec := serverSpec{Store: "redis", Redis: rp.Addr(), AOF: mode}
+		spec := serverSpec{Store: "redis", Redis: rp.Addr(), AOF: mode, NoTokenCache: o.noTokenCache}
 		res, p, err := benchStore(ctx, o, spec, progress)
 		rp.Stop()
 		if err != nil {

@@ -30,6 +30,8 @@ type serverSpec struct {
 	Store string `json:"store"`           // bolt, redis
 	Redis string `json:"redis,omitempty"` // redis-server address, for redis
 	AOF   string `json:"aof,omitempty"`   // -redis-aof mode of that server (redisaof.go)
+	// NoTokenCache: the issuer verifies every token's signature (-token-cache=false).
+	NoTokenCache bool `json:"no_token_cache,omitempty"`
 }
 
 // openServer opens the store of spec and serves an issuer on it.
@@ -46,7 +48,7 @@ func openServer(spec serverSpec) (base string, closeAll func(), err error) {
 	if err != nil {
 		return "", nil, err
 	}
-	base, stopServer, err := startServer(st.store, st.replay)
+	base, stopServer, err := startServer(st.store, st.replay, spec.NoTokenCache)
 	if err != nil {
 		st.close()
 		return "", nil, err

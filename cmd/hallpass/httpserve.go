@@ -30,7 +30,10 @@ func apiServer(h http.Handler, tlsConf *tls.Config, log *slog.Logger) *http.Serv
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    32 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		TLSConfig:         tlsConf,
+		// A copy per server: net/http sets up HTTP/2 by writing into
+		// its server's TLSConfig, and the listeners of one process
+		// (public, admin, ops) share one configuration.
+		TLSConfig: tlsConf.Clone(),
 	}
 }
 

@@ -141,6 +141,15 @@ type GatewayResult struct {
 	// GatewayCPU is the gateway's CPU time over the load windows' wall
 	// time, divided by its CPUs: 1 is every CPU it has busy.
 	GatewayCPU float64 `json:"gateway_cpu"`
+	// CPUPerReqUS is the gateway's CPU time per request, FloorCPUPerOpUS
+	// the floor's per operation (this process's, pinned to the same
+	// CPUs), in microseconds; OfFloorCPU is their ratio, floor / gateway:
+	// the ratio to the floor with the gateway's CPUs saturated, which
+	// holds when the load side, not the gateway, is the bottleneck
+	// (GatewayCPU below 1), or when other processes share the CPUs.
+	CPUPerReqUS     float64 `json:"cpu_per_req_us"`
+	FloorCPUPerOpUS float64 `json:"floor_cpu_per_op_us"`
+	OfFloorCPU      float64 `json:"of_floor_cpu"`
 	// UpstreamConns are the upstream connections the gateway opened
 	// during the scenario.
 	UpstreamConns int64 `json:"upstream_conns"`
@@ -227,14 +236,15 @@ func printGatewayTable(w io.Writer, rep *GatewayReport) {
 	}
 	fmt.Fprintf(w, "%s; floor: %s\n\n", pin, floorOps["me"])
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "mode\tcache\tC\trequests\terrors\treq/s\tp50\tp99\tfloor ops/s\tof floor\tgateway CPU\tupstream conns\tTIME-WAIT\t")
+	fmt.Fprintln(tw, "mode\tcache\tC\trequests\terrors\treq/s\tp50\tp99\tfloor ops/s\tof floor\tgateway CPU\tCPU/req\tCPU/floor op\tof floor (CPU)\tupstream conns\tTIME-WAIT\t")
 	for _, r := range rep.Results {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%.0f\t%s\t%s\t%.0f\t%.2f\t%.0f%%\t%d\t%d\t\n",
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%.0f\t%s\t%s\t%.0f\t%.2f\t%.0f%%\t%.0fµs\t%.0fµs\t%.2f\t%d\t%d\t\n",
 			r.Mode, r.Cache, r.Clients, r.Requests, r.Errors, r.ReqPerS, fmtDur(r.P50NS), fmtDur(r.P99NS),
-			r.Floor.OpsPerSec, r.OfFloor, 100*r.GatewayCPU, r.UpstreamConns, r.TimeWait)
+			r.Floor.OpsPerSec, r.OfFloor, 100*r.GatewayCPU, r.CPUPerReqUS, r.FloorCPUPerOpUS, r.OfFloorCPU, r.UpstreamConns, r.TimeWait)
 	}
 	tw.Flush()
-	fmt.Fprintln(w, "\nof floor: median over rounds of (req/s) / (floor ops/s); gateway CPU below 100%: the load side was the bottleneck")
+	fmt.Fprintln(w, "\nof floor: median over rounds of (req/s) / (floor ops/s). gateway CPU below 100%: the load side was the bottleneck;")
+	fmt.Fprintln(w, "of floor (CPU): floor CPU per op / gateway CPU per request, the ratio with the gateway's CPUs saturated")
 	for _, r := range slices.Clone(rep.Results) {
 		if r.FirstError != "" {
 			fmt.Fprintf(w, "%s %s: first error: %s\n", r.Mode, r.Cache, r.FirstError)

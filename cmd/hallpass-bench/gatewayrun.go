@@ -38,7 +38,10 @@ type gwWorld struct {
 	env     *floorEnv
 	devs    []*device
 	rate    float64 // req/s of the last load window, to size proof pools
-	closers []func()
+	// floorCPU is this process's CPU time in floor windows, for the
+	// floor's CPU per operation.
+	floorCPU float64
+	closers  []func()
 }
 
 func (w *gwWorld) close() {
@@ -248,10 +251,13 @@ func (g *gwProc) stop() {
 	}
 }
 
-// cpuSeconds is the gateway's user + system CPU time so far (Linux; 0
+// cpuSeconds is the gateway's user + system CPU time so far.
+func (g *gwProc) cpuSeconds() float64 { return procCPUSeconds(g.cmd.Process.Pid) }
+
+// procCPUSeconds is process pid's user + system CPU time so far (Linux; 0
 // elsewhere).
-func (g *gwProc) cpuSeconds() float64 {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(g.cmd.Process.Pid) + "/stat")
+func procCPUSeconds(pid int) float64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		return 0
 	}
@@ -334,6 +340,7 @@ func (w *gwWorld) scenario(ctx context.Context, g *gwProc, t *target, mode, cach
 		ratios      []float64
 		cpu         float64
 		conns0      = w.upConns.Load()
+		floorCPU0   = w.floorCPU
 		window      = o.duration / time.Duration(o.rounds)
 		profileDone = func() {}
 	)
@@ -370,9 +377,25 @@ func (w *gwWorld) scenario(ctx context.Context, g *gwProc, t *target, mode, cach
 	}
 	res.summarize(all, load, ratios, &errs)
 	res.GatewayCPU = cpu / max(load.Seconds(), 1e-9) / float64(max(1, len(o.serverCPUs)))
+	res.cpuCost(cpu, int64(len(all)), w.floorCPU-floorCPU0)
 	res.UpstreamConns = w.upConns.Load() - conns0
 	res.TimeWait = timeWait()
 	return res, ctx.Err()
+}
+
+// cpuCost sets the CPU per request and per floor operation, and their
+// ratio: what the gateway's CPUs could do flat out, whatever the load side
+// could send, and whatever else ran on those CPUs.
+func (res *GatewayResult) cpuCost(gwCPU float64, requests int64, floorCPU float64) {
+	if requests > 0 && gwCPU > 0 {
+		res.CPUPerReqUS = 1e6 * gwCPU / float64(requests)
+	}
+	if res.Floor.Ops > 0 && floorCPU > 0 {
+		res.FloorCPUPerOpUS = 1e6 * floorCPU / float64(res.Floor.Ops)
+	}
+	if res.CPUPerReqUS > 0 {
+		res.OfFloorCPU = res.FloorCPUPerOpUS / res.CPUPerReqUS
+	}
 }
 
 func (res *GatewayResult) summarize(all []time.Duration, load time.Duration, ratios []float64, errs *errorLog) {
@@ -411,7 +434,10 @@ func (w *gwWorld) floor(ctx context.Context) (Floor, error) {
 			runtime.GOMAXPROCS(prev)
 		}()
 	}
-	return w.env.measure(ctx, "me", w.o.clients, w.o.floor)
+	c0 := procCPUSeconds(os.Getpid())
+	f, err := w.env.measure(ctx, "me", w.o.clients, w.o.floor)
+	w.floorCPU += procCPUSeconds(os.Getpid()) - c0
+	return f, err
 }
 
 func allCPUs() []int {

@@ -342,6 +342,7 @@ func TestActionsAudited(t *testing.T) {
 func TestEscaping(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	acc, _ := session(t, e.device("carol1", `<script>alert("x")</script>`))
+	raw, _ := e.rawAccount(`<script>alert("u")</script>`, `<img src=x onerror=alert(2)>`)
 	b := e.signedIn()
 	tests := []struct {
 		name, path string
@@ -350,6 +351,12 @@ func TestEscaping(t *testing.T) {
 	}{
 		{name: "device name", path: "/admin/accounts/" + acc, status: http.StatusOK,
 			want: `&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;`},
+		{name: "username", path: "/admin/accounts/" + raw, status: http.StatusOK,
+			want: `<td id="username">&lt;script&gt;alert(&#34;u&#34;)&lt;/script&gt;</td>`},
+		{name: "username in the title", path: "/admin/accounts/" + raw, status: http.StatusOK,
+			want: `<title>Account &lt;script&gt;alert(&#34;u&#34;)&lt;/script&gt; · hallpass admin</title>`},
+		{name: "device name in an attribute-free cell", path: "/admin/accounts/" + raw, status: http.StatusOK,
+			want: `<td class="name">&lt;img src=x onerror=alert(2)&gt;</td>`},
 		{name: "search", path: "/admin/search?q=" + url.QueryEscape(`<script>alert(1)</script>`), status: http.StatusNotFound,
 			want: `&lt;script&gt;alert(1)&lt;/script&gt;`},
 		{name: "search for an attribute", path: "/admin/search?q=" + url.QueryEscape(`"><img src=x onerror=alert(1)>`),

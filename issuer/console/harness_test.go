@@ -22,6 +22,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/hallpass/hallpass/account"
 	"github.com/hallpass/hallpass/account/boltstore"
 	"github.com/hallpass/hallpass/client"
 	"github.com/hallpass/hallpass/dpop"
@@ -69,6 +70,7 @@ type env struct {
 	logs     *syncBuffer
 	clock    *clock
 	srv      *issuer.Server
+	store    account.Store
 	public   *httptest.Server
 	admin    *httptest.Server
 	// sessionCookies seen, to check they never reach the logs
@@ -93,7 +95,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 		handler.Load().(http.Handler).ServeHTTP(w, r)
 	}))
 	t.Cleanup(e.public.Close)
-	e.srv = newIssuer(t, e, dir, o)
+	e.srv, e.store = newIssuer(t, e, dir, o)
 	handler.Store(e.srv.Handler())
 	con, err := console.New(console.Config{Admin: e.srv.AdminHandler(), Public: e.srv.Handler(), Now: e.clock.Now,
 		Logger: slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
@@ -109,7 +111,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	return e
 }
 
-func newIssuer(t *testing.T, e *env, dir string, o envOptions) *issuer.Server {
+func newIssuer(t *testing.T, e *env, dir string, o envOptions) (*issuer.Server, account.Store) {
 	st, err := boltstore.Open(filepath.Join(dir, "hallpass.db"), boltstore.Options{})
 	check(t, err)
 	t.Cleanup(func() { st.Close() })
@@ -139,7 +141,24 @@ func newIssuer(t *testing.T, e *env, dir string, o envOptions) *issuer.Server {
 		Logger: slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	check(t, err)
-	return srv
+	return srv, st
+}
+
+// rawAccount writes an account with one device straight to the store,
+// whatever the username policy says (as a name from an older policy, or
+// a store written by another tool, would be).
+func (e *env) rawAccount(username, deviceName string) (acc, dev string) {
+	e.t.Helper()
+	acc, err := account.NewID(account.AccountPrefix, nil)
+	check(e.t, err)
+	dev, err = account.NewID(account.DevicePrefix, nil)
+	check(e.t, err)
+	now := time.Now()
+	check(e.t, e.store.CreateAccount(context.Background(),
+		account.Account{ID: acc, Username: username, UsernameKey: "raw-" + acc, Created: now},
+		account.Device{ID: dev, AccountID: acc, Name: deviceName, JKT: "jkt-" + dev, Created: now},
+		account.Session{DeviceID: dev, AccountID: acc, JKT: "jkt-" + dev, Created: now, Expires: now.Add(time.Hour)}))
+	return acc, dev
 }
 
 func check(t testing.TB, err error) {

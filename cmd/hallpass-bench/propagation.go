@@ -206,7 +206,7 @@ func printPropagation(w io.Writer, r *PropagationReport) {
 	if !r.GoalMet {
 		met = "NOT met"
 	}
-	fmt.Fprintf(w, "goal p99 < %s: %s; missed %d, admin errors %d, per watcher %v\n",
+	fmt.Fprintf(w, "goal p99 <= %s: %s; missed %d, admin errors %d, per watcher %v\n",
 		fmtDur(r.GoalNS), met, r.Missed, r.Errors, r.PerWatcher)
 	if r.FirstError != "" {
 		fmt.Fprintf(w, "first error: %s\n", r.FirstError)

@@ -122,7 +122,11 @@ func newIssuer(t *testing.T, e *env, dir string, o envOptions) (*issuer.Server, 
 	check(t, err)
 	m.Start()
 	t.Cleanup(func() { m.Close() })
-	<-m.Synced()
+	select {
+	case <-m.Synced():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the revocation mirror did not sync")
+	}
 	ring, err := keys.NewRing(nil, time.Now())
 	check(t, err)
 	lk, err := keys.GenerateLocalKey(nil)

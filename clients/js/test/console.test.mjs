@@ -199,5 +199,6 @@ describe("admin console in Chromium", { timeout: 240_000 }, () => {
     await Promise.all([page.waitForURL("**/admin/login"), page.click("#sign-out")]);
     await page.goto(adminURL + "/admin/revocations");
     assert.equal(new URL(page.url()).pathname, "/admin/login");
+    assert.ok(!issuer.log().includes(adminKey.slice(6)), "the admin key is in the server's log");
   });
 });

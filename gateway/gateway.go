@@ -192,6 +192,7 @@ func (g *Gateway) setUpstream(u *url.URL, tr http.RoundTripper) error {
 		Transport:    tr,
 		ErrorHandler: g.upstreamError,
 		ErrorLog:     slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
+		BufferPool:   newBufferPool(),
 	}
 	return nil
 }

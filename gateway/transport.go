@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 )
 
@@ -82,4 +83,26 @@ func NewTransport(o TransportOptions) (*http.Transport, error) {
 		ExpectContinueTimeout: time.Second,
 		DisableCompression:    true,
 	}, nil
+}
+
+// copyBufferSize is the size of the buffers that relay response bodies,
+// httputil.ReverseProxy's own default.
+const copyBufferSize = 32 << 10
+
+// bufferPool lends the proxy its copy buffers (httputil.BufferPool):
+// without one, httputil.ReverseProxy allocates 32 KiB per request, which
+// is most of a proxied request's garbage.
+type bufferPool struct{ p sync.Pool }
+
+func newBufferPool() *bufferPool {
+	return &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, copyBufferSize); return &b }}}
+}
+
+func (b *bufferPool) Get() []byte { return *(b.p.Get().(*[]byte)) }
+
+func (b *bufferPool) Put(buf []byte) {
+	if cap(buf) == copyBufferSize {
+		buf = buf[:copyBufferSize]
+		b.p.Put(&buf)
+	}
 }

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hallpass/hallpass/internal/redislog"
+	"github.com/hallpass/hallpass/internal/redistest"
 	"github.com/hallpass/hallpass/verifier/remotekeys"
 )
 
@@ -105,6 +107,42 @@ func TestRun(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRunRedisLogIsJSON: go-redis's own lines (a pool that cannot dial,
+// once Redis is killed) come out of the command as JSON through slog, and
+// the mirror's staleness is logged there too.
+func TestRunRedisLogIsJSON(t *testing.T) {
+	p := newPKI(t)
+	issuer := newKeyServer(t, p)
+	rs := redistest.Start(t)
+	logs := &syncLog{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() {
+		errc <- run(ctx, []string{"--listen", "127.0.0.1:0", "--issuer", testIssuer, "--audience", testAudience,
+			"--keys-url", issuer.url, "--keys-ca", p.caFile, "--revocation-redis", rs.URL(),
+			"--revocation-max-staleness", "1s", "--stale-grace", "10s"}, logs)
+	}()
+	logs.waitListening(t, errc, cancel)
+	rs.Stop(t)
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs.String(), `"msg":"`+redislog.Message+`"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no go-redis line in the log within 10s of the outage:\n%s", logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		if !json.Valid([]byte(l)) {
+			t.Errorf("log line is not JSON: %q", l)
+		}
 	}
 }
 

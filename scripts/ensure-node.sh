@@ -20,6 +20,14 @@ if ! ok; then
   ok
 fi
 
+# clients/js/test/socketio.test.mjs makes its test certificate authority with
+# the openssl command (in the base image; installed here when missing).
+if ! command -v openssl >/dev/null 2>&1; then
+  SUDO=""
+  if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq openssl >/dev/null
+fi
+
 # npm ci replaces node_modules; the stamp (a copy of the lock file it
 # installed) lets the next run skip the install and the test notice a stale one.
 dir="$(cd "$(dirname "$0")/.." && pwd)/socketio/example/testdata"

@@ -43,6 +43,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -87,6 +88,7 @@ type propOptions struct {
 	redisBin string
 	cluster  bool // propagation_rate.go
 	rate     int  // revocations a second, open loop; 0: one by one
+	perProc  int  // mirrors per watcher process
 }
 
 func parsePropFlags(args []string, stderr io.Writer) (propOptions, error) {
@@ -97,6 +99,7 @@ func parsePropFlags(args []string, stderr io.Writer) (propOptions, error) {
 	fs.IntVar(&o.n, "n", 1000, "devices to sign up and revoke one by one (1 to 100000)")
 	fs.IntVar(&o.watchers, "watchers", 4, "watcher processes, each a revocation mirror (1 to 64)")
 	fs.IntVar(&o.clients, "c", 16, "concurrent signups while setting up, and with -rate the most admin calls in flight (1 to 1024)")
+	fs.IntVar(&o.perProc, "mirrors-per-watcher", 1, "revocation mirrors in each watcher process, each on its own Redis client (1 to 64); -watchers x this = mirrors")
 	fs.BoolVar(&o.cluster, "cluster", false, "run on a 3-master Redis Cluster instead of one redis-server")
 	fs.IntVar(&o.rate, "rate", 0, "revoke at this many a second, open loop, without waiting for the watchers (0: one by one; at most 100000)")
 	fs.DurationVar(&o.timeout, "timeout", 3*time.Minute, "bound on the whole run (up to 30m)")
@@ -116,6 +119,8 @@ func parsePropFlags(args []string, stderr io.Writer) (propOptions, error) {
 		return o, errors.New("-c must be from 1 to 1024")
 	case o.timeout <= 0 || o.timeout > 30*time.Minute:
 		return o, errors.New("-timeout must be positive and at most 30m")
+	case o.perProc < 1 || o.perProc > maxMirrorsPerWatcher:
+		return o, fmt.Errorf("-mirrors-per-watcher must be from 1 to %d", maxMirrorsPerWatcher)
 	case o.rate < 0 || o.rate > 100_000:
 		return o, errors.New("-rate must be from 0 (one by one) to 100000")
 	}
@@ -154,8 +159,11 @@ type PropagationReport struct {
 	GOMAXPROCS   int     `json:"gomaxprocs"`
 	NumCPU       int     `json:"num_cpu"`
 	GoVersion    string  `json:"go_version"`
-	// PerWatcher[w] is the observations of watcher w.
-	PerWatcher []int `json:"per_watcher"`
+	// Mirrors is Watchers x MirrorsPerWatcher; PerWatcher[w] is the
+	// observations of mirror w (watcher w / MirrorsPerWatcher).
+	Mirrors           int   `json:"mirrors"`
+	MirrorsPerWatcher int   `json:"mirrors_per_watcher"`
+	PerWatcher        []int `json:"per_watcher"`
 }
 
 // runPropagation is run for the -propagation mode; it returns the exit
@@ -193,8 +201,8 @@ func runPropagation(ctx context.Context, args []string, stdout, stderr io.Writer
 }
 
 func printPropagation(w io.Writer, r *PropagationReport) {
-	fmt.Fprintf(w, "hallpass-bench propagation: %d devices revoked %s via DELETE /v1/admin/devices/{id}, %d watcher processes (revocation.Mirror on %s), loopback, GOMAXPROCS %d, %d CPUs, %s\n",
-		r.Devices, r.mode(), r.Watchers, r.redisKind(), r.GOMAXPROCS, r.NumCPU, r.GoVersion)
+	fmt.Fprintf(w, "hallpass-bench propagation: %d devices revoked %s via DELETE /v1/admin/devices/{id}, %d mirrors in %d watcher processes (revocation.Mirror on %s), loopback, GOMAXPROCS %d, %d CPUs, %s\n",
+		r.Devices, r.mode(), r.Mirrors, r.Watchers, r.redisKind(), r.GOMAXPROCS, r.NumCPU, r.GoVersion)
 	fmt.Fprintf(w, "set-up: %s in %.1fs; run %.1fs\n", r.Setup, r.SetupSeconds, r.Seconds)
 	fmt.Fprintf(w, "propagation (admin call start -> watcher line read), %d observations: p50 %s  p99 %s  max %s\n",
 		r.Observations, fmtDur(r.P50NS), fmtDur(r.P99NS), fmtDur(r.MaxNS))
@@ -440,14 +448,14 @@ type sighting struct {
 // cluster's nodes comma-separated) and waits for each
 // to be ready. Their lines arrive on the returned channel. stop kills them
 // all and waits for them.
-func startWatchers(ctx context.Context, n int, redisAddr string) (<-chan sighting, func(), error) {
+func startWatchers(ctx context.Context, n, perProc int, redisAddr string) (<-chan sighting, func(), error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, nil, err
 	}
 	g := &watcherGroup{sights: make(chan sighting, 4096), quit: make(chan struct{})}
 	for i := range n {
-		if err := g.start(i, self, redisAddr); err != nil {
+		if err := g.start(i, self, redisAddr, perProc); err != nil {
 			g.stop()
 			return nil, nil, err
 		}
@@ -482,9 +490,9 @@ func (g *watcherGroup) stop() {
 
 // start starts watcher i, this binary (self) re-executed on redisAddr, and
 // a goroutine that reads its lines into g.sights.
-func (g *watcherGroup) start(i int, self, redisAddr string) error {
+func (g *watcherGroup) start(i int, self, redisAddr string, perProc int) error {
 	cmd := exec.Command(self)
-	cmd.Env = append(os.Environ(), watcherEnv+"="+redisAddr)
+	cmd.Env = append(os.Environ(), watcherEnv+"="+redisAddr, watcherMirrorsEnv+"="+strconv.Itoa(perProc))
 	ownGroup(cmd)
 	w := &watcher{cmd: cmd, done: make(chan struct{})}
 	cmd.Stderr = &w.stderr
@@ -612,7 +620,7 @@ func propagation(ctx context.Context, o propOptions, progress io.Writer) (*Propa
 	defer at.close()
 
 	fmt.Fprintf(progress, "hallpass-bench: starting %d watcher processes\n", o.watchers)
-	sights, stopWatchers, err := startWatchers(ctx, o.watchers, addrs)
+	sights, stopWatchers, err := startWatchers(ctx, o.watchers, o.perProc, addrs)
 	if err != nil {
 		return nil, err
 	}
@@ -627,7 +635,7 @@ func propagation(ctx context.Context, o propOptions, progress io.Writer) (*Propa
 	rep.SetupSeconds = time.Since(setup).Seconds()
 
 	fmt.Fprintf(progress, "hallpass-bench: revoking %d devices %s\n", o.n, rep.mode())
-	tl := newTally(ids, o.watchers)
+	tl := newTally(ids, o.watchers*o.perProc, o.perProc)
 	var admins []time.Duration
 	if o.rate > 0 {
 		admins, err = revokeAtRate(ctx, at, tl, sights, rep, o.clients, progress)

@@ -34,6 +34,9 @@ import (
 // clusterMasters is the size of the -cluster Redis Cluster.
 const clusterMasters = 3
 
+// maxMirrorsPerWatcher bounds -mirrors-per-watcher.
+const maxMirrorsPerWatcher = 64
+
 // rateGoal is the p99 target of propagation under -rate (issue 12).
 const rateGoal = 5 * time.Millisecond
 
@@ -52,10 +55,12 @@ func newPropagationReport(o propOptions) *PropagationReport {
 	r := &PropagationReport{
 		Devices: o.n, Watchers: o.watchers, GoalNS: int64(propagationGoal),
 		GOMAXPROCS: runtime.GOMAXPROCS(0), NumCPU: runtime.NumCPU(), GoVersion: runtime.Version(),
-		Setup:      fmt.Sprintf("%d accounts signed up via POST /v1/accounts (fresh key and DPoP proof each, %d at a time, signup limits off)", o.n, o.clients),
-		PerWatcher: make([]int, o.watchers),
-		Cluster:    o.cluster,
-		Rate:       o.rate,
+		Setup:             fmt.Sprintf("%d accounts signed up via POST /v1/accounts (fresh key and DPoP proof each, %d at a time, signup limits off)", o.n, o.clients),
+		PerWatcher:        make([]int, o.watchers*o.perProc),
+		Mirrors:           o.watchers * o.perProc,
+		MirrorsPerWatcher: o.perProc,
+		Cluster:           o.cluster,
+		Rate:              o.rate,
 	}
 	if o.rate > 0 {
 		r.GoalNS = int64(rateGoal)

@@ -42,7 +42,8 @@ func revokeOneByOne(ctx context.Context, at *adminTarget, tl *tally, sights <-ch
 // tally matches watcher lines to revocations: when each revocation's admin
 // call started, and when each watcher applied and printed it.
 type tally struct {
-	watchers int
+	watchers int // mirrors, in all
+	perProc  int // mirrors per watcher process
 	ids      []string
 	index    map[string]int // device id -> revocation
 	start    []time.Time    // [revocation]: the admin call's start
@@ -53,9 +54,10 @@ type tally struct {
 	total    int            // sum of count
 }
 
-func newTally(ids []string, watchers int) *tally {
+func newTally(ids []string, watchers, perProc int) *tally {
 	tl := &tally{
 		watchers: watchers,
+		perProc:  perProc,
 		ids:      ids,
 		index:    make(map[string]int, len(ids)),
 		start:    make([]time.Time, len(ids)),
@@ -78,12 +80,13 @@ func (tl *tally) record(s sighting) error {
 	if s.err != nil {
 		return fmt.Errorf("watcher %d: %w", s.w, s.err)
 	}
+	w := s.w*tl.perProc + s.ev.M // the mirror
 	i, ok := tl.index[s.ev.ID]
-	if !ok || s.ev.Kind != "device" || !tl.seen[i][s.w].IsZero() {
+	if !ok || s.ev.Kind != "device" || s.ev.M < 0 || s.ev.M >= tl.perProc || !tl.seen[i][w].IsZero() {
 		return nil
 	}
-	tl.seen[i][s.w] = s.at
-	tl.applied[i][s.w] = s.ev.At
+	tl.seen[i][w] = s.at
+	tl.applied[i][w] = s.ev.At
 	tl.count[i]++
 	tl.total++
 	return nil

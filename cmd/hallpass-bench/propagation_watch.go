@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 
@@ -22,6 +23,9 @@ import (
 // separate OS processes without building anything.
 const watcherEnv = "HALLPASS_BENCH_WATCHER_REDIS"
 
+// watcherMirrorsEnv is how many mirrors a watcher process runs (default 1).
+const watcherMirrorsEnv = "HALLPASS_BENCH_WATCHER_MIRRORS"
+
 func init() {
 	addr := os.Getenv(watcherEnv)
 	if addr == "" {
@@ -29,7 +33,11 @@ func init() {
 	}
 	// Run in init so that the test binary becomes a watcher too, before
 	// the testing package parses its flags.
-	err := runWatcher(addr, os.Stdin, os.Stdout)
+	mirrors := 1
+	if v := os.Getenv(watcherMirrorsEnv); v != "" {
+		mirrors, _ = strconv.Atoi(v) // runWatcher refuses a bad count
+	}
+	err := runWatcher(addr, mirrors, os.Stdin, os.Stdout)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "hallpass-bench watcher:", err)
 		os.Exit(1)
@@ -47,6 +55,7 @@ type watchEvent struct {
 	ID    string `json:"id,omitempty"`
 	Src   string `json:"src,omitempty"`
 	At    int64  `json:"at,omitempty"`
+	M     int    `json:"m,omitempty"` // which of the process's mirrors
 }
 
 // lockedWriter writes each batch of lines with one Write (unbuffered:
@@ -80,6 +89,7 @@ type tapStore struct {
 	revocation.Store
 	m       *revocation.Mirror
 	out     *lockedWriter
+	index   int // of this mirror in its process
 	pending []revocation.Entry
 	src     string
 	err     error // first confirmation or write failure
@@ -117,7 +127,7 @@ func (t *tapStore) flush() {
 				t.err = fmt.Errorf("device entry applied but not refused: %v", err)
 			}
 		}
-		evs = append(evs, watchEvent{Kind: string(e.Kind), ID: e.ID, Src: t.src, At: at})
+		evs = append(evs, watchEvent{Kind: string(e.Kind), ID: e.ID, Src: t.src, At: at, M: t.index})
 	}
 	t.pending = nil
 	if err := t.out.emit(evs); err != nil && t.err == nil {
@@ -125,39 +135,65 @@ func (t *tapStore) flush() {
 	}
 }
 
-// runWatcher mirrors the revocation store of the Redis at addr (loopback
-// only; a cluster's nodes comma-separated) exactly as `hallpass serve` does (revocation/redisstore defaults,
-// revocation.Mirror defaults), prints {"ready":true} once the first
-// snapshot is loaded, then one JSON line per entry the mirror applies. It
-// returns when stdin ends (the bench closes it, or died).
-func runWatcher(addr string, stdin io.Reader, stdout io.Writer) error {
+// runWatcher runs mirrors revocation mirrors of the revocation store of the
+// Redis at addr (loopback only; a cluster's nodes comma-separated), each
+// on its own client and exactly as `hallpass serve` runs its one
+// (revocation/redisstore defaults, revocation.Mirror defaults), prints
+// {"ready":true} once every first snapshot is loaded, then one JSON line
+// per entry a mirror applies. It returns when stdin ends (the bench closes
+// it, or died).
+func runWatcher(addr string, mirrors int, stdin io.Reader, stdout io.Writer) error {
 	if err := loopbackAddrs(addr); err != nil {
 		return fmt.Errorf("%s: %w", watcherEnv, err)
 	}
-	rc := newBenchClient(addr, 0)
-	defer rc.Close()
-	st, err := revredis.New(rc, revredis.Options{})
-	if err != nil {
-		return err
+	if mirrors < 1 || mirrors > maxMirrorsPerWatcher {
+		return fmt.Errorf("%s: want 1 to %d mirrors", watcherMirrorsEnv, maxMirrorsPerWatcher)
 	}
 	out := &lockedWriter{w: stdout}
-	tap := &tapStore{Store: st, out: out}
-	m, err := revocation.NewMirror(tap, revocation.MirrorOptions{})
-	if err != nil {
-		return err
-	}
-	tap.m = m
-	m.Start()
-	defer m.Close()
-	select {
-	case <-m.Synced():
-	case <-time.After(30 * time.Second):
-		return errors.New("no snapshot within 30s")
+	taps := make([]*tapStore, 0, mirrors)
+	for i := range mirrors {
+		tap, stop, err := startTapMirror(addr, i, out)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		taps = append(taps, tap)
 	}
 	if err := out.emit([]watchEvent{{Ready: true}}); err != nil {
 		return err
 	}
 	_, _ = io.Copy(io.Discard, stdin)
-	m.Close()
-	return tap.err
+	var errs []error
+	for _, tap := range taps {
+		tap.m.Close()
+		errs = append(errs, tap.err)
+	}
+	return errors.Join(errs...)
+}
+
+// startTapMirror starts mirror i of a watcher on its own client to addr
+// and waits for its first snapshot; stop closes the mirror and the client.
+func startTapMirror(addr string, i int, out *lockedWriter) (*tapStore, func(), error) {
+	rc := newBenchClient(addr, 0)
+	st, err := revredis.New(rc, revredis.Options{})
+	if err != nil {
+		rc.Close()
+		return nil, nil, err
+	}
+	tap := &tapStore{Store: st, out: out, index: i}
+	m, err := revocation.NewMirror(tap, revocation.MirrorOptions{})
+	if err != nil {
+		rc.Close()
+		return nil, nil, err
+	}
+	tap.m = m
+	m.Start()
+	stop := func() { m.Close(); rc.Close() }
+	select {
+	case <-m.Synced():
+		return tap, stop, nil
+	case <-time.After(30 * time.Second):
+		stop()
+		return nil, nil, errors.New("no snapshot within 30s")
+	}
 }

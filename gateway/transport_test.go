@@ -34,16 +34,7 @@ func TestUpstreamConnectionReuse(t *testing.T) {
 	}
 	up.Start()
 	t.Cleanup(up.Close)
-	gw := httptest.NewServer(nil)
-	t.Cleanup(gw.Close)
-	w := newWorld(t, gw.URL)
-	u, _ := url.Parse(up.URL)
-	g, err := gateway.New(w.auth, gateway.Config{PublicURL: gw.URL, Upstream: u})
-	if err != nil {
-		t.Fatal(err)
-	}
-	gw.Config.Handler = g
-	alice := w.device(t, "acct_alice", "dev_alice")
+	gw, alice := proxyTo(t, up.URL)
 	const clients, perClient = 16, 25
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
 	t.Cleanup(client.CloseIdleConnections)
@@ -93,6 +84,22 @@ func TestUpstreamConnectionReuse(t *testing.T) {
 	}
 }
 
+// proxyTo serves a gateway with the default transport in front of
+// upstream, and returns it with a device whose token it accepts.
+func proxyTo(t testing.TB, upstream string) (*httptest.Server, *device) {
+	t.Helper()
+	gw := httptest.NewServer(nil)
+	t.Cleanup(gw.Close)
+	w := newWorld(t, gw.URL)
+	u, _ := url.Parse(upstream)
+	g, err := gateway.New(w.auth, gateway.Config{PublicURL: gw.URL, Upstream: u})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw.Config.Handler = g
+	return gw, w.device(t, "acct_alice", "dev_alice")
+}
+
 func TestNewTransport(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -137,16 +144,7 @@ func TestProxyLargeBodies(t *testing.T) {
 		_, _ = w.Write(body)
 	}))
 	t.Cleanup(up.Close)
-	gw := httptest.NewServer(nil)
-	t.Cleanup(gw.Close)
-	w := newWorld(t, gw.URL)
-	u, _ := url.Parse(up.URL)
-	g, err := gateway.New(w.auth, gateway.Config{PublicURL: gw.URL, Upstream: u})
-	if err != nil {
-		t.Fatal(err)
-	}
-	gw.Config.Handler = g
-	alice := w.device(t, "acct_alice", "dev_alice")
+	gw, alice := proxyTo(t, up.URL)
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Go(func() {
@@ -178,16 +176,7 @@ func BenchmarkProxy(b *testing.B) {
 		_, _ = io.WriteString(w, "ok")
 	}))
 	b.Cleanup(up.Close)
-	gw := httptest.NewServer(nil)
-	b.Cleanup(gw.Close)
-	w := newWorld(b, gw.URL)
-	u, _ := url.Parse(up.URL)
-	g, err := gateway.New(w.auth, gateway.Config{PublicURL: gw.URL, Upstream: u})
-	if err != nil {
-		b.Fatal(err)
-	}
-	gw.Config.Handler = g
-	alice := w.device(b, "acct_alice", "dev_alice")
+	gw, alice := proxyTo(b, up.URL)
 	get := func(b *testing.B, target string, sign bool) {
 		req, _ := http.NewRequest("GET", target, nil)
 		if sign {

@@ -22,7 +22,6 @@ import (
 	"time"
 
 	"github.com/hallpass/hallpass/dpop"
-	"github.com/hallpass/hallpass/internal/benchratio"
 )
 
 // gwWorld is what both gateways of a run share: the hallpass binary, the
@@ -398,23 +397,14 @@ func (res *GatewayResult) cpuCost(gwCPU float64, requests int64, floorCPU float6
 	}
 }
 
+// summarize fills in the figures as Result.summarize does for the
+// issuer's scenarios.
 func (res *GatewayResult) summarize(all []time.Duration, load time.Duration, ratios []float64, errs *errorLog) {
-	slices.Sort(all)
-	res.Errors = errs.n.Load()
-	res.Requests = int64(len(all)) + res.Errors
-	res.Seconds = load.Seconds()
-	if res.Seconds > 0 {
-		res.ReqPerS = float64(len(all)) / res.Seconds
-	}
-	if res.Floor.Seconds > 0 {
-		res.Floor.OpsPerSec = float64(res.Floor.Ops) / res.Floor.Seconds
-	}
-	res.Rounds = len(ratios)
-	res.OfFloor = benchratio.Median(ratios)
-	res.P50NS, res.P99NS = int64(percentile(all, 0.50)), int64(percentile(all, 0.99))
-	if errs.first != nil {
-		res.FirstError = errs.first.Error()
-	}
+	r := Result{Floor: res.Floor}
+	r.summarize(all, load, ratios, errs)
+	res.Requests, res.Errors, res.Seconds, res.ReqPerS = r.Requests, r.Errors, r.Seconds, r.ReqPerS
+	res.P50NS, res.P99NS, res.Floor, res.OfFloor, res.Rounds = r.P50NS, r.P99NS, r.Floor, r.OfFloor, r.Rounds
+	res.FirstError = r.FirstError
 }
 
 // floor measures the "me" floor with this process pinned, for the

@@ -43,7 +43,9 @@
 //	taskset -c 1 <server>   # and
 //	taskset -c 0 <load>
 //
-// GOMAXPROCS follows the number of CPUs given; -gomaxprocs overrides it for
+// GOMAXPROCS follows the number of CPUs given, and is at least 2 on the
+// server side, as in hallpass serve (internal/procs: with one processor the
+// pinned core idles through every store flush); -gomaxprocs overrides it for
 // the server side (in-process, for the whole process). Pinning needs Linux.
 // On a shared or noisy machine, prefer more, shorter rounds: the median
 // ratio survives a few spoiled ones.

@@ -13,6 +13,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/hallpass/hallpass/internal/procs"
 )
 
 // backend is the server side of a run on one store: an issuer served on a
@@ -148,6 +150,7 @@ func runServerChild(specJSON string, stdin io.Reader, stdout io.Writer) error {
 			return hello(err)
 		}
 		runtime.GOMAXPROCS(len(spec.CPUs))
+		procs.AtLeast(procs.Min) // as hallpass serve does
 	}
 	if spec.GOMAXPROCS > 0 {
 		runtime.GOMAXPROCS(spec.GOMAXPROCS)

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/hallpass/hallpass/dpop"
+	"github.com/hallpass/hallpass/internal/procs"
 	"github.com/hallpass/hallpass/issuer"
 	"github.com/hallpass/hallpass/ratelimit"
 	"github.com/hallpass/hallpass/revocation"
@@ -138,6 +139,10 @@ func serve(ctx context.Context, c *serveConfig, e *env, ready chan<- string) err
 	log, tlsConf, err := serverLogTLS(e, c.logLevel, c.tlsCert, c.tlsKey, c.tlsMin)
 	if err != nil {
 		return err
+	}
+	if before, after := procs.AtLeast(procs.Min); after != before {
+		log.Info("GOMAXPROCS raised: one processor keeps serving while the other waits for a store flush (set GOMAXPROCS to choose)",
+			slog.Int("from", before), slog.Int("to", after))
 	}
 	lim, err := c.resolve()
 	if err != nil {

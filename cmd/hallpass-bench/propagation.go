@@ -4,7 +4,7 @@ package main
 // revokes a device do verifier mirrors in other processes know it.
 //
 //	go run ./cmd/hallpass-bench -propagation [-n 1000] [-watchers 4] [-c 16] [-timeout 3m] [-json]
-//	    [-cluster] [-rate 1000]
+//	    [-cluster] [-rate 1000] [-mirrors-per-watcher 1]
 //
 // It starts a private redis-server on loopback, an issuer in this process
 // on Redis with its admin API on a second loopback listener (a fresh admin
@@ -22,7 +22,9 @@ package main
 //
 // -cluster runs it on a 3-master Redis Cluster instead of one
 // redis-server, and -rate R revokes at R a second, open loop, instead of
-// one by one (propagation_rate.go). Each watcher line also carries the
+// one by one (propagation_rate.go); -mirrors-per-watcher K runs K mirrors
+// in each watcher process, each on its own Redis client (-watchers x K
+// mirrors in all). Each watcher line also carries the
 // watcher's wall clock when its mirror had applied the entry, so that the
 // report splits the time into the admin call, the mirror and the pipe.
 //

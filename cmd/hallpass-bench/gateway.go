@@ -142,11 +142,11 @@ type GatewayResult struct {
 	// time, divided by its CPUs: 1 is every CPU it has busy.
 	GatewayCPU float64 `json:"gateway_cpu"`
 	// CPUPerReqUS is the gateway's CPU time per request, FloorCPUPerOpUS
-	// the floor's per operation (this process's, pinned to the same
-	// CPUs), in microseconds; OfFloorCPU is their ratio, floor / gateway:
-	// the ratio to the floor with the gateway's CPUs saturated, which
-	// holds when the load side, not the gateway, is the bottleneck
-	// (GatewayCPU below 1), or when other processes share the CPUs.
+	// the floor's per operation (its window times the gateway's CPUs,
+	// which it keeps busy, over its operations), in microseconds;
+	// OfFloorCPU is their ratio, floor / gateway: the ratio to the floor
+	// with the gateway's CPUs saturated, for when the load side, not the
+	// gateway, is the bottleneck (GatewayCPU below 1).
 	CPUPerReqUS     float64 `json:"cpu_per_req_us"`
 	FloorCPUPerOpUS float64 `json:"floor_cpu_per_op_us"`
 	OfFloorCPU      float64 `json:"of_floor_cpu"`

@@ -37,10 +37,7 @@ type gwWorld struct {
 	env     *floorEnv
 	devs    []*device
 	rate    float64 // req/s of the last load window, to size proof pools
-	// floorCPU is this process's CPU time in floor windows, for the
-	// floor's CPU per operation.
-	floorCPU float64
-	closers  []func()
+	closers []func()
 }
 
 func (w *gwWorld) close() {
@@ -339,7 +336,6 @@ func (w *gwWorld) scenario(ctx context.Context, g *gwProc, t *target, mode, cach
 		ratios      []float64
 		cpu         float64
 		conns0      = w.upConns.Load()
-		floorCPU0   = w.floorCPU
 		window      = o.duration / time.Duration(o.rounds)
 		profileDone = func() {}
 	)
@@ -376,21 +372,24 @@ func (w *gwWorld) scenario(ctx context.Context, g *gwProc, t *target, mode, cach
 	}
 	res.summarize(all, load, ratios, &errs)
 	res.GatewayCPU = cpu / max(load.Seconds(), 1e-9) / float64(max(1, len(o.serverCPUs)))
-	res.cpuCost(cpu, int64(len(all)), w.floorCPU-floorCPU0)
+	res.cpuCost(cpu, int64(len(all)), float64(max(1, len(o.serverCPUs))))
 	res.UpstreamConns = w.upConns.Load() - conns0
 	res.TimeWait = timeWait()
 	return res, ctx.Err()
 }
 
-// cpuCost sets the CPU per request and per floor operation, and their
-// ratio: what the gateway's CPUs could do flat out, whatever the load side
-// could send, and whatever else ran on those CPUs.
-func (res *GatewayResult) cpuCost(gwCPU float64, requests int64, floorCPU float64) {
+// cpuCost sets the gateway's CPU per request and the floor's per
+// operation, and their ratio: what the gateway's CPUs would do flat out,
+// whatever the load side could send. The floor keeps its cpus CPUs busy
+// for its whole window (as many goroutines as clients, flat out, proofs
+// made beforehand), so its CPU per operation is its window times cpus
+// over its operations.
+func (res *GatewayResult) cpuCost(gwCPU float64, requests int64, cpus float64) {
 	if requests > 0 && gwCPU > 0 {
 		res.CPUPerReqUS = 1e6 * gwCPU / float64(requests)
 	}
-	if res.Floor.Ops > 0 && floorCPU > 0 {
-		res.FloorCPUPerOpUS = 1e6 * floorCPU / float64(res.Floor.Ops)
+	if res.Floor.Ops > 0 {
+		res.FloorCPUPerOpUS = 1e6 * res.Floor.Seconds * cpus / float64(res.Floor.Ops)
 	}
 	if res.CPUPerReqUS > 0 {
 		res.OfFloorCPU = res.FloorCPUPerOpUS / res.CPUPerReqUS
@@ -424,10 +423,7 @@ func (w *gwWorld) floor(ctx context.Context) (Floor, error) {
 			runtime.GOMAXPROCS(prev)
 		}()
 	}
-	c0 := procCPUSeconds(os.Getpid())
-	f, err := w.env.measure(ctx, "me", w.o.clients, w.o.floor)
-	w.floorCPU += procCPUSeconds(os.Getpid()) - c0
-	return f, err
+	return w.env.measure(ctx, "me", w.o.clients, w.o.floor)
 }
 
 func allCPUs() []int {

@@ -65,3 +65,28 @@ func diff(before, after map[string]int) map[string]int {
 	}
 	return d
 }
+
+// TestRefreshStoreCallsOnRedis: once the node has seen the device, a
+// refresh is three round trips: the replay SET, the session read (HGETALL)
+// and the refresh script (EVALSHA; the commands inside it count too), with
+// no index lookups (GET). Before: five (two GETs of the device's index).
+func TestRefreshStoreCallsOnRedis(t *testing.T) {
+	be := &redisBackend{}
+	e := newEnv(t, be)
+	d := e.newDevice("EdDSA")
+	d.signup("refreshtrips")
+	d.refresh() // the node learns where the device lives
+	ctx := context.Background()
+	before := commandStats(t, be, ctx)
+	const n = 5
+	for range n {
+		d.refresh()
+	}
+	after := commandStats(t, be, ctx)
+	t.Logf("commands for %d refreshes: %v", n, diff(before, after))
+	for cmd, want := range map[string]int{"set": n, "hgetall": n, "evalsha": n, "get": 0, "multi": 0} {
+		if got := after[cmd] - before[cmd]; got != want {
+			t.Errorf("%s: %d calls for %d refreshes, want %d (all: %v)", cmd, got, n, want, diff(before, after))
+		}
+	}
+}

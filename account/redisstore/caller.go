@@ -10,39 +10,57 @@ import (
 	"github.com/hallpass/hallpass/account"
 )
 
-// maxHomes bounds the cache of account homes (about 100 bytes an entry).
+// maxHomes bounds the cache of homes (about 150 bytes an entry).
 const maxHomes = 1 << 17
 
-// homeCache remembers where accounts live. An account's home never changes
-// (it is the tag of the username the account was created with; a rename
-// keeps it) and account ids are never reused, so a remembered home is
-// never wrong: at worst the account is gone and its records read empty.
+// homeCache remembers where accounts and devices live. An account's home
+// never changes (it is the tag of the username the account was created
+// with; a rename keeps it), a device lives at its account's home for good,
+// and ids are random and never reused, so a remembered home is never
+// wrong: at worst the account or device is gone and its records read empty
+// (ErrNotFound, as without the cache). Only indexes read back from Redis
+// are remembered, never a claim in progress.
 type homeCache struct {
 	mu sync.RWMutex
-	m  map[string]string // account id -> tag
+	m  map[string]home // account or device id -> home
 }
 
-func (c *homeCache) get(accountID string) (home, bool) {
+func (c *homeCache) get(id string) (home, bool) {
 	c.mu.RLock()
-	tag, ok := c.m[accountID]
+	h, ok := c.m[id]
 	c.mu.RUnlock()
-	return home{tag: tag, acc: accountID}, ok
+	return h, ok
 }
 
-// put remembers h; a full cache drops an arbitrary entry first (map order).
-func (c *homeCache) put(h home) {
+// put remembers h for id; a full cache drops an arbitrary entry first (map
+// order).
+func (c *homeCache) put(id string, h home) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m == nil {
-		c.m = make(map[string]string)
+		c.m = make(map[string]home)
 	}
 	if len(c.m) >= maxHomes {
-		for id := range c.m {
-			delete(c.m, id)
+		for k := range c.m {
+			delete(c.m, k)
 			break
 		}
 	}
-	c.m[h.acc] = h.tag
+	c.m[id] = h
+}
+
+// lookupHome is lookup (the home an account or device index points at)
+// through the cache: one GET the first time this node meets id, none after.
+func (s *Store) lookupHome(ctx context.Context, id string) (home, error) {
+	if h, ok := s.homes.get(id); ok {
+		return h, nil
+	}
+	h, err := s.lookup(ctx, id)
+	if err != nil {
+		return home{}, err
+	}
+	s.homes.put(id, h)
+	return h, nil
 }
 
 // GetCaller returns the account and its device in one MULTI/EXEC on the
@@ -57,12 +75,12 @@ func (s *Store) GetCaller(ctx context.Context, accountID, deviceID string) (acco
 		return account.Account{}, account.Device{}, err
 	}
 	defer cancel()
-	h, ok := s.homes.get(accountID)
-	if !ok {
-		if h, err = s.lookupAccount(ctx, accountID); err != nil {
-			return account.Account{}, account.Device{}, err
-		}
-		s.homes.put(h)
+	h, err := s.lookupHome(ctx, accountID)
+	if err != nil {
+		return account.Account{}, account.Device{}, err
+	}
+	if h.acc != accountID {
+		return account.Account{}, account.Device{}, corrupt(fmt.Errorf("%w: account index", errCorrupt))
 	}
 	return s.callerAt(ctx, h, deviceID)
 }

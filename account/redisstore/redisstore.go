@@ -402,7 +402,7 @@ func getDeviceRecord[T any](ctx context.Context, s *Store, id string, key func(t
 		return zero, err
 	}
 	defer cancel()
-	h, err := s.lookup(ctx, id)
+	h, err := s.lookupHome(ctx, id)
 	if err != nil {
 		return zero, err
 	}
@@ -495,7 +495,7 @@ func (s *Store) Refresh(ctx context.Context, req account.RefreshRequest) (accoun
 	if err != nil {
 		return account.RefreshResult{}, err
 	}
-	h, err := s.lookup(ctx, req.DeviceID)
+	h, err := s.lookupHome(ctx, req.DeviceID)
 	if err != nil {
 		return account.RefreshResult{}, err
 	}

@@ -46,6 +46,7 @@ func main() {
 // flags are the command line.
 type flags struct {
 	listen, publicURL, issuer, audience  string
+	metricsListen                        string
 	keysURL, keysFile, keysCA            string
 	tlsCert, tlsKey                      string
 	revocationRedis, revocationDB        string
@@ -60,6 +61,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs := flag.NewFlagSet("socketio", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:8090", "address to listen on")
+	fs.StringVar(&f.metricsListen, "metrics-listen", defaultMetricsListen, "address of the ops listener: GET /healthz, /readyz and /metrics (no credential: keep it private; TLS with --tls-cert), or off; never --listen")
 	fs.StringVar(&f.publicURL, "public-url", "", "origin clients use to reach this server, e.g. https://chat.example.com (default http://<listen>, https://<listen> with --tls-cert)")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate chain: serve HTTPS and WSS (with --tls-key)")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
@@ -98,6 +100,9 @@ func (f *flags) check() error {
 	case f.staleGrace != 0 && f.revocationRedis == "" && f.revocationDB == "":
 		return errors.New("--stale-grace needs a revocation store (--revocation-redis or --revocation-db)")
 	}
+	if err := checkMetricsListen(f.metricsListen, f.listen); err != nil {
+		return err
+	}
 	if f.keysFile == "" && f.keysURL == "" {
 		f.keysURL = strings.TrimRight(f.issuer, "/") + remotekeys.WellKnownPath
 	}
@@ -113,13 +118,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
 	redislog.Install(log) // go-redis's own lines, as JSON too
-	var tlsConf *tls.Config
-	if f.tlsCert != "" {
-		cert, err := tls.LoadX509KeyPair(f.tlsCert, f.tlsKey)
-		if err != nil {
-			return fmt.Errorf("--tls-cert/--tls-key: %w", err)
-		}
-		tlsConf = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	tlsConf, err := f.loadTLS()
+	if err != nil {
+		return err
 	}
 	ks, closeKeys, err := f.openKeys(ctx, log)
 	if err != nil {
@@ -131,30 +132,91 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer closeStore()
+	o, obs, err := f.newOps(ks, log)
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {
 		return err
 	}
 	if f.publicURL == "" {
-		f.publicURL = "http://" + ln.Addr().String()
-		if tlsConf != nil {
-			f.publicURL = "https://" + ln.Addr().String()
-		}
+		f.publicURL = scheme(tlsConf) + "://" + ln.Addr().String()
 	}
 	app, err := newApp(ctx, config{
-		Keys: ks, Issuer: f.issuer, Audience: f.audience, PublicURL: f.publicURL,
-		Store: store, MaxStaleness: f.revocationMaxStaleness, Recheck: f.recheck, StaleGrace: f.staleGrace, Logger: log,
+		Keys: ks, Issuer: f.issuer, Audience: f.audience, PublicURL: f.publicURL, Store: store, MaxStaleness: f.revocationMaxStaleness,
+		Recheck: f.recheck, StaleGrace: f.staleGrace, Logger: log, Observer: obs,
 	})
 	if err != nil {
 		_ = ln.Close()
 		return err
 	}
 	defer app.Close()
+	opsLn, err := f.listenOps(o, app, tlsConf, log)
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
 	if tlsConf != nil {
 		ln = tls.NewListener(ln, tlsConf)
 	}
 	log.Info("socket.io server listening", "addr", ln.Addr().String(), "htu", f.publicURL+socketPath, "tls", tlsConf != nil)
-	return serve(ctx, ln, app.Handler(), log)
+	return serveBoth(ctx, ln, app.Handler(), opsLn, o, log)
+}
+
+// loadTLS returns the server's TLS configuration, or nil without
+// --tls-cert.
+func (f *flags) loadTLS() (*tls.Config, error) {
+	if f.tlsCert == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(f.tlsCert, f.tlsKey)
+	if err != nil {
+		return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}, nil
+}
+
+// scheme is the URL scheme the server answers with tlsConf.
+func scheme(tlsConf *tls.Config) string {
+	if tlsConf != nil {
+		return "https"
+	}
+	return "http"
+}
+
+// newOps builds the ops listener's metrics and the guard's Observer; both
+// nil with --metrics-listen off.
+func (f *flags) newOps(ks verifier.KeySource, log *slog.Logger) (*ops, socketauth.Observer, error) {
+	if f.metricsListen == metricsOff {
+		log.Info("ops listener off (--metrics-listen off): no /healthz, /readyz or /metrics")
+		return nil, nil, nil
+	}
+	o, err := newOps(ks, f.keysMaxStale, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	return o, o.socket, nil
+}
+
+// listenOps binds the ops listener (TLS with --tls-cert), once the app it
+// reports on exists; nil with --metrics-listen off.
+func (f *flags) listenOps(o *ops, a *app, tlsConf *tls.Config, log *slog.Logger) (net.Listener, error) {
+	if o == nil {
+		return nil, nil
+	}
+	if err := o.watch(a); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", f.metricsListen)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics-listen: %w", err)
+	}
+	log.Info("ops listener (healthz, readyz, metrics)", "addr", ln.Addr().String(), "tls", tlsConf != nil)
+	if tlsConf != nil {
+		ln = tls.NewListener(ln, tlsConf)
+	}
+	return ln, nil
 }
 
 // serve serves h on ln until ctx is done, then shuts down (5 s at most).
@@ -252,6 +314,9 @@ type config struct {
 	// StaleGrace: socketauth.Options.StaleGrace (0: off).
 	StaleGrace time.Duration
 	Logger     *slog.Logger
+	// Observer, when set, is told every handshake and every socket the
+	// guard drops (the ops listener's metrics).
+	Observer socketauth.Observer
 }
 
 // app is the socket.io server, its guard and its revocation mirror.
@@ -268,7 +333,7 @@ type app struct {
 func newApp(ctx context.Context, cfg config) (*app, error) {
 	a := &app{}
 	var vopts []verifier.Option
-	var gopts socketauth.Options
+	gopts := socketauth.Options{RecheckEvery: cfg.Recheck, StaleGrace: cfg.StaleGrace, Keys: cfg.Keys, Logger: cfg.Logger, Observer: cfg.Observer}
 	if cfg.Store != nil {
 		m, err := startMirror(ctx, cfg)
 		if err != nil {
@@ -288,10 +353,6 @@ func newApp(ctx context.Context, cfg config) (*app, error) {
 		a.Close()
 		return nil, err
 	}
-	gopts.RecheckEvery = cfg.Recheck
-	gopts.StaleGrace = cfg.StaleGrace
-	gopts.Keys = cfg.Keys
-	gopts.Logger = cfg.Logger
 	a.guard, err = socketauth.New(auth, socketPath, gopts)
 	if err != nil {
 		a.Close()

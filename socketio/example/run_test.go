@@ -31,6 +31,9 @@ func TestRunFlags(t *testing.T) {
 		{name: "two revocation stores", args: []string{"--issuer", testIssuer, "--audience", testAudience, "--revocation-redis", "redis://127.0.0.1:1/0", "--revocation-db", "x.db"}, want: "exclusive"},
 		{name: "stale grace without a store", args: []string{"--issuer", testIssuer, "--audience", testAudience, "--stale-grace", "1m"}, want: "--stale-grace needs"},
 		{name: "plain http keys url off loopback", args: []string{"--issuer", "http://id.example.com", "--audience", testAudience}, want: "--keys-url"},
+		{name: "metrics on the socket.io listener", args: []string{"--issuer", testIssuer, "--audience", testAudience, "--listen", "127.0.0.1:8090", "--metrics-listen", "127.0.0.1:8090"}, want: "--metrics-listen must not be"},
+		{name: "metrics on the default listener", args: []string{"--issuer", testIssuer, "--audience", testAudience, "--metrics-listen", "127.0.0.1:8090"}, want: "--metrics-listen must not be"},
+		{name: "metrics listen not an address", args: []string{"--issuer", testIssuer, "--audience", testAudience, "--metrics-listen", "9102"}, want: "--metrics-listen: want host:port or off"},
 		{name: "stale grace over an hour", args: []string{"--issuer", testIssuer, "--audience", testAudience, "--keys-file", writeKeySet(t, dir),
 			"--revocation-db", filepath.Join(dir, "rev.db"), "--stale-grace", "2h", "--listen", "127.0.0.1:0"}, want: "StaleGrace"},
 	} {
@@ -73,8 +76,8 @@ func TestRun(t *testing.T) {
 		scheme string
 	}{
 		{name: "tls and remote keys", scheme: "https", args: []string{"--tls-cert", p.certFile, "--tls-key", p.keyFile,
-			"--keys-url", issuer.url, "--keys-ca", p.caFile, "--revocation-db", filepath.Join(dir, "rev1.db"), "--stale-grace", "30s"}},
-		{name: "plain http and a keys file", scheme: "http", args: []string{"--keys-file", writeKeySet(t, dir), "--revocation-db", filepath.Join(dir, "rev2.db")}},
+			"--keys-url", issuer.url, "--keys-ca", p.caFile, "--revocation-db", filepath.Join(dir, "rev1.db"), "--stale-grace", "30s", "--metrics-listen", "127.0.0.1:0"}},
+		{name: "plain http and a keys file", scheme: "http", args: []string{"--keys-file", writeKeySet(t, dir), "--revocation-db", filepath.Join(dir, "rev2.db"), "--metrics-listen", "off"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			logs := &syncLog{}
@@ -124,7 +127,7 @@ func TestRunRedisLogIsJSON(t *testing.T) {
 	go func() {
 		errc <- run(ctx, []string{"--listen", "127.0.0.1:0", "--issuer", testIssuer, "--audience", testAudience,
 			"--keys-url", issuer.url, "--keys-ca", p.caFile, "--revocation-redis", rs.URL(),
-			"--revocation-max-staleness", "1s", "--stale-grace", "10s"}, logs)
+			"--revocation-max-staleness", "1s", "--stale-grace", "10s", "--metrics-listen", "127.0.0.1:0"}, logs)
 	}()
 	logs.waitListening(t, errc, cancel)
 	rs.Stop(t)
@@ -149,7 +152,7 @@ func TestRunRedisLogIsJSON(t *testing.T) {
 // TestRunDerivesKeysURL: without --keys-url or --keys-file, the key set is
 // fetched from --issuer + the well-known path.
 func TestRunDerivesKeysURL(t *testing.T) {
-	f := &flags{issuer: "https://id.example.com/", audience: testAudience}
+	f := &flags{issuer: "https://id.example.com/", audience: testAudience, metricsListen: metricsOff}
 	if err := f.check(); err != nil {
 		t.Fatal(err)
 	}

@@ -40,6 +40,35 @@ const (
 	CodeClosed = httpauth.CodeUnavailable
 )
 
+// Outcomes of a handshake, as told to an Observer.
+const (
+	OutcomeAllowed = "allowed" // accepted: the socket connects
+	OutcomeRefused = "refused" // connect_error for the client's credentials (invalid, expired, revoked)
+	// OutcomeError: connect_error because the server could not decide
+	// (unavailable: a stale key set or revocation mirror, a closed Guard;
+	// internal_error).
+	OutcomeError = "error"
+)
+
+// Observer is told how every handshake ended and why the Guard dropped a
+// socket (metrics). Its methods run on handshakes and re-checks: they must
+// be cheap and safe for concurrent use.
+type Observer interface {
+	// Handshake reports one handshake's verdict: OutcomeAllowed with code
+	// "", or OutcomeRefused or OutcomeError with the connect_error code.
+	Handshake(outcome, code string)
+	// Disconnected reports a socket the Guard disconnected, with the
+	// reason it sent (ReasonTokenExpired, ReasonTokenRevoked,
+	// ReasonUnavailable). Sockets that leave by themselves are not
+	// reported.
+	Disconnected(reason string)
+}
+
+type noObserver struct{}
+
+func (noObserver) Handshake(string, string) {}
+func (noObserver) Disconnected(string)      {}
+
 // Defaults for Options.
 const (
 	DefaultRecheckEvery = time.Second
@@ -134,6 +163,9 @@ type Options struct {
 	// Logger receives refusals (debug) and disconnections (info), with
 	// fixed text, codes and socket ids only (default: discard).
 	Logger *slog.Logger
+	// Observer, when set, is told every handshake's verdict and every
+	// disconnection by the Guard (default: none).
+	Observer Observer
 }
 
 // Guard authenticates the handshakes of socket.io namespaces and keeps
@@ -151,6 +183,7 @@ type Guard struct {
 	timeout time.Duration
 	now     func() time.Time
 	log     *slog.Logger
+	obs     Observer
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -206,11 +239,14 @@ func New(a Authenticator, path string, opts Options) (*Guard, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.Observer == nil {
+		opts.Observer = noObserver{}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	g := &Guard{
 		auth: a, path: path, rc: opts.Revocation, kc: opts.Keys, every: opts.RecheckEvery,
 		stale: stale, grace: opts.StaleGrace,
-		timeout: opts.Timeout, now: opts.Now, log: opts.Logger,
+		timeout: opts.Timeout, now: opts.Now, log: opts.Logger, obs: opts.Observer,
 		ctx: ctx, cancel: cancel, done: make(chan struct{}),
 		sessions: map[*socket.Socket]*session{},
 	}
@@ -327,15 +363,36 @@ func (g *Guard) middleware(s *socket.Socket, next func(*socket.ExtendedError)) {
 	if h := s.Handshake(); h != nil {
 		auth = h.Auth
 	}
-	claims, kid, code, data := g.check(auth, string(s.Id()))
-	if code == "" {
-		code = g.register(s, claims, kid, kicker(s))
-	}
-	if code != "" {
+	if code, data := g.admit(s, auth, kicker(s)); code != "" {
 		refuse(next, code, data)
 		return
 	}
 	next(nil)
+}
+
+// admit decides the handshake of s on its auth payload (tainted), starts
+// watching s when it is accepted, and tells the Observer. It returns the
+// refusal code and the connect_error data, or "".
+func (g *Guard) admit(s *socket.Socket, tainted map[string]any, kick func(string)) (string, map[string]any) {
+	claims, kid, code, data := g.check(tainted, string(s.Id()))
+	if code == "" {
+		code = g.register(s, claims, kid, kick)
+	}
+	if code != "" {
+		g.obs.Handshake(outcomeOf(code), code)
+		return code, data
+	}
+	g.obs.Handshake(OutcomeAllowed, "")
+	return "", nil
+}
+
+// outcomeOf is the outcome of a refusal with code: an error when the
+// server could not decide, a refusal of the client's credentials otherwise.
+func outcomeOf(code string) string {
+	if code == httpauth.CodeUnavailable || code == httpauth.CodeInternal {
+		return OutcomeError
+	}
+	return OutcomeRefused
 }
 
 // check authenticates a handshake's auth payload (tainted). On failure it
@@ -460,6 +517,7 @@ func (g *Guard) disconnect(ss *session, reason string) {
 		return
 	}
 	g.log.Info("socketauth: socket disconnected", "reason", reason, "socket", string(ss.s.Id()))
+	g.obs.Disconnected(reason)
 	ss.kick(reason)
 }
 

@@ -52,7 +52,7 @@ before(async () => {
   const pki = makePKI(dir);
   const port = await freePort();
   const child = spawn(bin, ["--issuer", issuer.url, "--audience", issuer.url, "--listen", `127.0.0.1:${port}`,
-    "--tls-cert", pki.cert, "--tls-key", pki.key], { stdio: ["ignore", "ignore", "pipe"] });
+    "--tls-cert", pki.cert, "--tls-key", pki.key, "--metrics-listen", "off"], { stdio: ["ignore", "ignore", "pipe"] });
   let log = "";
   const exited = new Promise((r) => child.on("exit", r));
   process.on("exit", () => child.kill("SIGKILL"));

@@ -22,28 +22,13 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"os"
 	"runtime"
 	"slices"
 	"text/tabwriter"
 	"time"
 )
-
-// isGatewayBench reports whether args ask for the gateway benchmark.
-func isGatewayBench(args []string) bool {
-	for _, a := range args {
-		switch a {
-		case "-gateway", "--gateway", "-gateway=true", "--gateway=true":
-			return true
-		}
-	}
-	return false
-}
 
 type gwOptions struct {
 	clients    int
@@ -59,9 +44,7 @@ type gwOptions struct {
 
 func parseGatewayBenchFlags(args []string, stderr io.Writer) (gwOptions, error) {
 	var o gwOptions
-	fs := flag.NewFlagSet("hallpass-bench -gateway", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Bool("gateway", true, "run the gateway benchmark")
+	fs := modeFlagSet("gateway", "run the gateway benchmark", stderr)
 	fs.IntVar(&o.clients, "c", 64, "concurrent clients, and goroutines of the floor (1 to 1024)")
 	fs.DurationVar(&o.duration, "d", 15*time.Second, "load time of each scenario, over all rounds (up to 10m)")
 	fs.IntVar(&o.rounds, "rounds", 3, "rounds per scenario, each a load window of -d/-rounds and a floor window (1 to 100)")
@@ -71,43 +54,15 @@ func parseGatewayBenchFlags(args []string, stderr io.Writer) (gwOptions, error) 
 	fs.StringVar(&o.bin, "hallpass", "", "hallpass binary to run as the gateway (default: go build ./cmd/hallpass)")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "fetch a CPU profile of the gateway (its --pprof-listen) over the first load window of each scenario: FILE.CACHE-MODE")
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return o, err
 	}
-	switch {
-	case fs.NArg() > 0:
-		return o, fmt.Errorf("unexpected arguments: %q", fs.Args())
-	case o.clients < 1 || o.clients > 1024:
-		return o, errors.New("-c must be from 1 to 1024")
-	case o.duration <= 0 || o.duration > 10*time.Minute:
-		return o, errors.New("-d must be positive and at most 10m")
-	case o.rounds < 1 || o.rounds > 100:
-		return o, errors.New("-rounds must be from 1 to 100")
-	case o.floor < 0 || o.floor > 10*time.Second:
-		return o, errors.New("-floor must be from 0 (default) to 10s")
-	}
-	if o.floor == 0 {
-		o.floor = min(o.duration/time.Duration(o.rounds), 2*time.Second)
-	}
-	return o, o.parseCPUs(*serverCPUs, *loadCPUs)
-}
-
-func (o *gwOptions) parseCPUs(server, load string) error {
 	var err error
-	if server != "" {
-		if o.serverCPUs, err = parseCPUList(server); err != nil {
-			return fmt.Errorf("-server-cpus: %w", err)
-		}
+	if o.floor, err = loadWindows(o.clients, o.duration, o.rounds, o.floor, 2*time.Second); err != nil {
+		return o, err
 	}
-	if load != "" {
-		if o.loadCPUs, err = parseCPUList(load); err != nil {
-			return fmt.Errorf("-load-cpus: %w", err)
-		}
-	}
-	if (o.serverCPUs != nil || o.loadCPUs != nil) && !pinningSupported {
-		return pinProcess(0, nil) // its error says why
-	}
-	return nil
+	o.serverCPUs, o.loadCPUs, err = parsePinning(*serverCPUs, *loadCPUs)
+	return o, err
 }
 
 // GatewayReport is the gateway benchmark's whole run (the -json output).
@@ -163,42 +118,20 @@ type GatewayResult struct {
 func runGatewayBench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	o, err := parseGatewayBenchFlags(args, stderr)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintln(stderr, "hallpass-bench:", err)
-		return 2
+		return flagsExit(stderr, err)
 	}
 	rep, err := gatewayBench(ctx, o, stderr)
 	if err != nil {
-		fmt.Fprintln(stderr, "hallpass-bench:", err)
-		return 1
+		return failed(stderr, err)
 	}
-	if o.json {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
-			fmt.Fprintln(stderr, "hallpass-bench:", err)
-			return 1
-		}
-	} else {
-		printGatewayTable(stdout, rep)
-	}
-	for _, r := range rep.Results {
-		if r.Errors > 0 {
-			return 1
-		}
-	}
-	return 0
+	return report(stdout, stderr, o.json, rep, func(w io.Writer) { printGatewayTable(w, rep) },
+		slices.ContainsFunc(rep.Results, func(r GatewayResult) bool { return r.Errors > 0 }))
 }
 
 // gatewayBench runs both gateways (cache hit, miss) and their scenarios.
 func gatewayBench(ctx context.Context, o gwOptions, progress io.Writer) (*GatewayReport, error) {
-	if o.loadCPUs != nil {
-		if err := pinProcess(os.Getpid(), o.loadCPUs); err != nil {
-			return nil, err
-		}
-		runtime.GOMAXPROCS(len(o.loadCPUs))
+	if err := pinLoad(o.loadCPUs); err != nil {
+		return nil, err
 	}
 	w, err := newGwWorld(ctx, o, progress)
 	if err != nil {

@@ -55,7 +55,7 @@ func TestGatewayBenchFlags(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if !isGatewayBench(tt.args) {
+			if !isMode(tt.args, "gateway") {
 				t.Fatal("not recognised as the gateway benchmark")
 			}
 			o, err := parseGatewayBenchFlags(tt.args, &bytes.Buffer{})
@@ -67,7 +67,7 @@ func TestGatewayBenchFlags(t *testing.T) {
 			}
 		})
 	}
-	if isGatewayBench([]string{"-c", "4"}) {
+	if isMode([]string{"-c", "4"}, "gateway") {
 		t.Fatal("the issuer benchmark taken for the gateway's")
 	}
 }

@@ -82,7 +82,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -161,35 +160,27 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	scen := fs.String("scenarios", strings.Join(scenarios, ","), "comma-separated scenarios to run: "+strings.Join(scenarios, ", "))
 	tokenCache := fs.Bool("token-cache", true, "the issuer's verified-token cache (false: every /v1/me is a cache miss; results are labelled <store>-nocache)")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the server side to this file (with -server-cpus: FILE.bolt, FILE.redis), floor windows included")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return o, err
 	}
-	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	var err error
+	if o.floor, err = loadWindows(o.clients, o.duration, o.rounds, o.floor, time.Second); err != nil {
+		return o, err
 	}
 	switch {
-	case o.clients < 1 || o.clients > 1024:
-		return o, errors.New("-c must be from 1 to 1024")
-	case o.duration <= 0 || o.duration > 10*time.Minute:
-		return o, errors.New("-d must be positive and at most 10m")
-	case o.rounds < 1 || o.rounds > 100:
-		return o, errors.New("-rounds must be from 1 to 100")
-	case o.floor < 0 || o.floor > 10*time.Second:
-		return o, errors.New("-floor must be from 0 (default) to 10s")
 	case o.max < 1:
 		return o, errors.New("-n must be at least 1")
 	case o.gomaxprocs < 0 || o.gomaxprocs > 1024:
 		return o, errors.New("-gomaxprocs must be from 1 to 1024")
 	}
-	if o.floor == 0 {
-		o.floor = min(o.duration/time.Duration(o.rounds), time.Second)
-	}
 	o.noTokenCache = !*tokenCache
-	var err error
 	if o.scenarios, err = parseScenarios(*scen); err != nil {
 		return o, err
 	}
-	if err := o.parsePinning(*serverCPUs, *loadCPUs); err != nil {
+	if *loadCPUs != "" && *serverCPUs == "" {
+		return o, errors.New("-load-cpus needs -server-cpus (client and server share one process otherwise)")
+	}
+	if o.serverCPUs, o.loadCPUs, err = parsePinning(*serverCPUs, *loadCPUs); err != nil {
 		return o, err
 	}
 	if o.redisAOF, err = parseAOF(*aof); err != nil {
@@ -197,29 +188,6 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	o.stores, err = parseStores(*stores)
 	return o, err
-}
-
-// parsePinning sets o.serverCPUs and o.loadCPUs from the -server-cpus and
-// -load-cpus lists (empty: not pinned).
-func (o *options) parsePinning(serverCPUs, loadCPUs string) error {
-	var err error
-	if serverCPUs != "" {
-		if o.serverCPUs, err = parseCPUList(serverCPUs); err != nil {
-			return fmt.Errorf("-server-cpus: %w", err)
-		}
-	}
-	if loadCPUs != "" {
-		if serverCPUs == "" {
-			return errors.New("-load-cpus needs -server-cpus (client and server share one process otherwise)")
-		}
-		if o.loadCPUs, err = parseCPUList(loadCPUs); err != nil {
-			return fmt.Errorf("-load-cpus: %w", err)
-		}
-	}
-	if (o.serverCPUs != nil || o.loadCPUs != nil) && !pinningSupported {
-		return pinProcess(0, nil) // its error says why
-	}
-	return nil
 }
 
 // parseStores parses the comma-separated -stores list, without repeats.
@@ -241,52 +209,30 @@ func parseStores(list string) ([]string, error) {
 
 // run is main without the process: it returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if isPropagation(args) { // revocation propagation benchmark: propagation.go
+	if isMode(args, "propagation") { // revocation propagation benchmark: propagation.go
 		return runPropagation(ctx, args, stdout, stderr)
 	}
-	if isMemory(args) { // resident memory of accounts and denylist entries: memory.go
+	if isMode(args, "memory") { // resident memory of accounts and denylist entries: memory.go
 		return runMemory(ctx, args, stdout, stderr)
 	}
-	if isGatewayBench(args) { // hallpass gateway against its floor: gateway.go
+	if isMode(args, "gateway") { // hallpass gateway against its floor: gateway.go
 		return runGatewayBench(ctx, args, stdout, stderr)
 	}
 	o, err := parseFlags(args, stderr)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintln(stderr, "hallpass-bench:", err)
-		return 2
+		return flagsExit(stderr, err)
 	}
 	rep, err := bench(ctx, o, stderr)
 	if err != nil {
-		fmt.Fprintln(stderr, "hallpass-bench:", err)
-		return 1
+		return failed(stderr, err)
 	}
-	if o.json {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
-			fmt.Fprintln(stderr, "hallpass-bench:", err)
-			return 1
-		}
-	} else {
-		printTable(stdout, rep)
-	}
-	for _, r := range rep.Results {
-		if r.Errors > 0 {
-			return 1
-		}
-	}
-	return 0
+	return report(stdout, stderr, o.json, rep, func(w io.Writer) { printTable(w, rep) },
+		slices.ContainsFunc(rep.Results, func(r Result) bool { return r.Errors > 0 }))
 }
 
 func bench(ctx context.Context, o options, progress io.Writer) (*Report, error) {
-	if o.loadCPUs != nil {
-		if err := pinProcess(os.Getpid(), o.loadCPUs); err != nil {
-			return nil, err
-		}
-		runtime.GOMAXPROCS(len(o.loadCPUs))
+	if err := pinLoad(o.loadCPUs); err != nil {
+		return nil, err
 	}
 	if o.serverCPUs == nil && o.gomaxprocs > 0 {
 		runtime.GOMAXPROCS(o.gomaxprocs)

@@ -31,7 +31,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -61,17 +60,6 @@ func init() {
 	os.Exit(0)
 }
 
-// isMemory reports whether args select the memory mode.
-func isMemory(args []string) bool {
-	for _, a := range args {
-		switch a {
-		case "-memory", "--memory", "-memory=true", "--memory=true":
-			return true
-		}
-	}
-	return false
-}
-
 type memOptions struct {
 	accounts, devices, tokens []int
 	timeout                   time.Duration
@@ -80,19 +68,14 @@ type memOptions struct {
 
 func parseMemFlags(args []string, stderr io.Writer) (memOptions, error) {
 	var o memOptions
-	fs := flag.NewFlagSet("hallpass-bench -memory", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Bool("memory", false, "run the memory benchmark")
+	fs := modeFlagSet("memory", "run the memory benchmark", stderr)
 	accounts := fs.String("accounts", "200000,1000000", "comma-separated account counts to fill bbolt with, each in a fresh process (0 or empty: none)")
 	devices := fs.String("entries", "200000,1000000", "comma-separated device-entry counts to fill a revocation mirror with (0 or empty: none)")
 	tokens := fs.String("tokens", "1000000", "comma-separated token-entry (jti) counts to fill a revocation mirror with (0 or empty: none)")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Minute, "bound on the whole run (up to 1h; a million accounts took 12 minutes on a loaded 2-core machine)")
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON instead of a table")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return o, err
-	}
-	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
 	if o.timeout <= 0 || o.timeout > time.Hour {
 		return o, errors.New("-timeout must be positive and at most 1h")
@@ -201,11 +184,7 @@ func sampleMemory() (MemSample, error) {
 func runMemory(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	o, err := parseMemFlags(args, stderr)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintln(stderr, "hallpass-bench:", err)
-		return 2
+		return flagsExit(stderr, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
@@ -214,22 +193,11 @@ func runMemory(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stderr, "hallpass-bench: memory: %s\n", job)
 		r, err := memoryChild(ctx, job)
 		if err != nil {
-			fmt.Fprintf(stderr, "hallpass-bench: memory %s: %v\n", job, err)
-			return 1
+			return failed(stderr, fmt.Errorf("memory %s: %w", job, err))
 		}
 		rep.Results = append(rep.Results, r)
 	}
-	if o.json {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
-			fmt.Fprintln(stderr, "hallpass-bench:", err)
-			return 1
-		}
-		return 0
-	}
-	printMemory(stdout, rep)
-	return 0
+	return report(stdout, stderr, o.json, rep, func(w io.Writer) { printMemory(w, rep) }, false)
 }
 
 // jobs are the children to run, as memoryEnv values.

@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -40,4 +42,36 @@ func formatCPUList(cpus []int) string {
 		s[i] = strconv.Itoa(c)
 	}
 	return strings.Join(s, ",")
+}
+
+// parsePinning parses the -server-cpus and -load-cpus lists (empty: not
+// pinned).
+func parsePinning(server, load string) (serverCPUs, loadCPUs []int, err error) {
+	if server != "" {
+		if serverCPUs, err = parseCPUList(server); err != nil {
+			return nil, nil, fmt.Errorf("-server-cpus: %w", err)
+		}
+	}
+	if load != "" {
+		if loadCPUs, err = parseCPUList(load); err != nil {
+			return nil, nil, fmt.Errorf("-load-cpus: %w", err)
+		}
+	}
+	if (serverCPUs != nil || loadCPUs != nil) && !pinningSupported {
+		return nil, nil, pinProcess(0, nil) // its error says why
+	}
+	return serverCPUs, loadCPUs, nil
+}
+
+// pinLoad pins this process, the load generator, to cpus (nil: not
+// pinned), with as many Go processors.
+func pinLoad(cpus []int) error {
+	if cpus == nil {
+		return nil
+	}
+	if err := pinProcess(os.Getpid(), cpus); err != nil {
+		return err
+	}
+	runtime.GOMAXPROCS(len(cpus))
+	return nil
 }

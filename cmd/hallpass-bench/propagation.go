@@ -37,7 +37,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -70,17 +69,6 @@ const propagationGoal = 50 * time.Millisecond
 // revocation.
 const perRevocationTimeout = 5 * time.Second
 
-// isPropagation reports whether args select the propagation mode.
-func isPropagation(args []string) bool {
-	for _, a := range args {
-		switch a {
-		case "-propagation", "--propagation", "-propagation=true", "--propagation=true":
-			return true
-		}
-	}
-	return false
-}
-
 type propOptions struct {
 	n        int
 	watchers int
@@ -95,9 +83,7 @@ type propOptions struct {
 
 func parsePropFlags(args []string, stderr io.Writer) (propOptions, error) {
 	var o propOptions
-	fs := flag.NewFlagSet("hallpass-bench -propagation", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Bool("propagation", false, "run the revocation propagation benchmark")
+	fs := modeFlagSet("propagation", "run the revocation propagation benchmark", stderr)
 	fs.IntVar(&o.n, "n", 1000, "devices to sign up and revoke one by one (1 to 100000)")
 	fs.IntVar(&o.watchers, "watchers", 4, "watcher processes, each a revocation mirror (1 to 64)")
 	fs.IntVar(&o.clients, "c", 16, "concurrent signups while setting up, and with -rate the most admin calls in flight (1 to 1024)")
@@ -107,12 +93,10 @@ func parsePropFlags(args []string, stderr io.Writer) (propOptions, error) {
 	fs.DurationVar(&o.timeout, "timeout", 3*time.Minute, "bound on the whole run (up to 30m)")
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON instead of text")
 	fs.StringVar(&o.redisBin, "redis-server", "", "redis-server binary (default: PATH, /usr/bin, /usr/sbin)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return o, err
 	}
 	switch {
-	case fs.NArg() > 0:
-		return o, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	case o.n < 1 || o.n > 100_000:
 		return o, errors.New("-n must be from 1 to 100000")
 	case o.watchers < 1 || o.watchers > 64:
@@ -173,33 +157,16 @@ type PropagationReport struct {
 func runPropagation(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	o, err := parsePropFlags(args, stderr)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintln(stderr, "hallpass-bench:", err)
-		return 2
+		return flagsExit(stderr, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
 	rep, err := propagation(ctx, o, stderr)
 	if err != nil {
-		fmt.Fprintln(stderr, "hallpass-bench:", err)
-		return 1
+		return failed(stderr, err)
 	}
-	if o.json {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
-			fmt.Fprintln(stderr, "hallpass-bench:", err)
-			return 1
-		}
-	} else {
-		printPropagation(stdout, rep)
-	}
-	if rep.Missed > 0 || rep.Errors > 0 {
-		return 1
-	}
-	return 0
+	return report(stdout, stderr, o.json, rep, func(w io.Writer) { printPropagation(w, rep) },
+		rep.Missed > 0 || rep.Errors > 0)
 }
 
 func printPropagation(w io.Writer, r *PropagationReport) {

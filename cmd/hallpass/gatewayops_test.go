@@ -28,18 +28,6 @@ func startGatewayOps(t *testing.T, args ...string) (gw, ops string) {
 	return gw, "http://" + <-bound
 }
 
-// get fetches url and returns its status and body.
-func get(t *testing.T, url string) (int, string) {
-	t.Helper()
-	res, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return res.StatusCode, string(b)
-}
-
 // metricValue reads the value of the series line "name{labels} value" (or
 // "name value") from a Prometheus text exposition; false when absent.
 func metricValue(t *testing.T, text, series string) (float64, bool) {
@@ -68,19 +56,19 @@ func TestGatewayOps(t *testing.T) {
 	d := newHTTPDevice(t, rs.url, nil)
 	d.signup(t, "opsuser")
 
-	if st, body := get(t, ops+"/healthz"); st != 200 || !strings.Contains(body, `"ok"`) {
+	if st, body := httpGet(t, ops+"/healthz"); st != 200 || !strings.Contains(body, `"ok"`) {
 		t.Fatalf("/healthz: %d %s", st, body)
 	}
-	if st, body := get(t, ops+"/readyz"); st != 200 || !strings.Contains(body, `"ready"`) {
+	if st, body := httpGet(t, ops+"/readyz"); st != 200 || !strings.Contains(body, `"ready"`) {
 		t.Fatalf("/readyz: %d %s", st, body)
 	}
 	if st, _, body := d.call(t, nil, "GET", gw, "/x", nil); st != 200 {
 		t.Fatalf("allowed request: %d %s", st, body)
 	}
-	if st, body := get(t, gw+"/x"); st != 401 {
+	if st, body := httpGet(t, gw+"/x"); st != 401 {
 		t.Fatalf("request without a token: %d %s", st, body)
 	}
-	_, text := get(t, ops+"/metrics")
+	_, text := httpGet(t, ops+"/metrics")
 	for _, c := range []struct {
 		series   string
 		min, max float64
@@ -105,7 +93,7 @@ func TestGatewayOps(t *testing.T) {
 	srv.Stop(t)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		st, body := get(t, ops+"/readyz")
+		st, body := httpGet(t, ops+"/readyz")
 		if st == 503 && strings.Contains(body, "revocation mirror: ") && strings.Contains(body, "redis: no answer") {
 			if strings.Contains(body, "key set") {
 				t.Fatalf("/readyz blames the fresh key set: %s", body)
@@ -120,7 +108,7 @@ func TestGatewayOps(t *testing.T) {
 	if st, _, body := d.call(t, nil, "GET", gw, "/x", nil); st != 503 {
 		t.Fatalf("request while the mirror is stale: %d %s", st, body)
 	}
-	_, text = get(t, ops+"/metrics")
+	_, text = httpGet(t, ops+"/metrics")
 	if v, _ := metricValue(t, text, `hallpass_gateway_requests_total{code="unavailable",outcome="error"}`); v != 1 {
 		t.Errorf("unavailable errors = %v, want 1", v)
 	}
@@ -141,7 +129,7 @@ func TestGatewayOpsNotPublic(t *testing.T) {
 	d := newHTTPDevice(t, rs.url, nil)
 	d.signup(t, "opspublic")
 	for _, p := range []string{"/healthz", "/readyz", "/metrics"} {
-		if st, body := get(t, gw+p); st != 401 {
+		if st, body := httpGet(t, gw+p); st != 401 {
 			t.Errorf("public %s without a token: %d %s", p, st, body)
 		}
 		st, _, body := d.call(t, nil, "GET", gw, p, nil)
@@ -150,7 +138,7 @@ func TestGatewayOpsNotPublic(t *testing.T) {
 			t.Errorf("public %s with a token: %d %s, want the upstream's answer", p, st, body)
 		}
 	}
-	if st, _ := get(t, ops+"/x"); st != 404 {
+	if st, _ := httpGet(t, ops+"/x"); st != 404 {
 		t.Errorf("ops listener /x: %d, want 404", st)
 	}
 	res, err := http.Post(ops+"/readyz", "text/plain", nil)
@@ -176,15 +164,15 @@ func TestGatewayReadyzKeySetStale(t *testing.T) {
 	}, "--keys-url", rs.url+wellKnownKeys, "--metrics-listen", "127.0.0.1:0", "--keys-max-stale", "1h")
 	ops := "http://" + <-bound
 	rs.stop(t)
-	if st, body := get(t, ops+"/readyz"); st != 200 {
+	if st, body := httpGet(t, ops+"/readyz"); st != 200 {
 		t.Fatalf("/readyz within the bound: %d %s", st, body)
 	}
 	clk.Add(2 * time.Hour)
-	st, body := get(t, ops+"/readyz")
+	st, body := httpGet(t, ops+"/readyz")
 	if st != 503 || !strings.Contains(body, "key set: last fetched") {
 		t.Fatalf("/readyz past --keys-max-stale: %d %s", st, body)
 	}
-	_, text := get(t, ops+"/metrics")
+	_, text := httpGet(t, ops+"/metrics")
 	if v, _ := metricValue(t, text, "hallpass_key_set_age_seconds"); v < 7200 {
 		t.Fatalf("key set age %v, want at least 7200", v)
 	}
@@ -293,11 +281,11 @@ func TestGatewayPprof(t *testing.T) {
 		c.ops.prof.bound = func(a string) { prof <- a }
 	}, "--keys-url", rs.url+wellKnownKeys, "--pprof-listen", "127.0.0.1:0")
 	ops := "http://" + <-bound
-	if st, body := get(t, "http://"+<-prof+"/debug/pprof/cmdline"); st != 200 || body == "" {
+	if st, body := httpGet(t, "http://"+<-prof+"/debug/pprof/cmdline"); st != 200 || body == "" {
 		t.Fatalf("profiles listener: %d %q", st, body)
 	}
 	for _, base := range []string{gw, ops} {
-		if st, _ := get(t, base+"/debug/pprof/cmdline"); st == 200 {
+		if st, _ := httpGet(t, base+"/debug/pprof/cmdline"); st == 200 {
 			t.Errorf("%s serves profiles", base)
 		}
 	}

@@ -37,31 +37,13 @@ func (c *testClock) Add(d time.Duration) {
 // and hook applied to the parsed configuration; it returns the admin URL.
 func startServeHooked(t *testing.T, hook func(*serveConfig), args ...string) (*runningServer, string) {
 	t.Helper()
-	logs := &lockedBuffer{}
-	e := &env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: logs, getenv: func(string) string { return "" }}
-	c, err := parseServeFlags(append([]string{"--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"}, args...), e)
-	if err != nil {
-		t.Fatal(err)
-	}
 	admin := make(chan string, 1)
-	c.adminBound = func(addr string) { admin <- addr }
-	if hook != nil {
-		hook(c)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	rs := &runningServer{logs: logs, cancel: cancel, done: make(chan error, 1)}
-	ready := make(chan string, 1)
-	go func() { rs.done <- serve(ctx, c, e, ready) }()
-	select {
-	case rs.url = <-ready:
-	case err := <-rs.done:
-		cancel()
-		t.Fatalf("serve failed: %v\n%s", err, logs.String())
-	case <-time.After(20 * time.Second):
-		cancel()
-		t.Fatal("serve did not come up")
-	}
-	t.Cleanup(func() { rs.stop(t) })
+	rs := startServeWith(t, nil, func(c *serveConfig) {
+		c.adminBound = func(addr string) { admin <- addr }
+		if hook != nil {
+			hook(c)
+		}
+	}, append([]string{"--admin-listen", "127.0.0.1:0"}, args...)...)
 	return rs, "http://" + <-admin
 }
 
@@ -127,10 +109,7 @@ type storedEntry struct {
 // adminSetup makes a wrapping key and an admin key in dir.
 func adminSetup(t *testing.T, dir string) (wrap, keysFile, key string) {
 	t.Helper()
-	wrap = filepath.Join(dir, "wrap.key")
-	if err := os.WriteFile(wrap, []byte(runCmd(t, nil, "keys", "new-wrap-key").stdout), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	wrap = newWrapKeyFile(t, dir)
 	keysFile = filepath.Join(dir, "admin-keys")
 	key = strings.TrimSpace(runCmd(t, nil, "admin-key", "new", "--keys-file", keysFile, "--id", "ops").stdout)
 	return wrap, keysFile, key

@@ -48,6 +48,21 @@ func secretIDs(t *testing.T, out string) []string {
 	return ids
 }
 
+// newWrapKeyFile writes a new wrap key (hallpass keys new-wrap-key) to
+// dir/wrap.key and returns its path.
+func newWrapKeyFile(t *testing.T, dir string) string {
+	t.Helper()
+	wrap := filepath.Join(dir, "wrap.key")
+	r := runCmd(t, nil, "keys", "new-wrap-key")
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if err := os.WriteFile(wrap, []byte(r.stdout), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return wrap
+}
+
 // TestKeysRotateRefreshCommand: `hallpass keys rotate-refresh` adds a key
 // and keeps the old one, --end-all-sessions leaves one new key, the flags
 // that make no sense are refused, `keys rotate-pepper` keeps every older
@@ -55,10 +70,7 @@ func secretIDs(t *testing.T, out string) []string {
 func TestKeysRotateRefreshCommand(t *testing.T) {
 	dir := t.TempDir()
 	ring := filepath.Join(dir, "keys")
-	wrap := filepath.Join(dir, "wrap.key")
-	if err := os.WriteFile(wrap, []byte(runCmd(t, nil, "keys", "new-wrap-key").stdout), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	wrap := newWrapKeyFile(t, dir)
 	if r := runCmd(t, nil, "keys", "init", "--dir", ring, "--wrap-key-file", wrap); r.err != nil {
 		t.Fatal(r.err, r.stderr)
 	}
@@ -252,10 +264,7 @@ func TestServeAdminRefreshKeysRedis(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
 	dir := t.TempDir()
-	wrap := filepath.Join(dir, "wrap.key")
-	if err := os.WriteFile(wrap, []byte(runCmd(t, nil, "keys", "new-wrap-key").stdout), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	wrap := newWrapKeyFile(t, dir)
 	keysFile := filepath.Join(dir, "admin-keys")
 	key := strings.TrimSpace(runCmd(t, nil, "admin-key", "new", "--keys-file", keysFile, "--id", "ops").stdout)
 	args := []string{"--store", srv.URL(), "--key-ring", "redis", "--wrap-key-file", wrap, "--admin-keys-file", keysFile}

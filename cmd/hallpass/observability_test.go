@@ -584,12 +584,7 @@ func TestObservabilityMetricsExist(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
 	dir := t.TempDir()
-	wrap := filepath.Join(dir, "wrap.key")
-	if r := runCmd(t, nil, "keys", "new-wrap-key"); r.err != nil {
-		t.Fatal(r.err)
-	} else if err := os.WriteFile(wrap, []byte(r.stdout), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	wrap := newWrapKeyFile(t, dir)
 	keysFile := filepath.Join(dir, "admin-keys")
 	runCmd(t, nil, "admin-key", "new", "--keys-file", keysFile, "--id", "ops")
 	// Metrics on the admin listener (--metrics-listen admin, the default).

@@ -15,40 +15,12 @@ import (
 // loopback port; it returns the pprof listener's URL too.
 func startServePprof(t *testing.T, args ...string) (rs *runningServer, adminURL, pprofURL string) {
 	t.Helper()
-	logs := &lockedBuffer{}
-	e := &env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: logs, getenv: func(string) string { return "" }}
-	c, err := parseServeFlags(append([]string{"--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--pprof-listen", "127.0.0.1:0"}, args...), e)
-	if err != nil {
-		t.Fatal(err)
-	}
 	admin, prof := make(chan string, 1), make(chan string, 1)
-	c.adminBound = func(addr string) { admin <- addr }
-	c.pprof.bound = func(addr string) { prof <- addr }
-	ctx, cancel := context.WithCancel(context.Background())
-	rs = &runningServer{logs: logs, cancel: cancel, done: make(chan error, 1)}
-	ready := make(chan string, 1)
-	go func() { rs.done <- serve(ctx, c, e, ready) }()
-	select {
-	case rs.url = <-ready:
-	case err := <-rs.done:
-		cancel()
-		t.Fatalf("serve failed: %v\n%s", err, logs.String())
-	case <-time.After(20 * time.Second):
-		cancel()
-		t.Fatal("serve did not come up")
-	}
-	t.Cleanup(func() { rs.stop(t) })
-	select {
-	case adminURL = <-admin:
-	default:
-		t.Fatal("no admin listener")
-	}
-	select {
-	case pprofURL = <-prof:
-	default:
-		t.Fatal("no pprof listener")
-	}
-	return rs, "http://" + adminURL, "http://" + pprofURL
+	rs = startServeWith(t, nil, func(c *serveConfig) {
+		c.adminBound = func(addr string) { admin <- addr }
+		c.pprof.bound = func(addr string) { prof <- addr }
+	}, append([]string{"--admin-listen", "127.0.0.1:0", "--pprof-listen", "127.0.0.1:0"}, args...)...)
+	return rs, boundURL(t, admin, "admin"), boundURL(t, prof, "pprof")
 }
 
 // TestServePprofListen: --pprof-listen serves the profiles on a loopback

@@ -26,35 +26,10 @@ import (
 // returns the admin API's URL too.
 func startServeAdmin(t *testing.T, environ map[string]string, args ...string) (*runningServer, string) {
 	t.Helper()
-	logs := &lockedBuffer{}
-	e := &env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: logs, getenv: func(k string) string { return environ[k] }}
-	c, err := parseServeFlags(append([]string{"--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"}, args...), e)
-	if err != nil {
-		t.Fatal(err)
-	}
 	admin := make(chan string, 1)
-	c.adminBound = func(addr string) { admin <- addr }
-	ctx, cancel := context.WithCancel(context.Background())
-	rs := &runningServer{logs: logs, cancel: cancel, done: make(chan error, 1)}
-	ready := make(chan string, 1)
-	go func() { rs.done <- serve(ctx, c, e, ready) }()
-	select {
-	case rs.url = <-ready:
-	case err := <-rs.done:
-		cancel()
-		t.Fatalf("serve failed: %v\n%s", err, logs.String())
-	case <-time.After(20 * time.Second):
-		cancel()
-		t.Fatal("serve did not come up")
-	}
-	t.Cleanup(func() { rs.stop(t) })
-	var addr string
-	select {
-	case addr = <-admin:
-	default:
-		t.Fatal("no admin listener")
-	}
-	return rs, "http://" + addr
+	rs := startServeWith(t, environ, func(c *serveConfig) { c.adminBound = func(addr string) { admin <- addr } },
+		append([]string{"--admin-listen", "127.0.0.1:0"}, args...)...)
+	return rs, boundURL(t, admin, "admin")
 }
 
 func waitReady(t *testing.T, base string) {
@@ -264,12 +239,7 @@ func TestServeRedisKeyRing(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
 	dir := t.TempDir()
-	wrap := filepath.Join(dir, "wrap.key")
-	if r := runCmd(t, nil, "keys", "new-wrap-key"); r.err != nil {
-		t.Fatal(r.err)
-	} else if err := os.WriteFile(wrap, []byte(r.stdout), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	wrap := newWrapKeyFile(t, dir)
 	keysFile := filepath.Join(dir, "admin-keys")
 	key := strings.TrimSpace(runCmd(t, nil, "admin-key", "new", "--keys-file", keysFile).stdout)
 	args := []string{"--store", srv.URL(), "--key-ring", "redis", "--wrap-key-file", wrap, "--admin-keys-file", keysFile}

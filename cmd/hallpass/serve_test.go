@@ -60,11 +60,21 @@ type runningServer struct {
 // stop. It fails the test if the server does not come up.
 func startServe(t *testing.T, environ map[string]string, args ...string) *runningServer {
 	t.Helper()
+	return startServeWith(t, environ, nil, args...)
+}
+
+// startServeWith is startServe with hook (if not nil) applied to the
+// parsed configuration before serving.
+func startServeWith(t *testing.T, environ map[string]string, hook func(*serveConfig), args ...string) *runningServer {
+	t.Helper()
 	logs := &lockedBuffer{}
 	e := &env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: logs, getenv: func(k string) string { return environ[k] }}
 	c, err := parseServeFlags(append([]string{"--listen", "127.0.0.1:0"}, args...), e)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if hook != nil {
+		hook(c)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	rs := &runningServer{logs: logs, cancel: cancel, done: make(chan error, 1)}
@@ -81,6 +91,19 @@ func startServe(t *testing.T, environ map[string]string, args ...string) *runnin
 	}
 	t.Cleanup(func() { rs.stop(t) })
 	return rs
+}
+
+// boundURL is the URL of the listener that sent its address on bound as
+// serve came up; it fails the test if there is none.
+func boundURL(t *testing.T, bound <-chan string, listener string) string {
+	t.Helper()
+	select {
+	case addr := <-bound:
+		return "http://" + addr
+	default:
+		t.Fatalf("no %s listener", listener)
+		return ""
+	}
 }
 
 // stop cancels the context (as SIGTERM does) and waits for a clean exit.

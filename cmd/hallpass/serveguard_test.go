@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -13,6 +12,7 @@ import (
 	"github.com/hallpass/hallpass/ratelimit"
 )
 
+// httpGet fetches url and returns its status and body.
 func httpGet(t *testing.T, url string) (int, string) {
 	t.Helper()
 	res, err := http.Get(url)
@@ -28,35 +28,10 @@ func httpGet(t *testing.T, url string) (int, string) {
 // returns the metrics listener's URL too.
 func startServeMetrics(t *testing.T, args ...string) (*runningServer, string) {
 	t.Helper()
-	logs := &lockedBuffer{}
-	e := &env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: logs, getenv: func(string) string { return "" }}
-	c, err := parseServeFlags(append([]string{"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"}, args...), e)
-	if err != nil {
-		t.Fatal(err)
-	}
 	bound := make(chan string, 1)
-	c.guard.metricsBound = func(addr string) { bound <- addr }
-	ctx, cancel := context.WithCancel(context.Background())
-	rs := &runningServer{logs: logs, cancel: cancel, done: make(chan error, 1)}
-	ready := make(chan string, 1)
-	go func() { rs.done <- serve(ctx, c, e, ready) }()
-	select {
-	case rs.url = <-ready:
-	case err := <-rs.done:
-		cancel()
-		t.Fatalf("serve failed: %v\n%s", err, logs.String())
-	case <-time.After(20 * time.Second):
-		cancel()
-		t.Fatal("serve did not come up")
-	}
-	t.Cleanup(func() { rs.stop(t) })
-	select {
-	case addr := <-bound:
-		return rs, "http://" + addr
-	default:
-		t.Fatal("no metrics listener")
-		return nil, ""
-	}
+	rs := startServeWith(t, nil, func(c *serveConfig) { c.guard.metricsBound = func(addr string) { bound <- addr } },
+		append([]string{"--metrics-listen", "127.0.0.1:0"}, args...)...)
+	return rs, boundURL(t, bound, "metrics")
 }
 
 // TestServeMetricsListen is the regression test of issue 11, finding 8:

@@ -9,7 +9,7 @@ import (
 func TestServeMirrorMetrics(t *testing.T) {
 	t.Parallel()
 	_, metrics := startServeMetrics(t, "--dev", "--data", t.TempDir())
-	_, text := get(t, metrics+"/metrics")
+	_, text := httpGet(t, metrics+"/metrics")
 	for _, c := range []struct {
 		series   string
 		min, max float64

@@ -5,37 +5,22 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { existsSync } from "node:fs";
 import { createProof, generateWebCryptoKey, webCryptoSigner } from "../dist/index.js";
-import { hallpassBinary, startServer, uniqueName } from "./harness.mjs";
+import { hallpassBinary, launchChromium, startServer, uniqueName } from "./harness.mjs";
 import { startDemoServer } from "../scripts/serve-demo.mjs";
 
-const chromiumPath = "/usr/bin/chromium";
-const fix = "run `make test-deps` at the repository root";
 const grace = 2; // seconds: --refresh-grace of the test server
 
-let chromium;
 let browser;
 let demo;
 let issuer;
 
 before(async () => {
-  if (!existsSync(chromiumPath)) throw new Error(`chromium not found at ${chromiumPath}: ${fix} (scripts/ensure-chromium.sh installs Debian's chromium)`);
-  try {
-    ({ chromium } = await import("playwright-core"));
-  } catch {
-    throw new Error(`playwright-core is not installed in clients/js/node_modules: run \`npm ci\` in clients/js (make test does)`);
-  }
+  browser = await launchChromium();
   const help = execFileSync(await hallpassBinary(), ["serve", "--help"], { encoding: "utf8" });
   if (!help.includes("--cors-origins")) throw new Error("hallpass serve has no --cors-origins flag: the browser tests need the issuer's CORS support (issue 13, item 6)");
   demo = await startDemoServer({ port: 0 });
   issuer = await startServer({ args: ["--cors-origins", demo.url, "--refresh-grace", `${grace}s`, "--access-ttl", "1m"] });
-  browser = await chromium.launch({
-    executablePath: chromiumPath,
-    headless: true,
-    timeout: 30_000,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
 }, { timeout: 300_000 });
 
 after(async () => {

@@ -6,16 +6,11 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { existsSync } from "node:fs";
 import http from "node:http";
 import { join } from "node:path";
 import { HallpassError, MemoryStorage, createClient, isSignedOut } from "../dist/index.js";
-import { freePort, hallpassBinary, startServer, tempDir, uniqueName } from "./harness.mjs";
+import { freePort, hallpassBinary, launchChromium, startServer, tempDir, uniqueName } from "./harness.mjs";
 
-const chromiumPath = "/usr/bin/chromium";
-const fix = "run `make test-deps` at the repository root";
-
-let chromium;
 let browser;
 let issuer;
 let adminURL;
@@ -23,12 +18,7 @@ let adminKey;
 let attacker; // a page on another origin (another port of the same host: same site, cross origin)
 
 before(async () => {
-  if (!existsSync(chromiumPath)) throw new Error(`chromium not found at ${chromiumPath}: ${fix} (scripts/ensure-chromium.sh installs Debian's chromium)`);
-  try {
-    ({ chromium } = await import("playwright-core"));
-  } catch {
-    throw new Error(`playwright-core is not installed in clients/js/node_modules: run \`npm ci\` in clients/js (make test does)`);
-  }
+  browser = await launchChromium();
   const bin = await hallpassBinary();
   const keysFile = join(tempDir("hallpass-console-"), "admin-keys");
   adminKey = execFileSync(bin, ["admin-key", "new", "--keys-file", keysFile, "--id", "ops-browser"], { encoding: "utf8" }).trim();
@@ -37,12 +27,6 @@ before(async () => {
   adminURL = `http://127.0.0.1:${adminPort}`;
   issuer = await startServer({ args: ["--admin-keys-file", keysFile, "--admin-listen", `127.0.0.1:${adminPort}`] });
   attacker = await startAttacker();
-  browser = await chromium.launch({
-    executablePath: chromiumPath,
-    headless: true,
-    timeout: 30_000,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
 }, { timeout: 300_000 });
 
 after(async () => {

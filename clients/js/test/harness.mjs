@@ -1,7 +1,7 @@
 // Test harness: a real `hallpass serve --dev` built from this repository,
-// on loopback only, and a loopback proxy in front of it that can lose or
-// replace answers. Everything is bounded in time and stopped by the test
-// that started it.
+// on loopback only, a loopback proxy in front of it that can lose or
+// replace answers, and headless Chromium for the browser tests. Everything
+// is bounded in time and stopped by the test that started it.
 import { execFile, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import http from "node:http";
@@ -185,6 +185,29 @@ export async function issuerBehindProxy(args = []) {
 /** requireBinary fails (never skips) when a tool the tests need is missing. */
 export function requireFile(path, what) {
   if (!existsSync(path)) throw new Error(`${what} not found at ${path}: ${fix}`);
+}
+
+const chromiumPath = "/usr/bin/chromium";
+
+/**
+ * launchChromium starts Debian's Chromium (/usr/bin/chromium) headless,
+ * driven by playwright-core. A missing browser or playwright-core fails the
+ * test with how to install it, never skips it.
+ */
+export async function launchChromium() {
+  if (!existsSync(chromiumPath)) throw new Error(`chromium not found at ${chromiumPath}: ${fix} (scripts/ensure-chromium.sh installs Debian's chromium)`);
+  let chromium;
+  try {
+    ({ chromium } = await import("playwright-core"));
+  } catch {
+    throw new Error(`playwright-core is not installed in clients/js/node_modules: run \`npm ci\` in clients/js (make test does)`);
+  }
+  return chromium.launch({
+    executablePath: chromiumPath,
+    headless: true,
+    timeout: 30_000,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
 }
 
 let n = 0;

@@ -129,8 +129,10 @@ type Options struct {
 	// that a handshake and a live socket see the same revocations.
 	Revocation RevocationChecker
 	// Keys, when set, is re-checked with Revocation: a socket whose
-	// signing key the key set now lists as revoked is disconnected, even
-	// without a revocation store. Use the verifier's KeySource.
+	// signing key the key set now lists as revoked is disconnected
+	// (token_revoked), even without a revocation store, and one whose key
+	// the set cannot vouch for any more (no longer listed, stale past its
+	// bound) is disconnected as unavailable. Use the verifier's KeySource.
 	Keys KeyChecker
 	// RecheckEvery is the period of the revocation re-check (default
 	// DefaultRecheckEvery, 1 s): the longest a revoked socket stays
@@ -571,8 +573,14 @@ func (g *Guard) recheckOne(ss *session, now time.Time) string {
 		ctx, cancel := context.WithTimeout(g.ctx, g.timeout)
 		_, err := g.kc.LookupKey(ctx, ss.kid)
 		cancel()
-		if errors.Is(err, verifier.ErrKeyRevoked) {
+		switch {
+		case errors.Is(err, verifier.ErrKeyRevoked):
 			return ReasonTokenRevoked
+		case err != nil:
+			// Fail closed, as a handshake would: a key the set no longer
+			// lists, or a key set that cannot vouch (stale past its
+			// bound, not fetched).
+			return ReasonUnavailable
 		}
 	}
 	if g.rc == nil {

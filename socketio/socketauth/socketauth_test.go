@@ -377,8 +377,10 @@ func (k *keyChecker) LookupKey(ctx context.Context, _ keys.KeyID) (keys.PublicKe
 }
 
 // TestRecheckKeys: a live socket whose signing key the key set now lists
-// as revoked is disconnected, without a revocation checker; other key set
-// errors (stale, unreachable) leave it to its exp.
+// as revoked is disconnected (token_revoked), without a revocation
+// checker; a key set that cannot vouch for the key (stale past its bound,
+// the key no longer listed) disconnects it too (unavailable): fail closed,
+// as a handshake would.
 func TestRecheckKeys(t *testing.T) {
 	e := newEnv(t)
 	for _, tc := range []struct {
@@ -387,8 +389,9 @@ func TestRecheckKeys(t *testing.T) {
 		want string
 	}{
 		{name: "key revoked", err: fmt.Errorf("remote: %w", verifier.ErrKeyRevoked), want: socketauth.ReasonTokenRevoked},
-		{name: "key set stale", err: errors.New("remotekeys: key set stale")},
-		{name: "unknown key", err: verifier.ErrUnknownKey},
+		{name: "key set stale", err: errors.New("remotekeys: key set stale"), want: socketauth.ReasonUnavailable},
+		{name: "unknown key", err: verifier.ErrUnknownKey, want: socketauth.ReasonUnavailable},
+		{name: "key fine", err: nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			kc := &keyChecker{}

@@ -32,7 +32,12 @@ func TestGatewayBench(t *testing.T) {
 		if r.ReqPerS <= 0 || r.Errors != 0 || r.OfFloor <= 0 || r.Floor.OpsPerSec <= 0 || r.Rounds != 2 || r.GatewayCPU <= 0 {
 			t.Errorf("%s %s: %+v", r.Mode, r.Cache, r)
 		}
-		if r.UpstreamConns > int64(r.Clients)+1 {
+		// Reuse, not an exact count: the exact bound (C+1 for C clients)
+		// is gateway's TestUpstreamConnectionReuse, with an upstream of
+		// its own. Here a round's last requests can still be draining when
+		// the next round starts on a loaded machine (a CI run saw 5 for 3
+		// clients); without reuse it is one per request (hundreds).
+		if r.UpstreamConns > 2*int64(r.Clients)+1 || r.UpstreamConns*10 > r.Requests {
 			t.Errorf("%s %s: %d upstream connections for %d clients", r.Mode, r.Cache, r.UpstreamConns, r.Clients)
 		}
 	}

@@ -39,6 +39,8 @@ CMD ["--listen", "0.0.0.0:3000"]
 # --- socketio: the socket.io example --------------------------------------
 FROM gcr.io/distroless/static-debian12:nonroot AS socketio
 COPY --from=build-socketio /out/socketio /usr/local/bin/socketio
+# hallpass health, for the container's health check (no curl here).
+COPY --from=build /src/bin/hallpass /usr/local/bin/hallpass
 USER 65532:65532
 EXPOSE 8090
 ENTRYPOINT ["/usr/local/bin/socketio"]

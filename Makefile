@@ -28,11 +28,12 @@ test: test-deps
 	$(GO) -C socketio test -race -count=1 -timeout 9m ./...
 	cd clients/js && npm ci && npm test
 
-## bench: benchmarks beside their raw-crypto baselines (same run), then the load generator (Redis in memory, AOF everysec, AOF always), then revocation propagation (one by one; 1,000/s on a 3-master cluster to 16 mirrors), then memory (docs/performance.md)
+## bench: benchmarks beside their raw-crypto baselines (same run), then the load generator at 64 clients (bbolt; Redis in memory, AOF everysec, AOF always; /v1/me with and without the token cache), the gateway (proxy, forward auth), then revocation propagation (one by one; 1,000/s on a 3-master cluster to 16 mirrors), then memory (docs/performance.md)
 bench: test-deps
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./...
-	$(GO) run ./cmd/hallpass-bench -server-cpus 1 -load-cpus 0 -d 5s -redis-aof off,everysec,always
-	$(GO) run ./cmd/hallpass-bench -server-cpus 1 -load-cpus 0 -d 5s -scenarios me -token-cache=false
+	$(GO) run ./cmd/hallpass-bench -server-cpus 1 -load-cpus 0 -c 64 -d 5s -redis-aof off,everysec,always
+	$(GO) run ./cmd/hallpass-bench -server-cpus 1 -load-cpus 0 -c 64 -d 5s -scenarios me -token-cache=false
+	$(GO) run ./cmd/hallpass-bench -gateway -server-cpus 1 -load-cpus 0
 	$(GO) run ./cmd/hallpass-bench -propagation -n 1000 -watchers 4
 	$(GO) run ./cmd/hallpass-bench -propagation -cluster -rate 1000 -n 5000 -watchers 16 -c 64
 	$(GO) run ./cmd/hallpass-bench -memory -accounts 100000 -entries 1000000 -tokens 1000000

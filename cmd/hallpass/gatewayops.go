@@ -3,19 +3,16 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/hallpass/hallpass/gateway"
 	"github.com/hallpass/hallpass/internal/opsmetrics"
@@ -33,13 +30,6 @@ const (
 	// remembers: a client sends the same token for minutes, so a hit
 	// skips the Ed25519 check of all but its first request.
 	defaultGatewayTokenCache = 65536
-)
-
-// Paths of the gateway's ops listener; never answered on --listen.
-const (
-	pathHealthz = "/healthz"
-	pathReadyz  = "/readyz"
-	pathMetrics = "/metrics"
 )
 
 // gatewayOps are the gateway's operations flags: its ops listener
@@ -158,7 +148,7 @@ func (o *gatewayOps) listenOps(c *gatewayConfig, vs verifying, tlsConf *tls.Conf
 		o.metricsBound(ln.Addr().String())
 	}
 	rd := &readiness{vs: vs, keysMaxStale: c.keysMaxStale, now: c.keysNow, timeout: c.storeTimeout, log: log}
-	return &listening{apiServer(opsHandler(reg, rd), tlsConf, log), ln}, obs, nil
+	return &listening{apiServer(opsmetrics.Handler(reg, rd.check, log), tlsConf, log), ln}, obs, nil
 }
 
 // gatewayRegistry is the gateway's own registry: Go and process metrics,
@@ -186,29 +176,6 @@ func gatewayRegistry(c *gatewayConfig, vs verifying) (*prometheus.Registry, gate
 	return reg, obs, nil
 }
 
-// opsHandler answers GET and HEAD /healthz, /readyz and /metrics, and 404
-// to anything else.
-func opsHandler(reg *prometheus.Registry, rd *readiness) http.Handler {
-	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-			return
-		}
-		switch r.URL.Path {
-		case pathHealthz:
-			writeStatus(w, http.StatusOK, "ok", nil)
-		case pathReadyz:
-			rd.ServeHTTP(w, r)
-		case pathMetrics:
-			metrics.ServeHTTP(w, r)
-		default:
-			http.NotFound(w, r)
-		}
-	})
-}
-
 // readiness answers /readyz: ready when the key set is within
 // --keys-max-stale, the revocation mirror within its staleness bound, and
 // Redis answers a ping within --store-timeout (the last two with --store).
@@ -220,16 +187,6 @@ type readiness struct {
 	log          *slog.Logger
 }
 
-func (rd *readiness) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	reasons := rd.check(r.Context())
-	if len(reasons) > 0 {
-		rd.log.Warn("not ready", slog.String("reasons", strings.Join(reasons, "; ")))
-		writeStatus(w, http.StatusServiceUnavailable, "not ready", reasons)
-		return
-	}
-	writeStatus(w, http.StatusOK, "ready", nil)
-}
-
 // check returns why the gateway is not ready (fixed text and the
 // process's own figures, nothing from a request); none when it is.
 func (rd *readiness) check(ctx context.Context) []string {
@@ -238,12 +195,12 @@ func (rd *readiness) check(ctx context.Context) []string {
 	if rd.now != nil {
 		now = rd.now
 	}
-	if age := now().Sub(rd.vs.keys.FetchedAt()); age > rd.keysMaxStale {
-		reasons = append(reasons, fmt.Sprintf("key set: last fetched %v ago (bound %v, --keys-max-stale)", age.Round(time.Second), rd.keysMaxStale))
+	if why := opsmetrics.KeySetReason(rd.vs.keys.FetchedAt(), now(), rd.keysMaxStale); why != "" {
+		reasons = append(reasons, why)
 	}
 	if rd.vs.mirror != nil {
-		if err := rd.vs.mirror.Ready(); err != nil {
-			reasons = append(reasons, "revocation mirror: "+err.Error())
+		if why := opsmetrics.MirrorReason(rd.vs.mirror.Ready()); why != "" {
+			reasons = append(reasons, why)
 		}
 	}
 	if rd.vs.redis != nil {
@@ -255,18 +212,6 @@ func (rd *readiness) check(ctx context.Context) []string {
 		}
 	}
 	return reasons
-}
-
-// writeStatus writes {"status": status, "reasons": [...]}.
-func writeStatus(w http.ResponseWriter, code int, status string, reasons []string) {
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(struct {
-		Status  string   `json:"status"`
-		Reasons []string `json:"reasons,omitempty"`
-	}{status, reasons})
 }
 
 // mirrorCollectors are the revocation mirror's lag and size collectors,

@@ -2,18 +2,14 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/hallpass/hallpass/internal/opsmetrics"
 	"github.com/hallpass/hallpass/problem"
@@ -150,31 +146,9 @@ func (o *ops) watch(a *app) error {
 }
 
 // Handler answers GET and HEAD /healthz, /readyz and /metrics, and 404 to
-// anything else.
+// anything else (opsmetrics.Handler, as the gateway's).
 func (o *ops) Handler() http.Handler {
-	metrics := promhttp.HandlerFor(o.reg, promhttp.HandlerOpts{})
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-			return
-		}
-		switch r.URL.Path {
-		case "/healthz":
-			writeStatus(w, http.StatusOK, "ok", nil)
-		case "/readyz":
-			if reasons := o.notReady(); len(reasons) > 0 {
-				o.log.Warn("not ready", "reasons", strings.Join(reasons, "; "))
-				writeStatus(w, http.StatusServiceUnavailable, "not ready", reasons)
-				return
-			}
-			writeStatus(w, http.StatusOK, "ready", nil)
-		case "/metrics":
-			metrics.ServeHTTP(w, r)
-		default:
-			http.NotFound(w, r)
-		}
-	})
+	return opsmetrics.Handler(o.reg, func(context.Context) []string { return o.notReady() }, o.log)
 }
 
 // notReady returns why new handshakes would be refused (fixed text and the
@@ -182,28 +156,16 @@ func (o *ops) Handler() http.Handler {
 func (o *ops) notReady() []string {
 	var reasons []string
 	if o.keys != nil {
-		if age := time.Since(o.keys.FetchedAt()); age > o.keysMaxStale {
-			reasons = append(reasons, fmt.Sprintf("key set: last fetched %v ago (bound %v, --keys-max-stale)", age.Round(time.Second), o.keysMaxStale))
+		if why := opsmetrics.KeySetReason(o.keys.FetchedAt(), time.Now(), o.keysMaxStale); why != "" {
+			reasons = append(reasons, why)
 		}
 	}
 	if o.app != nil && o.app.mirror != nil {
-		if err := o.app.mirror.Ready(); err != nil {
-			reasons = append(reasons, "revocation mirror: "+err.Error())
+		if why := opsmetrics.MirrorReason(o.app.mirror.Ready()); why != "" {
+			reasons = append(reasons, why)
 		}
 	}
 	return reasons
-}
-
-// writeStatus writes {"status": status, "reasons": [...]}.
-func writeStatus(w http.ResponseWriter, code int, status string, reasons []string) {
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(struct {
-		Status  string   `json:"status"`
-		Reasons []string `json:"reasons,omitempty"`
-	}{status, reasons})
 }
 
 // serveBoth serves the socket.io listener and, when opsLn is set, o on the

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/hallpass/hallpass/account"
+	"github.com/hallpass/hallpass/dpop"
 	"github.com/hallpass/hallpass/problem"
 )
 
@@ -68,13 +69,7 @@ type LinkRequest struct {
 // exactly one wins). A wrong, expired or used code is one answer,
 // ErrInvalidLinkCode. Per-address limits are the transport's.
 func (f *Flows) Link(ctx context.Context, req LinkRequest) (Tokens, error) {
-	if _, err := f.pepper(); err != nil {
-		return Tokens{}, err
-	}
-	if !ValidDeviceName(req.DeviceName, f.cfg.MaxDeviceName) {
-		return Tokens{}, errDeviceName()
-	}
-	proof, err := f.verifyProof(ctx, req.Proof, "")
+	proof, err := f.admitNewDevice(ctx, req.DeviceName, req.Proof)
 	if err != nil {
 		return Tokens{}, err
 	}
@@ -148,4 +143,18 @@ func (f *Flows) LiveLinkCodes(ctx context.Context, accountID string) (int, error
 	return read(ctx, f, "count_link_codes", func(ctx context.Context) (int, error) {
 		return f.cfg.Store.CountLinkCodes(ctx, accountID, f.now().UTC())
 	})
+}
+
+// admitNewDevice runs what a request adding a device to an existing
+// account checks before it touches any code: a pepper configured (codes
+// are keyed by it), the device name, and the proof of the new device's
+// key (so a request without one never uses a code or budget up).
+func (f *Flows) admitNewDevice(ctx context.Context, name string, p Proof) (*dpop.Proof, error) {
+	if _, err := f.pepper(); err != nil {
+		return nil, err
+	}
+	if !ValidDeviceName(name, f.cfg.MaxDeviceName) {
+		return nil, errDeviceName()
+	}
+	return f.verifyProof(ctx, p, "")
 }

@@ -108,13 +108,7 @@ type RecoverRequest struct {
 // username are one answer, ErrInvalidRecoveryCode, and cost the same work
 // (a digest is computed and the store asked in both cases).
 func (f *Flows) Recover(ctx context.Context, req RecoverRequest) (Tokens, error) {
-	if _, err := f.pepper(); err != nil {
-		return Tokens{}, err
-	}
-	if !ValidDeviceName(req.DeviceName, f.cfg.MaxDeviceName) {
-		return Tokens{}, errDeviceName()
-	}
-	proof, err := f.verifyProof(ctx, req.Proof, "")
+	proof, err := f.admitNewDevice(ctx, req.DeviceName, req.Proof)
 	if err != nil {
 		return Tokens{}, err
 	}

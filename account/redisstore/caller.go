@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -63,7 +64,7 @@ func (s *Store) lookupHome(ctx context.Context, id string) (home, error) {
 	return h, nil
 }
 
-// GetCaller returns the account and its device in one MULTI/EXEC on the
+// GetCaller returns the account and its device in one batch of reads on the
 // account's slot: one round trip once the account's home is known (the
 // first call for an account reads its index first).
 func (s *Store) GetCaller(ctx context.Context, accountID, deviceID string) (account.Account, account.Device, error) {
@@ -86,27 +87,32 @@ func (s *Store) GetCaller(ctx context.Context, accountID, deviceID string) (acco
 }
 
 // callerAt reads the account at h with its recovery codes and the device
-// deviceID, which must be the account's.
+// deviceID, which must be the account's: three reads queued together on the
+// pipe, so they travel in one batch (with other requests' commands) and one
+// round trip. They are not a transaction: each record is read as it was at
+// one instant, which is all the state check needs (a device revoked or an
+// account banned a moment later refuses the next request). Before the pipe
+// this was one MULTI/EXEC, which cannot share a connection; a Lua script
+// doing the same reads measured 15% slower end to end.
 func (s *Store) callerAt(ctx context.Context, h home, deviceID string) (account.Account, account.Device, error) {
-	var accF, devF *redis.MapStringStringCmd
-	var codes *redis.StringSliceCmd
-	_, err := s.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		accF = p.HGetAll(ctx, s.accountKey(h))
-		codes = p.SMembers(ctx, s.recoveryKey(h))
-		devF = p.HGetAll(ctx, s.deviceKey(h.tag, deviceID))
-		return nil
-	})
-	if err != nil {
+	accC := redis.NewMapStringStringCmd(ctx, "hgetall", s.accountKey(h))
+	codesC := redis.NewStringSliceCmd(ctx, "smembers", s.recoveryKey(h))
+	devC := redis.NewMapStringStringCmd(ctx, "hgetall", s.deviceKey(h.tag, deviceID))
+	if err := s.q.Do(ctx, accC, codesC, devC); err != nil {
 		return account.Account{}, account.Device{}, unavailable(err)
 	}
-	acc, err := decodeAccountAt(h, accF.Val(), codes.Val())
+	if err := errors.Join(accC.Err(), codesC.Err(), devC.Err()); err != nil {
+		return account.Account{}, account.Device{}, unavailable(err)
+	}
+	accF, codes, devF := accC.Val(), codesC.Val(), devC.Val()
+	acc, err := decodeAccountAt(h, accF, codes)
 	if err != nil {
 		return account.Account{}, account.Device{}, err
 	}
-	if len(devF.Val()) == 0 {
+	if len(devF) == 0 {
 		return account.Account{}, account.Device{}, account.ErrNotFound
 	}
-	dev, err := decDevice(devF.Val())
+	dev, err := decDevice(devF)
 	if err != nil {
 		return account.Account{}, account.Device{}, corrupt(err)
 	}

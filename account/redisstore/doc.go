@@ -119,6 +119,11 @@
 //
 // # Limits
 //
+// Single commands and scripts go through internal/redispipe: concurrent
+// requests' commands share writes and reads on one connection (go-redis's
+// automatic pipeliner), each caller still waiting for its own reply, under
+// its own deadline. MULTI/EXEC and WATCH stay on the client.
+//
 // Lookups by account or device id cost one extra round trip for the index,
 // GetAccountByUsername one for the name record. A rename is not one atomic
 // step (see above): if the account renames again before anyone meets the

@@ -163,7 +163,7 @@ func (s *Store) CreateAccount(ctx context.Context, acc account.Account, dev acco
 		args = append(args, deviceFields(dev, op)...)
 		args = append(args, sessionFields(sess, op)...)
 		args = append(args, group(hexDigests(acc.RecoveryCodes)...)...)
-		reply, err := createAccount.Run(ctx, s.c, keys, args...).StringSlice()
+		reply, err := s.q.Run(ctx, createAccount, keys, args...).StringSlice()
 		if err != nil {
 			return nil, unavailable(err) // the script may have run: keep the indexes
 		}
@@ -213,7 +213,7 @@ func (s *Store) RenameAccount(ctx context.Context, accountID, newDisplay, newKey
 // renameRound is one optimistic round of RenameAccount; done is false when
 // the account changed under it.
 func (s *Store) renameRound(ctx context.Context, h home, op, newDisplay, newKey string, now, holdUntil time.Time) (done bool, err error) {
-	cur, err := s.c.HMGet(ctx, s.accountKey(h), "id", "username_key", "name_gen", "prev_tag", "prev_gen", "prev_until").Result()
+	cur, err := s.hmget(ctx, s.accountKey(h), "id", "username_key", "name_gen", "prev_tag", "prev_gen", "prev_until")
 	if err != nil {
 		return false, unavailable(err)
 	}
@@ -234,7 +234,7 @@ func (s *Store) renameRound(ctx context.Context, h home, op, newDisplay, newKey 
 	newTag, oldTag, newGen := nameTag(newKey), nameTag(a[1]), strconv.FormatUint(gen+1, 10)
 	err = s.claimRounds(ctx, newKey, func(st *stale) ([]string, error) {
 		args := append([]any{h.acc, h.tag, newGen, op, encTime(now), zeroTime}, st.args(now)...)
-		reply, err := claimName.Run(ctx, s.c, []string{s.nameKey(newTag)}, args...).StringSlice()
+		reply, err := s.q.Run(ctx, claimName, []string{s.nameKey(newTag)}, args...).StringSlice()
 		if err != nil {
 			return nil, unavailable(err)
 		}
@@ -247,7 +247,7 @@ func (s *Store) renameRound(ctx context.Context, h home, op, newDisplay, newKey 
 	if oldTag == h.tag {
 		oldKey = s.nameKey(oldTag)
 	}
-	reply, err := renameAccount.Run(ctx, s.c, []string{s.accountKey(h), oldKey},
+	reply, err := s.q.Run(ctx, renameAccount, []string{s.accountKey(h), oldKey},
 		h.acc, a[1], a[2], newKey, newDisplay, newGen, oldTag, encTime(now), encTime(holdUntil),
 		ttlMillis(now, holdUntil), zeroTime, flag(oldTag == h.tag)).StringSlice()
 	switch {
@@ -256,7 +256,7 @@ func (s *Store) renameRound(ctx context.Context, h home, op, newDisplay, newKey 
 	case len(reply) > 0 && reply[0] == "retry":
 		return false, nil
 	case len(reply) > 0 && reply[0] == "notfound":
-		_ = releaseName.Run(ctx, s.c, []string{s.nameKey(newTag)}, h.acc, op, zeroTime).Err()
+		_ = s.q.Run(ctx, releaseName, []string{s.nameKey(newTag)}, h.acc, op, zeroTime).Err()
 		return false, account.ErrNotFound
 	case len(reply) == 0 || reply[0] != "ok":
 		return false, corrupt(fmt.Errorf("redisstore: unexpected rename reply %q", reply))
@@ -270,7 +270,7 @@ func (s *Store) renameRound(ctx context.Context, h home, op, newDisplay, newKey 
 // hold turns the name record on tag, if it still registers acc at gen,
 // into a hold until `until`.
 func (s *Store) hold(ctx context.Context, tag, acc, gen string, now, until time.Time) error {
-	err := holdName.Run(ctx, s.c, []string{s.nameKey(tag)},
+	err := s.q.Run(ctx, holdName, []string{s.nameKey(tag)},
 		acc, gen, encTime(now), encTime(until), ttlMillis(now, until), zeroTime).Err()
 	if err != nil {
 		return unavailable(err)
@@ -344,7 +344,7 @@ func (s *Store) deleteRound(ctx context.Context, h home, op string, snap snapsho
 		snap.usernameKey, tag, flag(here), tombTTL(now, holdUntil)}
 	args = append(args, members(snap.devices)...)
 	args = append(args, members(snap.links)...)
-	reply, err := deleteAccount.Run(ctx, s.c, keys, args...).StringSlice()
+	reply, err := s.q.Run(ctx, deleteAccount, keys, args...).StringSlice()
 	if err != nil {
 		return nil, unavailable(err)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/hallpass/hallpass/account"
 	"github.com/hallpass/hallpass/internal/redisclient"
+	"github.com/hallpass/hallpass/internal/redispipe"
 )
 
 // Defaults for Options.
@@ -41,6 +42,7 @@ type Options struct {
 // Store is an account.Store on Redis.
 type Store struct {
 	c         redis.UniversalClient
+	q         *redispipe.Pipe // single commands and scripts, pipelined with other callers'
 	prefix    string
 	opTimeout time.Duration
 	rand      io.Reader
@@ -68,7 +70,11 @@ func New(c redis.UniversalClient, opts Options) (*Store, error) {
 	if opts.Rand == nil {
 		opts.Rand = rand.Reader
 	}
-	return &Store{c: c, prefix: opts.Prefix, opTimeout: opts.OpTimeout, rand: opts.Rand}, nil
+	q, err := redispipe.New(c)
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: %w", err)
+	}
+	return &Store{c: c, q: q, prefix: opts.Prefix, opTimeout: opts.OpTimeout, rand: opts.Rand}, nil
 }
 
 // Close makes every later call fail with ErrUnavailable. It does not close
@@ -178,7 +184,11 @@ func parseHome(v string) (home, error) {
 
 // lookup returns the home an account, device or link code index points at.
 func (s *Store) lookup(ctx context.Context, id string) (home, error) {
-	v, err := s.c.Get(ctx, s.locKey(id)).Result()
+	cmd := redis.NewStringCmd(ctx, "get", s.locKey(id))
+	if err := s.q.Do(ctx, cmd); err != nil {
+		return home{}, unavailable(err)
+	}
+	v, err := cmd.Result()
 	if errors.Is(err, redis.Nil) {
 		return home{}, account.ErrNotFound
 	}
@@ -200,7 +210,7 @@ func (s *Store) lookupAccount(ctx context.Context, id string) (home, error) {
 // claim points the index of id at h unless it points elsewhere; ttl > 0
 // (ms) makes it expire. made reports whether this call created the index.
 func (s *Store) claim(ctx context.Context, id string, h home, ttl int64) (made bool, err error) {
-	prev, err := claimLoc.Run(ctx, s.c, []string{s.locKey(id)}, h.String(), ttl).Text()
+	prev, err := s.q.Run(ctx, claimLoc, []string{s.locKey(id)}, h.String(), ttl).Text()
 	switch {
 	case err != nil:
 		return false, unavailable(err)
@@ -217,7 +227,7 @@ func (s *Store) claim(ctx context.Context, id string, h home, ttl int64) (made b
 // dangling index, which names nothing.
 func (s *Store) release(ctx context.Context, h home, ids ...string) {
 	for _, id := range ids {
-		_ = releaseLoc.Run(ctx, s.c, []string{s.locKey(id)}, h.String()).Err()
+		_ = s.q.Run(ctx, releaseLoc, []string{s.locKey(id)}, h.String()).Err()
 	}
 }
 
@@ -268,7 +278,7 @@ func (s *Store) AddDevice(ctx context.Context, dev account.Device, sess account.
 	args = append(args, deviceFields(dev, op)...)
 	args = append(args, sessionFields(sess, op)...)
 	keys := []string{s.accountKey(h), s.devicesKey(h), s.deviceKey(h.tag, dev.ID), s.sessionKey(h.tag, dev.ID)}
-	res, err := addDevice.Run(ctx, s.c, keys, args...).Text()
+	res, err := s.q.Run(ctx, addDevice, keys, args...).Text()
 	if err != nil {
 		return unavailable(err)
 	}
@@ -281,8 +291,26 @@ func (s *Store) AddDevice(ctx context.Context, dev account.Device, sess account.
 	return nil
 }
 
+// hmget is HMGET through the pipe.
+func (s *Store) hmget(ctx context.Context, key string, fields ...string) ([]any, error) {
+	args := make([]any, 0, 2+len(fields))
+	args = append(args, "hmget", key)
+	for _, f := range fields {
+		args = append(args, f)
+	}
+	cmd := redis.NewSliceCmd(ctx, args...)
+	if err := s.q.Do(ctx, cmd); err != nil {
+		return nil, err
+	}
+	return cmd.Result()
+}
+
 func (s *Store) hgetall(ctx context.Context, key string) (map[string]string, error) {
-	m, err := s.c.HGetAll(ctx, key).Result()
+	cmd := redis.NewMapStringStringCmd(ctx, "hgetall", key)
+	if err := s.q.Do(ctx, cmd); err != nil {
+		return nil, unavailable(err)
+	}
+	m, err := cmd.Result()
 	if err != nil {
 		return nil, unavailable(err)
 	}
@@ -353,7 +381,7 @@ func (s *Store) GetAccountByUsername(ctx context.Context, usernameKey string) (a
 		return account.Account{}, err
 	}
 	defer cancel()
-	rec, err := s.c.HMGet(ctx, s.nameKey(nameTag(usernameKey)), "account_id", "home", "until").Result()
+	rec, err := s.hmget(ctx, s.nameKey(nameTag(usernameKey)), "account_id", "home", "until")
 	if err != nil {
 		return account.Account{}, unavailable(err)
 	}
@@ -504,7 +532,7 @@ func (s *Store) Refresh(ctx context.Context, req account.RefreshRequest) (accoun
 		cutoff = encTime(req.Now.Add(-req.Idle))
 	}
 	keys := []string{s.accountKey(h), s.deviceKey(h.tag, req.DeviceID), s.sessionKey(h.tag, req.DeviceID)}
-	reply, err := refresh.Run(ctx, s.c, keys,
+	reply, err := s.q.Run(ctx, refresh, keys,
 		op, strconv.FormatUint(req.Counter, 10), strconv.FormatUint(req.Counter+1, 10),
 		encTime(req.Now), cutoff, encTime(req.Now.Add(req.Grace)), string(req.Successor), zeroTime, deadlineArg(ctx)).Slice()
 	if err != nil {
@@ -563,7 +591,7 @@ func (s *Store) EndSession(ctx context.Context, deviceID string, at time.Time) e
 		return err
 	}
 	keys := []string{s.deviceKey(h.tag, deviceID), s.sessionKey(h.tag, deviceID)}
-	res, err := endSession.Run(ctx, s.c, keys, encTime(at), zeroTime).Text()
+	res, err := s.q.Run(ctx, endSession, keys, encTime(at), zeroTime).Text()
 	if err != nil {
 		return unavailable(err)
 	}
@@ -584,7 +612,7 @@ func (s *Store) SetBanned(ctx context.Context, accountID string, banned bool) er
 	if err != nil {
 		return err
 	}
-	res, err := setBanned.Run(ctx, s.c, []string{s.accountKey(h)}, accountID, flag(banned)).Text()
+	res, err := s.q.Run(ctx, setBanned, []string{s.accountKey(h)}, accountID, flag(banned)).Text()
 	if err != nil {
 		return unavailable(err)
 	}

@@ -3,7 +3,9 @@
 //
 // Each check is one atomic command, SET key 1 NX PX ttl: of any number of
 // concurrent checks of the same proof, on any nodes, exactly one sets the key
-// and wins. The key is the dpop.ReplayKey digest (SHA-256 over the proof
+// and wins. Checks go through internal/redispipe, so the checks of
+// concurrent requests share one round trip; each still waits for its own
+// reply under its own deadline. The key is the dpop.ReplayKey digest (SHA-256 over the proof
 // key's thumbprint and the jti), so Redis never holds a client-chosen value,
 // and every entry has the same small size. The TTL is the time from the
 // verifier's clock reading to the end of the proof's acceptance window
@@ -52,6 +54,7 @@ import (
 	"time"
 
 	"github.com/hallpass/hallpass/dpop"
+	"github.com/hallpass/hallpass/internal/redispipe"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -69,6 +72,7 @@ type Options struct {
 // caller's job.
 type Cache struct {
 	client redis.UniversalClient
+	q      *redispipe.Pipe
 	prefix string
 }
 
@@ -87,7 +91,11 @@ func New(client redis.UniversalClient, opts Options) (*Cache, error) {
 	if strings.ContainsAny(prefix, " \r\n") {
 		return nil, errors.New("redisreplay: key prefix contains white space")
 	}
-	return &Cache{client: client, prefix: prefix}, nil
+	q, err := redispipe.New(client)
+	if err != nil {
+		return nil, fmt.Errorf("redisreplay: %w", err)
+	}
+	return &Cache{client: client, q: q, prefix: prefix}, nil
 }
 
 // minTTL is the smallest TTL sent: PX 0 is an error in Redis, and a proof
@@ -101,7 +109,8 @@ func (c *Cache) Seen(ctx context.Context, key dpop.ReplayKey, now, expiresAt tim
 		ttl = minTTL
 	}
 	ms := (ttl + time.Millisecond - 1) / time.Millisecond // round up
-	err := c.client.Do(ctx, "SET", c.Key(key), "1", "NX", "PX", int64(ms)).Err()
+	// Through the pipe: the checks of concurrent requests share a round trip.
+	err := c.q.Cmd(ctx, "set", c.Key(key), "1", "NX", "PX", int64(ms)).Err()
 	switch {
 	case err == nil:
 		return false, nil // the key was set: first use

@@ -2,7 +2,8 @@
 // nodes share one budget per key (single node, Sentinel or Cluster through
 // redis.UniversalClient).
 //
-// Each decision is one Lua script on one key, running the same GCRA as
+// Each decision is one Lua script on one key (sent through
+// internal/redispipe, pipelined with concurrent callers'), running the same GCRA as
 // ratelimit.Memory: the key holds the theoretical arrival time in
 // microseconds and expires when that time passes, so idle keys cost
 // nothing. The key is

@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/hallpass/hallpass/internal/redisclient"
+	"github.com/hallpass/hallpass/internal/redispipe"
 	"github.com/hallpass/hallpass/ratelimit"
 )
 
@@ -37,6 +38,7 @@ type Options struct {
 // Limiter is a ratelimit.Limiter on Redis.
 type Limiter struct {
 	c         redis.UniversalClient
+	q         *redispipe.Pipe // pipelined with other callers' commands
 	prefix    string
 	opTimeout time.Duration
 	hashKey   []byte
@@ -60,7 +62,11 @@ func New(c redis.UniversalClient, opts Options) (*Limiter, error) {
 	if opts.OpTimeout == 0 {
 		opts.OpTimeout = DefaultOpTimeout
 	}
-	return &Limiter{c: c, prefix: opts.Prefix, opTimeout: opts.OpTimeout, hashKey: append([]byte(nil), opts.HashKey...)}, nil
+	q, err := redispipe.New(c)
+	if err != nil {
+		return nil, fmt.Errorf("redislimit: %w", err)
+	}
+	return &Limiter{c: c, q: q, prefix: opts.Prefix, opTimeout: opts.OpTimeout, hashKey: append([]byte(nil), opts.HashKey...)}, nil
 }
 
 // gcra: KEYS[1] the key; ARGV now, interval, tau, all in microseconds.
@@ -100,7 +106,7 @@ func (l *Limiter) Allow(ctx context.Context, key string, rule ratelimit.Rule, no
 	defer cancel()
 	interval := rule.Interval().Microseconds()
 	tau := interval * int64(rule.Limit-1)
-	res, err := gcra.Run(ctx, l.c, []string{l.key(key, rule)},
+	res, err := l.q.Run(ctx, gcra, []string{l.key(key, rule)},
 		strconv.FormatInt(now.UnixMicro(), 10), strconv.FormatInt(interval, 10), strconv.FormatInt(tau, 10)).Int64Slice()
 	if err != nil {
 		return ratelimit.Decision{}, fmt.Errorf("%w: redislimit: %w", ratelimit.ErrUnavailable, err)

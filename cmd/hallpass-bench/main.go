@@ -85,6 +85,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/hallpass/hallpass/internal/procs"
 	"io"
 	"os"
 	"os/signal"
@@ -236,6 +237,9 @@ func bench(ctx context.Context, o options, progress io.Writer) (*Report, error) 
 	}
 	if o.serverCPUs == nil && o.gomaxprocs > 0 {
 		runtime.GOMAXPROCS(o.gomaxprocs)
+	}
+	if o.serverCPUs == nil {
+		procs.GC(procs.GCPercent) // the issuer runs in this process, as in hallpass serve
 	}
 	if o.serverCPUs == nil && o.cpuprofile != "" {
 		stop, err := startCPUProfile(o.cpuprofile)

@@ -122,6 +122,7 @@ func runGatewayServer(ctx context.Context, c *gatewayConfig, e *env, ready chan<
 	if err != nil {
 		return err
 	}
+	tuneGC(log)
 	gcfg, err := c.resolve(log)
 	if err != nil {
 		return err

@@ -132,6 +132,15 @@ func parseServeFlags(args []string, e *env) (*serveConfig, error) {
 	return &c, nil
 }
 
+// tuneGC runs the collector at procs.GCPercent unless GOGC is set (the
+// serve and gateway commands).
+func tuneGC(log *slog.Logger) {
+	if before, after := procs.GC(procs.GCPercent); after != before {
+		log.Info("GOGC raised: less CPU on garbage collection, more memory between collections (set GOGC or GOMEMLIMIT to choose)",
+			slog.Int("from", before), slog.Int("to", after))
+	}
+}
+
 // serve runs the server until ctx ends, then shuts down gracefully:
 // in-flight requests get --shutdown-timeout to finish. ready, when not nil,
 // receives the public URL once the listener is bound (tests).
@@ -144,6 +153,7 @@ func serve(ctx context.Context, c *serveConfig, e *env, ready chan<- string) err
 		log.Info("GOMAXPROCS raised: one processor keeps serving while the other waits for a store flush (set GOMAXPROCS to choose)",
 			slog.Int("from", before), slog.Int("to", after))
 	}
+	tuneGC(log)
 	lim, err := c.resolve()
 	if err != nil {
 		return err

@@ -31,3 +31,31 @@ func FuzzOpen(f *testing.F) {
 		}
 	})
 }
+
+// FuzzOpenBlob: OpenBlob never panics and opens only what the codec sealed
+// (a sealed successor, or one sealed as v4.local before hpsb1).
+func FuzzOpenBlob(f *testing.F) {
+	k, err := keys.ParseLocalKey("k4.local.cHFyc3R1dnd4eXp7fH1-f4CBgoOEhYaHiImKi4yNjo8")
+	if err != nil {
+		f.Fatal(err)
+	}
+	c, _ := NewCodec(time.Now, k)
+	blob, _ := c.SealBlob([]byte(`{"a":"b"}`))
+	legacy, _ := c.seal([]byte(`{"a":"b"}`), implicitSuccessor)
+	f.Add(blob)
+	f.Add([]byte(legacy))
+	f.Add([]byte(blobMagic))
+	f.Add(blob[:len(blob)-1])
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := c.OpenBlob(b)
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("unexpected error kind: %v", err)
+			}
+			return
+		}
+		if string(p) != `{"a":"b"}` {
+			t.Fatalf("opened something the codec never sealed: %q", p)
+		}
+	})
+}

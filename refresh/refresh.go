@@ -2,6 +2,7 @@ package refresh
 
 import (
 	"bytes"
+	"crypto/cipher"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -60,7 +61,8 @@ type keySet struct {
 	current keys.KeyID
 	curKey  paseto.V4SymmetricKey
 	byID    map[keys.KeyID]paseto.V4SymmetricKey
-	ids     []keys.KeyID // current first, as given
+	blobs   map[keys.KeyID]cipher.AEAD // sealed successors (blob.go)
+	ids     []keys.KeyID               // current first, as given
 }
 
 // NewCodec returns a codec that seals with current and opens with current
@@ -97,7 +99,8 @@ func (c *Codec) Rekey(current *keys.LocalKey, previous ...*keys.LocalKey) error 
 	if current == nil {
 		return errors.New("refresh: Rekey needs a current key")
 	}
-	ks := &keySet{current: current.ID(), byID: make(map[keys.KeyID]paseto.V4SymmetricKey, 1+len(previous))}
+	ks := &keySet{current: current.ID(), byID: make(map[keys.KeyID]paseto.V4SymmetricKey, 1+len(previous)),
+		blobs: make(map[keys.KeyID]cipher.AEAD, 1+len(previous))}
 	for _, k := range append([]*keys.LocalKey{current}, previous...) {
 		if k == nil {
 			return errors.New("refresh: nil key")
@@ -107,11 +110,13 @@ func (c *Codec) Rekey(current *keys.LocalKey, previous ...*keys.LocalKey) error 
 		}
 		raw := k.UnsafeBytes()
 		pk, err := paseto.V4SymmetricKeyFromBytes(raw)
+		aead, err2 := blobAEAD(raw)
 		clear(raw)
-		if err != nil {
+		if err != nil || err2 != nil {
 			return fmt.Errorf("refresh: %w", keys.ErrInvalidKey)
 		}
 		ks.byID[k.ID()] = pk
+		ks.blobs[k.ID()] = aead
 		ks.ids = append(ks.ids, k.ID())
 	}
 	ks.curKey = ks.byID[ks.current]
@@ -199,17 +204,4 @@ func (c *Codec) open(tainted, implicit string, maxSize int) ([]byte, error) {
 		return nil, ErrInvalid
 	}
 	return tok.ClaimsJSON(), nil
-}
-
-// SealBlob encrypts an opaque blob (the successor pair kept for the grace
-// window) so that a copy of the store holds nothing usable. The blob must be
-// a JSON object.
-func (c *Codec) SealBlob(jsonObject []byte) ([]byte, error) {
-	s, err := c.seal(jsonObject, implicitSuccessor)
-	return []byte(s), err
-}
-
-// OpenBlob reverses SealBlob.
-func (c *Codec) OpenBlob(sealed []byte) ([]byte, error) {
-	return c.open(string(sealed), implicitSuccessor, 16<<10)
 }

@@ -14,7 +14,7 @@ import (
 	"github.com/hallpass/hallpass/keys"
 )
 
-func newKey(t *testing.T) *keys.LocalKey {
+func newKey(t testing.TB) *keys.LocalKey {
 	t.Helper()
 	k, err := keys.GenerateLocalKey(nil)
 	if err != nil {

@@ -239,7 +239,7 @@ func bench(ctx context.Context, o options, progress io.Writer) (*Report, error) 
 		runtime.GOMAXPROCS(o.gomaxprocs)
 	}
 	if o.serverCPUs == nil {
-		procs.GC(procs.GCPercent) // the issuer runs in this process, as in hallpass serve
+		procs.GC() // the issuer runs in this process, as in hallpass serve
 	}
 	if o.serverCPUs == nil && o.cpuprofile != "" {
 		stop, err := startCPUProfile(o.cpuprofile)

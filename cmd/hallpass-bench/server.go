@@ -152,7 +152,7 @@ func runServerChild(specJSON string, stdin io.Reader, stdout io.Writer) error {
 		runtime.GOMAXPROCS(len(spec.CPUs))
 		procs.AtLeast(procs.Min) // as hallpass serve does
 	}
-	procs.GC(procs.GCPercent) // as hallpass serve and gateway do
+	procs.GC() // as hallpass serve and gateway do
 	if spec.GOMAXPROCS > 0 {
 		runtime.GOMAXPROCS(spec.GOMAXPROCS)
 	}

@@ -132,12 +132,13 @@ func parseServeFlags(args []string, e *env) (*serveConfig, error) {
 	return &c, nil
 }
 
-// tuneGC runs the collector at procs.GCPercent unless GOGC is set (the
-// serve and gateway commands).
+// tuneGC gives the collector room while the live heap is small
+// (procs.GC), unless GOGC or GOMEMLIMIT is set (the serve and gateway
+// commands).
 func tuneGC(log *slog.Logger) {
-	if before, after := procs.GC(procs.GCPercent); after != before {
-		log.Info("GOGC raised: less CPU on garbage collection, more memory between collections (set GOGC or GOMEMLIMIT to choose)",
-			slog.Int("from", before), slog.Int("to", after))
+	if procs.GC() {
+		log.Info("GOGC follows the live heap: up to 400 while it is small, so at most 256 MiB more than Go's default (set GOGC or GOMEMLIMIT to choose)",
+			slog.Int("max_gogc", procs.MaxGCPercent), slog.Int("headroom_mib", procs.Headroom>>20))
 	}
 }
 

@@ -2,8 +2,7 @@ package main
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
+	"crypto"
 	"errors"
 	"fmt"
 	"runtime"
@@ -52,7 +51,7 @@ const maxFloorPool = 500_000
 
 // floorEnv holds the keys and inputs of the floor operations, made once.
 type floorEnv struct {
-	device  ed25519.PrivateKey
+	device  crypto.Signer
 	jkt     string
 	signer  *keys.SecretKey
 	pub     keys.PublicKey
@@ -66,10 +65,10 @@ type floorEnv struct {
 	rate map[string]float64 // last ops/s per scenario, to size the next pool
 }
 
-func newFloorEnv() (*floorEnv, error) {
+func newFloorEnv(alg proofAlg) (*floorEnv, error) {
 	e := &floorEnv{rate: map[string]float64{}}
 	var err error
-	if _, e.device, err = ed25519.GenerateKey(rand.Reader); err != nil {
+	if e.device, err = alg.newKey(); err != nil {
 		return nil, err
 	}
 	if e.jkt, err = dpop.Thumbprint(e.device.Public()); err != nil {

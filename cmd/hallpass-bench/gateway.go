@@ -40,6 +40,7 @@ type gwOptions struct {
 	bin        string // hallpass binary; empty: go build
 	cpuprofile string
 	json       bool
+	proofAlg   proofAlg // proofalg.go
 }
 
 func parseGatewayBenchFlags(args []string, stderr io.Writer) (gwOptions, error) {
@@ -54,10 +55,14 @@ func parseGatewayBenchFlags(args []string, stderr io.Writer) (gwOptions, error) 
 	fs.StringVar(&o.bin, "hallpass", "", "hallpass binary to run as the gateway (default: go build ./cmd/hallpass)")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "fetch a CPU profile of the gateway (its --pprof-listen) over the first load window of each scenario: FILE.CACHE-MODE")
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON")
+	alg := fs.String("proof-alg", string(algES256), "DPoP proof algorithm of the clients and the floor: ES256 or EdDSA")
 	if err := parseArgs(fs, args); err != nil {
 		return o, err
 	}
 	var err error
+	if o.proofAlg, err = parseProofAlg(*alg); err != nil {
+		return o, err
+	}
 	if o.floor, err = loadWindows(o.clients, o.duration, o.rounds, o.floor, 2*time.Second); err != nil {
 		return o, err
 	}
@@ -75,6 +80,7 @@ type GatewayReport struct {
 	LoadCPUs    string          `json:"load_cpus,omitempty"`
 	GoVersion   string          `json:"go_version"`
 	Binary      string          `json:"binary"`
+	ProofAlg    string          `json:"proof_alg"` // of every request's DPoP proof, and the floor's
 	Results     []GatewayResult `json:"results"`
 }
 
@@ -141,7 +147,7 @@ func gatewayBench(ctx context.Context, o gwOptions, progress io.Writer) (*Gatewa
 	rep := &GatewayReport{
 		Clients: o.clients, Duration: o.duration.String(), Rounds: o.rounds, FloorWindow: o.floor.String(),
 		ServerCPUs: formatCPUList(o.serverCPUs), LoadCPUs: formatCPUList(o.loadCPUs),
-		GoVersion: runtime.Version(), Binary: w.bin,
+		GoVersion: runtime.Version(), Binary: w.bin, ProofAlg: o.proofAlg.String(),
 	}
 	caches := []string{"hit", "miss"}
 	if !w.hasFlag("token-cache") {
@@ -158,8 +164,8 @@ func gatewayBench(ctx context.Context, o gwOptions, progress io.Writer) (*Gatewa
 }
 
 func printGatewayTable(w io.Writer, rep *GatewayReport) {
-	fmt.Fprintf(w, "hallpass-bench -gateway: %s, %d clients, per scenario %d rounds of %s load + %s floor, fresh proof per request, %s\n",
-		rep.Binary, rep.Clients, rep.Rounds, durDiv(rep.Duration, rep.Rounds), rep.FloorWindow, rep.GoVersion)
+	fmt.Fprintf(w, "hallpass-bench -gateway: %s, %d clients, per scenario %d rounds of %s load + %s floor, fresh %s proof per request, %s\n",
+		rep.Binary, rep.Clients, rep.Rounds, durDiv(rep.Duration, rep.Rounds), rep.FloorWindow, rep.ProofAlg, rep.GoVersion)
 	pin := "not pinned"
 	if rep.ServerCPUs != "" {
 		pin = "gateway and floor on CPUs " + rep.ServerCPUs

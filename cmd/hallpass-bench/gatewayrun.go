@@ -68,7 +68,7 @@ func newGwWorld(ctx context.Context, o gwOptions, progress io.Writer) (*gwWorld,
 	if w.flags, err = gatewayFlags(ctx, w.bin); err != nil {
 		return nil, err
 	}
-	if w.env, err = newFloorEnv(); err != nil {
+	if w.env, err = newFloorEnv(o.proofAlg); err != nil {
 		return nil, err
 	}
 	base, stop, err := openServer(serverSpec{Store: "bolt"})
@@ -79,7 +79,7 @@ func newGwWorld(ctx context.Context, o gwOptions, progress io.Writer) (*gwWorld,
 	if err := w.startUpstream(); err != nil {
 		return nil, err
 	}
-	t := newTarget(base, o.clients)
+	t := newTarget(base, o.clients, o.proofAlg)
 	defer t.close()
 	var errs errorLog
 	w.devs = setupDevices(ctx, t, "me", o.clients, &errs)
@@ -309,7 +309,7 @@ func (w *gwWorld) benchGateway(ctx context.Context, o gwOptions, cache string, p
 		return nil, err
 	}
 	defer g.stop()
-	t := newTarget(g.url, o.clients)
+	t := newTarget(g.url, o.clients, o.proofAlg)
 	defer t.close()
 	var out []GatewayResult
 	for _, mode := range []string{"proxy", "verify"} {

@@ -3,8 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
+	"crypto"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -45,7 +44,8 @@ const requestTimeout = 10 * time.Second
 // target is the client side of a run: an HTTP client of one issuer, and
 // what its close undoes (in reverse order).
 type target struct {
-	base   string // http://127.0.0.1:PORT
+	base   string   // http://127.0.0.1:PORT
+	alg    proofAlg // of its devices' keys
 	client *http.Client
 	closer []func()
 }
@@ -58,7 +58,7 @@ func (t *target) close() {
 
 // newTarget returns a client of the issuer at base with up to clients
 // connections.
-func newTarget(base string, clients int) *target {
+func newTarget(base string, clients int, alg proofAlg) *target {
 	tr := &http.Transport{
 		Proxy:               nil, // never leave loopback through a proxy
 		DialContext:         loopbackDialer().DialContext,
@@ -68,7 +68,7 @@ func newTarget(base string, clients int) *target {
 		IdleConnTimeout:     30 * time.Second,
 		DisableCompression:  true,
 	}
-	return &target{base: base, client: &http.Client{Transport: tr, Timeout: requestTimeout}, closer: []func(){tr.CloseIdleConnections}}
+	return &target{base: base, alg: alg, client: &http.Client{Transport: tr, Timeout: requestTimeout}, closer: []func(){tr.CloseIdleConnections}}
 }
 
 // storeHandles is an open store, its replay cache and what closes both.
@@ -189,16 +189,16 @@ func loopbackDialer() *net.Dialer {
 	}
 }
 
-// device is one simulated client: its own Ed25519 device key and, after
-// signup, its tokens.
+// device is one simulated client: its own device key (of -proof-alg)
+// and, after signup, its tokens.
 type device struct {
-	key    ed25519.PrivateKey
+	key    crypto.Signer
 	access string
 	rt     string
 }
 
-func newDevice() (*device, error) {
-	_, k, err := ed25519.GenerateKey(rand.Reader)
+func newDevice(alg proofAlg) (*device, error) {
+	k, err := alg.newKey()
 	if err != nil {
 		return nil, err
 	}
@@ -418,7 +418,7 @@ func setupDevices(ctx context.Context, t *target, scenario string, clients int, 
 	var wg sync.WaitGroup
 	for i := range devs {
 		wg.Go(func() {
-			dev, err := newDevice()
+			dev, err := newDevice(t.alg)
 			if err != nil {
 				errs.fail(err)
 				return

@@ -119,6 +119,7 @@ type Report struct {
 	ServerCPUs     string   `json:"server_cpus,omitempty"` // empty: not pinned
 	LoadCPUs       string   `json:"load_cpus,omitempty"`
 	GoVersion      string   `json:"go_version"`
+	ProofAlg       string   `json:"proof_alg"` // of every request's DPoP proof, and the floor's
 	Results        []Result `json:"results"`
 }
 
@@ -140,6 +141,7 @@ type options struct {
 	// noTokenCache starts the issuer without its verified-token cache, so
 	// that every /v1/me verifies the token's signature (a cache miss).
 	noTokenCache bool
+	proofAlg     proofAlg // proofalg.go
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -159,6 +161,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	loadCPUs := fs.String("load-cpus", "", "pin the load generator to these CPUs (e.g. 0); needs -server-cpus")
 	fs.IntVar(&o.gomaxprocs, "gomaxprocs", 0, "GOMAXPROCS of the server side (default: the number of -server-cpus, else Go's default)")
 	scen := fs.String("scenarios", strings.Join(scenarios, ","), "comma-separated scenarios to run: "+strings.Join(scenarios, ", "))
+	alg := fs.String("proof-alg", string(algES256), "DPoP proof algorithm of the clients and the floor: ES256 (the issue's method) or EdDSA")
 	tokenCache := fs.Bool("token-cache", true, "the issuer's verified-token cache (false: every /v1/me is a cache miss; results are labelled <store>-nocache)")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the server side to this file (with -server-cpus: FILE.bolt, FILE.redis), floor windows included")
 	if err := parseArgs(fs, args); err != nil {
@@ -175,6 +178,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("-gomaxprocs must be from 1 to 1024")
 	}
 	o.noTokenCache = !*tokenCache
+	var aerr error
+	if o.proofAlg, aerr = parseProofAlg(*alg); aerr != nil {
+		return o, aerr
+	}
 	if o.scenarios, err = parseScenarios(*scen); err != nil {
 		return o, err
 	}
@@ -253,6 +260,7 @@ func bench(ctx context.Context, o options, progress io.Writer) (*Report, error) 
 		FloorWindow: o.floor.String(), MaxRequests: o.max,
 		LoadGOMAXPROCS: runtime.GOMAXPROCS(0), GoVersion: runtime.Version(),
 		ServerCPUs: formatCPUList(o.serverCPUs), LoadCPUs: formatCPUList(o.loadCPUs),
+		ProofAlg: o.proofAlg.String(),
 	}
 	for _, store := range o.stores {
 		var (
@@ -285,19 +293,19 @@ func benchStore(ctx context.Context, o options, spec serverSpec, progress io.Wri
 		err error
 	)
 	if o.serverCPUs != nil {
-		cs := childSpec{serverSpec: spec, CPUs: o.serverCPUs, GOMAXPROCS: o.gomaxprocs}
+		cs := childSpec{serverSpec: spec, CPUs: o.serverCPUs, GOMAXPROCS: o.gomaxprocs, ProofAlg: o.proofAlg}
 		if o.cpuprofile != "" {
 			cs.CPUProfile = o.cpuprofile + "." + spec.label()
 		}
 		be, err = startChild(ctx, cs)
 	} else {
-		be, err = startInProcess(spec)
+		be, err = startInProcess(spec, o.proofAlg)
 	}
 	if err != nil {
 		return nil, 0, err
 	}
 	defer be.close()
-	t := newTarget(be.base(), o.clients)
+	t := newTarget(be.base(), o.clients, o.proofAlg)
 	defer t.close()
 	var out []Result
 	for _, sc := range o.scenarios {
@@ -328,8 +336,8 @@ func printTable(w io.Writer, rep *Report) {
 	} else {
 		fmt.Fprintf(w, "client, server and floor share one process, GOMAXPROCS %d (not pinned: the client's work counts against the server)\n", rep.GOMAXPROCS)
 	}
-	fmt.Fprintf(w, "floor: %d goroutines on the server's CPUs doing, per op, signup and refresh: %s; me: %s\n\n",
-		rep.Clients, floorOps["signup"], floorOps["me"])
+	fmt.Fprintf(w, "floor: %d goroutines on the server's CPUs doing, per op, signup and refresh: %s; me: %s; proofs: %s\n\n",
+		rep.Clients, floorOps["signup"], floorOps["me"], rep.ProofAlg)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "store\tscenario\tC\trequests\terrors\treq/s\tp50\tp99\tfloor ops/s\tof floor\t")
 	for _, r := range rep.Results {

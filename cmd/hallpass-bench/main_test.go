@@ -115,7 +115,7 @@ func TestMaxRequests(t *testing.T) {
 // TestFloorScenarios measures each scenario's floor briefly and refuses an
 // unknown scenario.
 func TestFloorScenarios(t *testing.T) {
-	env, err := newFloorEnv()
+	env, err := newFloorEnv(algES256)
 	if err != nil {
 		t.Fatal(err)
 	}

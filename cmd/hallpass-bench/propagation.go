@@ -357,7 +357,7 @@ func adminClient(t *target, clients int) *http.Client {
 // signupDevice signs up a fresh account with a fresh device key and proof
 // and returns the device id.
 func (t *target) signupDevice(ctx context.Context) (string, error) {
-	d, err := newDevice()
+	d, err := newDevice(t.alg)
 	if err != nil {
 		return "", err
 	}

@@ -66,8 +66,8 @@ type inProcess struct {
 	end func()
 }
 
-func startInProcess(spec serverSpec) (*inProcess, error) {
-	env, err := newFloorEnv()
+func startInProcess(spec serverSpec, alg proofAlg) (*inProcess, error) {
+	env, err := newFloorEnv(alg)
 	if err != nil {
 		return nil, err
 	}
@@ -94,9 +94,10 @@ const serverEnv = "HALLPASS_BENCH_SERVER"
 // childSpec is the server child's configuration (JSON in serverEnv).
 type childSpec struct {
 	serverSpec
-	CPUs       []int  `json:"cpus,omitempty"`
-	GOMAXPROCS int    `json:"gomaxprocs,omitempty"`
-	CPUProfile string `json:"cpuprofile,omitempty"` // file for the child's CPU profile
+	CPUs       []int    `json:"cpus,omitempty"`
+	GOMAXPROCS int      `json:"gomaxprocs,omitempty"`
+	CPUProfile string   `json:"cpuprofile,omitempty"` // file for the child's CPU profile
+	ProofAlg   proofAlg `json:"proof_alg,omitempty"`  // of the floor's proofs
 }
 
 // childHello is the child's first line; childFloor asks for one floor
@@ -163,7 +164,7 @@ func runServerChild(specJSON string, stdin io.Reader, stdout io.Writer) error {
 		}
 		defer stop()
 	}
-	p, err := startInProcess(spec.serverSpec)
+	p, err := startInProcess(spec.serverSpec, spec.ProofAlg)
 	if err != nil {
 		return hello(err)
 	}

@@ -18,6 +18,12 @@
 // the batch is still on the wire. What it does not do is cancel a command
 // already queued: like any timed-out call, a write may still be applied.
 //
+// The cost: batches go out one after the other on one connection (the
+// pipeliner's ordered stream), so a batch held on the network holds the
+// batches behind it until its connection's read timeout. Their callers
+// answer at their own deadlines (503, nothing changed), as they would if
+// Redis itself stalled, which it also does for everyone at once.
+//
 // # Trust
 //
 // None beyond the client's: the pipeliner shares the client's connections,

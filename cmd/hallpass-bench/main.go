@@ -3,8 +3,9 @@
 // It starts an issuer on a loopback listener (real HTTP over 127.0.0.1) on
 // each store engine, bbolt on a temporary file and Redis on a private
 // redis-server it starts on a free loopback port, and runs three scenarios
-// with -c concurrent clients, each client with its own Ed25519 device key
-// and a fresh DPoP proof per request:
+// with -c concurrent clients, each client with its own device key and a
+// fresh DPoP proof per request (-proof-alg: ES256, the default, or EdDSA;
+// the floor's proofs are of the same algorithm):
 //
 //   - signup:  POST /v1/accounts with a fresh username each time;
 //   - refresh: POST /v1/token, each client rotating its own refresh chain;

@@ -18,6 +18,7 @@ import (
 
 	"github.com/hallpass/hallpass/account"
 	"github.com/hallpass/hallpass/account/boltstore"
+	"github.com/hallpass/hallpass/internal/procs"
 	"github.com/hallpass/hallpass/revocation"
 )
 
@@ -36,6 +37,7 @@ func runMemoryChild(ctx context.Context, spec string, out io.Writer) error {
 	if !ok || err != nil || n < 1 {
 		return fmt.Errorf("%s=%q: want KIND:N", memoryEnv, spec)
 	}
+	procs.GC() // the collector's policy of hallpass serve, which sets how far RSS runs ahead of the live heap
 	before, err := sampleMemory()
 	if err != nil {
 		return err

@@ -7,6 +7,8 @@ import (
 	"iter"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"unicode"
 	"unicode/utf8"
 
@@ -180,16 +182,50 @@ func (p UsernamePolicy) Check(tainted string) (Username, error) {
 		return Username{}, refuse(ErrUsernameLength, UsernameTooLong)
 	}
 	for _, r := range p.Reserved {
-		rm, err := precis.UsernameCaseMapped.String(r)
+		f := reservedFormOf(r)
 		switch {
-		case err != nil:
-		case rm == mapped:
+		case !f.ok:
+		case f.mapped == mapped:
 			return Username{}, refuse(ErrUsernameReserved, UsernameReserved)
-		case skeletonKey(rm) == key:
+		case f.key == key:
 			return Username{}, refuse(ErrUsernameReserved, UsernameConfusable)
 		}
 	}
 	return Username{Display: safeDisplay(display, mapped, key), Key: key}, nil
+}
+
+// reservedForm is a reserved name's case-mapped form and skeleton key.
+type reservedForm struct {
+	mapped, key string
+	ok          bool // false: the name has no case-mapped form (it matches nothing)
+}
+
+// reservedForms remembers reservedForm by reserved name: they are the
+// operator's few names, and computing them for every signup was most of
+// Check's time (21 default names, each through PRECIS and the UTS #39
+// skeleton). At most maxReservedForms are kept; beyond that they are
+// computed each time, as before.
+var (
+	reservedForms     sync.Map // string -> reservedForm
+	reservedFormCount atomic.Int64
+)
+
+const maxReservedForms = 4096
+
+func reservedFormOf(r string) reservedForm {
+	if f, ok := reservedForms.Load(r); ok {
+		return f.(reservedForm)
+	}
+	var f reservedForm
+	if rm, err := precis.UsernameCaseMapped.String(r); err == nil {
+		f = reservedForm{mapped: rm, key: skeletonKey(rm), ok: true}
+	}
+	if reservedFormCount.Load() < maxReservedForms {
+		if _, loaded := reservedForms.LoadOrStore(r, f); !loaded {
+			reservedFormCount.Add(1)
+		}
+	}
+	return f
 }
 
 // checkChars applies the character rules to the mapped form.

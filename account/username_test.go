@@ -376,3 +376,36 @@ func FuzzUsernameSkeleton(f *testing.F) {
 		}
 	})
 }
+
+// TestReservedFormsStayPerPolicy: the remembered forms of reserved names
+// serve every policy, and a policy refuses only its own reserved names.
+func TestReservedFormsStayPerPolicy(t *testing.T) {
+	a := DefaultUsernamePolicy()
+	b := DefaultUsernamePolicy()
+	b.Reserved = []string{"zebra"}
+	for range 2 { // the second round reads the remembered forms
+		if _, err := a.Check("zebra"); err != nil {
+			t.Fatalf("default policy refused zebra: %v", err)
+		}
+		if _, err := b.Check("ᴢebra"); UsernameReason(err) != UsernameConfusable && UsernameReason(err) != UsernameReserved {
+			t.Fatalf("policy reserving zebra: %v", err)
+		}
+		if _, err := b.Check("admin"); err != nil {
+			t.Fatalf("policy without admin refused it: %v", err)
+		}
+		if _, err := a.Check("admin"); UsernameReason(err) != UsernameReserved {
+			t.Fatalf("default policy: admin %v", err)
+		}
+	}
+}
+
+// BenchmarkUsernameCheck is one signup's username check with the default
+// policy (21 reserved names).
+func BenchmarkUsernameCheck(b *testing.B) {
+	p := DefaultUsernamePolicy()
+	for b.Loop() {
+		if _, err := p.Check("bench_user_12345"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -144,16 +144,10 @@ func (s *Store) CreateAccount(ctx context.Context, acc account.Account, dev acco
 		return err
 	}
 	h := home{tag: nameTag(acc.UsernameKey), acc: acc.ID}
-	var made []string
-	for _, id := range []string{acc.ID, dev.ID} {
-		m, err := s.claim(ctx, id, h, 0)
-		if err != nil {
-			s.release(ctx, h, made...)
-			return err
-		}
-		if m {
-			made = append(made, id)
-		}
+	made, err := s.claimAll(ctx, h, acc.ID, dev.ID)
+	if err != nil {
+		s.release(ctx, h, made...)
+		return err
 	}
 	keys := []string{s.nameKey(h.tag), s.accountKey(h), s.devicesKey(h), s.deviceKey(h.tag, dev.ID),
 		s.sessionKey(h.tag, dev.ID), s.recoveryKey(h)}

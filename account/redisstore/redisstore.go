@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -220,6 +221,29 @@ func (s *Store) claim(ctx context.Context, id string, h home, ttl int64) (made b
 		return false, account.ErrExists
 	}
 	return false, nil
+}
+
+// claimAll is claim (no expiry) for each of ids, sent together: the index
+// keys live on their own cluster slots, so the claims are independent
+// scripts, and one wait serves them all. made lists the indexes this call
+// created, also when err is not nil, so the caller can release them.
+func (s *Store) claimAll(ctx context.Context, h home, ids ...string) (made []string, err error) {
+	calls := make([]redispipe.ScriptCall, len(ids))
+	for i, id := range ids {
+		calls[i] = redispipe.ScriptCall{Script: claimLoc, Keys: []string{s.locKey(id)}, Args: []any{h.String(), 0}}
+	}
+	for i, cmd := range s.q.RunAll(ctx, calls...) {
+		prev, cerr := cmd.Text()
+		switch {
+		case cerr != nil:
+			err = cmp.Or(err, unavailable(cerr))
+		case prev == "":
+			made = append(made, ids[i])
+		case prev != h.String():
+			err = cmp.Or(err, account.ErrExists)
+		}
+	}
+	return made, err
 }
 
 // release undoes index claims after the main step refused, or drops the

@@ -92,16 +92,43 @@ func (p *Pipe) Run(ctx context.Context, script *redis.Script, keys []string, arg
 	return script.Run(ctx, scripter{p}, keys, args...)
 }
 
-func errCmd(ctx context.Context, err error) *redis.Cmd {
-	c := redis.NewCmd(ctx)
-	c.SetErr(err)
-	return c
+// ScriptCall is one script run of RunAll.
+type ScriptCall struct {
+	Script *redis.Script
+	Keys   []string
+	Args   []any
 }
 
-// scripter is redis.Scripter over a Pipe, for redis.Script.Run.
-type scripter struct{ p *Pipe }
+// RunAll runs calls together, as one batch and one wait, each as Run would:
+// EVALSHA, then EVAL for a script Redis does not know yet. The calls are
+// independent (they may go to different cluster slots): none sees the
+// others' outcome, and each result is its own.
+func (p *Pipe) RunAll(ctx context.Context, calls ...ScriptCall) []*redis.Cmd {
+	cmds := make([]*redis.Cmd, len(calls))
+	queued := make([]redis.Cmder, len(calls))
+	for i, c := range calls {
+		cmds[i] = evalCmd(ctx, "evalsha", c.Script.Hash(), c.Keys, c.Args)
+		queued[i] = cmds[i]
+	}
+	if err := p.Do(ctx, queued...); err != nil {
+		for i := range cmds {
+			cmds[i] = errCmd(ctx, err)
+		}
+		return cmds
+	}
+	for i, c := range cmds {
+		if noScript(c.Err()) {
+			cmds[i] = p.Run(ctx, calls[i].Script, calls[i].Keys, calls[i].Args...)
+		}
+	}
+	return cmds
+}
 
-func (s scripter) eval(ctx context.Context, name, payload string, keys []string, args []any) *redis.Cmd {
+func noScript(err error) bool {
+	return err != nil && (errors.Is(err, redis.ErrNoScript) || redis.HasErrorPrefix(err, "NOSCRIPT"))
+}
+
+func evalCmd(ctx context.Context, name, payload string, keys []string, args []any) *redis.Cmd {
 	a := make([]any, 0, 3+len(keys)+len(args))
 	a = append(a, name, payload, len(keys))
 	for _, k := range keys {
@@ -112,6 +139,20 @@ func (s scripter) eval(ctx context.Context, name, payload string, keys []string,
 	if len(keys) > 0 {
 		cmd.SetFirstKeyPos(3) // the slot a cluster routes it by
 	}
+	return cmd
+}
+
+func errCmd(ctx context.Context, err error) *redis.Cmd {
+	c := redis.NewCmd(ctx)
+	c.SetErr(err)
+	return c
+}
+
+// scripter is redis.Scripter over a Pipe, for redis.Script.Run.
+type scripter struct{ p *Pipe }
+
+func (s scripter) eval(ctx context.Context, name, payload string, keys []string, args []any) *redis.Cmd {
+	cmd := evalCmd(ctx, name, payload, keys, args)
 	if err := s.p.Do(ctx, cmd); err != nil {
 		return errCmd(ctx, err)
 	}

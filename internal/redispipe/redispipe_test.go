@@ -143,6 +143,46 @@ func TestScriptLoadsItself(t *testing.T) {
 	}
 }
 
+// TestRunAll: scripts sent together each get their own reply, Redis not
+// knowing the script yet included (NOSCRIPT, then EVAL), and a failing one
+// fails alone.
+func TestRunAll(t *testing.T) {
+	srv := redistest.Start(t)
+	c := newClient(t, srv.Addr())
+	p := newPipe(t, c)
+	ctx := context.Background()
+	failing := redis.NewScript(`return redis.error_reply('NOPE')`)
+	for round := range 2 { // round 0: Redis knows no script
+		cmds := p.RunAll(ctx,
+			redispipe.ScriptCall{Script: echoScript, Keys: []string{"a"}, Args: []any{"x"}},
+			redispipe.ScriptCall{Script: failing},
+			redispipe.ScriptCall{Script: echoScript, Keys: []string{"b"}, Args: []any{"y"}},
+		)
+		if len(cmds) != 3 {
+			t.Fatalf("round %d: %d replies", round, len(cmds))
+		}
+		for i, want := range []struct{ key, arg string }{{"a", "x"}, {}, {"b", "y"}} {
+			got, err := cmds[i].Slice()
+			if i == 1 {
+				if err == nil || !strings.Contains(err.Error(), "NOPE") {
+					t.Fatalf("round %d: failing script: %v, %v", round, got, err)
+				}
+				continue
+			}
+			if err != nil || len(got) != 3 || got[0] != want.key || got[1] != want.arg || got[2] != int64(round+1) {
+				t.Fatalf("round %d, call %d: %v, %v", round, i, got, err)
+			}
+		}
+	}
+	ended, cancel := context.WithCancel(ctx)
+	cancel()
+	for _, cmd := range p.RunAll(ended, redispipe.ScriptCall{Script: echoScript, Keys: []string{"c"}}) {
+		if !errors.Is(cmd.Err(), context.Canceled) {
+			t.Fatalf("RunAll with an ended context: %v", cmd.Err())
+		}
+	}
+}
+
 // TestDeadline: a caller waits no longer than its context, even when Redis
 // does not answer (CLIENT PAUSE holds every command), and gets the
 // context's error, never a reply.
@@ -198,6 +238,14 @@ func TestCluster(t *testing.T) {
 		got, err := p.Run(ctx, echoScript, []string{k + ":n"}, "a").Slice()
 		if err != nil || len(got) != 3 {
 			t.Fatalf("script on %s: %v, %v", k, got, err)
+		}
+		both := p.RunAll(ctx, // two slots, two masters most of the time
+			redispipe.ScriptCall{Script: echoScript, Keys: []string{k + ":p"}, Args: []any{"1"}},
+			redispipe.ScriptCall{Script: echoScript, Keys: []string{k + ":q"}, Args: []any{"2"}})
+		for j, cmd := range both {
+			if got, err := cmd.Slice(); err != nil || len(got) != 3 || got[0] != k+[]string{":p", ":q"}[j] {
+				t.Fatalf("RunAll on %s, call %d: %v, %v", k, j, got, err)
+			}
 		}
 	}
 }

@@ -2,11 +2,9 @@ package main
 
 import (
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/rand"
 	"fmt"
+
+	"github.com/hallpass/hallpass/client"
 )
 
 // proofAlg is the DPoP proof algorithm of the simulated clients and of the
@@ -16,8 +14,8 @@ import (
 type proofAlg string
 
 const (
-	algES256 proofAlg = "ES256"
-	algEdDSA proofAlg = "EdDSA"
+	algES256 = proofAlg(client.ES256)
+	algEdDSA = proofAlg(client.EdDSA)
 )
 
 func parseProofAlg(s string) (proofAlg, error) {
@@ -28,13 +26,10 @@ func parseProofAlg(s string) (proofAlg, error) {
 	return "", fmt.Errorf("-proof-alg %q: want ES256 or EdDSA", s)
 }
 
-// newKey makes a device key of the algorithm (the zero value is ES256).
+// newKey makes a device key of the algorithm (the zero value is ES256), as
+// the Go client does.
 func (a proofAlg) newKey() (crypto.Signer, error) {
-	if a == algEdDSA {
-		_, k, err := ed25519.GenerateKey(rand.Reader)
-		return k, err
-	}
-	return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	return client.GenerateDeviceKey(client.Algorithm(a.String()))
 }
 
 func (a proofAlg) String() string {

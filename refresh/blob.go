@@ -1,11 +1,11 @@
 package refresh
 
 import (
+	"bytes"
 	"crypto/cipher"
 	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
-	"strings"
 
 	"golang.org/x/crypto/chacha20poly1305"
 
@@ -75,10 +75,10 @@ func (c *Codec) OpenBlob(sealed []byte) ([]byte, error) {
 	if len(sealed) > maxBlob {
 		return nil, ErrInvalid
 	}
-	if strings.HasPrefix(string(sealed), header) {
+	if bytes.HasPrefix(sealed, []byte(header)) {
 		return c.open(string(sealed), implicitSuccessor, maxBlob) // sealed before hpsb1
 	}
-	if len(sealed) < len(blobMagic)+1 || string(sealed[:len(blobMagic)]) != blobMagic {
+	if len(sealed) < len(blobMagic)+1 || !bytes.HasPrefix(sealed, []byte(blobMagic)) {
 		return nil, ErrInvalid
 	}
 	n := int(sealed[len(blobMagic)])

@@ -24,6 +24,12 @@
 // answer at their own deadlines (503, nothing changed), as they would if
 // Redis itself stalled, which it also does for everyone at once.
 //
+// go-redis marks its automatic pipeliner experimental: this package is the
+// only place that uses it, and its tests (real redis-server: shared reads,
+// per-command replies, NOSCRIPT, deadlines under CLIENT PAUSE, a cluster)
+// hold the behaviour hallpass relies on, so an upgrade that changes it
+// fails here first.
+//
 // # Trust
 //
 // None beyond the client's: the pipeliner shares the client's connections,

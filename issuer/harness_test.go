@@ -27,6 +27,7 @@ import (
 	"github.com/hallpass/hallpass/account/boltstore"
 	"github.com/hallpass/hallpass/dpop"
 	"github.com/hallpass/hallpass/flow"
+	"github.com/hallpass/hallpass/internal/logbuf"
 	"github.com/hallpass/hallpass/issuer"
 	"github.com/hallpass/hallpass/keys"
 	"github.com/hallpass/hallpass/ratelimit"
@@ -39,24 +40,6 @@ type clock struct{ off atomic.Int64 }
 func (c *clock) Now() time.Time               { return time.Now().Add(time.Duration(c.off.Load())) }
 func (c *clock) Advance(d time.Duration)      { c.off.Add(int64(d)) }
 func (c *clock) ProofOpts() dpop.ProofOptions { return dpop.ProofOptions{Now: c.Now} }
-
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // backend makes the store (and what shares its engine) for one test.
 type backend interface {
@@ -111,7 +94,7 @@ type env struct {
 	ring    *keys.Ring
 	local   *keys.LocalKey
 	clock   *clock
-	logs    *syncBuffer
+	logs    *logbuf.Buffer
 	cfg     issuer.Config
 	srv     *issuer.Server
 	hs      *httptest.Server
@@ -134,7 +117,7 @@ func newEnv(t testing.TB, be backend, opts ...option) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, be: be, ring: ring, local: lk, clock: &clock{}, logs: &syncBuffer{}}
+	e := &env{t: t, be: be, ring: ring, local: lk, clock: &clock{}, logs: &logbuf.Buffer{}}
 	e.store = be.open(t)
 	e.cfg = issuer.Config{
 		Store:        e.store,

@@ -21,6 +21,7 @@ import (
 
 	"github.com/hallpass/hallpass/client"
 	"github.com/hallpass/hallpass/deploy/upstream"
+	"github.com/hallpass/hallpass/internal/logbuf"
 	"github.com/hallpass/hallpass/internal/nginxtest"
 	"github.com/hallpass/hallpass/internal/redistest"
 )
@@ -258,12 +259,12 @@ func (n *native) environ(t *testing.T, service string) map[string]string {
 // proc is a service running in this process.
 type proc struct {
 	name string
-	logs *lockedBuffer
+	logs *logbuf.Buffer
 	done chan error
 }
 
 func startProc(ctx context.Context, name string, f func(ctx context.Context, stderr io.Writer) error) *proc {
-	p := &proc{name: name, logs: &lockedBuffer{}, done: make(chan error, 1)}
+	p := &proc{name: name, logs: &logbuf.Buffer{}, done: make(chan error, 1)}
 	go func() { p.done <- f(ctx, p.logs) }()
 	return p
 }

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/net/websocket"
 
 	"github.com/hallpass/hallpass/dpop"
+	"github.com/hallpass/hallpass/internal/logbuf"
 	"github.com/hallpass/hallpass/internal/redistest"
 	"github.com/hallpass/hallpass/revocation"
 	revredis "github.com/hallpass/hallpass/revocation/redisstore"
@@ -27,7 +28,7 @@ import (
 // configuration (test seams such as the key set's clock).
 func startGatewayWith(t *testing.T, tweak func(*gatewayConfig), args ...string) string {
 	t.Helper()
-	logs := &lockedBuffer{}
+	logs := &logbuf.Buffer{}
 	e := &env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: logs, getenv: func(string) string { return "" }}
 	c, err := parseGatewayFlags(append([]string{"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"}, args...), e)
 	if err != nil {

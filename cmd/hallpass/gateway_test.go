@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/hallpass/hallpass/dpop"
+	"github.com/hallpass/hallpass/internal/logbuf"
 	"github.com/hallpass/hallpass/internal/redistest"
 	"github.com/hallpass/hallpass/revocation"
 	revredis "github.com/hallpass/hallpass/revocation/redisstore"
@@ -22,9 +23,9 @@ import (
 
 // startGatewayCmd runs `hallpass gateway` in a goroutine until the test
 // ends.
-func startGatewayCmd(t *testing.T, args ...string) (string, *lockedBuffer) {
+func startGatewayCmd(t *testing.T, args ...string) (string, *logbuf.Buffer) {
 	t.Helper()
-	logs := &lockedBuffer{}
+	logs := &logbuf.Buffer{}
 	e := &env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: logs, getenv: func(string) string { return "" }}
 	c, err := parseGatewayFlags(append([]string{"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"}, args...), e)
 	if err != nil {

@@ -8,13 +8,15 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/hallpass/hallpass/internal/logbuf"
 )
 
 // TestServerLogRoutesRedis: after serverLogTLS (serve and gateway), a line
 // go-redis logs itself comes out on stderr as JSON, not as go-redis's
 // plain "redis: ..." text.
 func TestServerLogRoutesRedis(t *testing.T) {
-	var stderr lockedBuffer
+	var stderr logbuf.Buffer
 	if _, _, err := serverLogTLS(&env{stderr: &stderr}, "warn", "", "", "1.2"); err != nil {
 		t.Fatal(err)
 	}

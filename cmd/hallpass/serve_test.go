@@ -21,37 +21,19 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hallpass/hallpass/dpop"
+	"github.com/hallpass/hallpass/internal/logbuf"
 	"github.com/hallpass/hallpass/internal/redistest"
 	"github.com/hallpass/hallpass/ratelimit"
 )
 
-// lockedBuffer collects a server's log output from its goroutine.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // runningServer is `hallpass serve` running in a goroutine.
 type runningServer struct {
 	url    string
-	logs   *lockedBuffer
+	logs   *logbuf.Buffer
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -67,7 +49,7 @@ func startServe(t *testing.T, environ map[string]string, args ...string) *runnin
 // parsed configuration before serving.
 func startServeWith(t *testing.T, environ map[string]string, hook func(*serveConfig), args ...string) *runningServer {
 	t.Helper()
-	logs := &lockedBuffer{}
+	logs := &logbuf.Buffer{}
 	e := &env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: logs, getenv: func(k string) string { return environ[k] }}
 	c, err := parseServeFlags(append([]string{"--listen", "127.0.0.1:0"}, args...), e)
 	if err != nil {
@@ -127,7 +109,7 @@ func (rs *runningServer) stop(t *testing.T) {
 // serveErr runs serve with args and expects it to refuse to start.
 func serveErr(t *testing.T, environ map[string]string, args ...string) error {
 	t.Helper()
-	logs := &lockedBuffer{}
+	logs := &logbuf.Buffer{}
 	e := &env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: logs, getenv: func(k string) string { return environ[k] }}
 	c, err := parseServeFlags(append([]string{"--listen", "127.0.0.1:0"}, args...), e)
 	if err != nil {

@@ -6,39 +6,21 @@ import (
 	"encoding/json"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/hallpass/hallpass/internal/logbuf"
 	"github.com/hallpass/hallpass/internal/redislog"
 )
-
-// syncBuffer is a bytes.Buffer safe for the handler and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestInstall makes go-redis write one of its own log lines (it truncates a
 // sub-millisecond expiry to 1 ms, and says so through its internal logger
 // while it builds the command, before any network I/O) and checks that the
 // line comes out of slog as one JSON object.
 func TestInstall(t *testing.T) {
-	var buf syncBuffer
+	var buf logbuf.Buffer
 	redislog.Install(slog.New(slog.NewJSONHandler(&buf, nil)))
 	// Nothing listens on port 1: the command fails, the log line is made
 	// before.

@@ -1,7 +1,6 @@
 package console_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -15,7 +14,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -27,6 +25,7 @@ import (
 	"github.com/hallpass/hallpass/client"
 	"github.com/hallpass/hallpass/dpop"
 	"github.com/hallpass/hallpass/flow"
+	"github.com/hallpass/hallpass/internal/logbuf"
 	"github.com/hallpass/hallpass/issuer"
 	"github.com/hallpass/hallpass/issuer/console"
 	"github.com/hallpass/hallpass/keys"
@@ -42,23 +41,6 @@ type clock struct{ off atomic.Int64 }
 func (c *clock) Now() time.Time          { return time.Now().Add(time.Duration(c.off.Load())) }
 func (c *clock) advance(d time.Duration) { c.off.Add(int64(d)) }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // env is a real issuer (bbolt store, revocation store and mirror, an admin
 // keys file) with its public handler on one test server and the admin
 // handler, with the console mounted, on another.
@@ -67,7 +49,7 @@ type env struct {
 	key      string // the admin key "ops-alice"
 	keysFile string
 	audit    *issuer.MemoryAudit
-	logs     *syncBuffer
+	logs     *logbuf.Buffer
 	clock    *clock
 	srv      *issuer.Server
 	store    account.Store
@@ -85,7 +67,7 @@ type envOptions struct {
 func newEnv(t *testing.T, o envOptions) *env {
 	t.Helper()
 	dir := t.TempDir()
-	e := &env{t: t, keysFile: filepath.Join(dir, "admin-keys"), audit: &issuer.MemoryAudit{}, logs: &syncBuffer{}, clock: &clock{}}
+	e := &env{t: t, keysFile: filepath.Join(dir, "admin-keys"), audit: &issuer.MemoryAudit{}, logs: &logbuf.Buffer{}, clock: &clock{}}
 	key, line, err := issuer.NewAdminKey(nil, "ops-alice", time.Now())
 	check(t, err)
 	e.key = key

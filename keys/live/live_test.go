@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/hallpass/hallpass/internal/logbuf"
 	"github.com/hallpass/hallpass/keys"
 	"github.com/hallpass/hallpass/keys/filestore"
 	"github.com/hallpass/hallpass/keys/live"
@@ -225,7 +226,7 @@ func TestFollow(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	ctx := context.Background()
 	st := newMemStore(t)
-	var logs lockedBuffer
+	var logs logbuf.Buffer
 	l, err := live.Follow(ctx, st, live.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil)), RetryDelay: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -342,23 +343,6 @@ func TestFileStore(t *testing.T) {
 	if again.Current().ID() != l.Current().ID() {
 		t.Fatal("the rotation did not reach the store")
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // TestFollowFileStore: a Ring following a key directory serves a

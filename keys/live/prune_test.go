@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
+	"github.com/hallpass/hallpass/internal/logbuf"
 	"github.com/hallpass/hallpass/internal/redistest"
 	"github.com/hallpass/hallpass/keys"
 	"github.com/hallpass/hallpass/keys/filestore"
@@ -267,7 +268,7 @@ func TestFollowRefusesRollback(t *testing.T) {
 	defer rc.Close()
 	var mu sync.Mutex
 	alerts := 0
-	logs := &lockedBuffer{}
+	logs := &logbuf.Buffer{}
 	st, err := redisring.New(rc, w, redisring.Options{
 		PollInterval: 20 * time.Millisecond, StateFile: filepath.Join(t.TempDir(), "state"),
 		Logger:     slog.New(slog.NewTextHandler(logs, nil)),

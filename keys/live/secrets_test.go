@@ -18,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
+	"github.com/hallpass/hallpass/internal/logbuf"
 	"github.com/hallpass/hallpass/internal/redistest"
 	"github.com/hallpass/hallpass/keys"
 	"github.com/hallpass/hallpass/keys/filestore"
@@ -239,7 +240,7 @@ func TestSecretsPepper(t *testing.T) {
 			ctx := context.Background()
 			sa, sb := be.open(t)
 			be.forget(t)
-			var logs lockedBuffer
+			var logs logbuf.Buffer
 			opts := live.SecretsOptions{Logger: slog.New(slog.NewTextHandler(&logs, nil))}
 			a, err := live.FollowSecrets(ctx, sa, opts)
 			if err != nil {
@@ -332,7 +333,7 @@ func TestSecretsReloadFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	fs := &failingStore{Store: st}
-	var logs lockedBuffer
+	var logs logbuf.Buffer
 	s, err := live.FollowSecrets(ctx, fs, live.SecretsOptions{Logger: slog.New(slog.NewTextHandler(&logs, nil)), PruneInterval: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)

@@ -70,23 +70,68 @@ func (s StateCheck) CheckRevoked(ctx context.Context, _ keys.KeyID, c *token.Cla
 	return nil
 }
 
-// getCaller runs the one read of the state check under the store timeout,
-// on the caller's goroutine: both engines bound a read by its context
-// (Redis commands carry the deadline; a bbolt read transaction reads the
-// last committed version and never waits for the writer, only, briefly,
-// for a remap of a growing file), so nothing needs abandoning. A missing
-// record is a revoked token, any other failure an unavailable check.
-func (f *Flows) getCaller(ctx context.Context, accountID, deviceID string) (account.Account, account.Device, error) {
-	start := time.Now()
-	ctx, cancel := context.WithTimeout(ctx, f.cfg.StoreTimeout)
-	a, d, err := f.cfg.Store.GetCaller(ctx, accountID, deviceID)
-	cancel()
-	f.obs.StoreCall("get_caller", time.Since(start))
-	switch {
-	case err == nil:
-		return a, d, nil
-	case errors.Is(err, account.ErrNotFound):
+// AccountCheck is the lighter account-state check, for when device and
+// account revocations already reach the verifier through a revocation
+// mirror that applies this node's own entries at once (the issuer's
+// Config.RevocationMirror over Config.Revocations): every way a device
+// stops being active or an account is banned or deleted writes a device or
+// account entry first. It reads only the token's account, one store read
+// (what /v1/me answers with), refuses a deleted or banned account, and
+// records the account with the device as the token names it.
+type AccountCheck struct{ f *Flows }
+
+// AccountCheck returns the lighter account-state check of f.
+func (f *Flows) AccountCheck() AccountCheck { return AccountCheck{f: f} }
+
+// CheckRevoked implements verifier.RevocationChecker.
+func (s AccountCheck) CheckRevoked(ctx context.Context, _ keys.KeyID, c *token.Claims) error {
+	var a account.Account
+	err := s.f.stateRead(ctx, "get_account", func(ctx context.Context) error {
+		var err error
+		a, err = s.f.cfg.Store.GetAccount(ctx, c.Subject)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if a.Banned {
+		return errAccountState
+	}
+	if who, ok := ctx.Value(callerKey{}).(*Caller); ok {
+		who.Account = a
+		who.Device = account.Device{ID: c.Device, AccountID: c.Subject, JKT: c.Confirmation.JKT}
+	}
+	return nil
+}
+
+// getCaller runs the one read of the state check (stateRead).
+func (f *Flows) getCaller(ctx context.Context, accountID, deviceID string) (a account.Account, d account.Device, err error) {
+	err = f.stateRead(ctx, "get_caller", func(ctx context.Context) error {
+		var err error
+		a, d, err = f.cfg.Store.GetCaller(ctx, accountID, deviceID)
+		return err
+	})
+	if err != nil {
 		return account.Account{}, account.Device{}, err
 	}
-	return account.Account{}, account.Device{}, fmt.Errorf("%w: get_caller: %w", verifier.ErrRevocationUnavailable, err)
+	return a, d, nil
+}
+
+// stateRead runs a state check's one read under the store timeout, on the
+// caller's goroutine: both engines bound a read by its context (Redis
+// commands carry the deadline; a bbolt read transaction reads the last
+// committed version and never waits for the writer, only, briefly, for a
+// remap of a growing file), so nothing needs abandoning. A missing record
+// is a revoked token, any other failure an unavailable check.
+func (f *Flows) stateRead(ctx context.Context, op string, read func(context.Context) error) error {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, f.cfg.StoreTimeout)
+	err := read(ctx)
+	cancel()
+	f.obs.StoreCall(op, time.Since(start))
+	switch {
+	case err == nil, errors.Is(err, account.ErrNotFound):
+		return err
+	}
+	return fmt.Errorf("%w: %s: %w", verifier.ErrRevocationUnavailable, op, err)
 }

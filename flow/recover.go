@@ -131,7 +131,9 @@ func (f *Flows) Recover(ctx context.Context, req RecoverRequest) (Tokens, error)
 		return Tokens{}, fail(ErrInvalidRecoveryCode, errors.New("unknown username"))
 	}
 	for _, id := range ended {
-		if _, err := f.AddEntry(ctx, revocation.KindDevice, id, "signed out by account recovery"); err != nil {
+		const reason = "signed out by account recovery"
+		if _, err := f.addEntry(ctx, revocation.KindDevice, id, reason); err != nil {
+			f.unwritten(revocation.KindDevice, id, reason)
 			f.log.LogAttrs(ctx, slog.LevelError, "adding the device revocation after a recovery failed",
 				slog.String("device_id", id), slog.String("error", err.Error()))
 		}

@@ -61,18 +61,36 @@ func (f *Flows) addEntryRetried(ctx context.Context, kind revocation.Kind, id, r
 			return attempt, err
 		}
 		if attempt == reuseEntryAttempts {
-			f.revocationWriteFailed()
+			f.unwritten(kind, id, reason)
 			return attempt, err
 		}
 		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			f.revocationWriteFailed()
+			f.unwritten(kind, id, reason)
 			return attempt, err
 		case <-t.C:
 		}
 		backoff *= 2
+	}
+}
+
+// unwritten handles an entry that could not be written and that nobody
+// will retry (a reuse detection, a recovery's sign-outs): the failure is
+// counted, and the entry still goes to Config.Observe, so that this node
+// refuses the tokens it meant to revoke (its identity routes take device
+// state from its mirror). Other nodes learn nothing: their mirrors, like
+// every offline verifier's, accept the tokens until they expire; their
+// routes that change an account still read the device's state from the
+// store, where the session is ended.
+func (f *Flows) unwritten(kind revocation.Kind, id, reason string) {
+	f.revocationWriteFailed()
+	if f.cfg.Observe == nil || f.cfg.Revocations == nil {
+		return
+	}
+	if e, err := revocation.NewEntry(kind, id, reason, f.now().UTC(), f.cfg.EntryTTL); err == nil {
+		f.cfg.Observe(e)
 	}
 }
 

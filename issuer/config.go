@@ -230,9 +230,15 @@ type Config struct {
 	// still refuses revoked devices; offline verifiers do not learn).
 	Revocations revocation.Store
 	// RevocationMirror, when set, is checked by the issuer's verifier on
-	// /v1/me, /v1/logout and /v1/me/devices, and by /readyz (a stale
-	// mirror makes the node not ready). Usually a revocation.Mirror over
-	// Revocations, run by the caller.
+	// every authenticated route, and by /readyz (a stale mirror makes the
+	// node not ready). Usually a revocation.Mirror over Revocations, run by
+	// the caller.
+	//
+	// SECURITY: with Revocations set, a mirror that takes this node's
+	// entries (Observe) and fails closed is trusted for device state: GET
+	// /v1/me, /v1/logout and GET /v1/me/devices then read only the account
+	// (docs/protocol.md, "GET /v1/me"). It must mirror Revocations, not
+	// another store.
 	RevocationMirror RevocationMirror
 
 	// AdminKeysFile names the file of admin key digests (one line per key,

@@ -68,7 +68,7 @@ func (s *Server) handleMyDevices(c echo.Context) error {
 // tells whether an id exists elsewhere. Revoking an already revoked device
 // is 204 again.
 func (s *Server) handleRevokeMyDevice(c echo.Context) error {
-	who, err := s.authenticate(c)
+	who, err := s.authenticateState(c)
 	if err != nil {
 		return err
 	}

@@ -36,8 +36,9 @@
 // sign-out, revocation writes) and map its *flow.Error to a problem
 // answer with the status of package problem. Authenticated endpoints run
 // verifier/httpauth, the code every other hallpass-protected service runs;
-// the issuer adds only its account-state check (flow.StateCheck) as a
-// verifier.RevocationChecker after the mirror.
+// the issuer adds only its account-state check (flow.StateCheck, or
+// flow.AccountCheck on the identity routes when device state reaches the
+// mirror) as a verifier.RevocationChecker after the mirror.
 //
 // # Decisions
 //
@@ -71,18 +72,25 @@
 // hallpass_refresh_reuse_detected_total; the answer is invalid_grant.
 // Rejected (ended, expired, idle, banned): invalid_grant.
 //
-// /v1/me, /v1/logout and /v1/me/devices: httpauth.Authenticator verifies
-// the token offline (a token verified before skips its signature check:
-// Config.TokenCache) against the issuer's own key source (so a retired key
-// still verifies and a revoked one is refused), then runs the revocation
-// checks, the mirror and then the account state (the device must still be
+// Authenticated routes: httpauth.Authenticator verifies the token offline
+// (a token verified before skips its signature check: Config.TokenCache)
+// against the issuer's own key source (so a retired key still verifies and
+// a revoked one is refused), then runs the revocation checks, the mirror
+// and then the account state, then the DPoP proof (ath, htm, htu,
+// cnf.jkt, replay) as the binding. The account state is one store read on
+// the request's goroutine, whose result the handler reuses; a store that
+// does not answer makes it 503. It comes in two strengths. The full state
+// (flow.StateCheck, account.Store.GetCaller: the device must still be
 // active, belong to the token's account and carry the token's jkt, and the
-// account must not be banned; one store read of both, account.Store.GetCaller,
-// on the request's goroutine, whose result the handler reuses), then the
-// DPoP proof (ath, htm, htu, cnf.jkt, replay) as the
-// binding. The account-state check is what makes a logout or a reuse
-// detection refuse the device's access tokens on the issuer's own endpoints
-// at once (token_revoked); a store that does not answer makes it 503.
+// account must not be banned) runs on every route, unless device
+// revocations reach the issuer's mirror: Config.Revocations is set and
+// Config.RevocationMirror mirrors it, fails closed and takes this node's
+// own entries (revocation.Mirror does). Then the identity routes (GET
+// /v1/me, /v1/logout, GET /v1/me/devices) read only the account
+// (flow.AccountCheck: not deleted, not banned), and the routes that change
+// the account (rename, delete, link and recovery codes, signing out a
+// device) keep the full state, so that a device signed out in the store
+// whose entry was never written cannot act on the account.
 //
 // Logout ends the device's session (its refresh token stops working) and
 // marks the device revoked. With Config.Revocations, logout, signing out a

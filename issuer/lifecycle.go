@@ -26,7 +26,7 @@ type linkCodeResponse struct {
 
 // handleCreateLinkCode: POST /v1/me/link-codes, authenticated.
 func (s *Server) handleCreateLinkCode(c echo.Context) error {
-	who, err := s.authenticate(c)
+	who, err := s.authenticateState(c)
 	if err != nil {
 		return err
 	}
@@ -66,7 +66,7 @@ type recoveryCodesResponse struct {
 
 // handleCreateRecoveryCodes: POST /v1/me/recovery-codes, authenticated.
 func (s *Server) handleCreateRecoveryCodes(c echo.Context) error {
-	who, err := s.authenticate(c)
+	who, err := s.authenticateState(c)
 	if err != nil {
 		return err
 	}
@@ -123,7 +123,7 @@ func (s *Server) newDeviceAnswer(c echo.Context, out flow.Tokens) error {
 // handleDeleteMe: DELETE /v1/me, authenticated: the account is deleted
 // (every token refused everywhere, every session ended, the username held).
 func (s *Server) handleDeleteMe(c echo.Context) error {
-	who, err := s.authenticate(c)
+	who, err := s.authenticateState(c)
 	if err != nil {
 		return err
 	}
@@ -137,7 +137,7 @@ func (s *Server) handleDeleteMe(c echo.Context) error {
 
 // handleRenameMe: PATCH /v1/me {"username"}, authenticated.
 func (s *Server) handleRenameMe(c echo.Context) error {
-	who, err := s.authenticate(c)
+	who, err := s.authenticateState(c)
 	if err != nil {
 		return err
 	}

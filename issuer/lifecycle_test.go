@@ -382,38 +382,7 @@ func TestRevocationStaysRevoked(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, be backend) {
 		var mirror *revocation.Mirror
 		a := newAdminEnv(t, be, withClockedRevocation(t, be, &mirror))
-		paths := []struct {
-			name string
-			do   func(d *device)
-		}{
-			{"logout", func(d *device) { d.logout() }},
-			{"reuse", func(d *device) { old := d.rt; d.refresh(); a.clock.Advance(time.Minute); d.refreshWith(old) }},
-			{"self-service sign-out", func(d *device) { d.revokeDevice(d.devID) }},
-			{"admin device sign-out", func(d *device) { a.call(http.MethodDelete, "/v1/admin/devices/"+d.devID, nil) }},
-			{"generic device entry", func(d *device) {
-				a.call(http.MethodPost, issuer.PathAdminRevocations, map[string]string{"kind": "device", "id": d.devID})
-			}},
-			{"generic account entry", func(d *device) {
-				a.call(http.MethodPost, issuer.PathAdminRevocations, map[string]string{"kind": "account", "id": d.accID})
-			}},
-			{"ban then unban", func(d *device) {
-				a.call(http.MethodPost, "/v1/admin/accounts/"+d.accID+"/ban", nil)
-				a.call(http.MethodPost, "/v1/admin/accounts/"+d.accID+"/unban", nil)
-			}},
-			{"deletion", func(d *device) { d.authJSON(http.MethodDelete, issuer.PathMe, nil) }},
-			{"entry written elsewhere, sessions untouched", func(d *device) {
-				// Only the entry (as a node that failed after writing it):
-				// refresh asks the mirror and ends the session itself.
-				en, err := revocation.NewEntry(revocation.KindDevice, d.devID, "test", a.clock.Now(), time.Hour)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if _, err := a.cfg.Revocations.Add(context.Background(), en); err != nil {
-					t.Fatal(err)
-				}
-				waitRevoked(t, mirror, d.access)
-			}},
-		}
+		paths := revocationPaths(t, a, mirror)
 		devs := make([]*device, len(paths))
 		for i, p := range paths {
 			devs[i] = a.newDevice("EdDSA")
@@ -430,6 +399,53 @@ func TestRevocationStaysRevoked(t *testing.T) {
 			}
 		}
 	})
+}
+
+// revocationPath is one way a device's access tokens get refused: do
+// revokes d's tokens (or its account's).
+type revocationPath struct {
+	name string
+	do   func(d *device)
+}
+
+// revocationPaths are the ways a device or an account is revoked, on an
+// admin env with a revocation store and mirror.
+func revocationPaths(t *testing.T, a *adminEnv, mirror *revocation.Mirror) []revocationPath {
+	return []revocationPath{
+		{"logout", func(d *device) { d.logout() }},
+		{"reuse", func(d *device) { old := d.rt; d.refresh(); a.clock.Advance(time.Minute); d.refreshWith(old) }},
+		{"self-service sign-out", func(d *device) { d.revokeDevice(d.devID) }},
+		{"admin device sign-out", func(d *device) { a.call(http.MethodDelete, "/v1/admin/devices/"+d.devID, nil) }},
+		{"generic device entry", func(d *device) {
+			a.call(http.MethodPost, issuer.PathAdminRevocations, map[string]string{"kind": "device", "id": d.devID})
+		}},
+		{"generic account entry", func(d *device) {
+			a.call(http.MethodPost, issuer.PathAdminRevocations, map[string]string{"kind": "account", "id": d.accID})
+		}},
+		{"ban then unban", func(d *device) {
+			a.call(http.MethodPost, "/v1/admin/accounts/"+d.accID+"/ban", nil)
+			a.call(http.MethodPost, "/v1/admin/accounts/"+d.accID+"/unban", nil)
+		}},
+		{"deletion", func(d *device) { d.authJSON(http.MethodDelete, issuer.PathMe, nil) }},
+		{"recovery signing out the other devices", func(d *device) {
+			name, codes, yes := d.me().str(t, "username"), d.recoveryCodes(), true
+			if r := a.newDevice("ES256").recoverWith(name, codes[0], &yes, ""); r.status != http.StatusCreated {
+				t.Fatalf("recover: %d %s", r.status, r.body)
+			}
+		}},
+		{"entry written elsewhere, sessions untouched", func(d *device) {
+			// Only the entry (as a node that failed after writing it):
+			// refresh asks the mirror and ends the session itself.
+			en, err := revocation.NewEntry(revocation.KindDevice, d.devID, "test", a.clock.Now(), time.Hour)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := a.cfg.Revocations.Add(context.Background(), en); err != nil {
+				t.Fatal(err)
+			}
+			waitRevoked(t, mirror, d.access)
+		}},
+	}
 }
 
 // TestUsernameReasonOnTheWire: a refused name says why, in a sub-code a

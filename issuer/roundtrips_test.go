@@ -33,6 +33,32 @@ func TestMeStoreCallsOnRedis(t *testing.T) {
 	}
 }
 
+// TestMeStoreCallsOnRedisWithMirror: with a revocation store and its
+// mirror (as `hallpass serve` runs), device and ban state come from the
+// mirror and /v1/me reads only the account: its record and its recovery
+// codes, sent together, beside the replay check. No device record, no
+// index lookup.
+func TestMeStoreCallsOnRedisWithMirror(t *testing.T) {
+	be := &redisBackend{}
+	e := newEnv(t, be, withRevocation(t, be, nil, nil))
+	d := e.newDevice("EdDSA")
+	d.signup("mirrortrips")
+	checkMe(t, d) // the node learns where the account lives
+	ctx := context.Background()
+	before := commandStats(t, be, ctx)
+	const n = 5
+	for range n {
+		checkMe(t, d)
+	}
+	after := commandStats(t, be, ctx)
+	t.Logf("commands for %d /v1/me: %v", n, diff(before, after))
+	for cmd, want := range map[string]int{"set": n, "exec": 0, "multi": 0, "hgetall": n, "smembers": n, "get": 0, "evalsha": 0} {
+		if got := after[cmd] - before[cmd]; got != want {
+			t.Errorf("%s: %d calls for %d /v1/me, want %d (all: %v)", cmd, got, n, want, diff(before, after))
+		}
+	}
+}
+
 // commandStats returns the calls per command of INFO commandstats.
 func commandStats(t *testing.T, be *redisBackend, ctx context.Context) map[string]int {
 	t.Helper()

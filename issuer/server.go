@@ -20,7 +20,6 @@ import (
 	"github.com/hallpass/hallpass/internal/storecall"
 	"github.com/hallpass/hallpass/revocation"
 	"github.com/hallpass/hallpass/token"
-	"github.com/hallpass/hallpass/verifier"
 	"github.com/hallpass/hallpass/verifier/httpauth"
 )
 
@@ -49,8 +48,8 @@ type Server struct {
 	store        account.Store
 	keys         KeySource
 	flows        *flow.Flows
-	verifier     *verifier.Verifier
-	auth         *httpauth.Authenticator
+	auth         *httpauth.Authenticator // identity: the mirror, then the account (stateFromMirror) or the full state
+	authState    *httpauth.Authenticator // the full account state from the store, for routes that change the account
 	nonces       *dpop.NonceSource
 	log          *slog.Logger
 	metrics      *metrics
@@ -115,10 +114,7 @@ func New(cfg Config) (*Server, error) {
 	if s.flows, err = s.newFlows(cfg, minter); err != nil {
 		return nil, err
 	}
-	if s.verifier, err = newVerifier(cfg, s.flows.StateCheck()); err != nil {
-		return nil, err
-	}
-	if s.auth, err = s.newAuthenticator(cfg); err != nil {
+	if s.auth, s.authState, err = s.newAuthenticators(cfg); err != nil {
 		return nil, err
 	}
 	if cfg.AdminKeysFile != "" {

@@ -42,9 +42,27 @@ func (rc revocationCheckers) CheckRevoked(ctx context.Context, kid keys.KeyID, c
 
 var errStateCheckMissing = errors.New("issuer: the account-state check did not run")
 
-// newVerifier is the issuer's verifier: its ring's keys, and as revocation
-// check the mirror (in memory, cheap) and then the account state (store
-// reads).
+// stateFromMirror reports whether device and account revocations reach the
+// issuer's own verifier through its mirror, so that identity routes need
+// only the account read (flow.AccountCheck): the issuer writes an entry
+// for every device it signs out and every account it bans or deletes
+// (Config.Revocations), the mirror applies this node's own entries at once
+// (Observe) and refuses tokens while stale. A mirror that fails open, or
+// one that is not told of this node's writes, keeps the full store check.
+func stateFromMirror(cfg Config) bool {
+	if cfg.Revocations == nil || cfg.RevocationMirror == nil {
+		return false
+	}
+	if _, ok := cfg.RevocationMirror.(entryObserver); !ok {
+		return false
+	}
+	fo, ok := cfg.RevocationMirror.(interface{ FailsOpen() bool })
+	return ok && !fo.FailsOpen()
+}
+
+// newVerifier is an issuer verifier: its ring's keys, and as revocation
+// check the mirror (in memory, cheap) and then state, an account-state
+// check (store reads).
 func newVerifier(cfg Config, state verifier.RevocationChecker) (*verifier.Verifier, error) {
 	checks := revocationCheckers{}
 	if cfg.RevocationMirror != nil {

@@ -224,6 +224,12 @@ func (m *Mirror) stale(now time.Time) bool {
 	return h == 0 || now.Sub(time.Unix(0, h)) > m.maxStaleness
 }
 
+// FailsOpen reports whether the mirror was built to accept tokens while it
+// is stale (MirrorOptions.FailOpen). A caller that would lean on the mirror
+// alone for a security decision asks first, and keeps its own check when
+// the mirror fails open.
+func (m *Mirror) FailsOpen() bool { return m.failOpen }
+
 // Ready returns nil when the mirror has heard from its store within
 // MaxStaleness, an error wrapping ErrStale otherwise (for /readyz). A
 // fail-open mirror reports staleness here too.

@@ -347,14 +347,12 @@ func (s *Store) hgetall(ctx context.Context, key string) (map[string]string, err
 // accountAt reads the account at h with its recovery codes. A record
 // that is not there, or not h's, is ErrNotFound.
 func (s *Store) accountAt(ctx context.Context, h home) (account.Account, error) {
-	var fields *redis.MapStringStringCmd
-	var codes *redis.StringSliceCmd
-	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
-		fields = p.HGetAll(ctx, s.accountKey(h))
-		codes = p.SMembers(ctx, s.recoveryKey(h))
-		return nil
-	})
-	if err != nil {
+	fields := redis.NewMapStringStringCmd(ctx, "hgetall", s.accountKey(h))
+	codes := redis.NewStringSliceCmd(ctx, "smembers", s.recoveryKey(h))
+	if err := s.q.Do(ctx, fields, codes); err != nil {
+		return account.Account{}, unavailable(err)
+	}
+	if err := errors.Join(fields.Err(), codes.Err()); err != nil {
 		return account.Account{}, unavailable(err)
 	}
 	return decodeAccountAt(h, fields.Val(), codes.Val())
@@ -386,9 +384,12 @@ func (s *Store) GetAccount(ctx context.Context, id string) (account.Account, err
 		return account.Account{}, err
 	}
 	defer cancel()
-	h, err := s.lookupAccount(ctx, id)
+	h, err := s.lookupHome(ctx, id)
 	if err != nil {
 		return account.Account{}, err
+	}
+	if h.acc != id {
+		return account.Account{}, corrupt(fmt.Errorf("%w: account index", errCorrupt))
 	}
 	return s.accountAt(ctx, h)
 }

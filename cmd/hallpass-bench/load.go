@@ -32,6 +32,9 @@ import (
 	"github.com/hallpass/hallpass/issuer"
 	"github.com/hallpass/hallpass/keys"
 	"github.com/hallpass/hallpass/refresh"
+	"github.com/hallpass/hallpass/revocation"
+	revbolt "github.com/hallpass/hallpass/revocation/boltstore"
+	revredis "github.com/hallpass/hallpass/revocation/redisstore"
 )
 
 // Scenarios, in the order they run on each store.
@@ -71,55 +74,97 @@ func newTarget(base string, clients int, alg proofAlg) *target {
 	return &target{base: base, alg: alg, client: &http.Client{Transport: tr, Timeout: requestTimeout}, closer: []func(){tr.CloseIdleConnections}}
 }
 
-// storeHandles is an open store, its replay cache and what closes both.
+// storeHandles is an open store, its replay cache, its revocation store
+// and what closes them.
 type storeHandles struct {
-	store  account.Store
-	replay dpop.ReplayCache
-	close  func()
+	store       account.Store
+	replay      dpop.ReplayCache
+	revocations revocation.Store
+	close       func()
 }
 
 // openBolt opens a store on a bbolt file in a fresh temporary directory,
-// with the in-memory replay cache (as `hallpass serve` on bolt).
-func openBolt() (account.Store, dpop.ReplayCache, func(), error) {
+// with the in-memory replay cache and a bbolt revocation store beside it
+// (as `hallpass serve` on bolt).
+func openBolt() (storeHandles, error) {
 	dir, err := os.MkdirTemp("", "hallpass-bench-bolt-")
 	if err != nil {
-		return nil, nil, nil, err
+		return storeHandles{}, err
+	}
+	var h storeHandles
+	closers := []func(){}
+	done := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+		os.RemoveAll(dir)
 	}
 	st, err := boltstore.Open(filepath.Join(dir, "hallpass.db"), boltstore.Options{})
-	if err != nil {
-		os.RemoveAll(dir)
-		return nil, nil, nil, err
+	if err == nil {
+		closers = append(closers, func() { st.Close() })
+		h.store = st
+		h.replay, err = dpop.NewMemoryReplayCache(dpop.MemoryReplayOptions{})
 	}
-	rc, err := dpop.NewMemoryReplayCache(dpop.MemoryReplayOptions{})
-	if err != nil {
-		st.Close()
-		os.RemoveAll(dir)
-		return nil, nil, nil, err
+	if err == nil {
+		var rs *revbolt.Store
+		if rs, err = revbolt.Open(filepath.Join(dir, "revocation.db"), revbolt.Options{}); err == nil {
+			closers = append(closers, func() { rs.Close() })
+			h.revocations = rs
+		}
 	}
-	return st, rc, func() { st.Close(); os.RemoveAll(dir) }, nil
+	if err != nil {
+		done()
+		return storeHandles{}, err
+	}
+	h.close = done
+	return h, nil
 }
 
-// openRedis opens a store and a replay cache on the given redis-server.
-func openRedis(addr string) (account.Store, dpop.ReplayCache, func(), error) {
+// openRedis opens a store, a replay cache and a revocation store on the
+// given redis-server (as `hallpass serve` on Redis).
+func openRedis(addr string) (storeHandles, error) {
 	c := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true})
 	st, err := redisstore.New(c, redisstore.Options{})
 	if err != nil {
 		c.Close()
-		return nil, nil, nil, err
+		return storeHandles{}, err
 	}
-	rc, err := redisreplay.New(c, redisreplay.Options{})
+	h := storeHandles{store: st, close: func() { st.Close(); c.Close() }}
+	if h.replay, err = redisreplay.New(c, redisreplay.Options{}); err == nil {
+		h.revocations, err = revredis.New(c, revredis.Options{})
+	}
 	if err != nil {
-		st.Close()
-		c.Close()
-		return nil, nil, nil, err
+		h.close()
+		return storeHandles{}, err
 	}
-	return st, rc, func() { st.Close(); c.Close() }, nil
+	return h, nil
 }
 
-// startServer builds an issuer on store and serves it on 127.0.0.1:0; stop
-// shuts it down. Signup limits are off (SignupLimitsOff): the load generator is
-// the only client and would otherwise measure 429s.
-func startServer(store account.Store, replay dpop.ReplayCache, noTokenCache bool) (base string, stop func(), err error) {
+// startServer builds an issuer on st, with a revocation mirror of
+// st.revocations as `hallpass serve` runs, and serves it on 127.0.0.1:0;
+// stop shuts both down. Signup limits are off (SignupLimitsOff): the load
+// generator is the only client and would otherwise measure 429s.
+func startServer(st storeHandles, noTokenCache bool) (base string, stop func(), err error) {
+	mirror, err := revocation.NewMirror(st.revocations, revocation.MirrorOptions{})
+	if err != nil {
+		return "", nil, err
+	}
+	mirror.Start()
+	select {
+	case <-mirror.Synced():
+	case <-time.After(10 * time.Second):
+		mirror.Close()
+		return "", nil, errors.New("the revocation mirror did not load")
+	}
+	base, stopIssuer, err := startIssuer(st, mirror, noTokenCache)
+	if err != nil {
+		mirror.Close()
+		return "", nil, err
+	}
+	return base, func() { stopIssuer(); mirror.Close() }, nil
+}
+
+func startIssuer(st storeHandles, mirror *revocation.Mirror, noTokenCache bool) (base string, stop func(), err error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", nil, err
@@ -141,14 +186,16 @@ func startServer(store account.Store, replay dpop.ReplayCache, noTokenCache bool
 		return "", nil, err
 	}
 	srv, err := issuer.New(issuer.Config{
-		PublicURL:    base,
-		Store:        store,
-		Keys:         ring,
-		Refresh:      codec,
-		DPoP:         issuer.DPoPConfig{Replay: replay},
-		Registry:     prometheus.NewRegistry(),
-		StoreTimeout: 5 * time.Second,
-		NoTokenCache: noTokenCache,
+		PublicURL:        base,
+		Store:            st.store,
+		Keys:             ring,
+		Refresh:          codec,
+		DPoP:             issuer.DPoPConfig{Replay: st.replay},
+		Revocations:      st.revocations,
+		RevocationMirror: mirror,
+		Registry:         prometheus.NewRegistry(),
+		StoreTimeout:     5 * time.Second,
+		NoTokenCache:     noTokenCache,
 		// SECURITY: benchmark only; a real issuer keeps its budgets.
 		SignupLimitsOff: true,
 	})

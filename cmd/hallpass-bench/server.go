@@ -41,16 +41,16 @@ func openServer(spec serverSpec) (base string, closeAll func(), err error) {
 	var st storeHandles
 	switch spec.Store {
 	case "bolt":
-		st.store, st.replay, st.close, err = openBolt()
+		st, err = openBolt()
 	case "redis":
-		st.store, st.replay, st.close, err = openRedis(spec.Redis)
+		st, err = openRedis(spec.Redis)
 	default:
 		err = fmt.Errorf("unknown store %q", spec.Store)
 	}
 	if err != nil {
 		return "", nil, err
 	}
-	base, stopServer, err := startServer(st.store, st.replay, spec.NoTokenCache)
+	base, stopServer, err := startServer(st, spec.NoTokenCache)
 	if err != nil {
 		st.close()
 		return "", nil, err

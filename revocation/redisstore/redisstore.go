@@ -57,7 +57,7 @@ type Store struct {
 	now       func() time.Time
 	rand      io.Reader
 
-	kEntries, kBefore, kExpiry, kEvents, kEpoch string
+	kEntries, kBefore, kExpiry, kEvents, kEpoch, kSeq string
 }
 
 var _ revocation.Store = (*Store)(nil)
@@ -89,13 +89,15 @@ func New(c redis.UniversalClient, opts Options) (*Store, error) {
 	return &Store{
 		c: c, opTimeout: opts.OpTimeout, maxEvents: opts.MaxEvents, now: opts.Now, rand: opts.Rand,
 		kEntries: p + "entries", kBefore: p + "before", kExpiry: p + "expiry", kEvents: p + "events", kEpoch: p + "epoch",
+		kSeq: p + "seq",
 	}, nil
 }
 
 // Keys returns the store's Redis keys (for operators and tests): entries
-// hash, before hash, expiry sorted set, events stream, epoch string.
+// hash, before hash, expiry sorted set, events stream, epoch string, event
+// counter.
 func (s *Store) Keys() []string {
-	return []string{s.kEntries, s.kBefore, s.kExpiry, s.kEvents, s.kEpoch}
+	return []string{s.kEntries, s.kBefore, s.kExpiry, s.kEvents, s.kEpoch, s.kSeq}
 }
 
 func unavailable(err error) error {
@@ -121,13 +123,19 @@ func (s *Store) newEpoch() (string, error) {
 }
 
 // add drops expired entries, keeps the entry with the later Before, and
-// appends the event, in one step.
-// KEYS: entries, before, expiry, events, epoch.
+// appends the event, in one step. The event carries the stream's epoch
+// ("p") and its number ("n": the stream's entries-added once it is
+// appended), counted in the counter key. A counter that is missing (a
+// stream written before events were numbered) or that belongs to an
+// earlier epoch (the epoch is created now) starts again from the stream's
+// entries-added.
+// KEYS: entries, before, expiry, events, epoch, counter.
 // ARGV: field, json, before µs, expires µs or +inf, now µs, maxlen, sweep
 // limit, new epoch.
 // Returns {0, kept json} or {1, stream id}.
 var addScript = redis.NewScript(`
-redis.call('SET', KEYS[5], ARGV[8], 'NX')
+if redis.call('SET', KEYS[5], ARGV[8], 'NX') then redis.call('DEL', KEYS[6]) end
+local epoch = redis.call('GET', KEYS[5])
 local dead = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[5], 'LIMIT', 0, tonumber(ARGV[7]))
 if #dead > 0 then
   redis.call('HDEL', KEYS[1], unpack(dead))
@@ -142,15 +150,29 @@ end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
 redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
-local id = redis.call('XADD', KEYS[4], 'MAXLEN', ARGV[6], '*', 'e', ARGV[2])
+local n
+if redis.call('EXISTS', KEYS[6]) == 1 then
+  n = redis.call('INCR', KEYS[6])
+else
+  n = 1
+  if redis.call('EXISTS', KEYS[4]) == 1 then
+    local info = redis.call('XINFO', 'STREAM', KEYS[4])
+    for i = 1, #info, 2 do
+      if info[i] == 'entries-added' then n = info[i + 1] + 1 end
+    end
+  end
+  redis.call('SET', KEYS[6], n)
+end
+local id = redis.call('XADD', KEYS[4], 'MAXLEN', ARGV[6], '*', 'e', ARGV[2], 'p', epoch, 'n', tostring(n))
 return {1, id}
 `)
 
-// position reads the stream's identity and counters.
-// KEYS: epoch, events. ARGV: new epoch ("" to not create one).
+// position reads the stream's identity and counters. An epoch it creates
+// drops the event counter of an earlier one (add starts it again).
+// KEYS: epoch, events, counter. ARGV: new epoch ("" to not create one).
 // Returns {epoch or "", last-generated-id, entries-added, length}.
 var positionScript = redis.NewScript(`
-if ARGV[1] ~= '' then redis.call('SET', KEYS[1], ARGV[1], 'NX') end
+if ARGV[1] ~= '' and redis.call('SET', KEYS[1], ARGV[1], 'NX') then redis.call('DEL', KEYS[3]) end
 local epoch = redis.call('GET', KEYS[1]) or ''
 local last, added, length = '0-0', 0, 0
 if redis.call('EXISTS', KEYS[2]) == 1 then
@@ -186,7 +208,7 @@ func (s *Store) Add(ctx context.Context, e revocation.Entry) (revocation.Entry, 
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.opTimeout)
 	defer cancel()
-	res, err := addScript.Run(ctx, s.c, []string{s.kEntries, s.kBefore, s.kExpiry, s.kEvents, s.kEpoch},
+	res, err := addScript.Run(ctx, s.c, []string{s.kEntries, s.kBefore, s.kExpiry, s.kEvents, s.kEpoch, s.kSeq},
 		e.Key(), val, e.Before.UnixMicro(), expires, s.now().UnixMicro(), s.maxEvents, sweepBatch, epoch).Slice()
 	if err != nil {
 		return revocation.Entry{}, unavailable(err)
@@ -273,7 +295,7 @@ func (s *Store) position(ctx context.Context, create bool) (position, error) {
 			return position{}, err
 		}
 	}
-	res, err := positionScript.Run(ctx, s.c, []string{s.kEpoch, s.kEvents}, epoch).StringSlice()
+	res, err := positionScript.Run(ctx, s.c, []string{s.kEpoch, s.kEvents, s.kSeq}, epoch).StringSlice()
 	if err != nil {
 		return position{}, unavailable(err)
 	}
@@ -348,10 +370,15 @@ func dedup(es []revocation.Entry) []revocation.Entry {
 }
 
 // Follow implements revocation.Store with XREAD BLOCK, which returns as soon
-// as an event is added. After the read it checks that the stream is the one
-// the cursor came from and that nothing after the cursor was trimmed: the
-// stream is trimmed only from its head, so if nothing after the cursor is
-// deleted now, nothing was when XREAD ran.
+// as an event is added. Events that carry the cursor's epoch and number on
+// from the cursor without a gap prove by themselves that the stream is the
+// cursor's and that nothing after the cursor was trimmed: they are taken
+// at once. Otherwise (no event within block, an event written before
+// events were numbered, a gap) Follow reads the stream's position and
+// checks that the stream is the one the cursor came from and that nothing
+// after the cursor was trimmed: the stream is trimmed only from its head,
+// so if nothing after the cursor is deleted now, nothing was when XREAD
+// ran.
 func (s *Store) Follow(ctx context.Context, cursor revocation.Cursor, max int, block time.Duration) ([]revocation.Entry, revocation.Cursor, error) {
 	epoch, id, n, err := splitCursor(cursor)
 	if err != nil {
@@ -370,6 +397,17 @@ func (s *Store) Follow(ctx context.Context, cursor revocation.Cursor, max int, b
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, cursor, unavailable(err)
 	}
+	var msgs []redis.XMessage
+	for _, st := range streams {
+		msgs = append(msgs, st.Messages...)
+	}
+	out, err := decodeEvents(msgs)
+	if err != nil {
+		return nil, cursor, err
+	}
+	if len(out) > 0 && numbered(msgs, epoch, n) {
+		return out, makeCursor(epoch, msgs[len(msgs)-1].ID, n+uint64(len(out))), nil
+	}
 	pctx, cancel2 := context.WithTimeout(ctx, s.opTimeout)
 	defer cancel2()
 	pos, err := s.position(pctx, false)
@@ -387,23 +425,44 @@ func (s *Store) Follow(ctx context.Context, cursor revocation.Cursor, max int, b
 	if epoch == "" {
 		epoch = pos.epoch
 	}
-	var out []revocation.Entry
-	last := id
-	for _, st := range streams {
-		for _, m := range st.Messages {
-			v, _ := m.Values["e"].(string)
-			var e revocation.Entry
-			if err := json.Unmarshal([]byte(v), &e); err != nil {
-				return nil, cursor, unavailable(errors.New("corrupt event"))
-			}
-			out = append(out, e)
-			last = m.ID
-		}
-	}
 	if len(out) == 0 && epoch == "" {
 		return nil, cursor, nil
 	}
+	last := id
+	if len(msgs) > 0 {
+		last = msgs[len(msgs)-1].ID
+	}
 	return out, makeCursor(epoch, last, n+uint64(len(out))), nil
+}
+
+// decodeEvents decodes the entries of stream messages.
+func decodeEvents(msgs []redis.XMessage) ([]revocation.Entry, error) {
+	var out []revocation.Entry
+	for _, m := range msgs {
+		v, _ := m.Values["e"].(string)
+		var e revocation.Entry
+		if err := json.Unmarshal([]byte(v), &e); err != nil {
+			return nil, unavailable(errors.New("corrupt event"))
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// numbered reports whether msgs carry the cursor's epoch and the numbers
+// n+1, n+2, ... in order: then no event after the cursor is missing.
+func numbered(msgs []redis.XMessage, epoch string, n uint64) bool {
+	if epoch == "" {
+		return false
+	}
+	for i, m := range msgs {
+		p, _ := m.Values["p"].(string)
+		num, _ := m.Values["n"].(string)
+		if p != epoch || num != strconv.FormatUint(n+1+uint64(i), 10) {
+			return false
+		}
+	}
+	return true
 }
 
 func max64(a, b time.Duration) time.Duration {

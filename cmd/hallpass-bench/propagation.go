@@ -79,6 +79,9 @@ type propOptions struct {
 	cluster  bool // propagation_rate.go
 	rate     int  // revocations a second, open loop; 0: one by one
 	perProc  int  // mirrors per watcher process
+	// cpuprofile: a CPU profile of this process (issuer, admin load,
+	// watcher pipes) over the revocations, not the set-up.
+	cpuprofile string
 }
 
 func parsePropFlags(args []string, stderr io.Writer) (propOptions, error) {
@@ -93,6 +96,7 @@ func parsePropFlags(args []string, stderr io.Writer) (propOptions, error) {
 	fs.DurationVar(&o.timeout, "timeout", 3*time.Minute, "bound on the whole run (up to 30m)")
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON instead of text")
 	fs.StringVar(&o.redisBin, "redis-server", "", "redis-server binary (default: PATH, /usr/bin, /usr/sbin)")
+	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of this process (issuer, admin load) over the revocations to this file")
 	if err := parseArgs(fs, args); err != nil {
 		return o, err
 	}
@@ -606,6 +610,13 @@ func propagation(ctx context.Context, o propOptions, progress io.Writer) (*Propa
 	fmt.Fprintf(progress, "hallpass-bench: revoking %d devices %s\n", o.n, rep.mode())
 	tl := newTally(ids, o.watchers*o.perProc, o.perProc)
 	var admins []time.Duration
+	if o.cpuprofile != "" {
+		stop, err := startCPUProfile(o.cpuprofile)
+		if err != nil {
+			return nil, err
+		}
+		defer stop()
+	}
 	if o.rate > 0 {
 		admins, err = revokeAtRate(ctx, at, tl, sights, rep, o.clients, progress)
 	} else {

@@ -37,7 +37,7 @@ func TestForgedAndDeletedEntriesOnRedis(t *testing.T) {
 	add(t, st, revocation.KindKey, "k4.pid.x")
 	cs := &counting{Store: st}
 	m := startMirror(t, cs)
-	ks := raw.Keys() // entries, before, expiry, events, epoch
+	ks := raw.Keys() // entries, before, expiry, events, epoch, counter
 
 	forged, _ := revocation.NewEntry(revocation.KindAll, "", "", time.Now().Add(100*365*24*time.Hour), ttl)
 	val, _ := json.Marshal(forged)

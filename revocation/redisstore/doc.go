@@ -9,13 +9,18 @@
 //	{rev}:entries  hash        kind:id -> entry JSON (live entries)
 //	{rev}:before   hash        kind:id -> Before in µs (compared by the add script)
 //	{rev}:expiry   sorted set  kind:id scored by Expires in µs (+inf: never)
-//	{rev}:events   stream      one event per stored entry, field e = entry JSON
+//	{rev}:events   stream      one event per stored entry: e = entry JSON,
+//	                           p = epoch, n = its number (entries-added)
 //	{rev}:epoch    string      random id of the stream, created with it
+//	{rev}:seq      string      the number of the last event
 //
 // Add is one Lua script: drop up to 256 expired entries (ZRANGEBYSCORE on
 // the expiry set, so the set stays as small as the revocations of the last
 // max-access-lifetime + leeway), keep the entry with the later Before, and
-// XADD the event with MAXLEN = Options.MaxEvents (exact).
+// XADD the event, numbered and stamped with the epoch, with MAXLEN =
+// Options.MaxEvents (exact). A counter that is missing (a stream written
+// before events were numbered) or of an earlier epoch starts again from the
+// stream's entries-added.
 //
 // # Retention
 //
@@ -29,7 +34,10 @@
 //
 // Follow is XREAD BLOCK: it returns as soon as an event is appended, so a
 // mirror learns a revocation about one round trip after Add returns
-// (milliseconds on loopback).
+// (milliseconds on loopback). Events numbered on from the cursor, in the
+// cursor's epoch, are taken at once; anything else (no event, a gap, a new
+// epoch, unnumbered events) is checked against the stream's position (a
+// script reading XINFO STREAM) before it is taken.
 //
 // # Trust
 //

@@ -7,14 +7,34 @@ import (
 	"testing"
 )
 
-// TestMeStoreCallsOnRedis: once the node has seen the account, /v1/me reads
-// the account state in one batch of three reads (the account, its
-// recovery codes and the device, on the account's slot, sent together) and makes no index lookups (GET): with the replay check,
-// two round trips to Redis for the whole request. Before: five sequential
-// round trips (device index and record, account index and record, replay).
+// TestMeStoreCallsOnRedis: without a revocation store, once the node has
+// seen the account, /v1/me reads the full account state in one batch of
+// three reads (the account, its recovery codes and the device, on the
+// account's slot, sent together) and makes no index lookups (GET): with
+// the replay check, two round trips to Redis for the whole request.
+// Before: five sequential round trips (device index and record, account
+// index and record, replay).
 func TestMeStoreCallsOnRedis(t *testing.T) {
 	be := &redisBackend{}
-	e := newEnv(t, be)
+	meStoreCalls(t, be, newEnv(t, be), map[string]int{"hgetall": 2, "smembers": 1})
+}
+
+// TestMeStoreCallsOnRedisWithMirror: with a revocation store and its
+// mirror (as `hallpass serve` runs), device and ban state come from the
+// mirror and /v1/me reads only the account: its record and its recovery
+// codes, sent together, beside the replay check. No device record, no
+// index lookup.
+func TestMeStoreCallsOnRedisWithMirror(t *testing.T) {
+	be := &redisBackend{}
+	meStoreCalls(t, be, newEnv(t, be, withRevocation(t, be, nil, nil)), map[string]int{"hgetall": 1, "smembers": 1})
+}
+
+// meStoreCalls signs a device up on e, lets the node learn where its
+// account lives, then checks the Redis commands of 5 more /v1/me: one
+// replay SET each, reads per request as in reads, and no transaction,
+// index lookup or script.
+func meStoreCalls(t *testing.T, be *redisBackend, e *env, reads map[string]int) {
+	t.Helper()
 	d := e.newDevice("EdDSA")
 	d.signup("roundtrips")
 	checkMe(t, d) // the node learns where the account lives
@@ -26,35 +46,13 @@ func TestMeStoreCallsOnRedis(t *testing.T) {
 	}
 	after := commandStats(t, be, ctx)
 	t.Logf("commands for %d /v1/me: %v", n, diff(before, after))
-	for cmd, want := range map[string]int{"set": n, "exec": 0, "multi": 0, "hgetall": 2 * n, "smembers": n, "get": 0, "evalsha": 0} {
-		if got := after[cmd] - before[cmd]; got != want {
-			t.Errorf("%s: %d calls for %d /v1/me, want %d (all: %v)", cmd, got, n, want, diff(before, after))
-		}
+	want := map[string]int{"set": n, "exec": 0, "multi": 0, "get": 0, "evalsha": 0}
+	for cmd, per := range reads {
+		want[cmd] = per * n
 	}
-}
-
-// TestMeStoreCallsOnRedisWithMirror: with a revocation store and its
-// mirror (as `hallpass serve` runs), device and ban state come from the
-// mirror and /v1/me reads only the account: its record and its recovery
-// codes, sent together, beside the replay check. No device record, no
-// index lookup.
-func TestMeStoreCallsOnRedisWithMirror(t *testing.T) {
-	be := &redisBackend{}
-	e := newEnv(t, be, withRevocation(t, be, nil, nil))
-	d := e.newDevice("EdDSA")
-	d.signup("mirrortrips")
-	checkMe(t, d) // the node learns where the account lives
-	ctx := context.Background()
-	before := commandStats(t, be, ctx)
-	const n = 5
-	for range n {
-		checkMe(t, d)
-	}
-	after := commandStats(t, be, ctx)
-	t.Logf("commands for %d /v1/me: %v", n, diff(before, after))
-	for cmd, want := range map[string]int{"set": n, "exec": 0, "multi": 0, "hgetall": n, "smembers": n, "get": 0, "evalsha": 0} {
-		if got := after[cmd] - before[cmd]; got != want {
-			t.Errorf("%s: %d calls for %d /v1/me, want %d (all: %v)", cmd, got, n, want, diff(before, after))
+	for cmd, w := range want {
+		if got := after[cmd] - before[cmd]; got != w {
+			t.Errorf("%s: %d calls for %d /v1/me, want %d (all: %v)", cmd, got, n, w, diff(before, after))
 		}
 	}
 }

@@ -215,11 +215,67 @@ func (downStore) GetCaller(context.Context, string, string) (account.Account, ac
 	return account.Account{}, account.Device{}, errors.New("connection refused")
 }
 
+func (downStore) GetAccount(context.Context, string) (account.Account, error) {
+	return account.Account{}, errors.New("connection refused")
+}
+
 func TestStateCheckStoreDown(t *testing.T) {
 	fx := newFixture(t, downStore{})
 	err := fx.flows.StateCheck().CheckRevoked(context.Background(), "", &token.Claims{Subject: "acc_x", Device: "dev_x"})
 	if !errors.Is(err, verifier.ErrRevocationUnavailable) {
 		t.Fatalf("err = %v, want ErrRevocationUnavailable", err)
+	}
+}
+
+// TestAccountCheck: the lighter check reads only the account: it fills
+// the caller with the account and the device as the token names it, and
+// refuses a banned or deleted account; it does not look at the device (a
+// device signed out is the mirror's to refuse); a store that does not
+// answer makes it unavailable.
+func TestAccountCheck(t *testing.T) {
+	fx := newFixture(t, nil)
+	ctx := context.Background()
+	claimsOf := func(name string) *token.Claims {
+		out := fx.signup(t, newKey(t), name)
+		return &token.Claims{Subject: out.AccountID, Device: out.DeviceID, Confirmation: token.Confirmation{JKT: "jkt-of-the-token"}}
+	}
+	active, banned, deleted, signedOut := claimsOf("erin"), claimsOf("frank"), claimsOf("grace"), claimsOf("heidi")
+	if err := fx.store.SetBanned(ctx, banned.Subject, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := fx.flows.DeleteAccount(ctx, deleted.Subject, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := fx.flows.RevokeDevice(ctx, signedOut.Device, "test"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		claims  *token.Claims
+		refused bool
+	}{
+		{"active", active, false},
+		{"device signed out (the mirror refuses it)", signedOut, false},
+		{"banned", banned, true},
+		{"deleted", deleted, true},
+	} {
+		cctx, who := flow.WithCaller(ctx)
+		err := fx.flows.AccountCheck().CheckRevoked(cctx, "", tc.claims)
+		if tc.refused {
+			if err == nil || errors.Is(err, verifier.ErrRevocationUnavailable) || who.Account.ID != "" {
+				t.Errorf("%s: err %v, caller %+v; want refused, caller empty", tc.name, err, who)
+			}
+			continue
+		}
+		if err != nil || who.Account.ID != tc.claims.Subject || who.Device.ID != tc.claims.Device ||
+			who.Device.AccountID != tc.claims.Subject || who.Device.JKT != tc.claims.Confirmation.JKT {
+			t.Errorf("%s: err %v, caller %+v", tc.name, err, who)
+		}
+	}
+	down := newFixture(t, downStore{})
+	err := down.flows.AccountCheck().CheckRevoked(ctx, "", &token.Claims{Subject: "acc_x", Device: "dev_x"})
+	if !errors.Is(err, verifier.ErrRevocationUnavailable) {
+		t.Fatalf("store down: err = %v, want ErrRevocationUnavailable", err)
 	}
 }
 

@@ -217,7 +217,10 @@ type Config struct {
 	MaxBodyBytes int64
 	// TokenCache is the size of the verified-token cache of the issuer's
 	// own verifier (/v1/me and the other authenticated routes), 1 to
-	// verifier.MaxTokenCacheEntries. Default DefaultTokenCache;
+	// verifier.MaxTokenCacheEntries. With the identity routes on the
+	// mirror (see RevocationMirror) the routes that change the account
+	// have a verifier, and a cache of this size, of their own; it holds
+	// only the tokens used on them. Default DefaultTokenCache;
 	// NoTokenCache turns it off (every request verifies the token's
 	// signature).
 	TokenCache   int

@@ -26,7 +26,7 @@ func Check(c redis.UniversalClient, prefix, def string) (string, error) {
 		prefix = def
 	}
 	if strings.ContainsAny(prefix, "{}") {
-		return "", errors.New("Prefix must not contain '{' or '}'")
+		return "", errors.New("option Prefix must not contain '{' or '}'")
 	}
 	return prefix, nil
 }

@@ -20,7 +20,8 @@
 // XADD the event, numbered and stamped with the epoch, with MAXLEN =
 // Options.MaxEvents (exact). A counter that is missing (a stream written
 // before events were numbered) or of an earlier epoch starts again from the
-// stream's entries-added.
+// stream's entries-added, and a new stream starts at 1: an event's number
+// always counts the events of its own stream.
 //
 // # Retention
 //

@@ -2,6 +2,7 @@ package redisstore_test
 
 import (
 	"encoding/json"
+	"errors"
 	"strconv"
 	"strings"
 	"testing"
@@ -115,8 +116,24 @@ func TestEventNumbersStartFromTheStream(t *testing.T) {
 
 	c.Del(ctx, ks[4]) // the epoch goes: the next Add creates one and counts from the stream
 	add(t, s, revocation.KindDevice, "fifth")
-	if last := lastEvent(t, c, ks[3]); last["n"] != "5" || last["p"] == epoch {
+	last = lastEvent(t, c, ks[3])
+	if last["n"] != "5" || last["p"] == epoch {
 		t.Fatalf("after a new epoch the event carries n=%v p=%v, want 5 and a new epoch", last["n"], last["p"])
+	}
+
+	// The stream goes, its epoch and counter stay: the new stream's first
+	// event is 1, so a mirror numbered further on sees a gap, checks the
+	// position and reloads.
+	if _, cur, err = s.Snapshot(ctx); err != nil || !strings.HasSuffix(string(cur), "/5") {
+		t.Fatalf("Snapshot in the new epoch: %q, %v", cur, err)
+	}
+	c.Del(ctx, ks[3])
+	add(t, s, revocation.KindDevice, "sixth")
+	if last := lastEvent(t, c, ks[3]); last["n"] != "1" {
+		t.Fatalf("the first event of a new stream carries n=%v, want 1", last["n"])
+	}
+	if _, _, err := s.Follow(ctx, cur, 10, 0); !errors.Is(err, revocation.ErrCursorGone) {
+		t.Fatalf("Follow on a replaced stream: %v, want ErrCursorGone", err)
 	}
 }
 

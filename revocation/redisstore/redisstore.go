@@ -128,7 +128,8 @@ func (s *Store) newEpoch() (string, error) {
 // appended), counted in the counter key. A counter that is missing (a
 // stream written before events were numbered) or that belongs to an
 // earlier epoch (the epoch is created now) starts again from the stream's
-// entries-added.
+// entries-added, and a new stream starts at 1, so that numbers always
+// follow the stream they are in.
 // KEYS: entries, before, expiry, events, epoch, counter.
 // ARGV: field, json, before µs, expires µs or +inf, now µs, maxlen, sweep
 // limit, new epoch.
@@ -150,19 +151,18 @@ end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
 redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
-local n
-if redis.call('EXISTS', KEYS[6]) == 1 then
-  n = redis.call('INCR', KEYS[6])
-else
-  n = 1
-  if redis.call('EXISTS', KEYS[4]) == 1 then
+local n = 1
+if redis.call('EXISTS', KEYS[4]) == 1 then
+  if redis.call('EXISTS', KEYS[6]) == 1 then
+    n = redis.call('INCR', KEYS[6])
+  else
     local info = redis.call('XINFO', 'STREAM', KEYS[4])
     for i = 1, #info, 2 do
       if info[i] == 'entries-added' then n = info[i + 1] + 1 end
     end
   end
-  redis.call('SET', KEYS[6], n)
 end
+redis.call('SET', KEYS[6], n)
 local id = redis.call('XADD', KEYS[4], 'MAXLEN', ARGV[6], '*', 'e', ARGV[2], 'p', epoch, 'n', tostring(n))
 return {1, id}
 `)

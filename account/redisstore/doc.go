@@ -74,7 +74,9 @@
 // repeated DeleteAccount finishes an interrupted hold from the tombstone.
 //
 // The loc indexes live on other slots and so cannot be in those scripts.
-// They are written first, with SET NX, and are only hints: every read
+// They are written first, each with one SET NX GET (Redis 7.0 or later:
+// set unless it exists, and answer what was there), and are only hints:
+// every read
 // through an index checks that the record it finds carries the id it was
 // looked up by, so an index whose creation then failed (name taken, or a
 // crash between the two steps) names nothing. SET NX on the index is also

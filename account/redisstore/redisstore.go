@@ -211,39 +211,59 @@ func (s *Store) lookupAccount(ctx context.Context, id string) (home, error) {
 // claim points the index of id at h unless it points elsewhere; ttl > 0
 // (ms) makes it expire. made reports whether this call created the index.
 func (s *Store) claim(ctx context.Context, id string, h home, ttl int64) (made bool, err error) {
-	prev, err := s.q.Run(ctx, claimLoc, []string{s.locKey(id)}, h.String(), ttl).Text()
-	switch {
-	case err != nil:
+	cmd := s.claimCmd(ctx, id, h, ttl)
+	if err := s.q.Do(ctx, cmd); err != nil {
 		return false, unavailable(err)
-	case prev == "":
-		return true, nil
-	case prev != h.String():
-		return false, account.ErrExists
 	}
-	return false, nil
+	return claimed(cmd, h)
 }
 
 // claimAll is claim (no expiry) for each of ids, sent together: the index
 // keys live on their own cluster slots, so the claims are independent
-// scripts, and one wait serves them all. made lists the indexes this call
+// commands, and one wait serves them all. made lists the indexes this call
 // created, also when err is not nil, so the caller can release them.
 func (s *Store) claimAll(ctx context.Context, h home, ids ...string) (made []string, err error) {
-	calls := make([]redispipe.ScriptCall, len(ids))
+	cmds := make([]redis.Cmder, len(ids))
 	for i, id := range ids {
-		calls[i] = redispipe.ScriptCall{Script: claimLoc, Keys: []string{s.locKey(id)}, Args: []any{h.String(), 0}}
+		cmds[i] = s.claimCmd(ctx, id, h, 0)
 	}
-	for i, cmd := range s.q.RunAll(ctx, calls...) {
-		prev, cerr := cmd.Text()
-		switch {
-		case cerr != nil:
-			err = cmp.Or(err, unavailable(cerr))
-		case prev == "":
+	if derr := s.q.Do(ctx, cmds...); derr != nil {
+		return nil, unavailable(derr)
+	}
+	for i, cmd := range cmds {
+		ok, cerr := claimed(cmd.(*redis.StringCmd), h)
+		if ok {
 			made = append(made, ids[i])
-		case prev != h.String():
-			err = cmp.Or(err, account.ErrExists)
 		}
+		err = cmp.Or(err, cerr)
 	}
 	return made, err
+}
+
+// claimCmd sets the index of id to h unless it exists, and returns the
+// value it had: SET NX GET (Redis 7.0 and later), one command where a
+// script did a GET and a SET. A home is never empty.
+func (s *Store) claimCmd(ctx context.Context, id string, h home, ttl int64) *redis.StringCmd {
+	args := []any{"set", s.locKey(id), h.String(), "nx", "get"}
+	if ttl > 0 {
+		args = append(args, "px", ttl)
+	}
+	return redis.NewStringCmd(ctx, args...)
+}
+
+// claimed reads a claimCmd's reply: made when the index did not exist
+// (a nil reply), ErrExists when it points elsewhere.
+func claimed(cmd *redis.StringCmd, h home) (made bool, err error) {
+	prev, err := cmd.Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return true, nil
+	case err != nil:
+		return false, unavailable(err)
+	case prev != h.String():
+		return false, account.ErrExists
+	}
+	return false, nil
 }
 
 // release undoes index claims after the main step refused, or drops the

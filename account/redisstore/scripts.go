@@ -25,21 +25,6 @@ local function group()
 end
 `
 
-// claimLoc sets an index key unless it exists and returns the previous
-// value ("" when this call set it; a home is never empty, and a string
-// reply reads the same under RESP2 and RESP3). KEYS: loc. ARGV: home,
-// expiry in ms (0: none).
-var claimLoc = redis.NewScript(`
-local v = redis.call('GET', KEYS[1])
-if v then return v end
-if tonumber(ARGV[2]) > 0 then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-else
-  redis.call('SET', KEYS[1], ARGV[1])
-end
-return ''
-`)
-
 // releaseLoc deletes an index key if it still holds our home.
 // KEYS: loc. ARGV: home.
 var releaseLoc = redis.NewScript(`

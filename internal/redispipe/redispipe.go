@@ -98,38 +98,6 @@ func (p *Pipe) Run(ctx context.Context, script *redis.Script, keys []string, arg
 	return script.Run(ctx, scripter{p}, keys, args...)
 }
 
-// ScriptCall is one script run of RunAll.
-type ScriptCall struct {
-	Script *redis.Script
-	Keys   []string
-	Args   []any
-}
-
-// RunAll runs calls together, as one batch and one wait, each as Run would:
-// EVALSHA, then EVAL for a script Redis does not know yet. The calls are
-// independent (they may go to different cluster slots): none sees the
-// others' outcome, and each result is its own.
-func (p *Pipe) RunAll(ctx context.Context, calls ...ScriptCall) []*redis.Cmd {
-	cmds := make([]*redis.Cmd, len(calls))
-	queued := make([]redis.Cmder, len(calls))
-	for i, c := range calls {
-		cmds[i] = evalCmd(ctx, "evalsha", c.Script.Hash(), c.Keys, c.Args)
-		queued[i] = cmds[i]
-	}
-	if err := p.Do(ctx, queued...); err != nil {
-		for i := range cmds {
-			cmds[i] = errCmd(ctx, err)
-		}
-		return cmds
-	}
-	for i, c := range cmds {
-		if noScript(c.Err()) {
-			cmds[i] = p.Run(ctx, calls[i].Script, calls[i].Keys, calls[i].Args...)
-		}
-	}
-	return cmds
-}
-
 func noScript(err error) bool {
 	return err != nil && (errors.Is(err, redis.ErrNoScript) || redis.HasErrorPrefix(err, "NOSCRIPT"))
 }

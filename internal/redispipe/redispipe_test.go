@@ -143,46 +143,6 @@ func TestScriptLoadsItself(t *testing.T) {
 	}
 }
 
-// TestRunAll: scripts sent together each get their own reply, Redis not
-// knowing the script yet included (NOSCRIPT, then EVAL), and a failing one
-// fails alone.
-func TestRunAll(t *testing.T) {
-	srv := redistest.Start(t)
-	c := newClient(t, srv.Addr())
-	p := newPipe(t, c)
-	ctx := context.Background()
-	failing := redis.NewScript(`return redis.error_reply('NOPE')`)
-	for round := range 2 { // round 0: Redis knows no script
-		cmds := p.RunAll(ctx,
-			redispipe.ScriptCall{Script: echoScript, Keys: []string{"a"}, Args: []any{"x"}},
-			redispipe.ScriptCall{Script: failing},
-			redispipe.ScriptCall{Script: echoScript, Keys: []string{"b"}, Args: []any{"y"}},
-		)
-		if len(cmds) != 3 {
-			t.Fatalf("round %d: %d replies", round, len(cmds))
-		}
-		for i, want := range []struct{ key, arg string }{{"a", "x"}, {}, {"b", "y"}} {
-			got, err := cmds[i].Slice()
-			if i == 1 {
-				if err == nil || !strings.Contains(err.Error(), "NOPE") {
-					t.Fatalf("round %d: failing script: %v, %v", round, got, err)
-				}
-				continue
-			}
-			if err != nil || len(got) != 3 || got[0] != want.key || got[1] != want.arg || got[2] != int64(round+1) {
-				t.Fatalf("round %d, call %d: %v, %v", round, i, got, err)
-			}
-		}
-	}
-	ended, cancel := context.WithCancel(ctx)
-	cancel()
-	for _, cmd := range p.RunAll(ended, redispipe.ScriptCall{Script: echoScript, Keys: []string{"c"}}) {
-		if !errors.Is(cmd.Err(), context.Canceled) {
-			t.Fatalf("RunAll with an ended context: %v", cmd.Err())
-		}
-	}
-}
-
 // TestDeadline: a caller waits no longer than its context, even when Redis
 // does not answer (CLIENT PAUSE holds every command), and gets the
 // context's error, never a reply.
@@ -239,12 +199,17 @@ func TestCluster(t *testing.T) {
 		if err != nil || len(got) != 3 {
 			t.Fatalf("script on %s: %v, %v", k, got, err)
 		}
-		both := p.RunAll(ctx, // two slots, two masters most of the time
-			redispipe.ScriptCall{Script: echoScript, Keys: []string{k + ":p"}, Args: []any{"1"}},
-			redispipe.ScriptCall{Script: echoScript, Keys: []string{k + ":q"}, Args: []any{"2"}})
+		// Two slots, two masters most of the time, in one batch.
+		both := []*redis.StringCmd{redis.NewStringCmd(ctx, "set", k+":p", "1", "nx", "get"), redis.NewStringCmd(ctx, "set", k+":q", "2", "nx", "get")}
+		if err := p.Do(ctx, both[0], both[1]); err != nil {
+			t.Fatalf("Do on %s: %v", k, err)
+		}
 		for j, cmd := range both {
-			if got, err := cmd.Slice(); err != nil || len(got) != 3 || got[0] != k+[]string{":p", ":q"}[j] {
-				t.Fatalf("RunAll on %s, call %d: %v, %v", k, j, got, err)
+			if err := cmd.Err(); !errors.Is(err, redis.Nil) {
+				t.Fatalf("SET NX GET on %s, call %d: %v", k, j, err)
+			}
+			if got, err := c.Get(ctx, k+[]string{":p", ":q"}[j]).Result(); err != nil || got != []string{"1", "2"}[j] {
+				t.Fatalf("GET after the batch on %s, call %d: %q, %v", k, j, got, err)
 			}
 		}
 	}

@@ -2,9 +2,7 @@ package issuer_test
 
 import (
 	"context"
-	"errors"
 	"net/http"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -96,19 +94,6 @@ func testAccountRoutesReadTheStore(t *testing.T, failOpen bool) {
 	})
 }
 
-// failingAdds is a revocation store whose Add fails while fail is set.
-type failingAdds struct {
-	revocation.Store
-	fail atomic.Bool
-}
-
-func (f *failingAdds) Add(ctx context.Context, e revocation.Entry) (revocation.Entry, error) {
-	if f.fail.Load() {
-		return revocation.Entry{}, errors.New("test: revocation store down")
-	}
-	return f.Store.Add(ctx, e)
-}
-
 // TestUnwrittenEntries: a logout whose entry cannot be written fails
 // whole (503, nothing changed: /v1/me still answers, and the retry signs
 // the device out). A reuse detection, which nobody retries, ends the
@@ -116,7 +101,7 @@ func (f *failingAdds) Add(ctx context.Context, e revocation.Entry) (revocation.E
 // token even though its entry was not written.
 func TestUnwrittenEntries(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, be backend) {
-		fa := &failingAdds{}
+		fa := &flakyRevocations{}
 		e := newEnv(t, be, withRevocation(t, be, nil, nil), func(c *issuer.Config) {
 			fa.Store = c.Revocations
 			c.Revocations = fa
@@ -124,12 +109,12 @@ func TestUnwrittenEntries(t *testing.T) {
 		d := e.newDevice("EdDSA")
 		d.signup("unwritten")
 		checkMe(t, d)
-		fa.fail.Store(true)
+		fa.fail.Store(-1)
 		if r := d.logout(); r.status != http.StatusServiceUnavailable {
 			t.Fatalf("logout with the revocation store down: %d %s", r.status, r.body)
 		}
 		checkMe(t, d)
-		fa.fail.Store(false)
+		fa.fail.Store(0)
 		if r := d.logout(); r.status != http.StatusNoContent {
 			t.Fatalf("logout retried: %d %s", r.status, r.body)
 		}
@@ -143,7 +128,7 @@ func TestUnwrittenEntries(t *testing.T) {
 		old := v.rt
 		v.refresh()
 		e.clock.Advance(time.Minute)
-		fa.fail.Store(true)
+		fa.fail.Store(-1)
 		if r := v.refreshWith(old); r.status != http.StatusBadRequest || r.code(t) != issuer.CodeInvalidGrant {
 			t.Fatalf("reuse: %d %s", r.status, r.body)
 		}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/hallpass/hallpass/internal/logbuf"
 	"github.com/hallpass/hallpass/internal/redistest"
 	"github.com/hallpass/hallpass/keys"
 	"github.com/hallpass/hallpass/keys/redisring"
@@ -23,9 +24,9 @@ import (
 
 // alerts counts OnRollback calls by document and keeps the log.
 type alerts struct {
-	mu   sync.Mutex
-	n    map[string]int
-	logs bytes.Buffer
+	logbuf.Buffer // the log
+	mu            sync.Mutex
+	n             map[string]int
 }
 
 func (a *alerts) hook(doc string) {
@@ -38,18 +39,6 @@ func (a *alerts) count(doc string) int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.n[doc]
-}
-
-func (a *alerts) Write(p []byte) (int, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.logs.Write(p)
-}
-
-func (a *alerts) log() string {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.logs.String()
 }
 
 // node is an issuer node's store: its own client, its own state file.
@@ -145,11 +134,11 @@ func TestRollbackRefused(t *testing.T) {
 	if _, err := a.Load(ctx); !errors.Is(err, redisring.ErrRollback) {
 		t.Fatalf("Load of the rolled-back ring: %v, want ErrRollback", err)
 	}
-	if al.count("ring") != 1 || !strings.Contains(al.log(), "key ring rollback refused") || !strings.Contains(al.log(), "document=ring") {
-		t.Fatalf("no alert or log line: alerts %v, log %q", al.n, al.log())
+	if al.count("ring") != 1 || !strings.Contains(al.String(), "key ring rollback refused") || !strings.Contains(al.String(), "document=ring") {
+		t.Fatalf("no alert or log line: alerts %v, log %q", al.n, al.String())
 	}
-	if strings.Contains(al.log(), "k4.") {
-		t.Fatalf("the log names a key: %q", al.log())
+	if strings.Contains(al.String(), "k4.") {
+		t.Fatalf("the log names a key: %q", al.String())
 	}
 	// The same node after a restart: its state file remembers.
 	restarted := node(t, srv.Addr(), w, state, nil)

@@ -8,10 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/hallpass/hallpass/internal/logbuf"
 	"github.com/hallpass/hallpass/internal/redislog"
 	"github.com/hallpass/hallpass/internal/redistest"
 	"github.com/hallpass/hallpass/verifier/remotekeys"
@@ -162,22 +162,7 @@ func TestRunDerivesKeysURL(t *testing.T) {
 }
 
 // syncLog collects the command's log from its goroutines.
-type syncLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type syncLog struct{ logbuf.Buffer }
 
 // waitListening waits (10 s at most) for the "listening" line and returns
 // its htu.

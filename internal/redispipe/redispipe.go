@@ -98,10 +98,6 @@ func (p *Pipe) Run(ctx context.Context, script *redis.Script, keys []string, arg
 	return script.Run(ctx, scripter{p}, keys, args...)
 }
 
-func noScript(err error) bool {
-	return err != nil && (errors.Is(err, redis.ErrNoScript) || redis.HasErrorPrefix(err, "NOSCRIPT"))
-}
-
 func evalCmd(ctx context.Context, name, payload string, keys []string, args []any) *redis.Cmd {
 	a := make([]any, 0, 3+len(keys)+len(args))
 	a = append(a, name, payload, len(keys))

@@ -207,6 +207,19 @@ type Store interface {
 	Close() error
 }
 
+// ViewReader is implemented by stores that can answer "who is this
+// account" for display from a per-node cache they keep in step with every
+// write (redisstore with Options.ViewCache). A view may lag a change made
+// through another node by a bounded time, which the store documents, and
+// may leave out the recovery salt and code digests (RecoveryCodes then
+// holds as many nil entries as the account has codes). Use it only where
+// that is enough: the identity routes, whose device and account
+// revocations reach them through the revocation mirror. Everything that
+// decides or changes something reads with GetAccount or GetCaller.
+type ViewReader interface {
+	GetAccountView(ctx context.Context, id string) (Account, error)
+}
+
 // Lifecycle is the part of a Store that links devices, recovers, renames
 // and deletes accounts. Codes reach it only as keyed digests. Malformed
 // arguments (ids, digest lengths, maxLive or maxCodes below 1, zero times,

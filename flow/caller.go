@@ -76,7 +76,8 @@ func (s StateCheck) CheckRevoked(ctx context.Context, _ keys.KeyID, c *token.Cla
 // Config.RevocationMirror over Config.Revocations): every way a device
 // stops being active or an account is banned or deleted writes a device or
 // account entry first. It reads only the token's account, one store read
-// (what /v1/me answers with), refuses a deleted or banned account, and
+// (what /v1/me answers with; a view, account.ViewReader, where the store
+// offers one: the entries cover what a view may lag), refuses a deleted or banned account, and
 // records the account with the device as the token names it.
 type AccountCheck struct{ f *Flows }
 
@@ -85,10 +86,14 @@ func (f *Flows) AccountCheck() AccountCheck { return AccountCheck{f: f} }
 
 // CheckRevoked implements verifier.RevocationChecker.
 func (s AccountCheck) CheckRevoked(ctx context.Context, _ keys.KeyID, c *token.Claims) error {
+	read := s.f.cfg.Store.GetAccount
+	if v, ok := s.f.cfg.Store.(account.ViewReader); ok {
+		read = v.GetAccountView
+	}
 	var a account.Account
 	err := s.f.stateRead(ctx, "get_account", func(ctx context.Context) error {
 		var err error
-		a, err = s.f.cfg.Store.GetAccount(ctx, c.Subject)
+		a, err = read(ctx, c.Subject)
 		return err
 	})
 	if err != nil {

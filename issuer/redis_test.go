@@ -18,8 +18,9 @@ import (
 // redisBackend runs the store, the replay cache and the limiter on one
 // private redis-server.
 type redisBackend struct {
-	srv    *redistest.Server
-	client *redis.Client
+	srv     *redistest.Server
+	client  *redis.Client
+	noViews bool // the store without its view cache
 }
 
 func newRedisBackend(t testing.TB) backend { return &redisBackend{} }
@@ -39,7 +40,12 @@ func (b *redisBackend) open(t testing.TB) account.Store {
 	b.client = b.newClient(t)
 	// The issuer bounds every call with its StoreTimeout; the store's own
 	// bound is lifted so that the test decides (-race on two cores is slow).
-	st, err := redisstore.New(b.client, redisstore.Options{OpTimeout: 30 * time.Second})
+	// The view cache is on, as `hallpass serve` has it on a redis:// store.
+	opts := redisstore.Options{OpTimeout: 30 * time.Second, ViewCache: 1 << 10}
+	if b.noViews {
+		opts.ViewCache = 0
+	}
+	st, err := redisstore.New(b.client, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,13 +20,22 @@ func TestMeStoreCallsOnRedis(t *testing.T) {
 }
 
 // TestMeStoreCallsOnRedisWithMirror: with a revocation store and its
-// mirror (as `hallpass serve` runs), device and ban state come from the
-// mirror and /v1/me reads only the account: its record and its recovery
-// codes, sent together, beside the replay check. No device record, no
-// index lookup.
+// mirror, device and ban state come from the mirror and /v1/me reads only
+// the account: without the store's view cache, its record and its
+// recovery codes, sent together, beside the replay check. No device
+// record, no index lookup.
 func TestMeStoreCallsOnRedisWithMirror(t *testing.T) {
-	be := &redisBackend{}
+	be := &redisBackend{noViews: true}
 	meStoreCalls(t, be, newEnv(t, be, withRevocation(t, be, nil, nil)), map[string]int{"hgetall": 1, "smembers": 1})
+}
+
+// TestMeStoreCallsOnRedisWithViews: as `hallpass serve` runs on a
+// redis:// store, with the mirror and the store's view cache, /v1/me
+// sends Redis nothing but the replay check once the node holds the
+// account's view.
+func TestMeStoreCallsOnRedisWithViews(t *testing.T) {
+	be := &redisBackend{}
+	meStoreCalls(t, be, newEnv(t, be, withRevocation(t, be, nil, nil)), map[string]int{"hgetall": 0, "smembers": 0})
 }
 
 // meStoreCalls signs a device up on e, lets the node learn where its
@@ -37,7 +46,9 @@ func meStoreCalls(t *testing.T, be *redisBackend, e *env, reads map[string]int) 
 	t.Helper()
 	d := e.newDevice("EdDSA")
 	d.signup("roundtrips")
-	checkMe(t, d) // the node learns where the account lives
+	for range 3 { // the node learns where the account lives (and fills its view)
+		checkMe(t, d)
+	}
 	ctx := context.Background()
 	before := commandStats(t, be, ctx)
 	const n = 5

@@ -111,6 +111,36 @@
 // ContextTimeoutEnabled, or a caller's deadline would not reach the socket;
 // New refuses a client that shows it is built without it.
 //
+// # Account views
+//
+// GetAccountView (account.ViewReader) answers the issuer's identity routes
+// (GET /v1/me, POST /v1/logout, GET /v1/me/devices), whose device and ban
+// state already comes from the revocation mirror. With Options.ViewCache
+// it keeps up to that many accounts on this node, trimmed to what those
+// routes show (no recovery salt or digests), and sends Redis nothing for
+// an account it holds. It is kept in step by Redis's server-assisted
+// client-side caching (CLIENT TRACKING, default mode, RESP3): a miss reads
+// the account and its recovery codes over one connection of the cache's
+// own with tracking on, and Redis then queues an "invalidate" push on that
+// connection as soon as anyone changes either key, ahead of any later
+// reply there. The cache reads that connection at least every
+// Options.ViewCachePoll (50 ms: a PING, before whose reply go-redis hands
+// over every queued push), so a change made through another node shows
+// within about that; a change this node makes drops the account at once
+// (every script it runs drops the accounts whose keys it was given).
+//
+// Redis sends an invalidation only to the connection that read the key.
+// So a new connection (reconnect, Redis restarted) and a failed check
+// each drop the whole cache, and nothing is cached until a check passes; a
+// read that raced an invalidation or a reset is not kept (a token per
+// read in flight). A flush of the database drops everything. While Redis
+// is away nothing is cached, and views are ErrUnavailable as every read
+// is. The cache needs a *redis.Client (one node, or Sentinel: a failover
+// is a new connection); with a Cluster client New refuses it, and
+// GetAccountView reads Redis each time. Each account held costs about 500
+// bytes (10 recovery codes), 32 MiB at the 65,536 `hallpass serve`
+// keeps by default (--account-cache).
+//
 // # What it trusts
 //
 // Redis itself: whoever can write to it can change any account. A copy of

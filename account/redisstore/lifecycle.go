@@ -106,7 +106,7 @@ func (s *Store) CreateLinkCode(ctx context.Context, lc account.LinkCode, maxLive
 	if err != nil {
 		return err
 	}
-	res, err := s.q.Run(ctx, createLink, []string{s.accountKey(h), s.linksKey(h), s.linkKey(h.tag, hx)},
+	res, err := s.run(ctx, createLink, []string{s.accountKey(h), s.linksKey(h), s.linkKey(h.tag, hx)},
 		op, h.acc, hx, encTime(now), encTime(lc.Created), encTime(lc.Expires), maxLive, ttl).Text()
 	if err != nil {
 		return unavailable(err)
@@ -195,7 +195,7 @@ func (s *Store) RedeemLinkCode(ctx context.Context, digest []byte, now time.Time
 	args := []any{op, hx, h.acc, dev.ID, encTime(now)}
 	args = append(args, deviceFields(dev, op)...)
 	args = append(args, sessionFields(sess, op)...)
-	reply, err := s.q.Run(ctx, redeemLink, keys, args...).StringSlice()
+	reply, err := s.run(ctx, redeemLink, keys, args...).StringSlice()
 	if err != nil {
 		return account.Account{}, unavailable(err)
 	}
@@ -245,7 +245,7 @@ func (s *Store) SetRecoveryCodes(ctx context.Context, accountID string, salt []b
 	}
 	return s.onAccount(ctx, accountID, func(ctx context.Context, h home) (string, error) {
 		args := append([]any{accountID, hex.EncodeToString(salt)}, hexDigests(digests)...)
-		return s.q.Run(ctx, setRecovery, []string{s.accountKey(h), s.recoveryKey(h)}, args...).Text()
+		return s.run(ctx, setRecovery, []string{s.accountKey(h), s.recoveryKey(h)}, args...).Text()
 	})
 }
 
@@ -262,7 +262,7 @@ func (s *Store) AddRecoveryCode(ctx context.Context, accountID string, salt, dig
 	}
 	maxCodes = min(maxCodes, account.MaxRecoveryCodes)
 	return s.onAccount(ctx, accountID, func(ctx context.Context, h home) (string, error) {
-		return s.q.Run(ctx, addRecovery, []string{s.accountKey(h), s.recoveryKey(h)},
+		return s.run(ctx, addRecovery, []string{s.accountKey(h), s.recoveryKey(h)},
 			accountID, hex.EncodeToString(salt), hex.EncodeToString(digest), maxCodes).Text()
 	})
 }
@@ -335,7 +335,7 @@ func (s *Store) useRounds(ctx context.Context, h home, op, hx string, dev accoun
 		args := append([]any{op, h.acc, hx, dev.ID, encTime(now), zeroTime, flag(signOut)}, members(snap.devices)...)
 		args = append(args, deviceFields(dev, op)...)
 		args = append(args, sessionFields(sess, op)...)
-		reply, err := s.q.Run(ctx, useRecovery, keys, args...).StringSlice()
+		reply, err := s.run(ctx, useRecovery, keys, args...).StringSlice()
 		if err != nil {
 			return nil, unavailable(err)
 		}
@@ -375,7 +375,7 @@ func (s *Store) EndAccountSessions(ctx context.Context, accountID string, at tim
 		}
 		keys := append([]string{s.accountKey(h), s.devicesKey(h)}, s.deviceKeys(h, snap.devices)...)
 		args := append([]any{op, h.acc, encTime(at), zeroTime}, members(snap.devices)...)
-		reply, err := s.q.Run(ctx, endAll, keys, args...).StringSlice()
+		reply, err := s.run(ctx, endAll, keys, args...).StringSlice()
 		if err != nil {
 			return nil, unavailable(err)
 		}

@@ -157,7 +157,7 @@ func (s *Store) CreateAccount(ctx context.Context, acc account.Account, dev acco
 		args = append(args, deviceFields(dev, op)...)
 		args = append(args, sessionFields(sess, op)...)
 		args = append(args, group(hexDigests(acc.RecoveryCodes)...)...)
-		reply, err := s.q.Run(ctx, createAccount, keys, args...).StringSlice()
+		reply, err := s.run(ctx, createAccount, keys, args...).StringSlice()
 		if err != nil {
 			return nil, unavailable(err) // the script may have run: keep the indexes
 		}
@@ -228,7 +228,7 @@ func (s *Store) renameRound(ctx context.Context, h home, op, newDisplay, newKey 
 	newTag, oldTag, newGen := nameTag(newKey), nameTag(a[1]), strconv.FormatUint(gen+1, 10)
 	err = s.claimRounds(ctx, newKey, func(st *stale) ([]string, error) {
 		args := append([]any{h.acc, h.tag, newGen, op, encTime(now), zeroTime}, st.args(now)...)
-		reply, err := s.q.Run(ctx, claimName, []string{s.nameKey(newTag)}, args...).StringSlice()
+		reply, err := s.run(ctx, claimName, []string{s.nameKey(newTag)}, args...).StringSlice()
 		if err != nil {
 			return nil, unavailable(err)
 		}
@@ -241,7 +241,7 @@ func (s *Store) renameRound(ctx context.Context, h home, op, newDisplay, newKey 
 	if oldTag == h.tag {
 		oldKey = s.nameKey(oldTag)
 	}
-	reply, err := s.q.Run(ctx, renameAccount, []string{s.accountKey(h), oldKey},
+	reply, err := s.run(ctx, renameAccount, []string{s.accountKey(h), oldKey},
 		h.acc, a[1], a[2], newKey, newDisplay, newGen, oldTag, encTime(now), encTime(holdUntil),
 		ttlMillis(now, holdUntil), zeroTime, flag(oldTag == h.tag)).StringSlice()
 	switch {
@@ -250,7 +250,7 @@ func (s *Store) renameRound(ctx context.Context, h home, op, newDisplay, newKey 
 	case len(reply) > 0 && reply[0] == "retry":
 		return false, nil
 	case len(reply) > 0 && reply[0] == "notfound":
-		_ = s.q.Run(ctx, releaseName, []string{s.nameKey(newTag)}, h.acc, op, zeroTime).Err()
+		_ = s.run(ctx, releaseName, []string{s.nameKey(newTag)}, h.acc, op, zeroTime).Err()
 		return false, account.ErrNotFound
 	case len(reply) == 0 || reply[0] != "ok":
 		return false, corrupt(fmt.Errorf("redisstore: unexpected rename reply %q", reply))
@@ -264,7 +264,7 @@ func (s *Store) renameRound(ctx context.Context, h home, op, newDisplay, newKey 
 // hold turns the name record on tag, if it still registers acc at gen,
 // into a hold until `until`.
 func (s *Store) hold(ctx context.Context, tag, acc, gen string, now, until time.Time) error {
-	err := s.q.Run(ctx, holdName, []string{s.nameKey(tag)},
+	err := s.run(ctx, holdName, []string{s.nameKey(tag)},
 		acc, gen, encTime(now), encTime(until), ttlMillis(now, until), zeroTime).Err()
 	if err != nil {
 		return unavailable(err)
@@ -338,7 +338,7 @@ func (s *Store) deleteRound(ctx context.Context, h home, op string, snap snapsho
 		snap.usernameKey, tag, flag(here), tombTTL(now, holdUntil)}
 	args = append(args, members(snap.devices)...)
 	args = append(args, members(snap.links)...)
-	reply, err := s.q.Run(ctx, deleteAccount, keys, args...).StringSlice()
+	reply, err := s.run(ctx, deleteAccount, keys, args...).StringSlice()
 	if err != nil {
 		return nil, unavailable(err)
 	}

@@ -38,6 +38,17 @@ type Options struct {
 	OpTimeout time.Duration
 	// Rand is the source of operation ids (default crypto/rand).
 	Rand io.Reader
+	// ViewCache, above zero, lets GetAccountView answer from a cache of
+	// up to that many accounts on this node, kept in step with Redis by
+	// server-assisted client-side caching (see the package doc, "Account
+	// views"). It needs a *redis.Client (one node, or Sentinel) on Redis
+	// 7.0 or later; New refuses it with a Cluster or Ring client. Zero:
+	// GetAccountView reads Redis every time.
+	ViewCache int
+	// ViewCachePoll is how often the cache's connection is read for
+	// invalidations and checked (default DefaultViewCachePoll): a view
+	// lags a change made on another node by at most about this long.
+	ViewCachePoll time.Duration
 }
 
 // Store is an account.Store on Redis.
@@ -48,7 +59,8 @@ type Store struct {
 	opTimeout time.Duration
 	rand      io.Reader
 	closed    atomic.Bool
-	homes     homeCache // for GetCaller
+	homes     homeCache  // for GetCaller
+	views     *viewCache // nil without Options.ViewCache
 }
 
 var _ account.Store = (*Store)(nil)
@@ -75,14 +87,26 @@ func New(c redis.UniversalClient, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: %w", err)
 	}
-	return &Store{c: c, q: q, prefix: opts.Prefix, opTimeout: opts.OpTimeout, rand: opts.Rand}, nil
+	s := &Store{c: c, q: q, prefix: opts.Prefix, opTimeout: opts.OpTimeout, rand: opts.Rand}
+	if opts.ViewCache != 0 || opts.ViewCachePoll != 0 {
+		one, ok := c.(*redis.Client)
+		if !ok {
+			return nil, fmt.Errorf("redisstore: ViewCache needs a *redis.Client (one node or Sentinel), not %T", c)
+		}
+		if s.views, err = newViewCache(one, opts.ViewCache, opts.ViewCachePoll); err != nil {
+			return nil, fmt.Errorf("redisstore: %w", err)
+		}
+	}
+	return s, nil
 }
 
-// Close makes every later call fail with ErrUnavailable. It does not close
-// the client.
+// Close makes every later call fail with ErrUnavailable and stops the
+// view cache. It does not close the client.
 func (s *Store) Close() error {
-	s.closed.Store(true)
-	return nil
+	if s.closed.Swap(true) || s.views == nil {
+		return nil
+	}
+	return s.views.close()
 }
 
 // Ping reports whether Redis answers.
@@ -271,7 +295,7 @@ func claimed(cmd *redis.StringCmd, h home) (made bool, err error) {
 // dangling index, which names nothing.
 func (s *Store) release(ctx context.Context, h home, ids ...string) {
 	for _, id := range ids {
-		_ = s.q.Run(ctx, releaseLoc, []string{s.locKey(id)}, h.String()).Err()
+		_ = s.run(ctx, releaseLoc, []string{s.locKey(id)}, h.String()).Err()
 	}
 }
 
@@ -322,7 +346,7 @@ func (s *Store) AddDevice(ctx context.Context, dev account.Device, sess account.
 	args = append(args, deviceFields(dev, op)...)
 	args = append(args, sessionFields(sess, op)...)
 	keys := []string{s.accountKey(h), s.devicesKey(h), s.deviceKey(h.tag, dev.ID), s.sessionKey(h.tag, dev.ID)}
-	res, err := s.q.Run(ctx, addDevice, keys, args...).Text()
+	res, err := s.run(ctx, addDevice, keys, args...).Text()
 	if err != nil {
 		return unavailable(err)
 	}
@@ -577,7 +601,7 @@ func (s *Store) Refresh(ctx context.Context, req account.RefreshRequest) (accoun
 		cutoff = encTime(req.Now.Add(-req.Idle))
 	}
 	keys := []string{s.accountKey(h), s.deviceKey(h.tag, req.DeviceID), s.sessionKey(h.tag, req.DeviceID)}
-	reply, err := s.q.Run(ctx, refresh, keys,
+	reply, err := s.run(ctx, refresh, keys,
 		op, strconv.FormatUint(req.Counter, 10), strconv.FormatUint(req.Counter+1, 10),
 		encTime(req.Now), cutoff, encTime(req.Now.Add(req.Grace)), string(req.Successor), zeroTime, deadlineArg(ctx)).Slice()
 	if err != nil {
@@ -636,7 +660,7 @@ func (s *Store) EndSession(ctx context.Context, deviceID string, at time.Time) e
 		return err
 	}
 	keys := []string{s.deviceKey(h.tag, deviceID), s.sessionKey(h.tag, deviceID)}
-	res, err := s.q.Run(ctx, endSession, keys, encTime(at), zeroTime).Text()
+	res, err := s.run(ctx, endSession, keys, encTime(at), zeroTime).Text()
 	if err != nil {
 		return unavailable(err)
 	}
@@ -657,7 +681,7 @@ func (s *Store) SetBanned(ctx context.Context, accountID string, banned bool) er
 	if err != nil {
 		return err
 	}
-	res, err := s.q.Run(ctx, setBanned, []string{s.accountKey(h)}, accountID, flag(banned)).Text()
+	res, err := s.run(ctx, setBanned, []string{s.accountKey(h)}, accountID, flag(banned)).Text()
 	if err != nil {
 		return unavailable(err)
 	}

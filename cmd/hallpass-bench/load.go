@@ -124,7 +124,9 @@ func openBolt() (storeHandles, error) {
 // given redis-server (as `hallpass serve` on Redis).
 func openRedis(addr string) (storeHandles, error) {
 	c := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true})
-	st, err := redisstore.New(c, redisstore.Options{})
+	// The view cache on, as `hallpass serve` has it by default on a
+	// redis:// store (--account-cache).
+	st, err := redisstore.New(c, redisstore.Options{ViewCache: 1 << 16})
 	if err != nil {
 		c.Close()
 		return storeHandles{}, err

@@ -120,7 +120,7 @@ func openBoltBackend(path string) (*backend, error) {
 
 // openRedis opens every engine of b on its Redis client.
 func (b *backend) openRedis(ctx context.Context, c *serveConfig, log *slog.Logger) error {
-	st, err := redisstore.New(b.redis, redisstore.Options{})
+	st, err := redisstore.New(b.redis, storeOptions(b.redis, c.accountCache))
 	if err != nil {
 		return err
 	}
@@ -144,6 +144,19 @@ func (b *backend) openRedis(ctx context.Context, c *serveConfig, log *slog.Logge
 	}
 	b.audit, err = redisaudit.New(b.redis, redisaudit.Options{})
 	return err
+}
+
+// defaultAccountCache is --account-cache's default: about 300 bytes an
+// account.
+const defaultAccountCache = 1 << 16
+
+// storeOptions are the account store's options on c: the view cache
+// (--account-cache) where the client allows it, a single node or Sentinel.
+func storeOptions(c redis.UniversalClient, accountCache int) redisstore.Options {
+	if _, one := c.(*redis.Client); one && accountCache != 0 {
+		return redisstore.Options{ViewCache: accountCache}
+	}
+	return redisstore.Options{}
 }
 
 func redisClient(s string) (redis.UniversalClient, string, error) {

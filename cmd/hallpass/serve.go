@@ -56,6 +56,7 @@ type serveConfig struct {
 	refreshIdle, refreshGrace   time.Duration
 	storeTimeout                time.Duration
 	tokenCache                  int
+	accountCache                int
 	shutdownTimeout             time.Duration
 	dpopNonce                   bool
 	nonceKeyFile                string
@@ -114,6 +115,7 @@ func parseServeFlags(args []string, e *env) (*serveConfig, error) {
 	fs.DurationVar(&c.refreshGrace, "refresh-grace", ee.dur(e, "HALLPASS_REFRESH_GRACE", issuer.DefaultRefreshGrace), "window in which the previous refresh token gets the same successor [HALLPASS_REFRESH_GRACE]")
 	fs.DurationVar(&c.storeTimeout, "store-timeout", ee.dur(e, "HALLPASS_STORE_TIMEOUT", issuer.DefaultStoreTimeout), "bound on each store, replay-cache and rate-limit call; beyond it 503 [HALLPASS_STORE_TIMEOUT]")
 	fs.IntVar(&c.tokenCache, "token-cache", ee.integer(e, "HALLPASS_TOKEN_CACHE", issuer.DefaultTokenCache), "verified access tokens remembered by the issuer's own verifier (a hit skips the signature check, never the revocation, state or proof checks); 0 turns it off [HALLPASS_TOKEN_CACHE]")
+	fs.IntVar(&c.accountCache, "account-cache", ee.integer(e, "HALLPASS_ACCOUNT_CACHE", defaultAccountCache), "accounts whose views this node keeps for GET /v1/me, POST /v1/logout and GET /v1/me/devices, kept in step by Redis's invalidations (a redis:// or Sentinel store; Redis Cluster and bbolt read every time); 0 turns it off [HALLPASS_ACCOUNT_CACHE]")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", ee.dur(e, "HALLPASS_SHUTDOWN_TIMEOUT", 15*time.Second), "how long a graceful shutdown waits for requests in flight [HALLPASS_SHUTDOWN_TIMEOUT]")
 	fs.BoolVar(&c.dpopNonce, "dpop-nonce", ee.boolean(e, "HALLPASS_DPOP_NONCE"), "demand DPoP server nonces on signup and refresh [HALLPASS_DPOP_NONCE]")
 	fs.StringVar(&c.nonceKeyFile, "dpop-nonce-key-file", e.getenv("HALLPASS_DPOP_NONCE_KEY_FILE"), "32-byte key shared by all nodes for DPoP nonces (default: random per process) [HALLPASS_DPOP_NONCE_KEY_FILE]")
@@ -274,6 +276,9 @@ func (c *serveConfig) resolve() (serveLimits, error) {
 	}
 	if c.maxConns < 0 || c.maxConnsPerIP < 0 {
 		return l, fmt.Errorf("%w: --max-connections and --max-connections-per-ip must not be negative", errUsage)
+	}
+	if c.accountCache < 0 {
+		return l, fmt.Errorf("%w: --account-cache must not be negative", errUsage)
 	}
 	if c.revMaxStale < 0 {
 		return l, fmt.Errorf("%w: --revocation-max-staleness must not be negative", errUsage)

@@ -135,9 +135,10 @@
 // read that raced an invalidation or a reset is not kept (a token per
 // read in flight). A flush of the database drops everything. While Redis
 // is away nothing is cached, and views are ErrUnavailable as every read
-// is. The cache needs a *redis.Client (one node, or Sentinel: a failover
-// is a new connection); with a Cluster client New refuses it, and
-// GetAccountView reads Redis each time. Each account held costs about 500
+// is. The cache needs a *redis.Client of one node; New refuses it with a
+// Cluster client, and it is not for a Sentinel failover client (after a
+// failover its connection could stay with the old master, now a replica).
+// Without it GetAccountView reads Redis each time. Each account held costs about 500
 // bytes (10 recovery codes), 32 MiB at the 65,536 `hallpass serve`
 // keeps by default (--account-cache).
 //

@@ -41,8 +41,10 @@ type Options struct {
 	// ViewCache, above zero, lets GetAccountView answer from a cache of
 	// up to that many accounts on this node, kept in step with Redis by
 	// server-assisted client-side caching (see the package doc, "Account
-	// views"). It needs a *redis.Client (one node, or Sentinel) on Redis
-	// 7.0 or later; New refuses it with a Cluster or Ring client. Zero:
+	// views"). It needs a *redis.Client of one node on Redis 7.0 or later;
+	// New refuses it with a Cluster or Ring client. Not with a Sentinel
+	// failover client: after a failover the cache's connection, and the
+	// invalidations it gets, could stay with the old master. Zero:
 	// GetAccountView reads Redis every time.
 	ViewCache int
 	// ViewCachePoll is how often the cache's connection is read for
@@ -91,7 +93,7 @@ func New(c redis.UniversalClient, opts Options) (*Store, error) {
 	if opts.ViewCache != 0 || opts.ViewCachePoll != 0 {
 		one, ok := c.(*redis.Client)
 		if !ok {
-			return nil, fmt.Errorf("redisstore: ViewCache needs a *redis.Client (one node or Sentinel), not %T", c)
+			return nil, fmt.Errorf("redisstore: ViewCache needs a *redis.Client of one node, not %T", c)
 		}
 		if s.views, err = newViewCache(one, opts.ViewCache, opts.ViewCachePoll); err != nil {
 			return nil, fmt.Errorf("redisstore: %w", err)

@@ -120,7 +120,7 @@ func openBoltBackend(path string) (*backend, error) {
 
 // openRedis opens every engine of b on its Redis client.
 func (b *backend) openRedis(ctx context.Context, c *serveConfig, log *slog.Logger) error {
-	st, err := redisstore.New(b.redis, storeOptions(b.redis, c.accountCache))
+	st, err := redisstore.New(b.redis, storeOptions(b.kind, c.accountCache))
 	if err != nil {
 		return err
 	}
@@ -150,10 +150,12 @@ func (b *backend) openRedis(ctx context.Context, c *serveConfig, log *slog.Logge
 // account.
 const defaultAccountCache = 1 << 16
 
-// storeOptions are the account store's options on c: the view cache
-// (--account-cache) where the client allows it, a single node or Sentinel.
-func storeOptions(c redis.UniversalClient, accountCache int) redisstore.Options {
-	if _, one := c.(*redis.Client); one && accountCache != 0 {
+// storeOptions are the account store's options on a Redis of kind (see
+// redisClient): the view cache (--account-cache) on one node only. A
+// Sentinel failover would leave the cache's connection, and its
+// invalidations, on the old master; a Cluster client cannot have it.
+func storeOptions(kind string, accountCache int) redisstore.Options {
+	if kind == "redis" && accountCache != 0 {
 		return redisstore.Options{ViewCache: accountCache}
 	}
 	return redisstore.Options{}

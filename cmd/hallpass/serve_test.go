@@ -24,8 +24,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/hallpass/hallpass/dpop"
 	"github.com/hallpass/hallpass/internal/logbuf"
 	"github.com/hallpass/hallpass/internal/redistest"
@@ -489,22 +487,24 @@ func TestServeAccountCacheFlag(t *testing.T) {
 	if err := serveErr(t, nil, "--dev", "--data", t.TempDir(), "--account-cache", "-1"); !errors.Is(err, errUsage) {
 		t.Fatalf("--account-cache -1: %v", err)
 	}
-	one := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
-	defer one.Close()
-	cluster := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{"127.0.0.1:1"}})
-	defer cluster.Close()
 	tests := []struct {
 		name  string
-		c     redis.UniversalClient
+		url   string
 		flag  int
 		views int
 	}{
-		{"one node", one, 1000, 1000},
-		{"one node, off", one, 0, 0},
-		{"cluster: every read goes to Redis", cluster, 1000, 0},
+		{"one node", "redis://127.0.0.1:1", 1000, 1000},
+		{"one node, off", "rediss://127.0.0.1:1", 0, 0},
+		{"sentinel: every read goes to Redis", "redis+sentinel://127.0.0.1:1?master_name=m", 1000, 0},
+		{"cluster: every read goes to Redis", "redis+cluster://127.0.0.1:1", 1000, 0},
 	}
 	for _, tt := range tests {
-		if got := storeOptions(tt.c, tt.flag).ViewCache; got != tt.views {
+		c, kind, err := redisClient(tt.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+		if got := storeOptions(kind, tt.flag).ViewCache; got != tt.views {
 			t.Errorf("%s: ViewCache %d, want %d", tt.name, got, tt.views)
 		}
 	}

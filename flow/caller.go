@@ -77,8 +77,9 @@ func (s StateCheck) CheckRevoked(ctx context.Context, _ keys.KeyID, c *token.Cla
 // stops being active or an account is banned or deleted writes a device or
 // account entry first. It reads only the token's account, one store read
 // (what /v1/me answers with; a view, account.ViewReader, where the store
-// offers one: the entries cover what a view may lag), refuses a deleted or banned account, and
-// records the account with the device as the token names it.
+// offers one: those entries cover what a view may lag), refuses a deleted
+// or banned account, and records the account with the device as the
+// token names it.
 type AccountCheck struct{ f *Flows }
 
 // AccountCheck returns the lighter account-state check of f.

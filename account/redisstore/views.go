@@ -29,8 +29,9 @@ type ViewCacheStats struct {
 	// (or this node made one); Resets counts whole-cache drops: a new
 	// connection, a failed check, a flush on the server.
 	Invalidated, Resets uint64
-	// Entries is the number of accounts held now.
-	Entries int
+	// Entries is the number of accounts held now, Size the most it holds
+	// (Options.ViewCache; 0 without a cache).
+	Entries, Size int
 }
 
 // viewCache keeps account views for GetAccountView with Redis
@@ -49,7 +50,9 @@ type ViewCacheStats struct {
 // good (live false). A fill is taken only if no invalidation of that
 // account, and no reset, came between the read's reservation and its
 // answer (the pending token), so a read that raced a write never
-// outlives the write's invalidation.
+// outlives the write's invalidation. That also discards a read during
+// which a push about an earlier write was handed over (the connection's
+// next use after a change is often that read): the next miss fills.
 type viewCache struct {
 	rc   *redis.Client // one connection, RESP3, tracking on
 	max  int
@@ -308,7 +311,7 @@ func (v *viewCache) snapshot() ViewCacheStats {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	st := v.stats
-	st.Entries = len(v.entries)
+	st.Entries, st.Size = len(v.entries), v.max
 	return st
 }
 
@@ -376,7 +379,8 @@ func (s *Store) GetAccountView(ctx context.Context, id string) (account.Account,
 	return a, nil
 }
 
-// ViewCacheStats reports the view cache's counters (zero without one).
+// ViewCacheStats reports the view cache's counters (all zero, Size
+// included, without one).
 func (s *Store) ViewCacheStats() ViewCacheStats {
 	if s.views == nil {
 		return ViewCacheStats{}

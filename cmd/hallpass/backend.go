@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/hallpass/hallpass/account"
@@ -198,4 +199,41 @@ func redisClient(s string) (redis.UniversalClient, string, error) {
 		return redis.NewClusterClient(o), "redis-cluster", nil
 	}
 	return nil, "", bad(scheme)
+}
+
+// viewCacheStats is what the account view cache collectors read;
+// *redisstore.Store is one.
+type viewCacheStats interface {
+	ViewCacheStats() redisstore.ViewCacheStats
+}
+
+// viewCacheCollectors are the account view cache's counters
+// (--account-cache), none for a store without one.
+func viewCacheCollectors(st account.Store) []prometheus.Collector {
+	vs, ok := st.(viewCacheStats)
+	if !ok || vs.ViewCacheStats().Size == 0 {
+		return nil
+	}
+	counter := func(name, help string, f func(redisstore.ViewCacheStats) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
+			func() float64 { return float64(f(vs.ViewCacheStats())) })
+	}
+	gauge := func(name, help string, f func(redisstore.ViewCacheStats) int) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help},
+			func() float64 { return float64(f(vs.ViewCacheStats())) })
+	}
+	return []prometheus.Collector{
+		counter("hallpass_account_view_cache_hits_total", "Identity-route account reads answered from this node's account view cache.",
+			func(s redisstore.ViewCacheStats) uint64 { return s.Hits }),
+		counter("hallpass_account_view_cache_misses_total", "Identity-route account reads the account view cache did not hold (read from Redis).",
+			func(s redisstore.ViewCacheStats) uint64 { return s.Misses }),
+		counter("hallpass_account_view_cache_invalidations_total", "Accounts dropped from the view cache because Redis reported a change or this node made one.",
+			func(s redisstore.ViewCacheStats) uint64 { return s.Invalidated }),
+		counter("hallpass_account_view_cache_resets_total", "Times the whole view cache was dropped: a new connection to Redis, a failed check, a flush.",
+			func(s redisstore.ViewCacheStats) uint64 { return s.Resets }),
+		gauge("hallpass_account_view_cache_entries", "Accounts the view cache holds now.",
+			func(s redisstore.ViewCacheStats) int { return s.Entries }),
+		gauge("hallpass_account_view_cache_size", "The most accounts the view cache holds (--account-cache).",
+			func(s redisstore.ViewCacheStats) int { return s.Size }),
+	}
 }

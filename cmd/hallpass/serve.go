@@ -338,7 +338,8 @@ func (c *serveConfig) issuerConfig(be *backend, ks *servedKeys, mirror *revocati
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(ks.metrics.collectors()...)
-	reg.MustRegister(mirrorCollectors(mirror)...) // gatewayops.go: the gateway's names
+	reg.MustRegister(mirrorCollectors(mirror)...)      // gatewayops.go: the gateway's names
+	reg.MustRegister(viewCacheCollectors(be.store)...) // backend.go
 	return issuer.Config{
 		PublicURL:         c.publicURL,
 		Audience:          c.audience,

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"strings"
 	"testing"
+
+	"github.com/hallpass/hallpass/internal/redistest"
 )
 
 // TestServeMirrorMetrics: `hallpass serve` exports its revocation mirror's
@@ -22,5 +25,49 @@ func TestServeMirrorMetrics(t *testing.T) {
 		if !ok || v < c.min || v > c.max {
 			t.Errorf("%s = %v (present %v), want %v to %v", c.series, v, ok, c.min, c.max)
 		}
+	}
+}
+
+// TestServeAccountViewCache: on a redis:// store `hallpass serve` answers
+// /v1/me from its account view cache and says so in its metrics; a rename
+// shows at once; on bbolt there is no cache and no such series.
+func TestServeAccountViewCache(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	rs, metrics := startServeMetrics(t, "--dev", "--data", t.TempDir(), "--store", srv.URL())
+	d := newHTTPDevice(t, rs.url, nil)
+	d.signup(t, "viewer")
+	for range 5 {
+		if got := d.me(t); got != "viewer" {
+			t.Fatalf("/v1/me: %q", got)
+		}
+	}
+	if st, m := d.do(t, "PATCH", "/v1/me", "application/json", `{"username":"viewer2"}`, d.access); st != 200 {
+		t.Fatalf("rename: %d %v", st, m)
+	}
+	for range 5 {
+		if got := d.me(t); got != "viewer2" {
+			t.Fatalf("/v1/me after the rename: %q", got)
+		}
+	}
+	_, text := httpGet(t, metrics+"/metrics")
+	for _, c := range []struct {
+		series   string
+		min, max float64
+	}{
+		{"hallpass_account_view_cache_hits_total", 1, 10},
+		{"hallpass_account_view_cache_misses_total", 2, 10},
+		{"hallpass_account_view_cache_entries", 1, 1},
+		{"hallpass_account_view_cache_size", 65536, 65536},
+	} {
+		v, ok := metricValue(t, text, c.series)
+		if !ok || v < c.min || v > c.max {
+			t.Errorf("%s = %v (present %v), want %v to %v", c.series, v, ok, c.min, c.max)
+		}
+	}
+
+	_, bolt := startServeMetrics(t, "--dev", "--data", t.TempDir())
+	if _, text := httpGet(t, bolt+"/metrics"); strings.Contains(text, "hallpass_account_view_cache") {
+		t.Error("bbolt serve exports account view cache metrics")
 	}
 }

@@ -422,6 +422,12 @@ func decodeAccountAt(h home, fields map[string]string, codes []string) (account.
 
 // GetAccount returns the account with id.
 func (s *Store) GetAccount(ctx context.Context, id string) (account.Account, error) {
+	return s.atAccountHome(ctx, id, s.accountAt)
+}
+
+// atAccountHome runs read, under the operation's bound, on the home of the
+// account id (the index, or the home cache once known).
+func (s *Store) atAccountHome(ctx context.Context, id string, read func(context.Context, home) (account.Account, error)) (account.Account, error) {
 	if !account.ValidID(account.AccountPrefix, id) {
 		return account.Account{}, account.ErrNotFound
 	}
@@ -437,7 +443,7 @@ func (s *Store) GetAccount(ctx context.Context, id string) (account.Account, err
 	if h.acc != id {
 		return account.Account{}, corrupt(fmt.Errorf("%w: account index", errCorrupt))
 	}
-	return s.accountAt(ctx, h)
+	return read(ctx, h)
 }
 
 // GetAccountByUsername returns the account that holds usernameKey: its

@@ -326,56 +326,46 @@ var _ account.ViewReader = (*Store)(nil)
 // GetAccountView implements account.ViewReader: the account with id, from
 // the view cache when Options.ViewCache is on, else as GetAccount. A view
 // from the cache leaves out the recovery salt and digests (RecoveryCodes
-// holds as many nil entries as the account has codes) and lags a change made on another
-// node by at most about Options.ViewCachePoll; this node's own changes
-// drop the account at once.
+// holds as many nil entries as the account has codes) and lags a change
+// made on another node by at most about Options.ViewCachePoll; this
+// node's own changes drop the account at once.
 func (s *Store) GetAccountView(ctx context.Context, id string) (account.Account, error) {
 	if s.views == nil {
 		return s.GetAccount(ctx, id)
 	}
-	if !account.ValidID(account.AccountPrefix, id) {
-		return account.Account{}, account.ErrNotFound
+	if !s.closed.Load() && ctx.Err() == nil {
+		if a, ok := s.views.get(id); ok {
+			return a, nil
+		}
 	}
-	if s.closed.Load() || ctx.Err() != nil {
-		_, _, err := s.begin(ctx) // its error for either
-		return account.Account{}, err
-	}
-	if a, ok := s.views.get(id); ok {
-		return a, nil
-	}
-	ctx, cancel, err := s.begin(ctx)
-	if err != nil {
-		return account.Account{}, err
-	}
-	defer cancel()
-	h, err := s.lookupHome(ctx, id)
-	if err != nil {
-		return account.Account{}, err
-	}
-	if h.acc != id {
-		return account.Account{}, corrupt(fmt.Errorf("%w: account index", errCorrupt))
-	}
-	tok, ok := s.views.reserve(id)
+	// A miss, a bad id, a closed store or a done context.
+	return s.atAccountHome(ctx, id, s.viewMiss)
+}
+
+// viewMiss reads the account at h for the view cache: on the cache's own
+// connection, so that Redis tracks its keys, and kept if no invalidation
+// or reset came meanwhile; through the pipe, uncached, while the cache is
+// not live or its connection is busy.
+func (s *Store) viewMiss(ctx context.Context, h home) (account.Account, error) {
+	tok, ok := s.views.reserve(h.acc)
 	if !ok {
 		return s.accountAt(ctx, h)
 	}
-	// On the cache's own connection, so that Redis tracks the keys; through
-	// the pipe, uncached, when that connection is busy.
 	fields, codes, err := s.views.read(ctx, s.accountKey(h), s.recoveryKey(h))
 	if errors.Is(err, errViewBusy) {
-		s.views.fill(id, tok, nil)
+		s.views.fill(h.acc, tok, nil)
 		return s.accountAt(ctx, h)
 	}
 	if err != nil {
-		s.views.fill(id, tok, nil)
+		s.views.fill(h.acc, tok, nil)
 		return account.Account{}, unavailable(err)
 	}
 	a, err := decodeAccountAt(h, fields, codes)
 	if err != nil {
-		s.views.fill(id, tok, nil)
+		s.views.fill(h.acc, tok, nil)
 		return account.Account{}, err
 	}
-	s.views.fill(id, tok, &a)
+	s.views.fill(h.acc, tok, &a)
 	return a, nil
 }
 

@@ -28,6 +28,23 @@ func startGatewayOps(t *testing.T, args ...string) (gw, ops string) {
 	return gw, "http://" + <-bound
 }
 
+// metricRange is a series and the values it may have.
+type metricRange struct {
+	series   string
+	min, max float64
+}
+
+// checkMetrics checks that every series in want is in text, within its range.
+func checkMetrics(t *testing.T, text string, want []metricRange) {
+	t.Helper()
+	for _, c := range want {
+		v, ok := metricValue(t, text, c.series)
+		if !ok || v < c.min || v > c.max {
+			t.Errorf("%s = %v (present %v), want %v to %v", c.series, v, ok, c.min, c.max)
+		}
+	}
+}
+
 // metricValue reads the value of the series line "name{labels} value" (or
 // "name value") from a Prometheus text exposition; false when absent.
 func metricValue(t *testing.T, text, series string) (float64, bool) {
@@ -69,10 +86,7 @@ func TestGatewayOps(t *testing.T) {
 		t.Fatalf("request without a token: %d %s", st, body)
 	}
 	_, text := httpGet(t, ops+"/metrics")
-	for _, c := range []struct {
-		series   string
-		min, max float64
-	}{
+	checkMetrics(t, text, []metricRange{
 		{`hallpass_gateway_requests_total{code="ok",outcome="allowed"}`, 1, 1},
 		{`hallpass_gateway_requests_total{code="invalid_token",outcome="refused"}`, 1, 1},
 		{`hallpass_gateway_requests_total{code="unavailable",outcome="error"}`, 0, 0},
@@ -81,12 +95,7 @@ func TestGatewayOps(t *testing.T) {
 		{`hallpass_revocation_mirror_age_seconds`, 0, 1},
 		{`hallpass_revocation_mirror_max_staleness_seconds`, 1, 1},
 		{`hallpass_revocation_mirror_entries`, 0, 0},
-	} {
-		v, ok := metricValue(t, text, c.series)
-		if !ok || v < c.min || v > c.max {
-			t.Errorf("%s = %v (present %v), want %v to %v", c.series, v, ok, c.min, c.max)
-		}
-	}
+	})
 
 	// Redis goes away: the mirror goes stale, the ping fails, and /readyz
 	// says both (the key set is still fresh).

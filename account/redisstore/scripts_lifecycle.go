@@ -109,11 +109,10 @@ if st == 'registered' then return {'registered', n[1], n[4] or '', n[2]} end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'account_id', acc, 'home', home, 'gen', '0', 'until', zero, 'op', op)
 argi = 11
-redis.call('HSET', KEYS[2], unpack(group()))
-redis.call('HSET', KEYS[4], unpack(group()))
-redis.call('HSET', KEYS[5], unpack(group()))
-local rec = group()
-if #rec > 0 then redis.call('SADD', KEYS[6], unpack(rec)) end
+write('HSET', KEYS[2])
+write('HSET', KEYS[4])
+write('HSET', KEYS[5])
+write('SADD', KEYS[6])
 redis.call('SADD', KEYS[3], dev)
 return {'ok'}
 `)
@@ -262,8 +261,8 @@ if redis.call('EXISTS', KEYS[5], KEYS[6]) > 0 then return {'exists'} end
 redis.call('DEL', KEYS[1])
 redis.call('HDEL', KEYS[2], hx)
 argi = 6
-redis.call('HSET', KEYS[5], unpack(group()))
-redis.call('HSET', KEYS[6], unpack(group()))
+write('HSET', KEYS[5])
+write('HSET', KEYS[6])
 redis.call('SADD', KEYS[4], dev)
 return ok()
 `)
@@ -318,8 +317,8 @@ for i = 1, n do
   if endDevice(KEYS[4 + 2 * i], KEYS[5 + 2 * i], now, zero, op) then ended[#ended + 1] = ARGV[8 + i] end
 end
 argi = 9 + n
-redis.call('HSET', KEYS[4], unpack(group()))
-redis.call('HSET', KEYS[5], unpack(group()))
+write('HSET', KEYS[4])
+write('HSET', KEYS[5])
 redis.call('SADD', KEYS[3], dev)
 return ended
 `)

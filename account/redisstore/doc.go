@@ -124,7 +124,7 @@
 // own with tracking on, and Redis then queues an "invalidate" push on that
 // connection as soon as anyone changes either key, ahead of any later
 // reply there. The cache reads that connection at least every
-// Options.ViewCachePoll (50 ms: a PING, before whose reply go-redis hands
+// Options.ViewCachePoll (50 ms: a HELLO, before whose reply go-redis hands
 // over every queued push), so a change made through another node shows
 // within about that; a change this node makes drops the account at once
 // (every script it runs drops the accounts whose keys it was given).
@@ -135,11 +135,21 @@
 // read that raced an invalidation or a reset is not kept (a token per
 // read in flight). A flush of the database drops everything. While Redis
 // is away nothing is cached, and views are ErrUnavailable as every read
-// is. The cache needs a *redis.Client of one node; New refuses it with a
-// Cluster client, and it is not for a Sentinel failover client (after a
-// failover its connection could stay with the old master, now a replica).
-// Without it GetAccountView reads Redis each time. Each account held costs about 500
-// bytes (10 recovery codes), 32 MiB at the 65,536 `hallpass serve`
+// is.
+//
+// The cache keeps only what a master answered: the connection must say it
+// is one (HELLO's role) when it is made and at every check. A master
+// demoted to a replica (a failover) stops getting the new master's writes
+// once its link breaks, so the cache then drops everything and its client
+// and dials again. On Sentinel (a failover client, with
+// Options.ViewCacheSentinel) the cache's client is a failover client of
+// its own: it dials the master the Sentinels name, and leaves the old one
+// as soon as they announce a new one, as the store's client does; a
+// partitioned old master that still calls itself master is left then too.
+// New refuses the cache with a Cluster client (one tracking connection per
+// master and slot moves are not done) and with a failover client without
+// ViewCacheSentinel. Without a cache GetAccountView reads Redis each time.
+// Each account held costs about 500 bytes (10 recovery codes), 32 MiB at the 65,536 `hallpass serve`
 // keeps by default (--account-cache).
 //
 // # What it trusts

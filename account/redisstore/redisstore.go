@@ -41,17 +41,27 @@ type Options struct {
 	// ViewCache, above zero, lets GetAccountView answer from a cache of
 	// up to that many accounts on this node, kept in step with Redis by
 	// server-assisted client-side caching (see the package doc, "Account
-	// views"). It needs a *redis.Client of one node on Redis 7.0 or later;
-	// New refuses it with a Cluster or Ring client. Not with a Sentinel
-	// failover client: after a failover the cache's connection, and the
-	// invalidations it gets, could stay with the old master. Zero:
-	// GetAccountView reads Redis every time.
+	// views"). It needs a *redis.Client on Redis 7.0 or later: of one
+	// node, or a Sentinel failover client together with ViewCacheSentinel.
+	// New refuses it with a Cluster or Ring client. Zero: GetAccountView
+	// reads Redis every time.
 	ViewCache int
+	// ViewCacheSentinel, when the client is a Sentinel failover client, is
+	// the FailoverOptions it was made with: the view cache opens a
+	// failover client of its own from them (one connection), which asks
+	// the Sentinels for the master and leaves the old one when they
+	// announce a failover, as the store's client does. New refuses
+	// ViewCache on a failover client without it.
+	ViewCacheSentinel *redis.FailoverOptions
 	// ViewCachePoll is how often the cache's connection is read for
 	// invalidations and checked (default DefaultViewCachePoll): a view
 	// lags a change made on another node by at most about this long.
 	ViewCachePoll time.Duration
 }
+
+// failoverAddr is the Addr in the options of go-redis's Sentinel failover
+// clients (the address comes from the Sentinels at each dial).
+const failoverAddr = "FailoverClient"
 
 // Store is an account.Store on Redis.
 type Store struct {
@@ -95,7 +105,10 @@ func New(c redis.UniversalClient, opts Options) (*Store, error) {
 		if !ok {
 			return nil, fmt.Errorf("redisstore: ViewCache needs a *redis.Client of one node, not %T", c)
 		}
-		if s.views, err = newViewCache(one, opts.ViewCache, opts.ViewCachePoll); err != nil {
+		if opts.ViewCacheSentinel == nil && one.Options().Addr == failoverAddr {
+			return nil, errors.New("redisstore: ViewCache on a Sentinel failover client needs ViewCacheSentinel")
+		}
+		if s.views, err = newViewCache(one, opts.ViewCacheSentinel, opts.ViewCache, opts.ViewCachePoll); err != nil {
 			return nil, fmt.Errorf("redisstore: %w", err)
 		}
 	}

@@ -40,8 +40,9 @@ type ViewCacheStats struct {
 // dedicated connection with tracking on, so Redis remembers that this
 // connection holds those keys and, when anyone changes one, queues an
 // "invalidate" push on the same connection, ahead of any later reply. The
-// connection is read at least every poll (a PING), which hands each push
-// to HandlePushNotification before the PING's reply.
+// connection is read at least every poll (a HELLO, which also says the
+// server is still a master), which hands each push to
+// HandlePushNotification before the reply.
 //
 // Entries are only as good as the connection they were read on: Redis
 // sends a key's invalidation to the connection that read it, and to no
@@ -54,7 +55,8 @@ type ViewCacheStats struct {
 // which a push about an earlier write was handed over (the connection's
 // next use after a change is often that read): the next miss fills.
 type viewCache struct {
-	rc   *redis.Client // one connection, RESP3, tracking on
+	rc   *redis.Client // one connection, RESP3, tracking on; replaced only under busy
+	dial func() (*redis.Client, error)
 	max  int
 	poll time.Duration
 	busy chan struct{} // held while a miss or a check uses the connection
@@ -70,8 +72,9 @@ type viewCache struct {
 }
 
 // newViewCache starts a view cache of up to size accounts on a connection
-// of its own to c's server.
-func newViewCache(c *redis.Client, size int, poll time.Duration) (*viewCache, error) {
+// of its own to c's server, or, with sentinel (the options c was made
+// with), to the master its Sentinels name.
+func newViewCache(c *redis.Client, sentinel *redis.FailoverOptions, size int, poll time.Duration) (*viewCache, error) {
 	if size < 1 || poll < 0 {
 		return nil, errors.New("ViewCache below 1 or negative ViewCachePoll")
 	}
@@ -81,15 +84,48 @@ func newViewCache(c *redis.Client, size int, poll time.Duration) (*viewCache, er
 	v := &viewCache{max: size, poll: poll, busy: make(chan struct{}, 1),
 		entries: map[string]account.Account{}, pending: map[string]uint64{},
 		stop: make(chan struct{}), done: make(chan struct{})}
-	o := *c.Options() // how to reach the server; not the client's runtime parts
+	if sentinel != nil {
+		v.dial = v.sentinelDialer(*sentinel)
+	} else {
+		v.dial = v.nodeDialer(*c.Options())
+	}
+	var err error
+	if v.rc, err = v.dial(); err != nil {
+		return nil, err
+	}
+	v.check() // connect now; if Redis is not there yet, run keeps trying
+	go v.run()
+	return v, nil
+}
+
+// nodeDialer makes the cache's clients from o, the options of the store's
+// client: how to reach the server, not the client's runtime parts.
+func (v *viewCache) nodeDialer(o redis.Options) func() (*redis.Client, error) {
 	o.Protocol = 3
-	o.PushNotificationProcessor = nil // c's own: the handler below must not reach it
+	o.PushNotificationProcessor = nil // c's own: the handler must not reach it
 	o.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 	o.ClientSideCache, o.ClientSideCacheConfig = nil, nil
 	o.PoolSize, o.MaxActiveConns, o.MinIdleConns, o.MaxIdleConns = 1, 1, 0, 1
 	o.ConnMaxIdleTime, o.ConnMaxLifetime = -1, 0
-	prev := o.OnConnect
-	o.OnConnect = func(ctx context.Context, cn *redis.Conn) error {
+	o.OnConnect = v.chainOnConnect(o.OnConnect)
+	return func() (*redis.Client, error) { return v.withHandler(redis.NewClient(&o)) }
+}
+
+// sentinelDialer makes the cache's clients as failover clients of their
+// own: each asks the Sentinels for the master when it dials and, like the
+// store's client, drops its connection when they announce a new one.
+func (v *viewCache) sentinelDialer(o redis.FailoverOptions) func() (*redis.Client, error) {
+	o.Protocol = 3
+	o.PushNotificationProcessor = nil
+	o.ReplicaOnly, o.UseDisconnectedReplicas = false, false
+	o.PoolSize, o.MaxActiveConns, o.MinIdleConns, o.MaxIdleConns = 1, 1, 0, 1
+	o.ConnMaxIdleTime, o.ConnMaxLifetime = -1, 0
+	o.OnConnect = v.chainOnConnect(o.OnConnect)
+	return func() (*redis.Client, error) { return v.withHandler(redis.NewFailoverClient(&o)) }
+}
+
+func (v *viewCache) chainOnConnect(prev func(context.Context, *redis.Conn) error) func(context.Context, *redis.Conn) error {
+	return func(ctx context.Context, cn *redis.Conn) error {
 		if prev != nil {
 			if err := prev(ctx, cn); err != nil {
 				return err
@@ -97,26 +133,59 @@ func newViewCache(c *redis.Client, size int, poll time.Duration) (*viewCache, er
 		}
 		return v.onConnect(ctx, cn)
 	}
-	v.rc = redis.NewClient(&o)
-	if err := v.rc.RegisterPushNotificationHandler("invalidate", v, true); err != nil {
-		v.rc.Close()
+}
+
+func (v *viewCache) withHandler(rc *redis.Client) (*redis.Client, error) {
+	if err := rc.RegisterPushNotificationHandler("invalidate", v, true); err != nil {
+		rc.Close()
 		return nil, fmt.Errorf("view cache: %w", err)
 	}
-	v.check() // connect now; if Redis is not there yet, run keeps trying
-	go v.run()
-	return v, nil
+	return rc, nil
+}
+
+// errNotMaster: the cache's connection reached a replica.
+var errNotMaster = errors.New("view cache: the server is not a master")
+
+// helloReply is what HELLO without arguments says of a connection.
+type helloReply struct {
+	proto      int64
+	mode, role string // mode "sentinel": a failover client's connection to a Sentinel
+}
+
+// hello asks the server on the cache's connection for its protocol, mode
+// and role (HELLO without arguments changes nothing; every user may send
+// it).
+func hello(ctx context.Context, do func(ctx context.Context, args ...any) *redis.Cmd) (helloReply, error) {
+	m, err := do(ctx, "hello").Result()
+	if err != nil {
+		return helloReply{}, err
+	}
+	reply, ok := m.(map[any]any)
+	if !ok {
+		return helloReply{}, fmt.Errorf("view cache: HELLO answered %T", m)
+	}
+	var h helloReply
+	h.proto, _ = reply["proto"].(int64)
+	h.mode, _ = reply["mode"].(string)
+	h.role, _ = reply["role"].(string)
+	return h, nil
 }
 
 // onConnect turns tracking on for a new connection, which must speak
-// RESP3 (pushes in band), and starts the cache afresh: what was read on
-// an earlier connection gets no more invalidations.
+// RESP3 (pushes in band) to a master, and starts the cache afresh: what
+// was read on an earlier connection gets no more invalidations. A failover
+// client's connections to its Sentinels pass through.
 func (v *viewCache) onConnect(ctx context.Context, cn *redis.Conn) error {
-	info, err := cn.ClientInfo(ctx).Result()
-	if err != nil {
-		return fmt.Errorf("view cache: CLIENT INFO: %w", err)
-	}
-	if info.Resp != 3 {
-		return fmt.Errorf("view cache: the connection speaks RESP%d, not RESP3", info.Resp)
+	h, err := hello(ctx, cn.Do)
+	switch {
+	case err != nil:
+		return fmt.Errorf("view cache: HELLO: %w", err)
+	case h.mode == "sentinel":
+		return nil
+	case h.proto != 3:
+		return fmt.Errorf("view cache: the connection speaks RESP%d, not RESP3", h.proto)
+	case h.role != "master":
+		return errNotMaster
 	}
 	if err := cn.Do(ctx, "client", "tracking", "on").Err(); err != nil {
 		return fmt.Errorf("view cache: CLIENT TRACKING: %w", err)
@@ -127,7 +196,7 @@ func (v *viewCache) onConnect(ctx context.Context, cn *redis.Conn) error {
 	return nil
 }
 
-// run checks the connection every poll until close: a PING, before whose
+// run checks the connection every poll until close: a HELLO, before whose
 // reply every queued invalidation is handled. A failed check drops the
 // cache and stops fills until a check or a new connection succeeds; while
 // checks fail (Redis away: nothing is cached, so nothing can go stale)
@@ -153,13 +222,24 @@ func (v *viewCache) run() {
 	}
 }
 
-// check pings on the cache's connection (dialling one, and so turning
-// tracking on, if there is none) and reports whether it answered.
+// check asks the server on the cache's connection (dialling one, and so
+// turning tracking on, if there is none) for its role, and reports whether
+// it answered as a master. A replica (a master demoted by a failover)
+// gets no more of the master's writes once its link breaks: the cache
+// drops the client and dials again, which reaches the master the Sentinels
+// name.
 func (v *viewCache) check() bool {
 	v.busy <- struct{}{}
 	ctx, cancel := context.WithTimeout(context.Background(), max(v.poll, time.Second))
-	err := v.rc.Ping(ctx).Err()
+	h, err := hello(ctx, v.rc.Do)
 	cancel()
+	if err == nil && h.role != "master" {
+		err = errNotMaster
+		if rc, derr := v.dial(); derr == nil {
+			v.rc.Close()
+			v.rc = rc
+		}
+	}
 	<-v.busy
 	v.mu.Lock()
 	defer v.mu.Unlock()

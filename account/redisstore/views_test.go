@@ -313,6 +313,8 @@ func TestViewCacheOptions(t *testing.T) {
 	srv := redistest.Start(t)
 	cluster := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{srv.Addr()}, ContextTimeoutEnabled: true})
 	defer cluster.Close()
+	failover := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: "m", SentinelAddrs: []string{srv.Addr()}, ContextTimeoutEnabled: true})
+	defer failover.Close()
 	tests := []struct {
 		name string
 		c    redis.UniversalClient
@@ -320,6 +322,7 @@ func TestViewCacheOptions(t *testing.T) {
 		want string
 	}{
 		{"cluster client", cluster, redisstore.Options{ViewCache: 10}, "needs a *redis.Client"},
+		{"failover client without its options", failover, redisstore.Options{ViewCache: 10}, "needs ViewCacheSentinel"},
 		{"negative size", newClient(t, srv.Addr()), redisstore.Options{ViewCache: -1}, "ViewCache below 1"},
 		{"poll without size", newClient(t, srv.Addr()), redisstore.Options{ViewCachePoll: time.Second}, "ViewCache below 1"},
 		{"negative poll", newClient(t, srv.Addr()), redisstore.Options{ViewCache: 1, ViewCachePoll: -time.Second}, "negative ViewCachePoll"},

@@ -39,9 +39,12 @@ type backend struct {
 	// audit receives admin audit records besides the log (Redis: a
 	// stream; bbolt: the last 1000 in memory), read back by GET
 	// /v1/admin/audit and the console.
-	audit   issuer.AuditSink
-	redis   redis.UniversalClient // nil on bbolt
-	closers []func() error
+	audit issuer.AuditSink
+	redis redis.UniversalClient // nil on bbolt
+	// failover is what a Sentinel client was made with (nil otherwise):
+	// the account view cache opens its own client from it.
+	failover *redis.FailoverOptions
+	closers  []func() error
 }
 
 func (b *backend) close() {
@@ -73,11 +76,11 @@ func openBackend(ctx context.Context, c *serveConfig, log *slog.Logger) (*backen
 		}
 		return b, nil
 	}
-	client, kind, err := redisClient(c.store)
+	r, err := parseRedisStore(c.store)
 	if err != nil {
 		return nil, err
 	}
-	b := &backend{kind: kind, redis: client, closers: []func() error{client.Close}}
+	b := &backend{kind: r.kind, redis: r.client, failover: r.failover, closers: []func() error{r.client.Close}}
 	err = b.openRedis(ctx, c, log)
 	if err == nil {
 		err = b.authenticateRevocations(c, log)
@@ -121,7 +124,7 @@ func openBoltBackend(path string) (*backend, error) {
 
 // openRedis opens every engine of b on its Redis client.
 func (b *backend) openRedis(ctx context.Context, c *serveConfig, log *slog.Logger) error {
-	st, err := redisstore.New(b.redis, storeOptions(b.kind, c.accountCache))
+	st, err := redisstore.New(b.redis, storeOptions(b.kind, b.failover, c.accountCache))
 	if err != nil {
 		return err
 	}
@@ -152,24 +155,43 @@ func (b *backend) openRedis(ctx context.Context, c *serveConfig, log *slog.Logge
 const defaultAccountCache = 1 << 16
 
 // storeOptions are the account store's options on a Redis of kind (see
-// redisClient): the view cache (--account-cache) on one node only. A
-// Sentinel failover would leave the cache's connection, and its
-// invalidations, on the old master; a Cluster client cannot have it.
-func storeOptions(kind string, accountCache int) redisstore.Options {
-	if kind == "redis" && accountCache != 0 {
+// parseRedisStore): the view cache (--account-cache) on one node, and on
+// Sentinel with its own failover client made from failover. A Cluster
+// client cannot have it.
+func storeOptions(kind string, failover *redis.FailoverOptions, accountCache int) redisstore.Options {
+	switch {
+	case accountCache == 0:
+	case kind == "redis":
 		return redisstore.Options{ViewCache: accountCache}
+	case kind == "redis-sentinel" && failover != nil:
+		return redisstore.Options{ViewCache: accountCache, ViewCacheSentinel: failover}
 	}
 	return redisstore.Options{}
 }
 
+// redisStore is a parsed Redis --store: its client, its kind ("redis",
+// "redis-sentinel", "redis-cluster") and, on Sentinel, the options the
+// client was made with.
+type redisStore struct {
+	client   redis.UniversalClient
+	kind     string
+	failover *redis.FailoverOptions
+}
+
+// redisClient is parseRedisStore's client and kind.
 func redisClient(s string) (redis.UniversalClient, string, error) {
+	r, err := parseRedisStore(s)
+	return r.client, r.kind, err
+}
+
+func parseRedisStore(s string) (redisStore, error) {
 	scheme, rest, ok := strings.Cut(s, "://")
 	if !ok {
-		return nil, "", fmt.Errorf("%w: --store must be bolt:PATH or a redis URL (see docs/configuration.md)", errUsage)
+		return redisStore{}, fmt.Errorf("%w: --store must be bolt:PATH or a redis URL (see docs/configuration.md)", errUsage)
 	}
 	base, variant, _ := strings.Cut(strings.ToLower(scheme), "+")
 	if base != "redis" && base != "rediss" {
-		return nil, "", fmt.Errorf("%w: --store must be bolt:PATH or a redis URL (see docs/configuration.md)", errUsage)
+		return redisStore{}, fmt.Errorf("%w: --store must be bolt:PATH or a redis URL (see docs/configuration.md)", errUsage)
 	}
 	u := base + "://" + rest
 	bad := func(kind string) error {
@@ -179,26 +201,26 @@ func redisClient(s string) (redis.UniversalClient, string, error) {
 	case "":
 		o, err := redis.ParseURL(u)
 		if err != nil {
-			return nil, "", bad("redis")
+			return redisStore{}, bad("redis")
 		}
 		o.ContextTimeoutEnabled = true
-		return redis.NewClient(o), "redis", nil
+		return redisStore{client: redis.NewClient(o), kind: "redis"}, nil
 	case "sentinel":
 		o, err := redis.ParseFailoverURL(u)
 		if err != nil || o.MasterName == "" {
-			return nil, "", bad("redis+sentinel (needs master_name)")
+			return redisStore{}, bad("redis+sentinel (needs master_name)")
 		}
 		o.ContextTimeoutEnabled = true
-		return redis.NewFailoverClient(o), "redis-sentinel", nil
+		return redisStore{client: redis.NewFailoverClient(o), kind: "redis-sentinel", failover: o}, nil
 	case "cluster":
 		o, err := redis.ParseClusterURL(u)
 		if err != nil {
-			return nil, "", bad("redis+cluster")
+			return redisStore{}, bad("redis+cluster")
 		}
 		o.ContextTimeoutEnabled = true
-		return redis.NewClusterClient(o), "redis-cluster", nil
+		return redisStore{client: redis.NewClusterClient(o), kind: "redis-cluster"}, nil
 	}
-	return nil, "", bad(scheme)
+	return redisStore{}, bad(scheme)
 }
 
 // viewCacheStats is what the account view cache collectors read;

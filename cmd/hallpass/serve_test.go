@@ -495,17 +495,22 @@ func TestServeAccountCacheFlag(t *testing.T) {
 	}{
 		{"one node", "redis://127.0.0.1:1", 1000, 1000},
 		{"one node, off", "rediss://127.0.0.1:1", 0, 0},
-		{"sentinel: every read goes to Redis", "redis+sentinel://127.0.0.1:1?master_name=m", 1000, 0},
+		{"sentinel", "redis+sentinel://127.0.0.1:1?master_name=m", 1000, 1000},
+		{"sentinel, off", "redis+sentinel://127.0.0.1:1?master_name=m", 0, 0},
 		{"cluster: every read goes to Redis", "redis+cluster://127.0.0.1:1", 1000, 0},
 	}
 	for _, tt := range tests {
-		c, kind, err := redisClient(tt.url)
+		r, err := parseRedisStore(tt.url)
 		if err != nil {
 			t.Fatal(err)
 		}
-		c.Close()
-		if got := storeOptions(kind, tt.flag).ViewCache; got != tt.views {
-			t.Errorf("%s: ViewCache %d, want %d", tt.name, got, tt.views)
+		r.client.Close()
+		o := storeOptions(r.kind, r.failover, tt.flag)
+		if o.ViewCache != tt.views {
+			t.Errorf("%s: ViewCache %d, want %d", tt.name, o.ViewCache, tt.views)
+		}
+		if (o.ViewCacheSentinel != nil) != (r.kind == "redis-sentinel" && tt.views > 0) {
+			t.Errorf("%s: ViewCacheSentinel %v", tt.name, o.ViewCacheSentinel)
 		}
 	}
 }

@@ -25,8 +25,28 @@ func TestServeMirrorMetrics(t *testing.T) {
 // shows at once; on bbolt there is no cache and no such series.
 func TestServeAccountViewCache(t *testing.T) {
 	t.Parallel()
-	srv := redistest.Start(t)
-	rs, metrics := startServeMetrics(t, "--dev", "--data", t.TempDir(), "--store", srv.URL())
+	t.Run("one node", func(t *testing.T) {
+		t.Parallel()
+		serveViewCache(t, redistest.Start(t).URL())
+	})
+	t.Run("sentinel", func(t *testing.T) {
+		t.Parallel()
+		sen := redistest.StartSentinel(t)
+		serveViewCache(t, "redis+sentinel://"+sen.Addr()+"/0?master_name="+redistest.SentinelMaster)
+	})
+	t.Run("bbolt", func(t *testing.T) {
+		t.Parallel()
+		_, bolt := startServeMetrics(t, "--dev", "--data", t.TempDir())
+		if _, text := httpGet(t, bolt+"/metrics"); strings.Contains(text, "hallpass_account_view_cache") {
+			t.Error("bbolt serve exports account view cache metrics")
+		}
+	})
+}
+
+// serveViewCache drives serve on a Redis store: /v1/me is served from the
+// account view cache, and a rename shows at once.
+func serveViewCache(t *testing.T, store string) {
+	rs, metrics := startServeMetrics(t, "--dev", "--data", t.TempDir(), "--store", store)
 	d := newHTTPDevice(t, rs.url, nil)
 	d.signup(t, "viewer")
 	for range 5 {
@@ -49,9 +69,4 @@ func TestServeAccountViewCache(t *testing.T) {
 		{"hallpass_account_view_cache_entries", 1, 1},
 		{"hallpass_account_view_cache_size", 65536, 65536},
 	})
-
-	_, bolt := startServeMetrics(t, "--dev", "--data", t.TempDir())
-	if _, text := httpGet(t, bolt+"/metrics"); strings.Contains(text, "hallpass_account_view_cache") {
-		t.Error("bbolt serve exports account view cache metrics")
-	}
 }

@@ -83,6 +83,10 @@ type Options struct {
 	AppendFsync string
 	// Extra arguments for redis-server (cluster mode).
 	Extra []string
+	// Config, when not empty, is a configuration file given to
+	// redis-server before every other argument (Sentinel needs one it can
+	// rewrite).
+	Config string
 }
 
 // Process is one redis-server started by [Launch], without a testing.TB:
@@ -96,8 +100,9 @@ type Process struct {
 	persistent bool
 	// appendFsync: an append-only file with this policy (Options.AppendFsync).
 	appendFsync string
-	// extra arguments (cluster mode).
-	extra []string
+	// extra arguments (cluster mode); config file first (Options.Config).
+	extra  []string
+	config string
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -121,7 +126,7 @@ func Launch(ctx context.Context, o Options) (*Process, error) {
 	default:
 		return nil, fmt.Errorf("redistest: AppendFsync %q: want always, everysec or no", o.AppendFsync)
 	}
-	p := &Process{bin: bin, dir: o.Dir, persistent: o.Persistent, appendFsync: o.AppendFsync, extra: o.Extra}
+	p := &Process{bin: bin, dir: o.Dir, persistent: o.Persistent, appendFsync: o.AppendFsync, extra: o.Extra, config: o.Config}
 	if p.dir == "" {
 		dir, err := os.MkdirTemp("", "redistest-")
 		if err != nil {
@@ -280,6 +285,9 @@ func (p *Process) launch(ctx context.Context) error {
 		"--databases", "16",
 	)
 	args = append(args, p.extra...)
+	if p.config != "" {
+		args = append([]string{p.config}, args...)
+	}
 	cmd := exec.Command(p.bin, args...)
 	cmd.Dir = p.dir
 	if err := cmd.Start(); err != nil {

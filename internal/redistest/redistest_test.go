@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 func TestStartAnswersPing(t *testing.T) {
@@ -78,5 +79,32 @@ func TestMissingBinaryFailsWithHint(t *testing.T) {
 	wg.Wait()
 	if !strings.Contains(f.msg, "make test-deps") {
 		t.Fatalf("failure message %q does not point to `make test-deps`", f.msg)
+	}
+}
+
+func TestSentinelFailover(t *testing.T) {
+	s := StartSentinel(t)
+	oldMaster, oldReplica := s.Master.Addr(), s.Replica.Addr()
+	if _, err := command(oldMaster, "SET", "k", "before"); err != nil {
+		t.Fatal(err)
+	}
+	// Replication is asynchronous, and so is a Sentinel failover: wait
+	// until the replica has the write.
+	err := waitFor(5*time.Second, func() error {
+		_, err := command(oldReplica, "GET", "k")
+		return err
+	})
+	if err != nil {
+		t.Fatalf("the replica never had the write: %v", err)
+	}
+	s.Failover(t)
+	if s.Master.Addr() != oldReplica || s.Replica.Addr() != oldMaster {
+		t.Fatalf("after failover master %s replica %s, want %s and %s", s.Master.Addr(), s.Replica.Addr(), oldReplica, oldMaster)
+	}
+	if got, err := command(s.Master.Addr(), "GET", "k"); err != nil || got != "before" {
+		t.Fatalf("GET on the new master = %q, %v; want the write made before the failover", got, err)
+	}
+	if _, err := command(s.Master.Addr(), "SET", "k", "after"); err != nil {
+		t.Fatalf("SET on the new master: %v", err)
 	}
 }

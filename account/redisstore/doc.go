@@ -146,11 +146,24 @@
 // its own: it dials the master the Sentinels name, and leaves the old one
 // as soon as they announce a new one, as the store's client does; a
 // partitioned old master that still calls itself master is left then too.
-// New refuses the cache with a Cluster client (one tracking connection per
-// master and slot moves are not done) and with a failover client without
-// ViewCacheSentinel. Without a cache GetAccountView reads Redis each time.
-// Each account held costs about 500 bytes (10 recovery codes), 32 MiB at the 65,536 `hallpass serve`
-// keeps by default (--account-cache).
+//
+// On a Cluster the cache has one such connection per master, opened on
+// the first miss there; a miss reads through the connection to the master
+// the cluster client's slot map names. A slot that moves to another master
+// is handed over by deleting its keys at the source, which invalidates
+// them; a miss that a stale slot map sends to the old master is
+// redirected (MOVED or ASK) and reads uncached through the cluster client,
+// which learns the new map. Each check of a master's connection also reads
+// the last account key read there, so a master that no longer serves that
+// slot (a failover) or whose cluster is down drops what it read. A reset
+// drops only what that master's connection read; the bound is for all
+// masters together.
+//
+// New refuses the cache with a Ring client and with a failover client
+// without ViewCacheSentinel. Without a cache GetAccountView reads Redis
+// each time. Each account held costs about 500 bytes (10 recovery codes),
+// 32 MiB at the 65,536 `hallpass serve` keeps by default
+// (--account-cache).
 //
 // # What it trusts
 //

@@ -41,10 +41,10 @@ type Options struct {
 	// ViewCache, above zero, lets GetAccountView answer from a cache of
 	// up to that many accounts on this node, kept in step with Redis by
 	// server-assisted client-side caching (see the package doc, "Account
-	// views"). It needs a *redis.Client on Redis 7.0 or later: of one
-	// node, or a Sentinel failover client together with ViewCacheSentinel.
-	// New refuses it with a Cluster or Ring client. Zero: GetAccountView
-	// reads Redis every time.
+	// views"). It needs Redis 7.0 or later and a *redis.Client of one node,
+	// a Sentinel failover client together with ViewCacheSentinel, or a
+	// *redis.ClusterClient; New refuses it with a Ring client. Zero:
+	// GetAccountView reads Redis every time.
 	ViewCache int
 	// ViewCacheSentinel, when the client is a Sentinel failover client, is
 	// the FailoverOptions it was made with: the view cache opens a
@@ -101,14 +101,7 @@ func New(c redis.UniversalClient, opts Options) (*Store, error) {
 	}
 	s := &Store{c: c, q: q, prefix: opts.Prefix, opTimeout: opts.OpTimeout, rand: opts.Rand}
 	if opts.ViewCache != 0 || opts.ViewCachePoll != 0 {
-		one, ok := c.(*redis.Client)
-		if !ok {
-			return nil, fmt.Errorf("redisstore: ViewCache needs a *redis.Client of one node, not %T", c)
-		}
-		if opts.ViewCacheSentinel == nil && one.Options().Addr == failoverAddr {
-			return nil, errors.New("redisstore: ViewCache on a Sentinel failover client needs ViewCacheSentinel")
-		}
-		if s.views, err = newViewCache(one, opts.ViewCacheSentinel, opts.ViewCache, opts.ViewCachePoll); err != nil {
+		if s.views, err = newViewCache(c, opts.ViewCacheSentinel, opts.ViewCache, opts.ViewCachePoll); err != nil {
 			return nil, fmt.Errorf("redisstore: %w", err)
 		}
 	}

@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/redis/go-redis/v9/maintnotifications"
-	"github.com/redis/go-redis/v9/push"
 
 	"github.com/hallpass/hallpass/account"
 )
@@ -26,7 +24,8 @@ var errViewBusy = errors.New("view cache connection busy")
 type ViewCacheStats struct {
 	Hits, Misses, Fills uint64
 	// Invalidated counts accounts dropped because Redis reported a change
-	// (or this node made one); Resets counts whole-cache drops: a new
+	// (or this node made one); Resets counts drops of everything one
+	// connection read (the only one, but for a Cluster's masters): a new
 	// connection, a failed check, a flush on the server.
 	Invalidated, Resets uint64
 	// Entries is the number of accounts held now, Size the most it holds
@@ -36,245 +35,136 @@ type ViewCacheStats struct {
 
 // viewCache keeps account views for GetAccountView with Redis
 // server-assisted client-side caching (CLIENT TRACKING, default mode,
-// RESP3). A miss reads the account and its recovery codes over one
-// dedicated connection with tracking on, so Redis remembers that this
-// connection holds those keys and, when anyone changes one, queues an
-// "invalidate" push on the same connection, ahead of any later reply. The
-// connection is read at least every poll (a HELLO, which also says the
-// server is still a master), which hands each push to
+// RESP3). A miss reads the account and its recovery codes over a
+// dedicated connection with tracking on (a viewLink: the one of a node or
+// Sentinel store, one per master in a Cluster), so Redis remembers that
+// this connection holds those keys and, when anyone changes one, queues
+// an "invalidate" push on the same connection, ahead of any later reply.
+// Each link's connection is read at least every poll (a HELLO, which also
+// says the server is still a master), which hands each push to
 // HandlePushNotification before the reply.
 //
 // Entries are only as good as the connection they were read on: Redis
 // sends a key's invalidation to the connection that read it, and to no
-// other. So every new connection (OnConnect) and every failed check drops
-// the whole cache, and nothing is filled while the connection is not known
-// good (live false). A fill is taken only if no invalidation of that
-// account, and no reset, came between the read's reservation and its
-// answer (the pending token), so a read that raced a write never
-// outlives the write's invalidation. That also discards a read during
-// which a push about an earlier write was handed over (the connection's
-// next use after a change is often that read): the next miss fills.
+// other. So every new connection of a link (OnConnect) and every failed
+// check drops everything that link read, and nothing is filled through a
+// link whose connection is not known good (live false). A fill is taken only
+// if no invalidation of that account, and no reset, came between the
+// read's reservation and its answer (the pending token), so a read that
+// raced a write never outlives the write's invalidation. That also
+// discards a read during which a push about an earlier write was handed
+// over (the connection's next use after a change is often that read): the
+// next miss fills.
 type viewCache struct {
-	rc   *redis.Client // one connection, RESP3, tracking on; replaced only under busy
-	dial func() (*redis.Client, error)
 	max  int
 	poll time.Duration
-	busy chan struct{} // held while a miss or a check uses the connection
+	// route is the link that reads key: the one link of a node or
+	// Sentinel store, the key's master's in a Cluster.
+	route func(ctx context.Context, key string) (*viewLink, error)
+
+	linkMu sync.Mutex           // serialises adding links
+	links  map[string]*viewLink // Cluster: by master address; guarded by mu
 
 	mu      sync.Mutex
-	live    bool
-	entries map[string]account.Account // by account id
-	pending map[string]uint64          // account id -> token of the read in flight
+	closed  bool
+	entries map[string]viewEntry   // by account id
+	pending map[string]pendingRead // by account id: the read in flight
 	next    uint64
 	stats   ViewCacheStats
-
-	stop, done chan struct{}
 }
 
-// newViewCache starts a view cache of up to size accounts on a connection
-// of its own to c's server, or, with sentinel (the options c was made
-// with), to the master its Sentinels name.
-func newViewCache(c *redis.Client, sentinel *redis.FailoverOptions, size int, poll time.Duration) (*viewCache, error) {
+// viewEntry is a view and the link it was read through.
+type viewEntry struct {
+	view account.Account
+	link *viewLink
+}
+
+// pendingRead is a read in flight that may fill the cache: its token and
+// the link it reads through.
+type pendingRead struct {
+	tok  uint64
+	link *viewLink
+}
+
+// newViewCache starts a view cache of up to size accounts. On a
+// *redis.Client it reads through one connection of its own to c's server,
+// or, with sentinel (the options c was made with), to the master its
+// Sentinels name; on a *redis.ClusterClient through one connection per
+// master, opened on the first miss there.
+func newViewCache(c redis.UniversalClient, sentinel *redis.FailoverOptions, size int, poll time.Duration) (*viewCache, error) {
 	if size < 1 || poll < 0 {
 		return nil, errors.New("ViewCache below 1 or negative ViewCachePoll")
 	}
 	if poll == 0 {
 		poll = DefaultViewCachePoll
 	}
-	v := &viewCache{max: size, poll: poll, busy: make(chan struct{}, 1),
-		entries: map[string]account.Account{}, pending: map[string]uint64{},
-		stop: make(chan struct{}), done: make(chan struct{})}
-	if sentinel != nil {
-		v.dial = v.sentinelDialer(*sentinel)
-	} else {
-		v.dial = v.nodeDialer(*c.Options())
+	v := &viewCache{max: size, poll: poll, links: map[string]*viewLink{},
+		entries: map[string]viewEntry{}, pending: map[string]pendingRead{}}
+	switch c := c.(type) {
+	case *redis.ClusterClient:
+		v.route = v.clusterRoute(c)
+		return v, nil
+	case *redis.Client:
+		if sentinel == nil && c.Options().Addr == failoverAddr {
+			return nil, errors.New("ViewCache on a Sentinel failover client needs ViewCacheSentinel")
+		}
+		dial := nodeDialer(*c.Options())
+		if sentinel != nil {
+			dial = sentinelDialer(*sentinel)
+		}
+		l, err := v.addLink("", dial)
+		if err != nil {
+			return nil, err
+		}
+		v.route = func(context.Context, string) (*viewLink, error) { return l, nil }
+		return v, nil
 	}
+	return nil, fmt.Errorf("ViewCache needs a *redis.Client or a *redis.ClusterClient, not %T", c)
+}
+
+// clusterRoute routes a key to the link of its master, as c's slot map
+// names it, and opens that link on first use.
+func (v *viewCache) clusterRoute(c *redis.ClusterClient) func(context.Context, string) (*viewLink, error) {
+	return func(ctx context.Context, key string) (*viewLink, error) {
+		node, err := c.MasterForKey(ctx, key)
+		if err != nil {
+			return nil, err
+		}
+		o := node.Options()
+		v.mu.Lock()
+		l := v.links[o.Addr]
+		v.mu.Unlock()
+		if l != nil {
+			return l, nil
+		}
+		return v.addLink(o.Addr, nodeDialer(*o))
+	}
+}
+
+// addLink opens the link for addr (once) and starts its checks.
+func (v *viewCache) addLink(addr string, dial dialer) (*viewLink, error) {
+	v.linkMu.Lock()
+	defer v.linkMu.Unlock()
+	v.mu.Lock()
+	l, closed := v.links[addr], v.closed
+	v.mu.Unlock()
+	if l != nil {
+		return l, nil
+	}
+	if closed {
+		return nil, errors.New("view cache closed")
+	}
+	l = &viewLink{v: v, dial: dial, cluster: addr != "", busy: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	var err error
-	if v.rc, err = v.dial(); err != nil {
+	if l.rc, err = dial(l); err != nil {
 		return nil, err
 	}
-	v.check() // connect now; if Redis is not there yet, run keeps trying
-	go v.run()
-	return v, nil
-}
-
-// nodeDialer makes the cache's clients from o, the options of the store's
-// client: how to reach the server, not the client's runtime parts.
-func (v *viewCache) nodeDialer(o redis.Options) func() (*redis.Client, error) {
-	o.Protocol = 3
-	o.PushNotificationProcessor = nil // c's own: the handler must not reach it
-	o.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
-	o.ClientSideCache, o.ClientSideCacheConfig = nil, nil
-	o.PoolSize, o.MaxActiveConns, o.MinIdleConns, o.MaxIdleConns = 1, 1, 0, 1
-	o.ConnMaxIdleTime, o.ConnMaxLifetime = -1, 0
-	o.OnConnect = v.chainOnConnect(o.OnConnect)
-	return func() (*redis.Client, error) { return v.withHandler(redis.NewClient(&o)) }
-}
-
-// sentinelDialer makes the cache's clients as failover clients of their
-// own: each asks the Sentinels for the master when it dials and, like the
-// store's client, drops its connection when they announce a new one.
-func (v *viewCache) sentinelDialer(o redis.FailoverOptions) func() (*redis.Client, error) {
-	o.Protocol = 3
-	o.PushNotificationProcessor = nil
-	o.ReplicaOnly, o.UseDisconnectedReplicas = false, false
-	o.PoolSize, o.MaxActiveConns, o.MinIdleConns, o.MaxIdleConns = 1, 1, 0, 1
-	o.ConnMaxIdleTime, o.ConnMaxLifetime = -1, 0
-	o.OnConnect = v.chainOnConnect(o.OnConnect)
-	return func() (*redis.Client, error) { return v.withHandler(redis.NewFailoverClient(&o)) }
-}
-
-func (v *viewCache) chainOnConnect(prev func(context.Context, *redis.Conn) error) func(context.Context, *redis.Conn) error {
-	return func(ctx context.Context, cn *redis.Conn) error {
-		if prev != nil {
-			if err := prev(ctx, cn); err != nil {
-				return err
-			}
-		}
-		return v.onConnect(ctx, cn)
-	}
-}
-
-func (v *viewCache) withHandler(rc *redis.Client) (*redis.Client, error) {
-	if err := rc.RegisterPushNotificationHandler("invalidate", v, true); err != nil {
-		rc.Close()
-		return nil, fmt.Errorf("view cache: %w", err)
-	}
-	return rc, nil
-}
-
-// errNotMaster: the cache's connection reached a replica.
-var errNotMaster = errors.New("view cache: the server is not a master")
-
-// helloReply is what HELLO without arguments says of a connection.
-type helloReply struct {
-	proto      int64
-	mode, role string // mode "sentinel": a failover client's connection to a Sentinel
-}
-
-// hello asks the server on the cache's connection for its protocol, mode
-// and role (HELLO without arguments changes nothing; every user may send
-// it).
-func hello(ctx context.Context, do func(ctx context.Context, args ...any) *redis.Cmd) (helloReply, error) {
-	m, err := do(ctx, "hello").Result()
-	if err != nil {
-		return helloReply{}, err
-	}
-	reply, ok := m.(map[any]any)
-	if !ok {
-		return helloReply{}, fmt.Errorf("view cache: HELLO answered %T", m)
-	}
-	var h helloReply
-	h.proto, _ = reply["proto"].(int64)
-	h.mode, _ = reply["mode"].(string)
-	h.role, _ = reply["role"].(string)
-	return h, nil
-}
-
-// onConnect turns tracking on for a new connection, which must speak
-// RESP3 (pushes in band) to a master, and starts the cache afresh: what
-// was read on an earlier connection gets no more invalidations. A failover
-// client's connections to its Sentinels pass through.
-func (v *viewCache) onConnect(ctx context.Context, cn *redis.Conn) error {
-	h, err := hello(ctx, cn.Do)
-	switch {
-	case err != nil:
-		return fmt.Errorf("view cache: HELLO: %w", err)
-	case h.mode == "sentinel":
-		return nil
-	case h.proto != 3:
-		return fmt.Errorf("view cache: the connection speaks RESP%d, not RESP3", h.proto)
-	case h.role != "master":
-		return errNotMaster
-	}
-	if err := cn.Do(ctx, "client", "tracking", "on").Err(); err != nil {
-		return fmt.Errorf("view cache: CLIENT TRACKING: %w", err)
-	}
+	l.check() // connect now; if Redis is not there yet, run keeps trying
+	go l.run()
 	v.mu.Lock()
-	v.reset(true)
+	v.links[addr] = l
 	v.mu.Unlock()
-	return nil
-}
-
-// run checks the connection every poll until close: a HELLO, before whose
-// reply every queued invalidation is handled. A failed check drops the
-// cache and stops fills until a check or a new connection succeeds; while
-// checks fail (Redis away: nothing is cached, so nothing can go stale)
-// they back off to one a second, which keeps a Redis outage from filling
-// the log with go-redis's dial errors.
-func (v *viewCache) run() {
-	defer close(v.done)
-	wait := v.poll
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	for {
-		select {
-		case <-v.stop:
-			return
-		case <-t.C:
-		}
-		if v.check() {
-			wait = v.poll
-		} else {
-			wait = min(2*wait, max(v.poll, time.Second))
-		}
-		t.Reset(wait)
-	}
-}
-
-// check asks the server on the cache's connection (dialling one, and so
-// turning tracking on, if there is none) for its role, and reports whether
-// it answered as a master. A replica (a master demoted by a failover)
-// gets no more of the master's writes once its link breaks: the cache
-// drops the client and dials again, which reaches the master the Sentinels
-// name.
-func (v *viewCache) check() bool {
-	v.busy <- struct{}{}
-	ctx, cancel := context.WithTimeout(context.Background(), max(v.poll, time.Second))
-	h, err := hello(ctx, v.rc.Do)
-	cancel()
-	if err == nil && h.role != "master" {
-		err = errNotMaster
-		if rc, derr := v.dial(); derr == nil {
-			v.rc.Close()
-			v.rc = rc
-		}
-	}
-	<-v.busy
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	switch {
-	case err != nil && v.live:
-		v.reset(false)
-	case err == nil && !v.live:
-		v.live = true // the same connection, still tracking: nothing was lost
-	}
-	return err == nil
-}
-
-// HandlePushNotification implements push.NotificationHandler for
-// "invalidate": the keys changed, or nil for a flush of the database.
-func (v *viewCache) HandlePushNotification(_ context.Context, _ push.NotificationHandlerContext, n []any) error {
-	var keys []any
-	if len(n) > 1 {
-		keys, _ = n[1].([]any)
-	}
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if keys == nil {
-		v.reset(v.live)
-		return nil
-	}
-	for _, k := range keys {
-		s, _ := k.(string)
-		id := viewKeyID(s)
-		if id == "" {
-			v.reset(v.live) // not a key the cache reads: trust nothing
-			return nil
-		}
-		v.dropLocked(id)
-	}
-	return nil
+	return l, nil
 }
 
 // viewKeyID is the account id of an account or recovery key, else "".
@@ -292,11 +182,20 @@ func viewKeyID(key string) string {
 	return ""
 }
 
-// reset drops every entry and every read in flight.
-func (v *viewCache) reset(live bool) {
-	clear(v.entries)
-	clear(v.pending)
-	v.live = live
+// reset drops every entry and every read in flight of link l, and sets
+// its liveness: what other masters' connections read stays.
+func (v *viewCache) reset(l *viewLink, live bool) {
+	for id, e := range v.entries {
+		if e.link == l {
+			delete(v.entries, id)
+		}
+	}
+	for id, p := range v.pending {
+		if p.link == l {
+			delete(v.pending, id)
+		}
+	}
+	l.live = live
 	v.stats.Resets++
 }
 
@@ -323,38 +222,40 @@ func (v *viewCache) forgetKeys(keys []string) {
 func (v *viewCache) get(id string) (account.Account, bool) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	a, ok := v.entries[id]
+	e, ok := v.entries[id]
 	if ok {
 		v.stats.Hits++
 	} else {
 		v.stats.Misses++
 	}
-	return a, ok
+	return e.view, ok
 }
 
-// reserve starts a read of id that may fill the cache: false while the
-// connection is not known good.
-func (v *viewCache) reserve(id string) (uint64, bool) {
+// reserve starts a read of id through l that may fill the cache: false
+// while l's connection is not known good.
+func (v *viewCache) reserve(id string, l *viewLink) (uint64, bool) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if !v.live {
+	if !l.live {
 		return 0, false
 	}
 	v.next++
-	v.pending[id] = v.next
+	v.pending[id] = pendingRead{tok: v.next, link: l}
 	return v.next, true
 }
 
 // fill keeps a's view if the read tok is still the one in flight for its
-// account; cancel (a nil a) only ends the reservation.
+// account and its link is still good; cancel (a nil a) only ends the
+// reservation.
 func (v *viewCache) fill(id string, tok uint64, a *account.Account) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if v.pending[id] != tok {
+	p, ok := v.pending[id]
+	if !ok || p.tok != tok {
 		return
 	}
 	delete(v.pending, id)
-	if a == nil || !v.live {
+	if a == nil || !p.link.live {
 		return
 	}
 	if len(v.entries) >= v.max {
@@ -366,25 +267,8 @@ func (v *viewCache) fill(id string, tok uint64, a *account.Account) {
 	view := *a
 	view.RecoverySalt = nil
 	view.RecoveryCodes = make([][]byte, len(a.RecoveryCodes))
-	v.entries[id] = view
+	v.entries[id] = viewEntry{view: view, link: p.link}
 	v.stats.Fills++
-}
-
-// read reads an account record and its recovery codes on the tracking
-// connection, or errViewBusy when a miss or a check is using it.
-func (v *viewCache) read(ctx context.Context, accountKey, recoveryKey string) (map[string]string, []string, error) {
-	select {
-	case v.busy <- struct{}{}:
-	default:
-		return nil, nil, errViewBusy
-	}
-	defer func() { <-v.busy }()
-	fields, err := v.rc.HGetAll(ctx, accountKey).Result()
-	if err != nil {
-		return nil, nil, err
-	}
-	codes, err := v.rc.SMembers(ctx, recoveryKey).Result()
-	return fields, codes, err
 }
 
 func (v *viewCache) snapshot() ViewCacheStats {
@@ -395,10 +279,20 @@ func (v *viewCache) snapshot() ViewCacheStats {
 	return st
 }
 
+// close stops every link; later misses read uncached.
 func (v *viewCache) close() error {
-	close(v.stop)
-	<-v.done
-	return v.rc.Close()
+	v.linkMu.Lock()
+	defer v.linkMu.Unlock()
+	v.mu.Lock()
+	v.closed = true
+	links := v.links
+	v.links = map[string]*viewLink{}
+	v.mu.Unlock()
+	var errs []error
+	for _, l := range links {
+		errs = append(errs, l.close())
+	}
+	return errors.Join(errs...)
 }
 
 var _ account.ViewReader = (*Store)(nil)
@@ -422,17 +316,22 @@ func (s *Store) GetAccountView(ctx context.Context, id string) (account.Account,
 	return s.atAccountHome(ctx, id, s.viewMiss)
 }
 
-// viewMiss reads the account at h for the view cache: on the cache's own
-// connection, so that Redis tracks its keys, and kept if no invalidation
-// or reset came meanwhile; through the pipe, uncached, while the cache is
-// not live or its connection is busy.
+// viewMiss reads the account at h for the view cache: on the link of its
+// master, so that Redis tracks its keys there, and kept if no
+// invalidation or reset came meanwhile; through the pipe, uncached, while
+// that link is not live or busy, or when the slot has moved.
 func (s *Store) viewMiss(ctx context.Context, h home) (account.Account, error) {
-	tok, ok := s.views.reserve(h.acc)
+	key := s.accountKey(h)
+	l, err := s.views.route(ctx, key)
+	if err != nil {
+		return s.accountAt(ctx, h)
+	}
+	tok, ok := s.views.reserve(h.acc, l)
 	if !ok {
 		return s.accountAt(ctx, h)
 	}
-	fields, codes, err := s.views.read(ctx, s.accountKey(h), s.recoveryKey(h))
-	if errors.Is(err, errViewBusy) {
+	fields, codes, err := l.read(ctx, key, s.recoveryKey(h))
+	if errors.Is(err, errViewBusy) || isRedirect(err) {
 		s.views.fill(h.acc, tok, nil)
 		return s.accountAt(ctx, h)
 	}
@@ -447,6 +346,16 @@ func (s *Store) viewMiss(ctx context.Context, h home) (account.Account, error) {
 	}
 	s.views.fill(h.acc, tok, &a)
 	return a, nil
+}
+
+// isRedirect reports a Cluster redirection (MOVED or ASK): the slot is
+// served elsewhere now.
+func isRedirect(err error) bool {
+	if _, ok := redis.IsMovedError(err); ok {
+		return true
+	}
+	_, ok := redis.IsAskError(err)
+	return ok
 }
 
 // ViewCacheStats reports the view cache's counters (all zero, Size

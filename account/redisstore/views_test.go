@@ -311,8 +311,6 @@ func TestViewCacheRace(t *testing.T) {
 func TestViewCacheOptions(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
-	cluster := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{srv.Addr()}, ContextTimeoutEnabled: true})
-	defer cluster.Close()
 	failover := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: "m", SentinelAddrs: []string{srv.Addr()}, ContextTimeoutEnabled: true})
 	defer failover.Close()
 	tests := []struct {
@@ -321,7 +319,6 @@ func TestViewCacheOptions(t *testing.T) {
 		opts redisstore.Options
 		want string
 	}{
-		{"cluster client", cluster, redisstore.Options{ViewCache: 10}, "needs a *redis.Client"},
 		{"failover client without its options", failover, redisstore.Options{ViewCache: 10}, "needs ViewCacheSentinel"},
 		{"negative size", newClient(t, srv.Addr()), redisstore.Options{ViewCache: -1}, "ViewCache below 1"},
 		{"poll without size", newClient(t, srv.Addr()), redisstore.Options{ViewCachePoll: time.Second}, "ViewCache below 1"},

@@ -155,13 +155,12 @@ func (b *backend) openRedis(ctx context.Context, c *serveConfig, log *slog.Logge
 const defaultAccountCache = 1 << 16
 
 // storeOptions are the account store's options on a Redis of kind (see
-// parseRedisStore): the view cache (--account-cache) on one node, and on
-// Sentinel with its own failover client made from failover. A Cluster
-// client cannot have it.
+// parseRedisStore): the view cache (--account-cache), on Sentinel with its
+// own failover client made from failover.
 func storeOptions(kind string, failover *redis.FailoverOptions, accountCache int) redisstore.Options {
 	switch {
 	case accountCache == 0:
-	case kind == "redis":
+	case kind == "redis" || kind == "redis-cluster":
 		return redisstore.Options{ViewCache: accountCache}
 	case kind == "redis-sentinel" && failover != nil:
 		return redisstore.Options{ViewCache: accountCache, ViewCacheSentinel: failover}

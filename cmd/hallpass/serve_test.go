@@ -497,7 +497,8 @@ func TestServeAccountCacheFlag(t *testing.T) {
 		{"one node, off", "rediss://127.0.0.1:1", 0, 0},
 		{"sentinel", "redis+sentinel://127.0.0.1:1?master_name=m", 1000, 1000},
 		{"sentinel, off", "redis+sentinel://127.0.0.1:1?master_name=m", 0, 0},
-		{"cluster: every read goes to Redis", "redis+cluster://127.0.0.1:1", 1000, 0},
+		{"cluster", "redis+cluster://127.0.0.1:1", 1000, 1000},
+		{"cluster, off", "redis+cluster://127.0.0.1:1", 0, 0},
 	}
 	for _, tt := range tests {
 		r, err := parseRedisStore(tt.url)

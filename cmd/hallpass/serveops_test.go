@@ -34,6 +34,11 @@ func TestServeAccountViewCache(t *testing.T) {
 		sen := redistest.StartSentinel(t)
 		serveViewCache(t, "redis+sentinel://"+sen.Addr()+"/0?master_name="+redistest.SentinelMaster)
 	})
+	t.Run("cluster", func(t *testing.T) {
+		t.Parallel()
+		cl := redistest.StartCluster(t, 3)
+		serveViewCache(t, "redis+cluster://"+cl.Addrs()[0]+"?addr="+cl.Addrs()[1]+"&addr="+cl.Addrs()[2])
+	})
 	t.Run("bbolt", func(t *testing.T) {
 		t.Parallel()
 		_, bolt := startServeMetrics(t, "--dev", "--data", t.TempDir())

@@ -37,6 +37,17 @@ func clusterViewNodes(t *testing.T, addrs []string) (cached, other *redisstore.S
 	return cached, other
 }
 
+// clusterViewAccount starts a 3-master Cluster with two nodes on it and
+// an account whose view cached holds.
+func clusterViewAccount(t *testing.T, name string) (cl *redistest.Cluster, cached, other *redisstore.Store, a account.Account) {
+	t.Helper()
+	cl = redistest.StartCluster(t, 3)
+	cached, other = clusterViewNodes(t, cl.Addrs())
+	a = createAccount(t, cached, name)
+	filled(t, cached, a.ID)
+	return cl, cached, other, a
+}
+
 // On three masters the cache reads each account through a connection to
 // its master, and every master's invalidations reach it.
 func TestViewCacheCluster(t *testing.T) {
@@ -85,11 +96,8 @@ func TestViewCacheCluster(t *testing.T) {
 // misses read, and cache, on the new master.
 func TestViewCacheClusterSlotMoved(t *testing.T) {
 	t.Parallel()
-	cl := redistest.StartCluster(t, 3)
-	cached, other := clusterViewNodes(t, cl.Addrs())
+	cl, cached, other, a := clusterViewAccount(t, "mover")
 	ctx := context.Background()
-	a := createAccount(t, cached, "mover")
-	filled(t, cached, a.ID)
 	src := masterOf(t, cl.Addrs(), cached, a)
 	dst := cl.Addrs()[0]
 	if dst == src {
@@ -199,11 +207,8 @@ func moveSlot(t *testing.T, addrs []string, key, src, dst string) {
 // last key read there must see it and drop what that master gave.
 func TestViewCacheClusterProbe(t *testing.T) {
 	t.Parallel()
-	cl := redistest.StartCluster(t, 3)
-	cached, _ := clusterViewNodes(t, cl.Addrs())
+	cl, cached, _, a := clusterViewAccount(t, "prober")
 	ctx := context.Background()
-	a := createAccount(t, cached, "prober")
-	filled(t, cached, a.ID)
 	src := newClient(t, masterOf(t, cl.Addrs(), cached, a))
 	slot, err := src.ClusterKeySlot(ctx, "{"+redisstore.NameTag("prober")+"}").Result()
 	if err != nil {

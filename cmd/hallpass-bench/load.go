@@ -120,13 +120,18 @@ func openBolt() (storeHandles, error) {
 	return h, nil
 }
 
-// openRedis opens a store, a replay cache and a revocation store on the
-// given redis-server (as `hallpass serve` on Redis).
-func openRedis(addr string) (storeHandles, error) {
-	c := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true})
-	// The view cache on, as `hallpass serve` has it by default on a
-	// redis:// store (--account-cache).
-	st, err := redisstore.New(c, redisstore.Options{ViewCache: 1 << 16})
+// openRedis opens a store, a replay cache and a revocation store on c, a
+// client of one redis-server or of a Cluster (as `hallpass serve` on
+// Redis), the store with its view cache when views is set; the handles
+// close c.
+func openRedis(c redis.UniversalClient, views bool) (storeHandles, error) {
+	// The view cache on unless -account-cache=false, as `hallpass serve`
+	// has it by default on a Redis store (--account-cache).
+	var o redisstore.Options
+	if views {
+		o.ViewCache = 1 << 16
+	}
+	st, err := redisstore.New(c, o)
 	if err != nil {
 		c.Close()
 		return storeHandles{}, err

@@ -54,14 +54,18 @@
 // Usage:
 //
 //	go run ./cmd/hallpass-bench [-c 16] [-d 5s] [-rounds 5] [-floor 1s] [-n 200000]
-//	    [-stores bolt,redis] [-redis-aof off,everysec,always] [-server-cpus LIST -load-cpus LIST] [-gomaxprocs N]
-//	    [-cpuprofile FILE] [-json]
+//	    [-stores bolt,redis,cluster] [-redis-aof off,everysec,always] [-server-cpus LIST -load-cpus LIST] [-gomaxprocs N]
+//	    [-token-cache=false] [-account-cache=false] [-cpuprofile FILE] [-json]
 //	go run ./cmd/hallpass-bench -propagation [-n 1000] [-watchers 4] [-json]
 //
 // -redis-aof runs the Redis scenarios once per durability setting, each on
 // a fresh redis-server: off (in memory, the default), everysec and always
 // (appendonly yes with that appendfsync); results name the store redis,
-// redis+aof-everysec, redis+aof-always (see redisaof.go).
+// redis+aof-everysec, redis+aof-always (see redisaof.go). -stores cluster
+// runs them on a fresh 3-master Redis Cluster (persistence off) through a
+// cluster client (cluster.go). -account-cache=false opens the Redis
+// account stores without their view cache (labels end in -noviews), and
+// -token-cache=false the issuer without its verified-token cache (-nocache).
 //
 // -propagation measures how long an admin device revocation takes to reach
 // revocation mirrors in other processes (see propagation.go).
@@ -139,6 +143,9 @@ type options struct {
 	gomaxprocs int
 	cpuprofile string
 	scenarios  []string // of the scenarios list (load.go), in its order
+	// noAccountCache opens the Redis account stores without their view
+	// cache (-account-cache=false).
+	noAccountCache bool
 	// noTokenCache starts the issuer without its verified-token cache, so
 	// that every /v1/me verifies the token's signature (a cache miss).
 	noTokenCache bool
@@ -154,7 +161,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.rounds, "rounds", 5, "rounds per scenario, each a load window of -d/-rounds and a floor window (1 to 100)")
 	fs.DurationVar(&o.floor, "floor", 0, "floor window per round (default -d/-rounds, at most 1s)")
 	fs.Int64Var(&o.max, "n", 200_000, "maximum requests of each scenario")
-	stores := fs.String("stores", "bolt,redis", "comma-separated stores: bolt, redis")
+	stores := fs.String("stores", "bolt,redis", "comma-separated stores: bolt, redis, cluster (a 3-master Redis Cluster, persistence off)")
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON instead of a table")
 	fs.StringVar(&o.redisBin, "redis-server", "", "redis-server binary (default: PATH, /usr/bin, /usr/sbin)")
 	aof := fs.String("redis-aof", "off", "comma-separated Redis durability settings to run, each on a fresh redis-server: off (in memory), everysec, always (appendonly yes, appendfsync ...)")
@@ -164,6 +171,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	scen := fs.String("scenarios", strings.Join(scenarios, ","), "comma-separated scenarios to run: "+strings.Join(scenarios, ", "))
 	alg := fs.String("proof-alg", string(algES256), "DPoP proof algorithm of the clients and the floor: ES256 (the issue's method) or EdDSA")
 	tokenCache := fs.Bool("token-cache", true, "the issuer's verified-token cache (false: every /v1/me is a cache miss; results are labelled <store>-nocache)")
+	accountCache := fs.Bool("account-cache", true, "the Redis account store's view cache, as `hallpass serve --account-cache` (false: /v1/me reads the account from Redis; results are labelled <store>-noviews)")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the server side to this file (with -server-cpus: FILE.bolt, FILE.redis), floor windows included")
 	if err := parseArgs(fs, args); err != nil {
 		return o, err
@@ -179,6 +187,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("-gomaxprocs must be from 1 to 1024")
 	}
 	o.noTokenCache = !*tokenCache
+	o.noAccountCache = !*accountCache
 	var aerr error
 	if o.proofAlg, aerr = parseProofAlg(*alg); aerr != nil {
 		return o, aerr
@@ -205,8 +214,8 @@ func parseStores(list string) ([]string, error) {
 	seen := map[string]bool{}
 	for _, s := range strings.Split(list, ",") {
 		s = strings.TrimSpace(s)
-		if s != "bolt" && s != "redis" {
-			return stores, fmt.Errorf("-stores: unknown store %q (bolt, redis)", s)
+		if s != "bolt" && s != "redis" && s != "cluster" {
+			return stores, fmt.Errorf("-stores: unknown store %q (bolt, redis, cluster)", s)
 		}
 		if !seen[s] {
 			seen[s] = true
@@ -269,9 +278,12 @@ func bench(ctx context.Context, o options, progress io.Writer) (*Report, error) 
 			procs int
 			err   error
 		)
-		if store == "redis" { // once per -redis-aof mode: redisaof.go
+		switch store {
+		case "redis": // once per -redis-aof mode: redisaof.go
 			res, procs, err = benchRedis(ctx, o, progress)
-		} else {
+		case "cluster":
+			res, procs, err = benchCluster(ctx, o, progress)
+		default:
 			res, procs, err = benchStore(ctx, o, serverSpec{Store: store, NoTokenCache: o.noTokenCache}, progress)
 		}
 		if err != nil {

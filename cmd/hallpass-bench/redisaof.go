@@ -62,6 +62,9 @@ func (s serverSpec) label() string {
 	if s.NoTokenCache {
 		l += "-nocache"
 	}
+	if s.NoAccountCache && s.Store != "bolt" {
+		l += "-noviews"
+	}
 	return l
 }
 
@@ -78,7 +81,7 @@ func benchRedis(ctx context.Context, o options, progress io.Writer) ([]Result, i
 		if err != nil {
 			return nil, 0, err
 		}
-		spec := serverSpec{Store: "redis", Redis: rp.Addr(), AOF: mode, NoTokenCache: o.noTokenCache}
+		spec := serverSpec{Store: "redis", Redis: rp.Addr(), AOF: mode, NoTokenCache: o.noTokenCache, NoAccountCache: o.noAccountCache}
 		res, p, err := benchStore(ctx, o, spec, progress)
 		rp.Stop()
 		if err != nil {

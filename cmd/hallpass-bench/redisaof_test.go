@@ -62,3 +62,36 @@ func TestParseAOF(t *testing.T) {
 		}
 	}
 }
+
+// TestCluster runs every scenario on a 3-master Redis Cluster, briefly,
+// with and without the account store's view cache, each labelled.
+func TestCluster(t *testing.T) {
+	for _, tt := range []struct {
+		args  []string
+		label string
+	}{
+		{nil, "cluster"},
+		{[]string{"-account-cache=false"}, "cluster-noviews"},
+	} {
+		var out, errb bytes.Buffer
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		args := append([]string{"-stores", "cluster", "-d", "300ms", "-rounds", "1", "-floor", "50ms", "-c", "2", "-json"}, tt.args...)
+		code := run(ctx, args, &out, &errb)
+		cancel()
+		var rep Report
+		if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+			t.Fatalf("exit %d, output is not JSON: %v\nstderr: %s", code, err, errb.Bytes())
+		}
+		if code != 0 {
+			t.Errorf("exit code %d; stderr: %s", code, errb.Bytes())
+		}
+		if len(rep.Results) != len(scenarios) {
+			t.Errorf("%d results, want %d", len(rep.Results), len(scenarios))
+		}
+		for _, r := range rep.Results {
+			if r.Store != tt.label || r.ReqPerS <= 0 || r.Errors != 0 || r.Floor.OpsPerSec <= 0 {
+				t.Errorf("%v: %s %s: %+v", tt.args, r.Store, r.Scenario, r)
+			}
+		}
+	}
+}

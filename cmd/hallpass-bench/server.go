@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/hallpass/hallpass/internal/procs"
 )
 
@@ -29,9 +31,13 @@ type backend interface {
 
 // serverSpec says which store the issuer runs on.
 type serverSpec struct {
-	Store string `json:"store"`           // bolt, redis
-	Redis string `json:"redis,omitempty"` // redis-server address, for redis
-	AOF   string `json:"aof,omitempty"`   // -redis-aof mode of that server (redisaof.go)
+	Store   string   `json:"store"`             // bolt, redis, cluster
+	Redis   string   `json:"redis,omitempty"`   // redis-server address, for redis
+	AOF     string   `json:"aof,omitempty"`     // -redis-aof mode of that server (redisaof.go)
+	Cluster []string `json:"cluster,omitempty"` // the masters' addresses, for cluster
+	// NoAccountCache: the Redis account store without its view cache
+	// (-account-cache=false).
+	NoAccountCache bool `json:"no_account_cache,omitempty"`
 	// NoTokenCache: the issuer verifies every token's signature (-token-cache=false).
 	NoTokenCache bool `json:"no_token_cache,omitempty"`
 }
@@ -43,7 +49,9 @@ func openServer(spec serverSpec) (base string, closeAll func(), err error) {
 	case "bolt":
 		st, err = openBolt()
 	case "redis":
-		st, err = openRedis(spec.Redis)
+		st, err = openRedis(redis.NewClient(&redis.Options{Addr: spec.Redis, ContextTimeoutEnabled: true}), !spec.NoAccountCache)
+	case "cluster":
+		st, err = openRedis(redis.NewClusterClient(&redis.ClusterOptions{Addrs: spec.Cluster, ContextTimeoutEnabled: true}), !spec.NoAccountCache)
 	default:
 		err = fmt.Errorf("unknown store %q", spec.Store)
 	}

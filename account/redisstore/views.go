@@ -102,11 +102,17 @@ func newViewCache(c redis.UniversalClient, sentinel *redis.FailoverOptions, size
 		entries: map[string]viewEntry{}, pending: map[string]pendingRead{}}
 	switch c := c.(type) {
 	case *redis.ClusterClient:
+		if sentinel != nil {
+			return nil, errors.New("ViewCacheSentinel is for a Sentinel failover client, not a Cluster client")
+		}
 		v.route = v.clusterRoute(c)
 		return v, nil
 	case *redis.Client:
-		if sentinel == nil && c.Options().Addr == failoverAddr {
+		switch failover := c.Options().Addr == failoverAddr; {
+		case failover && sentinel == nil:
 			return nil, errors.New("ViewCache on a Sentinel failover client needs ViewCacheSentinel")
+		case !failover && sentinel != nil:
+			return nil, errors.New("ViewCacheSentinel is for a Sentinel failover client, not a client of one node")
 		}
 		dial := nodeDialer(*c.Options())
 		if sentinel != nil {

@@ -311,6 +311,8 @@ func TestViewCacheRace(t *testing.T) {
 func TestViewCacheOptions(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
+	cluster := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{srv.Addr()}, ContextTimeoutEnabled: true})
+	defer cluster.Close()
 	failover := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: "m", SentinelAddrs: []string{srv.Addr()}, ContextTimeoutEnabled: true})
 	defer failover.Close()
 	tests := []struct {
@@ -320,6 +322,8 @@ func TestViewCacheOptions(t *testing.T) {
 		want string
 	}{
 		{"failover client without its options", failover, redisstore.Options{ViewCache: 10}, "needs ViewCacheSentinel"},
+		{"failover options with a cluster client", cluster, redisstore.Options{ViewCache: 10, ViewCacheSentinel: &redis.FailoverOptions{MasterName: "m"}}, "not a Cluster client"},
+		{"failover options with a node client", newClient(t, srv.Addr()), redisstore.Options{ViewCache: 10, ViewCacheSentinel: &redis.FailoverOptions{MasterName: "m"}}, "not a client of one node"},
 		{"negative size", newClient(t, srv.Addr()), redisstore.Options{ViewCache: -1}, "ViewCache below 1"},
 		{"poll without size", newClient(t, srv.Addr()), redisstore.Options{ViewCachePoll: time.Second}, "ViewCache below 1"},
 		{"negative poll", newClient(t, srv.Addr()), redisstore.Options{ViewCache: 1, ViewCachePoll: -time.Second}, "negative ViewCachePoll"},

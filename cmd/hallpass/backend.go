@@ -250,7 +250,7 @@ func viewCacheCollectors(st account.Store) []prometheus.Collector {
 			func(s redisstore.ViewCacheStats) uint64 { return s.Misses }),
 		counter("hallpass_account_view_cache_invalidations_total", "Accounts dropped from the view cache because Redis reported a change or this node made one.",
 			func(s redisstore.ViewCacheStats) uint64 { return s.Invalidated }),
-		counter("hallpass_account_view_cache_resets_total", "Times the whole view cache was dropped: a new connection to Redis, a failed check, a flush.",
+		counter("hallpass_account_view_cache_resets_total", "Times the view cache dropped everything one connection read: a new connection to Redis, a failed check, a server answering as a replica, a flush (on a Cluster one connection per master).",
 			func(s redisstore.ViewCacheStats) uint64 { return s.Resets }),
 		gauge("hallpass_account_view_cache_entries", "Accounts the view cache holds now.",
 			func(s redisstore.ViewCacheStats) int { return s.Entries }),

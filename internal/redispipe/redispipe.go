@@ -66,8 +66,13 @@ func New(c redis.UniversalClient) (*Pipe, error) {
 // Do queues cmds and waits until each has its reply or ctx ends. A nil
 // error means every command completed: read each one's result (and its own
 // error, redis.Nil included) from it. A non-nil error is ctx's: the
-// commands may still be in flight, so the caller must not read them.
+// commands may still be in flight, so the caller must not read them. With
+// ctx already done nothing is sent (the pipeliner could still send it and
+// answer before the wait looks at ctx).
 func (p *Pipe) Do(ctx context.Context, cmds ...redis.Cmder) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	var buf [4]redis.AutoFuture
 	fs := buf[:0]
 	for _, c := range cmds {

@@ -183,6 +183,28 @@ func TestDeadline(t *testing.T) {
 	}
 }
 
+// TestCancelledBeforehand: a context that is already done sends nothing
+// and gets its own error, every time (the pipeliner alone could send the
+// command and have its reply before the wait looked at the context).
+func TestCancelledBeforehand(t *testing.T) {
+	srv := redistest.Start(t)
+	c := newClient(t, srv.Addr())
+	p := newPipe(t, c)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for i := range 200 {
+		if err := p.Cmd(ctx, "set", "k", i).Err(); !errors.Is(err, context.Canceled) {
+			t.Fatalf("Cmd %d with a cancelled context: %v", i, err)
+		}
+	}
+	if _, err := p.Run(ctx, echoScript, []string{"n"}, "x").Result(); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run with a cancelled context: %v", err)
+	}
+	if n, err := c.Exists(context.Background(), "k").Result(); err != nil || n != 0 {
+		t.Fatalf("EXISTS k = %d, %v: a cancelled command reached Redis", n, err)
+	}
+}
+
 // TestCluster: commands and scripts reach the master of their slot.
 func TestCluster(t *testing.T) {
 	cl := redistest.StartCluster(t, 3)

@@ -118,7 +118,7 @@ func newViewCache(c redis.UniversalClient, sentinel *redis.FailoverOptions, size
 		if sentinel != nil {
 			dial = sentinelDialer(*sentinel)
 		}
-		l, err := v.addLink("", dial)
+		l, err := v.addLink("", dial, true)
 		if err != nil {
 			return nil, err
 		}
@@ -143,12 +143,15 @@ func (v *viewCache) clusterRoute(c *redis.ClusterClient) func(context.Context, s
 		if l != nil {
 			return l, nil
 		}
-		return v.addLink(o.Addr, nodeDialer(*o))
+		return v.addLink(o.Addr, nodeDialer(*o), false)
 	}
 }
 
-// addLink opens the link for addr (once) and starts its checks.
-func (v *viewCache) addLink(addr string, dial dialer) (*viewLink, error) {
+// addLink opens the link for addr (once) and starts its checks: the first
+// at once, before returning when wait is set (New's; a miss that opens a
+// Cluster master's link does not wait for it, and reads uncached until
+// that check passes).
+func (v *viewCache) addLink(addr string, dial dialer, wait bool) (*viewLink, error) {
 	v.linkMu.Lock()
 	defer v.linkMu.Unlock()
 	v.mu.Lock()
@@ -165,8 +168,10 @@ func (v *viewCache) addLink(addr string, dial dialer) (*viewLink, error) {
 	if l.rc, err = dial(l); err != nil {
 		return nil, err
 	}
-	l.check() // connect now; if Redis is not there yet, run keeps trying
-	go l.run()
+	if wait {
+		l.check() // connect now; if Redis is not there yet, run keeps trying
+	}
+	go l.run(!wait)
 	v.mu.Lock()
 	v.links[addr] = l
 	v.mu.Unlock()

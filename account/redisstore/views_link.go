@@ -137,17 +137,21 @@ func (l *viewLink) onConnect(ctx context.Context, cn *redis.Conn) error {
 	return nil
 }
 
-// run checks the connection every poll until close: a HELLO, before whose
+// run checks the connection every poll until close (the first time at
+// once when now is set): a HELLO, before whose
 // reply every queued invalidation is handled. A failed check drops the
 // cache and stops fills through l until a check or a new connection
 // succeeds; while checks fail (Redis away: nothing is cached from it, so
 // nothing can go stale) they back off to one a second, which keeps a
 // Redis outage from filling the log with go-redis's dial errors.
-func (l *viewLink) run() {
+func (l *viewLink) run(now bool) {
 	defer close(l.done)
 	poll := l.v.poll
 	wait := poll
 	t := time.NewTimer(wait)
+	if now {
+		t.Reset(0)
+	}
 	defer t.Stop()
 	for {
 		select {

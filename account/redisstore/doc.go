@@ -155,7 +155,8 @@
 // redirected (MOVED or ASK) and reads uncached through the cluster client,
 // which learns the new map. Each check of a master's connection also reads
 // the last account key read there, so a master that no longer serves that
-// slot (a failover) or whose cluster is down drops what it read. A reset
+// slot (a failover, a move) drops what it read, once, and one whose
+// cluster is down is not read through until it answers again. A reset
 // drops only what that master's connection read; the bound is for all
 // masters together.
 //

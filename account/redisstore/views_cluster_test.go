@@ -106,18 +106,7 @@ func TestViewCacheClusterSlotMoved(t *testing.T) {
 	// Another account on the same master, in another slot, read last: the
 	// checks' probe stays on a slot that does not move, so the cache's
 	// connection to src stays good and the next miss goes there.
-	for i := 0; ; i++ {
-		name := fmt.Sprintf("stay%d", i)
-		if i == 1000 {
-			t.Fatal("no name on the same master")
-		}
-		stay := account.Account{UsernameKey: name}
-		if redisstore.NameTag(name) == redisstore.NameTag("mover") || masterOf(t, cl.Addrs(), cached, stay) != src {
-			continue
-		}
-		filled(t, cached, createAccount(t, cached, name).ID)
-		break
-	}
+	filled(t, cached, createAccount(t, cached, nameOn(t, cl, src, "mover")).ID)
 	before := cached.ViewCacheStats()
 	moveSlot(t, cl.Addrs(), "{"+redisstore.NameTag("mover")+"}", src, dst)
 	deadline := time.Now().Add(3 * time.Second)
@@ -144,6 +133,20 @@ func TestViewCacheClusterSlotMoved(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, cached, a.ID, "unban on the new master", func(v account.Account, err error) bool { return err == nil && !v.Banned })
+}
+
+// nameOn is a username whose account lives on the master at addr, in
+// another slot than not's.
+func nameOn(t *testing.T, cl *redistest.Cluster, addr, not string) string {
+	t.Helper()
+	for i := range 1000 {
+		name := fmt.Sprintf("on%d", i)
+		if redisstore.NameTag(name) != redisstore.NameTag(not) && masterOf(t, cl.Addrs(), nil, account.Account{UsernameKey: name}) == addr {
+			return name
+		}
+	}
+	t.Fatal("no name on that master")
+	return ""
 }
 
 // masterOf is the address of the master holding a's record.
@@ -226,4 +229,27 @@ func TestViewCacheClusterProbe(t *testing.T) {
 		t.Fatal(err)
 	}
 	filled(t, cached, a.ID)
+}
+
+// The slot of the last key read through a master's connection moves away:
+// the check's read of it is redirected, which drops what that master gave
+// once; then the connection serves the master's other slots again.
+func TestViewCacheClusterProbeMoved(t *testing.T) {
+	t.Parallel()
+	cl, cached, _, a := clusterViewAccount(t, "prober")
+	src := masterOf(t, cl.Addrs(), cached, a)
+	dst := cl.Addrs()[0]
+	if dst == src {
+		dst = cl.Addrs()[1]
+	}
+	resets := cached.ViewCacheStats().Resets
+	moveSlot(t, cl.Addrs(), "{"+redisstore.NameTag("prober")+"}", src, dst)
+	deadline := time.Now().Add(3 * time.Second)
+	for cached.ViewCacheStats().Resets == resets {
+		if time.Now().After(deadline) {
+			t.Fatalf("stats %+v: the redirected probe did not drop the master's views", cached.ViewCacheStats())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	filled(t, cached, createAccount(t, cached, nameOn(t, cl, src, "prober")).ID)
 }

@@ -171,7 +171,9 @@ func (l *viewLink) run(now bool) {
 // check asks the server on the link's connection (dialling one, and so
 // turning tracking on, if there is none) for its role, and reports
 // whether it answered as a master (in a Cluster, one still serving the
-// probe's slot). A replica (a master demoted by a failover) gets no more
+// probe's slot: a redirection fails this check and forgets the probe, so
+// the next check can pass and the master's other slots are cached again;
+// a cluster that is down keeps failing it). A replica (a master demoted by a failover) gets no more
 // of the master's writes once its link breaks: the link then drops the
 // client and dials again, which on Sentinel reaches the master the
 // Sentinels name.
@@ -188,6 +190,9 @@ func (l *viewLink) check() bool {
 	}
 	if err == nil && l.cluster && l.probe != "" {
 		err = l.rc.Exists(ctx, l.probe).Err() // MOVED, or CLUSTERDOWN
+		if isRedirect(err) {
+			l.probe = "" // that slot is served elsewhere: drop what this link read, once
+		}
 	}
 	cancel()
 	<-l.busy

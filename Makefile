@@ -33,9 +33,9 @@ test: test-deps
 ## bench: benchmarks beside their raw-crypto baselines (same run), then the load generator at 64 clients (bbolt; Redis in memory, AOF everysec, AOF always; /v1/me with and without the token cache), the gateway (proxy, forward auth), then revocation propagation (one by one; 1,000/s on a 3-master cluster to 16 mirrors), then memory (docs/performance.md)
 bench: test-deps
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./...
-	$(GO) run ./cmd/hallpass-bench -server-cpus 1 -load-cpus 0 -c 64 -d 5s -redis-aof off,everysec,always
-	$(GO) run ./cmd/hallpass-bench -server-cpus 1 -load-cpus 0 -c 64 -d 5s -scenarios me -token-cache=false
-	$(GO) run ./cmd/hallpass-bench -gateway -server-cpus 1 -load-cpus 0
+	$(GO) run ./cmd/hallpass-bench -pin -c 64 -d 5s -redis-aof off,everysec,always
+	$(GO) run ./cmd/hallpass-bench -pin -c 64 -d 5s -scenarios me -token-cache=false
+	$(GO) run ./cmd/hallpass-bench -gateway -pin
 	$(GO) run ./cmd/hallpass-bench -propagation -n 1000 -watchers 4
 	$(GO) run ./cmd/hallpass-bench -propagation -cluster -rate 1000 -n 5000 -watchers 16 -c 64
 	$(GO) run ./cmd/hallpass-bench -memory -accounts 100000 -entries 1000000 -tokens 1000000
@@ -43,7 +43,7 @@ bench: test-deps
 ## bench-load: signup, refresh and /v1/me under load on bbolt and Redis, beside the floor (needs redis-server)
 .PHONY: bench-load
 bench-load: test-deps
-	$(GO) run ./cmd/hallpass-bench -server-cpus 1 -load-cpus 0 -d 5s
+	$(GO) run ./cmd/hallpass-bench -pin -d 5s
 
 ## fuzz: every fuzz target for FUZZTIME each
 fuzz:

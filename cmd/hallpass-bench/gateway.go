@@ -50,6 +50,7 @@ func parseGatewayBenchFlags(args []string, stderr io.Writer) (gwOptions, error) 
 	fs.DurationVar(&o.duration, "d", 15*time.Second, "load time of each scenario, over all rounds (up to 10m)")
 	fs.IntVar(&o.rounds, "rounds", 3, "rounds per scenario, each a load window of -d/-rounds and a floor window (1 to 100)")
 	fs.DurationVar(&o.floor, "floor", 0, "floor window per round (default -d/-rounds, at most 2s)")
+	pin := fs.Bool("pin", false, "pin the server side to the last CPU this process may use and the load to the others, on any machine (Linux; instead of -server-cpus and -load-cpus)")
 	serverCPUs := fs.String("server-cpus", "", "pin the gateway to these CPUs (e.g. 1); the floor is measured there too")
 	loadCPUs := fs.String("load-cpus", "", "pin the load generator, the issuer and the upstream to these CPUs (e.g. 0)")
 	fs.StringVar(&o.bin, "hallpass", "", "hallpass binary to run as the gateway (default: go build ./cmd/hallpass)")
@@ -66,7 +67,7 @@ func parseGatewayBenchFlags(args []string, stderr io.Writer) (gwOptions, error) 
 	if o.floor, err = loadWindows(o.clients, o.duration, o.rounds, o.floor, 2*time.Second); err != nil {
 		return o, err
 	}
-	o.serverCPUs, o.loadCPUs, err = parsePinning(*serverCPUs, *loadCPUs)
+	o.serverCPUs, o.loadCPUs, err = parsePinning(*pin, *serverCPUs, *loadCPUs)
 	return o, err
 }
 

@@ -165,6 +165,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON instead of a table")
 	fs.StringVar(&o.redisBin, "redis-server", "", "redis-server binary (default: PATH, /usr/bin, /usr/sbin)")
 	aof := fs.String("redis-aof", "off", "comma-separated Redis durability settings to run, each on a fresh redis-server: off (in memory), everysec, always (appendonly yes, appendfsync ...)")
+	pin := fs.Bool("pin", false, "pin the server side to the last CPU this process may use and the load to the others, on any machine (Linux; instead of -server-cpus and -load-cpus)")
 	serverCPUs := fs.String("server-cpus", "", "run the issuer, its floor and redis-server pinned to these CPUs (e.g. 1 or 2-3), in a child process (Linux)")
 	loadCPUs := fs.String("load-cpus", "", "pin the load generator to these CPUs (e.g. 0); needs -server-cpus")
 	fs.IntVar(&o.gomaxprocs, "gomaxprocs", 0, "GOMAXPROCS of the server side (default: the number of -server-cpus, else Go's default)")
@@ -198,7 +199,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if *loadCPUs != "" && *serverCPUs == "" {
 		return o, errors.New("-load-cpus needs -server-cpus (client and server share one process otherwise)")
 	}
-	if o.serverCPUs, o.loadCPUs, err = parsePinning(*serverCPUs, *loadCPUs); err != nil {
+	if o.serverCPUs, o.loadCPUs, err = parsePinning(*pin, *serverCPUs, *loadCPUs); err != nil {
 		return o, err
 	}
 	if o.redisAOF, err = parseAOF(*aof); err != nil {

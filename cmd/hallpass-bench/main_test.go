@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -152,6 +153,56 @@ func TestParseCPUList(t *testing.T) {
 		if got, err := parseCPUList(bad); err == nil {
 			t.Errorf("parseCPUList(%q) = %v, want an error", bad, got)
 		}
+	}
+}
+
+func TestAutoPinning(t *testing.T) {
+	for _, tt := range []struct {
+		allowed      []int
+		server, load []int
+	}{
+		{[]int{0, 1}, []int{1}, []int{0}},
+		{[]int{0, 1, 2, 3}, []int{3}, []int{0, 1, 2}},
+		{[]int{2, 5, 7}, []int{7}, []int{2, 5}},
+	} {
+		server, load, err := autoPinning(tt.allowed)
+		if err != nil || !slices.Equal(server, tt.server) || !slices.Equal(load, tt.load) {
+			t.Errorf("autoPinning(%v) = %v, %v, %v; want %v, %v", tt.allowed, server, load, err, tt.server, tt.load)
+		}
+	}
+	for _, few := range [][]int{nil, {0}} {
+		if s, l, err := autoPinning(few); err == nil {
+			t.Errorf("autoPinning(%v) = %v, %v; want an error", few, s, l)
+		}
+	}
+	for _, args := range [][]string{{"-server-cpus", "1"}, {"-load-cpus", "0"}} {
+		if _, err := parseFlags(append([]string{"-pin"}, args...), &bytes.Buffer{}); err == nil {
+			t.Errorf("-pin with %v: no error", args)
+		}
+	}
+}
+
+// TestPinFlag checks what -pin chooses on this machine: the last CPU this
+// process may use for the server, the others for the load, or, with fewer
+// than two (or without pinning support), an error.
+func TestPinFlag(t *testing.T) {
+	o, err := parseFlags([]string{"-pin"}, &bytes.Buffer{})
+	allowed, aerr := allowedCPUs()
+	switch {
+	case !pinningSupported || len(allowed) < 2:
+		if err == nil {
+			t.Errorf("-pin with CPUs %v (%v): no error", allowed, aerr)
+		}
+	case aerr != nil || len(allowed) != runtime.NumCPU():
+		t.Fatalf("allowedCPUs() = %v, %v; runtime.NumCPU() %d", allowed, aerr, runtime.NumCPU())
+	case err != nil:
+		t.Fatalf("-pin: %v", err)
+	case !slices.Equal(o.serverCPUs, allowed[len(allowed)-1:]) || !slices.Equal(o.loadCPUs, allowed[:len(allowed)-1]):
+		t.Errorf("-pin on CPUs %v: server %v, load %v", allowed, o.serverCPUs, o.loadCPUs)
+	}
+	g, gerr := parseGatewayBenchFlags([]string{"-gateway", "-pin"}, &bytes.Buffer{})
+	if (gerr == nil) != (err == nil) || !slices.Equal(g.serverCPUs, o.serverCPUs) || !slices.Equal(g.loadCPUs, o.loadCPUs) {
+		t.Errorf("gateway -pin: %v, %v, %v; want as the main bench: %v, %v, %v", g.serverCPUs, g.loadCPUs, gerr, o.serverCPUs, o.loadCPUs, err)
 	}
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -45,8 +46,18 @@ func formatCPUList(cpus []int) string {
 }
 
 // parsePinning parses the -server-cpus and -load-cpus lists (empty: not
-// pinned).
-func parsePinning(server, load string) (serverCPUs, loadCPUs []int, err error) {
+// pinned), or with -pin (pin true) chooses them: see autoPinning.
+func parsePinning(pin bool, server, load string) (serverCPUs, loadCPUs []int, err error) {
+	if pin {
+		if server != "" || load != "" {
+			return nil, nil, errors.New("-pin chooses the CPUs itself: give -pin or -server-cpus and -load-cpus, not both")
+		}
+		allowed, err := allowedCPUs()
+		if err != nil {
+			return nil, nil, fmt.Errorf("-pin: %w", err)
+		}
+		return autoPinning(allowed)
+	}
 	if server != "" {
 		if serverCPUs, err = parseCPUList(server); err != nil {
 			return nil, nil, fmt.Errorf("-server-cpus: %w", err)
@@ -61,6 +72,18 @@ func parsePinning(server, load string) (serverCPUs, loadCPUs []int, err error) {
 		return nil, nil, pinProcess(0, nil) // its error says why
 	}
 	return serverCPUs, loadCPUs, nil
+}
+
+// autoPinning is -pin: the server side on the last of the CPUs this
+// process may run on (allowed, sorted), the load on all the others. The
+// server then has one core to itself on any machine with two or more, as
+// the method asks, and the load as many as are left.
+func autoPinning(allowed []int) (serverCPUs, loadCPUs []int, err error) {
+	n := len(allowed)
+	if n < 2 {
+		return nil, nil, fmt.Errorf("-pin needs at least 2 CPUs; this process may run on %d", n)
+	}
+	return slices.Clone(allowed[n-1:]), slices.Clone(allowed[:n-1]), nil
 }
 
 // pinLoad pins this process, the load generator, to cpus (nil: not

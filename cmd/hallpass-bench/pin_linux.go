@@ -48,3 +48,20 @@ func pinProcess(pid int, cpus []int) error {
 	}
 	return nil
 }
+
+// allowedCPUs lists the CPUs this process may run on (its affinity mask,
+// as taskset -p shows it), sorted.
+func allowedCPUs() ([]int, error) {
+	var mask [maxCPU / 64]uint64
+	_, _, errno := syscall.RawSyscall(syscall.SYS_SCHED_GETAFFINITY, 0, unsafe.Sizeof(mask), uintptr(unsafe.Pointer(&mask)))
+	if errno != 0 {
+		return nil, fmt.Errorf("reading the CPU affinity: %w", errno)
+	}
+	var cpus []int
+	for c := range maxCPU {
+		if mask[c/64]&(1<<(c%64)) != 0 {
+			cpus = append(cpus, c)
+		}
+	}
+	return cpus, nil
+}

@@ -151,7 +151,30 @@ func (s *FileStore) Path() string { return s.path }
 func (s *FileStore) Load(context.Context) (*State, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	f, err := os.Open(s.path)
+	sf, err := readStateFile(s.path)
+	if err != nil || sf == nil {
+		return nil, err
+	}
+	dek, err := s.dataKey(sf.Key)
+	if err != nil {
+		return nil, err
+	}
+	pt, err := openState(dek, sf)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(pt)
+	st, err := decodeState(pt)
+	if err != nil {
+		return nil, err
+	}
+	s.dek, s.wrapped = dek, sf.Key
+	return st, nil
+}
+
+// readStateFile reads and checks the header of the state file at path; a missing file is (nil, nil).
+func readStateFile(path string) (*stateFile, error) {
+	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -173,15 +196,26 @@ func (s *FileStore) Load(context.Context) (*State, error) {
 	if sf.Version != stateVersion {
 		return nil, fmt.Errorf("%w: unsupported version %d", ErrStateDecrypt, sf.Version)
 	}
-	dek := s.dek
-	if dek == nil || sf.Key != s.wrapped {
-		if dek, err = s.prot.unwrap(sf.Key); err != nil {
-			if errors.Is(err, keys.ErrParams) {
-				return nil, fmt.Errorf("%w: %w", ErrStateDecrypt, err)
-			}
-			return nil, ErrStateDecrypt
-		}
+	return &sf, nil
+}
+
+// dataKey unwraps the data key stored as wrapped, or returns the cached one when it is the same. s.mu must be held.
+func (s *FileStore) dataKey(wrapped string) (*keys.LocalKey, error) {
+	if s.dek != nil && wrapped == s.wrapped {
+		return s.dek, nil
 	}
+	dek, err := s.prot.unwrap(wrapped)
+	if err != nil {
+		if errors.Is(err, keys.ErrParams) {
+			return nil, fmt.Errorf("%w: %w", ErrStateDecrypt, err)
+		}
+		return nil, ErrStateDecrypt
+	}
+	return dek, nil
+}
+
+// openState decrypts and authenticates the ciphertext of sf under dek; the caller clears the plaintext.
+func openState(dek *keys.LocalKey, sf *stateFile) ([]byte, error) {
 	nonce, err1 := b64.DecodeString(sf.Nonce)
 	ct, err2 := b64.DecodeString(sf.Ciphertext)
 	if err1 != nil || err2 != nil || len(nonce) != chacha20poly1305.NonceSizeX {
@@ -195,7 +229,11 @@ func (s *FileStore) Load(context.Context) (*State, error) {
 	if err != nil {
 		return nil, ErrStateDecrypt
 	}
-	defer clear(pt)
+	return pt, nil
+}
+
+// decodeState parses the plaintext pt and checks that its device key matches its thumbprint.
+func decodeState(pt []byte) (*State, error) {
 	var sj stateJSON
 	if err := json.Unmarshal(pt, &sj); err != nil {
 		return nil, fmt.Errorf("%w: bad content", ErrStateDecrypt)
@@ -222,7 +260,6 @@ func (s *FileStore) Load(context.Context) (*State, error) {
 		}
 		st.DeviceKey = k
 	}
-	s.dek, s.wrapped = dek, sf.Key
 	return st, nil
 }
 
@@ -231,6 +268,26 @@ func (s *FileStore) Save(_ context.Context, st *State) error {
 	if st == nil {
 		return errors.New("client: nil state")
 	}
+	pt, err := encodeState(st)
+	if err != nil {
+		return err
+	}
+	defer clear(pt)
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.ensureDataKey(); err != nil {
+		return err
+	}
+	out, err := s.seal(pt)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(s.path, append(out, '\n'))
+}
+
+// encodeState is the plaintext of st, its device key as PKCS #8 and its thumbprint filled in when empty.
+func encodeState(st *State) ([]byte, error) {
 	sj := stateJSON{
 		ServerURL:         st.ServerURL,
 		AccountID:         st.AccountID,
@@ -244,54 +301,53 @@ func (s *FileStore) Save(_ context.Context, st *State) error {
 	if st.DeviceKey != nil {
 		der, err := marshalDeviceKey(st.DeviceKey)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		defer clear(der)
 		sj.DeviceKey = der
 		if sj.KeyThumbprint == "" {
 			if sj.KeyThumbprint, err = thumbprint(st.DeviceKey); err != nil {
-				return err
+				return nil, err
 			}
 		}
 	}
-	pt, err := json.Marshal(sj)
+	return json.Marshal(sj)
+}
+
+// ensureDataKey makes and wraps the data key on the first save. s.mu must be held.
+func (s *FileStore) ensureDataKey() error {
+	if s.dek != nil {
+		return nil
+	}
+	dek, err := keys.GenerateLocalKey(rand.Reader)
 	if err != nil {
 		return err
 	}
-	defer clear(pt)
-
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.dek == nil {
-		dek, err := keys.GenerateLocalKey(rand.Reader)
-		if err != nil {
-			return err
-		}
-		w, err := s.prot.wrap(dek)
-		if err != nil {
-			return fmt.Errorf("client: wrapping the state key: %w", err)
-		}
-		s.dek, s.wrapped = dek, w
+	w, err := s.prot.wrap(dek)
+	if err != nil {
+		return fmt.Errorf("client: wrapping the state key: %w", err)
 	}
+	s.dek, s.wrapped = dek, w
+	return nil
+}
+
+// seal encrypts pt under the data key with a fresh nonce and encodes the file. s.mu must be held.
+func (s *FileStore) seal(pt []byte) ([]byte, error) {
 	aead, err := newAEAD(s.dek)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	nonce := make([]byte, chacha20poly1305.NonceSizeX)
 	if _, err := io.ReadFull(rand.Reader, nonce); err != nil {
-		return err
+		return nil, err
 	}
-	out, err := json.Marshal(stateFile{
+	return json.Marshal(stateFile{
 		Format:     stateFormat,
 		Version:    stateVersion,
 		Key:        s.wrapped,
 		Nonce:      b64.EncodeToString(nonce),
 		Ciphertext: b64.EncodeToString(aead.Seal(nil, nonce, pt, stateAAD(s.wrapped))),
 	})
-	if err != nil {
-		return err
-	}
-	return writeFileAtomic(s.path, append(out, '\n'))
 }
 
 func stateAAD(wrapped string) []byte {

@@ -346,26 +346,8 @@ func clientSignup(ctx context.Context, args []string, e *env) error {
 // session. A key file made for a failed join is removed.
 func runJoinCmd(ctx context.Context, doc cmdDoc, args []string, e *env, flags func(*flag.FlagSet) (check func() error),
 	join func(c *client.Client, deviceName string) (*client.Session, error)) (err error) {
-	fs := newFlagSet(doc, e)
 	name := strings.TrimPrefix(doc.name, "client ")
-	server := fs.String("server", "", "issuer URL, e.g. http://127.0.0.1:8080 (required)")
-	deviceName := fs.String("device-name", "hallpass CLI", "label of this device")
-	alg := fs.String("alg", string(client.ES256), "device key algorithm: ES256 or EdDSA")
-	var sf stateFlags
-	sf.register(fs)
-	check := flags(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if *server == "" || sf.state == "" {
-		return fmt.Errorf("%w: --server and --state are required", errUsage)
-	}
-	if check != nil {
-		if err := check(); err != nil {
-			return err
-		}
-	}
-	a, err := parseAlg(*alg)
+	jf, err := parseJoinFlags(doc, args, e, flags)
 	if err != nil {
 		return err
 	}
@@ -374,7 +356,47 @@ func runJoinCmd(ctx context.Context, doc cmdDoc, args []string, e *env, flags fu
 			err = clientFail(name, e, err)
 		}
 	}()
-	store, keyFile, forget, err := signupState(ctx, &sf, e)
+	return jf.joinSession(ctx, e, join)
+}
+
+// joinFlags are the parsed flags of a join command (signup, link, recover).
+type joinFlags struct {
+	server, deviceName string
+	alg                client.Algorithm
+	sf                 stateFlags
+}
+
+// parseJoinFlags parses a join command's flags and those flags registers, then runs their check.
+func parseJoinFlags(doc cmdDoc, args []string, e *env, flags func(*flag.FlagSet) (check func() error)) (*joinFlags, error) {
+	fs := newFlagSet(doc, e)
+	var jf joinFlags
+	fs.StringVar(&jf.server, "server", "", "issuer URL, e.g. http://127.0.0.1:8080 (required)")
+	fs.StringVar(&jf.deviceName, "device-name", "hallpass CLI", "label of this device")
+	alg := fs.String("alg", string(client.ES256), "device key algorithm: ES256 or EdDSA")
+	jf.sf.register(fs)
+	check := flags(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return nil, err
+	}
+	if jf.server == "" || jf.sf.state == "" {
+		return nil, fmt.Errorf("%w: --server and --state are required", errUsage)
+	}
+	if check != nil {
+		if err := check(); err != nil {
+			return nil, err
+		}
+	}
+	a, err := parseAlg(*alg)
+	if err != nil {
+		return nil, err
+	}
+	jf.alg = a
+	return &jf, nil
+}
+
+// joinSession makes the device key, hands the client to join and prints the session; a failed join forgets its key file.
+func (jf *joinFlags) joinSession(ctx context.Context, e *env, join func(c *client.Client, deviceName string) (*client.Session, error)) (err error) {
+	store, keyFile, forget, err := signupState(ctx, &jf.sf, e)
 	if err != nil {
 		return err
 	}
@@ -383,31 +405,36 @@ func runJoinCmd(ctx context.Context, doc cmdDoc, args []string, e *env, flags fu
 			forget()
 		}
 	}()
-	key, err := client.GenerateDeviceKey(a)
+	key, err := client.GenerateDeviceKey(jf.alg)
 	if err != nil {
 		return err
 	}
-	c, err := client.New(*server, key, store, clientOptions(e)...)
+	c, err := client.New(jf.server, key, store, clientOptions(e)...)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	s, err := join(c, *deviceName)
+	s, err := join(c, jf.deviceName)
 	if s == nil {
 		return err
 	}
-	if keyFile != "" {
-		fmt.Fprintf(e.stderr, "hallpass client: warning: no passphrase (--passphrase-file or %s): %s is encrypted with the random key in %s; anyone who can read both can act as this device\n",
-			clientPassphraseEnv, sf.state, keyFile)
-	}
-	if werr := writeJSON(e, struct {
-		*client.Session
-		State   string `json:"state_file"`
-		KeyFile string `json:"key_file,omitempty"`
-	}{s, sf.state, keyFile}); werr != nil && err == nil {
+	if werr := jf.printJoined(e, s, keyFile); werr != nil && err == nil {
 		err = werr
 	}
 	return err
+}
+
+// printJoined warns about a state file without a passphrase and prints the new session.
+func (jf *joinFlags) printJoined(e *env, s *client.Session, keyFile string) error {
+	if keyFile != "" {
+		fmt.Fprintf(e.stderr, "hallpass client: warning: no passphrase (--passphrase-file or %s): %s is encrypted with the random key in %s; anyone who can read both can act as this device\n",
+			clientPassphraseEnv, jf.sf.state, keyFile)
+	}
+	return writeJSON(e, struct {
+		*client.Session
+		State   string `json:"state_file"`
+		KeyFile string `json:"key_file,omitempty"`
+	}{s, jf.sf.state, keyFile})
 }
 
 func parseAlg(s string) (client.Algorithm, error) {

@@ -152,32 +152,17 @@ func serve(ctx context.Context, c *serveConfig, e *env, ready chan<- string) err
 	if err != nil {
 		return err
 	}
-	if before, after := procs.AtLeast(procs.Min); after != before {
-		log.Info("GOMAXPROCS raised: one processor keeps serving while the other waits for a store flush (set GOMAXPROCS to choose)",
-			slog.Int("from", before), slog.Int("to", after))
-	}
+	raiseProcs(log)
 	tuneGC(log)
 	lim, err := c.resolve()
 	if err != nil {
 		return err
 	}
-	ks, err := openFileKeys(ctx, c, e, log) // nil with --key-ring redis
+	be, ks, err := openKeysAndBackend(ctx, c, e, log)
 	if err != nil {
-		return err
-	}
-	be, err := openBackend(ctx, c, log)
-	if err != nil {
-		if ks != nil {
-			ks.ring.Close() // a file ring already follows its directory
-		}
 		return err
 	}
 	defer be.close()
-	if ks == nil {
-		if ks, err = openRedisKeys(ctx, c, be.redis, log); err != nil {
-			return err
-		}
-	}
 	defer ks.ring.Close() // stops following other nodes before the stores close
 	// The issuer's verifier checks the mirror on every authenticated
 	// request and /readyz reports its staleness; it stops (deferred, so
@@ -205,34 +190,81 @@ func serve(ctx context.Context, c *serveConfig, e *env, ready chan<- string) err
 	log.Info("hallpass issuer listening", slog.String("addr", ln.Addr().String()),
 		slog.String("public_url", srv.PublicURL()), slog.String("store", be.kind),
 		slog.Bool("tls", tlsConf != nil), slog.Bool("dev", c.dev), slog.Bool("dpop_nonce", c.dpopNonce))
-	admin, err := c.listenAdmin(srv, tlsConf, log)
+	side, err := c.listenSide(srv, tlsConf, log)
 	if err != nil {
 		return err
 	}
-	if admin != nil {
-		defer admin.ln.Close()
-		servers = append(servers, *admin)
-	}
-	metrics, err := c.guard.listenMetrics(srv, admin != nil, tlsConf, log)
-	if err != nil {
-		return err
-	}
-	if metrics != nil {
-		defer metrics.ln.Close()
-		servers = append(servers, *metrics)
-	}
-	prof, err := c.pprof.listenPprof(log)
-	if err != nil {
-		return err
-	}
-	if prof != nil {
-		defer prof.ln.Close()
-		servers = append(servers, *prof)
-	}
+	defer closeLatestFirst(side)
 	if ready != nil {
 		ready <- srv.PublicURL()
 	}
-	return serveUntilDone(ctx, log, c.shutdownTimeout, "serve", servers...)
+	return serveUntilDone(ctx, log, c.shutdownTimeout, "serve", append(servers, side...)...)
+}
+
+// raiseProcs raises GOMAXPROCS to procs.Min (unless it is set) and logs it.
+func raiseProcs(log *slog.Logger) {
+	if before, after := procs.AtLeast(procs.Min); after != before {
+		log.Info("GOMAXPROCS raised: one processor keeps serving while the other waits for a store flush (set GOMAXPROCS to choose)",
+			slog.Int("from", before), slog.Int("to", after))
+	}
+}
+
+// openKeysAndBackend opens the key ring and the stores, closing what it opened on an error.
+func openKeysAndBackend(ctx context.Context, c *serveConfig, e *env, log *slog.Logger) (*backend, *servedKeys, error) {
+	ks, err := openFileKeys(ctx, c, e, log) // nil with --key-ring redis
+	if err != nil {
+		return nil, nil, err
+	}
+	be, err := openBackend(ctx, c, log)
+	if err != nil {
+		if ks != nil {
+			ks.ring.Close() // a file ring already follows its directory
+		}
+		return nil, nil, err
+	}
+	if ks == nil {
+		if ks, err = openRedisKeys(ctx, c, be.redis, log); err != nil {
+			be.close()
+			return nil, nil, err
+		}
+	}
+	return be, ks, nil
+}
+
+// listenSide binds the optional admin, metrics and pprof listeners, closing them all on an error.
+func (c *serveConfig) listenSide(srv *issuer.Server, tlsConf *tls.Config, log *slog.Logger) ([]listening, error) {
+	var side []listening
+	admin, err := c.listenAdmin(srv, tlsConf, log)
+	if err != nil {
+		return nil, err
+	}
+	if admin != nil {
+		side = append(side, *admin)
+	}
+	metrics, err := c.guard.listenMetrics(srv, admin != nil, tlsConf, log)
+	if err != nil {
+		closeLatestFirst(side)
+		return nil, err
+	}
+	if metrics != nil {
+		side = append(side, *metrics)
+	}
+	prof, err := c.pprof.listenPprof(log)
+	if err != nil {
+		closeLatestFirst(side)
+		return nil, err
+	}
+	if prof != nil {
+		side = append(side, *prof)
+	}
+	return side, nil
+}
+
+// closeLatestFirst closes the listeners of ls, the last bound first (closeAll goes forwards).
+func closeLatestFirst(ls []listening) {
+	for i := len(ls) - 1; i >= 0; i-- {
+		ls[i].ln.Close()
+	}
 }
 
 // serveLimits are the parsed flags that issuer.Config takes as values.

@@ -130,6 +130,22 @@ func New(auth Authenticator, cfg Config) (*Gateway, error) {
 		log:        cfg.Logger,
 		obs:        cfg.Observer,
 	}
+	if err := g.applyDefaults(); err != nil {
+		return nil, err
+	}
+	if err := g.setOrigins(pub, cfg.Origins); err != nil {
+		return nil, err
+	}
+	if cfg.Upstream != nil {
+		if err := g.setUpstream(cfg.Upstream, cfg.Transport); err != nil {
+			return nil, err
+		}
+	}
+	return g, nil
+}
+
+// applyDefaults fills in the defaults of the fields New copied from Config and validates them.
+func (g *Gateway) applyDefaults() error {
 	if g.obs == nil {
 		g.obs = noObserver{}
 	}
@@ -137,7 +153,7 @@ func New(auth Authenticator, cfg Config) (*Gateway, error) {
 		g.every = DefaultRecheckEvery
 	}
 	if g.every < 10*time.Millisecond {
-		return nil, fmt.Errorf("%w: RecheckEvery must be at least 10ms", ErrConfig)
+		return fmt.Errorf("%w: RecheckEvery must be at least 10ms", ErrConfig)
 	}
 	if g.now == nil {
 		g.now = time.Now
@@ -146,32 +162,32 @@ func New(auth Authenticator, cfg Config) (*Gateway, error) {
 		g.verifyPath = DefaultVerifyPath
 	}
 	if !strings.HasPrefix(g.verifyPath, "/") {
-		return nil, fmt.Errorf("%w: VerifyPath must start with /", ErrConfig)
+		return fmt.Errorf("%w: VerifyPath must start with /", ErrConfig)
 	}
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
 	}
 	for _, p := range g.trusted {
 		if !p.IsValid() {
-			return nil, fmt.Errorf("%w: invalid trusted proxy prefix", ErrConfig)
+			return fmt.Errorf("%w: invalid trusted proxy prefix", ErrConfig)
 		}
 	}
-	if len(cfg.Origins) == 0 {
+	return nil
+}
+
+// setOrigins parses the allowed forward-auth origins (none given: pub only).
+func (g *Gateway) setOrigins(pub origin, origins []string) error {
+	if len(origins) == 0 {
 		g.origins = []origin{pub}
 	}
-	for _, s := range cfg.Origins {
+	for _, s := range origins {
 		o, err := parseOrigin(s, false)
 		if err != nil {
-			return nil, fmt.Errorf("%w: Origins: %w", ErrConfig, err)
+			return fmt.Errorf("%w: Origins: %w", ErrConfig, err)
 		}
 		g.origins = append(g.origins, o)
 	}
-	if cfg.Upstream != nil {
-		if err := g.setUpstream(cfg.Upstream, cfg.Transport); err != nil {
-			return nil, err
-		}
-	}
-	return g, nil
+	return nil
 }
 
 // setUpstream validates u and builds the reverse proxy to it over tr

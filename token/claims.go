@@ -146,74 +146,98 @@ func (r *claimsReader) timeValue(name string) (time.Time, error) {
 	return t.UTC(), nil
 }
 
+// parse decodes payload into c under ParseClaims's rules.
 func (c *Claims) parse(payload []byte) error {
 	r := claimsReader{Reader: strictjson.NewReader(payload, maxClaimsDepth, 0), b: payload}
 	if r.Kind() != strictjson.KindObject {
 		return claimsErr(errNotObject)
 	}
+	seen, err := c.members(&r)
+	if err != nil {
+		return err
+	}
+	if err := r.End(); err != nil {
+		return claimsErr(err)
+	}
+	if err := missingClaim(seen); err != nil {
+		return err
+	}
+	return c.validate()
+}
+
+// members reads the payload object into c and returns the presence mask of the claims it held.
+func (c *Claims) members(r *claimsReader) (uint, error) {
 	var (
 		obj  strictjson.Object
 		seen uint
 	)
 	if err := r.OpenObject(&obj); err != nil {
-		return claimsErr(err)
+		return 0, claimsErr(err)
 	}
 	for {
 		key, ok, err := r.Next(&obj)
 		if err != nil {
-			return claimsErr(err)
+			return 0, claimsErr(err)
 		}
 		if !ok {
-			break
+			return seen, nil
 		}
-		switch string(key) {
-		case "iss":
-			seen |= 1 << 0
-			c.Issuer, err = r.stringValue("iss")
-		case "aud":
-			seen |= 1 << 1
-			c.Audience, err = r.stringValue("aud")
-		case "sub":
-			seen |= 1 << 2
-			c.Subject, err = r.stringValue("sub")
-		case "dev":
-			seen |= 1 << 3
-			c.Device, err = r.stringValue("dev")
-		case "cnf":
-			seen |= 1 << 4
-			err = r.confirmation(&c.Confirmation)
-		case "iat":
-			seen |= 1 << 5
-			c.IssuedAt, err = r.timeValue("iat")
-		case "nbf":
-			seen |= 1 << 6
-			c.NotBefore, err = r.timeValue("nbf")
-		case "exp":
-			seen |= 1 << 7
-			c.Expiry, err = r.timeValue("exp")
-		case "jti":
-			seen |= 1 << 8
-			c.ID, err = r.stringValue("jti")
-		default:
-			if err = r.Skip(); err != nil {
-				err = claimsErr(err)
-			}
-		}
+		bit, err := c.member(r, key)
 		if err != nil {
-			return err
+			return 0, err
+		}
+		seen |= bit
+	}
+}
+
+// member decodes the value of member key into c and returns its claim's presence bit (0: unknown, skipped).
+func (c *Claims) member(r *claimsReader, key []byte) (uint, error) {
+	var err error
+	switch string(key) {
+	case "iss":
+		c.Issuer, err = r.stringValue("iss")
+		return 1 << 0, err
+	case "aud":
+		c.Audience, err = r.stringValue("aud")
+		return 1 << 1, err
+	case "sub":
+		c.Subject, err = r.stringValue("sub")
+		return 1 << 2, err
+	case "dev":
+		c.Device, err = r.stringValue("dev")
+		return 1 << 3, err
+	case "cnf":
+		return 1 << 4, r.confirmation(&c.Confirmation)
+	case "iat":
+		c.IssuedAt, err = r.timeValue("iat")
+		return 1 << 5, err
+	case "nbf":
+		c.NotBefore, err = r.timeValue("nbf")
+		return 1 << 6, err
+	case "exp":
+		c.Expiry, err = r.timeValue("exp")
+		return 1 << 7, err
+	case "jti":
+		c.ID, err = r.stringValue("jti")
+		return 1 << 8, err
+	}
+	if err := r.Skip(); err != nil {
+		return 0, claimsErr(err)
+	}
+	return 0, nil
+}
+
+// missingClaim reports the first claim, in encoding order, whose bit is not set in seen.
+func missingClaim(seen uint) error {
+	if seen == allClaims {
+		return nil
+	}
+	for i, name := range claimNames {
+		if seen&(1<<i) == 0 {
+			return fmt.Errorf("%w: %s missing", ErrClaims, name)
 		}
 	}
-	if err := r.End(); err != nil {
-		return claimsErr(err)
-	}
-	if seen != allClaims {
-		for i, name := range claimNames {
-			if seen&(1<<i) == 0 {
-				return fmt.Errorf("%w: %s missing", ErrClaims, name)
-			}
-		}
-	}
-	return c.validate()
+	return nil
 }
 
 func (r *claimsReader) confirmation(cnf *Confirmation) error {

@@ -149,34 +149,9 @@ func decodeKeySet(data []byte) (keys.KeySetDocument, error) {
 		case "keys":
 			haveKeys = true
 			err = d.array(func() error {
-				var e keys.PublishedKey
-				var haveKid, haveKey, haveStatus bool
-				err := d.object(2, func(name string) error {
-					var err error
-					switch name {
-					case "kid":
-						haveKid = true
-						var s string
-						s, err = d.str()
-						e.Kid = keys.KeyID(s)
-					case "key":
-						haveKey = true
-						e.Key, err = d.str()
-					case "status":
-						haveStatus = true
-						var s string
-						s, err = d.str()
-						e.Status = keys.Status(s)
-					default:
-						err = d.skip(3)
-					}
-					return err
-				})
+				e, err := d.publishedKey()
 				if err != nil {
 					return err
-				}
-				if !haveKid || !haveKey || !haveStatus {
-					return errKSMissing
 				}
 				doc.Keys = append(doc.Keys, e)
 				return nil
@@ -205,6 +180,40 @@ func decodeKeySet(data []byte) (keys.KeySetDocument, error) {
 }
 
 type ksDecoder struct{ dec *json.Decoder }
+
+// publishedKey reads one entry of "keys", an object whose kid, key and status are all required.
+func (d ksDecoder) publishedKey() (keys.PublishedKey, error) {
+	var e keys.PublishedKey
+	var haveKid, haveKey, haveStatus bool
+	err := d.object(2, func(name string) error {
+		var err error
+		switch name {
+		case "kid":
+			haveKid = true
+			var s string
+			s, err = d.str()
+			e.Kid = keys.KeyID(s)
+		case "key":
+			haveKey = true
+			e.Key, err = d.str()
+		case "status":
+			haveStatus = true
+			var s string
+			s, err = d.str()
+			e.Status = keys.Status(s)
+		default:
+			err = d.skip(3)
+		}
+		return err
+	})
+	if err != nil {
+		return keys.PublishedKey{}, err
+	}
+	if !haveKid || !haveKey || !haveStatus {
+		return keys.PublishedKey{}, errKSMissing
+	}
+	return e, nil
+}
 
 func (d ksDecoder) token() (json.Token, error) {
 	t, err := d.dec.Token()

@@ -89,12 +89,11 @@ func Start(t testing.TB, httpBlock string) *Server {
 	return nil
 }
 
+// start makes one attempt to run nginx on a freshly probed port.
 func start(t testing.TB, bin, httpBlock string) (*Server, error) {
 	prefix := t.TempDir()
-	for _, d := range []string{"tmp/body", "tmp/proxy", "tmp/fastcgi", "tmp/uwsgi", "tmp/scgi", "logs"} {
-		if err := os.MkdirAll(filepath.Join(prefix, d), 0o700); err != nil {
-			return nil, err
-		}
+	if err := makePrefix(prefix); err != nil {
+		return nil, err
 	}
 	port, err := freePort()
 	if err != nil {
@@ -102,6 +101,35 @@ func start(t testing.TB, bin, httpBlock string) (*Server, error) {
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	s := &Server{addr: addr, prefix: prefix}
+	confPath, err := writeConfig(prefix, addr, httpBlock)
+	if err != nil {
+		return nil, err
+	}
+	// -e: errors before the configuration is read go to the prefix too,
+	// not to the package's /var/log/nginx.
+	cmd := exec.Command(bin, "-p", prefix, "-c", confPath, "-e", filepath.Join(prefix, "error.log"))
+	cmd.Dir = prefix
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("nginxtest: start %s: %w", bin, err)
+	}
+	if err := s.await(t, cmd); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// makePrefix creates the temporary and log directories nginx needs under prefix.
+func makePrefix(prefix string) error {
+	for _, d := range []string{"tmp/body", "tmp/proxy", "tmp/fastcgi", "tmp/uwsgi", "tmp/scgi", "logs"} {
+		if err := os.MkdirAll(filepath.Join(prefix, d), 0o700); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeConfig writes prefix/nginx.conf wrapping httpBlock, listening on addr, and returns its path.
+func writeConfig(prefix, addr, httpBlock string) (string, error) {
 	conf := fmt.Sprintf(`daemon off;
 master_process off;
 worker_processes 1;
@@ -120,15 +148,13 @@ http {
 `, prefix, strings.ReplaceAll(httpBlock, Listen, addr))
 	confPath := filepath.Join(prefix, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
-		return nil, err
+		return "", err
 	}
-	// -e: errors before the configuration is read go to the prefix too,
-	// not to the package's /var/log/nginx.
-	cmd := exec.Command(bin, "-p", prefix, "-c", confPath, "-e", filepath.Join(prefix, "error.log"))
-	cmd.Dir = prefix
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("nginxtest: start %s: %w", bin, err)
-	}
+	return confPath, nil
+}
+
+// await waits until the started cmd accepts connections on s.addr, then leaves killing it to t.Cleanup.
+func (s *Server) await(t testing.TB, cmd *exec.Cmd) error {
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	stop := func() {
@@ -140,17 +166,17 @@ http {
 		select {
 		case err := <-exited:
 			exited <- err // for stop
-			return nil, fmt.Errorf("nginxtest: nginx exited (%v):\n%s", err, s.ErrorLog())
+			return fmt.Errorf("nginxtest: nginx exited (%v):\n%s", err, s.ErrorLog())
 		default:
 		}
-		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
+		if c, err := net.DialTimeout("tcp", s.addr, 200*time.Millisecond); err == nil {
 			c.Close()
 			t.Cleanup(stop)
-			return s, nil
+			return nil
 		}
 		if time.Now().After(deadline) {
 			stop()
-			return nil, fmt.Errorf("nginxtest: nginx did not listen on %s within %v:\n%s", addr, startTimeout, s.ErrorLog())
+			return fmt.Errorf("nginxtest: nginx did not listen on %s within %v:\n%s", s.addr, startTimeout, s.ErrorLog())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -207,44 +207,9 @@ func (s *Store) Add(ctx context.Context, e revocation.Entry) (revocation.Entry, 
 	// Run once per transaction that carries this Add: a rolled back batch
 	// runs it again from the start.
 	err = s.commit.Do(ctx, boltcommit.MayHaveWritten(func(tx *bolt.Tx) error {
-		out, appended = e, false
-		entries, expiry, events, meta := tx.Bucket(bucketEntries), tx.Bucket(bucketExpiry), tx.Bucket(bucketEvents), tx.Bucket(bucketMeta)
-		if err := sweep(entries, expiry, now, sweepBatch); err != nil {
-			return err
-		}
-		key := []byte(e.Key())
-		if old := entries.Get(key); old != nil {
-			var o revocation.Entry
-			if err := json.Unmarshal(old, &o); err != nil {
-				return errCorrupt
-			}
-			if !o.Before.Before(e.Before) {
-				out = o
-				return nil
-			}
-			if !o.Expires.IsZero() {
-				if err := expiry.Delete(expiryKey(o)); err != nil {
-					return err
-				}
-			}
-		}
-		if err := entries.Put(key, val); err != nil {
-			return err
-		}
-		if !e.Expires.IsZero() {
-			if err := expiry.Put(expiryKey(e), nil); err != nil {
-				return err
-			}
-		}
-		seq, err := events.NextSequence()
-		if err != nil {
-			return err
-		}
-		if err := events.Put(u64(seq), val); err != nil {
-			return err
-		}
-		appended = true
-		return trim(events, meta, seq, s.maxEvents)
+		var err error
+		out, appended, err = s.put(tx, e, val, now)
+		return err
 	}))
 	if err != nil {
 		if errors.Is(err, errCorrupt) {
@@ -253,12 +218,70 @@ func (s *Store) Add(ctx context.Context, e revocation.Entry) (revocation.Entry, 
 		return revocation.Entry{}, unavailable(err)
 	}
 	if appended {
-		s.mu.Lock()
-		close(s.notify)
-		s.notify = make(chan struct{})
-		s.mu.Unlock()
+		s.wake()
 	}
 	return out, nil
+}
+
+// put is Add's transaction body: it returns the entry in force and whether e (as val) was appended.
+func (s *Store) put(tx *bolt.Tx, e revocation.Entry, val []byte, now time.Time) (revocation.Entry, bool, error) {
+	entries, expiry, events, meta := tx.Bucket(bucketEntries), tx.Bucket(bucketExpiry), tx.Bucket(bucketEvents), tx.Bucket(bucketMeta)
+	if err := sweep(entries, expiry, now, sweepBatch); err != nil {
+		return e, false, err
+	}
+	key := []byte(e.Key())
+	old, keep, err := supersede(entries, expiry, key, e)
+	if err != nil {
+		return e, false, err
+	}
+	if keep {
+		return old, false, nil
+	}
+	if err := entries.Put(key, val); err != nil {
+		return e, false, err
+	}
+	if !e.Expires.IsZero() {
+		if err := expiry.Put(expiryKey(e), nil); err != nil {
+			return e, false, err
+		}
+	}
+	seq, err := events.NextSequence()
+	if err != nil {
+		return e, false, err
+	}
+	if err := events.Put(u64(seq), val); err != nil {
+		return e, false, err
+	}
+	return e, true, trim(events, meta, seq, s.maxEvents)
+}
+
+// supersede returns the entry under key, keep if it is not older than e, else drops its expiry record.
+func supersede(entries, expiry *bolt.Bucket, key []byte, e revocation.Entry) (revocation.Entry, bool, error) {
+	v := entries.Get(key)
+	if v == nil {
+		return revocation.Entry{}, false, nil
+	}
+	var old revocation.Entry
+	if err := json.Unmarshal(v, &old); err != nil {
+		return revocation.Entry{}, false, errCorrupt
+	}
+	if !old.Before.Before(e.Before) {
+		return old, true, nil
+	}
+	if !old.Expires.IsZero() {
+		if err := expiry.Delete(expiryKey(old)); err != nil {
+			return revocation.Entry{}, false, err
+		}
+	}
+	return old, false, nil
+}
+
+// wake closes and replaces notify, waking every Follow waiting on this Store.
+func (s *Store) wake() {
+	s.mu.Lock()
+	close(s.notify)
+	s.notify = make(chan struct{})
+	s.mu.Unlock()
 }
 
 // sweep drops up to limit entries expired at now (limit < 0: all).

@@ -25,43 +25,17 @@ import (
 // the unreserved set, IPv6 zones, and malformed ports or percent-encodings.
 // The result is compared for equality only: never by prefix.
 func normalizeURL(s string) (string, error) {
-	// Query and fragment are not part of htu. The fragment starts at the
-	// first '#', the query at the first '?' before it.
-	if i := strings.IndexByte(s, '#'); i >= 0 {
-		s = s[:i]
+	s = stripQueryAndFragment(s)
+	if err := checkURLBytes(s); err != nil {
+		return "", err
 	}
-	if i := strings.IndexByte(s, '?'); i >= 0 {
-		s = s[:i]
+	rawScheme, scheme, rest, err := splitScheme(s)
+	if err != nil {
+		return "", err
 	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c <= ' ' || c == 0x7f {
-			return "", fmt.Errorf("%w: control character or space in URL", ErrURL)
-		}
-	}
-	colon := strings.IndexByte(s, ':')
-	if colon < 0 {
-		return "", fmt.Errorf("%w: not an absolute URL", ErrURL)
-	}
-	var scheme string
-	switch {
-	case strings.EqualFold(s[:colon], "https"):
-		scheme = "https"
-	case strings.EqualFold(s[:colon], "http"):
-		scheme = "http"
-	default:
-		return "", fmt.Errorf("%w: scheme is not http or https", ErrURL)
-	}
-	rest := s[colon+1:]
-	if !strings.HasPrefix(rest, "//") {
-		return "", fmt.Errorf("%w: URL has no authority", ErrURL)
-	}
-	rest = rest[2:]
-	authority, path := rest, ""
-	if i := strings.IndexByte(rest, '/'); i >= 0 {
-		authority, path = rest[:i], rest[i:]
-	}
-	if strings.IndexByte(authority, '@') >= 0 {
-		return "", fmt.Errorf("%w: URL has userinfo", ErrURL)
+	authority, path, err := splitAuthority(rest)
+	if err != nil {
+		return "", err
 	}
 	host, port, err := normalizeAuthority(authority)
 	if err != nil {
@@ -75,11 +49,75 @@ func normalizeURL(s string) (string, error) {
 		return "", err
 	}
 	// Common case: s is already in normal form; return it without copying.
-	if s[:colon] == scheme && port == "" && authority == host && np == path {
+	if rawScheme == scheme && port == "" && authority == host && np == path {
 		return s, nil
 	}
+	return joinURL(scheme, host, port, np), nil
+}
+
+// stripQueryAndFragment drops the query and fragment, which are not part of
+// htu: the fragment starts at the first '#', the query at the first '?'
+// before it.
+func stripQueryAndFragment(s string) string {
+	if i := strings.IndexByte(s, '#'); i >= 0 {
+		s = s[:i]
+	}
+	if i := strings.IndexByte(s, '?'); i >= 0 {
+		s = s[:i]
+	}
+	return s
+}
+
+// checkURLBytes refuses control characters, space and DEL anywhere in s.
+func checkURLBytes(s string) error {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c == 0x7f {
+			return fmt.Errorf("%w: control character or space in URL", ErrURL)
+		}
+	}
+	return nil
+}
+
+// splitScheme splits s after its scheme, which must be http or https in any
+// case; scheme is the lowercase name, raw the text as written.
+func splitScheme(s string) (raw, scheme, rest string, err error) {
+	colon := strings.IndexByte(s, ':')
+	if colon < 0 {
+		return "", "", "", fmt.Errorf("%w: not an absolute URL", ErrURL)
+	}
+	raw = s[:colon]
+	switch {
+	case strings.EqualFold(raw, "https"):
+		scheme = "https"
+	case strings.EqualFold(raw, "http"):
+		scheme = "http"
+	default:
+		return "", "", "", fmt.Errorf("%w: scheme is not http or https", ErrURL)
+	}
+	return raw, scheme, s[colon+1:], nil
+}
+
+// splitAuthority splits "//authority/path", refusing a missing authority and
+// userinfo.
+func splitAuthority(rest string) (authority, path string, err error) {
+	if !strings.HasPrefix(rest, "//") {
+		return "", "", fmt.Errorf("%w: URL has no authority", ErrURL)
+	}
+	rest = rest[2:]
+	authority = rest
+	if i := strings.IndexByte(rest, '/'); i >= 0 {
+		authority, path = rest[:i], rest[i:]
+	}
+	if strings.IndexByte(authority, '@') >= 0 {
+		return "", "", fmt.Errorf("%w: URL has userinfo", ErrURL)
+	}
+	return authority, path, nil
+}
+
+// joinURL builds scheme://host[:port]path in one allocation.
+func joinURL(scheme, host, port, path string) string {
 	var b strings.Builder
-	b.Grow(len(scheme) + 3 + len(host) + 1 + len(port) + len(np))
+	b.Grow(len(scheme) + 3 + len(host) + 1 + len(port) + len(path))
 	b.WriteString(scheme)
 	b.WriteString("://")
 	b.WriteString(host)
@@ -87,8 +125,8 @@ func normalizeURL(s string) (string, error) {
 		b.WriteByte(':')
 		b.WriteString(port)
 	}
-	b.WriteString(np)
-	return b.String(), nil
+	b.WriteString(path)
+	return b.String()
 }
 
 // normalizeAuthority splits host[:port], lowercases the host and returns the

@@ -122,3 +122,13 @@ func intern(b []byte) string {
 	}
 	return string(b)
 }
+
+// readStringOrSkip reads a string value; a value of any other type is
+// skipped (still checked strictly) and ok is false.
+func (r *jsonReader) readStringOrSkip() (s string, ok bool, err error) {
+	if r.Kind() != strictjson.KindString {
+		return "", false, r.skip()
+	}
+	s, err = r.readString()
+	return s, true, err
+}

@@ -53,86 +53,113 @@ func isPrivateJWKMember(name []byte) bool {
 // for EC), strictly base64url, no private members. Other members (kid, use,
 // key_ops, alg, ext as WebCrypto exports them) are allowed and ignored.
 func readJWK(r *jsonReader) (publicJWK, error) {
-	var kty, crv, x, y string
-	var hasKty, hasCrv, hasX, hasY bool
+	var m jwkMembers
+	if err := m.read(r); err != nil {
+		return publicJWK{}, err
+	}
+	if !m.hasKty || !m.hasCrv || !m.hasX {
+		return publicJWK{}, fmt.Errorf("%w: jwk lacks kty, crv or x", ErrKey)
+	}
+	switch {
+	case m.kty == "EC" && m.crv == "P-256":
+		if !m.hasY {
+			return publicJWK{}, fmt.Errorf("%w: EC jwk lacks y", ErrKey)
+		}
+		return decodeP256JWK(m.x, m.y)
+	case m.kty == "OKP" && m.crv == "Ed25519":
+		if m.hasY {
+			return publicJWK{}, fmt.Errorf("%w: OKP jwk has y", ErrKey)
+		}
+		return decodeEd25519JWK(m.x)
+	}
+	return publicJWK{}, fmt.Errorf("%w: unsupported kty or crv", ErrKey)
+}
+
+// jwkMembers are the jwk members readJWK uses, as read, with their presence.
+type jwkMembers struct {
+	kty, crv, x, y             string
+	hasKty, hasCrv, hasX, hasY bool
+}
+
+// read reads the jwk object at r into m.
+func (m *jwkMembers) read(r *jsonReader) error {
 	var obj strictjson.Object
 	if r.Kind() != strictjson.KindObject {
-		return publicJWK{}, fmt.Errorf("%w: jwk is not an object", ErrKey)
+		return fmt.Errorf("%w: jwk is not an object", ErrKey)
 	}
 	if err := r.openObject(&obj); err != nil {
-		return publicJWK{}, err
+		return err
 	}
 	for {
 		name, ok, err := r.next(&obj)
 		if err != nil {
-			return publicJWK{}, err
+			return err
 		}
 		if !ok {
-			break
+			return nil
 		}
-		var dst *string
-		var has *bool
-		switch string(name) {
-		case "kty":
-			dst, has = &kty, &hasKty
-		case "crv":
-			dst, has = &crv, &hasCrv
-		case "x":
-			dst, has = &x, &hasX
-		case "y":
-			dst, has = &y, &hasY
-		default:
-			if isPrivateJWKMember(name) {
-				return publicJWK{}, fmt.Errorf("%w: jwk has a private or symmetric key member", ErrKey)
-			}
-			if err := r.skip(); err != nil {
-				return publicJWK{}, err
-			}
-			continue
+		if err := m.readMember(r, name); err != nil {
+			return err
 		}
-		if r.Kind() != strictjson.KindString {
-			return publicJWK{}, fmt.Errorf("%w: jwk member is not a string", ErrKey)
-		}
-		s, err := r.readString()
-		if err != nil {
-			return publicJWK{}, err
-		}
-		*dst, *has = s, true
 	}
-	if !hasKty || !hasCrv || !hasX {
-		return publicJWK{}, fmt.Errorf("%w: jwk lacks kty, crv or x", ErrKey)
+}
+
+// readMember reads the value of member name, refusing private key members.
+func (m *jwkMembers) readMember(r *jsonReader, name []byte) error {
+	var dst *string
+	var has *bool
+	switch string(name) {
+	case "kty":
+		dst, has = &m.kty, &m.hasKty
+	case "crv":
+		dst, has = &m.crv, &m.hasCrv
+	case "x":
+		dst, has = &m.x, &m.hasX
+	case "y":
+		dst, has = &m.y, &m.hasY
+	default:
+		if isPrivateJWKMember(name) {
+			return fmt.Errorf("%w: jwk has a private or symmetric key member", ErrKey)
+		}
+		return r.skip()
 	}
-	switch {
-	case kty == "EC" && crv == "P-256":
-		if !hasY {
-			return publicJWK{}, fmt.Errorf("%w: EC jwk lacks y", ErrKey)
-		}
-		var pt [65]byte
-		pt[0] = 4
-		if !decodeFixed(pt[1:33], x) || !decodeFixed(pt[33:], y) {
-			return publicJWK{}, fmt.Errorf("%w: EC coordinate is not 32 bytes of base64url", ErrKey)
-		}
-		// ParseUncompressedPublicKey rejects points not on the curve and
-		// the point at infinity.
-		pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), pt[:])
-		if err != nil {
-			return publicJWK{}, fmt.Errorf("%w: EC point is not on P-256", ErrKey)
-		}
-		return publicJWK{ec: pub, ecPt: pt}, nil
-	case kty == "OKP" && crv == "Ed25519":
-		if hasY {
-			return publicJWK{}, fmt.Errorf("%w: OKP jwk has y", ErrKey)
-		}
-		pub := make(ed25519.PublicKey, ed25519.PublicKeySize)
-		if !decodeFixed(pub, x) {
-			return publicJWK{}, fmt.Errorf("%w: Ed25519 x is not 32 bytes of base64url", ErrKey)
-		}
-		if isWeakEd25519(pub) {
-			return publicJWK{}, fmt.Errorf("%w: Ed25519 key of small order", ErrKey)
-		}
-		return publicJWK{ed: pub}, nil
+	if r.Kind() != strictjson.KindString {
+		return fmt.Errorf("%w: jwk member is not a string", ErrKey)
 	}
-	return publicJWK{}, fmt.Errorf("%w: unsupported kty or crv", ErrKey)
+	s, err := r.readString()
+	if err != nil {
+		return err
+	}
+	*dst, *has = s, true
+	return nil
+}
+
+// decodeP256JWK decodes the x and y coordinates of an EC P-256 jwk.
+func decodeP256JWK(x, y string) (publicJWK, error) {
+	var pt [65]byte
+	pt[0] = 4
+	if !decodeFixed(pt[1:33], x) || !decodeFixed(pt[33:], y) {
+		return publicJWK{}, fmt.Errorf("%w: EC coordinate is not 32 bytes of base64url", ErrKey)
+	}
+	// ParseUncompressedPublicKey rejects points not on the curve and
+	// the point at infinity.
+	pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), pt[:])
+	if err != nil {
+		return publicJWK{}, fmt.Errorf("%w: EC point is not on P-256", ErrKey)
+	}
+	return publicJWK{ec: pub, ecPt: pt}, nil
+}
+
+// decodeEd25519JWK decodes the x of an OKP Ed25519 jwk, refusing weak keys.
+func decodeEd25519JWK(x string) (publicJWK, error) {
+	pub := make(ed25519.PublicKey, ed25519.PublicKeySize)
+	if !decodeFixed(pub, x) {
+		return publicJWK{}, fmt.Errorf("%w: Ed25519 x is not 32 bytes of base64url", ErrKey)
+	}
+	if isWeakEd25519(pub) {
+		return publicJWK{}, fmt.Errorf("%w: Ed25519 key of small order", ErrKey)
+	}
+	return publicJWK{ed: pub}, nil
 }
 
 // decodeFixed decodes strict unpadded base64url s into exactly len(dst)

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"io"
 	"math/big"
-	"strings"
 	"time"
 )
 
@@ -47,13 +46,7 @@ func NewProofWithOptions(signer crypto.Signer, method, url, accessToken, nonce s
 	if method == "" {
 		return "", errors.New("dpop: empty method")
 	}
-	htu := url
-	if i := strings.IndexByte(htu, '#'); i >= 0 {
-		htu = htu[:i]
-	}
-	if i := strings.IndexByte(htu, '?'); i >= 0 {
-		htu = htu[:i]
-	}
+	htu := stripQueryAndFragment(url)
 	if _, err := normalizeURL(htu); err != nil {
 		return "", fmt.Errorf("dpop: url is not an absolute http(s) URL without userinfo")
 	}
@@ -64,80 +57,101 @@ func NewProofWithOptions(signer crypto.Signer, method, url, accessToken, nonce s
 	if rnd == nil {
 		rnd = rand.Reader
 	}
-
-	var alg string
-	var key publicJWK
-	switch pub := signer.Public().(type) {
-	case *ecdsa.PublicKey:
-		if pub.Curve != elliptic.P256() {
-			return "", errors.New("dpop: ECDSA key is not P-256")
-		}
-		k, err := ecJWK(pub)
-		if err != nil {
-			return "", err
-		}
-		alg, key = AlgES256, k
-	case ed25519.PublicKey:
-		if len(pub) != ed25519.PublicKeySize {
-			return "", errors.New("dpop: invalid Ed25519 public key")
-		}
-		alg, key.ed = AlgEdDSA, pub
-		if opts.FullySpecifiedAlg {
-			alg = AlgEd25519
-		}
-	default:
-		return "", errors.New("dpop: signer key must be Ed25519 or ECDSA P-256")
+	alg, key, err := signerJWK(signer, opts.FullySpecifiedAlg)
+	if err != nil {
+		return "", err
 	}
-
 	var jti [16]byte
 	if _, err := io.ReadFull(rnd, jti[:]); err != nil {
 		return "", fmt.Errorf("dpop: reading randomness: %w", err)
 	}
-	header, err := json.Marshal(struct {
+	header, err := proofHeader(alg, key)
+	if err != nil {
+		return "", err
+	}
+	claims, err := proofClaims(jti, method, htu, now().Unix(), accessToken, nonce)
+	if err != nil {
+		return "", err
+	}
+	signingInput := b64.EncodeToString(header) + "." + b64.EncodeToString(claims)
+	sig, err := signProof(signer, rnd, alg, signingInput)
+	if err != nil {
+		return "", err
+	}
+	return signingInput + "." + b64.EncodeToString(sig), nil
+}
+
+// signerJWK returns the alg and public JWK for signer's key, which must be
+// Ed25519 or ECDSA P-256.
+func signerJWK(signer crypto.Signer, fullySpecifiedAlg bool) (alg string, key publicJWK, err error) {
+	switch pub := signer.Public().(type) {
+	case *ecdsa.PublicKey:
+		if pub.Curve != elliptic.P256() {
+			return "", publicJWK{}, errors.New("dpop: ECDSA key is not P-256")
+		}
+		k, err := ecJWK(pub)
+		if err != nil {
+			return "", publicJWK{}, err
+		}
+		return AlgES256, k, nil
+	case ed25519.PublicKey:
+		if len(pub) != ed25519.PublicKeySize {
+			return "", publicJWK{}, errors.New("dpop: invalid Ed25519 public key")
+		}
+		alg, key.ed = AlgEdDSA, pub
+		if fullySpecifiedAlg {
+			alg = AlgEd25519
+		}
+		return alg, key, nil
+	}
+	return "", publicJWK{}, errors.New("dpop: signer key must be Ed25519 or ECDSA P-256")
+}
+
+// proofHeader is the JOSE header of a proof: typ, alg and the public jwk.
+func proofHeader(alg string, key publicJWK) ([]byte, error) {
+	return json.Marshal(struct {
 		Typ string          `json:"typ"`
 		Alg string          `json:"alg"`
 		JWK json.RawMessage `json:"jwk"`
 	}{"dpop+jwt", alg, key.marshalJSON()})
-	if err != nil {
-		return "", err
-	}
+}
+
+// proofClaims is the claims set of a proof; ath binds accessToken when not "".
+func proofClaims(jti [16]byte, method, htu string, iat int64, accessToken, nonce string) ([]byte, error) {
 	var ath string
 	if accessToken != "" {
 		sum := sha256.Sum256([]byte(accessToken))
 		ath = b64.EncodeToString(sum[:])
 	}
-	claims, err := json.Marshal(struct {
+	return json.Marshal(struct {
 		JTI   string `json:"jti"`
 		HTM   string `json:"htm"`
 		HTU   string `json:"htu"`
 		IAT   int64  `json:"iat"`
 		ATH   string `json:"ath,omitempty"`
 		Nonce string `json:"nonce,omitempty"`
-	}{b64.EncodeToString(jti[:]), method, htu, now().Unix(), ath, nonce})
-	if err != nil {
-		return "", err
-	}
+	}{b64.EncodeToString(jti[:]), method, htu, iat, ath, nonce})
+}
 
-	signingInput := b64.EncodeToString(header) + "." + b64.EncodeToString(claims)
-	var sig []byte
+// signProof signs signingInput with signer and returns the JWS signature for
+// alg: r || s for ES256, the 64-byte Ed25519 signature otherwise.
+func signProof(signer crypto.Signer, rnd io.Reader, alg, signingInput string) ([]byte, error) {
 	if alg == AlgES256 {
 		h := sha256.Sum256([]byte(signingInput))
 		der, err := signer.Sign(rnd, h[:], crypto.SHA256)
 		if err != nil {
-			return "", fmt.Errorf("dpop: signing: %w", err)
+			return nil, fmt.Errorf("dpop: signing: %w", err)
 		}
-		if sig, err = derToRaw(der); err != nil {
-			return "", err
-		}
-	} else {
-		if sig, err = signer.Sign(rnd, []byte(signingInput), crypto.Hash(0)); err != nil {
-			return "", fmt.Errorf("dpop: signing: %w", err)
-		}
-		if len(sig) != ed25519.SignatureSize {
-			return "", errors.New("dpop: signer returned a malformed Ed25519 signature")
-		}
+		return derToRaw(der)
 	}
-	return signingInput + "." + b64.EncodeToString(sig), nil
+	sig, err := signer.Sign(rnd, []byte(signingInput), crypto.Hash(0))
+	if err != nil {
+		return nil, fmt.Errorf("dpop: signing: %w", err)
+	}
+	if len(sig) != ed25519.SignatureSize {
+		return nil, errors.New("dpop: signer returned a malformed Ed25519 signature")
+	}
+	return sig, nil
 }
 
 // marshalJSON is the public JWK, members in RFC 7638 order.

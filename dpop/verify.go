@@ -104,82 +104,38 @@ type Proof struct {
 // of Proof.PublicKey; whether that key may act (is it the key the token is
 // bound to?) is decided by req.JKT or by the caller.
 func Verify(ctx context.Context, taintedProof string, req Request, opts Options) (*Proof, error) {
-	if opts.Replay == nil {
-		return nil, fmt.Errorf("%w: Options.Replay is nil", ErrConfig)
-	}
-	if opts.MaxAge < 0 || opts.MaxFuture < 0 || opts.MaxProofSize < 0 {
-		return nil, fmt.Errorf("%w: negative limit in Options", ErrConfig)
-	}
-	maxAge, maxFuture, maxSize := opts.MaxAge, opts.MaxFuture, opts.MaxProofSize
-	if maxAge == 0 {
-		maxAge = DefaultMaxAge
-	}
-	if maxFuture == 0 {
-		maxFuture = DefaultMaxFuture
-	}
-	if maxSize == 0 {
-		maxSize = DefaultMaxProofSize
-	}
-	nowFn := opts.Now
-	if nowFn == nil {
-		nowFn = time.Now
-	}
-	if req.Method == "" {
-		return nil, fmt.Errorf("%w: Request.Method is empty", ErrConfig)
-	}
-	wantURL, err := normalizeURL(req.URL)
-	if err != nil {
-		// Not %w: this is the server's URL, not the client's htu.
-		return nil, fmt.Errorf("%w: Request.URL is not an absolute http(s) URL without userinfo", ErrConfig)
-	}
-	now := nowFn()
-
-	p, err := parseProof(taintedProof, maxSize)
+	cfg, err := newVerifyConfig(opts)
 	if err != nil {
 		return nil, err
 	}
-	if p.htm != req.Method {
-		return nil, ErrMethod
-	}
-	gotURL, err := normalizeURL(p.htu)
+	wantURL, err := requestURL(req)
 	if err != nil {
-		return nil, err // wraps ErrURL
+		return nil, err
 	}
-	if gotURL != wantURL {
-		return nil, ErrURL
+	now := cfg.now()
+
+	p, err := parseProof(taintedProof, cfg.maxSize)
+	if err != nil {
+		return nil, err
 	}
-	if p.iat.Before(now.Add(-maxAge)) {
-		return nil, ErrTooOld
+	if err := p.checkRequest(req, wantURL); err != nil {
+		return nil, err
 	}
-	if p.iat.After(now.Add(maxFuture)) {
-		return nil, ErrFuture
+	if err := p.checkTime(now, cfg); err != nil {
+		return nil, err
 	}
-	if req.AccessToken != "" {
-		sum := sha256.Sum256([]byte(req.AccessToken))
-		var want [43]byte
-		b64.Encode(want[:], sum[:])
-		if !p.hasATH || subtle.ConstantTimeCompare([]byte(p.ath), want[:]) != 1 {
-			return nil, ErrAccessTokenHash
-		}
+	if err := p.checkATH(req.AccessToken); err != nil {
+		return nil, err
 	}
 	jkt := p.key.thumbprint()
 	if req.JKT != "" && subtle.ConstantTimeCompare([]byte(jkt), []byte(req.JKT)) != 1 {
 		return nil, ErrKeyMismatch
 	}
-	if opts.Nonces != nil {
-		if err := opts.Nonces.Check(p.nonce); err != nil {
-			if errors.Is(err, ErrNonceRequired) || errors.Is(err, ErrNonceInvalid) {
-				return nil, err
-			}
-			return nil, fmt.Errorf("%w: %w", ErrNonceInvalid, err)
-		}
+	if err := checkNonce(opts.Nonces, p.nonce); err != nil {
+		return nil, err
 	}
-	seen, err := opts.Replay.Seen(ctx, NewReplayKey(jkt, p.jti), now, p.iat.Add(maxAge+maxFuture))
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrReplayCheck, err)
-	}
-	if seen {
-		return nil, ErrReplay
+	if err := checkReplay(ctx, opts.Replay, jkt, p, now, cfg); err != nil {
+		return nil, err
 	}
 	return &Proof{
 		PublicKey: p.key.public(),
@@ -188,6 +144,117 @@ func Verify(ctx context.Context, taintedProof string, req Request, opts Options)
 		JTI:       p.jti,
 		IssuedAt:  p.iat,
 	}, nil
+}
+
+// verifyConfig is the Options that Verify uses, with defaults applied.
+type verifyConfig struct {
+	maxAge, maxFuture time.Duration
+	maxSize           int
+	now               func() time.Time
+}
+
+// newVerifyConfig checks opts and applies the documented defaults.
+func newVerifyConfig(opts Options) (verifyConfig, error) {
+	if opts.Replay == nil {
+		return verifyConfig{}, fmt.Errorf("%w: Options.Replay is nil", ErrConfig)
+	}
+	if opts.MaxAge < 0 || opts.MaxFuture < 0 || opts.MaxProofSize < 0 {
+		return verifyConfig{}, fmt.Errorf("%w: negative limit in Options", ErrConfig)
+	}
+	cfg := verifyConfig{maxAge: opts.MaxAge, maxFuture: opts.MaxFuture, maxSize: opts.MaxProofSize, now: opts.Now}
+	if cfg.maxAge == 0 {
+		cfg.maxAge = DefaultMaxAge
+	}
+	if cfg.maxFuture == 0 {
+		cfg.maxFuture = DefaultMaxFuture
+	}
+	if cfg.maxSize == 0 {
+		cfg.maxSize = DefaultMaxProofSize
+	}
+	if cfg.now == nil {
+		cfg.now = time.Now
+	}
+	return cfg, nil
+}
+
+// requestURL checks the server-side req and returns its URL in normal form.
+func requestURL(req Request) (string, error) {
+	if req.Method == "" {
+		return "", fmt.Errorf("%w: Request.Method is empty", ErrConfig)
+	}
+	wantURL, err := normalizeURL(req.URL)
+	if err != nil {
+		// Not %w: this is the server's URL, not the client's htu.
+		return "", fmt.Errorf("%w: Request.URL is not an absolute http(s) URL without userinfo", ErrConfig)
+	}
+	return wantURL, nil
+}
+
+// checkRequest checks htm and htu against the request's method and URL.
+func (p *parsedProof) checkRequest(req Request, wantURL string) error {
+	if p.htm != req.Method {
+		return ErrMethod
+	}
+	gotURL, err := normalizeURL(p.htu)
+	if err != nil {
+		return err // wraps ErrURL
+	}
+	if gotURL != wantURL {
+		return ErrURL
+	}
+	return nil
+}
+
+// checkTime checks that iat lies within [now-maxAge, now+maxFuture].
+func (p *parsedProof) checkTime(now time.Time, cfg verifyConfig) error {
+	if p.iat.Before(now.Add(-cfg.maxAge)) {
+		return ErrTooOld
+	}
+	if p.iat.After(now.Add(cfg.maxFuture)) {
+		return ErrFuture
+	}
+	return nil
+}
+
+// checkATH checks ath against accessToken when accessToken is not "".
+func (p *parsedProof) checkATH(accessToken string) error {
+	if accessToken == "" {
+		return nil
+	}
+	sum := sha256.Sum256([]byte(accessToken))
+	var want [43]byte
+	b64.Encode(want[:], sum[:])
+	if !p.hasATH || subtle.ConstantTimeCompare([]byte(p.ath), want[:]) != 1 {
+		return ErrAccessTokenHash
+	}
+	return nil
+}
+
+// checkNonce checks nonce with nonces when nonces is not nil.
+func checkNonce(nonces NonceChecker, nonce string) error {
+	if nonces == nil {
+		return nil
+	}
+	if err := nonces.Check(nonce); err != nil {
+		if errors.Is(err, ErrNonceRequired) || errors.Is(err, ErrNonceInvalid) {
+			return err
+		}
+		return fmt.Errorf("%w: %w", ErrNonceInvalid, err)
+	}
+	return nil
+}
+
+// checkReplay records the proof in replay until it leaves the window,
+// refusing one seen before and failing closed when replay fails.
+func checkReplay(ctx context.Context, replay ReplayCache, jkt string, p *parsedProof, now time.Time, cfg verifyConfig) error {
+	seen, err := replay.Seen(ctx, NewReplayKey(jkt, p.jti), now, p.iat.Add(cfg.maxAge+cfg.maxFuture))
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrReplayCheck, err)
+	}
+	if seen {
+		return ErrReplay
+	}
+	return nil
 }
 
 // parsedProof is a proof whose form and signature have been checked.
@@ -272,66 +339,22 @@ func decodePart(dst, src []byte) (decoded, rest []byte, err error) {
 // (typ, alg, crit, jwk) whatever their order in the JSON, so an attack
 // always fails for the same reason.
 func (p *parsedProof) readHeader(hdr []byte) error {
-	var typ, alg string
-	var hasTyp, hasAlg, hasCrit, typOK, algOK bool
-	var jwk []byte
-	r := newJSONReader(hdr, 0)
-	var obj strictjson.Object
-	if err := r.openObject(&obj); err != nil {
+	h, jwk, err := readJOSEHeader(hdr)
+	if err != nil {
 		return err
 	}
-	for {
-		name, ok, err := r.next(&obj)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			break
-		}
-		switch string(name) {
-		case "typ":
-			hasTyp = true
-			if typOK = r.Kind() == strictjson.KindString; typOK {
-				typ, err = r.readString()
-			} else {
-				err = r.skip()
-			}
-		case "alg":
-			hasAlg = true
-			if algOK = r.Kind() == strictjson.KindString; algOK {
-				alg, err = r.readString()
-			} else {
-				err = r.skip()
-			}
-		case "crit":
-			hasCrit = true
-			err = r.skip()
-		case "jwk":
-			// Read after typ and alg, whatever the member order.
-			jwk, err = r.RawValue()
-			err = jsonErr(err)
-		default:
-			err = r.skip()
-		}
-		if err != nil {
-			return err
-		}
-	}
-	if err := r.end(); err != nil {
-		return err
-	}
-	if !hasTyp || !typOK || typ != "dpop+jwt" {
+	if !h.hasTyp || !h.typOK || h.typ != "dpop+jwt" {
 		return ErrType
 	}
-	if !hasAlg || !algOK {
+	if !h.hasAlg || !h.algOK {
 		return ErrAlgorithm
 	}
-	switch alg {
+	switch h.alg {
 	case AlgES256, AlgEdDSA, AlgEd25519:
 	default:
 		return ErrAlgorithm
 	}
-	if hasCrit {
+	if h.hasCrit {
 		return ErrCritical
 	}
 	if jwk == nil {
@@ -342,11 +365,58 @@ func (p *parsedProof) readHeader(hdr []byte) error {
 	if err != nil {
 		return err
 	}
-	if (alg == AlgES256) != (key.ec != nil) {
+	if (h.alg == AlgES256) != (key.ec != nil) {
 		return fmt.Errorf("%w: jwk key type does not match alg", ErrKey)
 	}
-	p.alg, p.key = alg, key
+	p.alg, p.key = h.alg, key
 	return nil
+}
+
+// joseHeader is the typ, alg and crit members of a JOSE header, as read.
+type joseHeader struct {
+	typ, alg                              string
+	hasTyp, hasAlg, hasCrit, typOK, algOK bool
+}
+
+// readJOSEHeader reads the header object hdr, checking its JSON form only;
+// jwk is the raw jwk member. jwk points into hdr, so it is a result of its
+// own, not a field of h or behind a pointer: hdr then does not escape.
+func readJOSEHeader(hdr []byte) (h joseHeader, jwk []byte, err error) {
+	r := newJSONReader(hdr, 0)
+	var obj strictjson.Object
+	if err := r.openObject(&obj); err != nil {
+		return h, nil, err
+	}
+	for {
+		name, ok, err := r.next(&obj)
+		if err != nil {
+			return h, nil, err
+		}
+		if !ok {
+			break
+		}
+		switch string(name) {
+		case "typ":
+			h.hasTyp = true
+			h.typ, h.typOK, err = r.readStringOrSkip()
+		case "alg":
+			h.hasAlg = true
+			h.alg, h.algOK, err = r.readStringOrSkip()
+		case "crit":
+			h.hasCrit = true
+			err = r.skip()
+		case "jwk":
+			// Read after typ and alg, whatever the member order.
+			jwk, err = r.RawValue()
+			err = jsonErr(err)
+		default:
+			err = r.skip()
+		}
+		if err != nil {
+			return h, nil, err
+		}
+	}
+	return h, jwk, r.end()
 }
 
 func verifySignature(alg string, key publicJWK, signingInput, sig []byte) bool {
@@ -400,7 +470,7 @@ var errClaimType = fmt.Errorf("%w: claim of the wrong type", ErrClaims)
 
 // readClaims reads the claims; jti, htm, htu and iat are required.
 func (p *parsedProof) readClaims(payload []byte) error {
-	var hasJTI, hasHTM, hasHTU, hasIAT bool
+	var has requiredClaims
 	r := newJSONReader(payload, 0)
 	var obj strictjson.Object
 	if err := r.openObject(&obj); err != nil {
@@ -414,52 +484,68 @@ func (p *parsedProof) readClaims(payload []byte) error {
 		if !ok {
 			break
 		}
-		var dst *string
-		switch string(name) {
-		case "jti":
-			dst, hasJTI = &p.jti, true
-		case "htm":
-			dst, hasHTM = &p.htm, true
-		case "htu":
-			dst, hasHTU = &p.htu, true
-		case "ath":
-			dst, p.hasATH = &p.ath, true
-		case "nonce":
-			dst = &p.nonce
-		case "iat":
-			if r.Kind() != strictjson.KindNumber {
-				return errClaimType
-			}
-			num, err := r.readNumber()
-			if err != nil {
-				return err
-			}
-			t, ok := parseNumericDate(num)
-			if !ok {
-				return errClaimType
-			}
-			p.iat, hasIAT = t, true
-			continue
-		default:
-			if err := r.skip(); err != nil {
-				return err
-			}
-			continue
-		}
-		if r.Kind() != strictjson.KindString {
-			return errClaimType
-		}
-		if *dst, err = r.readString(); err != nil {
+		if err := p.readClaim(&r, name, &has); err != nil {
 			return err
 		}
 	}
 	if err := r.end(); err != nil {
 		return err
 	}
-	if !hasJTI || !hasHTM || !hasHTU || !hasIAT || p.jti == "" || p.htm == "" {
+	if !has.jti || !has.htm || !has.htu || !has.iat || p.jti == "" || p.htm == "" {
 		return fmt.Errorf("%w: jti, htm, htu or iat missing", ErrClaims)
 	}
 	return nil
+}
+
+// requiredClaims records which required claims readClaims has seen.
+type requiredClaims struct{ jti, htm, htu, iat bool }
+
+// readClaim reads the value of claim name into p, noting it in has.
+func (p *parsedProof) readClaim(r *jsonReader, name []byte, has *requiredClaims) error {
+	var dst *string
+	switch string(name) {
+	case "jti":
+		dst, has.jti = &p.jti, true
+	case "htm":
+		dst, has.htm = &p.htm, true
+	case "htu":
+		dst, has.htu = &p.htu, true
+	case "ath":
+		dst, p.hasATH = &p.ath, true
+	case "nonce":
+		dst = &p.nonce
+	case "iat":
+		t, err := readNumericDate(r)
+		if err != nil {
+			return err
+		}
+		p.iat, has.iat = t, true
+		return nil
+	default:
+		return r.skip()
+	}
+	if r.Kind() != strictjson.KindString {
+		return errClaimType
+	}
+	var err error
+	*dst, err = r.readString()
+	return err
+}
+
+// readNumericDate reads a claim value that must be a NumericDate.
+func readNumericDate(r *jsonReader) (time.Time, error) {
+	if r.Kind() != strictjson.KindNumber {
+		return time.Time{}, errClaimType
+	}
+	num, err := r.readNumber()
+	if err != nil {
+		return time.Time{}, err
+	}
+	t, ok := parseNumericDate(num)
+	if !ok {
+		return time.Time{}, errClaimType
+	}
+	return t, nil
 }
 
 // parseNumericDate reads a JWT NumericDate (RFC 7519 section 2): seconds

@@ -3,7 +3,6 @@ package issuer
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -68,22 +67,10 @@ type KeyManager interface {
 func (s *Server) AdminHandler() http.Handler { return s.admin }
 
 // AdminRoutes returns the method and path of every admin route.
-func (s *Server) AdminRoutes() [][2]string {
-	var out [][2]string
-	for _, r := range s.admin.Routes() {
-		out = append(out, [2]string{r.Method, r.Path})
-	}
-	return out
-}
+func (s *Server) AdminRoutes() [][2]string { return routesOf(s.admin) }
 
 func (s *Server) buildAdminEcho() *echo.Echo {
-	e := echo.New()
-	e.HideBanner = true
-	e.HidePort = true
-	e.Logger.SetOutput(io.Discard)
-	e.HTTPErrorHandler = s.errorHandler
-	e.IPExtractor = ipExtractor(s.cfg.TrustedProxies)
-	e.Use(s.observe, s.limitBody, s.adminGate)
+	e := s.newEcho(s.observe, s.limitBody, s.adminGate)
 
 	e.POST(PathAdminRevocations, s.handleAdminRevoke)
 	e.GET(PathAdminRevocations, s.handleAdminRevocations)

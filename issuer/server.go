@@ -141,14 +141,21 @@ func (s *Server) MetricsHandler() http.Handler { return s.metricsH }
 // PublicURL returns the canonical public URL (no trailing slash).
 func (s *Server) PublicURL() string { return s.issuer }
 
-func (s *Server) buildEcho() *echo.Echo {
+// newEcho is an Echo instance with the server's error handler, client
+// address rule and the given middleware, and no banner or log output.
+func (s *Server) newEcho(middleware ...echo.MiddlewareFunc) *echo.Echo {
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
 	e.Logger.SetOutput(io.Discard)
 	e.HTTPErrorHandler = s.errorHandler
 	e.IPExtractor = ipExtractor(s.cfg.TrustedProxies)
-	e.Use(s.observe, s.limitBody)
+	e.Use(middleware...)
+	return e
+}
+
+func (s *Server) buildEcho() *echo.Echo {
+	e := s.newEcho(s.observe, s.limitBody)
 	if cors := s.cors(); cors != nil {
 		e.Use(cors)
 	}
@@ -174,9 +181,12 @@ func (s *Server) buildEcho() *echo.Echo {
 
 // Routes returns the method and path of every registered route, for tests
 // and documentation checks.
-func (s *Server) Routes() [][2]string {
+func (s *Server) Routes() [][2]string { return routesOf(s.echo) }
+
+// routesOf returns the method and path of every route of e.
+func routesOf(e *echo.Echo) [][2]string {
 	var out [][2]string
-	for _, r := range s.echo.Routes() {
+	for _, r := range e.Routes() {
 		out = append(out, [2]string{r.Method, r.Path})
 	}
 	return out

@@ -88,19 +88,11 @@ func (s *Store) CreateLinkCode(ctx context.Context, lc account.LinkCode, maxLive
 	if err := account.ValidateLinkCode(lc, maxLive, now); err != nil {
 		return err
 	}
-	ctx, cancel, err := s.begin(ctx)
+	ctx, cancel, op, h, err := s.beginAccountOp(ctx, lc.AccountID)
 	if err != nil {
 		return err
 	}
 	defer cancel()
-	op, err := s.newOp()
-	if err != nil {
-		return err
-	}
-	h, err := s.lookupAccount(ctx, lc.AccountID)
-	if err != nil {
-		return err
-	}
 	hx, ttl := hex.EncodeToString(lc.Digest), ttlMillis(now, lc.Expires)
 	made, err := s.claim(ctx, linkLocID(hx), h, ttl)
 	if err != nil {
@@ -169,15 +161,11 @@ func (s *Store) RedeemLinkCode(ctx context.Context, digest []byte, now time.Time
 	if now.IsZero() {
 		return account.Account{}, invalid("redeem time")
 	}
-	ctx, cancel, err := s.begin(ctx)
+	ctx, cancel, op, err := s.beginOp(ctx)
 	if err != nil {
 		return account.Account{}, err
 	}
 	defer cancel()
-	op, err := s.newOp()
-	if err != nil {
-		return account.Account{}, err
-	}
 	hx := hex.EncodeToString(digest)
 	h, err := s.lookup(ctx, linkLocID(hx))
 	if err != nil {
@@ -297,19 +285,11 @@ func (s *Store) UseRecoveryCode(ctx context.Context, accountID string, digest []
 	if err := account.BindDevice(&dev, &sess, accountID); err != nil {
 		return nil, err
 	}
-	ctx, cancel, err := s.begin(ctx)
+	ctx, cancel, op, h, err := s.beginAccountOp(ctx, accountID)
 	if err != nil {
 		return nil, err
 	}
 	defer cancel()
-	op, err := s.newOp()
-	if err != nil {
-		return nil, err
-	}
-	h, err := s.lookupAccount(ctx, accountID)
-	if err != nil {
-		return nil, err
-	}
 	made, err := s.claim(ctx, dev.ID, h, 0)
 	if err != nil {
 		return nil, err
@@ -355,19 +335,11 @@ func (s *Store) EndAccountSessions(ctx context.Context, accountID string, at tim
 	if at.IsZero() {
 		return nil, invalid("end time")
 	}
-	ctx, cancel, err := s.begin(ctx)
+	ctx, cancel, op, h, err := s.beginAccountOp(ctx, accountID)
 	if err != nil {
 		return nil, err
 	}
 	defer cancel()
-	op, err := s.newOp()
-	if err != nil {
-		return nil, err
-	}
-	h, err := s.lookupAccount(ctx, accountID)
-	if err != nil {
-		return nil, err
-	}
 	for range maxAttempts {
 		snap, err := s.snapshot(ctx, h, false)
 		if err != nil {

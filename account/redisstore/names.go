@@ -134,15 +134,11 @@ func (s *Store) CreateAccount(ctx context.Context, acc account.Account, dev acco
 	if dev.AccountID != acc.ID {
 		return invalid("device of another account")
 	}
-	ctx, cancel, err := s.begin(ctx)
+	ctx, cancel, op, err := s.beginOp(ctx)
 	if err != nil {
 		return err
 	}
 	defer cancel()
-	op, err := s.newOp()
-	if err != nil {
-		return err
-	}
 	h := home{tag: nameTag(acc.UsernameKey), acc: acc.ID}
 	made, err := s.claimAll(ctx, h, acc.ID, dev.ID)
 	if err != nil {
@@ -182,19 +178,11 @@ func (s *Store) RenameAccount(ctx context.Context, accountID, newDisplay, newKey
 	if err := account.ValidateRename(newDisplay, newKey, now, holdUntil); err != nil {
 		return err
 	}
-	ctx, cancel, err := s.begin(ctx)
+	ctx, cancel, op, h, err := s.beginAccountOp(ctx, accountID)
 	if err != nil {
 		return err
 	}
 	defer cancel()
-	op, err := s.newOp()
-	if err != nil {
-		return err
-	}
-	h, err := s.lookupAccount(ctx, accountID)
-	if err != nil {
-		return err
-	}
 	for range maxAttempts {
 		done, err := s.renameRound(ctx, h, op, newDisplay, newKey, now, holdUntil)
 		if done || err != nil {
@@ -292,19 +280,11 @@ func (s *Store) DeleteAccount(ctx context.Context, accountID string, now, holdUn
 	if now.IsZero() || holdUntil.IsZero() {
 		return invalid("delete times")
 	}
-	ctx, cancel, err := s.begin(ctx)
+	ctx, cancel, op, h, err := s.beginAccountOp(ctx, accountID)
 	if err != nil {
 		return err
 	}
 	defer cancel()
-	op, err := s.newOp()
-	if err != nil {
-		return err
-	}
-	h, err := s.lookupAccount(ctx, accountID)
-	if err != nil {
-		return err
-	}
 	for range maxAttempts {
 		snap, err := s.snapshot(ctx, h, true)
 		if err != nil {

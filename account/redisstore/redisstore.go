@@ -153,6 +153,35 @@ func corrupt(err error) error {
 	return fmt.Errorf("%w: %w", account.ErrUnavailable, err)
 }
 
+// beginOp is begin for a write: it also draws the write's operation id.
+func (s *Store) beginOp(ctx context.Context) (context.Context, context.CancelFunc, string, error) {
+	ctx, cancel, err := s.begin(ctx)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	op, err := s.newOp()
+	if err != nil {
+		cancel()
+		return nil, nil, "", err
+	}
+	return ctx, cancel, op, nil
+}
+
+// beginAccountOp is beginOp for a write to an existing account: it also
+// finds the account's home.
+func (s *Store) beginAccountOp(ctx context.Context, accountID string) (context.Context, context.CancelFunc, string, home, error) {
+	ctx, cancel, op, err := s.beginOp(ctx)
+	if err != nil {
+		return nil, nil, "", home{}, err
+	}
+	h, err := s.lookupAccount(ctx, accountID)
+	if err != nil {
+		cancel()
+		return nil, nil, "", home{}, err
+	}
+	return ctx, cancel, op, h, nil
+}
+
 func (s *Store) newOp() (string, error) {
 	b := make([]byte, 16)
 	if _, err := io.ReadFull(s.rand, b); err != nil {
@@ -333,19 +362,11 @@ func (s *Store) AddDevice(ctx context.Context, dev account.Device, sess account.
 	if err := account.ValidateNewDevice(&dev, &sess); err != nil {
 		return err
 	}
-	ctx, cancel, err := s.begin(ctx)
+	ctx, cancel, op, h, err := s.beginAccountOp(ctx, dev.AccountID)
 	if err != nil {
 		return err
 	}
 	defer cancel()
-	op, err := s.newOp()
-	if err != nil {
-		return err
-	}
-	h, err := s.lookupAccount(ctx, dev.AccountID)
-	if err != nil {
-		return err
-	}
 	made, err := s.claim(ctx, dev.ID, h, 0)
 	if err != nil {
 		return err
@@ -597,15 +618,11 @@ func (s *Store) Refresh(ctx context.Context, req account.RefreshRequest) (accoun
 	if err := account.ValidateRefresh(req); err != nil {
 		return account.RefreshResult{}, err
 	}
-	ctx, cancel, err := s.begin(ctx)
+	ctx, cancel, op, err := s.beginOp(ctx)
 	if err != nil {
 		return account.RefreshResult{}, err
 	}
 	defer cancel()
-	op, err := s.newOp()
-	if err != nil {
-		return account.RefreshResult{}, err
-	}
 	h, err := s.lookupHome(ctx, req.DeviceID)
 	if err != nil {
 		return account.RefreshResult{}, err

@@ -194,7 +194,7 @@ func serve(ctx context.Context, c *serveConfig, e *env, ready chan<- string) err
 	if err != nil {
 		return err
 	}
-	defer closeLatestFirst(side)
+	defer closeAll(side)
 	if ready != nil {
 		ready <- srv.PublicURL()
 	}
@@ -243,7 +243,7 @@ func (c *serveConfig) listenSide(srv *issuer.Server, tlsConf *tls.Config, log *s
 	}
 	metrics, err := c.guard.listenMetrics(srv, admin != nil, tlsConf, log)
 	if err != nil {
-		closeLatestFirst(side)
+		closeAll(side)
 		return nil, err
 	}
 	if metrics != nil {
@@ -251,20 +251,13 @@ func (c *serveConfig) listenSide(srv *issuer.Server, tlsConf *tls.Config, log *s
 	}
 	prof, err := c.pprof.listenPprof(log)
 	if err != nil {
-		closeLatestFirst(side)
+		closeAll(side)
 		return nil, err
 	}
 	if prof != nil {
 		side = append(side, *prof)
 	}
 	return side, nil
-}
-
-// closeLatestFirst closes the listeners of ls, the last bound first (closeAll goes forwards).
-func closeLatestFirst(ls []listening) {
-	for i := len(ls) - 1; i >= 0; i-- {
-		ls[i].ln.Close()
-	}
 }
 
 // serveLimits are the parsed flags that issuer.Config takes as values.

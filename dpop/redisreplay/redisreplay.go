@@ -20,7 +20,8 @@
 //
 // What it trusts: the Redis server and the network path to it (use TLS and
 // ACLs limiting the client to the key prefix). Failure is closed: when Redis
-// cannot answer, Seen returns an error and dpop.Verify rejects the proof
+// cannot answer, or answers the SET with anything but OK (set) or nil
+// (already there), Seen returns an error and dpop.Verify rejects the proof
 // with dpop.ErrReplayCheck (a server error, not a verdict on the proof).
 // A SET whose reply is lost may have been applied: the same proof is then a
 // replay on retry, and the client must make a new proof, as it should anyway.
@@ -110,16 +111,22 @@ func (c *Cache) Seen(ctx context.Context, key dpop.ReplayKey, now, expiresAt tim
 	}
 	ms := (ttl + time.Millisecond - 1) / time.Millisecond // round up
 	// Through the pipe: the checks of concurrent requests share a round trip.
-	err := c.q.Cmd(ctx, "set", c.Key(key), "1", "NX", "PX", int64(ms)).Err()
+	reply, err := c.q.Cmd(ctx, "set", c.Key(key), "1", "NX", "PX", int64(ms)).Result()
 	switch {
-	case err == nil:
-		return false, nil // the key was set: first use
 	case errors.Is(err, redis.Nil):
 		return true, nil // NX refused: already there
-	default:
+	case err != nil:
 		return false, fmt.Errorf("redisreplay: %w", err)
+	case reply != "OK":
+		// Only OK says the key was set; anything else (QUEUED from a
+		// connection inside MULTI, a proxy's answer) leaves it unknown.
+		return false, errOddReply
 	}
+	return false, nil // the key was set: first use
 }
+
+// errOddReply does not carry the reply: what answered is not trusted.
+var errOddReply = errors.New("redisreplay: SET NX answered neither OK nor nil")
 
 // Key returns the Redis key name for key.
 func (c *Cache) Key(key dpop.ReplayKey) string {

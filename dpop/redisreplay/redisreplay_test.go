@@ -253,6 +253,43 @@ func TestFailClosed(t *testing.T) {
 	}
 }
 
+// TestOddReplyFailsClosed: a SET NX answered neither OK nor nil (here
+// QUEUED, from a connection left inside MULTI, as a misbehaving proxy or
+// connection hook could leave it) says nothing about the proof, so the
+// check must fail, every time: before the fix every such check, the replay
+// of one proof included, was taken for a first use.
+func TestOddReplyFailsClosed(t *testing.T) {
+	srv := redistest.Start(t)
+	client := redis.NewClient(&redis.Options{
+		Addr:            srv.Addr(),
+		DisableIdentity: true,
+		OnConnect: func(ctx context.Context, cn *redis.Conn) error {
+			return cn.Process(ctx, redis.NewStatusCmd(ctx, "multi"))
+		},
+	})
+	t.Cleanup(func() { _ = client.Close() })
+	cache := newCache(t, client)
+	key := dpop.NewReplayKey("jkt", "queued")
+	for i := range 3 {
+		seen, err := cache.Seen(context.Background(), key, now, now.Add(time.Minute))
+		if err == nil {
+			t.Fatalf("check %d of one proof: Seen = %v, nil error; want an error (the reply was QUEUED)", i, seen)
+		}
+		if strings.Contains(err.Error(), "QUEUED") {
+			t.Errorf("check %d: the error copies the reply: %v", i, err)
+		}
+	}
+	_, priv, _ := ed25519.GenerateKey(nil)
+	proof, err := dpop.NewProof(priv, "GET", "https://api.example.com/r", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := dpop.Request{Method: "GET", URL: "https://api.example.com/r"}
+	if _, err := dpop.Verify(context.Background(), proof, req, dpop.Options{Replay: cache}); !errors.Is(err, dpop.ErrReplayCheck) {
+		t.Fatalf("Verify: %v, want ErrReplayCheck", err)
+	}
+}
+
 func TestContextCancelled(t *testing.T) {
 	srv := redistest.Start(t)
 	cache := newCache(t, newClient(t, srv))

@@ -291,11 +291,14 @@ func credentials(h http.Header) (httpauth.Request, bool) {
 func (g *Gateway) rewrite(upstream *url.URL) func(*httputil.ProxyRequest) {
 	return func(pr *httputil.ProxyRequest) {
 		pr.SetURL(upstream)
-		// Rewrite starts without X-Forwarded-*: keep the client chain, and
-		// the scheme and host the client used, only when they come from a
-		// proxy we trust.
+		// Rewrite starts without X-Forwarded-For, -Host and -Proto, but
+		// with every other X-Forwarded-* and every '_' spelling: drop
+		// them unless a proxy we trust sent them. Keep the client chain,
+		// and the scheme and host the client used, only from such a proxy.
+		trusted := g.trustedPeer(pr.In.RemoteAddr)
+		stripClientForwarded(pr.Out.Header, trusted)
 		pr.SetXForwarded()
-		if g.trustedPeer(pr.In.RemoteAddr) {
+		if trusted {
 			if xff := pr.In.Header.Values("X-Forwarded-For"); len(xff) > 0 {
 				pr.Out.Header.Set("X-Forwarded-For", strings.Join(xff, ", ")+", "+pr.Out.Header.Get("X-Forwarded-For"))
 			}
@@ -354,8 +357,24 @@ func StripIdentityHeaders(h http.Header) {
 	}
 }
 
-func isIdentityHeader(name string) bool {
-	const prefix = "x-hallpass-"
+// stripClientForwarded removes the X-Forwarded-* headers of a request
+// (names compared as in StripIdentityHeaders): all of them from a peer that
+// is not a trusted proxy, and from any peer those spelled with '_', which
+// CGI, PHP, WSGI and Rack read as the headers the gateway sets
+// (X_Forwarded_For as X-Forwarded-For).
+func stripClientForwarded(h http.Header, trusted bool) {
+	for k := range h {
+		if hasPrefixFold(k, "x-forwarded-") && (!trusted || strings.IndexByte(k, '_') >= 0) {
+			delete(h, k)
+		}
+	}
+}
+
+func isIdentityHeader(name string) bool { return hasPrefixFold(name, "x-hallpass-") }
+
+// hasPrefixFold reports whether name starts with prefix (lower case, with
+// '-'), compared ASCII case-insensitively with '_' read as '-'.
+func hasPrefixFold(name, prefix string) bool {
 	if len(name) < len(prefix) {
 		return false
 	}

@@ -208,6 +208,66 @@ func TestProxyForwardedHeaders(t *testing.T) {
 	}
 }
 
+// TestProxyClientForwardedHeaders: from a peer that is not a trusted proxy
+// no X-Forwarded-* header of the client reaches the upstream (Port,
+// Prefix, Ssl build an upstream's absolute URLs and its idea of https);
+// from any peer the '_' spellings are removed, since CGI, PHP, WSGI and
+// Rack read X_Forwarded_For as the X-Forwarded-For the gateway sets.
+func TestProxyClientForwardedHeaders(t *testing.T) {
+	sent := map[string]string{
+		"X-Forwarded-Port":   "8443",
+		"X-Forwarded-Prefix": "/evil",
+		"X-Forwarded-Ssl":    "on",
+		"X_Forwarded_For":    "203.0.113.66",
+		"x_forwarded_host":   "evil.example",
+		"X-FORWARDED_PROTO":  "https",
+	}
+	for _, tc := range []struct {
+		name    string
+		trusted []netip.Prefix
+		kept    []string // canonical names of the client's headers that must arrive
+	}{
+		{name: "untrusted peer"},
+		{name: "trusted proxy", trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
+			kept: []string{"X-Forwarded-Port", "X-Forwarded-Prefix", "X-Forwarded-Ssl"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			gw, w, _ := startGateway(t, gateway.Config{TrustedProxies: tc.trusted})
+			d := w.device(t, "acct_a", "dev_a")
+			req, _ := http.NewRequest("GET", gw.URL+"/", nil)
+			for k, v := range sent {
+				req.Header[k] = []string{v} // as spelled, not canonicalized
+			}
+			d.sign(t, req.Header, "GET", gw.URL+"/")
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			var got http.Header
+			if err := json.NewDecoder(res.Body).Decode(&got); err != nil || res.StatusCode != 200 {
+				t.Fatalf("%d: %v", res.StatusCode, err)
+			}
+			want := map[string]bool{"X-Forwarded-For": true, "X-Forwarded-Host": true, "X-Forwarded-Proto": true}
+			for _, k := range tc.kept {
+				want[k] = true
+				if got.Get(k) != sent[k] {
+					t.Errorf("%s from a trusted proxy: %q, want %q", k, got.Get(k), sent[k])
+				}
+			}
+			for k := range got {
+				if lk := strings.ToLower(strings.ReplaceAll(k, "_", "-")); strings.HasPrefix(lk, "x-forwarded-") && !want[k] {
+					t.Errorf("client header %s: %q reached the upstream", k, got[k])
+				}
+			}
+			if got.Get("X-Forwarded-For") != "127.0.0.1" || got.Get("X-Forwarded-Proto") != "http" ||
+				got.Get("X-Forwarded-Host") != strings.TrimPrefix(gw.URL, "http://") {
+				t.Errorf("X-Forwarded-For %q, -Proto %q, -Host %q", got.Get("X-Forwarded-For"), got.Get("X-Forwarded-Proto"), got.Get("X-Forwarded-Host"))
+			}
+		})
+	}
+}
+
 func TestProxyStripAuthorization(t *testing.T) {
 	gw, w, _ := startGateway(t, gateway.Config{StripAuthorization: true})
 	d := w.device(t, "acct_a", "dev_a")

@@ -45,9 +45,9 @@
 // is worthless: it is bound to the device key); Config.StripAuthorization
 // removes it. X-Forwarded-For, -Host and -Proto are set for the upstream;
 // the values a peer sent are kept (For: extended) only when the peer is a
-// trusted proxy. Every other X-Forwarded-* header (Port, Prefix, Ssl...) is
-// also removed unless a trusted proxy sent it, and one spelled with '_' is
-// removed from every peer.
+// trusted proxy. Every other X-Forwarded-* header (Port, Prefix, Ssl...)
+// and X-Real-IP are also removed unless a trusted proxy sent them, and one
+// spelled with '_' is removed from every peer.
 //
 // # Upgraded connections
 //

@@ -357,17 +357,24 @@ func StripIdentityHeaders(h http.Header) {
 	}
 }
 
-// stripClientForwarded removes the X-Forwarded-* headers of a request
-// (names compared as in StripIdentityHeaders): all of them from a peer that
-// is not a trusted proxy, and from any peer those spelled with '_', which
-// CGI, PHP, WSGI and Rack read as the headers the gateway sets
+// stripClientForwarded removes the X-Forwarded-* and X-Real-IP headers of
+// a request (names compared as in StripIdentityHeaders): all of them from
+// a peer that is not a trusted proxy, and from any peer those spelled with
+// '_', which CGI, PHP, WSGI and Rack read as the headers the gateway sets
 // (X_Forwarded_For as X-Forwarded-For).
 func stripClientForwarded(h http.Header, trusted bool) {
 	for k := range h {
-		if hasPrefixFold(k, "x-forwarded-") && (!trusted || strings.IndexByte(k, '_') >= 0) {
+		if isForwardedHeader(k) && (!trusted || strings.IndexByte(k, '_') >= 0) {
 			delete(h, k)
 		}
 	}
+}
+
+// isForwardedHeader reports whether name says where a request came from:
+// X-Forwarded-*, or X-Real-IP (the client address by nginx's convention).
+func isForwardedHeader(name string) bool {
+	const realIP = "x-real-ip"
+	return hasPrefixFold(name, "x-forwarded-") || (len(name) == len(realIP) && hasPrefixFold(name, realIP))
 }
 
 func isIdentityHeader(name string) bool { return hasPrefixFold(name, "x-hallpass-") }

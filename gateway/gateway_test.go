@@ -209,8 +209,9 @@ func TestProxyForwardedHeaders(t *testing.T) {
 }
 
 // TestProxyClientForwardedHeaders: from a peer that is not a trusted proxy
-// no X-Forwarded-* header of the client reaches the upstream (Port,
-// Prefix, Ssl build an upstream's absolute URLs and its idea of https);
+// no X-Forwarded-* or X-Real-IP header of the client reaches the upstream
+// (Port, Prefix, Ssl build an upstream's absolute URLs and its idea of
+// https; X-Real-IP is the client address by nginx's convention);
 // from any peer the '_' spellings are removed, since CGI, PHP, WSGI and
 // Rack read X_Forwarded_For as the X-Forwarded-For the gateway sets.
 func TestProxyClientForwardedHeaders(t *testing.T) {
@@ -221,6 +222,9 @@ func TestProxyClientForwardedHeaders(t *testing.T) {
 		"X_Forwarded_For":    "203.0.113.66",
 		"x_forwarded_host":   "evil.example",
 		"X-FORWARDED_PROTO":  "https",
+		"X-Real-Ip":          "203.0.113.67",
+		"X_Real_IP":          "203.0.113.68",
+		"X-Real-Ipv6":        "kept: not a forwarding header",
 	}
 	for _, tc := range []struct {
 		name    string
@@ -229,7 +233,7 @@ func TestProxyClientForwardedHeaders(t *testing.T) {
 	}{
 		{name: "untrusted peer"},
 		{name: "trusted proxy", trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
-			kept: []string{"X-Forwarded-Port", "X-Forwarded-Prefix", "X-Forwarded-Ssl"}},
+			kept: []string{"X-Forwarded-Port", "X-Forwarded-Prefix", "X-Forwarded-Ssl", "X-Real-Ip"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			gw, w, _ := startGateway(t, gateway.Config{TrustedProxies: tc.trusted})
@@ -256,9 +260,13 @@ func TestProxyClientForwardedHeaders(t *testing.T) {
 				}
 			}
 			for k := range got {
-				if lk := strings.ToLower(strings.ReplaceAll(k, "_", "-")); strings.HasPrefix(lk, "x-forwarded-") && !want[k] {
+				lk := strings.ToLower(strings.ReplaceAll(k, "_", "-"))
+				if (strings.HasPrefix(lk, "x-forwarded-") || lk == "x-real-ip") && !want[k] {
 					t.Errorf("client header %s: %q reached the upstream", k, got[k])
 				}
+			}
+			if got.Get("X-Real-Ipv6") != sent["X-Real-Ipv6"] {
+				t.Errorf("X-Real-Ipv6: %q, want it passed on", got.Get("X-Real-Ipv6"))
 			}
 			if got.Get("X-Forwarded-For") != "127.0.0.1" || got.Get("X-Forwarded-Proto") != "http" ||
 				got.Get("X-Forwarded-Host") != strings.TrimPrefix(gw.URL, "http://") {

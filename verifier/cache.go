@@ -13,8 +13,8 @@ import (
 // MaxTokenCacheEntries bounds WithTokenCache.
 const MaxTokenCacheEntries = 1 << 22
 
-// cacheShards is the number of independently locked parts of a tokenCache;
-// a power of two.
+// cacheShards is the number of independently locked parts of a tokenCache
+// (fewer when it holds fewer entries).
 const cacheShards = 16
 
 // WithTokenCache remembers up to maxEntries tokens (1 to
@@ -49,25 +49,30 @@ type cacheEntry struct {
 // met on the way; an entry past exp is also dropped when it is looked up.
 // No goroutine: all work happens in the calls of Verify.
 type tokenCache struct {
-	perShard int
-	shards   [cacheShards]cacheShard
+	n      int // shards in use: cacheShards, or maxEntries when smaller
+	shards [cacheShards]cacheShard
 }
 
 type cacheShard struct {
-	mu sync.Mutex
-	m  map[[sha256.Size]byte]*cacheEntry
+	mu    sync.Mutex
+	limit int // entries it may hold; the limits add up to maxEntries
+	m     map[[sha256.Size]byte]*cacheEntry
 }
 
 func newTokenCache(maxEntries int) *tokenCache {
-	c := &tokenCache{perShard: max(1, maxEntries/cacheShards)}
-	for i := range c.shards {
+	c := &tokenCache{n: min(maxEntries, cacheShards)}
+	for i := range c.n {
 		c.shards[i].m = make(map[[sha256.Size]byte]*cacheEntry)
+		c.shards[i].limit = maxEntries / c.n
+		if i < maxEntries%c.n {
+			c.shards[i].limit++
+		}
 	}
 	return c
 }
 
 func (c *tokenCache) shard(h *[sha256.Size]byte) *cacheShard {
-	return &c.shards[h[0]%cacheShards]
+	return &c.shards[int(h[0])%c.n]
 }
 
 // get returns the entry for h, or nil. Entries are never modified after
@@ -86,7 +91,7 @@ func (c *tokenCache) put(h *[sha256.Size]byte, e *cacheEntry, now time.Time, lee
 	s := c.shard(h)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.m[*h]; !ok && len(s.m) >= c.perShard {
+	if _, ok := s.m[*h]; !ok && len(s.m) >= s.limit {
 		// Look at a few entries in random order and drop the expired
 		// ones; if none was, drop the first looked at.
 		var first [sha256.Size]byte

@@ -203,18 +203,31 @@ func TestTokenCache(t *testing.T) {
 }
 
 func TestTokenCacheBounded(t *testing.T) {
-	const size = 32
+	for _, size := range []int{1, 5, 16, 32, 37} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) { testTokenCacheBounded(t, size) })
+	}
+}
+
+// testTokenCacheBounded fills a cache of size entries: it never holds
+// more, and it fills up to size (no shard is left without room).
+func testTokenCacheBounded(t *testing.T, size int) {
 	now := testNow
 	v, _ := cachedVerifier(t, &now, size)
 	ctx := context.Background()
+	full := false
 	for i := range 500 {
 		tok, _ := mint(t, testKey(t, 7), testNow.Add(-time.Duration(i)*time.Second))
 		if _, err := v.Verify(ctx, tok); err != nil {
 			t.Fatal(err)
 		}
-		if n := v.cache.len(); n > size {
+		n := v.cache.len()
+		if n > size {
 			t.Fatalf("after %d tokens: %d entries, more than %d", i+1, n, size)
 		}
+		full = full || n == size
+	}
+	if !full {
+		t.Errorf("500 tokens never filled a cache of %d", size)
 	}
 	// Expired entries go first when a shard is full.
 	now = testNow.Add(token.MaxTTL + DefaultLeeway + 501*time.Second)

@@ -18,10 +18,11 @@
 // the expiry set, so the set stays as small as the revocations of the last
 // max-access-lifetime + leeway), keep the entry with the later Before, and
 // XADD the event, numbered and stamped with the epoch, with MAXLEN =
-// Options.MaxEvents (exact). A counter that is missing (a stream written
-// before events were numbered) or of an earlier epoch starts again from the
-// stream's entries-added, and a new stream starts at 1: an event's number
-// always counts the events of its own stream.
+// Options.MaxEvents (exact). The number is the stream's entries-added + 1,
+// read from the stream in the same script (a new stream starts at 1), never
+// from the counter key, which an older node's unnumbered events or a
+// restore can leave behind: an event's number always counts the events of
+// its own stream. The counter is still written, for nodes that INCR it.
 //
 // # Retention
 //
@@ -36,9 +37,11 @@
 // Follow is XREAD BLOCK: it returns as soon as an event is appended, so a
 // mirror learns a revocation about one round trip after Add returns
 // (milliseconds on loopback). Events numbered on from the cursor, in the
-// cursor's epoch, are taken at once; anything else (no event, a gap, a new
-// epoch, unnumbered events) is checked against the stream's position (a
-// script reading XINFO STREAM) before it is taken.
+// cursor's epoch, are taken at once; an event of the cursor's epoch with
+// another number means events after the cursor were lost (ErrCursorGone);
+// anything else (no event, a new epoch, unnumbered events) is checked
+// against the stream's position (a script reading XINFO STREAM) before it
+// is taken.
 //
 // # Trust
 //

@@ -125,11 +125,13 @@ func (s *Store) newEpoch() (string, error) {
 // add drops expired entries, keeps the entry with the later Before, and
 // appends the event, in one step. The event carries the stream's epoch
 // ("p") and its number ("n": the stream's entries-added once it is
-// appended), counted in the counter key. A counter that is missing (a
-// stream written before events were numbered) or that belongs to an
-// earlier epoch (the epoch is created now) starts again from the stream's
-// entries-added, and a new stream starts at 1, so that numbers always
-// follow the stream they are in.
+// appended), read from the stream itself (XINFO STREAM) in the same step,
+// and a new stream starts at 1. The number is never taken from the counter
+// key: a counter behind the stream (events appended by a node from before
+// events were numbered, a counter restored from an older backup) would
+// number events as if the ones it missed did not exist, and once those
+// were trimmed the next events would seem to follow on from a cursor
+// before them. The counter is still written, for nodes that INCR it.
 // KEYS: entries, before, expiry, events, epoch, counter.
 // ARGV: field, json, before µs, expires µs or +inf, now µs, maxlen, sweep
 // limit, new epoch.
@@ -153,13 +155,9 @@ redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
 redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
 local n = 1
 if redis.call('EXISTS', KEYS[4]) == 1 then
-  if redis.call('EXISTS', KEYS[6]) == 1 then
-    n = redis.call('INCR', KEYS[6])
-  else
-    local info = redis.call('XINFO', 'STREAM', KEYS[4])
-    for i = 1, #info, 2 do
-      if info[i] == 'entries-added' then n = info[i + 1] + 1 end
-    end
+  local info = redis.call('XINFO', 'STREAM', KEYS[4])
+  for i = 1, #info, 2 do
+    if info[i] == 'entries-added' then n = info[i + 1] + 1 end
   end
 end
 redis.call('SET', KEYS[6], n)
@@ -405,7 +403,11 @@ func (s *Store) Follow(ctx context.Context, cursor revocation.Cursor, max int, b
 	if err != nil {
 		return nil, cursor, err
 	}
-	if len(out) > 0 && numbered(msgs, epoch, n) {
+	continuous, broken := numbered(msgs, epoch, n)
+	if broken {
+		return nil, cursor, fmt.Errorf("%w: an event of the cursor's epoch does not follow on from it", revocation.ErrCursorGone)
+	}
+	if len(out) > 0 && continuous {
 		return out, makeCursor(epoch, msgs[len(msgs)-1].ID, n+uint64(len(out))), nil
 	}
 	pctx, cancel2 := context.WithTimeout(ctx, s.opTimeout)
@@ -450,19 +452,28 @@ func decodeEvents(msgs []redis.XMessage) ([]revocation.Entry, error) {
 }
 
 // numbered reports whether msgs carry the cursor's epoch and the numbers
-// n+1, n+2, ... in order: then no event after the cursor is missing.
-func numbered(msgs []redis.XMessage, epoch string, n uint64) bool {
+// n+1, n+2, ... in order (continuous: then no event after the cursor is
+// missing), and whether one carries the cursor's epoch but another number
+// than its place after the cursor (broken: events after the cursor were
+// lost, such as a stream deleted under its epoch and written again, whose
+// count the position alone cannot tell from the old one).
+func numbered(msgs []redis.XMessage, epoch string, n uint64) (continuous, broken bool) {
 	if epoch == "" {
-		return false
+		return false, false
 	}
+	continuous = true
 	for i, m := range msgs {
 		p, _ := m.Values["p"].(string)
-		num, _ := m.Values["n"].(string)
-		if p != epoch || num != strconv.FormatUint(n+1+uint64(i), 10) {
-			return false
+		num, ok := m.Values["n"].(string)
+		if p != epoch || !ok {
+			continuous = false
+			continue
+		}
+		if num != strconv.FormatUint(n+1+uint64(i), 10) {
+			return false, true
 		}
 	}
-	return true
+	return continuous, false
 }
 
 func max64(a, b time.Duration) time.Duration {

@@ -1,0 +1,126 @@
+package redisstore_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hallpass/hallpass/internal/redistest"
+	"github.com/hallpass/hallpass/revocation"
+	"github.com/hallpass/hallpass/revocation/redisstore"
+)
+
+// TestFollowNeverSkipsAnEvent: whatever happened to the stream between a
+// cursor and the next Follow, Follow either returns every event after the
+// cursor or ErrCursorGone (the mirror reloads); it never returns a batch
+// that silently leaves an event out, which would let a revoked token
+// through.
+func TestFollowNeverSkipsAnEvent(t *testing.T) {
+	srv := redistest.Start(t)
+	c := newClient(t, srv.Addr())
+	for _, tc := range []struct {
+		name string
+		// after writes, after the cursor, the event "missed" and does
+		// what the case is about; then tail events are added.
+		after func(t *testing.T, ks []string, s *redisstore.Store)
+		tail  int
+	}{{
+		// An older node (rolling upgrade) appends an unnumbered event,
+		// as its script did; three numbered events trim it away. They
+		// must not look as if they continued the cursor.
+		name: "unnumbered event from an older node, trimmed",
+		after: func(t *testing.T, ks []string, _ *redisstore.Store) {
+			oldNodeAdd(t, c, ks, "missed", 3)
+		},
+		tail: 3,
+	}, {
+		// The counter comes back from a backup taken at the cursor
+		// (partial restore): it is behind the stream.
+		name: "counter restored behind the stream, then trimmed",
+		after: func(t *testing.T, ks []string, s *redisstore.Store) {
+			seq, err := c.Get(t.Context(), ks[5]).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			add(t, s, revocation.KindDevice, "missed")
+			if err := c.Set(t.Context(), ks[5], seq, 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+		},
+		tail: 3,
+	}, {
+		// The stream alone is lost (eviction), its epoch and counter
+		// stay; the new stream grows past the cursor's count before the
+		// mirror looks.
+		name: "stream lost under its epoch",
+		after: func(t *testing.T, ks []string, s *redisstore.Store) {
+			add(t, s, revocation.KindDevice, "missed")
+			if err := c.Del(t.Context(), ks[3]).Err(); err != nil {
+				t.Fatal(err)
+			}
+		},
+		tail: 3,
+	}, {
+		name: "stream and counter lost under the epoch",
+		after: func(t *testing.T, ks []string, s *redisstore.Store) {
+			add(t, s, revocation.KindDevice, "missed")
+			if err := c.Del(t.Context(), ks[3], ks[5]).Err(); err != nil {
+				t.Fatal(err)
+			}
+		},
+		tail: 3,
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := t.Context()
+			s, err := redisstore.New(c, redisstore.Options{Prefix: fmt.Sprintf("test%d", prefixes.Add(1)), MaxEvents: 3})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ks := s.Keys() // entries, before, expiry, events, epoch, counter
+			add(t, s, revocation.KindDevice, "a")
+			add(t, s, revocation.KindDevice, "b")
+			_, cur, err := s.Snapshot(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.after(t, ks, s)
+			for i := range tc.tail {
+				add(t, s, revocation.KindDevice, fmt.Sprintf("tail-%d", i))
+			}
+			evs, _, err := s.Follow(ctx, cur, 100, 0)
+			if errors.Is(err, revocation.ErrCursorGone) {
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range evs {
+				if e.ID == "missed" {
+					return
+				}
+			}
+			t.Fatalf("Follow returned %d events without the one after the cursor, and no ErrCursorGone", len(evs))
+		})
+	}
+}
+
+// oldNodeAdd appends an event as a node from before numbered events did:
+// the entry alone, trimmed to maxLen.
+func oldNodeAdd(t *testing.T, c *redis.Client, ks []string, dev string, maxLen int64) {
+	t.Helper()
+	e, _ := revocation.NewEntry(revocation.KindDevice, dev, "", time.Now(), ttl)
+	val, _ := json.Marshal(e)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if err := c.HSet(ctx, ks[0], e.Key(), val).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.XAdd(ctx, &redis.XAddArgs{Stream: ks[3], MaxLen: maxLen, Values: map[string]any{"e": string(val)}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+}

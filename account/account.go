@@ -253,15 +253,17 @@ type Lifecycle interface {
 	// UseRecoveryCode is one atomic step: the digest is removed from the
 	// account's codes and dev and sess are added to the account (the store
 	// sets their AccountID); with signOutOthers every other live session of
-	// the account ends at now (its device marked revoked) in the same step,
-	// and their device ids are returned, sorted. A digest that is not among the codes, or a missing
+	// the account ends at now (its device marked revoked) and its link codes
+	// are dropped, in the same step, and the ended device ids are returned,
+	// sorted. A digest that is not among the codes, or a missing
 	// account, is ErrNotFound (nothing changes); a banned account
 	// ErrBanned. Of concurrent uses of one code exactly one succeeds.
 	UseRecoveryCode(ctx context.Context, accountID string, digest []byte, dev Device, sess Session, signOutOthers bool, now time.Time) (ended []string, err error)
-	// EndAccountSessions ends every live session of the account at `at`
-	// and marks its devices revoked, in one step; it returns the ids of
-	// the devices it ended (sorted), not those ended before. ErrNotFound
-	// for a missing account.
+	// EndAccountSessions ends every live session of the account at `at`,
+	// marks its devices revoked and drops its link codes (a code made on a
+	// device now signed out must not bring a new device in), in one step;
+	// it returns the ids of the devices it ended (sorted), not those ended
+	// before. ErrNotFound for a missing account.
 	EndAccountSessions(ctx context.Context, accountID string, at time.Time) ([]string, error)
 	// DeleteAccount removes the account with its devices, sessions, link
 	// and recovery codes in one step, and keeps a tombstone that holds its

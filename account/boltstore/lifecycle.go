@@ -330,8 +330,15 @@ func (s *Store) UseRecoveryCode(ctx context.Context, accountID string, digest []
 }
 
 // endAll ends every live session of the account at `at` and returns the
-// ids of the devices it ended, sorted.
+// ids of the devices it ended, sorted. It also drops the account's link
+// codes: a code made on a device now signed out (a stolen phone) must not
+// bring a new device in afterwards.
 func endAll(t *txn, accountID string, at time.Time) ([]string, error) {
+	for _, digest := range suffixes(t, bucketAccountLinks, accountID) {
+		if err := deleteLink(t, accountID, digest); err != nil {
+			return nil, err
+		}
+	}
 	var ended []string
 	for _, id := range suffixes(t, bucketAccountDevices, accountID) {
 		sess, err := getSession(t, id)

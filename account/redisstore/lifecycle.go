@@ -312,6 +312,7 @@ func (s *Store) useRounds(ctx context.Context, h home, op, hx string, dev accoun
 		}
 		keys := []string{s.accountKey(h), s.recoveryKey(h), s.devicesKey(h), s.deviceKey(h.tag, dev.ID), s.sessionKey(h.tag, dev.ID)}
 		keys = append(keys, s.deviceKeys(h, snap.devices)...)
+		keys = append(keys, s.linksKey(h))
 		args := append([]any{op, h.acc, hx, dev.ID, encTime(now), zeroTime, flag(signOut)}, members(snap.devices)...)
 		args = append(args, deviceFields(dev, op)...)
 		args = append(args, sessionFields(sess, op)...)
@@ -346,6 +347,7 @@ func (s *Store) EndAccountSessions(ctx context.Context, accountID string, at tim
 			return nil, err
 		}
 		keys := append([]string{s.accountKey(h), s.devicesKey(h)}, s.deviceKeys(h, snap.devices)...)
+		keys = append(keys, s.linksKey(h))
 		args := append([]any{op, h.acc, encTime(at), zeroTime}, members(snap.devices)...)
 		reply, err := s.run(ctx, endAll, keys, args...).StringSlice()
 		if err != nil {

@@ -7,6 +7,14 @@ import "github.com/redis/go-redis/v9"
 // account get the device set as the caller read it just before (a count
 // in ARGV, then the ids; their device and session keys in KEYS) and answer
 // {'retry'} when the set has changed meanwhile; the caller reads it again.
+//
+// Link codes: ending every session of an account (endAll, useRecovery
+// signing the others out) deletes the account's links hash, and
+// redeemLink takes only a code whose digest is still in that hash, so a
+// code made on a device since signed out (a stolen phone) cannot bring a
+// new device in afterwards. The link records are not in those scripts'
+// keys (listing them would need a snapshot of the hash); they go with
+// their TTL, the code's lifetime, and name a code nobody can redeem.
 
 // luaSnapshot checks that a set (isSet) or the fields of a hash (isHash)
 // are exactly the members listed in ARGV from index first: a count, then
@@ -199,13 +207,15 @@ redis.call('PEXPIRE', KEYS[5], ARGV[10])
 return {'ok', ARGV[8], a[3], untilT}
 `)
 
-// endAll ends every live session of the account. KEYS: account, devices,
-// then each device's device and session keys. ARGV: op, account id, at,
-// zero time, then the device snapshot. Reply: 'ok' and the ids ended.
+// endAll ends every live session of the account and voids its link codes
+// (see the top of this file). KEYS: account, devices, then each device's
+// device and session keys, then links. ARGV: op, account id, at, zero
+// time, then the device snapshot. Reply: 'ok' and the ids ended.
 var endAll = redis.NewScript(luaSnapshot + luaEnd + `
 local op, acc, at, zero = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 if redis.call('HGET', KEYS[1], 'id') ~= acc then return {'notfound'} end
 if not isSet(KEYS[2], 5) then return {'retry'} end
+redis.call('DEL', KEYS[#KEYS])
 local ended = {'ok'}
 for i = 1, tonumber(ARGV[5]) do
   if endDevice(KEYS[1 + 2 * i], KEYS[2 + 2 * i], at, zero, op) then ended[#ended + 1] = ARGV[5 + i] end
@@ -254,6 +264,7 @@ end
 if redis.call('HGET', KEYS[5], 'op') == op then return ok() end
 local l = redis.call('HMGET', KEYS[1], 'account_id', 'expires')
 if l[1] ~= acc or not before(now, l[2]) then return {'notfound'} end
+if redis.call('HEXISTS', KEYS[2], hx) == 0 then return {'notfound'} end
 local a = redis.call('HMGET', KEYS[3], 'id', 'banned')
 if a[1] ~= acc then return {'notfound'} end
 if a[2] == '1' then return {'banned'} end
@@ -291,11 +302,12 @@ return 'ok'
 `)
 
 // useRecovery uses up a recovery code, adds the device and, when asked,
-// ends every other session. KEYS: account, recovery, devices, device,
-// session, then each other device's device and session keys. ARGV: op,
-// account id, digest (hex), device id, now, zero time, sign out
-// ("1"/"0"), then the device snapshot (empty unless signing out), then
-// groups device, session. Reply: 'ok' and the ids ended.
+// ends every other session and voids the link codes (see the top of this
+// file). KEYS: account, recovery, devices, device, session, then each
+// other device's device and session keys, then links. ARGV: op, account
+// id, digest (hex), device id, now, zero time, sign out ("1"/"0"), then
+// the device snapshot (empty unless signing out), then groups device,
+// session. Reply: 'ok' and the ids ended.
 var useRecovery = redis.NewScript(luaBefore + luaGroups + luaSnapshot + luaEnd + `
 local op, acc, hx, dev, now, zero, signOut = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local n = tonumber(ARGV[8])
@@ -312,6 +324,7 @@ if a[2] == '1' then return {'banned'} end
 if redis.call('EXISTS', KEYS[4], KEYS[5]) > 0 then return {'exists'} end
 if signOut == '1' and not isSet(KEYS[3], 8) then return {'retry'} end
 redis.call('SREM', KEYS[2], hx)
+if signOut == '1' then redis.call('DEL', KEYS[#KEYS]) end
 local ended = {'ok'}
 for i = 1, n do
   if endDevice(KEYS[4 + 2 * i], KEYS[5 + 2 * i], now, zero, op) then ended[#ended + 1] = ARGV[8 + i] end

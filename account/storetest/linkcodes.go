@@ -242,3 +242,71 @@ func wantOneWinner(t *testing.T, what string, errs []error) {
 		t.Fatalf("%s: %d of %d concurrent calls succeeded, want exactly 1", what, won, len(errs))
 	}
 }
+
+// testLinkCodeSignOut: a step that ends every session of an account
+// (EndAccountSessions: an account revocation, a ban; a recovery that signs
+// the other devices out) voids the account's live link codes in the same
+// step. Otherwise a code made on a device that was then signed out (a
+// stolen phone) brings a new device in afterwards, and an account left with
+// no live device, or unbanned, is signed in again without a recovery code.
+func testLinkCodeSignOut(t *testing.T, f Factory) {
+	at := t0.Add(time.Minute) // the codes live until t0 + linkTTL
+	tests := []struct {
+		name string
+		end  func(t *testing.T, s account.Store, fx *fixture) error
+		kept bool
+	}{
+		{"EndAccountSessions", func(t *testing.T, s account.Store, fx *fixture) error {
+			_, err := s.EndAccountSessions(ctxT(t), fx.acc.ID, at)
+			return err
+		}, false},
+		{"recovery signing the others out", func(t *testing.T, s account.Store, fx *fixture) error {
+			mustSetRecovery(t, s, fx, salt1, digests("r1"))
+			dev, sess := newDevice(t, "", at)
+			_, err := s.UseRecoveryCode(ctxT(t), fx.acc.ID, digest("r1"), dev, sess, true, at)
+			return err
+		}, false},
+		{"recovery keeping the others", func(t *testing.T, s account.Store, fx *fixture) error {
+			mustSetRecovery(t, s, fx, salt1, digests("r1"))
+			dev, sess := newDevice(t, "", at)
+			_, err := s.UseRecoveryCode(ctxT(t), fx.acc.ID, digest("r1"), dev, sess, false, at)
+			return err
+		}, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := f.New(t)
+			fx := newFixture(t, "Alice")
+			create(t, s, fx)
+			other := newFixture(t, "Bob")
+			create(t, s, other)
+			a, b := newLink(fx.acc.ID, "a", t0), newLink(fx.acc.ID, "b", t0)
+			mustCreateLink(t, s, a, 3)
+			mustCreateLink(t, s, b, 3)
+			ob := newLink(other.acc.ID, "other", t0)
+			mustCreateLink(t, s, ob, 3)
+			if err := tc.end(t, s, &fx); err != nil {
+				t.Fatalf("ending the sessions: %v", err)
+			}
+			want := map[bool]int{true: 2, false: 0}[tc.kept]
+			mustCount(t, s, fx.acc.ID, at, want)
+			dev, sess := newDevice(t, "", at)
+			_, err := s.RedeemLinkCode(ctxT(t), a.Digest, at, dev, sess)
+			if tc.kept != (err == nil) {
+				t.Fatalf("RedeemLinkCode after %s: %v; want the code kept: %v", tc.name, err, tc.kept)
+			}
+			if !tc.kept {
+				wantErr(t, "RedeemLinkCode(voided)", err, account.ErrNotFound)
+				mustAbsent(t, s, "", dev.ID)
+			}
+			// Another account's codes are untouched.
+			mustCount(t, s, other.acc.ID, at, 1)
+			odev, osess := newDevice(t, "", at)
+			if _, err := s.RedeemLinkCode(ctxT(t), ob.Digest, at, odev, osess); err != nil {
+				t.Fatalf("RedeemLinkCode(other account's code): %v", err)
+			}
+			// New codes can be made again (a device joined by recovery).
+			mustCreateLink(t, s, newLink(fx.acc.ID, "c", at), 3)
+		})
+	}
+}

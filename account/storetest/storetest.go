@@ -55,6 +55,7 @@ func Run(t *testing.T, f Factory) {
 		{"LinkCodeRedeem", testLinkCodeRedeem},
 		{"LinkCodeRefused", testLinkCodeRefused},
 		{"LinkCodeConcurrent", testLinkCodeConcurrent},
+		{"LinkCodeSignOut", testLinkCodeSignOut},
 		{"RecoverySet", testRecoverySet},
 		{"RecoveryAdd", testRecoveryAdd},
 		{"RecoveryUse", testRecoveryUse},

@@ -244,10 +244,11 @@ func (m *Mirror) Ready() error {
 	return nil
 }
 
-// LastHeard is when the mirror last heard from its store (a snapshot, a
-// batch of events, or an empty poll), in the mirror's clock; zero before
-// the first snapshot. Its age is the mirror's lag bound: an entry written
-// before LastHeard is applied.
+// LastHeard is when the mirror last heard from its store (when a snapshot
+// was asked for, or when a batch of events short of MirrorOptions.Batch or
+// an empty poll came back), in the mirror's clock; zero before the first
+// snapshot. Its age is the mirror's lag bound: an entry written before
+// LastHeard is applied.
 func (m *Mirror) LastHeard() time.Time {
 	h := m.lastHeard.Load()
 	if h == 0 {
@@ -329,6 +330,9 @@ func (m *Mirror) Run(ctx context.Context) error {
 	lastSweep := m.now()
 	for ctx.Err() == nil {
 		if needSnapshot {
+			// The snapshot is as of when it was asked for: an entry added
+			// while a long scan ran may be missing from it.
+			asOf := m.now()
 			entries, cur, err := m.store.Snapshot(ctx)
 			if err != nil {
 				if ctx.Err() == nil {
@@ -337,7 +341,7 @@ func (m *Mirror) Run(ctx context.Context) error {
 				continue
 			}
 			m.load(entries, cur)
-			m.heard()
+			m.heardAt(asOf)
 			m.syncOnce.Do(func() { close(m.synced) })
 			needSnapshot, backoff = false, m.minBackoff
 		}
@@ -354,7 +358,10 @@ func (m *Mirror) Run(ctx context.Context) error {
 			continue
 		}
 		m.apply(events, next)
-		m.heard()
+		if len(events) < m.batch {
+			// A full batch does not show that nothing more is waiting.
+			m.heardAt(m.now())
+		}
 		backoff = m.minBackoff
 		if now := m.now(); now.Sub(lastSweep) >= m.sweepEvery {
 			m.sweep(now)
@@ -364,7 +371,8 @@ func (m *Mirror) Run(ctx context.Context) error {
 	return ctx.Err()
 }
 
-func (m *Mirror) heard() { m.lastHeard.Store(m.now().UnixNano()) }
+// heardAt records that the store proved the mirror current as of t.
+func (m *Mirror) heardAt(t time.Time) { m.lastHeard.Store(t.UnixNano()) }
 
 // load replaces the state with a snapshot, built off the lock. Key
 // entries and the all epoch are kept, not replaced: they never expire and

@@ -1,0 +1,88 @@
+package revocation_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hallpass/hallpass/revocation"
+	"github.com/hallpass/hallpass/revocation/storetest"
+)
+
+// slowStore is a store whose Snapshot and first Follow take time on the
+// test clock (a long scan, a blocking read) and whose later Follows fail,
+// as if the store went down right after.
+type slowStore struct {
+	clk           *storetest.Clock
+	snapshotTakes time.Duration
+	followTakes   time.Duration
+	firstFollow   []revocation.Entry // nil: every Follow fails
+	follows       atomic.Int64
+}
+
+func (s *slowStore) Add(_ context.Context, e revocation.Entry) (revocation.Entry, error) {
+	return e, nil
+}
+
+func (s *slowStore) Snapshot(context.Context) ([]revocation.Entry, revocation.Cursor, error) {
+	s.clk.Advance(s.snapshotTakes)
+	return nil, "0", nil
+}
+
+func (s *slowStore) Follow(_ context.Context, c revocation.Cursor, max int, _ time.Duration) ([]revocation.Entry, revocation.Cursor, error) {
+	if s.follows.Add(1) == 1 && s.firstFollow != nil {
+		s.clk.Advance(s.followTakes)
+		return s.firstFollow[:min(max, len(s.firstFollow))], "1", nil
+	}
+	return nil, c, errDown
+}
+
+func (s *slowStore) Ping(context.Context) error { return nil }
+
+// TestMirrorHeardOnlyWhatItProved: a mirror counts itself fresh from when
+// its store proved it current, no later. A snapshot is as of when it was
+// asked for, not when its last page arrived (an entry added during a long
+// scan may be missing from it); a Follow that returned a full batch does
+// not show that nothing more is waiting. If the store then goes down, the
+// mirror must go stale MaxStaleness after that proof.
+func TestMirrorHeardOnlyWhatItProved(t *testing.T) {
+	const bound, batch = 5 * time.Second, 2
+	events := func(n int) []revocation.Entry {
+		out := make([]revocation.Entry, n)
+		for i := range out {
+			out[i], _ = revocation.NewEntry(revocation.KindToken, fmt.Sprintf("jti-%d", i), "", time.Now(), ttl)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name          string
+		snapshotTakes time.Duration
+		followTakes   time.Duration
+		firstFollow   []revocation.Entry
+		after         time.Duration // clock advance after the reads
+		wantStale     bool
+	}{
+		{name: "quick snapshot", snapshotTakes: time.Second, after: 3 * time.Second, wantStale: false},
+		{name: "snapshot longer than the bound", snapshotTakes: 6 * time.Second, wantStale: true},
+		{name: "snapshot, then the bound from its start", snapshotTakes: 3 * time.Second, after: 3 * time.Second, wantStale: true},
+		{name: "partial batch", followTakes: 4 * time.Second, firstFollow: events(batch - 1), after: 2 * time.Second, wantStale: false},
+		{name: "full batch", followTakes: 4 * time.Second, firstFollow: events(batch), after: 2 * time.Second, wantStale: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := storetest.NewClock(time.Now())
+			s := &slowStore{clk: clk, snapshotTakes: tc.snapshotTakes, followTakes: tc.followTakes, firstFollow: tc.firstFollow}
+			m := startMirror(t, s, revocation.MirrorOptions{Now: clk.Now, MaxStaleness: bound, Batch: batch})
+			// The second Follow starts once the first one's events are
+			// applied.
+			eventually(t, 2*time.Second, "first Follow applied", func() bool { return s.follows.Load() >= 2 })
+			clk.Advance(tc.after)
+			err := m.CheckRevoked(t.Context(), kid, claims("a", "d", "fresh", clk.Now()))
+			if stale := errors.Is(err, revocation.ErrStale); stale != tc.wantStale || !stale && err != nil {
+				t.Fatalf("CheckRevoked = %v, want stale %v", err, tc.wantStale)
+			}
+		})
+	}
+}

@@ -639,7 +639,7 @@ func (s *Store) tryInit(ctx context.Context, r *keys.Ring, fresh map[string][]ke
 	switch res {
 	case "ok":
 		for kind, val := range vals {
-			if err := s.record(version, headVal, kind, val); err != nil {
+			if err := s.record(base, version, headVal, kind, val); err != nil {
 				return true, err
 			}
 		}

@@ -344,3 +344,108 @@ func TestStateFile(t *testing.T) {
 		})
 	}
 }
+
+// pauseKey marks the context of the write that pauseHook holds up.
+type pauseKey struct{}
+
+// pauseHook holds a write up right after its compare-and-set script ran
+// in Redis (its value is stored), before the Store has recorded it: it
+// signals stored and waits for release. Only the first script call of a
+// context carrying pauseKey that Redis answered is held.
+type pauseHook struct {
+	once             sync.Once
+	stored, released chan struct{}
+}
+
+func (h *pauseHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *pauseHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+func (h *pauseHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		if name := cmd.Name(); err == nil && ctx.Value(pauseKey{}) != nil && (name == "evalsha" || name == "eval") {
+			h.once.Do(func() {
+				close(h.stored)
+				<-h.released
+			})
+		}
+		return err
+	}
+}
+
+// TestOwnWriteNotTakenForRollback: one node's store serves its ring and
+// its refresh-token keys and peppers (keys/live follows all three through
+// one Store), so two of its writes can overlap. When the second is stored
+// and recorded while the first is between its compare-and-set and its
+// record, the first one's version is below the node's counter by then.
+// Before the fix that first write, already in Redis, was refused as a
+// rollback: the caller got ErrRollback for a change that happened (an
+// admin's key revocation answered 503, the node kept serving the old
+// ring), and an alert went off for an attack that never was.
+func TestOwnWriteNotTakenForRollback(t *testing.T) {
+	t.Parallel()
+	revokeNext := func(ctx context.Context, s *redisring.Store) error {
+		_, err := s.Update(ctx, func(r *keys.Ring) error { return r.Revoke(r.Entries()[1].ID(), nil, t0) })
+		return err
+	}
+	rotateRing := func(ctx context.Context, s *redisring.Store) error {
+		_, err := s.Update(ctx, func(r *keys.Ring) error { return r.Rotate(nil, t0) })
+		return err
+	}
+	rotateLocal := func(ctx context.Context, s *redisring.Store) error { return s.RotateLocal(ctx, t0, time.Hour) }
+	rotatePepper := func(ctx context.Context, s *redisring.Store) error { return s.RotatePepper(ctx, t0) }
+	for _, tc := range []struct {
+		name          string
+		held, overlap func(context.Context, *redisring.Store) error
+	}{
+		{name: "key revocation held, refresh-key rotation overlaps", held: revokeNext, overlap: rotateLocal},
+		{name: "key revocation held, pepper rotation overlaps", held: revokeNext, overlap: rotatePepper},
+		{name: "refresh-key rotation held, ring rotation overlaps", held: rotateLocal, overlap: rotateRing},
+		{name: "ring rotation held, ring rotation overlaps", held: rotateRing, overlap: rotateRing},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := redistest.Start(t)
+			hook := &pauseHook{stored: make(chan struct{}), released: make(chan struct{})}
+			c := newClient(t, srv.Addr())
+			c.AddHook(hook)
+			al := &alerts{n: map[string]int{}}
+			s, err := redisring.New(c, wrapKey(t), redisring.Options{
+				OpTimeout: 20 * time.Second, StateFile: filepath.Join(t.TempDir(), "state"),
+				OnRollback: al.hook, Logger: slog.New(slog.NewTextHandler(al, nil)),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			if _, err := s.Init(ctx, t0); err != nil {
+				t.Fatal(err)
+			}
+			held := make(chan error, 1)
+			go func() { held <- tc.held(context.WithValue(ctx, pauseKey{}, true), s) }()
+			select {
+			case <-hook.stored:
+			case err := <-held:
+				t.Fatalf("the held write returned before it was stored: %v", err)
+			}
+			if err := tc.overlap(ctx, s); err != nil {
+				t.Errorf("overlapping write: %v", err)
+			}
+			close(hook.released)
+			if err := <-held; err != nil {
+				t.Errorf("held write, stored in Redis: %v, want nil", err)
+			}
+			if len(al.n) != 0 || al.String() != "" {
+				t.Errorf("rollback alerts %v, log %q; want none", al.n, al.String())
+			}
+			// Both writes are the node's own: it loads what it wrote.
+			if _, err := s.Load(ctx); err != nil {
+				t.Errorf("Load after both writes: %v", err)
+			}
+			if _, err := s.LoadLocal(ctx); err != nil {
+				t.Errorf("LoadLocal after both writes: %v", err)
+			}
+		})
+	}
+}

@@ -52,7 +52,7 @@ func (s *Store) write(ctx context.Context, kind string, replace bool, build func
 			return err
 		}
 		if won {
-			return s.record(version, headVal, kind, val)
+			return s.record(base, version, headVal, kind, val)
 		}
 		if attempt+1 >= s.maxAttempts {
 			return ErrConflict
@@ -91,8 +91,12 @@ func (s *Store) nextHead(o observation, snap *snapshot, version uint64, written 
 }
 
 // record admits what this node has just written: its versions become the
-// node's high-water marks (and the kids a ring revokes stay revoked).
-func (s *Store) record(version uint64, headVal, kind, val string) error {
+// node's high-water marks (and the kids a ring revokes stay revoked). It is
+// checked against base, the state the write's read was admitted against,
+// not the state now: another write of this node (the ring and the secrets
+// beside it share one Store) may have been stored and recorded since, at a
+// higher version, and this write, already in Redis, is no rollback.
+func (s *Store) record(base *nodeState, version uint64, headVal, kind, val string) error {
 	h, err := s.openHead(headVal)
 	if err != nil {
 		return err
@@ -103,7 +107,7 @@ func (s *Store) record(version uint64, headVal, kind, val string) error {
 			return err
 		}
 	}
-	return s.g.admit(s.g.base(), o)
+	return s.g.admit(base, o)
 }
 
 // put stores val under key and the new head if the version is still

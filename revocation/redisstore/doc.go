@@ -10,7 +10,8 @@
 //	{rev}:before   hash        kind:id -> Before in µs (compared by the add script)
 //	{rev}:expiry   sorted set  kind:id scored by Expires in µs (+inf: never)
 //	{rev}:events   stream      one event per stored entry: e = entry JSON,
-//	                           p = epoch, n = its number (entries-added)
+//	                           p = epoch, n = its number (entries-added),
+//	                           q = the id it follows (last-generated-id)
 //	{rev}:epoch    string      random id of the stream, created with it
 //	{rev}:seq      string      the number of the last event
 //
@@ -37,11 +38,13 @@
 // Follow is XREAD BLOCK: it returns as soon as an event is appended, so a
 // mirror learns a revocation about one round trip after Add returns
 // (milliseconds on loopback). Events numbered on from the cursor, in the
-// cursor's epoch, are taken at once; an event of the cursor's epoch with
-// another number means events after the cursor were lost (ErrCursorGone);
-// anything else (no event, a new epoch, unnumbered events) is checked
-// against the stream's position (a script reading XINFO STREAM) before it
-// is taken.
+// cursor's epoch, each naming the id before it, are taken at once; an event
+// of the cursor's epoch with another number or another id before it means
+// events after the cursor were lost (ErrCursorGone: a stream deleted under
+// its epoch, a failover that lost the cursor's event); anything else (no
+// event, a new epoch, events without a number or the id before them) is
+// checked against the stream's position (a script reading XINFO STREAM)
+// before it is taken.
 //
 // # Trust
 //

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -93,6 +95,16 @@ func TestFollowNeverSkipsAnEvent(t *testing.T) {
 		},
 		tail: 3,
 	}, {
+		// A failover to a replica that had only "a" (asynchronous
+		// replication lost "b"), whose clock is behind: its next events
+		// get ids below the cursor's, which XREAD from the cursor passes
+		// over, and numbers that carry on from the cursor's.
+		name: "failover lost the tail, the new master's ids behind the cursor",
+		after: func(t *testing.T, ks []string, _ *redisstore.Store) {
+			failoverBehind(t, c, ks)
+		},
+		tail: 1,
+	}, {
 		name: "stream and counter lost under the epoch",
 		after: func(t *testing.T, ks []string, s *redisstore.Store) {
 			add(t, s, revocation.KindDevice, "missed")
@@ -110,6 +122,7 @@ func TestFollowNeverSkipsAnEvent(t *testing.T) {
 			}
 			ks := s.Keys() // entries, before, expiry, events, epoch, counter
 			add(t, s, revocation.KindDevice, "a")
+			time.Sleep(5 * time.Millisecond) // room for an id between a's and b's
 			add(t, s, revocation.KindDevice, "b")
 			_, cur, err := s.Snapshot(ctx)
 			if err != nil {
@@ -148,6 +161,36 @@ func oldNodeAdd(t *testing.T, c *redis.Client, ks []string, dev string, maxLen i
 		t.Fatal(err)
 	}
 	if err := c.XAdd(ctx, &redis.XAddArgs{Stream: ks[3], MaxLen: maxLen, Values: map[string]any{"e": string(val)}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// failoverBehind replaces the stream of two events with what a promoted
+// replica that had only the first would hold, then appends "missed" as
+// that replica's add script would with a clock behind the old master's:
+// an id between the two old ones, the next number, the same epoch, and
+// the id it follows.
+func failoverBehind(t *testing.T, c *redis.Client, ks []string) {
+	t.Helper()
+	ctx := t.Context()
+	old, err := c.XRange(ctx, ks[3], "-", "+").Result()
+	if err != nil || len(old) < 2 {
+		t.Fatalf("stream: %v, %v", old, err)
+	}
+	first := old[len(old)-2]
+	ms, _, _ := strings.Cut(first.ID, "-")
+	mid, _ := strconv.ParseUint(ms, 10, 64)
+	midID := strconv.FormatUint(mid+1, 10) + "-0"
+	e, _ := revocation.NewEntry(revocation.KindDevice, "missed", "", time.Now(), ttl)
+	val, _ := json.Marshal(e)
+	p, _ := first.Values["p"].(string)
+	n, _ := strconv.Atoi(first.Values["n"].(string))
+	pipe := c.TxPipeline()
+	pipe.Del(ctx, ks[3])
+	pipe.XAdd(ctx, &redis.XAddArgs{Stream: ks[3], ID: first.ID, Values: first.Values})
+	pipe.XAdd(ctx, &redis.XAddArgs{Stream: ks[3], ID: midID, Values: []any{"e", string(val), "p", p, "n", strconv.Itoa(n + 1), "q", first.ID}})
+	pipe.Set(ctx, ks[5], n+1, 0)
+	if _, err := pipe.Exec(ctx); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -126,12 +126,17 @@ func (s *Store) newEpoch() (string, error) {
 // appends the event, in one step. The event carries the stream's epoch
 // ("p") and its number ("n": the stream's entries-added once it is
 // appended), read from the stream itself (XINFO STREAM) in the same step,
-// and a new stream starts at 1. The number is never taken from the counter
+// and a new stream starts at 1; and "q", the id it follows (the stream's
+// last-generated-id, "0-0" for a new stream). The number is never taken from the counter
 // key: a counter behind the stream (events appended by a node from before
 // events were numbered, a counter restored from an older backup) would
 // number events as if the ones it missed did not exist, and once those
 // were trimmed the next events would seem to follow on from a cursor
-// before them. The counter is still written, for nodes that INCR it.
+// before them. The counter is still written, for nodes that INCR it. The
+// number alone does not name the event: after a failover that lost the
+// last events, the promoted replica numbers its next ones as the lost ones
+// were, and with a clock behind the old master's gives them ids below a
+// cursor that XREAD then passes over; "q" tells them apart.
 // KEYS: entries, before, expiry, events, epoch, counter.
 // ARGV: field, json, before µs, expires µs or +inf, now µs, maxlen, sweep
 // limit, new epoch.
@@ -153,15 +158,16 @@ end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
 redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
-local n = 1
+local n, prev = 1, '0-0'
 if redis.call('EXISTS', KEYS[4]) == 1 then
   local info = redis.call('XINFO', 'STREAM', KEYS[4])
   for i = 1, #info, 2 do
     if info[i] == 'entries-added' then n = info[i + 1] + 1 end
+    if info[i] == 'last-generated-id' then prev = info[i + 1] end
   end
 end
 redis.call('SET', KEYS[6], n)
-local id = redis.call('XADD', KEYS[4], 'MAXLEN', ARGV[6], '*', 'e', ARGV[2], 'p', epoch, 'n', tostring(n))
+local id = redis.call('XADD', KEYS[4], 'MAXLEN', ARGV[6], '*', 'e', ARGV[2], 'p', epoch, 'n', tostring(n), 'q', prev)
 return {1, id}
 `)
 
@@ -403,7 +409,7 @@ func (s *Store) Follow(ctx context.Context, cursor revocation.Cursor, max int, b
 	if err != nil {
 		return nil, cursor, err
 	}
-	continuous, broken := numbered(msgs, epoch, n)
+	continuous, broken := numbered(msgs, epoch, id, n)
 	if broken {
 		return nil, cursor, fmt.Errorf("%w: an event of the cursor's epoch does not follow on from it", revocation.ErrCursorGone)
 	}
@@ -451,27 +457,33 @@ func decodeEvents(msgs []redis.XMessage) ([]revocation.Entry, error) {
 	return out, nil
 }
 
-// numbered reports whether msgs carry the cursor's epoch and the numbers
-// n+1, n+2, ... in order (continuous: then no event after the cursor is
+// numbered reports whether msgs carry the cursor's epoch, the numbers
+// n+1, n+2, ... and each the id of the one before it (the cursor's id for
+// the first), in order (continuous: then no event after the cursor is
 // missing), and whether one carries the cursor's epoch but another number
-// than its place after the cursor (broken: events after the cursor were
-// lost, such as a stream deleted under its epoch and written again, whose
-// count the position alone cannot tell from the old one).
-func numbered(msgs []redis.XMessage, epoch string, n uint64) (continuous, broken bool) {
+// or another id before it than its place after the cursor (broken: events
+// after the cursor were lost, such as a stream deleted under its epoch
+// and written again, or a failover that lost the cursor's event, which
+// the position alone cannot tell).
+func numbered(msgs []redis.XMessage, epoch, id string, n uint64) (continuous, broken bool) {
 	if epoch == "" {
 		return false, false
 	}
 	continuous = true
+	prev := id
 	for i, m := range msgs {
 		p, _ := m.Values["p"].(string)
 		num, ok := m.Values["n"].(string)
-		if p != epoch || !ok {
+		q, hasQ := m.Values["q"].(string)
+		switch {
+		case p != epoch || !ok:
 			continuous = false
-			continue
-		}
-		if num != strconv.FormatUint(n+1+uint64(i), 10) {
+		case num != strconv.FormatUint(n+1+uint64(i), 10) || hasQ && q != prev:
 			return false, true
+		case !hasQ: // numbered by a node from before "q"
+			continuous = false
 		}
+		prev = m.ID
 	}
 	return continuous, false
 }

@@ -427,22 +427,20 @@ func (s *Server) handleAdminRevokeDevice(c echo.Context) error {
 	return c.NoContent(http.StatusNoContent)
 }
 
-// handleAdminBan: POST .../ban adds an account entry (every token of the
-// account issued until now is denied everywhere), ends every session of
-// the account (so it stays out after the entry expires) and bans the
-// account (no refresh, no new device, no recovery); .../unban lifts the
-// ban: the owner comes back through a recovery code (the sessions ended by
-// the ban stay ended).
+// handleAdminBan: POST .../ban bans the account (no refresh, no new
+// device, no recovery from then on), then adds an account entry (every
+// token of the account issued until now is denied everywhere) and ends
+// every session of the account (so it stays out after the entry expires).
+// The ban comes first: a device that joined between the sessions' end and
+// the ban would have stayed live through an unban. A failure after the ban
+// leaves the account banned, and the call can be retried. .../unban lifts
+// the ban: the owner comes back through a recovery code (the sessions
+// ended by the ban stay ended).
 func (s *Server) handleAdminBan(banned bool) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		acc, err := s.getAccount(c)
 		if err != nil {
 			return err
-		}
-		if banned {
-			if err := s.flows.EndAccount(c.Request().Context(), acc.ID, adminReasonAccountBanned); err != nil {
-				return flowError(err)
-			}
 		}
 		if err := s.storeCall(c, "set_banned", func(ctx context.Context) error {
 			return s.store.SetBanned(ctx, acc.ID, banned)
@@ -451,6 +449,11 @@ func (s *Server) handleAdminBan(banned bool) echo.HandlerFunc {
 				return errNoSuchAccount
 			}
 			return storeErr(err)
+		}
+		if banned {
+			if err := s.flows.EndAccount(c.Request().Context(), acc.ID, adminReasonAccountBanned); err != nil {
+				return flowError(err)
+			}
 		}
 		acc.Banned = banned
 		noStore(c)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hallpass/hallpass/account"
 	"github.com/hallpass/hallpass/issuer"
 	"github.com/hallpass/hallpass/issuer/redisaudit"
 	"github.com/hallpass/hallpass/keys"
@@ -399,4 +401,99 @@ func TestAdminKeysFileReload(t *testing.T) {
 	if r := a.adminDo(http.MethodGet, issuer.PathAdminRevocations, key2, nil); r.status != http.StatusOK {
 		t.Fatalf("after append: %d %s", r.status, r.body)
 	}
+}
+
+// TestAdminKeysFileSwapSameStamp: a line replaced by another of the same
+// length, with the file's modification time put back (coarse timestamps,
+// tools that preserve it), takes effect at once: the removed key stops
+// working and the new one works.
+func TestAdminKeysFileSwapSameStamp(t *testing.T) {
+	a := newAdminEnv(t, &boltBackend{})
+	file := a.cfg.AdminKeysFile
+	if r := a.call(http.MethodGet, issuer.PathAdminRevocations, nil); r.status != http.StatusOK {
+		t.Fatalf("before: %d %s", r.status, r.body)
+	}
+	before, err := os.Stat(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same id and time as the line it replaces: the same length.
+	head, line, _ := strings.Cut(string(old), "sha256:")
+	f := strings.Fields("sha256:" + line)
+	if len(f) != 3 {
+		t.Fatalf("admin keys file %q: want one key line of three fields", old)
+	}
+	at, err := time.Parse(time.RFC3339, f[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	key2, line2, err := issuer.NewAdminKey(nil, f[1], at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	swapped := head + line2 + "\n"
+	if len(swapped) != len(old) || swapped == string(old) {
+		t.Fatalf("swapped file %q, old %q: want another key of the same length", swapped, old)
+	}
+	if err := os.WriteFile(file, []byte(swapped), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(file, before.ModTime(), before.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	if r := a.call(http.MethodGet, issuer.PathAdminRevocations, nil); r.status != http.StatusUnauthorized {
+		t.Errorf("removed key: %d, want 401", r.status)
+	}
+	if r := a.adminDo(http.MethodGet, issuer.PathAdminRevocations, key2, nil); r.status != http.StatusOK {
+		t.Errorf("new key: %d %s", r.status, r.body)
+	}
+}
+
+// joinAfterEnd is a store where a device joins the account right after its
+// sessions are ended, as a recovery or a link redemption racing a ban
+// would; joined gets that join's error.
+type joinAfterEnd struct {
+	account.Store
+	joined chan error
+}
+
+func (s *joinAfterEnd) EndAccountSessions(ctx context.Context, accountID string, at time.Time) ([]string, error) {
+	ended, err := s.Store.EndAccountSessions(ctx, accountID, at)
+	devID, idErr := account.NewID(account.DevicePrefix, nil)
+	if idErr != nil {
+		return nil, idErr
+	}
+	dev := account.Device{ID: devID, AccountID: accountID, Name: "racer", JKT: "jkt-" + devID, Created: at, LastUsed: at}
+	sess := account.Session{DeviceID: devID, AccountID: accountID, JKT: dev.JKT, Counter: 1, Created: at, LastUsed: at, Expires: at.Add(time.Hour)}
+	s.joined <- s.Store.AddDevice(ctx, dev, sess)
+	return ended, err
+}
+
+// TestAdminBanBeforeSessionsEnd: the ban is set before the sessions are
+// ended, so a device joining after the end is refused (ErrBanned) instead
+// of staying live through a later unban.
+func TestAdminBanBeforeSessionsEnd(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		a := newAdminEnv(t, be)
+		d := a.newDevice("EdDSA")
+		d.signup("hana")
+		racing := &joinAfterEnd{Store: a.store, joined: make(chan error, 1)}
+		a.cfg.Store, a.store = racing, racing
+		a.start()
+		if r := a.call(http.MethodPost, "/v1/admin/accounts/"+d.accID+"/ban", nil); r.status != http.StatusOK {
+			t.Fatalf("ban: %d %s", r.status, r.body)
+		}
+		select {
+		case err := <-racing.joined:
+			if !errors.Is(err, account.ErrBanned) {
+				t.Fatalf("a device joining after the sessions ended: %v, want ErrBanned", err)
+			}
+		default:
+			t.Fatal("the ban did not end the account's sessions")
+		}
+	})
 }

@@ -14,7 +14,6 @@ import (
 	"os"
 	"runtime"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -109,19 +108,26 @@ func parseAdminKeys(b []byte) ([]adminDigest, error) {
 }
 
 // adminKeys authenticates admin keys against the digests in a file, read
-// again whenever the file changes (so that `hallpass admin-key new` takes
-// effect without a restart, and a removed line stops working at once).
+// again on every admin request: `hallpass admin-key new` takes effect
+// without a restart, and a removed line stops working at once, whatever
+// the file's timestamps say (a cache keyed on modification time and size
+// kept a key swapped for another of the same length when the time did not
+// move: coarse timestamps, tools that preserve it). The file is a few
+// lines and admin calls are few; one open, stat and read each.
 type adminKeys struct {
 	path string
-
-	mu      sync.Mutex
-	modTime time.Time
-	size    int64
-	digests []adminDigest
 }
 
+// maxAdminKeysFile bounds the file read (about 10,000 keys).
+const maxAdminKeysFile = 1 << 20
+
 func (a *adminKeys) load() ([]adminDigest, error) {
-	fi, err := os.Stat(a.path)
+	f, err := os.Open(a.path)
+	if err != nil {
+		return nil, fmt.Errorf("admin keys file: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat() // of the file read, not of whatever the path names later
 	if err != nil {
 		return nil, fmt.Errorf("admin keys file: %w", err)
 	}
@@ -129,23 +135,17 @@ func (a *adminKeys) load() ([]adminDigest, error) {
 		// Whoever can write the file can add a key: refuse it.
 		return nil, fmt.Errorf("admin keys file %s is writable by others (mode %v)", a.path, fi.Mode().Perm())
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.digests != nil && fi.ModTime().Equal(a.modTime) && fi.Size() == a.size {
-		return a.digests, nil
-	}
-	b, err := os.ReadFile(a.path)
+	b, err := io.ReadAll(io.LimitReader(f, maxAdminKeysFile+1))
 	if err != nil {
 		return nil, fmt.Errorf("admin keys file: %w", err)
+	}
+	if len(b) > maxAdminKeysFile {
+		return nil, fmt.Errorf("%w: larger than %d bytes", ErrAdminKeys, maxAdminKeysFile)
 	}
 	d, err := parseAdminKeys(b)
 	if err != nil {
 		return nil, err
 	}
-	if d == nil {
-		d = []adminDigest{}
-	}
-	a.digests, a.modTime, a.size = d, fi.ModTime(), fi.Size()
 	return d, nil
 }
 

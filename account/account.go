@@ -77,8 +77,13 @@ func (a Account) RecoveryCodesLeft() int { return len(a.RecoveryCodes) }
 type LinkCode struct {
 	Digest    []byte
 	AccountID string
-	Created   time.Time
-	Expires   time.Time
+	// DeviceID is the device that made the code: the code is good only
+	// while that device is active (a code made on a stolen phone must die
+	// with the phone's session). Codes stored before it was recorded have
+	// none and are good until they expire.
+	DeviceID string
+	Created  time.Time
+	Expires  time.Time
 }
 
 // Device is one app install bound to one device key.
@@ -226,20 +231,24 @@ type ViewReader interface {
 // see validate.go) are ErrInvalidRequest.
 type Lifecycle interface {
 	// CreateLinkCode stores a link code of an existing, not banned account
-	// (ErrNotFound, ErrBanned). Codes of the account expired at now are
-	// dropped first; with maxLive live codes left it returns ErrTooMany
-	// and stores nothing. A digest already in use is ErrExists; lc.Expires
-	// must be after now.
+	// (ErrNotFound, ErrBanned), made by lc.DeviceID, an active device of
+	// that account (ErrNotFound when it is not the account's,
+	// ErrSessionEnded when it is revoked or its session ended). Codes of
+	// the account expired at now are dropped first; with maxLive live
+	// codes left it returns ErrTooMany and stores nothing. A digest
+	// already in use is ErrExists; lc.Expires must be after now.
 	CreateLinkCode(ctx context.Context, lc LinkCode, maxLive int, now time.Time) error
 	// CountLinkCodes counts the account's codes live at now (ErrNotFound
 	// for a missing account).
 	CountLinkCodes(ctx context.Context, accountID string, now time.Time) (int, error)
 	// RedeemLinkCode is one atomic step: the code with this digest, live at
 	// now, is used up and dev and sess are added to its account (the store
-	// sets their AccountID from the code). A missing, expired or used code
-	// is ErrNotFound (one answer for all three); a banned account ErrBanned
-	// (the code is kept). Of concurrent redemptions of one code exactly one
-	// succeeds.
+	// sets their AccountID from the code). A missing, expired or used code,
+	// or one whose maker (LinkCode.DeviceID) is no longer an active device
+	// of the account (revoked, its session ended, gone), is ErrNotFound
+	// (one answer for all); the maker is checked in the same step. A
+	// banned account is ErrBanned (the code is kept). Of concurrent
+	// redemptions of one code exactly one succeeds.
 	RedeemLinkCode(ctx context.Context, digest []byte, now time.Time, dev Device, sess Session) (Account, error)
 	// SetRecoveryCodes replaces the account's recovery codes (salt and
 	// digests) with a new set: ErrNotFound for a missing account.

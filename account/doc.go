@@ -19,6 +19,9 @@
 // successor kept for the grace window is sealed by the issuer). Link and
 // recovery codes reach a Store only as the issuer's keyed digests; using
 // one is a single atomic step, so of concurrent uses exactly one wins. A
+// link code names the device that made it and is void once that device is
+// signed out, checked in the redeeming step (a code made on a stolen phone
+// dies with the phone's session). A
 // username left by a rename or a deletion is held (ErrUsernameTaken) until
 // the hold the issuer chose, so nobody can pose as its former owner at
 // once.

@@ -118,11 +118,14 @@ func ValidateRecoveryCodes(salt []byte, digests [][]byte) error {
 }
 
 // ValidateLinkCode checks a new link code before a Store writes it: it
-// must still be live at now.
+// must still be live at now and name the device that made it (only codes
+// stored before that was recorded have none).
 func ValidateLinkCode(lc LinkCode, maxLive int, now time.Time) error {
 	switch {
 	case !ValidID(AccountPrefix, lc.AccountID):
 		return invalid("link code account id")
+	case !ValidID(DevicePrefix, lc.DeviceID):
+		return invalid("link code device id")
 	case maxLive < 1:
 		return invalid("maxLive")
 	case lc.Created.IsZero() || now.IsZero() || !lc.Expires.After(now) || !lc.Expires.After(lc.Created):

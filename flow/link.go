@@ -24,10 +24,12 @@ type LinkCode struct {
 }
 
 // CreateLinkCode makes a single-use link code for the caller's account,
-// live Config.LinkCodeTTL, at most Config.MaxLinkCodes live at once (the
-// oldest are not replaced: ErrRateLimited asks to wait or use one). Only
-// its keyed digest is stored.
-func (f *Flows) CreateLinkCode(ctx context.Context, accountID string) (LinkCode, error) {
+// made by the caller's device, live Config.LinkCodeTTL, at most
+// Config.MaxLinkCodes live at once (the oldest are not replaced:
+// ErrRateLimited asks to wait or use one). Only its keyed digest is
+// stored, with the device: the code is good only while that device is
+// active, so revoking it or ending its session voids the code too.
+func (f *Flows) CreateLinkCode(ctx context.Context, accountID, deviceID string) (LinkCode, error) {
 	if _, err := f.pepper(); err != nil {
 		return LinkCode{}, err
 	}
@@ -37,14 +39,15 @@ func (f *Flows) CreateLinkCode(ctx context.Context, accountID string) (LinkCode,
 	}
 	canon, _ := normalizeCode(code, LinkCodeLen)
 	now := f.now().UTC()
-	lc := account.LinkCode{Digest: f.cfg.Pepper.Digests(linkMessage(canon))[0], AccountID: accountID, Created: now, Expires: now.Add(f.cfg.LinkCodeTTL)}
+	lc := account.LinkCode{Digest: f.cfg.Pepper.Digests(linkMessage(canon))[0], AccountID: accountID, DeviceID: deviceID,
+		Created: now, Expires: now.Add(f.cfg.LinkCodeTTL)}
 	if err := f.call(ctx, "create_link_code", func(ctx context.Context) error {
 		return f.cfg.Store.CreateLinkCode(ctx, lc, f.cfg.MaxLinkCodes, now)
 	}); err != nil {
 		switch {
 		case errors.Is(err, account.ErrTooMany):
 			return LinkCode{}, &Error{Code: problem.RateLimited, Detail: "This account has as many live link codes as allowed; use one or wait until one expires.", Err: err, RetryAfter: f.cfg.LinkCodeTTL}
-		case errors.Is(err, account.ErrNotFound), errors.Is(err, account.ErrBanned):
+		case errors.Is(err, account.ErrNotFound), errors.Is(err, account.ErrBanned), errors.Is(err, account.ErrSessionEnded):
 			return LinkCode{}, fail(ErrTokenRevoked, err)
 		}
 		return LinkCode{}, storeErr("create_link_code", err)

@@ -30,7 +30,7 @@ func (s *Server) handleCreateLinkCode(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	lc, err := s.flows.CreateLinkCode(c.Request().Context(), who.Account.ID)
+	lc, err := s.flows.CreateLinkCode(c.Request().Context(), who.Account.ID, who.Device.ID)
 	if err != nil {
 		return flowError(err)
 	}

@@ -66,6 +66,51 @@ func TestLinkDevice(t *testing.T) {
 	})
 }
 
+// TestLinkCodeDiesWithItsDevice: a link code made on a device that is
+// then signed out brings no device in. A thief on a stolen phone makes a
+// code; the owner revokes the phone from the tablet (or the phone logs
+// out, its refresh token is replayed, an admin revokes it); within the
+// code's lifetime a new device's redemption gets invalid_link_code, the
+// answer of an unknown code. The tablet's own code still works.
+func TestLinkCodeDiesWithItsDevice(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		a := newAdminEnv(t, be)
+		endings := []struct {
+			name string
+			end  func(phone, tablet *device) resp
+			want int
+		}{
+			{"revoked by the tablet", func(phone, tablet *device) resp { return tablet.revokeDevice(phone.devID) }, http.StatusNoContent},
+			{"logged out", func(phone, _ *device) resp { return phone.logout() }, http.StatusNoContent},
+			{"refresh token replayed", func(phone, _ *device) resp {
+				old := phone.rt
+				phone.refresh()
+				a.clock.Advance(time.Minute)
+				return phone.refreshWith(old)
+			}, http.StatusBadRequest},
+			{"revoked by an admin", func(phone, _ *device) resp {
+				return a.call(http.MethodDelete, "/v1/admin/devices/"+phone.devID, nil)
+			}, http.StatusNoContent},
+		}
+		for i, tc := range endings {
+			phone := a.newDevice("ES256")
+			phone.signup(fmt.Sprintf("stolen%d", i))
+			tablet := a.newDevice("EdDSA")
+			tablet.keep(tablet.link(phone.linkCode()))
+			thiefCode, ownCode := phone.linkCode(), tablet.linkCode()
+			if r := tc.end(phone, tablet); r.status != tc.want {
+				t.Fatalf("%s: %d %s", tc.name, r.status, r.body)
+			}
+			if r := a.newDevice("EdDSA").link(thiefCode); r.status != http.StatusBadRequest || r.code(t) != issuer.CodeInvalidLinkCode {
+				t.Fatalf("%s: the signed-out phone's code: %d %s", tc.name, r.status, r.body)
+			}
+			if r := a.newDevice("EdDSA").link(ownCode); r.status != http.StatusCreated {
+				t.Fatalf("%s: the tablet's code: %d %s", tc.name, r.status, r.body)
+			}
+		}
+	})
+}
+
 // TestLinkCodeLimit: at most MaxLinkCodes live codes per account.
 func TestLinkCodeLimit(t *testing.T) {
 	e := newEnv(t, &boltBackend{})

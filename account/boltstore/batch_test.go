@@ -77,7 +77,7 @@ func TestBatchFailuresStayAlone(t *testing.T) {
 	// Two link codes: x expires at +10 min, y at +15 min.
 	for i, seed := range []string{"x", "y"} {
 		created := bt0.Add(time.Duration(i) * 5 * time.Minute)
-		lc := account.LinkCode{Digest: linkDigest(seed), AccountID: alice.acc.ID, Created: created, Expires: created.Add(10 * time.Minute)}
+		lc := account.LinkCode{Digest: linkDigest(seed), AccountID: alice.acc.ID, DeviceID: alice.dev.ID, Created: created, Expires: created.Add(10 * time.Minute)}
 		if err := s.CreateLinkCode(bg, lc, 5, created); err != nil {
 			t.Fatal(err)
 		}
@@ -141,7 +141,7 @@ func TestBatchFailuresStayAlone(t *testing.T) {
 	rDave := enqueue(func() (account.RefreshResult, error) { return noRes(dave.create(later, s)) })
 	// x has expired, y is live and maxLive is 1: ErrTooMany, and x is
 	// not dropped by a refused create.
-	z := account.LinkCode{Digest: linkDigest("z"), AccountID: alice.acc.ID, Created: bt0.Add(12 * time.Minute), Expires: bt0.Add(20 * time.Minute)}
+	z := account.LinkCode{Digest: linkDigest("z"), AccountID: alice.acc.ID, DeviceID: alice.dev.ID, Created: bt0.Add(12 * time.Minute), Expires: bt0.Add(20 * time.Minute)}
 	rTooMany := enqueue(func() (account.RefreshResult, error) { return noRes(s.CreateLinkCode(bg, z, 1, z.Created)) })
 	rPanic := enqueue(func() (account.RefreshResult, error) { return noRes(boltstore.WriteThen(bg, s, "panic", boom, true)) })
 	rErin := enqueue(func() (account.RefreshResult, error) { return noRes(erin.create(bg, s)) })

@@ -288,3 +288,50 @@ func TestLegacyJSONRecords(t *testing.T) {
 		t.Fatalf("session after the refresh: %+v, %v", sess, err)
 	}
 }
+
+// TestLegacyLinkCode: a link code stored before codes recorded the device
+// that made them still reads and redeems until it expires (ten minutes at
+// most), whatever became of the account's devices; it is not corrupt data.
+func TestLegacyLinkCode(t *testing.T) {
+	tests := []struct {
+		name  string
+		after time.Duration // after the code's creation
+		want  error
+	}{
+		{"live", time.Minute, nil},
+		{"last instant", 10*time.Minute - time.Nanosecond, nil},
+		{"expired", 10 * time.Minute, account.ErrNotFound},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := boltstore.Open(filepath.Join(t.TempDir(), "a.db"), boltstore.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			ctx := t.Context()
+			alice := newFixture(t, "alice")
+			if err := alice.create(ctx, s); err != nil {
+				t.Fatal(err)
+			}
+			d := linkDigest("legacy")
+			if err := boltstore.PutLegacyLink(ctx, s, alice.acc.ID, d, bt0, bt0.Add(10*time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.EndSession(ctx, alice.dev.ID, bt0); err != nil {
+				t.Fatal(err)
+			}
+			if n, err := s.CountLinkCodes(ctx, alice.acc.ID, bt0); err != nil || n != 1 {
+				t.Fatalf("CountLinkCodes = %d, %v; want 1", n, err)
+			}
+			now := bt0.Add(tc.after)
+			dev := account.Device{ID: mustID(t, account.DevicePrefix), Name: "tablet", Created: now, LastUsed: now}
+			dev.JKT = "jkt-" + dev.ID
+			sess := account.Session{DeviceID: dev.ID, JKT: dev.JKT, Counter: 1, Created: now, LastUsed: now, Expires: now.Add(time.Hour)}
+			acc, err := s.RedeemLinkCode(ctx, d, now, dev, sess)
+			if !errors.Is(err, tc.want) || (err == nil && acc.ID != alice.acc.ID) {
+				t.Fatalf("RedeemLinkCode(legacy code) = %s, %v; want %v", acc.ID, err, tc.want)
+			}
+		})
+	}
+}

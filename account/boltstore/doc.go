@@ -8,7 +8,8 @@
 // (device id -> session record); for the lifecycle "username_holds" (hex
 // SHA-256 of a username key left by a rename or deletion -> the end of its
 // hold, JSON, so a held name is not kept in clear), "link_codes" (code
-// digest -> account, created, expires, JSON) and "account_link_codes"
+// digest -> account, the device that made it, created, expires, JSON; no
+// device in records written before it was recorded) and "account_link_codes"
 // (account id + digest -> empty). Account, device and session records are
 // a compact binary format led by a format byte (records.go); JSON records
 // written by earlier versions still read and are rewritten on their next

@@ -2,6 +2,8 @@ package boltstore
 
 import (
 	"context"
+	"encoding/json"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -63,4 +65,23 @@ func HasProbe(s *Store, key string) bool {
 		return nil
 	})
 	return found
+}
+
+// PutLegacyLink stores a link code as stores did before codes recorded the
+// device that made them: a JSON record with no device_id.
+func PutLegacyLink(ctx context.Context, s *Store, accountID string, digest []byte, created, expires time.Time) error {
+	raw, err := json.Marshal(struct {
+		AccountID string    `json:"account_id"`
+		Created   time.Time `json:"created"`
+		Expires   time.Time `json:"expires"`
+	}{accountID, created, expires})
+	if err != nil {
+		return err
+	}
+	return s.update(ctx, func(t *txn) error {
+		if err := t.put(bucketLinkCodes, string(digest), raw); err != nil {
+			return err
+		}
+		return t.put(bucketAccountLinks, accountID+string(digest), nil)
+	})
 }

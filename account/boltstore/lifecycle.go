@@ -19,11 +19,35 @@ type holdRecord struct {
 	Until time.Time `json:"until"`
 }
 
-// linkRecord is a live link code, stored under its digest.
+// linkRecord is a live link code, stored under its digest. DeviceID is
+// the device that made it; records stored before it was recorded have
+// none (and are good until they expire, ten minutes at most).
 type linkRecord struct {
 	AccountID string    `json:"account_id"`
+	DeviceID  string    `json:"device_id,omitempty"`
 	Created   time.Time `json:"created"`
 	Expires   time.Time `json:"expires"`
+}
+
+// activeDevice checks that deviceID is a device of the account whose
+// session has not ended and which is not revoked: ErrNotFound when it is
+// not the account's, ErrSessionEnded when it is no longer active.
+func activeDevice(t *txn, accountID, deviceID string) error {
+	dev, err := getDevice(t, deviceID)
+	if err != nil {
+		return err
+	}
+	if dev.AccountID != accountID {
+		return account.ErrNotFound
+	}
+	sess, err := getSession(t, deviceID)
+	if err != nil {
+		return notFoundIsCorrupt(err)
+	}
+	if !dev.Active() || !sess.Ended.IsZero() {
+		return account.ErrSessionEnded
+	}
+	return nil
 }
 
 // sweepBatch bounds the expired holds dropped by one transaction.
@@ -118,6 +142,22 @@ func deleteLink(t *txn, accountID, digest string) error {
 	return t.del(bucketAccountLinks, accountID+digest)
 }
 
+// makerActive checks that the device that made a link code is still an
+// active device of its account. A code whose maker has since been revoked
+// or signed out (a stolen phone) is void: ErrNotFound, the answer of a
+// code that is not there. A record from before makers were recorded has
+// none and passes.
+func makerActive(t *txn, rec linkRecord) error {
+	if rec.DeviceID == "" {
+		return nil
+	}
+	err := activeDevice(t, rec.AccountID, rec.DeviceID)
+	if errors.Is(err, account.ErrSessionEnded) {
+		return account.ErrNotFound
+	}
+	return err
+}
+
 // CreateLinkCode stores a link code of an existing, not banned account.
 func (s *Store) CreateLinkCode(ctx context.Context, lc account.LinkCode, maxLive int, now time.Time) error {
 	if err := account.ValidateLinkCode(lc, maxLive, now); err != nil {
@@ -134,6 +174,9 @@ func (s *Store) CreateLinkCode(ctx context.Context, lc account.LinkCode, maxLive
 		if acc.Banned {
 			return account.ErrBanned
 		}
+		if err := activeDevice(t, lc.AccountID, lc.DeviceID); err != nil {
+			return err
+		}
 		// Count first and drop the expired codes only when the new one is
 		// stored: a refusal then writes nothing and just leaves a shared
 		// commit (see commit.go) instead of making it roll back.
@@ -147,7 +190,7 @@ func (s *Store) CreateLinkCode(ctx context.Context, lc account.LinkCode, maxLive
 		if _, err := liveLinks(t, lc.AccountID, now, true); err != nil {
 			return err
 		}
-		rec := linkRecord{AccountID: lc.AccountID, Created: lc.Created, Expires: lc.Expires}
+		rec := linkRecord{AccountID: lc.AccountID, DeviceID: lc.DeviceID, Created: lc.Created, Expires: lc.Expires}
 		if err := putJSON(t, bucketLinkCodes, string(lc.Digest), rec); err != nil {
 			return err
 		}
@@ -188,6 +231,9 @@ func (s *Store) RedeemLinkCode(ctx context.Context, digest []byte, now time.Time
 		}
 		if !now.Before(rec.Expires) {
 			return account.ErrNotFound
+		}
+		if err := makerActive(t, rec); err != nil {
+			return err
 		}
 		acc, err = getAccount(t, rec.AccountID)
 		if err != nil {

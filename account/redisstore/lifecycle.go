@@ -98,8 +98,10 @@ func (s *Store) CreateLinkCode(ctx context.Context, lc account.LinkCode, maxLive
 	if err != nil {
 		return err
 	}
-	res, err := s.run(ctx, createLink, []string{s.accountKey(h), s.linksKey(h), s.linkKey(h.tag, hx)},
-		op, h.acc, hx, encTime(now), encTime(lc.Created), encTime(lc.Expires), maxLive, ttl).Text()
+	keys := []string{s.accountKey(h), s.linksKey(h), s.linkKey(h.tag, hx),
+		s.deviceKey(h.tag, lc.DeviceID), s.sessionKey(h.tag, lc.DeviceID)}
+	res, err := s.run(ctx, createLink, keys, op, h.acc, hx, encTime(now), encTime(lc.Created),
+		encTime(lc.Expires), maxLive, ttl, lc.DeviceID, zeroTime).Text()
 	if err != nil {
 		return unavailable(err)
 	}
@@ -174,13 +176,18 @@ func (s *Store) RedeemLinkCode(ctx context.Context, digest []byte, now time.Time
 	if err := account.BindDevice(&dev, &sess, h.acc); err != nil {
 		return account.Account{}, err
 	}
+	maker, err := s.linkMaker(ctx, h, hx)
+	if err != nil {
+		return account.Account{}, err
+	}
 	made, err := s.claim(ctx, dev.ID, h, 0)
 	if err != nil {
 		return account.Account{}, err
 	}
 	keys := []string{s.linkKey(h.tag, hx), s.linksKey(h), s.accountKey(h), s.devicesKey(h),
 		s.deviceKey(h.tag, dev.ID), s.sessionKey(h.tag, dev.ID), s.recoveryKey(h)}
-	args := []any{op, hx, h.acc, dev.ID, encTime(now)}
+	keys = append(keys, s.deviceKey(h.tag, maker.or(dev.ID)), s.sessionKey(h.tag, maker.or(dev.ID)))
+	args := []any{op, hx, h.acc, dev.ID, encTime(now), string(maker), zeroTime}
 	args = append(args, deviceFields(dev, op)...)
 	args = append(args, sessionFields(sess, op)...)
 	reply, err := s.run(ctx, redeemLink, keys, args...).StringSlice()
@@ -197,6 +204,35 @@ func (s *Store) RedeemLinkCode(ctx context.Context, digest []byte, now time.Time
 	// The code's index stays until its TTL: a re-sent script finds its way
 	// to the answer, and a later redemption to a code that is gone.
 	return acc, nil
+}
+
+// makerID is the id of the device that made a link code, "" when the
+// record names none (made before makers were recorded, or gone).
+type makerID string
+
+// or is the maker's id, or alt when there is none: the script's keys must
+// be listed either way.
+func (m makerID) or(alt string) string {
+	if m == "" {
+		return alt
+	}
+	return string(m)
+}
+
+// linkMaker reads which device made a link code, so that redeemLink can
+// list its keys; the script checks the record still names it. A malformed
+// id is corrupt data (its key must not leave the account's tag).
+func (s *Store) linkMaker(ctx context.Context, h home, hx string) (makerID, error) {
+	id, err := s.c.HGet(ctx, s.linkKey(h.tag, hx), "device").Result()
+	switch {
+	case isNil(err):
+		return "", nil
+	case err != nil:
+		return "", unavailable(err)
+	case id != "" && !account.ValidID(account.DevicePrefix, id):
+		return "", corrupt(fmt.Errorf("%w: link code maker", errCorrupt))
+	}
+	return makerID(id), nil
 }
 
 // redeemedAccount decodes redeemLink's reply: the status, then for 'ok'

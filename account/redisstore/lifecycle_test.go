@@ -3,6 +3,7 @@ package redisstore_test
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"slices"
 	"strings"
@@ -60,7 +61,7 @@ func TestRetriedLifecycleWrites(t *testing.T) {
 	acc, dev, sess := fixture(t, "alice")
 	mustNil(t, "CreateAccount", s.CreateAccount(ctx, acc, dev, sess))
 	now := acc.Created
-	lc := account.LinkCode{Digest: sum("l1"), AccountID: acc.ID, Created: now, Expires: now.Add(10 * time.Minute)}
+	lc := account.LinkCode{Digest: sum("l1"), AccountID: acc.ID, DeviceID: dev.ID, Created: now, Expires: now.Add(10 * time.Minute)}
 	newcomer, newSess := newDev(t, "", now)
 	recovered, recSess := newDev(t, "", now)
 	mustNil(t, "SetRecoveryCodes", s.SetRecoveryCodes(ctx, acc.ID, []byte("salt"), [][]byte{sum("r1")}))
@@ -180,7 +181,7 @@ func TestDeletionLeavesNoPersonalData(t *testing.T) {
 	other, otherDev, otherSess := fixture(t, "bob")
 	mustNil(t, "CreateAccount", s.CreateAccount(ctx, other, otherDev, otherSess))
 	now := acc.Created
-	lc := account.LinkCode{Digest: sum("l1"), AccountID: other.ID, Created: now, Expires: now.Add(10 * time.Minute)}
+	lc := account.LinkCode{Digest: sum("l1"), AccountID: other.ID, DeviceID: otherDev.ID, Created: now, Expires: now.Add(10 * time.Minute)}
 	mustNil(t, "CreateLinkCode", s.CreateLinkCode(ctx, lc, 3, now))
 	mustNil(t, "RenameAccount", s.RenameAccount(ctx, acc.ID, "Alicia", "alicia", now, now.Add(hold)))
 	mustNil(t, "DeleteAccount", s.DeleteAccount(ctx, acc.ID, now, now.Add(hold)))
@@ -218,4 +219,45 @@ func dump(ctx context.Context, c *redis.Client, key string) []string {
 		return c.SMembers(ctx, key).Val()
 	}
 	return []string{c.Get(ctx, key).Val()}
+}
+
+// TestLegacyLinkCode: a link record written before records named the
+// device that made them (no 'device' field, or an empty one) still
+// redeems until it expires, whatever became of the account's devices.
+func TestLegacyLinkCode(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		field []string // set on the link record after its 'device' field is removed
+		want  error
+	}{
+		{"no maker recorded", nil, nil},
+		{"empty maker", []string{"device", ""}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s, c := lifecycleStore(t, redisstore.Options{})
+			ctx := t.Context()
+			acc, dev, sess := fixture(t, "alice")
+			mustNil(t, "CreateAccount", s.CreateAccount(ctx, acc, dev, sess))
+			now := acc.Created
+			lc := account.LinkCode{Digest: sum("l1"), AccountID: acc.ID, DeviceID: dev.ID, Created: now, Expires: now.Add(10 * time.Minute)}
+			mustNil(t, "CreateLinkCode", s.CreateLinkCode(ctx, lc, 3, now))
+			keys := c.Keys(ctx, "hp:*:link:"+hex.EncodeToString(lc.Digest)).Val()
+			if len(keys) != 1 {
+				t.Fatalf("link record keys: %q", keys)
+			}
+			mustNil(t, "HDEL", c.HDel(ctx, keys[0], "device").Err())
+			if tc.field != nil {
+				mustNil(t, "HSET", c.HSet(ctx, keys[0], tc.field).Err())
+			}
+			mustNil(t, "EndSession", s.EndSession(ctx, dev.ID, now))
+			newcomer, newSess := newDev(t, "", now)
+			got, err := s.RedeemLinkCode(ctx, lc.Digest, now.Add(time.Minute), newcomer, newSess)
+			if !errors.Is(err, tc.want) || (err == nil && got.ID != acc.ID) {
+				t.Fatalf("RedeemLinkCode = %s, %v; want %v", got.ID, err, tc.want)
+			}
+		})
+	}
 }

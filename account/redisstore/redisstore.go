@@ -350,6 +350,8 @@ func scriptResult(res string) error {
 		return account.ErrBanned
 	case "toomany":
 		return account.ErrTooMany
+	case "ended":
+		return account.ErrSessionEnded
 	case "invalid":
 		return invalid("recovery salt differs from the account's")
 	}

@@ -15,6 +15,28 @@ import "github.com/redis/go-redis/v9"
 // new device in afterwards. The link records are not in those scripts'
 // keys (listing them would need a snapshot of the hash); they go with
 // their TTL, the code's lifetime, and name a code nobody can redeem.
+//
+// A link record names the device that made it ('device'); redeemLink
+// takes the code only while that device is an active device of the
+// account (not revoked, its session not ended), so a code made on a
+// phone since revoked or signed out alone brings no device in either.
+// The maker's device and session keys are on the account's tag like the
+// rest; the caller reads the maker from the record first and the script
+// checks it is still the one named. Records written before the maker was
+// recorded have no 'device' and are taken until they expire.
+
+// luaMaker checks that a link code's maker, read from the link record as
+// maker, is the device named in ARGV (the caller read it just before) and
+// an active device of account acc: devKey and sessKey are its keys.
+const luaMaker = `
+local function makerActive(maker, named, devKey, sessKey, acc, zero)
+  if not maker or maker == '' then return named == '' end
+  if maker ~= named then return false end
+  local d = redis.call('HMGET', devKey, 'account_id', 'revoked')
+  if d[1] ~= acc or d[2] ~= zero then return false end
+  return redis.call('HGET', sessKey, 'ended') == zero
+end
+`
 
 // luaSnapshot checks that a set (isSet) or the fields of a hash (isHash)
 // are exactly the members listed in ARGV from index first: a count, then
@@ -223,10 +245,12 @@ end
 return ended
 `)
 
-// createLink stores a link code. KEYS: account, links, link. ARGV: op,
-// account id, digest (hex), now, created, expires, maxLive, ttl.
+// createLink stores a link code made by an active device of the account.
+// KEYS: account, links, link, the maker's device and session. ARGV: op,
+// account id, digest (hex), now, created, expires, maxLive, ttl, maker
+// device id, zero time.
 var createLink = redis.NewScript(luaBefore + `
-local op, acc, hx, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local op, acc, hx, now, maker, zero = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[9], ARGV[10]
 local a = redis.call('HMGET', KEYS[1], 'id', 'banned')
 if a[1] ~= acc then return 'notfound' end
 local l = redis.call('HGET', KEYS[3], 'op')
@@ -235,25 +259,31 @@ if l then
   return 'exists'
 end
 if a[2] == '1' then return 'banned' end
+local d = redis.call('HMGET', KEYS[4], 'account_id', 'revoked')
+if d[1] ~= acc then return 'notfound' end
+if d[2] ~= zero or redis.call('HGET', KEYS[5], 'ended') ~= zero then return 'ended' end
 local all = redis.call('HGETALL', KEYS[2])
 local live = 0
 for i = 1, #all, 2 do
   if before(now, all[i + 1]) then live = live + 1 else redis.call('HDEL', KEYS[2], all[i]) end
 end
 if live >= tonumber(ARGV[7]) then return 'toomany' end
-redis.call('HSET', KEYS[3], 'account_id', acc, 'created', ARGV[5], 'expires', ARGV[6], 'op', op)
+redis.call('HSET', KEYS[3], 'account_id', acc, 'device', maker, 'created', ARGV[5], 'expires', ARGV[6], 'op', op)
 redis.call('PEXPIRE', KEYS[3], ARGV[8])
 redis.call('HSET', KEYS[2], hx, ARGV[6])
 return 'ok'
 `)
 
-// redeemLink uses up a live link code and adds the device. KEYS: link,
-// links, account, devices, device, session, recovery. ARGV: op, digest
-// (hex), account id, device id, now, then groups device, session. Reply:
-// the status, then for 'ok' the number of account fields, the account
-// hash and the recovery digests.
-var redeemLink = redis.NewScript(luaBefore + luaGroups + `
-local op, hx, acc, dev, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+// redeemLink uses up a live link code whose maker is still active (see
+// the top of this file) and adds the device. KEYS: link, links, account,
+// devices, device, session, recovery, then the maker's device and session
+// (the new device's again when the record names no maker). ARGV: op,
+// digest (hex), account id, device id, now, the maker's id as read (""
+// for none), zero time, then groups device, session. Reply: the status,
+// then for 'ok' the number of account fields, the account hash and the
+// recovery digests.
+var redeemLink = redis.NewScript(luaBefore + luaGroups + luaMaker + `
+local op, hx, acc, dev, now, maker, zero = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local function ok()
   local a = redis.call('HGETALL', KEYS[3])
   local r = {'ok', tostring(#a)}
@@ -262,16 +292,17 @@ local function ok()
   return r
 end
 if redis.call('HGET', KEYS[5], 'op') == op then return ok() end
-local l = redis.call('HMGET', KEYS[1], 'account_id', 'expires')
+local l = redis.call('HMGET', KEYS[1], 'account_id', 'expires', 'device')
 if l[1] ~= acc or not before(now, l[2]) then return {'notfound'} end
 if redis.call('HEXISTS', KEYS[2], hx) == 0 then return {'notfound'} end
+if not makerActive(l[3], maker, KEYS[8], KEYS[9], acc, zero) then return {'notfound'} end
 local a = redis.call('HMGET', KEYS[3], 'id', 'banned')
 if a[1] ~= acc then return {'notfound'} end
 if a[2] == '1' then return {'banned'} end
 if redis.call('EXISTS', KEYS[5], KEYS[6]) > 0 then return {'exists'} end
 redis.call('DEL', KEYS[1])
 redis.call('HDEL', KEYS[2], hx)
-argi = 6
+argi = 8
 write('HSET', KEYS[5])
 write('HSET', KEYS[6])
 redis.call('SADD', KEYS[4], dev)

@@ -28,9 +28,13 @@
 //     time; later calls change nothing and return nil.
 //   - Link codes: CreateLinkCode counts only codes live at now (expired
 //     ones are dropped) against maxLive; a digest in use by any account is
-//     ErrExists. RedeemLinkCode binds the device to the code's account and
-//     works once, before Expires; used, wrong, malformed and expired codes
-//     are one ErrNotFound. A banned account, an invalid device or a device
+//     ErrExists. Only an active device of the account makes a code (another
+//     account's or an unknown device: ErrNotFound; one signed out:
+//     ErrSessionEnded). RedeemLinkCode binds the device to the code's
+//     account and works once, before Expires, while the device that made
+//     the code is active; used, wrong, malformed and expired codes, and
+//     codes whose maker was since signed out (EndSession, refresh reuse),
+//     are one ErrNotFound; the account's other devices' codes still work. A banned account, an invalid device or a device
 //     id in use refuse it and keep the code. Of 16 concurrent redemptions
 //     exactly one succeeds.
 //   - Recovery codes: the account returns its salt and digests ordered by

@@ -22,8 +22,13 @@ func digest(seed string) []byte {
 	return h[:]
 }
 
-func newLink(accID, seed string, created time.Time) account.LinkCode {
-	return account.LinkCode{Digest: digest(seed), AccountID: accID, Created: created, Expires: created.Add(linkTTL)}
+// newLink is a code made by fx's first device.
+func newLink(fx fixture, seed string, created time.Time) account.LinkCode {
+	return linkBy(fx.acc.ID, fx.dev.ID, seed, created)
+}
+
+func linkBy(accID, devID, seed string, created time.Time) account.LinkCode {
+	return account.LinkCode{Digest: digest(seed), AccountID: accID, DeviceID: devID, Created: created, Expires: created.Add(linkTTL)}
 }
 
 func mustCreateLink(t *testing.T, s account.Store, lc account.LinkCode, maxLive int) {
@@ -46,29 +51,29 @@ func testLinkCodeCreate(t *testing.T, f Factory) {
 	ctx := ctxT(t)
 	fx := newFixture(t, "Alice")
 	create(t, s, fx)
-	a, b := newLink(fx.acc.ID, "a", t0), newLink(fx.acc.ID, "b", t0.Add(time.Minute))
+	a, b := newLink(fx, "a", t0), newLink(fx, "b", t0.Add(time.Minute))
 	mustCreateLink(t, s, a, 2)
 	mustCreateLink(t, s, b, 2)
 	mustCount(t, s, fx.acc.ID, b.Created, 2)
-	c := newLink(fx.acc.ID, "c", t0.Add(2*time.Minute))
+	c := newLink(fx, "c", t0.Add(2*time.Minute))
 	wantErr(t, "CreateLinkCode(maxLive live)", s.CreateLinkCode(ctx, c, 2, c.Created), account.ErrTooMany)
 	mustCount(t, s, fx.acc.ID, c.Created, 2) // the refused code was not stored
 
 	// Once a has expired it no longer counts and makes room.
 	mustCount(t, s, fx.acc.ID, a.Expires, 1)
-	c = newLink(fx.acc.ID, "c", a.Expires)
+	c = newLink(fx, "c", a.Expires)
 	mustCreateLink(t, s, c, 2)
 	mustCount(t, s, fx.acc.ID, c.Created, 2)
 
 	// A digest in use, whoever's it is.
 	other := newFixture(t, "Bob")
 	create(t, s, other)
-	wantErr(t, "CreateLinkCode(own digest again)", s.CreateLinkCode(ctx, newLink(fx.acc.ID, "c", c.Created), 5, c.Created), account.ErrExists)
-	wantErr(t, "CreateLinkCode(other's digest)", s.CreateLinkCode(ctx, newLink(other.acc.ID, "c", c.Created), 5, c.Created), account.ErrExists)
+	wantErr(t, "CreateLinkCode(own digest again)", s.CreateLinkCode(ctx, newLink(fx, "c", c.Created), 5, c.Created), account.ErrExists)
+	wantErr(t, "CreateLinkCode(other's digest)", s.CreateLinkCode(ctx, newLink(other, "c", c.Created), 5, c.Created), account.ErrExists)
 	mustCount(t, s, other.acc.ID, c.Created, 0)
 
 	missing := newID(t, account.AccountPrefix)
-	wantErr(t, "CreateLinkCode(missing account)", s.CreateLinkCode(ctx, newLink(missing, "m", t0), 2, t0), account.ErrNotFound)
+	wantErr(t, "CreateLinkCode(missing account)", s.CreateLinkCode(ctx, linkBy(missing, newID(t, account.DevicePrefix), "m", t0), 2, t0), account.ErrNotFound)
 	_, err := s.CountLinkCodes(ctx, missing, t0)
 	wantErr(t, "CountLinkCodes(missing account)", err, account.ErrNotFound)
 	_, err = s.CountLinkCodes(ctx, "acc_{junk}", t0)
@@ -77,7 +82,7 @@ func testLinkCodeCreate(t *testing.T, f Factory) {
 	if err := s.SetBanned(ctx, other.acc.ID, true); err != nil {
 		t.Fatal(err)
 	}
-	wantErr(t, "CreateLinkCode(banned)", s.CreateLinkCode(ctx, newLink(other.acc.ID, "d", t0), 2, t0), account.ErrBanned)
+	wantErr(t, "CreateLinkCode(banned)", s.CreateLinkCode(ctx, newLink(other, "d", t0), 2, t0), account.ErrBanned)
 	mustCount(t, s, other.acc.ID, t0, 0)
 }
 
@@ -93,12 +98,14 @@ func testLinkCodeInvalid(t *testing.T, f Factory) {
 		{"short digest", func(lc *account.LinkCode) { lc.Digest = lc.Digest[:8] }, 3},
 		{"huge digest", func(lc *account.LinkCode) { lc.Digest = make([]byte, 1<<10) }, 3},
 		{"malformed account id", func(lc *account.LinkCode) { lc.AccountID = "acc_{x}" }, 3},
+		{"no device id", func(lc *account.LinkCode) { lc.DeviceID = "" }, 3},
+		{"malformed device id", func(lc *account.LinkCode) { lc.DeviceID = "dev_{x}" }, 3},
 		{"zero created", func(lc *account.LinkCode) { lc.Created = time.Time{} }, 3},
 		{"already expired", func(lc *account.LinkCode) { lc.Expires = lc.Created }, 3},
 		{"zero maxLive", func(*account.LinkCode) {}, 0},
 	}
 	for _, tc := range tests {
-		lc := newLink(fx.acc.ID, tc.name, t0)
+		lc := newLink(fx, tc.name, t0)
 		tc.mutate(&lc)
 		if err := s.CreateLinkCode(ctxT(t), lc, tc.maxLive, t0); !errors.Is(err, account.ErrInvalidRequest) {
 			t.Errorf("%s: got %v, want ErrInvalidRequest", tc.name, err)
@@ -112,7 +119,7 @@ func testLinkCodeRedeem(t *testing.T, f Factory) {
 	ctx := ctxT(t)
 	fx := newFixture(t, "Alice")
 	create(t, s, fx)
-	lc := newLink(fx.acc.ID, "a", t0)
+	lc := newLink(fx, "a", t0)
 	mustCreateLink(t, s, lc, 3)
 	now := t0.Add(linkTTL - time.Nanosecond) // the last instant it lives
 	dev, sess := newDevice(t, "", now)       // the store binds it to the code's account
@@ -166,7 +173,7 @@ func testLinkCodeRefused(t *testing.T, f Factory) {
 			s := f.New(t)
 			fx := newFixture(t, "Alice")
 			create(t, s, fx)
-			lc := newLink(fx.acc.ID, "a", t0)
+			lc := newLink(fx, "a", t0)
 			mustCreateLink(t, s, lc, 3)
 			if tc.setup != nil {
 				tc.setup(t, s, fx)
@@ -203,7 +210,7 @@ func testLinkCodeConcurrent(t *testing.T, f Factory) {
 	s := f.New(t)
 	fx := newFixture(t, "Alice")
 	create(t, s, fx)
-	lc := newLink(fx.acc.ID, "a", t0)
+	lc := newLink(fx, "a", t0)
 	mustCreateLink(t, s, lc, 3)
 	const n = 16
 	errs := make([]error, n)
@@ -280,10 +287,10 @@ func testLinkCodeSignOut(t *testing.T, f Factory) {
 			create(t, s, fx)
 			other := newFixture(t, "Bob")
 			create(t, s, other)
-			a, b := newLink(fx.acc.ID, "a", t0), newLink(fx.acc.ID, "b", t0)
+			a, b := newLink(fx, "a", t0), newLink(fx, "b", t0)
 			mustCreateLink(t, s, a, 3)
 			mustCreateLink(t, s, b, 3)
-			ob := newLink(other.acc.ID, "other", t0)
+			ob := newLink(other, "other", t0)
 			mustCreateLink(t, s, ob, 3)
 			if err := tc.end(t, s, &fx); err != nil {
 				t.Fatalf("ending the sessions: %v", err)
@@ -305,8 +312,103 @@ func testLinkCodeSignOut(t *testing.T, f Factory) {
 			if _, err := s.RedeemLinkCode(ctxT(t), ob.Digest, at, odev, osess); err != nil {
 				t.Fatalf("RedeemLinkCode(other account's code): %v", err)
 			}
-			// New codes can be made again (a device joined by recovery).
-			mustCreateLink(t, s, newLink(fx.acc.ID, "c", at), 3)
+			// New codes can be made again, by a device that joins (as by a
+			// recovery): a code is made by an active device.
+			joined, jsess := newDevice(t, fx.acc.ID, at)
+			if err := s.AddDevice(ctxT(t), joined, jsess); err != nil {
+				t.Fatalf("AddDevice: %v", err)
+			}
+			mustCreateLink(t, s, linkBy(fx.acc.ID, joined.ID, "c", at), 3)
 		})
 	}
+}
+
+// testLinkCodeMaker: a link code is good only while the device that made
+// it is active. Otherwise a thief on a stolen phone makes a code, the
+// owner revokes the phone (or it logs out, or its refresh token is
+// replayed), and within the code's lifetime the thief redeems it on a new
+// device and is back in. The check is part of the redemption step; codes
+// of the account's other devices are untouched.
+func testLinkCodeMaker(t *testing.T, f Factory) {
+	at := t0.Add(time.Minute) // the codes live until t0 + linkTTL
+	tests := []struct {
+		name string
+		end  func(t *testing.T, s account.Store, maker fixture) // nil: the maker stays active
+		kept bool
+	}{
+		{"maker active", nil, true},
+		{"maker refreshed", func(t *testing.T, s account.Store, maker fixture) {
+			wantOutcome(t, refresh(t, s, req(maker.dev.ID, 1, at, "s2")), account.RefreshAdvanced, "s2")
+		}, true},
+		{"maker revoked or logged out", func(t *testing.T, s account.Store, maker fixture) {
+			if err := s.EndSession(ctxT(t), maker.dev.ID, at); err != nil {
+				t.Fatalf("EndSession: %v", err)
+			}
+		}, false},
+		{"maker's refresh token reused", func(t *testing.T, s account.Store, maker fixture) {
+			wantOutcome(t, refresh(t, s, req(maker.dev.ID, 7, at, "x")), account.RefreshReused, "")
+		}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := f.New(t)
+			fx := newFixture(t, "Alice") // fx.dev is device A, the maker
+			create(t, s, fx)
+			b := fx
+			b.dev, b.sess = newDevice(t, fx.acc.ID, t0)
+			if err := s.AddDevice(ctxT(t), b.dev, b.sess); err != nil {
+				t.Fatalf("AddDevice: %v", err)
+			}
+			byA, byB := newLink(fx, "a", t0), newLink(b, "b", t0)
+			mustCreateLink(t, s, byA, 3)
+			mustCreateLink(t, s, byB, 3)
+			if tc.end != nil {
+				tc.end(t, s, fx)
+			}
+			now := at.Add(time.Minute)
+			dev, sess := newDevice(t, "", now)
+			_, err := s.RedeemLinkCode(ctxT(t), byA.Digest, now, dev, sess)
+			if tc.kept != (err == nil) {
+				t.Fatalf("RedeemLinkCode(A's code) after %s: %v; want it to work: %v", tc.name, err, tc.kept)
+			}
+			if !tc.kept {
+				wantErr(t, "RedeemLinkCode(maker gone)", err, account.ErrNotFound)
+				mustAbsent(t, s, "", dev.ID)
+			}
+			// B's code still brings a device in.
+			bdev, bsess := newDevice(t, "", now)
+			if _, err := s.RedeemLinkCode(ctxT(t), byB.Digest, now, bdev, bsess); err != nil {
+				t.Fatalf("RedeemLinkCode(B's code) after %s: %v", tc.name, err)
+			}
+		})
+	}
+}
+
+// testLinkCodeMakerCreate: only an active device of the account makes a
+// code.
+func testLinkCodeMakerCreate(t *testing.T, f Factory) {
+	s := f.New(t)
+	ctx := ctxT(t)
+	fx, other := newFixture(t, "Alice"), newFixture(t, "Bob")
+	create(t, s, fx)
+	create(t, s, other)
+	tests := []struct {
+		name  string
+		maker string
+		want  error
+	}{
+		{"another account's device", other.dev.ID, account.ErrNotFound},
+		{"unknown device", newID(t, account.DevicePrefix), account.ErrNotFound},
+	}
+	for _, tc := range tests {
+		err := s.CreateLinkCode(ctx, linkBy(fx.acc.ID, tc.maker, tc.name, t0), 3, t0)
+		wantErr(t, "CreateLinkCode("+tc.name+")", err, tc.want)
+	}
+	if err := s.EndSession(ctx, fx.dev.ID, t0); err != nil {
+		t.Fatalf("EndSession: %v", err)
+	}
+	err := s.CreateLinkCode(ctx, newLink(fx, "ended", t0), 3, t0)
+	wantErr(t, "CreateLinkCode(ended device)", err, account.ErrSessionEnded)
+	mustCount(t, s, fx.acc.ID, t0, 0)
+	mustCount(t, s, other.acc.ID, t0, 0)
 }

@@ -57,7 +57,7 @@ type mixed struct {
 func newMixed(t *testing.T, s account.Store) *mixed {
 	m := &mixed{s: s, ctx: ctxT(t), alice: newFixture(t, "Alice"), now: t0.Add(time.Minute), joined: map[string]account.Device{}}
 	create(t, s, m.alice)
-	m.lc = newLink(m.alice.acc.ID, "l1", t0)
+	m.lc = newLink(m.alice, "l1", t0)
 	mustCreateLink(t, s, m.lc, 3)
 	mustSetRecovery(t, s, &m.alice, salt1, digests("r1"))
 	cancelled, cancel := context.WithCancel(m.ctx)

@@ -30,7 +30,7 @@ func mustGone(t *testing.T, s account.Store, fx fixture, devIDs ...string) {
 	dev, sess := newDevice(t, id, t0)
 	wantErr(t, "AddDevice(deleted)", s.AddDevice(ctx, dev, sess), account.ErrNotFound)
 	wantErr(t, "SetBanned(deleted)", s.SetBanned(ctx, id, true), account.ErrNotFound)
-	wantErr(t, "CreateLinkCode(deleted)", s.CreateLinkCode(ctx, newLink(id, "gone", t0), 3, t0), account.ErrNotFound)
+	wantErr(t, "CreateLinkCode(deleted)", s.CreateLinkCode(ctx, linkBy(id, fx.dev.ID, "gone", t0), 3, t0), account.ErrNotFound)
 	_, err = s.CountLinkCodes(ctx, id, t0)
 	wantErr(t, "CountLinkCodes(deleted)", err, account.ErrNotFound)
 	wantErr(t, "SetRecoveryCodes(deleted)", s.SetRecoveryCodes(ctx, id, salt1, digests("x")), account.ErrNotFound)
@@ -45,7 +45,7 @@ func testDeleteAccount(t *testing.T, f Factory) {
 	s := f.New(t)
 	ctx := ctxT(t)
 	fx, live, ended := fixtureWithDevices(t, s, "Alice")
-	lc := newLink(fx.acc.ID, "a", t0)
+	lc := newLink(fx, "a", t0)
 	mustCreateLink(t, s, lc, 3)
 	mustSetRecovery(t, s, &fx, salt1, digests("r1"))
 	other := newFixture(t, "Bob")
@@ -63,7 +63,7 @@ func testDeleteAccount(t *testing.T, f Factory) {
 	wantErr(t, "UseRecoveryCode(deleted account's code)", err, account.ErrNotFound)
 	mustAbsent(t, s, "", dev.ID)
 	// The digest of the deleted code is free again.
-	mustCreateLink(t, s, newLink(other.acc.ID, "a", now), 3)
+	mustCreateLink(t, s, newLink(other, "a", now), 3)
 	mustState(t, s, other)
 	wantErr(t, "DeleteAccount(missing)", s.DeleteAccount(ctx, newID(t, account.AccountPrefix), now, now.Add(hold)), account.ErrNotFound)
 	wantErr(t, "DeleteAccount(zero hold)", s.DeleteAccount(ctx, other.acc.ID, now, time.Time{}), account.ErrInvalidRequest)
@@ -115,7 +115,7 @@ func testRename(t *testing.T, f Factory) {
 	a, b := newFixture(t, "Alice"), newFixture(t, "Bob")
 	create(t, s, a)
 	create(t, s, b)
-	lc := newLink(a.acc.ID, "a", t0)
+	lc := newLink(a, "a", t0)
 	mustCreateLink(t, s, lc, 3)
 	now := t0.Add(time.Minute)
 	if err := s.RenameAccount(ctx, a.acc.ID, "Alicia", "alicia", now, now.Add(hold)); err != nil {
@@ -267,7 +267,7 @@ func testLifecycleReopen(t *testing.T, f Factory) {
 		create(t, s, fx)
 	}
 	mustSetRecovery(t, s, &a, salt1, digests("r1", "r2"))
-	mustCreateLink(t, s, newLink(a.acc.ID, "l1", t0), 3)
+	mustCreateLink(t, s, newLink(a, "l1", t0), 3)
 	now := t0.Add(time.Minute)
 	if err := s.RenameAccount(ctx, a.acc.ID, "Alicia", "alicia", now, now.Add(hold)); err != nil {
 		t.Fatal(err)

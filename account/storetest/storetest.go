@@ -56,6 +56,8 @@ func Run(t *testing.T, f Factory) {
 		{"LinkCodeRefused", testLinkCodeRefused},
 		{"LinkCodeConcurrent", testLinkCodeConcurrent},
 		{"LinkCodeSignOut", testLinkCodeSignOut},
+		{"LinkCodeMaker", testLinkCodeMaker},
+		{"LinkCodeMakerCreate", testLinkCodeMakerCreate},
 		{"RecoverySet", testRecoverySet},
 		{"RecoveryAdd", testRecoveryAdd},
 		{"RecoveryUse", testRecoveryUse},
@@ -934,7 +936,7 @@ func lifecycleCalls(fx fixture, extraDev account.Device, extraSess account.Sessi
 	id, later := fx.acc.ID, t0.Add(time.Hour)
 	return map[string]func(context.Context, account.Store) error{
 		"CreateLinkCode": func(ctx context.Context, s account.Store) error {
-			return s.CreateLinkCode(ctx, newLink(id, "l2", t0), 3, t0)
+			return s.CreateLinkCode(ctx, newLink(fx, "l2", t0), 3, t0)
 		},
 		"CountLinkCodes": func(ctx context.Context, s account.Store) error {
 			_, err := s.CountLinkCodes(ctx, id, t0)
@@ -971,7 +973,7 @@ func lifecycleCalls(fx fixture, extraDev account.Device, extraSess account.Sessi
 // codes ("r1") for lifecycleCalls to find.
 func lifecycleState(t *testing.T, s account.Store, fx *fixture) {
 	t.Helper()
-	mustCreateLink(t, s, newLink(fx.acc.ID, "l1", t0), 3)
+	mustCreateLink(t, s, newLink(*fx, "l1", t0), 3)
 	mustSetRecovery(t, s, fx, salt1, digests("r1"))
 }
 

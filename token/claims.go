@@ -139,12 +139,57 @@ func (r *claimsReader) timeValue(name string) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, err
 	}
-	t, err := time.Parse(time.RFC3339, v)
-	if err != nil { // time's error quotes the input: drop it
+	t, ok := parseRFC3339(v)
+	if !ok {
 		return time.Time{}, fmt.Errorf("%w: %s is not an RFC 3339 time", ErrClaims, name)
 	}
 	return t.UTC(), nil
 }
+
+// parseRFC3339 parses an RFC 3339 date-time (section 5.6). time.Parse alone
+// is not enough: it also takes a comma before the fraction, a one-digit
+// hour and offsets of +24:00 or with minute 60 (go.dev/issue/54580), which
+// another verifier of the same signed payload may refuse.
+func parseRFC3339(s string) (time.Time, bool) {
+	if !isRFC3339Syntax(s) {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(time.RFC3339, s) // checks the ranges; its error quotes s
+	return t, err == nil
+}
+
+// isRFC3339Syntax checks the form YYYY-MM-DDTHH:MM:SS[.F...](Z|+HH:MM|-HH:MM),
+// with an offset hour below 24 and offset minute below 60.
+func isRFC3339Syntax(s string) bool {
+	const layout = "0000-00-00T00:00:00"
+	if len(s) <= len(layout) {
+		return false
+	}
+	for i := 0; i < len(layout); i++ {
+		if layout[i] == '0' && !isDigit(s[i]) || layout[i] != '0' && s[i] != layout[i] {
+			return false
+		}
+	}
+	rest := s[len(layout):]
+	if rest[0] == '.' {
+		n := 1
+		for n < len(rest) && isDigit(rest[n]) {
+			n++
+		}
+		if n == 1 {
+			return false
+		}
+		rest = rest[n:]
+	}
+	if rest == "Z" {
+		return true
+	}
+	return len(rest) == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':' &&
+		isDigit(rest[1]) && isDigit(rest[2]) && isDigit(rest[4]) && isDigit(rest[5]) &&
+		rest[1:3] < "24" && rest[4:6] < "60"
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
 // parse decodes payload into c under ParseClaims's rules.
 func (c *Claims) parse(payload []byte) error {

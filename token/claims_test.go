@@ -122,6 +122,16 @@ func TestParseClaims(t *testing.T) {
 		{"time without zone", with(t, `"2026-03-01T12:10:00Z"`, `"2026-03-01T12:10:00"`), false, nil},
 		{"time with space", with(t, `"2026-03-01T12:10:00Z"`, `"2026-03-01 12:10:00Z"`), false, nil},
 		{"time words", with(t, `"2026-03-01T12:10:00Z"`, `"tomorrow"`), false, nil},
+		// time.Parse(time.RFC3339) accepts these (go.dev/issue/54580); RFC 3339
+		// section 5.6 does not: time-secfrac is "." 1*DIGIT, time-hour and
+		// the offset's hour are 00-23 in two digits, its minute 00-59.
+		{"time comma fraction", with(t, `"2026-03-01T12:10:00Z"`, `"2026-03-01T12:10:00,5Z"`), false, nil},
+		{"time one-digit hour", with(t, `"2026-03-01T12:00:00Z"`, `"2026-03-01T9:00:00-03:00"`), false, nil},
+		{"time offset hour 24", with(t, `"2026-03-01T12:10:00Z"`, `"2026-03-02T12:10:00+24:00"`), false, nil},
+		{"time offset minute 60", with(t, `"2026-03-01T12:10:00Z"`, `"2026-03-01T13:10:00+00:60"`), false, nil},
+		{"time lower-case t and z", with(t, `"2026-03-01T12:10:00Z"`, `"2026-03-01t12:10:00z"`), false, nil},
+		{"time empty fraction", with(t, `"2026-03-01T12:10:00Z"`, `"2026-03-01T12:10:00.Z"`), false, nil},
+		{"time offset without colon", with(t, `"2026-03-01T12:10:00Z"`, `"2026-03-01T12:10:00+0000"`), false, nil},
 		{"exp equals iat", with(t, `12:10:00Z`, `12:00:00Z`), false, nil},
 		{"exp before nbf", with(t, `"nbf":"2026-03-01T12:00:00Z"`, `"nbf":"2026-03-01T12:20:00Z"`), false, nil},
 		{"lifetime 61 min", with(t, `12:10:00Z`, `13:01:00Z`), false, nil},

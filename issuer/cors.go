@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
@@ -32,11 +33,13 @@ func (s *Server) cors() echo.MiddlewareFunc {
 var errCORSOrigin = errors.New("issuer: each CORSOrigins entry must be an origin, scheme://host[:port] (http or https, no path, no wildcard)")
 
 // checkOrigins refuses anything but plain origins: a wildcard would let
-// every site drive a user's tokens from its pages.
+// every site drive a user's tokens from its pages. url.Parse takes '*' in
+// a host, and Echo's CORS middleware reads it as a wildcard ("https://*"
+// matches every https origin), so it is refused here by name.
 func checkOrigins(origins []string) error {
 	for _, o := range origins {
 		u, err := url.Parse(o)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil ||
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || strings.ContainsAny(u.Host, "*?") ||
 			(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" || o != u.Scheme+"://"+u.Host {
 			return errCORSOrigin
 		}

@@ -2,6 +2,7 @@ package issuer_test
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -42,11 +43,79 @@ func TestCORS(t *testing.T) {
 	if r.status != http.StatusCreated || r.header.Get("Access-Control-Allow-Origin") != page || !strings.Contains(expose, "DPoP-Nonce") || !strings.Contains(expose, "WWW-Authenticate") {
 		t.Fatalf("signup from the page: %d %v", r.status, r.header)
 	}
+	base := e.cfg
+	base.PublicURL = e.hs.URL
+	base.Refresh = mustCodec(t, e)
+	if _, err := issuer.New(base); err != nil { // so that a refusal below is the origin's
+		t.Fatalf("base config: %v", err)
+	}
 	for _, bad := range [][]string{{"*"}, {"https://game.example/path"}, {"game.example"}, {"https://game.example:443/"}} {
-		cfg := e.cfg
+		cfg := base
 		cfg.CORSOrigins = bad
 		if _, err := issuer.New(cfg); err == nil {
 			t.Errorf("CORSOrigins %q accepted", bad)
 		}
+	}
+}
+
+// TestCORSOriginsRefuseWildcards: Echo's CORS middleware reads '*' in an
+// allowed origin as a wildcard ("https://*" allows every https page,
+// "https://*.game.example" every subdomain), so an origin with '*' must
+// be refused at start, as the other wildcards are; exact origins still
+// match exactly (a subdomain, another scheme or port gets no CORS header).
+func TestCORSOriginsRefuseWildcards(t *testing.T) {
+	const page = "https://game.example"
+	e := newEnv(t, &boltBackend{}, func(c *issuer.Config) { c.CORSOrigins = []string{page} })
+	refused := []struct {
+		name   string
+		origin string
+	}{
+		{name: "any https origin", origin: "https://*"},
+		{name: "subdomain wildcard", origin: "https://*.game.example"},
+		{name: "wildcard label inside", origin: "https://game.*.example"},
+		{name: "wildcard port", origin: "https://game.example:*"},
+		{name: "bare wildcard", origin: "*"},
+	}
+	base := e.cfg
+	base.PublicURL = e.hs.URL
+	base.Refresh = mustCodec(t, e)
+	if _, err := issuer.New(base); err != nil { // so that a refusal below is the origin's
+		t.Fatalf("base config: %v", err)
+	}
+	for _, tc := range refused {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := base
+			cfg.CORSOrigins = []string{page, tc.origin}
+			if _, err := issuer.New(cfg); err == nil {
+				t.Fatalf("CORSOrigins with %q accepted", tc.origin)
+			}
+		})
+	}
+	preflight := []struct {
+		name   string
+		origin string
+		allow  bool
+	}{
+		{name: "the page", origin: page, allow: true},
+		{name: "a subdomain", origin: "https://evil.game.example"},
+		{name: "a suffix", origin: "https://game.example.evil"},
+		{name: "http", origin: "http://game.example"},
+		{name: "another port", origin: "https://game.example:8443"},
+		{name: "null", origin: "null"},
+	}
+	for _, tc := range preflight {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodOptions, e.url(issuer.PathAccounts), nil)
+			req.Header.Set("Origin", tc.origin)
+			req.Header.Set("Access-Control-Request-Method", http.MethodPost)
+			r := e.do(req)
+			got := r.header.Get("Access-Control-Allow-Origin")
+			if want := map[bool]string{true: tc.origin}[tc.allow]; got != want {
+				t.Fatalf("Access-Control-Allow-Origin %q, want %q", got, want)
+			}
+			if !slices.Contains(r.header.Values("Vary"), "Origin") {
+				t.Fatalf("no Vary: Origin: %v", r.header)
+			}
+		})
 	}
 }

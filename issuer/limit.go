@@ -43,7 +43,8 @@ type clientNets struct {
 	wide            string
 }
 
-// netsOf returns the networks of a client address (c.RealIP()). An address
+// netsOf returns the networks of a client address (c.RealIP()). A 6to4 or
+// Teredo address counts as the IPv4 address it is made from. An address
 // that does not parse shares one set of budgets with every other such
 // address.
 func netsOf(ip string) clientNets {
@@ -51,13 +52,34 @@ func netsOf(ip string) clientNets {
 	if err != nil {
 		return clientNets{addr: "unknown", net: "unknown", wide: "unknown"}
 	}
-	a = a.Unmap().WithZone("")
+	a = embeddedIPv4(a.Unmap().WithZone(""))
 	if a.Is4() {
 		n := prefix(a, 24)
 		return clientNets{addr: a.String(), net: n, wide: n}
 	}
 	site := prefix(a, 48)
 	return clientNets{addr: prefix(a, 64), net: prefix(a, 56), site: site, wide: site}
+}
+
+// embeddedIPv4 returns the IPv4 address that a 6to4 address (RFC 3056,
+// 2002:V4ADDR::/48) or a Teredo address (RFC 4380, 2001:0:SERVER:...,
+// the client's address inverted in the last 32 bits) is made from, and
+// any other address as it is. Replies to those addresses reach the
+// client at that IPv4 address, and one IPv4 address makes a 6to4 /48 and
+// a Teredo /48 for each server it names: counted as IPv6, one IPv4 /24
+// would hold hundreds of /48s' budgets and reserve signups.
+func embeddedIPv4(a netip.Addr) netip.Addr {
+	if !a.Is6() {
+		return a
+	}
+	b := a.As16()
+	switch {
+	case b[0] == 0x20 && b[1] == 0x02:
+		return netip.AddrFrom4([4]byte{b[2], b[3], b[4], b[5]})
+	case b[0] == 0x20 && b[1] == 0x01 && b[2] == 0 && b[3] == 0:
+		return netip.AddrFrom4([4]byte{^b[12], ^b[13], ^b[14], ^b[15]})
+	}
+	return a
 }
 
 func prefix(a netip.Addr, bits int) string {

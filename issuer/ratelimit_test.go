@@ -160,6 +160,26 @@ func TestSignupBudgetsCannotBeDrained(t *testing.T) {
 			t.Fatalf("new user after the /24: %d %s", r.status, r.body)
 		}
 	})
+	run("6to4 and Teredo addresses of one /24", func(t *testing.T, e *env) {
+		// Each IPv4 address of 198.51.100.0/24 is also a 6to4 /48 and, by
+		// the Teredo server it names, any number of Teredo /48s: counted
+		// as IPv6 they would be 34 networks and 34 reserve signups.
+		var addrs []string
+		for i := range 34 {
+			x := byte(i + 1)
+			switch i % 3 {
+			case 0:
+				addrs = append(addrs, fmt.Sprintf("2002:c633:64%02x::1", x))
+			case 1:
+				addrs = append(addrs, fmt.Sprintf("2001:0:%02x00:1:8000:63bf:39cc:9b%02x", i, ^x))
+			default:
+				addrs = append(addrs, fmt.Sprintf("198.51.100.%d", x))
+			}
+		}
+		if n := signupsFrom(t, e, "tunnel", addrs, 3); n > 6 {
+			t.Fatalf("one /24 through 6to4 and Teredo created %d accounts, want at most its budget of 6", n)
+		}
+	})
 	run("one /48 gets a bounded share", func(t *testing.T, e *env) {
 		var addrs []string
 		for i := range 64 { // 16 /56s of four /64s each
@@ -299,6 +319,15 @@ func TestClientNetworks(t *testing.T) {
 		{"2001:db8:1:ff02::1", "2001:db8:1:ff02::/64", "2001:db8:1:ff00::/56", "2001:db8:1::/48", "2001:db8:1::/48"},
 		{"fe80::1%eth0", "fe80::/64", "fe80::/56", "fe80::/48", "fe80::/48"},
 		{"not an address", "unknown", "unknown", "", "unknown"},
+		// 6to4 (RFC 3056) and Teredo (RFC 4380) addresses are made from
+		// the client's IPv4 address, which gives one IPv4 address a /48
+		// (6to4) or any number of /48s (Teredo, one per server): they
+		// count as that IPv4 address.
+		{"2002:c633:6407::1", "198.51.100.7", "198.51.100.0/24", "", "198.51.100.0/24"},
+		{"2002:c633:6407:ffff:1:2:3:4", "198.51.100.7", "198.51.100.0/24", "", "198.51.100.0/24"},
+		{"2001:0:4136:e378:8000:63bf:39cc:9bf8", "198.51.100.7", "198.51.100.0/24", "", "198.51.100.0/24"},
+		{"2001:0:cb00:7101:8000:63bf:39cc:9bf8", "198.51.100.7", "198.51.100.0/24", "", "198.51.100.0/24"},
+		{"2001:db8:1:2::1", "2001:db8:1:2::/64", "2001:db8:1::/56", "2001:db8:1::/48", "2001:db8:1::/48"}, // not Teredo
 	} {
 		t.Run(tc.ip, func(t *testing.T) {
 			addr, net, site, wide := issuer.NetsOf(tc.ip)

@@ -227,12 +227,21 @@ func (c *Client) ServerURL() string { return c.base }
 func (c *Client) KeyThumbprint() string { return c.jkt }
 
 // Close waits for an in-flight refresh to finish and be saved, then makes
-// every later call fail with ErrClosed.
+// every later call fail with ErrClosed. Tokens whose save failed earlier
+// (ErrPersist) are saved once more: a process that exits with its newest
+// refresh token in memory only starts next time from the spent one, which
+// the server takes for reuse once its grace window is over. If that save
+// fails too, Close returns ErrPersist.
 func (c *Client) Close() error {
 	c.mu.Lock()
 	c.closed = true
 	c.mu.Unlock()
 	c.wg.Wait()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.dirty && c.state != nil {
+		return c.saveLocked(c.state)
+	}
 	return nil
 }
 

@@ -445,11 +445,18 @@ export class HallpassClient {
     if (n && n.length <= 512 && /^[\x21-\x7e]+$/.test(n)) this.nonces.set(origin, n);
   }
 
-  private async send(url: string, init: RequestInit): Promise<Response> {
+  /**
+   * send makes one request to the issuer and reads its answer, body
+   * included, within timeoutMs. An answer cut or stalled before its end is a
+   * NetworkError, like one that never came: for a refresh the server may
+   * have rotated the token, and only a retry with the same one gets it back.
+   */
+  private async send(url: string, init: RequestInit, timeoutMs: number): Promise<{ res: Response; text: string }> {
     const ctl = new AbortController();
-    const timer = setTimeout(() => ctl.abort(), this.timeout);
+    const timer = setTimeout(() => ctl.abort(), timeoutMs);
     try {
-      return await this.doFetch(url, { ...init, signal: ctl.signal, redirect: "error", credentials: "omit", cache: "no-store" });
+      const res = await this.doFetch(url, { ...init, signal: ctl.signal, redirect: "error", credentials: "omit", cache: "no-store" });
+      return { res, text: await res.text() };
     } catch (err) {
       throw new NetworkError(ctl.signal.aborted ? "hallpass: the server did not answer in time" : "hallpass: the server could not be reached", { cause: err });
     } finally {
@@ -462,22 +469,31 @@ export class HallpassClient {
    * no access token (signup, link, recover, token), retrying once with the
    * server's nonce when it demands one. It returns the parsed JSON answer.
    */
-  private async exchange(signer: Signer, path: string, contentType: string, body: string): Promise<unknown> {
+  private async exchange(signer: Signer, path: string, contentType: string, body: string, timeoutMs = this.timeout): Promise<unknown> {
     const url = this.base + path;
     for (let attempt = 0; ; attempt++) {
       const proof = await createProof(signer, { method: "POST", url, nonce: this.nonces.get(this.origin) }, { iat: Math.floor(this.now() / 1000) });
-      const res = await this.send(url, { method: "POST", headers: { "Content-Type": contentType, DPoP: proof, Accept: "application/json" }, body });
+      const { res, text } = await this.send(url, { method: "POST", headers: { "Content-Type": contentType, DPoP: proof, Accept: "application/json" }, body }, timeoutMs);
       this.noteNonce(this.origin, res);
-      if (res.ok) return this.readJSON(res);
-      const err = await apiErrorFrom(res);
+      if (res.ok) return this.parseJSON(text);
+      const err = await apiErrorFrom(res, text);
       if (err.code === ServerCodes.useDPoPNonce && attempt === 0 && res.headers.get("dpop-nonce")) continue;
       throw err;
     }
   }
 
   private async readJSON(res: Response): Promise<unknown> {
+    let text: string;
     try {
-      const text = await res.text();
+      text = await res.text();
+    } catch (err) {
+      throw new HallpassError(ClientCodes.badResponse, "hallpass: unexpected answer from the server", { cause: err });
+    }
+    return this.parseJSON(text);
+  }
+
+  private parseJSON(text: string): unknown {
+    try {
       if (text.length > 1 << 20) throw new Error("too large");
       return text ? JSON.parse(text) : null;
     } catch (err) {
@@ -576,11 +592,18 @@ export class HallpassClient {
   private async redeem(signer: Signer, refreshToken: string): Promise<TokenResponse> {
     const body = new URLSearchParams({ grant_type: "refresh_token", refresh_token: refreshToken }).toString();
     const deadline = this.now() + this.retryWindow;
+    // Each attempt ends well inside the retry window (as in the Go client),
+    // so that an answer that never comes is retried while the server's grace
+    // window still holds the successor: waiting out requestTimeoutMs (30 s)
+    // would outlast the grace window (30 s), and the next refresh with the
+    // same token would be taken for reuse.
+    const perAttempt = Math.max(1, Math.min(this.timeout, Math.floor((this.retryWindow * 2) / 5)));
     let backoff = 100;
     for (let attempt = 1; ; attempt++) {
       let err: HallpassError;
       try {
-        return this.checkTokens(await this.exchange(signer, "/v1/token", "application/x-www-form-urlencoded", body), false);
+        const left = Math.max(1, Math.min(perAttempt, deadline - this.now()));
+        return this.checkTokens(await this.exchange(signer, "/v1/token", "application/x-www-form-urlencoded", body, left), false);
       } catch (e) {
         if (!(e instanceof HallpassError)) throw e;
         err = e;

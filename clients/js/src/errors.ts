@@ -161,10 +161,11 @@ const maxErrorBody = 16 << 10;
 
 /**
  * apiErrorFrom builds an ApiError from a non-2xx answer, reading at most
- * 16 KiB of its body. The code comes from the problem+json body, or else
- * from the WWW-Authenticate DPoP challenge.
+ * 16 KiB of its body (or taking body, when the caller read it already). The
+ * code comes from the problem+json body, or else from the WWW-Authenticate
+ * DPoP challenge.
  */
-export async function apiErrorFrom(res: Response): Promise<ApiError> {
+export async function apiErrorFrom(res: Response, body?: string): Promise<ApiError> {
   let code = "";
   let title = "";
   let detail = "";
@@ -173,7 +174,7 @@ export async function apiErrorFrom(res: Response): Promise<ApiError> {
   const ct = (res.headers.get("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
   if (ct === "application/problem+json" || ct === "application/json") {
     try {
-      const text = await res.text();
+      const text = body ?? (await res.text());
       if (text.length <= maxErrorBody) {
         const p = JSON.parse(text) as Record<string, unknown>;
         if (p && typeof p === "object") {
@@ -187,7 +188,7 @@ export async function apiErrorFrom(res: Response): Promise<ApiError> {
     } catch {
       // Not JSON: the status and the challenge are all there is.
     }
-  } else {
+  } else if (body === undefined) {
     try {
       await res.body?.cancel();
     } catch {

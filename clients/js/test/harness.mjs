@@ -115,6 +115,10 @@ export async function startServer({ args = [], publicPort } = {}) {
  *   undefined: forward as is;
  *   "lose": forward, let the server answer, then cut the client's
  *     connection without an answer (a lost response);
+ *   "hang": forward, let the server answer, then never answer the client
+ *     (a response stuck on the way, until the proxy stops);
+ *   "truncate": forward, let the server answer, send the client the
+ *     status, the headers and half the body, then cut the connection;
  *   { status, headers, body }: answer this instead, without forwarding.
  */
 export async function startProxy({ port, target }) {
@@ -147,10 +151,20 @@ export async function startProxy({ port, target }) {
           req.socket.destroy();
           return;
         }
+        if (action === "hang") {
+          entry.lost = true;
+          return;
+        }
         const out = {};
         up.headers.forEach((v, k) => {
           if (k !== "content-encoding" && k !== "transfer-encoding" && k !== "connection" && k !== "content-length") out[k] = v;
         });
+        if (action === "truncate") {
+          entry.lost = true;
+          res.writeHead(up.status, { ...out, "content-length": String(buf.length) });
+          res.write(buf.subarray(0, buf.length >> 1), () => setTimeout(() => req.socket.destroy(), 50));
+          return;
+        }
         res.writeHead(up.status, out);
         res.end(buf);
       } catch (err) {

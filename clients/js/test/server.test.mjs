@@ -174,6 +174,63 @@ describe("lost responses", group, () => {
   });
 });
 
+describe("lost responses, at the server's grace window", group, () => {
+  // A grace window of 3 s stands for the default 30 s; the client's retry
+  // window (2 s) and request timeout (5 s) keep the defaults' proportions
+  // (20 s, 30 s): a request may wait longer than the grace window lasts.
+  let g;
+  before(async () => {
+    g = await issuerBehindProxy(["--refresh-grace", "3s", "--access-ttl", "1m"]);
+  });
+  after(() => g?.stop());
+  const client = () => createClient({ server: g.url, storage: new MemoryStorage(), refreshRetryWindowMs: 2000, requestTimeoutMs: 5000 });
+  const tokens = (from) => g.proxy.log.slice(from).filter((e) => e.path === "/v1/token");
+
+  test("a refresh whose answer never comes is retried with the same token inside the retry window, not after the request timeout", async () => {
+    const c = await client();
+    await c.signup({ username: uniqueName() });
+    let n = 0;
+    g.proxy.setHook((e) => (e.path === "/v1/token" && n++ === 0 ? "hang" : undefined));
+    const from = g.proxy.log.length;
+    try {
+      await c.refresh();
+    } finally {
+      g.proxy.setHook(null);
+    }
+    const tr = tokens(from);
+    assert.equal(tr.length, 2);
+    assert.ok(tr[0].lost && tr[0].status === 200, "the server advanced the chain on the first");
+    assert.equal(refreshTokenOf(tr[0]), refreshTokenOf(tr[1]), "the retry presents the same refresh token");
+    assert.equal(tr[1].status, 200, "inside the grace window: the same pair again");
+    await new Promise((r) => setTimeout(r, 3500)); // past the grace window
+    await c.refresh(); // the chain goes on: no reuse was detected
+    await c.me();
+    c.close();
+  });
+
+  test("a refresh whose answer is cut in the middle of its body is retried with the same token", async () => {
+    const c = await client();
+    await c.signup({ username: uniqueName() });
+    let n = 0;
+    g.proxy.setHook((e) => (e.path === "/v1/token" && n++ === 0 ? "truncate" : undefined));
+    const from = g.proxy.log.length;
+    try {
+      await c.refresh();
+    } finally {
+      g.proxy.setHook(null);
+    }
+    const tr = tokens(from);
+    assert.equal(tr.length, 2);
+    assert.ok(tr[0].lost && tr[0].status === 200, "the server advanced the chain on the first");
+    assert.equal(refreshTokenOf(tr[0]), refreshTokenOf(tr[1]), "the retry presents the same refresh token");
+    assert.equal(tr[1].status, 200);
+    await new Promise((r) => setTimeout(r, 3500));
+    await c.refresh();
+    await c.me();
+    c.close();
+  });
+});
+
 describe("storage", group, () => {
   test("a save that fails keeps the new tokens in memory; the next call saves them and never goes back to the older stored token", async () => {
     const inner = new MemoryStorage();

@@ -836,8 +836,16 @@ export class HallpassClient {
     const r = this.rec;
     if (!r || r.accountId !== accountId || r.username === username) return;
     await this.withLock(async () => {
+      if (!this.dirty) {
+        // Another tab may have refreshed since this one last looked: write
+        // the new name over the storage's tokens, never over an older
+        // refresh token held in memory (as refreshLocked re-reads).
+        const stored = await this.readStored();
+        if (!stored) return;
+        this.adopt(stored);
+      }
       const cur = this.rec;
-      if (!cur || cur.accountId !== accountId) return;
+      if (!cur || cur.accountId !== accountId || cur.username === username) return;
       await this.persist({ ...cur, username, generation: cur.generation + 1 });
       this.emit("statechange", { state: this.state() });
     });

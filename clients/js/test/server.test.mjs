@@ -528,6 +528,29 @@ describe("a short grace window", group, () => {
     b.close();
   });
 
+  test("a client that learns a new username never writes back the older refresh token it holds", async () => {
+    const storage = new MemoryStorage();
+    const a = await createClient({ server: short.url, storage, crossTab: false });
+    await a.signup({ username: uniqueName() });
+    const b = await createClient({ server: short.url, storage, crossTab: false });
+    const renamed = uniqueName("ren");
+    await a.rename(renamed); // or on another device
+    await a.refresh(); // b slept through it and still holds the first refresh token
+    assert.equal((await b.me()).username, renamed); // b's access token is still good: no refresh
+    const stored = await storage.load();
+    assert.equal(stored.username, renamed);
+    await new Promise((r) => setTimeout(r, 1500)); // past the 1 s grace window
+    // A new tab (or the app's next start) takes what the storage holds.
+    const c = await createClient({ server: short.url, storage, crossTab: false });
+    await c.refresh();
+    await a.me();
+    await b.refresh();
+    await b.me();
+    a.close();
+    b.close();
+    c.close();
+  });
+
   test("a refresh token used again after the grace window is reuse: the session ends", async () => {
     const storage = new MemoryStorage();
     const a = await createClient({ server: short.url, storage, crossTab: false });

@@ -133,8 +133,9 @@ type Config struct {
 	// benchmarks and servers whose budgets are enforced in front of them.
 	SignupLimitsOff bool
 	// SignupPerIP and SignupGlobal are the signup budgets per client
-	// address (per /64 for IPv6) and for the whole service;
-	// ratelimit.Off disables one.
+	// address (per /64 for IPv6) and for the whole service. Zero:
+	// DefaultSignupPerIP and DefaultSignupGlobal; ratelimit.Disabled
+	// turns one off (a limit is never left out by omission).
 	SignupPerIP, SignupGlobal ratelimit.Rule
 	// SignupPerNet is the signup budget of the network around a client
 	// address: its IPv4 /24 or its IPv6 /56. SignupPerSite is that of its
@@ -154,7 +155,9 @@ type Config struct {
 	// CodeRedeemPerIP is the budget of link-code and recovery-code
 	// redemptions per client address (per /64 for IPv6), and
 	// RecoverPerAccount the budget of recovery attempts per account and
-	// client address; ratelimit.Off disables one. Both need Limiter.
+	// client address. Zero: DefaultCodeRedeemPerIP and
+	// DefaultRecoverPerAccount; ratelimit.Disabled turns one off. Both
+	// need Limiter.
 	CodeRedeemPerIP, RecoverPerAccount ratelimit.Rule
 	// CodeRedeemPerNet and CodeRedeemPerSite nest CodeRedeemPerIP as
 	// SignupPerNet and SignupPerSite nest SignupPerIP (same defaults,

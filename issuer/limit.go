@@ -26,6 +26,15 @@ const (
 	redeemKeySite   = "redeem:site:"
 )
 
+// Defaults of the budgets of Config that a zero Rule selects (with a
+// Limiter); hallpass serve has the same. ratelimit.Disabled turns one off.
+var (
+	DefaultSignupPerIP       = ratelimit.Rule{Limit: 30, Per: time.Hour}
+	DefaultSignupGlobal      = ratelimit.Rule{Limit: 1000, Per: time.Hour}
+	DefaultCodeRedeemPerIP   = ratelimit.Rule{Limit: 30, Per: time.Hour}
+	DefaultRecoverPerAccount = ratelimit.Rule{Limit: 10, Per: time.Hour}
+)
+
 // Factors of the derived network budgets and the reserve's share of the
 // global budget (docs/ratelimits.md has the arithmetic).
 const (
@@ -278,6 +287,10 @@ func (cfg *Config) limitDefaults() {
 			*r = v
 		}
 	}
+	def(&cfg.SignupPerIP, DefaultSignupPerIP)
+	def(&cfg.SignupGlobal, DefaultSignupGlobal)
+	def(&cfg.CodeRedeemPerIP, DefaultCodeRedeemPerIP)
+	def(&cfg.RecoverPerAccount, DefaultRecoverPerAccount)
 	def(&cfg.SignupPerNet, scaled(cfg.SignupPerIP, netFactor))
 	def(&cfg.SignupPerSite, scaled(cfg.SignupPerIP, siteFactor))
 	def(&cfg.CodeRedeemPerNet, scaled(cfg.CodeRedeemPerIP, netFactor))

@@ -352,9 +352,16 @@ func TestLimitDefaults(t *testing.T) {
 			net:  r(60, h), site: r(120, h), reserve: r(250, h), rnet: r(60, h), rs: r(120, h),
 		},
 		{
-			name: "off stays off",
+			name: "zero takes the serve defaults",
 			in:   issuer.Config{},
-			net:  ratelimit.Off, site: ratelimit.Off, reserve: ratelimit.Off, rnet: ratelimit.Off, rs: ratelimit.Off,
+			net:  r(60, h), site: r(120, h), reserve: r(250, h), rnet: r(60, h), rs: r(120, h),
+		},
+		{
+			name: "off stays off",
+			in: issuer.Config{SignupPerIP: ratelimit.Disabled, SignupGlobal: ratelimit.Disabled,
+				CodeRedeemPerIP: ratelimit.Disabled, RecoverPerAccount: ratelimit.Disabled},
+			net: ratelimit.Disabled, site: ratelimit.Disabled, reserve: ratelimit.Off,
+			rnet: ratelimit.Disabled, rs: ratelimit.Disabled,
 		},
 		{
 			name: "set by name",
@@ -366,7 +373,7 @@ func TestLimitDefaults(t *testing.T) {
 		{
 			name: "a small global budget keeps a reserve of one",
 			in:   issuer.Config{SignupGlobal: r(3, h)},
-			net:  ratelimit.Off, site: ratelimit.Off, reserve: r(1, h), rnet: ratelimit.Off, rs: ratelimit.Off,
+			net:  r(60, h), site: r(120, h), reserve: r(1, h), rnet: r(60, h), rs: r(120, h),
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -386,6 +393,34 @@ func TestLimitDefaults(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestLimitDefaultsTopLevel: with a zero Rule the budgets a Limiter
+// enforces take hallpass serve's defaults, so none is left out by
+// omission; ratelimit.Disabled (what "off" parses to) keeps one off.
+func TestLimitDefaultsTopLevel(t *testing.T) {
+	got := issuer.Config{}.WithLimitDefaults()
+	off := issuer.Config{SignupPerIP: ratelimit.Disabled, SignupGlobal: ratelimit.Disabled,
+		CodeRedeemPerIP: ratelimit.Disabled, RecoverPerAccount: ratelimit.Disabled}.WithLimitDefaults()
+	for _, c := range []struct {
+		field             string
+		got, want, gotOff ratelimit.Rule
+	}{
+		{"SignupPerIP", got.SignupPerIP, issuer.DefaultSignupPerIP, off.SignupPerIP},
+		{"SignupGlobal", got.SignupGlobal, issuer.DefaultSignupGlobal, off.SignupGlobal},
+		{"CodeRedeemPerIP", got.CodeRedeemPerIP, issuer.DefaultCodeRedeemPerIP, off.CodeRedeemPerIP},
+		{"RecoverPerAccount", got.RecoverPerAccount, issuer.DefaultRecoverPerAccount, off.RecoverPerAccount},
+	} {
+		if c.got != c.want || c.got.Unlimited() {
+			t.Errorf("zero %s = %v, want %v", c.field, c.got, c.want)
+		}
+		if !c.gotOff.Unlimited() {
+			t.Errorf("Disabled %s = %v, want off", c.field, c.gotOff)
+		}
+	}
+	if r, err := ratelimit.ParseRule("off"); err != nil || r != ratelimit.Disabled {
+		t.Errorf(`ParseRule("off") = %v, %v; want Disabled`, r, err)
 	}
 }
 

@@ -17,7 +17,7 @@
 // # Rules
 //
 // [ParseRule] reads "N/unit" or "N/Kunit" with units s, m, h, d ("30/h",
-// "100/10m", "5/s"), and "off" for no limit. "0", "0/h" and negative counts
+// "100/10m", "5/s"), and "off" for no limit ([Disabled]). "0", "0/h" and negative counts
 // are refused rather than read as "deny all" or "no limit": a typo must not
 // silently open or close signups. The zero Rule is "off"; [Disabled] is
 // "off" said by name, for settings whose zero value selects a default.

@@ -92,7 +92,7 @@ func (r Rule) String() string {
 func ParseRule(s string) (Rule, error) {
 	s = strings.TrimSpace(s)
 	if strings.EqualFold(s, "off") {
-		return Off, nil
+		return Disabled, nil // said by name: where zero selects a default, still off
 	}
 	if len(s) > 32 {
 		return Rule{}, fmt.Errorf("%w: too long", ErrInvalidRule)

@@ -37,8 +37,8 @@ func TestParseRule(t *testing.T) {
 		{in: "1000/d", want: ratelimit.Rule{Limit: 1000, Per: 24 * time.Hour}, str: "1000/d"},
 		{in: "2/60m", want: ratelimit.Rule{Limit: 2, Per: time.Hour}, str: "2/h"},
 		{in: "7/90s", want: ratelimit.Rule{Limit: 7, Per: 90 * time.Second}, str: "7/90s"},
-		{in: "off", want: ratelimit.Off, str: "off"},
-		{in: "OFF", want: ratelimit.Off, str: "off"},
+		{in: "off", want: ratelimit.Disabled, str: "off"},
+		{in: "OFF", want: ratelimit.Disabled, str: "off"},
 	}
 	for _, tc := range tests {
 		got, err := ratelimit.ParseRule(tc.in)

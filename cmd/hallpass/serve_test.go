@@ -336,7 +336,7 @@ func TestServeFlags(t *testing.T) {
 		ok   bool
 	}{
 		{"30/h", ratelimit.Rule{Limit: 30, Per: time.Hour}, true},
-		{"off", ratelimit.Off, true},
+		{"off", ratelimit.Disabled, true},
 		{"0", ratelimit.Rule{}, false},
 		{"lots", ratelimit.Rule{}, false},
 	} {

@@ -99,23 +99,32 @@ describe("session", group, () => {
   });
 });
 
+// refreshFirstAnswerLost refreshes c while proxy does action ("lose",
+// "hang", "truncate") to the first answer of /v1/token, and checks that the
+// server advanced the chain on that first request, that the client retried
+// with the same refresh token, and that the retry got the pair again
+// (inside the grace window).
+async function refreshFirstAnswerLost(proxy, c, action) {
+  let n = 0;
+  proxy.setHook((e) => (e.path === "/v1/token" && n++ === 0 ? action : undefined));
+  const from = proxy.log.length;
+  try {
+    await c.refresh();
+  } finally {
+    proxy.setHook(null);
+  }
+  const tr = proxy.log.slice(from).filter((e) => e.path === "/v1/token");
+  assert.equal(tr.length, 2, `${action}: two refresh requests`);
+  assert.ok(tr[0].lost && tr[0].status === 200, `${action}: the server advanced the chain on the first, the client never saw its answer`);
+  assert.equal(refreshTokenOf(tr[0]), refreshTokenOf(tr[1]), `${action}: the retry presents the same refresh token`);
+  assert.equal(tr[1].status, 200, `${action}: inside the grace window, the same pair again`);
+}
+
 describe("lost responses", group, () => {
   test("a refresh whose answer is lost is retried with the same refresh token and stays signed in", async () => {
     const c = await newClient();
     await c.signup({ username: uniqueName() });
-    let lost = 0;
-    env.proxy.setHook((e) => (e.path === "/v1/token" && lost++ === 0 ? "lose" : undefined));
-    const from = env.proxy.log.length;
-    try {
-      await c.refresh();
-    } finally {
-      env.proxy.setHook(null);
-    }
-    const tr = tokenRequests(from);
-    assert.equal(tr.length, 2);
-    assert.ok(tr[0].lost && tr[0].status === 200, "the server answered the first, the client never saw it");
-    assert.equal(refreshTokenOf(tr[0]), refreshTokenOf(tr[1]), "the retry presents the same refresh token");
-    assert.equal(tr[1].status, 200, "inside the grace window: the same pair again");
+    await refreshFirstAnswerLost(env.proxy, c, "lose");
     await c.me();
     await c.refresh(); // the chain goes on: no reuse was detected
     await c.me();
@@ -184,24 +193,11 @@ describe("lost responses, at the server's grace window", group, () => {
   });
   after(() => g?.stop());
   const client = () => createClient({ server: g.url, storage: new MemoryStorage(), refreshRetryWindowMs: 2000, requestTimeoutMs: 5000 });
-  const tokens = (from) => g.proxy.log.slice(from).filter((e) => e.path === "/v1/token");
 
   test("a refresh whose answer never comes is retried with the same token inside the retry window, not after the request timeout", async () => {
     const c = await client();
     await c.signup({ username: uniqueName() });
-    let n = 0;
-    g.proxy.setHook((e) => (e.path === "/v1/token" && n++ === 0 ? "hang" : undefined));
-    const from = g.proxy.log.length;
-    try {
-      await c.refresh();
-    } finally {
-      g.proxy.setHook(null);
-    }
-    const tr = tokens(from);
-    assert.equal(tr.length, 2);
-    assert.ok(tr[0].lost && tr[0].status === 200, "the server advanced the chain on the first");
-    assert.equal(refreshTokenOf(tr[0]), refreshTokenOf(tr[1]), "the retry presents the same refresh token");
-    assert.equal(tr[1].status, 200, "inside the grace window: the same pair again");
+    await refreshFirstAnswerLost(g.proxy, c, "hang");
     await new Promise((r) => setTimeout(r, 3500)); // past the grace window
     await c.refresh(); // the chain goes on: no reuse was detected
     await c.me();
@@ -211,19 +207,7 @@ describe("lost responses, at the server's grace window", group, () => {
   test("a refresh whose answer is cut in the middle of its body is retried with the same token", async () => {
     const c = await client();
     await c.signup({ username: uniqueName() });
-    let n = 0;
-    g.proxy.setHook((e) => (e.path === "/v1/token" && n++ === 0 ? "truncate" : undefined));
-    const from = g.proxy.log.length;
-    try {
-      await c.refresh();
-    } finally {
-      g.proxy.setHook(null);
-    }
-    const tr = tokens(from);
-    assert.equal(tr.length, 2);
-    assert.ok(tr[0].lost && tr[0].status === 200, "the server advanced the chain on the first");
-    assert.equal(refreshTokenOf(tr[0]), refreshTokenOf(tr[1]), "the retry presents the same refresh token");
-    assert.equal(tr[1].status, 200);
+    await refreshFirstAnswerLost(g.proxy, c, "truncate");
     await new Promise((r) => setTimeout(r, 3500));
     await c.refresh();
     await c.me();

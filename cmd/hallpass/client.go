@@ -413,7 +413,7 @@ func (jf *joinFlags) joinSession(ctx context.Context, e *env, join func(c *clien
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	defer closeClient(c, &err)
 	s, err := join(c, jf.deviceName)
 	if s == nil {
 		return err
@@ -517,8 +517,17 @@ func runClientCmdWith(ctx context.Context, doc cmdDoc, args []string, e *env, fl
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	defer closeClient(c, &err)
 	return do(c)
+}
+
+// closeClient closes c, and sets *err to Close's error when there was none
+// yet: tokens that no save could write (ErrPersist) must not exit 0, since
+// the state file still holds the spent refresh token.
+func closeClient(c *client.Client, err *error) {
+	if cerr := c.Close(); cerr != nil && *err == nil {
+		*err = cerr
+	}
 }
 
 func clientMe(ctx context.Context, args []string, e *env) error {

@@ -29,6 +29,13 @@ import (
 // testIssuer serves the real issuer on the embedded store.
 func testIssuer(t *testing.T) string {
 	t.Helper()
+	return testIssuerWrapped(t, nil)
+}
+
+// testIssuerWrapped is testIssuer with the issuer's handler wrapped by wrap
+// (nil: none), on the issuer's own URL, so that proofs still match it.
+func testIssuerWrapped(t *testing.T, wrap func(http.Handler) http.Handler) string {
+	t.Helper()
 	store, err := boltstore.Open(filepath.Join(t.TempDir(), "hallpass.db"), boltstore.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -63,7 +70,11 @@ func testIssuer(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs.Config.Handler = srv.Handler()
+	h := srv.Handler()
+	if wrap != nil {
+		h = wrap(h)
+	}
+	hs.Config.Handler = h
 	return hs.URL
 }
 
@@ -405,5 +416,47 @@ func TestClientCall(t *testing.T) {
 	r = runCmd(t, nil, "client", "call", "--state", state, "--origins", other.URL, other.URL+"/allowed")
 	if r.err != nil || hits.Load() != 1 {
 		t.Fatalf("call to a listed origin: %v %q, %d requests", r.err, r.stderr, hits.Load())
+	}
+}
+
+// TestClientUnsavedRefreshFails: a command whose automatic refresh could
+// not save the new tokens, and whose last save on exit failed too, fails
+// with state_not_saved instead of exiting 0: the state file still holds
+// the spent refresh token, which the next run would present (reuse, once
+// the grace window is over).
+func TestClientUnsavedRefreshFails(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	var expired, moved atomic.Bool
+	url := testIssuerWrapped(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			switch {
+			case r.URL.Path == issuer.PathMe && expired.CompareAndSwap(true, false):
+				// As the issuer answers an expired token: the client refreshes.
+				w.Header().Set("WWW-Authenticate", `DPoP error="token_expired", algs="ES256 EdDSA"`)
+				w.Header().Set("Content-Type", "application/problem+json")
+				w.WriteHeader(http.StatusUnauthorized)
+				io.WriteString(w, `{"type":"urn:hallpass:problem:token_expired","title":"Token expired","status":401,"code":"token_expired"}`)
+				return
+			case r.URL.Path == issuer.PathToken && moved.CompareAndSwap(false, true):
+				// The state directory goes away: no save can succeed.
+				if err := os.Rename(dir, dir+".gone"); err != nil {
+					t.Error(err)
+				}
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	state := filepath.Join(dir, "dana.state")
+	runCmd(t, nil, "client", "signup", "--server", url, "--username", "dana", "--state", state).ok(t, "signup")
+	expired.Store(true)
+	r := runCmd(t, nil, "client", "me", "--state", state)
+	if !moved.Load() {
+		t.Fatal("the client did not refresh")
+	}
+	if r.err == nil || !strings.Contains(r.stderr, ": state_not_saved: ") {
+		t.Fatalf("me with unsaved tokens: err %v, stderr %q", r.err, r.stderr)
 	}
 }

@@ -378,37 +378,42 @@ func TestPersistFailureKeepsTokens(t *testing.T) {
 	}
 }
 
-// TestCloseSavesUnsavedTokens: a process that refreshed while its store
-// failed must not exit with the successor in memory only; the next process
-// would start from the spent refresh token, which is reuse once the grace
-// window is over.
-func TestCloseSavesUnsavedTokens(t *testing.T) {
-	store := &flakyStore{}
-	h := newHarness(t, client.ES256, store)
-	h.signup(t)
-	store.fail.Store(true)
-	if err := h.c.Refresh(context.Background()); !errors.Is(err, client.ErrPersist) {
-		t.Fatalf("Refresh: %v, want ErrPersist", err)
-	}
-	store.fail.Store(false)
-	if err := h.c.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	if st := saved(t, h.store); st.RefreshToken != h.api.device(t).cur {
-		t.Fatal("Close left the refreshed tokens unsaved")
-	}
-}
-
-func TestCloseReportsUnsavedTokens(t *testing.T) {
-	store := &flakyStore{}
-	h := newHarness(t, client.ES256, store)
-	h.signup(t)
-	store.fail.Store(true)
-	if err := h.c.Refresh(context.Background()); !errors.Is(err, client.ErrPersist) {
-		t.Fatalf("Refresh: %v, want ErrPersist", err)
-	}
-	if err := h.c.Close(); !errors.Is(err, client.ErrPersist) {
-		t.Fatalf("Close: %v, want ErrPersist", err)
+// TestCloseUnsavedTokens: a process that refreshed while its store failed
+// must not exit with the successor in memory only; the next process would
+// start from the spent refresh token, which is reuse once the grace window
+// is over. Close saves it once more, and says ErrPersist when that fails
+// too.
+func TestCloseUnsavedTokens(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		recovered bool // the store works again by Close
+	}{
+		{name: "store back: saved", recovered: true},
+		{name: "store still failing: reported"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			store := &flakyStore{}
+			h := newHarness(t, client.ES256, store)
+			h.signup(t)
+			store.fail.Store(true)
+			if err := h.c.Refresh(context.Background()); !errors.Is(err, client.ErrPersist) {
+				t.Fatalf("Refresh: %v, want ErrPersist", err)
+			}
+			store.fail.Store(!tc.recovered)
+			err := h.c.Close()
+			if !tc.recovered {
+				if !errors.Is(err, client.ErrPersist) {
+					t.Fatalf("Close: %v, want ErrPersist", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+			if st := saved(t, h.store); st.RefreshToken != h.api.device(t).cur {
+				t.Fatal("Close left the refreshed tokens unsaved")
+			}
+		})
 	}
 }
 

@@ -189,20 +189,10 @@ func TestProxyForwardedHeaders(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			gw, w, _ := startGateway(t, gateway.Config{TrustedProxies: tc.trusted})
-			d := w.device(t, "acct_a", "dev_a")
-			req, _ := http.NewRequest("GET", gw.URL+"/", nil)
-			req.Header.Set("X-Forwarded-For", "203.0.113.9")
-			req.Header.Set("X-Forwarded-Proto", "https")
-			d.sign(t, req.Header, "GET", gw.URL+"/")
-			res, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer res.Body.Close()
-			var got http.Header
-			_ = json.NewDecoder(res.Body).Decode(&got)
-			if res.StatusCode != 200 || got.Get("X-Forwarded-For") != tc.wantFor || got.Get("X-Forwarded-Proto") != tc.wantProto {
-				t.Fatalf("%d: X-Forwarded-For %q, -Proto %q", res.StatusCode, got.Get("X-Forwarded-For"), got.Get("X-Forwarded-Proto"))
+			got := upstreamHeaders(t, gw, w.device(t, "acct_a", "dev_a"), http.Header{
+				"X-Forwarded-For": {"203.0.113.9"}, "X-Forwarded-Proto": {"https"}})
+			if got.Get("X-Forwarded-For") != tc.wantFor || got.Get("X-Forwarded-Proto") != tc.wantProto {
+				t.Fatalf("X-Forwarded-For %q, -Proto %q", got.Get("X-Forwarded-For"), got.Get("X-Forwarded-Proto"))
 			}
 		})
 	}
@@ -237,21 +227,11 @@ func TestProxyClientForwardedHeaders(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			gw, w, _ := startGateway(t, gateway.Config{TrustedProxies: tc.trusted})
-			d := w.device(t, "acct_a", "dev_a")
-			req, _ := http.NewRequest("GET", gw.URL+"/", nil)
+			h := http.Header{}
 			for k, v := range sent {
-				req.Header[k] = []string{v} // as spelled, not canonicalized
+				h[k] = []string{v} // as spelled, not canonicalized
 			}
-			d.sign(t, req.Header, "GET", gw.URL+"/")
-			res, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer res.Body.Close()
-			var got http.Header
-			if err := json.NewDecoder(res.Body).Decode(&got); err != nil || res.StatusCode != 200 {
-				t.Fatalf("%d: %v", res.StatusCode, err)
-			}
+			got := upstreamHeaders(t, gw, w.device(t, "acct_a", "dev_a"), h)
 			want := map[string]bool{"X-Forwarded-For": true, "X-Forwarded-Host": true, "X-Forwarded-Proto": true}
 			for _, k := range tc.kept {
 				want[k] = true
@@ -278,8 +258,21 @@ func TestProxyClientForwardedHeaders(t *testing.T) {
 
 func TestProxyStripAuthorization(t *testing.T) {
 	gw, w, _ := startGateway(t, gateway.Config{StripAuthorization: true})
-	d := w.device(t, "acct_a", "dev_a")
+	got := upstreamHeaders(t, gw, w.device(t, "acct_a", "dev_a"), nil)
+	if got.Get("Authorization") != "" || got.Get("DPoP") != "" || got.Get("X-Hallpass-Account") != "acct_a" {
+		t.Fatalf("%v", got)
+	}
+}
+
+// upstreamHeaders sends GET / through gw with the headers h (as spelled)
+// and d's token and proof, and returns the headers the upstream received
+// (it echoes them as JSON); anything but a 200 fails the test.
+func upstreamHeaders(t *testing.T, gw *httptest.Server, d *device, h http.Header) http.Header {
+	t.Helper()
 	req, _ := http.NewRequest("GET", gw.URL+"/", nil)
+	for k, v := range h {
+		req.Header[k] = v
+	}
 	d.sign(t, req.Header, "GET", gw.URL+"/")
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -287,10 +280,10 @@ func TestProxyStripAuthorization(t *testing.T) {
 	}
 	defer res.Body.Close()
 	var got http.Header
-	_ = json.NewDecoder(res.Body).Decode(&got)
-	if res.StatusCode != 200 || got.Get("Authorization") != "" || got.Get("DPoP") != "" || got.Get("X-Hallpass-Account") != "acct_a" {
-		t.Fatalf("%d %v", res.StatusCode, got)
+	if err := json.NewDecoder(res.Body).Decode(&got); err != nil || res.StatusCode != 200 {
+		t.Fatalf("upstream headers: %d: %v", res.StatusCode, err)
 	}
+	return got
 }
 
 func TestProxyUpstreamDown(t *testing.T) {

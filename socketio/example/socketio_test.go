@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -123,6 +124,10 @@ func newFixtureWith(t *testing.T, o fixtureOpts) *fixture {
 	a, err := newApp(ctx, config{
 		Keys: ks, Issuer: testIssuer, Audience: testAudience, PublicURL: f.url,
 		Store: f.store, MaxStaleness: o.maxStaleness, Recheck: 100 * time.Millisecond, StaleGrace: o.staleGrace,
+		// A client whose close the server misses (it left mid-upgrade, or
+		// was killed) is dropped within 4 s rather than 45 s, well inside
+		// TestHandshake's wait for the guard to forget every socket.
+		PingInterval: time.Second, PingTimeout: 3 * time.Second,
 		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo})),
 	})
 	if err != nil {
@@ -251,6 +256,8 @@ type client struct {
 	t      *testing.T
 	events chan event
 	done   chan error
+	kill   func() // SIGKILL: the client leaves without a word
+	cmd    *exec.Cmd
 }
 
 // runClient starts client.mjs against f with the given auth. Node trusts
@@ -287,7 +294,7 @@ func (f *fixture) runClientCA(t *testing.T, tok, proof, transports, caFile strin
 		cancel()
 		t.Fatal(err)
 	}
-	c := &client{t: t, events: make(chan event, 16), done: make(chan error, 1)}
+	c := &client{t: t, events: make(chan event, 16), done: make(chan error, 1), kill: cancel, cmd: cmd}
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
@@ -308,7 +315,7 @@ func (f *fixture) runClientCA(t *testing.T, tok, proof, transports, caFile strin
 	}()
 	// The client leaves as a real one does, with a disconnect packet: a
 	// killed polling client is noticed only at the server's ping timeout
-	// (45 s), long after TestHandshake checks that the guard forgot it.
+	// (4 s in the fixture), later than a close.
 	// It is killed only if it has not left within 10 s (a loaded machine
 	// running -race is slow), and the log says so: the server then sees
 	// the socket go only at its ping timeout.
@@ -488,14 +495,54 @@ func TestHandshake(t *testing.T) {
 		}
 	})
 
-	// Every client above has exited: the guard forgot their sockets (10 s:
-	// a loaded machine running -race is slow to see the last one leave).
+	// Every client above has exited: the guard forgot their sockets.
+	f.waitForgotten(t)
+}
+
+// waitForgotten fails t unless the guard watches no socket within 10 s: a
+// loaded machine running -race is slow to see the last client leave, and
+// a client whose close the server missed goes at the fixture's 4 s ping
+// timeout.
+func (f *fixture) waitForgotten(t *testing.T) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for f.app.guard.Len() != 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("guard still watches %d sockets after their clients left", f.app.guard.Len())
+			t.Fatalf("guard still watches %d sockets after their clients left (server: %d sockets in /, %d engine.io connections)",
+				f.app.guard.Len(), f.app.io.Sockets().Sockets().Len(), f.app.io.Engine().ClientsCount())
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A client that goes silent with its connections still open (a phone
+// that lost its network; here a stopped process) is dropped by the server
+// at its ping timeout, and the guard forgets it; one that dies (its
+// connections closed by the kernel) is forgotten at once.
+func TestVanishedClientForgotten(t *testing.T) {
+	for _, how := range []string{"silent", "killed"} {
+		for _, tr := range []string{"polling", "websocket"} {
+			t.Run(how+"/"+tr, func(t *testing.T) {
+				f := newFixture(t)
+				erin := newDevice(t, "acc_erin", "dev_erin")
+				tok := f.mint(t, erin, time.Now().Add(-2*time.Second))
+				c := f.runClient(t, tok, f.proof(t, erin.key, tok), tr)
+				c.connected(erin)
+				if n := f.app.guard.Len(); n != 1 {
+					t.Fatalf("guard watches %d sockets, want 1", n)
+				}
+				if how == "silent" {
+					if err := c.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+						t.Fatal(err)
+					}
+				}
+				defer c.kill() // a stopped process still dies of SIGKILL
+				if how == "killed" {
+					c.kill()
+				}
+				f.waitForgotten(t)
+			})
+		}
 	}
 }
 

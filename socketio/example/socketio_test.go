@@ -125,9 +125,9 @@ func newFixtureWith(t *testing.T, o fixtureOpts) *fixture {
 		Keys: ks, Issuer: testIssuer, Audience: testAudience, PublicURL: f.url,
 		Store: f.store, MaxStaleness: o.maxStaleness, Recheck: 100 * time.Millisecond, StaleGrace: o.staleGrace,
 		// A client whose close the server misses (it left mid-upgrade, or
-		// was killed) is dropped within 4 s rather than 45 s, well inside
+		// was killed) is dropped within 5 s rather than 45 s, well inside
 		// TestHandshake's wait for the guard to forget every socket.
-		PingInterval: time.Second, PingTimeout: 3 * time.Second,
+		PingInterval: time.Second, PingTimeout: 4 * time.Second,
 		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo})),
 	})
 	if err != nil {
@@ -315,7 +315,7 @@ func (f *fixture) runClientCA(t *testing.T, tok, proof, transports, caFile strin
 	}()
 	// The client leaves as a real one does, with a disconnect packet: a
 	// killed polling client is noticed only at the server's ping timeout
-	// (4 s in the fixture), later than a close.
+	// (5 s in the fixture), later than a close.
 	// It is killed only if it has not left within 10 s (a loaded machine
 	// running -race is slow), and the log says so: the server then sees
 	// the socket go only at its ping timeout.
@@ -501,7 +501,7 @@ func TestHandshake(t *testing.T) {
 
 // waitForgotten fails t unless the guard watches no socket within 10 s: a
 // loaded machine running -race is slow to see the last client leave, and
-// a client whose close the server missed goes at the fixture's 4 s ping
+// a client whose close the server missed goes at the fixture's 5 s ping
 // timeout.
 func (f *fixture) waitForgotten(t *testing.T) {
 	t.Helper()

@@ -33,12 +33,13 @@ var ErrAdminKeys = errors.New("issuer: malformed admin keys file")
 //	sha256:<hex digest of the key> <id> <created, RFC 3339>
 //
 // id names the key in audit records; it must be 1 to 64 characters of
-// letters, digits, '.', '_' and '-'. Empty: "key-" and the first 12 hex
+// letters, digits, '.', '_' and '-', and not "-" alone (the who of a call
+// made with no accepted key). Empty: "key-" and the first 12 hex
 // digits of the digest. The key itself is returned once and stored
 // nowhere.
 func NewAdminKey(r io.Reader, id string, now time.Time) (key, line string, err error) {
 	if id != "" && !validAdminKeyID(id) {
-		return "", "", errors.New("issuer: admin key id must be 1 to 64 letters, digits, '.', '_' or '-'")
+		return "", "", errors.New(`issuer: admin key id must be 1 to 64 letters, digits, '.', '_' or '-', and not "-"`)
 	}
 	if r == nil {
 		r = rand.Reader
@@ -56,8 +57,11 @@ func NewAdminKey(r io.Reader, id string, now time.Time) (key, line string, err e
 	return key, line, nil
 }
 
+// validAdminKeyID refuses "-": audit records name a call made with no
+// accepted key so, and such calls are only sampled; a key of that name
+// would act unrecorded.
 func validAdminKeyID(id string) bool {
-	if len(id) < 1 || len(id) > 64 {
+	if len(id) < 1 || len(id) > 64 || id == auditWhoUnauthenticated {
 		return false
 	}
 	for i := 0; i < len(id); i++ {

@@ -55,3 +55,39 @@ func TestAdminKeysFileMalformed(t *testing.T) {
 		})
 	}
 }
+
+// TestAdminKeyIDDash: "-" is the audit record's who of a call made with no
+// accepted key, so it cannot name a key. A key named "-" had its calls
+// taken for refused ones: sampled (not recorded at all with
+// AuditRefusedPerMinute < 0, only 60 a minute otherwise), counted in
+// hallpass_admin_refused_total, indistinguishable from a guesser's. Now
+// NewAdminKey refuses the id and a file holding it is refused (fail
+// closed), so no call made with it changes anything unrecorded.
+func TestAdminKeyIDDash(t *testing.T) {
+	if _, _, err := issuer.NewAdminKey(nil, "-", time.Now()); err == nil {
+		t.Error(`NewAdminKey made a key named "-"`)
+	}
+	a := newAdminEnv(t, &boltBackend{}, func(c *issuer.Config) { c.AuditRefusedPerMinute = -1 })
+	d := a.newDevice("EdDSA")
+	d.signup("erin")
+	key, line, err := issuer.NewAdminKey(nil, "x", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	line = strings.Replace(line, " x ", " - ", 1)
+	f, err := os.OpenFile(a.cfg.AdminKeysFile, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(line + "\n")
+	f.Close()
+	before := len(a.audit.Records())
+	r := a.adminDo(http.MethodPost, "/v1/admin/accounts/"+d.accID+"/ban", key, nil)
+	if r.status != http.StatusServiceUnavailable {
+		t.Errorf("ban with a key named %q: %d, want 503 (the file refused)", "-", r.status)
+	}
+	if b := a.call(http.MethodGet, "/v1/admin/accounts/"+d.accID, nil); b.status == http.StatusOK && b.json(t)["banned"] == true {
+		recs := a.audit.Records()[before:]
+		t.Errorf("the account was banned by a key named %q; audit records since: %+v", "-", recs)
+	}
+}

@@ -38,7 +38,10 @@
 // watches it:
 //
 //   - at the token's exp, by the Guard's clock, it is disconnected with
-//     reason token_expired; a client that wants to stay connected reconnects
+//     reason token_expired (a timer set at the handshake, and every
+//     re-check compares exp with the clock again, so a clock that steps
+//     forward does not keep the socket past exp by more than
+//     RecheckEvery); a client that wants to stay connected reconnects
 //     with a fresh token before then;
 //   - every Options.RecheckEvery (1 s) the Options.Revocation checker (the
 //     revocation mirror) is asked again about each live socket; a revoked

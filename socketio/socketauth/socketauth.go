@@ -566,9 +566,16 @@ func (g *Guard) recheck() {
 	}
 }
 
-// recheckOne asks the key checker, then the revocation checker, about ss;
-// it returns the reason to disconnect it, or "".
+// recheckOne checks the token's exp against the Guard's clock, then asks
+// the key checker and the revocation checker about ss; it returns the
+// reason to disconnect it, or "". The expiry timer runs on the monotonic
+// clock from the handshake: a Guard clock that stepped forward since (an
+// NTP correction, a resumed VM, a skewed verifier clock) passes exp first,
+// and the re-check catches it.
 func (g *Guard) recheckOne(ss *session, now time.Time) string {
+	if !now.Before(ss.claims.Expiry) {
+		return ReasonTokenExpired
+	}
 	if g.kc != nil {
 		ctx, cancel := context.WithTimeout(g.ctx, g.timeout)
 		_, err := g.kc.LookupKey(ctx, ss.kid)

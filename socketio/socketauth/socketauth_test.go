@@ -496,3 +496,27 @@ func FuzzCheck(f *testing.F) {
 		}
 	})
 }
+
+// TestExpiryByGuardClock: a socket is disconnected once its token's exp
+// has passed by the Guard's clock (Options.Now, the verifier's), not only
+// when a timer set from that clock at the handshake fires: a clock that
+// steps forward (an NTP correction, a resumed VM) must not keep an expired
+// token's socket connected.
+func TestExpiryByGuardClock(t *testing.T) {
+	e := newEnv(t)
+	var skew atomic.Int64
+	now := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	g := newGuard(t, e.auth, socketauth.Options{Now: now, RecheckEvery: 20 * time.Millisecond})
+	k := newKicks()
+	// The step stays within the grace a socket has to connect (this one
+	// never does), so only its expiry can drop it.
+	if code := g.Register(socket.MakeSocket(), claims(now().Add(10*time.Second)), "kid", k.kick); code != "" {
+		t.Fatal(code)
+	}
+	k.none(t, 100*time.Millisecond)
+	skew.Store(int64(11 * time.Second)) // the Guard's clock is now past exp; the timer has 10 s to go
+	k.wait(t, socketauth.ReasonTokenExpired)
+	if g.Len() != 0 {
+		t.Fatal("session kept after expiry")
+	}
+}

@@ -497,3 +497,50 @@ func TestAdminBanBeforeSessionsEnd(t *testing.T) {
 		}
 	})
 }
+
+// TestAdminAccountDevicesBounded: the account's answer lists at most
+// MaxAdminAccountDevices devices, the active ones first, then the most
+// recently used, then the newest, and counts them all.
+func TestAdminAccountDevicesBounded(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	dev := func(id string, created, used, revoked time.Duration) account.Device {
+		d := account.Device{ID: id, Created: t0.Add(created), LastUsed: t0.Add(used)}
+		if revoked > 0 {
+			d.Revoked = t0.Add(revoked)
+		}
+		return d
+	}
+	devs := []account.Device{
+		dev("out-recent", 0, 9*time.Hour, 10*time.Hour),
+		dev("old-unused", 0, 0, 0),
+		dev("used", 0, 5*time.Hour, 0),
+		dev("new-unused", time.Hour, time.Hour, 0),
+		dev("out-old", 0, time.Hour, 2*time.Hour),
+	}
+	tests := []struct {
+		name string
+		n    int
+		want []string
+	}{
+		{name: "all", n: 10, want: []string{"used", "new-unused", "old-unused", "out-recent", "out-old"}},
+		{name: "bounded", n: 2, want: []string{"used", "new-unused"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []string
+			for _, d := range issuer.FirstDevices(append([]account.Device(nil), devs...), tt.n) {
+				got = append(got, d.ID)
+			}
+			if strings.Join(got, " ") != strings.Join(tt.want, " ") {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+	a := newAdminEnv(t, &boltBackend{})
+	d := a.newDevice("EdDSA")
+	d.signup("grace")
+	r := a.call(http.MethodGet, "/v1/admin/accounts/"+d.accID, nil)
+	if r.status != http.StatusOK || r.json(t)["devices_total"] != float64(1) {
+		t.Fatalf("account: %d %s", r.status, r.body)
+	}
+}

@@ -4,15 +4,18 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/hallpass/hallpass/account"
 	"github.com/hallpass/hallpass/client"
 	"github.com/hallpass/hallpass/issuer"
 	"github.com/hallpass/hallpass/issuer/console"
@@ -501,5 +504,63 @@ func TestSessionEnds(t *testing.T) {
 				t.Errorf("a form of the ended session: %d, want 403", p.status)
 			}
 		})
+	}
+}
+
+// addDevices joins n devices named name to the account acc straight
+// through the store, as n link-code redemptions would (the store has no
+// bound on an account's devices).
+func (e *env) addDevices(acc string, n int, name string) {
+	e.t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	now := time.Now()
+	for w := range 64 {
+		wg.Go(func() {
+			for i := w; i < n; i += 64 {
+				dev, err := account.NewID(account.DevicePrefix, nil)
+				if err == nil {
+					err = e.store.AddDevice(context.Background(),
+						account.Device{ID: dev, AccountID: acc, Name: name, JKT: "jkt-" + dev, Created: now},
+						account.Session{DeviceID: dev, AccountID: acc, JKT: "jkt-" + dev, Created: now, Expires: now.Add(time.Hour)})
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	check(e.t, <-errs)
+}
+
+// TestAccountWithManyDevices: an account owner who links tens of
+// thousands of devices (nothing bounds them) must not make the account's
+// page unusable: its admin answer grew past what the console reads (4
+// MiB) and the page was an internal error, without the ban button. The
+// admin API now lists a bounded number of devices, the active ones first,
+// with the total.
+func TestAccountWithManyDevices(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	phone := e.device("frank1", "phone")
+	acc, first := session(t, phone)
+	const n = 20_000
+	e.addDevices(acc, n, strings.Repeat("x", 64))
+	check(t, phone.Refresh(context.Background())) // the most recently used: listed
+	b := e.signedIn()
+	p := b.get("/admin/accounts/" + acc)
+	if p.status != http.StatusOK {
+		t.Fatalf("account page: %d", p.status)
+	}
+	for _, want := range []string{`id="ban"`, fmt.Sprintf(`id="devices-total">%d<`, n+1),
+		fmt.Sprintf(`The first %d of %d`, issuer.MaxAdminAccountDevices, n+1)} {
+		if !strings.Contains(p.body, want) {
+			t.Errorf("%q not in the page", want)
+		}
+	}
+	if !strings.Contains(p.body, first) {
+		t.Errorf("the most recently used device is not listed")
 	}
 }

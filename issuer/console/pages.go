@@ -36,7 +36,8 @@ type (
 		Username          string       `json:"username"`
 		Created           time.Time    `json:"created"`
 		Banned            bool         `json:"banned"`
-		Devices           []deviceJSON `json:"devices"`
+		Devices           []deviceJSON `json:"devices"` // the first issuer.MaxAdminAccountDevices
+		DevicesTotal      int          `json:"devices_total"`
 		RecoveryCodesLeft int          `json:"recovery_codes_left"`
 		LiveLinkCodes     int          `json:"live_link_codes"`
 	}

@@ -14,7 +14,11 @@ echo "promtool not found; installing the Debian package prometheus" >&2
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq || true
-$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+# RUNLEVEL=1: invoke-rc.d does not start the packaged service where there
+# is no systemd (Debian's Prometheus listens on every interface, port
+# 9090); env passes it through sudo. Where systemd started it, it is
+# stopped below.
+$SUDO env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y -qq --no-install-recommends prometheus >/dev/null
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus 2>/dev/null; then
   $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
 fi

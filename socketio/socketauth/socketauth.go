@@ -96,6 +96,8 @@ type Authenticator interface {
 // of each live socket may still be used; *revocation.Mirror is one. An error
 // wrapping revocation.ErrRevoked disconnects the socket with
 // ReasonTokenRevoked, any other error with ReasonUnavailable (fail closed).
+// Each check gets a context bounded by Options.Timeout, and should honour
+// it.
 type RevocationChecker interface {
 	CheckRevoked(ctx context.Context, kid keys.KeyID, c *token.Claims) error
 }
@@ -155,8 +157,9 @@ type Options struct {
 	// token's exp). Choose it no longer than you would let a revoked
 	// device keep a socket open.
 	StaleGrace time.Duration
-	// Timeout bounds one handshake's authentication (default
-	// DefaultTimeout).
+	// Timeout bounds one handshake's authentication, and each re-check
+	// of one socket by Keys and by Revocation: a check past it fails
+	// closed (unavailable). Default DefaultTimeout.
 	Timeout time.Duration
 	// Now is the clock that times a token's expiry, read on every
 	// handshake and re-check (default time.Now). Use the verifier's, and
@@ -593,7 +596,12 @@ func (g *Guard) recheckOne(ss *session, now time.Time) string {
 	if g.rc == nil {
 		return ""
 	}
-	err := g.rc.CheckRevoked(g.ctx, ss.kid, ss.claims)
+	// Bounded as a handshake is: a checker that stops answering would
+	// otherwise hold up the re-check of every socket (none of them
+	// disconnected on a revocation) until Close.
+	ctx, cancel := context.WithTimeout(g.ctx, g.timeout)
+	err := g.rc.CheckRevoked(ctx, ss.kid, ss.claims)
+	cancel()
 	if err == nil || errors.Is(err, revocation.ErrStale) && g.rideOut(now) {
 		return ""
 	}

@@ -520,3 +520,47 @@ func TestExpiryByGuardClock(t *testing.T) {
 		t.Fatal("session kept after expiry")
 	}
 }
+
+// hangingChecker is a RevocationChecker whose check of device "dev_hang"
+// waits for its context to end (a remote checker whose backend stopped
+// answering); every other check returns the checker's error.
+type hangingChecker struct {
+	checker
+	hung chan struct{} // closed when a check first waits
+	once sync.Once
+}
+
+func (c *hangingChecker) CheckRevoked(ctx context.Context, kid keys.KeyID, cl *token.Claims) error {
+	if cl.Device != "dev_hang" {
+		return c.checker.CheckRevoked(ctx, kid, cl)
+	}
+	c.once.Do(func() { close(c.hung) })
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// TestRecheckHangingChecker: a re-check that does not answer is bounded by
+// Options.Timeout and fails closed (unavailable), and does not hold up the
+// re-check of the other sockets: a revocation still disconnects them.
+func TestRecheckHangingChecker(t *testing.T) {
+	e := newEnv(t)
+	rc := &hangingChecker{hung: make(chan struct{})}
+	g := newGuard(t, e.auth, socketauth.Options{Revocation: rc, RecheckEvery: 20 * time.Millisecond, Timeout: 200 * time.Millisecond})
+	hang, other := newKicks(), newKicks()
+	c := claims(time.Now().Add(time.Minute))
+	c.Device = "dev_hang"
+	if code := g.Register(socket.MakeSocket(), c, "kid", hang.kick); code != "" {
+		t.Fatal(code)
+	}
+	if code := g.Register(socket.MakeSocket(), claims(time.Now().Add(time.Minute)), "kid", other.kick); code != "" {
+		t.Fatal(code)
+	}
+	select {
+	case <-rc.hung:
+	case <-time.After(3 * time.Second):
+		t.Fatal("the re-check never asked about the socket")
+	}
+	rc.set(revocation.ErrRevoked)
+	other.wait(t, socketauth.ReasonTokenRevoked)
+	hang.wait(t, socketauth.ReasonUnavailable)
+}

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -288,12 +290,22 @@ func (s *Server) handleAdminRevoke(c echo.Context) error {
 
 type entriesResponse struct {
 	Entries []entryView `json:"entries"`
+	Total   int         `json:"total"` // live entries, listed or not
 }
 
-// handleAdminRevocations: GET /v1/admin/revocations, the live entries.
+// handleAdminRevocations: GET /v1/admin/revocations?limit=N, the live
+// entries, newest first; with limit, the newest N only (every sign-out adds
+// an entry: a busy issuer holds tens of thousands).
 func (s *Server) handleAdminRevocations(c echo.Context) error {
 	if err := s.requireRevStore(); err != nil {
 		return err
+	}
+	limit := -1
+	if v := c.QueryParam("limit"); v != "" {
+		var err error
+		if limit, err = strconv.Atoi(v); err != nil || limit < 1 {
+			return errInvalidRequest(errors.New("limit must be a positive number"))
+		}
 	}
 	var es []revocation.Entry
 	if err := s.storeCall(c, "revocation_snapshot", func(ctx context.Context) error {
@@ -304,11 +316,15 @@ func (s *Server) handleAdminRevocations(c echo.Context) error {
 		return storeErr(err)
 	}
 	now := s.now()
-	out := entriesResponse{Entries: make([]entryView, 0, len(es))}
-	for _, e := range es {
-		if !e.Expired(now) {
-			out.Entries = append(out.Entries, viewEntry(e))
-		}
+	live := slices.DeleteFunc(es, func(e revocation.Entry) bool { return e.Expired(now) })
+	slices.SortStableFunc(live, func(a, b revocation.Entry) int { return b.Created.Compare(a.Created) })
+	out := entriesResponse{Total: len(live)}
+	if limit >= 0 {
+		live = live[:min(limit, len(live))]
+	}
+	out.Entries = make([]entryView, 0, len(live))
+	for _, e := range live {
+		out.Entries = append(out.Entries, viewEntry(e))
 	}
 	noStore(c)
 	return c.JSON(http.StatusOK, out)

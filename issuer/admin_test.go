@@ -544,3 +544,58 @@ func TestAdminAccountDevicesBounded(t *testing.T) {
 		t.Fatalf("account: %d %s", r.status, r.body)
 	}
 }
+
+// TestAdminRevocationsLimit: the live entries come newest first, with
+// their total; limit lists the newest ones only.
+func TestAdminRevocationsLimit(t *testing.T) {
+	a := newAdminEnv(t, &boltBackend{})
+	var ids []string
+	for range 3 {
+		id, err := account.NewID(account.DevicePrefix, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+		if r := a.call(http.MethodPost, issuer.PathAdminRevocations, map[string]string{"kind": "device", "id": id}); r.status != http.StatusCreated {
+			t.Fatalf("add: %d %s", r.status, r.body)
+		}
+		a.clock.Advance(time.Second)
+	}
+	tests := []struct {
+		name   string
+		query  string
+		status int
+		want   []string
+	}{
+		{name: "all", status: http.StatusOK, want: []string{ids[2], ids[1], ids[0]}},
+		{name: "newest two", query: "?limit=2", status: http.StatusOK, want: []string{ids[2], ids[1]}},
+		{name: "more than there are", query: "?limit=10", status: http.StatusOK, want: []string{ids[2], ids[1], ids[0]}},
+		{name: "zero", query: "?limit=0", status: http.StatusBadRequest},
+		{name: "not a number", query: "?limit=x", status: http.StatusBadRequest},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := a.call(http.MethodGet, issuer.PathAdminRevocations+tt.query, nil)
+			if r.status != tt.status {
+				t.Fatalf("status %d, want %d: %s", r.status, tt.status, r.body)
+			}
+			if tt.status != http.StatusOK {
+				return
+			}
+			var out struct {
+				Entries []struct{ ID string }
+				Total   int
+			}
+			if err := json.Unmarshal(r.body, &out); err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, e := range out.Entries {
+				got = append(got, e.ID)
+			}
+			if strings.Join(got, " ") != strings.Join(tt.want, " ") || out.Total != 3 {
+				t.Errorf("entries %v, total %d; want %v, 3", got, out.Total, tt.want)
+			}
+		})
+	}
+}

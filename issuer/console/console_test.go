@@ -20,6 +20,7 @@ import (
 	"github.com/hallpass/hallpass/issuer"
 	"github.com/hallpass/hallpass/issuer/console"
 	"github.com/hallpass/hallpass/ratelimit"
+	"github.com/hallpass/hallpass/revocation"
 )
 
 // sessionCookie finds the session cookie among a response's Set-Cookie
@@ -562,5 +563,59 @@ func TestAccountWithManyDevices(t *testing.T) {
 	}
 	if !strings.Contains(p.body, first) {
 		t.Errorf("the most recently used device is not listed")
+	}
+}
+
+// addEntries adds n device entries straight to the revocation store, as
+// n sign-outs would.
+func (e *env) addEntries(n int) {
+	e.t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for w := range 64 {
+		wg.Go(func() {
+			for i := w; i < n; i += 64 {
+				dev, err := account.NewID(account.DevicePrefix, nil)
+				var en revocation.Entry
+				if err == nil {
+					en, err = revocation.NewEntry(revocation.KindDevice, dev, "logout", time.Now(), time.Hour)
+				}
+				if err == nil {
+					_, err = e.revs.Add(context.Background(), en)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	check(e.t, <-errs)
+}
+
+// TestManyRevocations: every sign-out adds an entry that lives 65
+// minutes, so a busy issuer holds tens of thousands; the admin API's
+// answer listing them all grew past what the console reads (4 MiB) and
+// the revocations page was an internal error. The console now asks for
+// the newest 500 and says how many there are.
+func TestManyRevocations(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	const n = 25_000
+	e.addEntries(n)
+	acc, dev := session(t, e.device("gina1", "phone"))
+	b := e.signedIn()
+	if p := b.do(http.MethodPost, "/admin/devices/"+dev+"/sign-out", url.Values{"csrf": {b.get("/admin/").csrf(t)}, "account": {acc}}, nil); p.status != http.StatusSeeOther {
+		t.Fatalf("sign-out: %d", p.status)
+	}
+	p := b.get("/admin/revocations")
+	if p.status != http.StatusOK {
+		t.Fatalf("revocations page: %d", p.status)
+	}
+	for _, want := range []string{dev, fmt.Sprintf(`The newest %d of %d`, 500, n+1)} {
+		if !strings.Contains(p.body, want) {
+			t.Errorf("%q not in the page", want)
+		}
 	}
 }

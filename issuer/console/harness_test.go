@@ -53,6 +53,7 @@ type env struct {
 	clock    *clock
 	srv      *issuer.Server
 	store    account.Store
+	revs     revocation.Store
 	public   *httptest.Server
 	admin    *httptest.Server
 	// sessionCookies seen, to check they never reach the logs
@@ -77,7 +78,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 		handler.Load().(http.Handler).ServeHTTP(w, r)
 	}))
 	t.Cleanup(e.public.Close)
-	e.srv, e.store = newIssuer(t, e, dir, o)
+	e.srv, e.store, e.revs = newIssuer(t, e, dir, o)
 	handler.Store(e.srv.Handler())
 	con, err := console.New(console.Config{Admin: e.srv.AdminHandler(), Public: e.srv.Handler(), Now: e.clock.Now,
 		Logger: slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
@@ -93,7 +94,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	return e
 }
 
-func newIssuer(t *testing.T, e *env, dir string, o envOptions) (*issuer.Server, account.Store) {
+func newIssuer(t *testing.T, e *env, dir string, o envOptions) (*issuer.Server, account.Store, revocation.Store) {
 	st, err := boltstore.Open(filepath.Join(dir, "hallpass.db"), boltstore.Options{})
 	check(t, err)
 	t.Cleanup(func() { st.Close() })
@@ -127,7 +128,7 @@ func newIssuer(t *testing.T, e *env, dir string, o envOptions) (*issuer.Server, 
 		Logger: slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	check(t, err)
-	return srv, st
+	return srv, st, rs
 }
 
 // rawAccount writes an account with one device straight to the store,

@@ -3,6 +3,7 @@ package console
 import (
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -12,6 +13,10 @@ import (
 
 // maxQuery bounds a search.
 const maxQuery = 256
+
+// revocationsShown is how many entries the revocations page lists, the
+// newest: a busy issuer holds tens of thousands (every sign-out adds one).
+const revocationsShown = 500
 
 // flashes are the only messages a redirect can ask for (?done=...).
 var flashes = map[string]string{
@@ -48,6 +53,10 @@ type (
 		Created time.Time  `json:"created"`
 		Expires *time.Time `json:"expires"`
 		Reason  string     `json:"reason"`
+	}
+	revocationsView struct {
+		Entries []entryJSON `json:"entries"` // the newest revocationsShown
+		Total   int         `json:"total"`
 	}
 	keySetJSON struct {
 		Issuer string `json:"issuer"`
@@ -199,13 +208,12 @@ func (c *Console) back(w http.ResponseWriter, accountID, done string) {
 
 // handleRevocations: GET /admin/revocations.
 func (c *Console) handleRevocations(w http.ResponseWriter, r *http.Request, s session) {
-	var out struct {
-		Entries []entryJSON `json:"entries"`
-	}
-	if !c.answered(w, r, s, c.admin(r, s, http.MethodGet, issuer.PathAdminRevocations), &out) {
+	var out revocationsView
+	path := issuer.PathAdminRevocations + "?limit=" + strconv.Itoa(revocationsShown)
+	if !c.answered(w, r, s, c.admin(r, s, http.MethodGet, path), &out) {
 		return
 	}
-	c.render(w, http.StatusOK, "revocations", c.view(r, s, "Revocations", out.Entries))
+	c.render(w, http.StatusOK, "revocations", c.view(r, s, "Revocations", out))
 }
 
 // handleKeys: GET /admin/keys, the public key set (no admin call: nothing

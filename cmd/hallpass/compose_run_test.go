@@ -302,7 +302,7 @@ func TestComposeTopology(t *testing.T) {
 		}
 	}
 	ups := d.services(upstreamStage)
-	redisSvc, edgeSvc := d.serviceByImage(t, "redis:"), d.serviceByImage(t, "nginx:")
+	redisSvc, edgeSvc := d.serviceByImage(t, "redis:"), d.serviceByImage(t, "nginxinc/nginx-unprivileged:")
 	if len(serves) != 2 || gatewaySvc == "" || len(ups) != 1 {
 		t.Fatalf("serve %q, gateway %q, upstream %q: want two, one, one", serves, gatewaySvc, ups)
 	}

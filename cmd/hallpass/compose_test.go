@@ -83,6 +83,7 @@ type composeService struct {
 	} `yaml:"healthcheck"`
 	ReadOnly bool     `yaml:"read_only"`
 	CapDrop  []string `yaml:"cap_drop"`
+	Tmpfs    []string `yaml:"tmpfs"`
 }
 
 // target is the Dockerfile stage a service runs ("" for a public image).
@@ -523,6 +524,14 @@ func TestComposeFile(t *testing.T) {
 	})
 
 	t.Run("other services", func(t *testing.T) {
+		// The edge faces the network: no root process, nothing written
+		// but its /tmp, no capability.
+		edge := svcs[d.serviceByImage(t, "nginx")] // either image
+		if !strings.HasPrefix(edge.Image, "nginxinc/nginx-unprivileged:") || !edge.ReadOnly ||
+			!slices.Equal(edge.CapDrop, []string{"ALL"}) || !slices.Equal(edge.Tmpfs, []string{"/tmp"}) {
+			t.Errorf("edge: image %s, read_only %v, cap_drop %q, tmpfs %q; want nginx-unprivileged, read-only, ALL dropped, /tmp",
+				edge.Image, edge.ReadOnly, edge.CapDrop, edge.Tmpfs)
+		}
 		redisSvc := d.serviceByImage(t, "redis:")
 		if rc := svcs[redisSvc].Command; !slices.Contains(rc, "--appendonly") || flagValue(rc, "appendonly") != "yes" {
 			t.Errorf("redis: command %q, want --appendonly yes", rc)
@@ -875,7 +884,7 @@ func edgeListenPort(t *testing.T) string {
 func edgeConfPath(t *testing.T) string {
 	t.Helper()
 	d := loadDeployment(t)
-	for _, v := range d.compose.Services[d.serviceByImage(t, "nginx:")].Volumes {
+	for _, v := range d.compose.Services[d.serviceByImage(t, "nginxinc/nginx-unprivileged:")].Volumes {
 		src, dst, _ := strings.Cut(v, ":")
 		if strings.HasPrefix(dst, "/etc/nginx/conf.d/") {
 			return filepath.Join(repoRoot, src)

@@ -56,9 +56,12 @@ ENV HALLPASS_LISTEN=0.0.0.0:8080 \
 VOLUME ["/data"]
 USER 65532:65532
 EXPOSE 8080
-# /healthz: the process answers. docker-compose.yml probes the issuers'
-# /readyz instead (key loaded, store and revocation mirror fresh), and
-# turns this check off for the gateway, which listens elsewhere.
+# /healthz: the process answers (serve on its default listener).
+# docker-compose.yml probes the issuers' /readyz instead (key loaded, store
+# and revocation mirror fresh), and the gateway's ops listener
+# (127.0.0.1:9101/readyz by default): a gateway started with plain
+# `docker run` needs the same, e.g. --health-cmd '/usr/local/bin/hallpass
+# health --timeout 4s http://127.0.0.1:9101/readyz', or it shows unhealthy.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 \
   CMD ["/usr/local/bin/hallpass", "health", "--timeout", "4s", "http://127.0.0.1:8080/healthz"]
 ENTRYPOINT ["/usr/local/bin/hallpass"]

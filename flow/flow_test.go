@@ -40,7 +40,9 @@ type fixture struct {
 	ring  *keys.Ring
 }
 
-func newFixture(t *testing.T, store account.Store) *fixture {
+// newFixture builds flows over store (a fresh bbolt store when nil); opts
+// change the configuration before the flows are built.
+func newFixture(t *testing.T, store account.Store, opts ...func(*flow.Config)) *fixture {
 	t.Helper()
 	clk := &fakeClock{t: time.Now().UTC().Truncate(time.Second)}
 	if store == nil {
@@ -72,12 +74,16 @@ func newFixture(t *testing.T, store account.Store) *fixture {
 		t.Fatal(err)
 	}
 	policy := account.DefaultUsernamePolicy()
-	f, err := flow.New(flow.Config{
+	cfg := flow.Config{
 		PublicURL: base, Store: store, Keys: ring, Refresh: codec, Minter: minter, Usernames: &policy,
 		MaxDeviceName: 64, RefreshTTL: 90 * 24 * time.Hour, RefreshIdle: 30 * 24 * time.Hour, RefreshGrace: 30 * time.Second,
 		EntryTTL: 11 * time.Minute, DPoP: dpop.Options{Replay: replay}, StoreTimeout: 5 * time.Second, Now: clk.Now,
 		Pepper: flow.StaticPepper{[]byte("test pepper, 32 bytes or so....")}, LinkCodeTTL: 10 * time.Minute, MaxLinkCodes: 3, UsernameHold: 24 * time.Hour,
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	f, err := flow.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,9 +40,11 @@ func read[T any](ctx context.Context, f *Flows, op string, fn func(ctx context.C
 // then every session ended in one store step. It is what a ban does (an
 // admin account revocation and a deletion do the same through Revoke and
 // DeleteAccount). A failure after the entry leaves the account denied; the call can be
-// retried.
+// retried. After the sessions' end the entry is written again
+// (resealEntry), for a refresh that raced it.
 func (f *Flows) EndAccount(ctx context.Context, accountID, reason string) error {
-	if _, err := f.AddEntry(ctx, revocation.KindAccount, accountID, reason); err != nil {
+	first, err := f.AddEntry(ctx, revocation.KindAccount, accountID, reason)
+	if err != nil {
 		return err
 	}
 	now := f.now().UTC()
@@ -55,14 +57,17 @@ func (f *Flows) EndAccount(ctx context.Context, accountID, reason string) error 
 		}
 		return storeErr("end_account_sessions", err)
 	}
+	f.resealEntry(ctx, first, revocation.KindAccount, accountID, reason)
 	return nil
 }
 
 // DeleteAccount deletes an account: every token refused everywhere (an
 // account entry), every session ended, the data removed but a tombstone
-// that holds the username for Config.UsernameHold.
+// that holds the username for Config.UsernameHold; then the entry written
+// again (resealEntry), for a refresh that raced the removal.
 func (f *Flows) DeleteAccount(ctx context.Context, accountID, reason string) error {
-	if _, err := f.AddEntry(ctx, revocation.KindAccount, accountID, reason); err != nil {
+	first, err := f.AddEntry(ctx, revocation.KindAccount, accountID, reason)
+	if err != nil {
 		return err
 	}
 	now := f.now().UTC()
@@ -74,6 +79,7 @@ func (f *Flows) DeleteAccount(ctx context.Context, accountID, reason string) err
 		}
 		return storeErr("delete_account", err)
 	}
+	f.resealEntry(ctx, first, revocation.KindAccount, accountID, reason)
 	return nil
 }
 

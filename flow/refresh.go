@@ -171,7 +171,7 @@ func (f *Flows) reused(ctx context.Context, m Meta, sess account.Session, rc ref
 		slog.String("event", "refresh_reuse"), slog.String("request_id", m.RequestID),
 		slog.String("account_id", sess.AccountID), slog.String("device_id", sess.DeviceID),
 		slog.Uint64("presented_counter", rc.Counter), slog.String("client_ip", m.ClientIP))
-	if n, err := f.addEntryRetried(ctx, revocation.KindDevice, sess.DeviceID, "refresh token reuse"); err != nil {
+	if _, n, err := f.addEntryRetried(ctx, revocation.KindDevice, sess.DeviceID, "refresh token reuse"); err != nil {
 		f.log.LogAttrs(ctx, slog.LevelError, "adding the device revocation after reuse failed; the device's access tokens stay valid at verifiers until they expire",
 			slog.String("event", "revocation_write_failed"), slog.String("request_id", m.RequestID),
 			slog.String("device_id", sess.DeviceID), slog.Int("attempts", n), slog.String("error", err.Error()))

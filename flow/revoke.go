@@ -3,6 +3,7 @@ package flow
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"time"
 
 	"github.com/hallpass/hallpass/account"
@@ -48,32 +49,58 @@ func (f *Flows) reuseEntryBudget() time.Duration { return 2 * f.cfg.StoreTimeout
 // addEntryRetried is AddEntry for a write no caller will retry: a store
 // that does not answer is tried again (reuseEntryAttempts in all, backoff
 // between them) until the budget runs out. A refused entry is not retried.
-// It returns the last error and the number of attempts; a final failure is
-// counted once. The write does not end with ctx: a client that hangs up
-// right after presenting a reused token must not stop the revocation.
-func (f *Flows) addEntryRetried(ctx context.Context, kind revocation.Kind, id, reason string) (int, error) {
+// It returns the stored entry, the number of attempts and the last error;
+// a final failure is counted once. The write does not end with ctx: a
+// client that hangs up right after presenting a reused token must not stop
+// the revocation.
+func (f *Flows) addEntryRetried(ctx context.Context, kind revocation.Kind, id, reason string) (revocation.Entry, int, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.reuseEntryBudget())
 	defer cancel()
 	backoff := reuseEntryBackoff
-	var err error
 	for attempt := 1; ; attempt++ {
-		if _, err = f.addEntry(ctx, kind, id, reason); err == nil || !errors.Is(err, ErrUnavailable) {
-			return attempt, err
+		e, err := f.addEntry(ctx, kind, id, reason)
+		if err == nil || !errors.Is(err, ErrUnavailable) {
+			return e, attempt, err
 		}
 		if attempt == reuseEntryAttempts {
 			f.unwritten(kind, id, reason)
-			return attempt, err
+			return e, attempt, err
 		}
 		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			f.unwritten(kind, id, reason)
-			return attempt, err
+			return e, attempt, err
 		case <-t.C:
 		}
 		backoff *= 2
 	}
+}
+
+// resealEntry writes the entry of kind:id again after the store step that
+// ended the sessions it names. A refresh racing the sign-out (its mirror
+// check just before the first entry arrived, its store step just before
+// the sessions ended) advanced its session and minted an access token
+// after the first entry's before, which that entry does not deny. No
+// refresh gets past the store after the step, so an entry written after
+// it denies every access token the device or account holds. As for a
+// reuse, no client would retry this write: it is retried here, and a final
+// failure is logged and counted, and still applied to this node's mirror
+// (unwritten); the first entry and the store step stand either way. It
+// returns the entry in force.
+func (f *Flows) resealEntry(ctx context.Context, first revocation.Entry, kind revocation.Kind, id, reason string) revocation.Entry {
+	if f.cfg.Revocations == nil {
+		return first
+	}
+	e, n, err := f.addEntryRetried(ctx, kind, id, reason)
+	if err != nil {
+		f.log.LogAttrs(ctx, slog.LevelError, "writing the revocation again after the sign-out failed; a token a racing refresh minted stays valid at verifiers until it expires",
+			slog.String("event", "revocation_write_failed"), slog.String("kind", string(kind)), slog.String("id", id),
+			slog.Int("attempts", n), slog.String("error", err.Error()))
+		return first
+	}
+	return e
 }
 
 // unwritten handles an entry that could not be written and that nobody
@@ -128,8 +155,10 @@ func (f *Flows) addEntry(ctx context.Context, kind revocation.Kind, id, reason s
 
 // Revoke writes an entry of any kind (the admin API) and, for a device or
 // account entry, ends the matching sessions right after, so the device or
-// account stays out when the entry expires. An id with no session is not
-// an error: entries may name devices this store does not know.
+// account stays out when the entry expires, and then writes the entry
+// again (resealEntry) for a refresh that raced the step; it returns the
+// entry in force. An id with no session is not an error: entries may name
+// devices this store does not know.
 func (f *Flows) Revoke(ctx context.Context, kind revocation.Kind, id, reason string) (revocation.Entry, error) {
 	e, err := f.AddEntry(ctx, kind, id, reason)
 	if err != nil {
@@ -145,20 +174,25 @@ func (f *Flows) Revoke(ctx context.Context, kind revocation.Kind, id, reason str
 	default:
 		return e, nil
 	}
-	if err := f.call(ctx, "end_sessions", end); err != nil && !errors.Is(err, account.ErrNotFound) {
+	switch err := f.call(ctx, "end_sessions", end); {
+	case errors.Is(err, account.ErrNotFound):
+		return e, nil // no session: nothing could race
+	case err != nil:
 		return e, storeErr("end_sessions", err)
 	}
-	return e, nil
+	return f.resealEntry(ctx, e, kind, id, reason), nil
 }
 
 // RevokeDevice signs a device out (logout, self-service, admin): a device
 // entry, so that every mirror refuses the device's access tokens, then the
 // session ended and the device marked revoked, so refresh stops working.
 // The entry is written first: if the session step then fails the call fails
-// and can be retried, and the device is already denied. Revoking a revoked
-// device succeeds again.
+// and can be retried, and the device is already denied. After the step the
+// entry is written again (resealEntry), for a refresh that raced it.
+// Revoking a revoked device succeeds again.
 func (f *Flows) RevokeDevice(ctx context.Context, deviceID, reason string) error {
-	if _, err := f.AddEntry(ctx, revocation.KindDevice, deviceID, reason); err != nil {
+	first, err := f.AddEntry(ctx, revocation.KindDevice, deviceID, reason)
+	if err != nil {
 		return err
 	}
 	now := f.now().UTC()
@@ -167,6 +201,7 @@ func (f *Flows) RevokeDevice(ctx context.Context, deviceID, reason string) error
 	}); err != nil {
 		return storeErr("end_session", err)
 	}
+	f.resealEntry(ctx, first, revocation.KindDevice, deviceID, reason)
 	return nil
 }
 

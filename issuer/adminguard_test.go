@@ -22,6 +22,23 @@ import (
 // refused ones; every junk call is counted, and the record after the
 // sample says how many were dropped. Failed authentication is limited per
 // address: past the budget the answer is 429 and the key is not looked at.
+// Both results of hallpass_admin_refused_total are exported at 0 before
+// the first refusal: a burst between two scrapes is then an increase
+// Prometheus counts (deploy/prometheus/alerts.yml, HallpassAdminAuthFailures).
+func TestAdminRefusedSeriesFromStart(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		m := scrape(t, newAdminEnv(t, be).env)
+		for _, want := range []string{
+			`hallpass_admin_refused_total{result="rate_limited"} 0`,
+			`hallpass_admin_refused_total{result="unauthorized"} 0`,
+		} {
+			if !contains(m, want) {
+				t.Errorf("metrics lack %s:\n%s", want, grep(m, "admin_refused"))
+			}
+		}
+	})
+}
+
 func TestAdminJunkCannotFlushAudit(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, be backend) {
 		a := newAdminEnv(t, be)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/hallpass/hallpass/problem"
 	"github.com/hallpass/hallpass/ratelimit"
 )
 
@@ -159,6 +160,12 @@ func newAdminGuard(cfg Config) (*adminGuard, error) {
 		Name: "hallpass_admin_refused_total",
 		Help: "Admin calls refused before any admin key was accepted, by result (unauthorized, rate_limited, ...).",
 	}, []string{"result"})
+	// Both results exist at 0 from the start: a burst of refusals that
+	// falls between two scrapes is then an increase, not a new series'
+	// first sample, which Prometheus' increase() does not count.
+	for _, r := range []string{problem.Unauthorized, problem.RateLimited} {
+		g.refused.WithLabelValues(r)
+	}
 	g.dropped = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "hallpass_admin_audit_dropped_total",
 		Help: "Refused admin calls counted but not recorded in the audit log and sink (over the per-minute sample).",

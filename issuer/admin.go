@@ -367,13 +367,17 @@ func (s *Server) getAccount(c echo.Context) (account.Account, error) {
 }
 
 // handleAdminAccountByName maps the name with the username policy (so
-// "Alice" finds "alice") and looks the mapped form up.
+// "Alice" finds "alice") and looks the mapped form up. The name is decoded
+// from the path once: Echo routes on the raw (still escaped) path only when
+// net/url kept one, and on the decoded path otherwise.
 func (s *Server) handleAdminAccountByName(c echo.Context) error {
 	tainted := c.Param("name")
-	if strings.Contains(tainted, "%") {
-		if u, err := url.PathUnescape(tainted); err == nil {
-			tainted = u
+	if c.Request().URL.RawPath != "" {
+		u, err := url.PathUnescape(tainted)
+		if err != nil {
+			return errNoSuchAccount
 		}
+		tainted = u
 	}
 	key, err := account.UsernameKey(tainted) // found even if the policy changed since
 	if err != nil {

@@ -222,6 +222,24 @@ func TestAdminAccounts(t *testing.T) {
 	if r := a.call(http.MethodGet, "/v1/admin/accounts/by-username/nobody", nil); r.status != http.StatusNotFound {
 		t.Fatalf("unknown name: %d", r.status)
 	}
+	// A name is decoded from the path once: "Zo%C3%AB" is "Zoë", and
+	// "D%2541VE" is "D%41VE" (no such name), never "DAVE".
+	zoe := a.newDevice("EdDSA")
+	zoe.signup("Zoë")
+	for _, tc := range []struct {
+		path string
+		want int
+	}{
+		{"Zo%C3%AB", http.StatusOK},
+		{"D%2541VE", http.StatusNotFound},
+		{"D%41VE", http.StatusOK},
+		{"Zo%c3%ab", http.StatusOK},         // not net/url's escaping: Echo routes on the raw path
+		{"D%2541V%45", http.StatusNotFound}, // the same, "D%41VE" once decoded
+	} {
+		if r := a.call(http.MethodGet, "/v1/admin/accounts/by-username/"+tc.path, nil); r.status != tc.want {
+			t.Errorf("by-username/%s: %d %s, want %d", tc.path, r.status, r.body, tc.want)
+		}
+	}
 	if r := a.call(http.MethodGet, "/v1/admin/accounts/acc_AAAAAAAAAAAAAAAAAAAAAA", nil); r.status != http.StatusNotFound {
 		t.Fatalf("unknown id: %d", r.status)
 	}

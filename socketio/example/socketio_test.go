@@ -91,6 +91,9 @@ type fixtureOpts struct {
 	redis        *redistest.Server
 	maxStaleness time.Duration
 	staleGrace   time.Duration
+	// fastPing: the server pings every second and drops a client that has
+	// not answered within 3 s (socket.io's defaults: 25 s and 20 s).
+	fastPing bool
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -121,13 +124,18 @@ func newFixtureWith(t *testing.T, o fixtureOpts) *fixture {
 		t.Fatal(err)
 	}
 	f.url = "https://" + ln.Addr().String()
+	// A client whose close the server misses (it left mid-upgrade, or was
+	// killed) is dropped within 25 s rather than 45 s, inside
+	// waitForgotten's 30 s; a live client has socket.io's 20 s to answer a
+	// ping however loaded the machine.
+	ping, pingTimeout := 5*time.Second, 20*time.Second
+	if o.fastPing {
+		ping, pingTimeout = time.Second, 3*time.Second
+	}
 	a, err := newApp(ctx, config{
 		Keys: ks, Issuer: testIssuer, Audience: testAudience, PublicURL: f.url,
 		Store: f.store, MaxStaleness: o.maxStaleness, Recheck: 100 * time.Millisecond, StaleGrace: o.staleGrace,
-		// A client whose close the server misses (it left mid-upgrade, or
-		// was killed) is dropped within 5 s rather than 45 s, well inside
-		// TestHandshake's wait for the guard to forget every socket.
-		PingInterval: time.Second, PingTimeout: 4 * time.Second,
+		PingInterval: ping, PingTimeout: pingTimeout,
 		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo})),
 	})
 	if err != nil {
@@ -315,7 +323,7 @@ func (f *fixture) runClientCA(t *testing.T, tok, proof, transports, caFile strin
 	}()
 	// The client leaves as a real one does, with a disconnect packet: a
 	// killed polling client is noticed only at the server's ping timeout
-	// (5 s in the fixture), later than a close.
+	// (25 s in the fixture), later than a close.
 	// It is killed only if it has not left within 10 s (a loaded machine
 	// running -race is slow), and the log says so: the server then sees
 	// the socket go only at its ping timeout.
@@ -499,13 +507,13 @@ func TestHandshake(t *testing.T) {
 	f.waitForgotten(t)
 }
 
-// waitForgotten fails t unless the guard watches no socket within 10 s: a
+// waitForgotten fails t unless the guard watches no socket within 30 s: a
 // loaded machine running -race is slow to see the last client leave, and
-// a client whose close the server missed goes at the fixture's 5 s ping
-// timeout.
+// a client whose close the server missed goes at the fixture's ping
+// timeout (25 s; 4 s with fastPing).
 func (f *fixture) waitForgotten(t *testing.T) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for f.app.guard.Len() != 0 {
 		if time.Now().After(deadline) {
 			t.Fatalf("guard still watches %d sockets after their clients left (server: %d sockets in /, %d engine.io connections)",
@@ -523,7 +531,7 @@ func TestVanishedClientForgotten(t *testing.T) {
 	for _, how := range []string{"silent", "killed"} {
 		for _, tr := range []string{"polling", "websocket"} {
 			t.Run(how+"/"+tr, func(t *testing.T) {
-				f := newFixture(t)
+				f := newFixtureWith(t, fixtureOpts{fastPing: true})
 				erin := newDevice(t, "acc_erin", "dev_erin")
 				tok := f.mint(t, erin, time.Now().Add(-2*time.Second))
 				c := f.runClient(t, tok, f.proof(t, erin.key, tok), tr)

@@ -513,19 +513,28 @@ func TestSessionEnds(t *testing.T) {
 // bound on an account's devices).
 func (e *env) addDevices(acc string, n int, name string) {
 	e.t.Helper()
+	now := time.Now()
+	e.inParallel(n, func() error {
+		dev, err := account.NewID(account.DevicePrefix, nil)
+		if err != nil {
+			return err
+		}
+		return e.store.AddDevice(context.Background(),
+			account.Device{ID: dev, AccountID: acc, Name: name, JKT: "jkt-" + dev, Created: now},
+			account.Session{DeviceID: dev, AccountID: acc, JKT: "jkt-" + dev, Created: now, Expires: now.Add(time.Hour)})
+	})
+}
+
+// inParallel runs add n times on 64 goroutines and fails the test at the
+// first error.
+func (e *env) inParallel(n int, add func() error) {
+	e.t.Helper()
 	var wg sync.WaitGroup
 	errs := make(chan error, 64)
-	now := time.Now()
 	for w := range 64 {
 		wg.Go(func() {
 			for i := w; i < n; i += 64 {
-				dev, err := account.NewID(account.DevicePrefix, nil)
-				if err == nil {
-					err = e.store.AddDevice(context.Background(),
-						account.Device{ID: dev, AccountID: acc, Name: name, JKT: "jkt-" + dev, Created: now},
-						account.Session{DeviceID: dev, AccountID: acc, JKT: "jkt-" + dev, Created: now, Expires: now.Add(time.Hour)})
-				}
-				if err != nil {
+				if err := add(); err != nil {
 					errs <- err
 					return
 				}
@@ -570,29 +579,18 @@ func TestAccountWithManyDevices(t *testing.T) {
 // n sign-outs would.
 func (e *env) addEntries(n int) {
 	e.t.Helper()
-	var wg sync.WaitGroup
-	errs := make(chan error, 64)
-	for w := range 64 {
-		wg.Go(func() {
-			for i := w; i < n; i += 64 {
-				dev, err := account.NewID(account.DevicePrefix, nil)
-				var en revocation.Entry
-				if err == nil {
-					en, err = revocation.NewEntry(revocation.KindDevice, dev, "logout", time.Now(), time.Hour)
-				}
-				if err == nil {
-					_, err = e.revs.Add(context.Background(), en)
-				}
-				if err != nil {
-					errs <- err
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	check(e.t, <-errs)
+	e.inParallel(n, func() error {
+		dev, err := account.NewID(account.DevicePrefix, nil)
+		if err != nil {
+			return err
+		}
+		en, err := revocation.NewEntry(revocation.KindDevice, dev, "logout", time.Now(), time.Hour)
+		if err != nil {
+			return err
+		}
+		_, err = e.revs.Add(context.Background(), en)
+		return err
+	})
 }
 
 // TestManyRevocations: every sign-out adds an entry that lives 65

@@ -6,12 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -160,6 +163,9 @@ func New(ctx context.Context, cfg Config) (*KeySet, error) {
 	k.client = &c
 	k.ctx, k.cancel = context.WithCancel(context.Background())
 
+	if cfg.CacheFile != "" {
+		k.rememberCachedRevocations(ctx)
+	}
 	err := k.fetch(ctx)
 	if err != nil {
 		if cfg.CacheFile == "" {
@@ -433,7 +439,7 @@ func (k *KeySet) fetch(ctx context.Context) error {
 		return err
 	}
 	if k.cfg.CacheFile != "" {
-		if err := writeFileAtomic(k.cfg.CacheFile, data); err != nil {
+		if err := writeFileAtomic(k.cfg.CacheFile, k.cacheDocument(data)); err != nil {
 			k.log.LogAttrs(ctx, slog.LevelWarn, "remotekeys: writing the cache file failed", slog.String("err", err.Error()))
 		}
 	}
@@ -512,29 +518,89 @@ func (k *KeySet) install(data []byte, fetched time.Time, refresh time.Duration) 
 	return nil
 }
 
-// loadCacheFile installs the document of the cache file.
-func (k *KeySet) loadCacheFile() error {
+// readCacheFile reads the cache file, refusing one that is not a regular
+// file, is group- or world-writable, or is larger than MaxSize. It returns
+// the document and its modification time.
+func (k *KeySet) readCacheFile() ([]byte, time.Time, error) {
 	fi, err := os.Stat(k.cfg.CacheFile)
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrCacheFile, err)
+		return nil, time.Time{}, fmt.Errorf("%w: %w", ErrCacheFile, err)
 	}
 	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o022 != 0 {
-		return fmt.Errorf("%w: not a regular file, or group- or world-writable", ErrCacheFile)
+		return nil, time.Time{}, fmt.Errorf("%w: not a regular file, or group- or world-writable", ErrCacheFile)
 	}
 	if fi.Size() > k.cfg.MaxSize {
-		return fmt.Errorf("%w: too large", ErrCacheFile)
+		return nil, time.Time{}, fmt.Errorf("%w: too large", ErrCacheFile)
 	}
 	data, err := os.ReadFile(k.cfg.CacheFile)
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrCacheFile, err)
+		return nil, time.Time{}, fmt.Errorf("%w: %w", ErrCacheFile, err)
 	}
-	if err := k.install(data, fi.ModTime(), k.cfg.MinRefresh); err != nil {
+	return data, fi.ModTime(), nil
+}
+
+// rememberCachedRevocations makes k refuse the kids that the cache file
+// lists as revoked, before the first fetch: a revocation an earlier process
+// saw is not forgotten when the first document fetched now (a stale issuer
+// node, a cache in front of the issuer) lists the key again. An unusable
+// file only loses them, with a warning: the fetch may still succeed.
+func (k *KeySet) rememberCachedRevocations(ctx context.Context) {
+	data, _, err := k.readCacheFile()
+	if err == nil {
+		_, err = verifier.ParseKeySet(data, k.cfg.Issuer)
+	}
+	var ids []keys.KeyID
+	if err == nil {
+		ids, err = revokedKids(data)
+	}
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			k.log.LogAttrs(ctx, slog.LevelWarn, "remotekeys: the cache file is unusable; its revoked kids are not remembered",
+				slog.String("err", err.Error()))
+		}
+		return
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, kid := range ids {
+		k.revoked[kid] = struct{}{}
+	}
+}
+
+// cacheDocument is data with its "revoked" member replaced by every kid k
+// refuses (sorted), so that the next process refuses them too, whatever
+// document it reads first. data itself when that would pass MaxSize.
+func (k *KeySet) cacheDocument(data []byte) []byte {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(data, &m); err != nil {
+		return data
+	}
+	ids := slices.Sorted(maps.Keys(k.current.Load().revoked))
+	raw, err := json.Marshal(ids)
+	if err != nil {
+		return data
+	}
+	m["revoked"] = raw
+	out, err := json.Marshal(m)
+	if err != nil || int64(len(out)) > k.cfg.MaxSize {
+		return data
+	}
+	return out
+}
+
+// loadCacheFile installs the document of the cache file.
+func (k *KeySet) loadCacheFile() error {
+	data, mtime, err := k.readCacheFile()
+	if err != nil {
+		return err
+	}
+	if err := k.install(data, mtime, k.cfg.MinRefresh); err != nil {
 		return fmt.Errorf("%w: %w", ErrCacheFile, err)
 	}
 	if k.checkStale(k.current.Load()) != nil {
 		k.log.LogAttrs(context.Background(), slog.LevelWarn,
 			"remotekeys: the cache file is older than MaxStale; every lookup fails until the issuer answers",
-			slog.Time("modified", fi.ModTime()), slog.Duration("max_stale", k.cfg.MaxStale))
+			slog.Time("modified", mtime), slog.Duration("max_stale", k.cfg.MaxStale))
 	}
 	return nil
 }

@@ -1,0 +1,61 @@
+package remotekeys_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"path/filepath"
+	"testing"
+
+	"github.com/hallpass/hallpass/verifier"
+	"github.com/hallpass/hallpass/verifier/remotekeys"
+)
+
+// TestRevocationSurvivesRestart: a KeySet that saw a kid revoked, then
+// fetched an older document that lists it again (a stale issuer node or
+// cache in front of the issuer), wrote that older document to its cache
+// file; the next process, started from the cache file or answered by the
+// stale node, trusted the revoked key again. The cache file now keeps
+// every revoked kid the KeySet saw, and New reads them before its first
+// fetch.
+func TestRevocationSurvivesRestart(t *testing.T) {
+	is := newIssuer(t, true)
+	cfg := is.config()
+	cfg.CacheFile = filepath.Join(t.TempDir(), "keys.json")
+	tok := is.mint()
+	oldDoc, _ := json.Marshal(is.ring.KeySet(is.srv.URL))
+
+	first, err := remotekeys.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := is.ring.Revoke(is.ring.Current().ID(), nil, is.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	is.body.Store(&oldDoc) // a stale node answers from now on
+	if err := first.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := verify(is.verifier(first), tok); !errors.Is(err, verifier.ErrKeyRevoked) {
+		t.Fatalf("same process, after the old document: %v", err)
+	}
+	first.Close()
+
+	t.Run("issuer down: from the cache file", func(t *testing.T) {
+		is.down.Store(true)
+		defer is.down.Store(false)
+		ks := is.keySet(cfg)
+		if err := verify(is.verifier(ks), tok); !errors.Is(err, verifier.ErrKeyRevoked) {
+			t.Fatalf("revoked key's token after a restart: %v", err)
+		}
+	})
+	t.Run("stale node answers the first fetch", func(t *testing.T) {
+		ks := is.keySet(cfg)
+		if err := verify(is.verifier(ks), tok); !errors.Is(err, verifier.ErrKeyRevoked) {
+			t.Fatalf("revoked key's token after a restart: %v", err)
+		}
+	})
+}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/hallpass/hallpass/verifier"
 	"github.com/hallpass/hallpass/verifier/remotekeys"
@@ -56,6 +58,57 @@ func TestRevocationSurvivesRestart(t *testing.T) {
 		ks := is.keySet(cfg)
 		if err := verify(is.verifier(ks), tok); !errors.Is(err, verifier.ErrKeyRevoked) {
 			t.Fatalf("revoked key's token after a restart: %v", err)
+		}
+	})
+}
+
+// TestCacheFileFromTheFuture: the age of a cache file is its modification
+// time, and a negative age was not stale, so a file stamped in the future
+// (written while the clock ran ahead, since corrected; a restored backup)
+// was trusted for as long as its stamp was ahead plus MaxStale, while the
+// issuer stayed unreachable: a key revoked meanwhile was accepted past the
+// documented bound. Such a file's age is unknown: it is stale (every
+// lookup fails) until the issuer answers.
+func TestCacheFileFromTheFuture(t *testing.T) {
+	is := newIssuer(t, true)
+	cfg := is.config()
+	cfg.CacheFile = filepath.Join(t.TempDir(), "keys.json")
+	first, err := remotekeys.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.Close()
+	tok := is.mint()
+	kid := kidOf(t, tok)
+
+	tests := []struct {
+		name  string
+		ahead time.Duration // mtime minus the clock
+		stale bool
+	}{
+		{"a little ahead (coarse file times)", 10 * time.Second, false},
+		{"a day ahead", 24 * time.Hour, true},
+		{"thirty days ahead", 30 * 24 * time.Hour, true},
+	}
+	is.down.Store(true)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mtime := is.clock.Now().Add(tt.ahead)
+			if err := os.Chtimes(cfg.CacheFile, mtime, mtime); err != nil {
+				t.Fatal(err)
+			}
+			ks := is.keySet(cfg)
+			_, err := ks.LookupKey(context.Background(), kid)
+			if tt.stale != errors.Is(err, remotekeys.ErrStale) || (!tt.stale && err != nil) {
+				t.Fatalf("LookupKey: %v, want stale %v", err, tt.stale)
+			}
+		})
+	}
+	t.Run("the issuer answers again", func(t *testing.T) {
+		is.down.Store(false)
+		ks := is.keySet(cfg)
+		if _, err := ks.LookupKey(context.Background(), kid); err != nil {
+			t.Fatal(err)
 		}
 	})
 }

@@ -42,7 +42,9 @@
 // unreachable the last good set is used, but only for Config.MaxStale
 // (default 24 h): past it LookupKey fails with ErrStale and the verifier
 // answers 503 (fail closed), since a key revoked in the meantime would
-// otherwise be trusted for as long as the cut lasts. There is no unbounded
+// otherwise be trusted for as long as the cut lasts. The age of the cache
+// file is its modification time; one stamped in the future of the clock
+// has no known age and is stale from the start. There is no unbounded
 // setting; choose a MaxStale as long as the longest issuer outage you would
 // rather ride out than refuse tokens through.
 package remotekeys

@@ -42,6 +42,11 @@ const (
 	DefaultMaxStale = 24 * time.Hour
 )
 
+// cacheFileSkew is how far in the future of Config.Now the cache file's
+// modification time may be (coarse file times, a clock read a moment
+// earlier) and still count as its fetch time.
+const cacheFileSkew = time.Minute
+
 // Errors. Their text is fixed.
 var (
 	ErrConfig = errors.New("remotekeys: invalid configuration")
@@ -86,8 +91,10 @@ type Config struct {
 	CacheFile string
 	// MaxStale makes LookupKey fail with ErrStale (a verifier answers
 	// 503) once the last good set (fetched, or read from CacheFile: its
-	// modification time) is older than this: a revocation published while
-	// this verifier could not reach the issuer is not ignored for ever.
+	// modification time; a file stamped more than a minute in the future
+	// of Now counts as older) is older than this: a revocation published
+	// while this verifier could not reach the issuer is not ignored for
+	// ever.
 	// Default DefaultMaxStale (24 h); at least twice MinRefresh. The
 	// refresh interval is held to at most half of it, so a set that
 	// refreshes never goes stale.
@@ -369,7 +376,8 @@ func (k *KeySet) Close() error {
 // Fetches reports how many fetches were attempted (for tests and metrics).
 func (k *KeySet) Fetches() int64 { return k.fetches.Load() }
 
-// FetchedAt reports when the key set in use was fetched.
+// FetchedAt reports when the key set in use was fetched: zero when that is
+// unknown (a cache file stamped in the future), which counts as stale.
 func (k *KeySet) FetchedAt() time.Time { return k.current.Load().fetched }
 
 // loop refreshes when the current set's refresh interval runs out, and
@@ -594,12 +602,20 @@ func (k *KeySet) loadCacheFile() error {
 	if err != nil {
 		return err
 	}
-	if err := k.install(data, mtime, k.cfg.MinRefresh); err != nil {
+	fetched := mtime
+	if mtime.Sub(k.cfg.Now()) > cacheFileSkew {
+		// Stamped in the future of the clock (written while it ran ahead,
+		// or restored from elsewhere): its age is unknown, so it is stale
+		// until the issuer answers rather than trusted until the stamp
+		// plus MaxStale.
+		fetched = time.Time{}
+	}
+	if err := k.install(data, fetched, k.cfg.MinRefresh); err != nil {
 		return fmt.Errorf("%w: %w", ErrCacheFile, err)
 	}
 	if k.checkStale(k.current.Load()) != nil {
 		k.log.LogAttrs(context.Background(), slog.LevelWarn,
-			"remotekeys: the cache file is older than MaxStale; every lookup fails until the issuer answers",
+			"remotekeys: the cache file is older than MaxStale or stamped in the future; every lookup fails until the issuer answers",
 			slog.Time("modified", mtime), slog.Duration("max_stale", k.cfg.MaxStale))
 	}
 	return nil

@@ -34,8 +34,8 @@
 //
 // Rotate and Revoke drop, in the same store write, the retired keys that
 // stopped signing more than Options.RetiredKeep ago (default
-// keys.DefaultRetiredKeep: the longest access token plus leeway), so they
-// leave the published key set; the retired key's secret is already gone
+// keys.DefaultRetiredKeep: the longest access token plus leeway, which is
+// also its least value), so they leave the published key set; the retired key's secret is already gone
 // (keys.Ring drops it on retirement). A followed Ring also runs Prune every
 // MaintainEvery (1 min), and with RotateEvery it rotates once the current
 // key has signed that long (RotateIfDue). Both check the ring served first

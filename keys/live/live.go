@@ -60,7 +60,8 @@ type Options struct {
 	RetryDelay time.Duration
 	// RetiredKeep is how long a retired key stays published before Rotate,
 	// Revoke and Prune drop it: at least the longest access-token lifetime
-	// plus verifier leeway (default keys.DefaultRetiredKeep, 60 min 30 s).
+	// plus verifier leeway (default keys.DefaultRetiredKeep, 60 min 30 s);
+	// a shorter one is refused.
 	RetiredKeep time.Duration
 	// MaintainEvery is how often a followed Ring runs Prune and, with
 	// RotateEvery, RotateIfDue (default DefaultMaintainEvery). Each checks
@@ -76,6 +77,11 @@ type Options struct {
 func (o *Options) setDefaults() error {
 	if o.RetryDelay < 0 || o.RetiredKeep < 0 || o.MaintainEvery < 0 || o.RotateEvery < 0 {
 		return errors.New("live: negative option")
+	}
+	if o.RetiredKeep != 0 && o.RetiredKeep < keys.DefaultRetiredKeep {
+		// Shorter, and a retired key leaves the key set while tokens it
+		// signed are still valid: verifiers refuse them.
+		return fmt.Errorf("live: RetiredKeep must be zero (the default) or at least %v", keys.DefaultRetiredKeep)
 	}
 	if o.RotateEvery != 0 && o.RotateEvery < MinRotateEvery {
 		return fmt.Errorf("live: RotateEvery must be zero (off) or at least %v", MinRotateEvery)

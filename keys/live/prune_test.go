@@ -235,13 +235,21 @@ func TestRotateIfDue(t *testing.T) {
 	}
 }
 
+// TestOptionsRefused: options that would break a guarantee are refused.
+// A RetiredKeep below keys.DefaultRetiredKeep was taken as given, so Rotate,
+// Revoke and the maintenance timer dropped a retired key from the published
+// key set while tokens it signed were still valid (a token minted just
+// before a rotation lives token.MaxTTL after it): verifiers refused them
+// as signed by an unknown key.
 func TestOptionsRefused(t *testing.T) {
 	st := newMemStore(t)
 	for name, o := range map[string]live.Options{
-		"negative keep":          {RetiredKeep: -1},
-		"negative maintain":      {MaintainEvery: -1},
-		"rotate every minute":    {RotateEvery: time.Minute},
-		"negative rotate period": {RotateEvery: -time.Hour},
+		"negative keep":                       {RetiredKeep: -1},
+		"keep shorter than the longest token": {RetiredKeep: keys.DefaultRetiredKeep - time.Second},
+		"keep of one minute":                  {RetiredKeep: time.Minute},
+		"negative maintain":                   {MaintainEvery: -1},
+		"rotate every minute":                 {RotateEvery: time.Minute},
+		"negative rotate period":              {RotateEvery: -time.Hour},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if _, err := live.Open(context.Background(), st, o); err == nil {

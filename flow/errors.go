@@ -56,6 +56,9 @@ var (
 	ErrNotFound        = &Error{Code: problem.NotFound}
 	// ErrUnavailable: a store, the replay cache or the key ring did not
 	// answer (or no signing key is loaded); nothing was changed. Retry.
+	// One exception, marked by its Detail: the store step after a
+	// revocation entry failed after its retries (endStep), so the entry
+	// is in force but the store change was not made.
 	ErrUnavailable = &Error{Code: problem.Unavailable}
 	ErrInternal    = &Error{Code: problem.Internal}
 )

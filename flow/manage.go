@@ -37,10 +37,10 @@ func read[T any](ctx context.Context, f *Flows, op string, fn func(ctx context.C
 // EndAccount refuses every token of the account everywhere and ends all
 // its sessions, so it stays revoked after the entry expires: an account
 // entry first (every mirror refuses the account's access tokens at once),
-// then every session ended in one store step. It is what a ban does (an
-// admin account revocation and a deletion do the same through Revoke and
-// DeleteAccount). A failure after the entry leaves the account denied; the call can be
-// retried. After the sessions' end the entry is written again
+// then every session ended in one store step, retried here (endStep). It
+// is what a ban does (an admin account revocation and a deletion do the
+// same through Revoke and DeleteAccount). A failure after the entry leaves
+// the account denied. After the sessions' end the entry is written again
 // (resealEntry), for a refresh that raced it.
 func (f *Flows) EndAccount(ctx context.Context, accountID, reason string) error {
 	first, err := f.AddEntry(ctx, revocation.KindAccount, accountID, reason)
@@ -48,14 +48,11 @@ func (f *Flows) EndAccount(ctx context.Context, accountID, reason string) error 
 		return err
 	}
 	now := f.now().UTC()
-	if err := f.call(ctx, "end_account_sessions", func(ctx context.Context) error {
+	if err := f.endStep(ctx, "end_account_sessions", accountID, func(ctx context.Context) error {
 		_, err := f.cfg.Store.EndAccountSessions(ctx, accountID, now)
 		return err
 	}); err != nil {
-		if errors.Is(err, account.ErrNotFound) {
-			return fail(ErrNotFound, err)
-		}
-		return storeErr("end_account_sessions", err)
+		return err
 	}
 	f.resealEntry(ctx, first, revocation.KindAccount, accountID, reason)
 	return nil
@@ -64,20 +61,21 @@ func (f *Flows) EndAccount(ctx context.Context, accountID, reason string) error 
 // DeleteAccount deletes an account: every token refused everywhere (an
 // account entry), every session ended, the data removed but a tombstone
 // that holds the username for Config.UsernameHold; then the entry written
-// again (resealEntry), for a refresh that raced the removal.
+// again (resealEntry), for a refresh that raced the removal. The entry
+// refuses the owner's token, so the owner cannot repeat a deletion whose
+// store step failed: the step is retried here (endStep); if it still
+// fails, the answer is ErrUnavailable and an operator's deletion or a
+// recovery finishes it.
 func (f *Flows) DeleteAccount(ctx context.Context, accountID, reason string) error {
 	first, err := f.AddEntry(ctx, revocation.KindAccount, accountID, reason)
 	if err != nil {
 		return err
 	}
 	now := f.now().UTC()
-	if err := f.call(ctx, "delete_account", func(ctx context.Context) error {
+	if err := f.endStep(ctx, "delete_account", accountID, func(ctx context.Context) error {
 		return f.cfg.Store.DeleteAccount(ctx, accountID, now, now.Add(f.cfg.UsernameHold))
 	}); err != nil {
-		if errors.Is(err, account.ErrNotFound) {
-			return fail(ErrNotFound, err)
-		}
-		return storeErr("delete_account", err)
+		return err
 	}
 	f.resealEntry(ctx, first, revocation.KindAccount, accountID, reason)
 	return nil

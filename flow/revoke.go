@@ -18,6 +18,16 @@ type RevocationWriteObserver interface {
 	RevocationWriteFailed()
 }
 
+// SignOutStepObserver is an optional interface of Config.Observer: told
+// of each store step after a revocation entry (a sign-out's session end, a
+// deletion, the sessions of a ban or of an admin entry) that still failed
+// after its retries, op naming it (end_session, end_account_sessions,
+// delete_account). Its 503 is an answer the client cannot act on: the
+// entry already refuses the client's own token.
+type SignOutStepObserver interface {
+	SignOutStepFailed(op string)
+}
+
 // AddEntry writes a revocation entry made now, when a revocation store is
 // configured, hands the stored entry to Config.Observe (the node's own
 // mirror refuses it at once, not one stream round trip later) and returns
@@ -32,50 +42,100 @@ func (f *Flows) AddEntry(ctx context.Context, kind revocation.Kind, id, reason s
 	return e, err
 }
 
-// Retries of the device entry written after a refresh-token reuse. Nobody
-// retries that write for us: the caller's answer is invalid_grant whatever
+// Retries of a write no client will retry: the device entry after a
+// refresh-token reuse (the caller's answer is invalid_grant whatever
 // happens, and a thief's copy of the access token stays valid at every
-// verifier that does not learn of the entry. So it gets a few attempts,
-// with backoff, all within reuseEntryBudget.
+// verifier that does not learn of the entry), the entry written again after
+// a sign-out's store step, and that store step itself (the entry written
+// before it already refuses the client's own token). Each gets a few
+// attempts, with backoff, all within detachedBudget.
 const (
-	reuseEntryAttempts = 3
-	reuseEntryBackoff  = 100 * time.Millisecond // doubled after each failure
+	detachedAttempts = 3
+	detachedBackoff  = 100 * time.Millisecond // doubled after each failure
 )
 
-// reuseEntryBudget bounds the whole retried write: twice the store
-// timeout, so a refresh answer waits at most that long for it.
-func (f *Flows) reuseEntryBudget() time.Duration { return 2 * f.cfg.StoreTimeout }
+// detachedBudget bounds one retried write: twice the store timeout, so an
+// answer waits at most that long for it.
+func (f *Flows) detachedBudget() time.Duration { return 2 * f.cfg.StoreTimeout }
 
-// addEntryRetried is AddEntry for a write no caller will retry: a store
-// that does not answer is tried again (reuseEntryAttempts in all, backoff
-// between them) until the budget runs out. A refused entry is not retried.
-// It returns the stored entry, the number of attempts and the last error;
-// a final failure is counted once. The write does not end with ctx: a
-// client that hangs up right after presenting a reused token must not stop
-// the revocation.
-func (f *Flows) addEntryRetried(ctx context.Context, kind revocation.Kind, id, reason string) (revocation.Entry, int, error) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.reuseEntryBudget())
+// retried runs write, a flow step no client will retry, and runs it again
+// while it fails with ErrUnavailable (the store did not answer):
+// detachedAttempts in all, with backoff between them, until the budget
+// runs out. Any other error is an answer and is not retried. The write
+// does not end with ctx: a client that hangs up must not stop it. It
+// returns the number of attempts and the last error.
+func (f *Flows) retried(ctx context.Context, write func(ctx context.Context) error) (int, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.detachedBudget())
 	defer cancel()
-	backoff := reuseEntryBackoff
+	backoff := detachedBackoff
 	for attempt := 1; ; attempt++ {
-		e, err := f.addEntry(ctx, kind, id, reason)
-		if err == nil || !errors.Is(err, ErrUnavailable) {
-			return e, attempt, err
-		}
-		if attempt == reuseEntryAttempts {
-			f.unwritten(kind, id, reason)
-			return e, attempt, err
+		err := write(ctx)
+		if !errors.Is(err, ErrUnavailable) || attempt == detachedAttempts {
+			return attempt, err
 		}
 		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			f.unwritten(kind, id, reason)
-			return e, attempt, err
+			return attempt, err
 		case <-t.C:
 		}
 		backoff *= 2
 	}
+}
+
+// addEntryRetried is AddEntry for a write no caller will retry (retried).
+// A refused entry is not retried. It returns the stored entry, the number
+// of attempts and the last error; a final failure is counted once
+// (unwritten).
+func (f *Flows) addEntryRetried(ctx context.Context, kind revocation.Kind, id, reason string) (revocation.Entry, int, error) {
+	var e revocation.Entry
+	n, err := f.retried(ctx, func(ctx context.Context) error {
+		var err error
+		e, err = f.addEntry(ctx, kind, id, reason)
+		return err
+	})
+	if errors.Is(err, ErrUnavailable) {
+		f.unwritten(kind, id, reason)
+	}
+	return e, n, err
+}
+
+// detailStepFailed is the 503's detail when a sign-out's store step still
+// failed after its entry: the usual "nothing was changed, retry" is false.
+const detailStepFailed = "The revocation is in force: the tokens it covers are already refused and cannot repeat this request. " +
+	"Completing it in the account store failed."
+
+// endStep runs the store step that follows a revocation entry: a
+// sign-out's session end, a deletion, the sessions of a ban or of an admin
+// entry. The entry already refuses the client's own token, so the client
+// cannot retry a step that failed (a 503 "retry" it could not act on left
+// a logout's session live in the store and a deleted account's data in
+// place): the step is retried here (retried). The store's answers pass as
+// flow errors (account.ErrNotFound: ErrNotFound) and are not retried; a
+// store that still did not answer is ErrUnavailable, logged and counted
+// (SignOutStepObserver).
+func (f *Flows) endStep(ctx context.Context, op, id string, step func(ctx context.Context) error) error {
+	n, err := f.retried(ctx, func(ctx context.Context) error {
+		switch err := f.call(ctx, op, step); {
+		case err == nil:
+			return nil
+		case errors.Is(err, account.ErrNotFound):
+			return fail(ErrNotFound, err)
+		default:
+			return storeErr(op, err)
+		}
+	})
+	if !errors.Is(err, ErrUnavailable) {
+		return err
+	}
+	f.log.LogAttrs(ctx, slog.LevelError, "the store step after a revocation entry failed after its retries; the entry refuses the tokens, the store change is not made",
+		slog.String("event", "signout_step_failed"), slog.String("op", op), slog.String("id", id),
+		slog.Int("attempts", n), slog.String("error", err.Error()))
+	if o, ok := f.obs.(SignOutStepObserver); ok {
+		o.SignOutStepFailed(op)
+	}
+	return &Error{Code: ErrUnavailable.Code, Detail: detailStepFailed, Err: err}
 }
 
 // resealEntry writes the entry of kind:id again after the store step that
@@ -154,31 +214,33 @@ func (f *Flows) addEntry(ctx context.Context, kind revocation.Kind, id, reason s
 }
 
 // Revoke writes an entry of any kind (the admin API) and, for a device or
-// account entry, ends the matching sessions right after, so the device or
-// account stays out when the entry expires, and then writes the entry
-// again (resealEntry) for a refresh that raced the step; it returns the
-// entry in force. An id with no session is not an error: entries may name
-// devices this store does not know.
+// account entry, ends the matching sessions right after (endStep, retried:
+// the entry may refuse the caller's token), so the device or account stays
+// out when the entry expires, and then writes the entry again
+// (resealEntry) for a refresh that raced the step; it returns the entry in
+// force. An id with no session is not an error: entries may name devices
+// this store does not know.
 func (f *Flows) Revoke(ctx context.Context, kind revocation.Kind, id, reason string) (revocation.Entry, error) {
 	e, err := f.AddEntry(ctx, kind, id, reason)
 	if err != nil {
 		return e, err
 	}
 	now := f.now().UTC()
+	var op string
 	var end func(ctx context.Context) error
 	switch kind {
 	case revocation.KindDevice:
-		end = func(ctx context.Context) error { return f.cfg.Store.EndSession(ctx, id, now) }
+		op, end = "end_session", func(ctx context.Context) error { return f.cfg.Store.EndSession(ctx, id, now) }
 	case revocation.KindAccount:
-		end = func(ctx context.Context) error { _, err := f.cfg.Store.EndAccountSessions(ctx, id, now); return err }
+		op, end = "end_account_sessions", func(ctx context.Context) error { _, err := f.cfg.Store.EndAccountSessions(ctx, id, now); return err }
 	default:
 		return e, nil
 	}
-	switch err := f.call(ctx, "end_sessions", end); {
-	case errors.Is(err, account.ErrNotFound):
+	switch err := f.endStep(ctx, op, id, end); {
+	case errors.Is(err, ErrNotFound):
 		return e, nil // no session: nothing could race
 	case err != nil:
-		return e, storeErr("end_sessions", err)
+		return e, err
 	}
 	return f.resealEntry(ctx, e, kind, id, reason), nil
 }
@@ -186,20 +248,26 @@ func (f *Flows) Revoke(ctx context.Context, kind revocation.Kind, id, reason str
 // RevokeDevice signs a device out (logout, self-service, admin): a device
 // entry, so that every mirror refuses the device's access tokens, then the
 // session ended and the device marked revoked, so refresh stops working.
-// The entry is written first: if the session step then fails the call fails
-// and can be retried, and the device is already denied. After the step the
-// entry is written again (resealEntry), for a refresh that raced it.
-// Revoking a revoked device succeeds again.
+// The entry is written first, so the device is denied at once; the entry
+// then refuses the token a logout came with, so the session step is
+// retried here (endStep), and if it still fails the answer is
+// ErrUnavailable with the device denied and its session ended by the next
+// refresh that meets the entry. After the step the entry is written again
+// (resealEntry), for a refresh that raced it. Revoking a revoked device
+// succeeds again.
 func (f *Flows) RevokeDevice(ctx context.Context, deviceID, reason string) error {
 	first, err := f.AddEntry(ctx, revocation.KindDevice, deviceID, reason)
 	if err != nil {
 		return err
 	}
 	now := f.now().UTC()
-	if err := f.call(ctx, "end_session", func(ctx context.Context) error {
+	if err := f.endStep(ctx, "end_session", deviceID, func(ctx context.Context) error {
 		return f.cfg.Store.EndSession(ctx, deviceID, now)
 	}); err != nil {
-		return storeErr("end_session", err)
+		if errors.Is(err, ErrNotFound) {
+			return storeErr("end_session", err) // as before: a device gone under the call
+		}
+		return err
 	}
 	f.resealEntry(ctx, first, revocation.KindDevice, deviceID, reason)
 	return nil

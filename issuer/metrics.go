@@ -21,6 +21,7 @@ type metrics struct {
 	rateLimited   *prometheus.CounterVec
 	proofFailures *prometheus.CounterVec
 	revWriteFails prometheus.Counter
+	stepFails     *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -63,8 +64,17 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "hallpass_revocation_write_failures_total",
 			Help: "Revocation entries the issuer could not write to the revocation store (the entry after a refresh-token reuse counts once, after its retries); verifiers do not learn of them.",
 		}),
+		stepFails: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hallpass_signout_step_failures_total",
+			Help: "Store steps after a revocation entry (end_session, end_account_sessions, delete_account) that still failed after their retries; the entry refuses the tokens, the client cannot repeat the call.",
+		}, []string{"op"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.signups, m.refreshes, m.reuse, m.storeLatency, m.rateLimited, m.proofFailures, m.revWriteFails} {
+	// Every op from the start: a first failure between two scrapes would
+	// otherwise be a new series' first sample, which increase() misses.
+	for _, op := range signOutStepOps {
+		m.stepFails.WithLabelValues(op)
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.signups, m.refreshes, m.reuse, m.storeLatency, m.rateLimited, m.proofFailures, m.revWriteFails, m.stepFails} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -94,4 +104,13 @@ func (f flowMetrics) Refreshed(o account.RefreshOutcome) {
 // RevocationWriteFailed implements flow.RevocationWriteObserver.
 func (f flowMetrics) RevocationWriteFailed() { f.m.revWriteFails.Inc() }
 
-var _ flow.RevocationWriteObserver = flowMetrics{}
+// signOutStepOps are the ops of flow.SignOutStepObserver.
+var signOutStepOps = []string{"end_session", "end_account_sessions", "delete_account"}
+
+// SignOutStepFailed implements flow.SignOutStepObserver.
+func (f flowMetrics) SignOutStepFailed(op string) { f.m.stepFails.WithLabelValues(op).Inc() }
+
+var (
+	_ flow.RevocationWriteObserver = flowMetrics{}
+	_ flow.SignOutStepObserver     = flowMetrics{}
+)

@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -111,4 +114,70 @@ func TestCacheFileFromTheFuture(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// TestAgeHeader: the issuer serves its key set with "Cache-Control:
+// public", so a shared cache (a CDN) may answer for it, and may go on
+// answering with its copy while the issuer is down (stale-if-error, a long
+// TTL). Every such answer counted as fetched now, so MaxStale never ran
+// out and a key revoked since the copy was made stayed trusted for as long
+// as the cache kept it. The answer's Age (RFC 9111) now counts: the set
+// was fetched Age seconds ago, and one older than MaxStale is refused.
+func TestAgeHeader(t *testing.T) {
+	is := newIssuer(t, true)
+	tok := is.mint()
+	kid := kidOf(t, tok)
+	doc, _ := json.Marshal(is.ring.KeySet(is.srv.URL))
+	copied := is.clock.Now()
+	var ageHeader atomic.Value // "" for none
+	ageHeader.Store("")
+	is.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		age := ageHeader.Load().(string)
+		if age == "" {
+			age = strconv.Itoa(int(is.clock.Now().Sub(copied) / time.Second))
+		}
+		w.Header().Set("Cache-Control", "public, max-age=60")
+		w.Header().Set("Age", age)
+		_, _ = w.Write(doc)
+	})
+	ks := is.keySet(is.config())
+	if _, err := ks.LookupKey(context.Background(), kid); err != nil {
+		t.Fatal(err)
+	}
+
+	// The issuer is down; the cache answers with its copy for 25 hours.
+	is.clock.Add(remotekeys.DefaultMaxStale + time.Hour)
+	if err := ks.Refresh(context.Background()); !errors.Is(err, remotekeys.ErrFetch) {
+		t.Fatalf("Refresh of a copy older than MaxStale: %v", err)
+	}
+	if _, err := ks.LookupKey(context.Background(), kid); !errors.Is(err, remotekeys.ErrStale) {
+		t.Fatalf("LookupKey: %v, want ErrStale", err)
+	}
+
+	tests := []struct {
+		name  string
+		age   string
+		stale bool // after one more hour
+	}{
+		{"23 hours old", "82800", true},
+		{"fresh", "0", false},
+		{"not a number: ignored", "soon", false},
+		{"negative: ignored", "-90000", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ageHeader.Store(tt.age)
+			if err := ks.Refresh(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := ks.LookupKey(context.Background(), kid); err != nil {
+				t.Fatal(err)
+			}
+			is.clock.Add(time.Hour + time.Second)
+			_, err := ks.LookupKey(context.Background(), kid)
+			if tt.stale != errors.Is(err, remotekeys.ErrStale) {
+				t.Fatalf("an hour later: %v, want stale %v", err, tt.stale)
+			}
+		})
+	}
 }

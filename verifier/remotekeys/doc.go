@@ -8,9 +8,9 @@
 // refused. It then:
 //
 //   - refreshes in a background goroutine when the document's Cache-Control
-//     max-age runs out, bounded to [MinRefresh, MaxRefresh]; after a failed
-//     fetch it retries with backoff and keeps the last good set. Close stops
-//     the goroutine and waits for it;
+//     max-age (less the answer's Age) runs out, bounded to [MinRefresh,
+//     MaxRefresh]; after a failed fetch it retries with backoff and keeps
+//     the last good set. Close stops the goroutine and waits for it;
 //   - on a kid it does not know, refetches at once, at most once per
 //     Cooldown (default 30 s): the kid is chosen by whoever sent the token.
 //     Concurrent lookups share one fetch in flight, so a burst of unknown
@@ -42,7 +42,10 @@
 // unreachable the last good set is used, but only for Config.MaxStale
 // (default 24 h): past it LookupKey fails with ErrStale and the verifier
 // answers 503 (fail closed), since a key revoked in the meantime would
-// otherwise be trusted for as long as the cut lasts. The age of the cache
+// otherwise be trusted for as long as the cut lasts. The document is
+// "public", so a shared cache may answer for an issuer that is down: the
+// set's age counts from the answer's Age header, and an answer older than
+// MaxStale is refused. The age of the cache
 // file is its modification time; one stamped in the future of the clock
 // has no known age and is stale from the start. There is no unbounded
 // setting; choose a MaxStale as long as the longest issuer outage you would

@@ -90,7 +90,8 @@ type Config struct {
 	// mode 0600 by atomic rename; its directory must exist).
 	CacheFile string
 	// MaxStale makes LookupKey fail with ErrStale (a verifier answers
-	// 503) once the last good set (fetched, or read from CacheFile: its
+	// 503) once the last good set (fetched: less the answer's Age, when a
+	// shared cache answered; or read from CacheFile: its
 	// modification time; a file stamped more than a minute in the future
 	// of Now counts as older) is older than this: a revocation published
 	// while this verifier could not reach the issuer is not ignored for
@@ -132,7 +133,8 @@ type KeySet struct {
 type state struct {
 	set     *verifier.StaticKeySet
 	revoked map[keys.KeyID]struct{}
-	fetched time.Time // when the issuer said so (or the cache file's mtime)
+	fetched time.Time // when the issuer served it: now minus Age (or the cache file's mtime)
+	got     time.Time // when this KeySet installed it: the refresh schedule starts here
 	refresh time.Duration
 }
 
@@ -393,7 +395,7 @@ func (k *KeySet) loop(failing bool) {
 		} else {
 			backoff = time.Second
 			st := k.current.Load()
-			wait = st.refresh - k.cfg.Now().Sub(st.fetched)
+			wait = st.refresh - k.cfg.Now().Sub(st.got)
 			if wait <= 0 || wait > st.refresh {
 				wait = st.refresh
 			}
@@ -437,9 +439,9 @@ func (k *KeySet) fetch(ctx context.Context) error {
 	k.fetches.Add(1)
 	ctx, cancel := context.WithTimeout(ctx, k.cfg.FetchTimeout)
 	defer cancel()
-	data, refresh, err := k.get(ctx)
+	data, h, err := k.get(ctx)
 	if err == nil {
-		err = k.install(data, k.cfg.Now(), refresh)
+		err = k.installResponse(data, h)
 	}
 	k.lastOK.Store(err == nil)
 	if err != nil {
@@ -454,37 +456,60 @@ func (k *KeySet) fetch(ctx context.Context) error {
 	return nil
 }
 
-func (k *KeySet) get(ctx context.Context) ([]byte, time.Duration, error) {
+func (k *KeySet) get(ctx context.Context) ([]byte, http.Header, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, k.url, nil)
 	if err != nil {
-		return nil, 0, fmt.Errorf("%w: %w", ErrFetch, err)
+		return nil, nil, fmt.Errorf("%w: %w", ErrFetch, err)
 	}
 	req.Header.Set("Accept", "application/json")
 	resp, err := k.client.Do(req)
 	if err != nil {
-		return nil, 0, fmt.Errorf("%w: %w", ErrFetch, err)
+		return nil, nil, fmt.Errorf("%w: %w", ErrFetch, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
-		return nil, 0, fmt.Errorf("%w: status %d", ErrFetch, resp.StatusCode)
+		return nil, nil, fmt.Errorf("%w: status %d", ErrFetch, resp.StatusCode)
 	}
 	if resp.ContentLength > k.cfg.MaxSize {
-		return nil, 0, fmt.Errorf("%w: document larger than %d bytes", ErrFetch, k.cfg.MaxSize)
+		return nil, nil, fmt.Errorf("%w: document larger than %d bytes", ErrFetch, k.cfg.MaxSize)
 	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, k.cfg.MaxSize+1))
 	if err != nil {
-		return nil, 0, fmt.Errorf("%w: %w", ErrFetch, err)
+		return nil, nil, fmt.Errorf("%w: %w", ErrFetch, err)
 	}
 	if int64(len(data)) > k.cfg.MaxSize {
-		return nil, 0, fmt.Errorf("%w: document larger than %d bytes", ErrFetch, k.cfg.MaxSize)
+		return nil, nil, fmt.Errorf("%w: document larger than %d bytes", ErrFetch, k.cfg.MaxSize)
 	}
-	return data, k.refreshInterval(resp.Header), nil
+	return data, resp.Header, nil
 }
 
-// refreshInterval reads max-age from Cache-Control, bounded to
-// [MinRefresh, MaxRefresh] and to half of MaxStale.
-func (k *KeySet) refreshInterval(h http.Header) time.Duration {
+// installResponse installs a fetched document. A shared cache may have
+// answered for the issuer (the document is "public"), with a copy made Age
+// seconds ago: the set is that old, and a copy older than MaxStale is
+// refused, so a cache that keeps serving while the issuer is down does not
+// keep the set fresh for ever.
+func (k *KeySet) installResponse(data []byte, h http.Header) error {
+	age := responseAge(h)
+	if age > k.cfg.MaxStale {
+		return fmt.Errorf("%w: the answer's Age is more than MaxStale", ErrFetch)
+	}
+	return k.install(data, k.cfg.Now().Add(-age), k.refreshInterval(h, age))
+}
+
+// responseAge reads the Age header (RFC 9111 section 5.1): delta-seconds,
+// a value too large for 31 bits counting as 2^31. Absent or invalid: 0.
+func responseAge(h http.Header) time.Duration {
+	n, err := strconv.ParseUint(h.Get("Age"), 10, 64)
+	if err != nil && !errors.Is(err, strconv.ErrRange) {
+		return 0
+	}
+	return time.Duration(min(n, 1<<31)) * time.Second
+}
+
+// refreshInterval reads max-age from Cache-Control, less the answer's age,
+// bounded to [MinRefresh, MaxRefresh] and to half of MaxStale.
+func (k *KeySet) refreshInterval(h http.Header, age time.Duration) time.Duration {
 	d := DefaultRefresh
 	for _, v := range h.Values("Cache-Control") {
 		for _, dir := range strings.Split(v, ",") {
@@ -499,7 +524,7 @@ func (k *KeySet) refreshInterval(h http.Header) time.Duration {
 			}
 		}
 	}
-	return min(max(d, k.cfg.MinRefresh), k.cfg.MaxRefresh, k.cfg.MaxStale/2)
+	return min(max(d-age, k.cfg.MinRefresh), k.cfg.MaxRefresh, k.cfg.MaxStale/2)
 }
 
 // install parses data and makes it the current set. Revoked kids are
@@ -522,7 +547,7 @@ func (k *KeySet) install(data []byte, fetched time.Time, refresh time.Duration) 
 	for kid := range k.revoked {
 		revoked[kid] = struct{}{}
 	}
-	k.current.Store(&state{set: set, revoked: revoked, fetched: fetched, refresh: refresh})
+	k.current.Store(&state{set: set, revoked: revoked, fetched: fetched, got: k.cfg.Now(), refresh: refresh})
 	return nil
 }
 

@@ -181,3 +181,38 @@ func TestAgeHeader(t *testing.T) {
 		})
 	}
 }
+
+// TestCacheFileKeepsAge: a document a shared cache answered with an Age
+// was written to the cache file stamped with the time of the write, so a
+// process started from the file counted the set as that much younger and
+// trusted it past MaxStale. The file is now stamped with the set's fetch
+// time.
+func TestCacheFileKeepsAge(t *testing.T) {
+	is := newIssuer(t, true)
+	doc, _ := json.Marshal(is.ring.KeySet(is.srv.URL))
+	var down atomic.Bool
+	is.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Cache-Control", "public, max-age=60")
+		w.Header().Set("Age", "82800") // 23 h
+		_, _ = w.Write(doc)
+	})
+	cfg := is.config()
+	cfg.CacheFile = filepath.Join(t.TempDir(), "keys.json")
+	first, err := remotekeys.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.Close()
+	kid := kidOf(t, is.mint())
+
+	down.Store(true)
+	is.clock.Add(time.Hour + time.Second)
+	ks := is.keySet(cfg)
+	if _, err := ks.LookupKey(context.Background(), kid); !errors.Is(err, remotekeys.ErrStale) {
+		t.Fatalf("a set 24 h old, from the cache file: %v, want ErrStale", err)
+	}
+}

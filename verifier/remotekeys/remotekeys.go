@@ -87,7 +87,8 @@ type Config struct {
 	// kids. Default 30 s.
 	Cooldown time.Duration
 	// CacheFile, when set, holds the last good document (written with
-	// mode 0600 by atomic rename; its directory must exist).
+	// mode 0600 by atomic rename, its modification time the set's fetch
+	// time; its directory must exist).
 	CacheFile string
 	// MaxStale makes LookupKey fail with ErrStale (a verifier answers
 	// 503) once the last good set (fetched: less the answer's Age, when a
@@ -449,7 +450,8 @@ func (k *KeySet) fetch(ctx context.Context) error {
 		return err
 	}
 	if k.cfg.CacheFile != "" {
-		if err := writeFileAtomic(k.cfg.CacheFile, k.cacheDocument(data)); err != nil {
+		st := k.current.Load()
+		if err := writeFileAtomic(k.cfg.CacheFile, k.cacheDocument(data), st.fetched); err != nil {
 			k.log.LogAttrs(ctx, slog.LevelWarn, "remotekeys: writing the cache file failed", slog.String("err", err.Error()))
 		}
 	}
@@ -647,8 +649,10 @@ func (k *KeySet) loadCacheFile() error {
 }
 
 // writeFileAtomic writes data to path with mode 0600: a temporary file in
-// the same directory, synced, then renamed over path.
-func writeFileAtomic(path string, data []byte) (err error) {
+// the same directory, synced, stamped with mtime (the set's fetch time,
+// which a shared cache's Age puts before the write: the file's age is the
+// set's), then renamed over path.
+func writeFileAtomic(path string, data []byte, mtime time.Time) (err error) {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return err
@@ -671,6 +675,9 @@ func writeFileAtomic(path string, data []byte) (err error) {
 		return err
 	}
 	if err = f.Close(); err != nil {
+		return err
+	}
+	if err = os.Chtimes(f.Name(), time.Time{}, mtime); err != nil {
 		return err
 	}
 	return os.Rename(f.Name(), path)

@@ -57,8 +57,13 @@ func writeStatus(w http.ResponseWriter, code int, status string, reasons []strin
 }
 
 // KeySetReason is the readiness reason of a key set last fetched at
-// fetched, at now, against its bound (--keys-max-stale); "" when fresh.
+// fetched, at now, against its bound (--keys-max-stale); "" when fresh. A
+// zero fetched is a set of no known age (none fetched yet, or a cache file
+// stamped in the future): never fresh.
 func KeySetReason(fetched, now time.Time, maxStale time.Duration) string {
+	if fetched.IsZero() {
+		return "key set: none of known age (not fetched from the issuer yet)"
+	}
 	if age := now.Sub(fetched); age > maxStale {
 		return fmt.Sprintf("key set: last fetched %v ago (bound %v, --keys-max-stale)", age.Round(time.Second), maxStale)
 	}

@@ -64,6 +64,9 @@ func TestReasons(t *testing.T) {
 	if why := opsmetrics.KeySetReason(now.Add(-2*time.Hour), now, time.Hour); !strings.Contains(why, "key set: last fetched 2h0m0s ago (bound 1h0m0s") {
 		t.Errorf("stale key set: %q", why)
 	}
+	if why := opsmetrics.KeySetReason(time.Time{}, now, time.Hour); why != "key set: none of known age (not fetched from the issuer yet)" {
+		t.Errorf("no key set of known age: %q", why)
+	}
 	if why := opsmetrics.MirrorReason(nil); why != "" {
 		t.Errorf("ready mirror: %q", why)
 	}

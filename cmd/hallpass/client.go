@@ -31,6 +31,12 @@ HALLPASS_CLIENT_PASSPHRASE; with neither, a random key is written to
 FILE.key (mode 0600) beside the state file and used instead: that only
 protects copies of the state file made without the key file.
 
+Commands on one state file take turns: each holds a lock on FILE.lock
+(flock, mode 0600, left in place) from loading the state to its last save,
+so none presents a refresh token another has rotated since (the server
+takes that for reuse and signs the device out), and two signups never
+share a file. A command waits up to a minute, then fails with state_locked.
+
 An account outlives its devices: link-code on a signed-in device and link on
 a new one add a device; recovery-codes makes codes to keep, and recover
 brings the account back on a new device when no signed-in one is left.`,
@@ -311,6 +317,8 @@ func clientFail(cmd string, e *env, err error) error {
 			code = "state_mismatch"
 		case errors.Is(err, client.ErrPersist):
 			code = "state_not_saved"
+		case errors.Is(err, errStateLocked):
+			code = "state_locked"
 		case errors.Is(err, errNotConfirmed):
 			code = "not_confirmed"
 		case errors.Is(err, fs.ErrNotExist):
@@ -396,6 +404,11 @@ func parseJoinFlags(doc cmdDoc, args []string, e *env, flags func(*flag.FlagSet)
 
 // joinSession makes the device key, hands the client to join and prints the session; a failed join forgets its key file.
 func (jf *joinFlags) joinSession(ctx context.Context, e *env, join func(c *client.Client, deviceName string) (*client.Session, error)) (err error) {
+	unlock, err := lockState(ctx, jf.sf.state, true)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	store, keyFile, forget, err := signupState(ctx, &jf.sf, e)
 	if err != nil {
 		return err
@@ -509,6 +522,11 @@ func runClientCmdWith(ctx context.Context, doc cmdDoc, args []string, e *env, fl
 			err = clientFail(name, e, err)
 		}
 	}()
+	unlock, err := lockState(ctx, sf.state, false)
+	if err != nil {
+		return err
+	}
+	defer unlock() // after closeClient's last save
 	var extra []client.Option
 	if opts != nil {
 		extra = opts()

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -458,5 +459,111 @@ func TestClientUnsavedRefreshFails(t *testing.T) {
 	}
 	if r.err == nil || !strings.Contains(r.stderr, ": state_not_saved: ") {
 		t.Fatalf("me with unsaved tokens: err %v, stderr %q", r.err, r.stderr)
+	}
+}
+
+// TestClientConcurrentRunsKeepSession: two client commands on one state
+// file at once. Run A loaded refresh token R0 and its refresh is on the
+// wire (held here) while run B refreshes twice (R0 to R1, R1 to R2) and
+// saves; A's R0 then reaches the issuer two steps behind: reuse, and the
+// device is signed out. Runs on one state file must take turns: B waits
+// for A, then starts from the token A saved.
+func TestClientConcurrentRunsKeepSession(t *testing.T) {
+	var armed, held atomic.Bool
+	reached, release := make(chan struct{}), make(chan struct{})
+	url := testIssuerWrapped(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == issuer.PathToken && armed.Load() && held.CompareAndSwap(false, true) {
+				close(reached)
+				<-release
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	state := filepath.Join(t.TempDir(), "erin.state")
+	runCmd(t, nil, "client", "signup", "--server", url, "--username", "erin", "--state", state).ok(t, "signup")
+	armed.Store(true)
+	a := make(chan cmdResult, 1)
+	go func() { a <- runCmd(t, nil, "client", "refresh", "--state", state) }()
+	<-reached // A holds R0 and its refresh is on the wire
+	b := make(chan []cmdResult, 1)
+	go func() {
+		b <- []cmdResult{runCmd(t, nil, "client", "refresh", "--state", state), runCmd(t, nil, "client", "refresh", "--state", state)}
+	}()
+	var bs []cmdResult
+	select {
+	case bs = <-b: // B did not wait for A
+	case <-time.After(2 * time.Second): // B waits for A, as it should
+	}
+	close(release)
+	(<-a).ok(t, "run A")
+	if bs == nil {
+		bs = <-b
+	}
+	for _, r := range bs {
+		r.ok(t, "run B")
+	}
+	runCmd(t, nil, "client", "me", "--state", state).ok(t, "me after both runs")
+}
+
+// TestClientConcurrentSignups: two signups on one new state file at once
+// both found it empty, and the second save replaced the first session, an
+// account left with a live session nobody holds. The second now waits and
+// finds the first's session.
+func TestClientConcurrentSignups(t *testing.T) {
+	var held atomic.Bool
+	reached, release := make(chan struct{}), make(chan struct{})
+	url := testIssuerWrapped(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == issuer.PathAccounts && held.CompareAndSwap(false, true) {
+				close(reached)
+				<-release
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	state := filepath.Join(t.TempDir(), "fay.state")
+	pw := map[string]string{clientPassphraseEnv: "correct horse"}
+	a := make(chan cmdResult, 1)
+	go func() { a <- runCmd(t, pw, "client", "signup", "--server", url, "--username", "fay", "--state", state) }()
+	<-reached
+	b := make(chan cmdResult, 1)
+	go func() { b <- runCmd(t, pw, "client", "signup", "--server", url, "--username", "gus", "--state", state) }()
+	select {
+	case <-time.After(2 * time.Second):
+	case r := <-b:
+		b <- r
+	}
+	close(release)
+	(<-a).ok(t, "first signup")
+	(<-b).failedWith(t, "already_signed_up")
+	if got := runCmd(t, pw, "client", "me", "--state", state).ok(t, "me").json(t)["username"]; got != "fay" {
+		t.Fatalf("the state file holds %v, want fay's session", got)
+	}
+}
+
+// TestClientStateLocked: a command that cannot get the state file's lock
+// in time fails with state_locked and leaves the file alone.
+func TestClientStateLocked(t *testing.T) {
+	url := testIssuer(t)
+	state := filepath.Join(t.TempDir(), "hal.state")
+	runCmd(t, nil, "client", "signup", "--server", url, "--username", "hal", "--state", state).ok(t, "signup")
+	if mode(t, state+".lock") != 0o600 {
+		t.Fatalf("lock file mode %v", mode(t, state+".lock"))
+	}
+	unlock, err := lockState(t.Context(), state, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func(w time.Duration) { stateLockWait = w }(stateLockWait)
+	stateLockWait = 100 * time.Millisecond
+	runCmd(t, nil, "client", "refresh", "--state", state).failedWith(t, "state_locked")
+	unlock()
+	runCmd(t, nil, "client", "refresh", "--state", state).ok(t, "refresh after unlock")
+	// A command on a state file that does not exist makes no lock file.
+	missing := filepath.Join(t.TempDir(), "none.state")
+	runCmd(t, nil, "client", "me", "--state", missing).failedWith(t, "not_found")
+	if _, err := os.Stat(missing + ".lock"); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("lock file for a missing state file: %v", err)
 	}
 }

@@ -39,6 +39,23 @@ func (t *txn) scan(bucket []byte, prefix string, fn func(suffix, v []byte) bool)
 	}
 }
 
+// scanRing calls fn with at most limit keys of bucket and their values, in
+// key order from the first key at or after from, going on from the first
+// key of the bucket once it reaches the end, and never past from again.
+// The slices are valid only during the call.
+func (t *txn) scanRing(bucket []byte, from string, limit int, fn func(k, v []byte)) {
+	c := t.tx.Bucket(bucket).Cursor()
+	n := 0
+	for k, v := c.Seek([]byte(from)); k != nil && n < limit; k, v = c.Next() {
+		fn(k, v)
+		n++
+	}
+	for k, v := c.First(); k != nil && n < limit && string(k) < from; k, v = c.Next() {
+		fn(k, v)
+		n++
+	}
+}
+
 func (t *txn) put(bucket []byte, key string, value []byte) error {
 	t.dirty = true
 	return t.tx.Bucket(bucket).Put([]byte(key), value)

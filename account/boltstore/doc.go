@@ -30,9 +30,11 @@
 // fails after writing, or panics, makes the batch roll back and run again
 // without it.
 //
-// Expired holds are dropped when their name is claimed again and in
-// batches whenever a name is released; expired link codes when their
-// account creates another code or is deleted.
+// Expired holds are dropped when their name is claimed again, and
+// whenever a name is released from among the next few hundred holds (in
+// key order from the released name's, wrapping around): a release reads a
+// bounded number of holds however many are live. Expired link codes go
+// when their account creates another code or is deleted.
 //
 // Durability: the file is opened 0600 with NoSync false, so a committed
 // transaction has been fsynced, and no write is acknowledged before the

@@ -85,3 +85,39 @@ func PutLegacyLink(ctx context.Context, s *Store, accountID string, digest []byt
 		return t.put(bucketAccountLinks, accountID+string(digest), nil)
 	})
 }
+
+// PutHolds holds each username key of keys until `until`, as a rename or
+// a deletion leaves it.
+func PutHolds(s *Store, until time.Time, keys ...string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		t := &txn{tx: tx}
+		for _, k := range keys {
+			if err := putJSON(t, bucketHolds, holdKey(k), holdRecord{Until: until}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// SweepHolds runs the sweep that a release of usernameKey at now runs, in
+// a transaction of its own, and returns how many holds it read.
+func SweepHolds(s *Store, usernameKey string, now time.Time) (visited int, err error) {
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		visited, err = sweepHolds(&txn{tx: tx}, holdKey(usernameKey), now)
+		return err
+	})
+	return visited, err
+}
+
+// Holds is the number of holds stored, expired or not.
+func Holds(s *Store) (n int) {
+	_ = s.db.View(func(tx *bolt.Tx) error {
+		n = tx.Bucket(bucketHolds).Stats().KeyN
+		return nil
+	})
+	return n
+}
+
+// SweepBatch is how many holds one release reads at most.
+const SweepBatch = sweepBatch

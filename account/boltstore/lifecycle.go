@@ -50,7 +50,7 @@ func activeDevice(t *txn, accountID, deviceID string) error {
 	return nil
 }
 
-// sweepBatch bounds the expired holds dropped by one transaction.
+// sweepBatch bounds the holds one release reads to drop the expired ones.
 const sweepBatch = 256
 
 func holdKey(usernameKey string) string {
@@ -88,7 +88,8 @@ func nameTaken(t *txn, usernameKey string, now time.Time) (bool, error) {
 }
 
 // releaseName unregisters usernameKey and holds it until `until`, then
-// sweeps a batch of expired holds so they do not pile up.
+// sweeps the holds that follow its own (sweepHolds) so that expired ones
+// do not pile up.
 func releaseName(t *txn, usernameKey string, now, until time.Time) error {
 	if err := t.del(bucketUsernames, usernameKey); err != nil {
 		return err
@@ -98,19 +99,32 @@ func releaseName(t *txn, usernameKey string, now, until time.Time) error {
 			return err
 		}
 	}
+	_, err := sweepHolds(t, holdKey(usernameKey), now)
+	return err
+}
+
+// sweepHolds drops the expired holds among at most sweepBatch holds from
+// the key from on, wrapping around to the first, and returns how many it
+// read. A release then costs the same however many holds are live: a
+// sweep that read the whole bucket until it had found sweepBatch expired
+// ones read every hold when few had expired, and each rename or deletion
+// held the one writer for that long (an account renaming in a loop adds a
+// hold each time). Hold keys are SHA-256 digests, so successive sweeps
+// start at random places and reach every hold in time.
+func sweepHolds(t *txn, from string, now time.Time) (visited int, err error) {
 	var expired []string
-	t.scan(bucketHolds, "", func(k, v []byte) bool {
+	t.scanRing(bucketHolds, from, sweepBatch, func(k, v []byte) {
+		visited++
 		if h, err := decodeJSON[holdRecord](v, bucketHolds); err != nil || !now.Before(h.Until) {
 			expired = append(expired, string(k))
 		}
-		return len(expired) < sweepBatch
 	})
 	for _, k := range expired {
 		if err := t.del(bucketHolds, k); err != nil {
-			return err
+			return visited, err
 		}
 	}
-	return nil
+	return visited, nil
 }
 
 // liveLinks drops the account's link codes expired at now and counts the

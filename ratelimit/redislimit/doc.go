@@ -11,11 +11,12 @@
 //	P:rl:{H}
 //
 // where P is Options.Prefix ("hallpass") and H is the hex of the first 128
-// bits of HMAC-SHA-256(Options.HashKey, rule || key). The hash tag is the
-// digest, so keys spread over a Cluster and no raw IP address reaches Redis.
-// Without a HashKey the digest is a plain SHA-256, which only pseudonymises:
-// the IPv4 space is small enough to reverse by brute force; set a HashKey
-// shared by all nodes when that matters.
+// bits of HMAC-SHA-256(Options.HashKey, rule || 0x00 || key), rule as
+// ratelimit.Rule.String prints it. The hash tag is the digest, so keys
+// spread over a Cluster and no raw IP address reaches Redis. Without a
+// HashKey the HMAC key is empty, a digest anyone can recompute, which only
+// pseudonymises: the IPv4 space is small enough to reverse by brute force;
+// set a HashKey shared by all nodes when that matters.
 //
 // Peek (ratelimit.Peeker) reads the key with one GET and runs the same GCRA
 // in Go; it counts nothing and is not atomic with a later Allow.

@@ -19,7 +19,7 @@ var _ account.Lister = (*Store)(nil)
 func (s *Store) Accounts(ctx context.Context, fn func(account.Account) error) error {
 	var mu sync.Mutex
 	scan := func(ctx context.Context, c redis.Cmdable) error {
-		iter := c.Scan(ctx, 0, s.prefix+":{u:*}:account:*", 500).Iterator()
+		iter := c.Scan(ctx, 0, globEscape(s.prefix)+":{u:*}:account:*", 500).Iterator()
 		for iter.Next(ctx) {
 			h, ok := s.homeOf(iter.Val())
 			if !ok {
@@ -48,6 +48,19 @@ func (s *Store) Accounts(ctx context.Context, fn func(account.Account) error) er
 		return cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return scan(ctx, c) })
 	}
 	return scan(ctx, s.c)
+}
+
+// globEscape quotes the characters a SCAN pattern treats specially, so
+// that the prefix matches only itself.
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[]\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // homeOf parses P:{tag}:account:<acc>.

@@ -77,6 +77,11 @@ type Config struct {
 	// disables it.
 	Limiter           ratelimit.Limiter
 	RecoverPerAccount ratelimit.Rule
+	// RenamePerAccount: the budget of renames per account (with Limiter).
+	// Every name an account leaves stays held for UsernameHold, so without
+	// it one account could hold any number of names by renaming through
+	// them. An unlimited rule disables it.
+	RenamePerAccount ratelimit.Rule
 	// Sessions, when set, is asked before a refresh mints: a refresh token
 	// issued before a device or account entry is refused and its session
 	// ended, so the device stays out after the entry expires. A

@@ -3,8 +3,10 @@ package flow
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/hallpass/hallpass/account"
+	"github.com/hallpass/hallpass/ratelimit"
 	"github.com/hallpass/hallpass/revocation"
 )
 
@@ -98,6 +100,9 @@ func (f *Flows) Rename(ctx context.Context, accountID, tainted string) (string, 
 		// claim; the stored display stays.
 		return acc.Username, nil
 	}
+	if err := f.renameBudget(ctx, accountID); err != nil {
+		return "", err
+	}
 	now := f.now().UTC()
 	if err := f.call(ctx, "rename_account", func(ctx context.Context) error {
 		return f.cfg.Store.RenameAccount(ctx, accountID, name.Display, name.Key, now, now.Add(f.cfg.UsernameHold))
@@ -111,4 +116,29 @@ func (f *Flows) Rename(ctx context.Context, accountID, tainted string) (string, 
 		return "", storeErr("rename_account", err)
 	}
 	return name.Display, nil
+}
+
+// renameBudget spends one rename of the account's budget
+// (Config.RenamePerAccount): a rename that changes the name, taken or not.
+func (f *Flows) renameBudget(ctx context.Context, accountID string) error {
+	return f.spend(ctx, "rename:account:"+accountID, f.cfg.RenamePerAccount, "rename budget of this account spent")
+}
+
+// spend takes one from the budget key of rule (Config.Limiter): nil with
+// no Limiter or an unlimited rule, ErrRateLimited (spent, saying why) with
+// when to try again, or unavailable when the limiter does not answer.
+func (f *Flows) spend(ctx context.Context, key string, rule ratelimit.Rule, spent string) error {
+	if f.cfg.Limiter == nil || rule.Unlimited() {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, f.cfg.StoreTimeout)
+	defer cancel()
+	d, err := f.cfg.Limiter.Allow(ctx, key, rule, f.now())
+	if err != nil {
+		return storeErr("rate_limit", err)
+	}
+	if !d.Allowed {
+		return &Error{Code: ErrRateLimited.Code, Err: errors.New(spent), RetryAfter: max(d.RetryAfter, time.Second)}
+	}
+	return nil
 }

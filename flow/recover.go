@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"time"
 
 	"github.com/hallpass/hallpass/account"
 	"github.com/hallpass/hallpass/revocation"
@@ -196,20 +195,8 @@ func (f *Flows) standIn() (account.Account, error) {
 // then only for the rule's period). 100-bit codes make guessing hopeless
 // whatever the number of addresses; the budget is a tripwire.
 func (f *Flows) recoverBudget(ctx context.Context, usernameKey, clientKey string) error {
-	if f.cfg.Limiter == nil || f.cfg.RecoverPerAccount.Unlimited() {
-		return nil
-	}
-	key := "recover:account:" + usernameKey + ":" + clientKey
-	ctx, cancel := context.WithTimeout(ctx, f.cfg.StoreTimeout)
-	defer cancel()
-	d, err := f.cfg.Limiter.Allow(ctx, key, f.cfg.RecoverPerAccount, f.now())
-	if err != nil {
-		return storeErr("rate_limit", err)
-	}
-	if !d.Allowed {
-		return &Error{Code: ErrRateLimited.Code, Err: errors.New("recovery budget of this account and address spent"), RetryAfter: max(d.RetryAfter, time.Second)}
-	}
-	return nil
+	return f.spend(ctx, "recover:account:"+usernameKey+":"+clientKey, f.cfg.RecoverPerAccount,
+		"recovery budget of this account and address spent")
 }
 
 // useRecoveryCode spends the code: one atomic store step per pepper the

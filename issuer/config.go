@@ -159,6 +159,11 @@ type Config struct {
 	// DefaultRecoverPerAccount; ratelimit.Disabled turns one off. Both
 	// need Limiter.
 	CodeRedeemPerIP, RecoverPerAccount ratelimit.Rule
+	// RenamePerAccount is the budget of renames per account: every name an
+	// account leaves stays held for UsernameHold, so without it one
+	// account could hold any number of names. Zero: DefaultRenamePerAccount;
+	// ratelimit.Disabled turns it off. It needs Limiter.
+	RenamePerAccount ratelimit.Rule
 	// CodeRedeemPerNet and CodeRedeemPerSite nest CodeRedeemPerIP as
 	// SignupPerNet and SignupPerSite nest SignupPerIP (same defaults,
 	// from CodeRedeemPerIP).
@@ -401,7 +406,7 @@ func (cfg *Config) checkLimits() error {
 	if cfg.Limiter == nil {
 		return nil
 	}
-	for _, r := range []ratelimit.Rule{cfg.SignupPerIP, cfg.SignupGlobal, cfg.CodeRedeemPerIP, cfg.RecoverPerAccount,
+	for _, r := range []ratelimit.Rule{cfg.SignupPerIP, cfg.SignupGlobal, cfg.CodeRedeemPerIP, cfg.RecoverPerAccount, cfg.RenamePerAccount,
 		cfg.SignupPerNet, cfg.SignupPerSite, cfg.SignupReserve, cfg.CodeRedeemPerNet, cfg.CodeRedeemPerSite} {
 		if err := r.Validate(); err != nil {
 			return fmt.Errorf("issuer: %w", err)

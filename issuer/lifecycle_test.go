@@ -235,6 +235,46 @@ func TestRecoverGuessingLimited(t *testing.T) {
 	owner.keep(owner.recoverWith("target", codes[0], nil, "203.0.113.9"))
 }
 
+// TestRenameLimited: every name an account leaves stays held, so renames
+// have a per-account budget: past it 429 with Retry-After and the name
+// unchanged; a rename to the account's own name (another case) spends
+// nothing, and another account has its own budget. The budget refills.
+func TestRenameLimited(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		e := newEnv(t, be, func(c *issuer.Config) {
+			c.Limiter = be.limiter(t)
+			c.RenamePerAccount = mustRule(t, "2/d")
+		})
+		d := e.newDevice("EdDSA")
+		d.signup("squatter")
+		rename := func(d *device, name string) resp {
+			return d.authJSON(http.MethodPatch, issuer.PathMe, map[string]string{"username": name})
+		}
+		for i, name := range []string{"squat_1", "SQUAT_1", "squat_2"} {
+			if r := rename(d, name); r.status != http.StatusOK {
+				t.Fatalf("rename %d to %s: %d %s", i, name, r.status, r.body)
+			}
+		}
+		r := rename(d, "squat_3")
+		if r.status != http.StatusTooManyRequests || r.code(t) != "rate_limited" || r.header.Get("Retry-After") == "" {
+			t.Fatalf("third rename: %d %s", r.status, r.body)
+		}
+		if me := d.me(); me.str(t, "username") != "squat_2" {
+			t.Fatalf("after the refused rename: %s", me.body)
+		}
+		other := e.newDevice("EdDSA")
+		other.signup("bystander")
+		if r := rename(other, "bystander_2"); r.status != http.StatusOK {
+			t.Fatalf("another account's rename: %d %s", r.status, r.body)
+		}
+		e.clock.Advance(24 * time.Hour)
+		d.refresh()
+		if r := rename(d, "squat_3"); r.status != http.StatusOK {
+			t.Fatalf("a day later: %d %s", r.status, r.body)
+		}
+	})
+}
+
 // TestConcurrentRedemptions: one link code or recovery code redeemed by
 // 16 devices at once lets exactly one in.
 func TestConcurrentRedemptions(t *testing.T) {

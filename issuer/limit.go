@@ -33,6 +33,7 @@ var (
 	DefaultSignupGlobal      = ratelimit.Rule{Limit: 1000, Per: time.Hour}
 	DefaultCodeRedeemPerIP   = ratelimit.Rule{Limit: 30, Per: time.Hour}
 	DefaultRecoverPerAccount = ratelimit.Rule{Limit: 10, Per: time.Hour}
+	DefaultRenamePerAccount  = ratelimit.Rule{Limit: 5, Per: 24 * time.Hour}
 )
 
 // Factors of the derived network budgets and the reserve's share of the
@@ -291,6 +292,7 @@ func (cfg *Config) limitDefaults() {
 	def(&cfg.SignupGlobal, DefaultSignupGlobal)
 	def(&cfg.CodeRedeemPerIP, DefaultCodeRedeemPerIP)
 	def(&cfg.RecoverPerAccount, DefaultRecoverPerAccount)
+	def(&cfg.RenamePerAccount, DefaultRenamePerAccount)
 	def(&cfg.SignupPerNet, scaled(cfg.SignupPerIP, netFactor))
 	def(&cfg.SignupPerSite, scaled(cfg.SignupPerIP, siteFactor))
 	def(&cfg.CodeRedeemPerNet, scaled(cfg.CodeRedeemPerIP, netFactor))

@@ -402,7 +402,7 @@ func TestLimitDefaults(t *testing.T) {
 func TestLimitDefaultsTopLevel(t *testing.T) {
 	got := issuer.Config{}.WithLimitDefaults()
 	off := issuer.Config{SignupPerIP: ratelimit.Disabled, SignupGlobal: ratelimit.Disabled,
-		CodeRedeemPerIP: ratelimit.Disabled, RecoverPerAccount: ratelimit.Disabled}.WithLimitDefaults()
+		CodeRedeemPerIP: ratelimit.Disabled, RecoverPerAccount: ratelimit.Disabled, RenamePerAccount: ratelimit.Disabled}.WithLimitDefaults()
 	for _, c := range []struct {
 		field             string
 		got, want, gotOff ratelimit.Rule
@@ -411,6 +411,7 @@ func TestLimitDefaultsTopLevel(t *testing.T) {
 		{"SignupGlobal", got.SignupGlobal, issuer.DefaultSignupGlobal, off.SignupGlobal},
 		{"CodeRedeemPerIP", got.CodeRedeemPerIP, issuer.DefaultCodeRedeemPerIP, off.CodeRedeemPerIP},
 		{"RecoverPerAccount", got.RecoverPerAccount, issuer.DefaultRecoverPerAccount, off.RecoverPerAccount},
+		{"RenamePerAccount", got.RenamePerAccount, issuer.DefaultRenamePerAccount, off.RenamePerAccount},
 	} {
 		if c.got != c.want || c.got.Unlimited() {
 			t.Errorf("zero %s = %v, want %v", c.field, c.got, c.want)

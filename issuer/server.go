@@ -270,7 +270,7 @@ func (s *Server) newFlows(cfg Config, minter *token.Minter) (*flow.Flows, error)
 		StoreTimeout: cfg.StoreTimeout,
 		Pepper:       cfg.Pepper,
 		LinkCodeTTL:  cfg.LinkCodeTTL, MaxLinkCodes: cfg.MaxLinkCodes, UsernameHold: cfg.UsernameHold,
-		Limiter: cfg.Limiter, RecoverPerAccount: cfg.RecoverPerAccount,
+		Limiter: cfg.Limiter, RecoverPerAccount: cfg.RecoverPerAccount, RenamePerAccount: cfg.RenamePerAccount,
 		Observer: flowMetrics{s.metrics},
 		Logger:   cfg.Logger,
 		Now:      cfg.Now,

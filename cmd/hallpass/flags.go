@@ -94,6 +94,7 @@ var (
 		"SignupPerSite":     "--signup-limit-per-site",
 		"SignupReserve":     "--signup-reserve",
 		"RecoverPerAccount": "--recover-limit-per-account",
+		"RenamePerAccount":  "--rename-limit-per-account",
 		"LinkCodeTTL":       "--link-code-ttl",
 		"UsernameHold":      "--username-hold",
 		"CORSOrigins":       "--cors-origins",

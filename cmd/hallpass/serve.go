@@ -47,6 +47,7 @@ type serveConfig struct {
 	trustedProxies              string
 	limitPerIP, limitGlobal     string
 	limitRedeem, limitRecover   string
+	limitRename                 string
 	guard                       guardFlags // serveguard.go: network budgets, --metrics-listen
 	pprof                       pprofFlags // pprof.go: --pprof-listen
 	maxConns, maxConnsPerIP     int
@@ -104,6 +105,7 @@ func parseServeFlags(args []string, e *env) (*serveConfig, error) {
 	fs.StringVar(&c.limitRedeem, "code-limit-per-ip", ee.str(e, "HALLPASS_CODE_LIMIT_PER_IP", "30/h"), "link- and recovery-code redemptions per client address, N/s|m|h|d, or off [HALLPASS_CODE_LIMIT_PER_IP]")
 	c.guard.register(fs, e, &ee)
 	fs.StringVar(&c.limitRecover, "recover-limit-per-account", ee.str(e, "HALLPASS_RECOVER_LIMIT_PER_ACCOUNT", "10/h"), "recovery attempts per username from one client address, N/s|m|h|d, or off [HALLPASS_RECOVER_LIMIT_PER_ACCOUNT]")
+	fs.StringVar(&c.limitRename, "rename-limit-per-account", ee.str(e, "HALLPASS_RENAME_LIMIT_PER_ACCOUNT", "5/d"), "renames per account (each name left stays held for --username-hold), N/s|m|h|d, or off [HALLPASS_RENAME_LIMIT_PER_ACCOUNT]")
 	fs.StringVar(&c.corsOrigins, "cors-origins", e.getenv("HALLPASS_CORS_ORIGINS"), "comma-separated browser origins (https://game.example) whose pages may call the API; no wildcard [HALLPASS_CORS_ORIGINS]")
 	fs.IntVar(&c.maxConns, "max-connections", ee.integer(e, "HALLPASS_MAX_CONNECTIONS", defaultMaxConns), "open connections to the public listener in all; beyond it new ones are closed (0: no cap) [HALLPASS_MAX_CONNECTIONS]")
 	fs.IntVar(&c.maxConnsPerIP, "max-connections-per-ip", ee.integer(e, "HALLPASS_MAX_CONNECTIONS_PER_IP", defaultMaxConnsPerIP), "open connections from one client address (trusted proxies excepted; 0: no cap) [HALLPASS_MAX_CONNECTIONS_PER_IP]")
@@ -265,6 +267,7 @@ type serveLimits struct {
 	proxies                []netip.Prefix
 	signupPerIP, signupAll ratelimit.Rule
 	redeemPerIP, recover   ratelimit.Rule
+	rename                 ratelimit.Rule
 }
 
 // resolve fills the defaults that derive from --data and parses the flags
@@ -291,6 +294,9 @@ func (c *serveConfig) resolve() (serveLimits, error) {
 		return l, err
 	}
 	if l.recover, err = parseRule(c.limitRecover, "--recover-limit-per-account"); err != nil {
+		return l, err
+	}
+	if l.rename, err = parseRule(c.limitRename, "--rename-limit-per-account"); err != nil {
 		return l, err
 	}
 	if err := c.guard.resolve(c.listen); err != nil {
@@ -386,6 +392,7 @@ func (c *serveConfig) issuerConfig(be *backend, ks *servedKeys, mirror *revocati
 		SignupPerSite:     c.guard.perSite,
 		SignupReserve:     c.guard.reserve,
 		RecoverPerAccount: l.recover,
+		RenamePerAccount:  l.rename,
 		LinkCodeTTL:       c.linkCodeTTL,
 		CORSOrigins:       splitList(c.corsOrigins),
 		UsernameHold:      c.usernameHold,

@@ -392,7 +392,12 @@ func (k *KeySet) loop(failing bool) {
 		var wait time.Duration
 		if failing {
 			wait = min(backoff, k.cfg.MinRefresh)
-			backoff *= 2
+			// Doubled only while below its bound: doubled on every
+			// failure, it overflowed after 34 in a row (a negative, then
+			// a zero wait) and the loop fetched without pause.
+			if backoff < k.cfg.MinRefresh {
+				backoff *= 2
+			}
 		} else {
 			backoff = time.Second
 			st := k.current.Load()

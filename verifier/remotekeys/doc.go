@@ -9,7 +9,9 @@
 //
 //   - refreshes in a background goroutine when the document's Cache-Control
 //     max-age (less the answer's Age) runs out, bounded to [MinRefresh,
-//     MaxRefresh]; after a failed fetch it retries with backoff and keeps
+//     MaxRefresh] and to half of what the Age leaves of MaxStale, so it
+//     refreshes before the set goes stale; after a failed fetch it retries
+//     with backoff (1 s doubling up to MinRefresh) and keeps
 //     the last good set. Close stops the goroutine and waits for it;
 //   - on a kid it does not know, refetches at once, at most once per
 //     Cooldown (default 30 s): the kid is chosen by whoever sent the token.

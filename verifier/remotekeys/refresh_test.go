@@ -1,6 +1,10 @@
 package remotekeys_test
 
 import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -25,5 +29,37 @@ func TestBackoffDoesNotSpin(t *testing.T) {
 	time.Sleep(time.Second)
 	if n := ks.Fetches() - start; n > 300 {
 		t.Fatalf("%d fetches in a second with MinRefresh 5 ms: the backoff overflowed", n)
+	}
+}
+
+// TestAgedAnswerRefreshesBeforeStale: the refresh interval was max-age
+// less Age, bounded by half of MaxStale, but an answer with an Age has
+// less than MaxStale left before it is stale: with a max-age longer than
+// MaxStale (a CDN's own TTL) the next refresh came after the set had gone
+// stale, and every lookup failed with ErrStale until then although the
+// issuer answered. The interval is now also held to half of what is left.
+func TestAgedAnswerRefreshesBeforeStale(t *testing.T) {
+	is := newIssuer(t, true)
+	kid := kidOf(t, is.mint())
+	doc, _ := json.Marshal(is.ring.KeySet(is.srv.URL))
+	var answers atomic.Int64
+	is.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		if answers.Add(1) == 1 {
+			w.Header().Set("Age", "3") // 1 s of MaxStale left
+		} else {
+			w.Header().Set("Age", "0") // the cache has a fresh copy now
+		}
+		_, _ = w.Write(doc)
+	})
+	cfg := is.config()
+	cfg.Now = timeNow
+	cfg.MinRefresh = 100 * time.Millisecond
+	cfg.MaxStale = 4 * time.Second
+	ks := is.keySet(cfg)
+
+	time.Sleep(1500 * time.Millisecond)
+	if _, err := ks.LookupKey(context.Background(), kid); err != nil {
+		t.Fatalf("LookupKey after %d answers: %v (the refresh came after the set went stale)", answers.Load(), err)
 	}
 }

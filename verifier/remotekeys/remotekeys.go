@@ -98,8 +98,9 @@ type Config struct {
 	// while this verifier could not reach the issuer is not ignored for
 	// ever.
 	// Default DefaultMaxStale (24 h); at least twice MinRefresh. The
-	// refresh interval is held to at most half of it, so a set that
-	// refreshes never goes stale.
+	// refresh interval is held to at most half of what is left of it
+	// after the answer's Age (MinRefresh at least), so a set that
+	// refreshes does not go stale.
 	MaxStale time.Duration
 	// Now is the clock for ages and cooldowns. Default time.Now.
 	Now func() time.Time
@@ -515,7 +516,9 @@ func responseAge(h http.Header) time.Duration {
 }
 
 // refreshInterval reads max-age from Cache-Control, less the answer's age,
-// bounded to [MinRefresh, MaxRefresh] and to half of MaxStale.
+// bounded to [MinRefresh, MaxRefresh] and to half of what is left of
+// MaxStale (MaxStale less age; MinRefresh at least), so a set refreshes
+// before it goes stale whatever max-age a shared cache sends.
 func (k *KeySet) refreshInterval(h http.Header, age time.Duration) time.Duration {
 	d := DefaultRefresh
 	for _, v := range h.Values("Cache-Control") {
@@ -531,7 +534,7 @@ func (k *KeySet) refreshInterval(h http.Header, age time.Duration) time.Duration
 			}
 		}
 	}
-	return min(max(d-age, k.cfg.MinRefresh), k.cfg.MaxRefresh, k.cfg.MaxStale/2)
+	return min(max(d-age, k.cfg.MinRefresh), k.cfg.MaxRefresh, max((k.cfg.MaxStale-age)/2, k.cfg.MinRefresh))
 }
 
 // install parses data and makes it the current set. Revoked kids are

@@ -3,10 +3,13 @@ package remotekeys_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/hallpass/hallpass/verifier/remotekeys"
 )
 
 // TestBackoffDoesNotSpin: the retry backoff doubled on every failed fetch
@@ -61,5 +64,57 @@ func TestAgedAnswerRefreshesBeforeStale(t *testing.T) {
 	time.Sleep(1500 * time.Millisecond)
 	if _, err := ks.LookupKey(context.Background(), kid); err != nil {
 		t.Fatalf("LookupKey after %d answers: %v (the refresh came after the set went stale)", answers.Load(), err)
+	}
+}
+
+// TestAgeHeaderList: RFC 9111 (section 5.1) has a cache that receives a
+// list-based Age ("Age: 90000, 0", as a proxy that appends may send) use
+// its first member. The whole value was parsed as one number, failed, and
+// counted as no Age at all: a copy older than MaxStale was taken as fresh.
+func TestAgeHeaderList(t *testing.T) {
+	is := newIssuer(t, true)
+	kid := kidOf(t, is.mint())
+	doc, _ := json.Marshal(is.ring.KeySet(is.srv.URL))
+	var age atomic.Value
+	age.Store("0")
+	is.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=60")
+		w.Header().Set("Age", age.Load().(string))
+		_, _ = w.Write(doc)
+	})
+	ks := is.keySet(is.config())
+	tests := []struct {
+		name  string
+		age   string
+		stale bool // an hour later
+	}{
+		{"older than MaxStale, then 0", "90000, 0", false}, // refused: the set in use stays
+		{"23 hours, then 0", "82800 , 0", true},
+		{"0, then 23 hours", "0,82800", false},
+		{"not a number first: ignored", "soon, 82800", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			age.Store(tt.age)
+			err := ks.Refresh(context.Background())
+			if tt.age == "90000, 0" {
+				if !errors.Is(err, remotekeys.ErrFetch) {
+					t.Fatalf("Refresh of a copy older than MaxStale: %v, want ErrFetch", err)
+				}
+				age.Store("0")
+				if err := ks.Refresh(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			is.clock.Add(time.Hour + time.Second)
+			_, err = ks.LookupKey(context.Background(), kid)
+			if tt.stale != errors.Is(err, remotekeys.ErrStale) {
+				t.Fatalf("an hour later: %v, want stale %v", err, tt.stale)
+			}
+		})
 	}
 }

@@ -506,9 +506,13 @@ func (k *KeySet) installResponse(data []byte, h http.Header) error {
 }
 
 // responseAge reads the Age header (RFC 9111 section 5.1): delta-seconds,
-// a value too large for 31 bits counting as 2^31. Absent or invalid: 0.
+// a value too large for 31 bits counting as 2^31. Of a list ("Age: 90000,
+// 0", or several Age lines) the first member counts, as the RFC says:
+// parsed whole, the list was invalid and a copy older than MaxStale counted
+// as fresh. Absent or invalid: 0.
 func responseAge(h http.Header) time.Duration {
-	n, err := strconv.ParseUint(h.Get("Age"), 10, 64)
+	first, _, _ := strings.Cut(h.Get("Age"), ",")
+	n, err := strconv.ParseUint(strings.TrimSpace(first), 10, 64)
 	if err != nil && !errors.Is(err, strconv.ErrRange) {
 		return 0
 	}

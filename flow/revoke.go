@@ -115,14 +115,27 @@ const detailStepFailed = "The revocation is in force: the tokens it covers are a
 // flow errors (account.ErrNotFound: ErrNotFound) and are not retried; a
 // store that still did not answer is ErrUnavailable, logged and counted
 // (SignOutStepObserver).
+//
+// An attempt that did not answer may still have made the step (a reply
+// lost, or an abandoned call that completed: storecall), and a deletion
+// is not idempotent: its retry finds no account. Once an attempt went
+// unanswered, a not-found answer is what the step asked for (no account,
+// or no session left to end) and counts as done; otherwise a deletion
+// that happened answered not found and skipped the entry written again
+// after it (resealEntry).
 func (f *Flows) endStep(ctx context.Context, op, id string, step func(ctx context.Context) error) error {
+	unanswered := false
 	n, err := f.retried(ctx, func(ctx context.Context) error {
 		switch err := f.call(ctx, op, step); {
 		case err == nil:
 			return nil
 		case errors.Is(err, account.ErrNotFound):
+			if unanswered {
+				return nil
+			}
 			return fail(ErrNotFound, err)
 		default:
+			unanswered = true
 			return storeErr(op, err)
 		}
 	})

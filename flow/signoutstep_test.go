@@ -250,3 +250,89 @@ func TestSignOutStepVerdictNotRetried(t *testing.T) {
 		t.Fatalf("failures counted %v, want none", got)
 	}
 }
+
+// lostReply runs the real DeleteAccount, EndSession or EndAccountSessions
+// and, while lose > 0 (counting down), answers as a store whose reply
+// never came back: the step was made, the caller saw the store fail.
+type lostReply struct {
+	account.Store
+	lose  atomic.Int32
+	calls atomic.Int32
+}
+
+func (s *lostReply) lost() bool {
+	s.calls.Add(1)
+	for {
+		n := s.lose.Load()
+		if n <= 0 {
+			return false
+		}
+		if s.lose.CompareAndSwap(n, n-1) {
+			return true
+		}
+	}
+}
+
+func (s *lostReply) EndSession(ctx context.Context, id string, at time.Time) error {
+	err := s.Store.EndSession(ctx, id, at)
+	if s.lost() {
+		return errStepDown
+	}
+	return err
+}
+
+func (s *lostReply) EndAccountSessions(ctx context.Context, id string, at time.Time) ([]string, error) {
+	ended, err := s.Store.EndAccountSessions(ctx, id, at)
+	if s.lost() {
+		return nil, errStepDown
+	}
+	return ended, err
+}
+
+func (s *lostReply) DeleteAccount(ctx context.Context, id string, now, holdUntil time.Time) error {
+	err := s.Store.DeleteAccount(ctx, id, now, holdUntil)
+	if s.lost() {
+		return errStepDown
+	}
+	return err
+}
+
+// TestSignOutStepReplyLost: the store made the step but its reply was
+// lost (a timeout, an abandoned call that completed). The retry of a
+// deletion then found no account: the deletion answered not found
+// although the account was deleted, and skipped the entry written again
+// after the step, so a token minted by a refresh that raced the deletion
+// stayed valid. A step whose earlier attempt did not answer and that now
+// finds nothing to act on is done.
+func TestSignOutStepReplyLost(t *testing.T) {
+	for _, p := range signOutPaths {
+		t.Run(p.name, func(t *testing.T) {
+			rs, err := revbolt.Open(filepath.Join(t.TempDir(), "revocation.db"), revbolt.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { rs.Close() })
+			store := &lostReply{Store: openBolt(t)}
+			var mu sync.Mutex
+			var written []revocation.Entry
+			fx := newFixture(t, store, func(c *flow.Config) {
+				c.Revocations = rs
+				c.Observe = func(e revocation.Entry) { mu.Lock(); written = append(written, e); mu.Unlock() }
+			})
+			out := fx.signup(t, newKey(t), "lostreply")
+			store.lose.Store(1)
+			if err := p.signOut(context.Background(), fx.flows, out.AccountID, out.DeviceID); err != nil {
+				t.Fatalf("sign-out whose first store reply was lost: %v, want done", err)
+			}
+			if n := store.calls.Load(); n != 2 {
+				t.Fatalf("store step ran %d times, want 2", n)
+			}
+			checkSignedOut(t, &stepFixture{fixture: fx, store: &flakyStep{Store: store.Store}}, out, p.op)
+			mu.Lock()
+			defer mu.Unlock()
+			if len(written) != 2 {
+				t.Fatalf("%d entries written, want 2 (the entry, then again after the step)", len(written))
+			}
+		})
+	}
+}

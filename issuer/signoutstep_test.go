@@ -174,3 +174,41 @@ func TestSignOutStepFailsPastBudget(t *testing.T) {
 		t.Fatal("the refresh that found the entry did not end the session")
 	}
 }
+
+// lostReplyStore makes the real deletion and, while lose > 0 (counting
+// down), answers as a store whose reply never came back.
+type lostReplyStore struct {
+	account.Store
+	lose atomic.Int32
+}
+
+func (s *lostReplyStore) DeleteAccount(ctx context.Context, id string, now, holdUntil time.Time) error {
+	err := s.Store.DeleteAccount(ctx, id, now, holdUntil)
+	if s.lose.Add(-1) >= 0 {
+		return errStepStoreDown
+	}
+	return err
+}
+
+// TestDeleteMeReplyLost: the store deleted the account but its reply was
+// lost; the flow's retry found no account and DELETE /v1/me answered 404
+// for an account it had deleted (and skipped the entry written again
+// after the step). It answers 204.
+func TestDeleteMeReplyLost(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		var mirror *revocation.Mirror
+		e := newEnv(t, be, withClockedRevocation(t, be, &mirror))
+		lost := &lostReplyStore{Store: e.store}
+		e.cfg.Store, e.store = lost, lost
+		e.start()
+		d := e.newDevice("EdDSA")
+		d.signup("lostreply")
+		lost.lose.Store(1)
+		if r := d.authJSON(http.MethodDelete, issuer.PathMe, nil); r.status != http.StatusNoContent {
+			t.Fatalf("DELETE /v1/me whose store reply was lost: %d %s, want 204", r.status, r.body)
+		}
+		if _, err := e.store.GetAccount(context.Background(), d.accID); !errors.Is(err, account.ErrNotFound) {
+			t.Fatalf("account after the deletion: %v, want not found", err)
+		}
+	})
+}

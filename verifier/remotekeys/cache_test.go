@@ -65,6 +65,58 @@ func TestRevocationSurvivesRestart(t *testing.T) {
 	})
 }
 
+// TestCacheFileTooLargeToRemember: when the remembered revoked kids would
+// make the cache document pass MaxSize, the fetched document was written
+// as it came, without them: a stale node's older document then put a
+// revoked key back into the file, and the next process started from it
+// with the issuer down trusted the key. Now the file is removed instead:
+// that process has no set until the issuer answers (fail closed).
+func TestCacheFileTooLargeToRemember(t *testing.T) {
+	is := newIssuer(t, true)
+	cfg := is.config()
+	cfg.CacheFile = filepath.Join(t.TempDir(), "keys.json")
+	tok := is.mint()
+	oldSet := is.ring.KeySet(is.srv.URL)
+	if err := is.ring.Revoke(is.ring.Current().ID(), nil, is.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	newDoc, _ := json.Marshal(is.ring.KeySet(is.srv.URL))
+	// The stale node's document: the old one, with one more (retired) key,
+	// so that it fits MaxSize only without a revoked kid added.
+	extra := is.ring.KeySet(is.srv.URL).Keys[1]
+	extra.Status = "retired"
+	oldSet.Keys = append(oldSet.Keys, extra)
+	staleDoc, _ := json.Marshal(oldSet)
+	cfg.MaxSize = int64(len(staleDoc))
+	if len(newDoc) > len(staleDoc) {
+		t.Fatalf("documents of %d and %d bytes: the test needs the stale one larger", len(newDoc), len(staleDoc))
+	}
+
+	is.body.Store(&newDoc)
+	first, err := remotekeys.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	is.body.Store(&staleDoc) // a stale node answers from now on
+	if err := first.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	first.Close()
+
+	is.down.Store(true)
+	ks, err := remotekeys.New(context.Background(), cfg)
+	if err == nil {
+		defer ks.Close()
+		err = verify(is.verifier(ks), tok)
+	}
+	if err == nil {
+		t.Fatal("the revoked key's token verified after a restart from the cache file")
+	}
+	if _, serr := os.Stat(cfg.CacheFile); !errors.Is(serr, os.ErrNotExist) {
+		t.Errorf("cache file: %v, want removed", serr)
+	}
+}
+
 // TestCacheFileFromTheFuture: the age of a cache file is its modification
 // time, and a negative age was not stale, so a file stamped in the future
 // (written while the clock ran ahead, since corrected; a restored backup)

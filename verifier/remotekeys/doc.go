@@ -21,7 +21,9 @@
 //     and keeps refusing it for the life of the KeySet even if a later (or
 //     cached, older) document lists it again;
 //   - writes each good document to Config.CacheFile (atomic rename, mode
-//     0600, stamped with the set's fetch time), its "revoked" member replaced by every kid the KeySet refuses,
+//     0600, stamped with the set's fetch time), its "revoked" member
+//     replaced by every kid the KeySet refuses (the file is removed instead
+//     when that would pass Config.MaxSize: never written without them),
 //     and reads it back when the issuer is unreachable at start, so that a
 //     verifier can start while the issuer is down. New also reads the
 //     revoked kids of the cache file before its first fetch, so a

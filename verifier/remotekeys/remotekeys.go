@@ -456,12 +456,27 @@ func (k *KeySet) fetch(ctx context.Context) error {
 		return err
 	}
 	if k.cfg.CacheFile != "" {
-		st := k.current.Load()
-		if err := writeFileAtomic(k.cfg.CacheFile, k.cacheDocument(data), st.fetched); err != nil {
-			k.log.LogAttrs(ctx, slog.LevelWarn, "remotekeys: writing the cache file failed", slog.String("err", err.Error()))
-		}
+		k.writeCacheFile(ctx, data)
 	}
 	return nil
+}
+
+// writeCacheFile writes the cache document of data. When that document
+// cannot be made (the revoked kids would pass MaxSize), the file is
+// removed rather than written without them: a process started from it
+// would trust a key this one saw revoked.
+func (k *KeySet) writeCacheFile(ctx context.Context, data []byte) {
+	doc, err := k.cacheDocument(data)
+	if err != nil {
+		k.log.LogAttrs(ctx, slog.LevelWarn, "remotekeys: the cache file is removed: "+err.Error())
+		if err := os.Remove(k.cfg.CacheFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			k.log.LogAttrs(ctx, slog.LevelError, "remotekeys: removing the cache file failed", slog.String("err", err.Error()))
+		}
+		return
+	}
+	if err := writeFileAtomic(k.cfg.CacheFile, doc, k.current.Load().fetched); err != nil {
+		k.log.LogAttrs(ctx, slog.LevelWarn, "remotekeys: writing the cache file failed", slog.String("err", err.Error()))
+	}
 }
 
 func (k *KeySet) get(ctx context.Context) ([]byte, http.Header, error) {
@@ -616,23 +631,26 @@ func (k *KeySet) rememberCachedRevocations(ctx context.Context) {
 
 // cacheDocument is data with its "revoked" member replaced by every kid k
 // refuses (sorted), so that the next process refuses them too, whatever
-// document it reads first. data itself when that would pass MaxSize.
-func (k *KeySet) cacheDocument(data []byte) []byte {
+// document it reads first; an error when that cannot be made (it would
+// pass MaxSize).
+func (k *KeySet) cacheDocument(data []byte) ([]byte, error) {
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(data, &m); err != nil {
-		return data
+		return nil, err
 	}
-	ids := slices.Sorted(maps.Keys(k.current.Load().revoked))
-	raw, err := json.Marshal(ids)
+	raw, err := json.Marshal(slices.Sorted(maps.Keys(k.current.Load().revoked)))
 	if err != nil {
-		return data
+		return nil, err
 	}
 	m["revoked"] = raw
 	out, err := json.Marshal(m)
-	if err != nil || int64(len(out)) > k.cfg.MaxSize {
-		return data
+	if err != nil {
+		return nil, err
 	}
-	return out
+	if int64(len(out)) > k.cfg.MaxSize {
+		return nil, fmt.Errorf("the document with every revoked kid would pass %d bytes", k.cfg.MaxSize)
+	}
+	return out, nil
 }
 
 // loadCacheFile installs the document of the cache file.

@@ -174,8 +174,12 @@ func New(ctx context.Context, cfg Config) (*KeySet, error) {
 	k.client = &c
 	k.ctx, k.cancel = context.WithCancel(context.Background())
 
+	// The cache file is read once, before the first fetch: its revoked
+	// kids count from the start, and its set is the fallback.
+	var cache cacheFile
 	if cfg.CacheFile != "" {
-		k.rememberCachedRevocations(ctx)
+		cache = k.readCacheFile()
+		k.rememberCachedRevocations(ctx, cache)
 	}
 	err := k.fetch(ctx)
 	if err != nil {
@@ -183,7 +187,7 @@ func New(ctx context.Context, cfg Config) (*KeySet, error) {
 			k.cancel()
 			return nil, err
 		}
-		if cerr := k.loadCacheFile(); cerr != nil {
+		if cerr := k.loadCacheFile(cache); cerr != nil {
 			k.cancel()
 			return nil, errors.Join(err, cerr)
 		}
@@ -580,25 +584,32 @@ func (k *KeySet) install(data []byte, fetched time.Time, refresh time.Duration) 
 	return nil
 }
 
+// cacheFile is what readCacheFile read: the document and its
+// modification time, or why there is none.
+type cacheFile struct {
+	data  []byte
+	mtime time.Time
+	err   error
+}
+
 // readCacheFile reads the cache file, refusing one that is not a regular
-// file, is group- or world-writable, or is larger than MaxSize. It returns
-// the document and its modification time.
-func (k *KeySet) readCacheFile() ([]byte, time.Time, error) {
+// file, is group- or world-writable, or is larger than MaxSize.
+func (k *KeySet) readCacheFile() cacheFile {
 	fi, err := os.Stat(k.cfg.CacheFile)
 	if err != nil {
-		return nil, time.Time{}, fmt.Errorf("%w: %w", ErrCacheFile, err)
+		return cacheFile{err: fmt.Errorf("%w: %w", ErrCacheFile, err)}
 	}
 	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o022 != 0 {
-		return nil, time.Time{}, fmt.Errorf("%w: not a regular file, or group- or world-writable", ErrCacheFile)
+		return cacheFile{err: fmt.Errorf("%w: not a regular file, or group- or world-writable", ErrCacheFile)}
 	}
 	if fi.Size() > k.cfg.MaxSize {
-		return nil, time.Time{}, fmt.Errorf("%w: too large", ErrCacheFile)
+		return cacheFile{err: fmt.Errorf("%w: too large", ErrCacheFile)}
 	}
 	data, err := os.ReadFile(k.cfg.CacheFile)
 	if err != nil {
-		return nil, time.Time{}, fmt.Errorf("%w: %w", ErrCacheFile, err)
+		return cacheFile{err: fmt.Errorf("%w: %w", ErrCacheFile, err)}
 	}
-	return data, fi.ModTime(), nil
+	return cacheFile{data: data, mtime: fi.ModTime()}
 }
 
 // rememberCachedRevocations makes k refuse the kids that the cache file
@@ -606,14 +617,14 @@ func (k *KeySet) readCacheFile() ([]byte, time.Time, error) {
 // saw is not forgotten when the first document fetched now (a stale issuer
 // node, a cache in front of the issuer) lists the key again. An unusable
 // file only loses them, with a warning: the fetch may still succeed.
-func (k *KeySet) rememberCachedRevocations(ctx context.Context) {
-	data, _, err := k.readCacheFile()
+func (k *KeySet) rememberCachedRevocations(ctx context.Context, cache cacheFile) {
+	err := cache.err
 	if err == nil {
-		_, err = verifier.ParseKeySet(data, k.cfg.Issuer)
+		_, err = verifier.ParseKeySet(cache.data, k.cfg.Issuer)
 	}
 	var ids []keys.KeyID
 	if err == nil {
-		ids, err = revokedKids(data)
+		ids, err = revokedKids(cache.data)
 	}
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
@@ -654,11 +665,11 @@ func (k *KeySet) cacheDocument(data []byte) ([]byte, error) {
 }
 
 // loadCacheFile installs the document of the cache file.
-func (k *KeySet) loadCacheFile() error {
-	data, mtime, err := k.readCacheFile()
-	if err != nil {
-		return err
+func (k *KeySet) loadCacheFile(cache cacheFile) error {
+	if cache.err != nil {
+		return cache.err
 	}
+	data, mtime := cache.data, cache.mtime
 	fetched := mtime
 	if mtime.Sub(k.cfg.Now()) > cacheFileSkew {
 		// Stamped in the future of the clock (written while it ran ahead,

@@ -8,7 +8,7 @@ import (
 )
 
 // TestDependencies: keys and the file store depend on the standard
-// library, golang.org/x/... and each other only (no Redis, bbolt or Echo:
+// library, golang.org/x/..., each other and internal/filelock only (no Redis, bbolt or Echo:
 // a verifier or a single-node issuer does not pull them in); the live ring
 // adds the refresh-token codec (package refresh and go-paseto, which it
 // rekeys as the store changes) and nothing of a store; the Redis ring
@@ -17,7 +17,8 @@ import (
 func TestDependencies(t *testing.T) {
 	const base = "github.com/hallpass/hallpass/keys"
 	core := func(dep string) bool {
-		return strings.HasPrefix(dep, "golang.org/x/") || dep == base || dep == base+"/filestore"
+		return strings.HasPrefix(dep, "golang.org/x/") || dep == base || dep == base+"/filestore" ||
+			dep == "github.com/hallpass/hallpass/internal/filelock" // the standard library only
 	}
 	for _, tc := range []struct {
 		pkg   string

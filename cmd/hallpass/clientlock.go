@@ -6,8 +6,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"syscall"
 	"time"
+
+	"github.com/hallpass/hallpass/internal/filelock"
 )
 
 // stateLockWait bounds how long a client command waits for another one
@@ -30,28 +31,12 @@ func lockState(ctx context.Context, path string, create bool) (unlock func(), er
 	if _, err := os.Stat(path); !create && errors.Is(err, fs.ErrNotExist) {
 		return func() {}, nil
 	}
-	f, err := os.OpenFile(path+".lock", os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
+	unlock, err = filelock.Lock(ctx, path+".lock", stateLockWait)
+	switch {
+	case errors.Is(err, filelock.ErrTimeout):
+		return nil, fmt.Errorf("%w (waited %v for %s)", errStateLocked, stateLockWait, path+".lock")
+	case err != nil && ctx.Err() == nil:
 		return nil, fmt.Errorf("state lock: %w", err)
 	}
-	deadline := time.Now().Add(stateLockWait)
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		switch {
-		case err == nil:
-			return func() { f.Close() }, nil // closing the file releases the lock
-		case !errors.Is(err, syscall.EWOULDBLOCK):
-			f.Close()
-			return nil, fmt.Errorf("state lock: %w", err)
-		case time.Now().After(deadline):
-			f.Close()
-			return nil, fmt.Errorf("%w (waited %v for %s)", errStateLocked, stateLockWait, path+".lock")
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+	return unlock, err
 }

@@ -10,9 +10,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"syscall"
 	"time"
 
+	"github.com/hallpass/hallpass/internal/filelock"
 	"github.com/hallpass/hallpass/keys"
 )
 
@@ -455,32 +455,12 @@ func (s *Store) lock(ctx context.Context) (func(), error) {
 	if err := os.MkdirAll(s.dir, 0o700); err != nil {
 		return nil, fmt.Errorf("filestore: create directory: %w", err)
 	}
-	f, err := os.OpenFile(filepath.Join(s.dir, lockFile), os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("filestore: lock file: %w", err)
+	unlock, err := filelock.Lock(ctx, filepath.Join(s.dir, lockFile), s.LockTimeout)
+	switch {
+	case errors.Is(err, filelock.ErrTimeout):
+		return nil, ErrLocked
+	case err != nil && ctx.Err() == nil:
+		return nil, fmt.Errorf("filestore: %w", err)
 	}
-	deadline := time.Now().Add(s.LockTimeout)
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return func() {
-				syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-				f.Close()
-			}, nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			f.Close()
-			return nil, fmt.Errorf("filestore: flock: %w", err)
-		}
-		if time.Now().After(deadline) {
-			f.Close()
-			return nil, ErrLocked
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+	return unlock, err
 }

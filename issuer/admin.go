@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -300,12 +299,9 @@ func (s *Server) handleAdminRevocations(c echo.Context) error {
 	if err := s.requireRevStore(); err != nil {
 		return err
 	}
-	limit := -1
-	if v := c.QueryParam("limit"); v != "" {
-		var err error
-		if limit, err = strconv.Atoi(v); err != nil || limit < 1 {
-			return errInvalidRequest(errors.New("limit must be a positive number"))
-		}
+	limit, err := queryLimit(c, -1, 0) // -1: every live entry
+	if err != nil {
+		return err
 	}
 	var es []revocation.Entry
 	if err := s.storeCall(c, "revocation_snapshot", func(ctx context.Context) error {

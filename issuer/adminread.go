@@ -3,6 +3,7 @@ package issuer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 
@@ -71,12 +72,9 @@ func (s *Server) handleAdminAudit(c echo.Context) error {
 	if !ok {
 		return errUnavailable(errors.New("the audit sink cannot be read back"))
 	}
-	n := DefaultAuditLimit
-	if v := c.QueryParam("limit"); v != "" {
-		var err error
-		if n, err = strconv.Atoi(v); err != nil || n < 1 || n > MaxAuditLimit {
-			return errInvalidRequest(errors.New("limit must be 1 to 1000"))
-		}
+	n, err := queryLimit(c, DefaultAuditLimit, MaxAuditLimit)
+	if err != nil {
+		return err
 	}
 	var recs []AuditRecord
 	if err := s.storeCall(c, "audit_read", func(ctx context.Context) error {
@@ -91,4 +89,21 @@ func (s *Server) handleAdminAudit(c echo.Context) error {
 	}
 	noStore(c)
 	return c.JSON(http.StatusOK, auditResponse{Records: recs})
+}
+
+// queryLimit reads an admin listing's ?limit=N: def when absent, else a
+// number from 1 to most (0: no upper bound), or 400 invalid_request.
+func queryLimit(c echo.Context, def, most int) (int, error) {
+	v := c.QueryParam("limit")
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	switch {
+	case most > 0 && (err != nil || n < 1 || n > most):
+		return 0, errInvalidRequest(fmt.Errorf("limit must be 1 to %d", most))
+	case err != nil || n < 1:
+		return 0, errInvalidRequest(errors.New("limit must be a positive number"))
+	}
+	return n, nil
 }

@@ -5,7 +5,9 @@
 //     path): each request is verified (access token and DPoP proof, through
 //     an Authenticator such as *httpauth.Authenticator) and forwarded to the
 //     upstream with X-Hallpass-Account and X-Hallpass-Device set from the
-//     verified claims;
+//     verified claims; a path with a "." or ".." segment is refused (400
+//     invalid_request, by the Authenticator), so a client cannot climb out
+//     of the upstream's base path;
 //   - as a forward-auth endpoint (GET Config.VerifyPath, default /v1/verify)
 //     for nginx auth_request, Traefik ForwardAuth and Caddy forward_auth:
 //     the proxy asks about the original request and gets 200 with the

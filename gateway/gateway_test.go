@@ -373,3 +373,41 @@ func TestStripIdentityHeaders(t *testing.T) {
 		}
 	}
 }
+
+// TestProxyDotSegments: the upstream's base path is not a boundary a
+// client can climb out of with "..": the proof's htu is normalised (GET
+// /x/../../admin names /admin, which the client may sign), but the path
+// went upstream as sent, /api/x/../../admin, which an upstream that
+// resolves dot segments serves as /admin, outside /api. A path with a dot
+// segment is refused (400 invalid_request) and never reaches the upstream.
+func TestProxyDotSegments(t *testing.T) {
+	up, hits := echoUpstream(t)
+	gw := httptest.NewUnstartedServer(nil)
+	gw.Start()
+	t.Cleanup(gw.Close)
+	w := newWorld(t, gw.URL)
+	upstream, _ := url.Parse(up.URL + "/api")
+	g, err := gateway.New(w.auth, gateway.Config{PublicURL: gw.URL, Upstream: upstream})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw.Config.Handler = g
+	alice := w.device(t, "acct_alice", "dev_alice")
+	for _, tc := range []struct{ path, htu string }{
+		{"/x/../../admin", "/admin"},
+		{"/x/%2e%2e/%2E%2E/admin", "/admin"},
+		{"/./items", "/items"},
+	} {
+		req, _ := http.NewRequest("GET", gw.URL+tc.path, nil)
+		alice.sign(t, req.Header, "GET", gw.URL+tc.htu)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := readAll(t, res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusBadRequest || !strings.Contains(body, "invalid_request") || hits.Load() != 0 {
+			t.Fatalf("%s: status %d, %d upstream hits: %s", tc.path, res.StatusCode, hits.Load(), body)
+		}
+	}
+}

@@ -19,7 +19,12 @@
 // operator. The request URL of a proof is built from PublicURL and the path
 // the server received; never from the Host or X-Forwarded-* headers, which
 // the client controls. Behind a proxy that strips a path prefix, put the
-// prefix in PublicURL.
+// prefix in PublicURL. A path with a "." or ".." segment (dots plain or
+// percent-encoded) is refused, 400 invalid_request, before the token is
+// looked at: appended to PublicURL and normalised, ".." would climb out of
+// PublicURL's base path to a URL another service answers, and the handler
+// (or the gateway's upstream) would get a path other than the one the
+// proof names. Clients send paths in normal form.
 //
 // The token is read only from "Authorization: DPoP <token>", never from a
 // query string or a cookie. "Authorization: Bearer" is refused unless
@@ -30,7 +35,9 @@
 //
 // Every failure is an *Error with an HTTP status and a stable code:
 // invalid_token, token_expired, token_revoked, invalid_dpop_proof,
-// use_dpop_nonce (401, with a fresh DPoP-Nonce), unavailable (503: the
+// use_dpop_nonce (401, with a fresh DPoP-Nonce), invalid_request (400: a
+// dot segment in the path), rate_limited (429: the proof key holds its
+// share of the replay cache), unavailable (503: the
 // replay cache, the key source or the revocation mirror could not answer;
 // fail closed) or internal_error (500). WriteProblem writes it as RFC 9457
 // application/problem+json, with the same fixed titles and details as the

@@ -22,7 +22,7 @@ func FuzzAuthenticate(f *testing.F) {
 	codes := map[string]int{
 		httpauth.CodeInvalidToken: 401, httpauth.CodeTokenExpired: 401, httpauth.CodeTokenRevoked: 401,
 		httpauth.CodeInvalidDPoPProof: 401, httpauth.CodeUseDPoPNonce: 401,
-		httpauth.CodeUnavailable: 503, httpauth.CodeInternal: 500,
+		httpauth.CodeUnavailable: 503, httpauth.CodeInternal: 500, httpauth.CodeInvalidRequest: 400,
 	}
 	f.Fuzz(func(t *testing.T, method, path, authz, proof string) {
 		c, err := fx.auth.Authenticate(context.Background(), httpauth.Request{Method: method, Path: path, Authorization: authz, DPoP: proof})

@@ -3,6 +3,7 @@ package httpauth
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -88,7 +89,8 @@ type Request struct {
 	Method string
 	// Path is the request path as the server received it (escaped form,
 	// e.g. r.URL.EscapedPath()); it is appended to Config.PublicURL. A
-	// query or fragment is ignored.
+	// query or fragment is ignored. A path with a "." or ".." segment is
+	// refused (ErrPath, 400 invalid_request).
 	Path string
 	// URL, instead of Path, is the full request URL, for a caller that
 	// serves several public origins (a forward-auth endpoint).
@@ -199,6 +201,9 @@ func (a *Authenticator) Authenticate(ctx context.Context, req Request) (*token.C
 	}
 
 	target, err := a.requestURL(req)
+	if errors.Is(err, ErrPath) {
+		return nil, a.fail(ctx, &Error{Status: http.StatusBadRequest, Code: CodeInvalidRequest, Detail: detailPath, cause: err})
+	}
 	if err != nil {
 		return nil, a.fail(ctx, &Error{Status: http.StatusInternalServerError, Code: CodeInternal, cause: err})
 	}
@@ -217,10 +222,33 @@ func (a *Authenticator) requestURL(req Request) (string, error) {
 		return "", fmt.Errorf("%w: Request has both Path and URL", ErrConfig)
 	case req.URL != "":
 		return req.URL, nil
-	case strings.HasPrefix(req.Path, "/"):
-		return a.base + req.Path, nil
+	case !strings.HasPrefix(req.Path, "/"):
+		return "", fmt.Errorf("%w: Request.Path must start with /", ErrConfig)
+	case hasDotSegment(req.Path):
+		// Normalising PublicURL + Path would let ".." climb out of
+		// PublicURL's base path, to a URL another service answers.
+		return "", ErrPath
 	}
-	return "", fmt.Errorf("%w: Request.Path must start with /", ErrConfig)
+	return a.base + req.Path, nil
+}
+
+// hasDotSegment reports whether the path p (escaped form) has a "." or
+// ".." segment, its dots plain or percent-encoded (%2E, %2e), the query
+// and fragment left out.
+func hasDotSegment(p string) bool {
+	if i := strings.IndexAny(p, "?#"); i >= 0 {
+		p = p[:i]
+	}
+	for seg := range strings.SplitSeq(p, "/") {
+		if len(seg) > 6 || strings.IndexByte(seg, '.') < 0 && strings.IndexByte(seg, '%') < 0 {
+			continue
+		}
+		seg = strings.ReplaceAll(strings.ReplaceAll(seg, "%2E", "."), "%2e", ".")
+		if seg == "." || seg == ".." {
+			return true
+		}
+	}
+	return false
 }
 
 // binding checks the proof as the token's device binding.

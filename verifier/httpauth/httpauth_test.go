@@ -580,3 +580,42 @@ func TestDetailSaysWhatToFix(t *testing.T) {
 		})
 	}
 }
+
+// TestDotSegmentsInPath: the request path is appended to the public URL's
+// base path and the result normalised, so a dot segment in the path could
+// climb out of the base: GET /../other on a service at
+// https://api.example.com/base matched a proof made for
+// https://api.example.com/other (another service on the same host taking
+// the same tokens), and the path that reached the handler or upstream was
+// not the one the proof named. A path with a dot segment, plain or
+// percent-encoded, is refused before the token is looked at.
+func TestDotSegmentsInPath(t *testing.T) {
+	for _, path := range []string{
+		"/../other", "/%2e%2E/other", "/x/../../other", "/./things", "/things/.", "/things/..",
+		"/%2E/things", "/x/%2e./../things",
+	} {
+		t.Run(path, func(t *testing.T) {
+			f := newFixture(t, nil, nil)
+			r := f.request()
+			r.Path = path
+			// A proof for what the path normalises to under the base, and
+			// one for what it climbs to.
+			for _, htu := range []string{"https://api.example.com/other", testPublic + "/things"} {
+				r.DPoP = f.proof(f.device, "GET", htu, f.token, "")
+				_, err := f.auth.Authenticate(context.Background(), r)
+				var e *httpauth.Error
+				if !errors.As(err, &e) || e.Status != http.StatusBadRequest || e.Code != httpauth.CodeInvalidRequest || !errors.Is(err, httpauth.ErrPath) {
+					t.Fatalf("htu %s: err = %v, want 400 invalid_request (ErrPath)", htu, err)
+				}
+			}
+		})
+	}
+	// Dots inside a segment are ordinary characters.
+	f := newFixture(t, nil, nil)
+	r := f.request()
+	r.Path = "/a..b/.well-known/x.json"
+	r.DPoP = f.proof(f.device, "GET", testPublic+r.Path, f.token, "")
+	if _, err := f.auth.Authenticate(context.Background(), r); err != nil {
+		t.Fatalf("dots inside segments: %v", err)
+	}
+}

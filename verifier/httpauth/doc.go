@@ -20,7 +20,8 @@
 // the server received; never from the Host or X-Forwarded-* headers, which
 // the client controls. Behind a proxy that strips a path prefix, put the
 // prefix in PublicURL. A path with a "." or ".." segment (dots plain or
-// percent-encoded) is refused, 400 invalid_request, before the token is
+// percent-encoded; segments split at '/', and at %2F, '\' and %5C, which
+// some servers read as '/') is refused, 400 invalid_request, before the token is
 // looked at: appended to PublicURL and normalised, ".." would climb out of
 // PublicURL's base path to a URL another service answers, and the handler
 // (or the gateway's upstream) would get a path other than the one the

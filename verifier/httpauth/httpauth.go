@@ -232,24 +232,27 @@ func (a *Authenticator) requestURL(req Request) (string, error) {
 	return a.base + req.Path, nil
 }
 
-// hasDotSegment reports whether the path p (escaped form) has a "." or
-// ".." segment, its dots plain or percent-encoded (%2E, %2e), the query
-// and fragment left out.
+// hasDotSegment reports whether the path p (escaped form), the query and
+// fragment left out, has a "." or ".." segment, its dots plain or
+// percent-encoded, its separators '/' or what some servers decode or read
+// as one before they resolve dots (%2F, '\', %5C).
 func hasDotSegment(p string) bool {
 	if i := strings.IndexAny(p, "?#"); i >= 0 {
 		p = p[:i]
 	}
+	if !strings.Contains(p, ".") && !strings.Contains(p, "%") {
+		return false
+	}
+	p = dotSegmentReplacer.Replace(p)
 	for seg := range strings.SplitSeq(p, "/") {
-		if len(seg) > 6 || strings.IndexByte(seg, '.') < 0 && strings.IndexByte(seg, '%') < 0 {
-			continue
-		}
-		seg = strings.ReplaceAll(strings.ReplaceAll(seg, "%2E", "."), "%2e", ".")
 		if seg == "." || seg == ".." {
 			return true
 		}
 	}
 	return false
 }
+
+var dotSegmentReplacer = strings.NewReplacer("%2E", ".", "%2e", ".", "%2F", "/", "%2f", "/", "%5C", "/", "%5c", "/", "\\", "/")
 
 // binding checks the proof as the token's device binding.
 type binding struct {

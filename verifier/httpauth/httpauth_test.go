@@ -593,6 +593,9 @@ func TestDotSegmentsInPath(t *testing.T) {
 	for _, path := range []string{
 		"/../other", "/%2e%2E/other", "/x/../../other", "/./things", "/things/.", "/things/..",
 		"/%2E/things", "/x/%2e./../things",
+		// Upstreams that decode %2F or read a backslash as a separator
+		// before resolving dots see these as the ones above.
+		"/x%2F..%2F..%2Fother", "/x%2f%2e%2e%2f..%2fother", "/x%5C..%5C..%5Cother", "/x%5c..%5c..%5cother",
 	} {
 		t.Run(path, func(t *testing.T) {
 			f := newFixture(t, nil, nil)

@@ -41,10 +41,13 @@
 // Store whose key and all entries carry a MAC under a key derived from the
 // issuers' wrapping key (EntryAuthenticator): Add seals them, Snapshot and
 // Follow drop any without a valid MAC. Deleting entries cannot be
-// prevented; a Mirror keeps every key entry and the highest all epoch it
-// has seen when a later snapshot lacks them (until the process ends; a
-// revoked signing key also stays revoked in the key set, keys/redisring). Comparisons use iat: tokens
-// are minted with whole-second iat, so a token minted in the same second
+// prevented; a Mirror keeps every entry it has seen when a later snapshot
+// lacks it (Redis lost its data, a failover to a replica that had not
+// received it, a deletion): token, device and account entries until
+// their own expiry, key entries and the highest all epoch until the
+// process ends (a revoked signing key also stays revoked in the key set,
+// keys/redisring). A mirror started after the loss does not have them.
+// Comparisons use iat: tokens are minted with whole-second iat, so a token minted in the same second
 // after a device or account revocation is denied too (a harmless
 // over-denial; the alternative would let one through). Errors name the kind
 // of entry that matched, never a claim value.

@@ -89,6 +89,7 @@ type Mirror struct {
 	accounts map[string]slot
 	keys     map[keys.KeyID]struct{}
 	cursor   Cursor
+	observed uint64 // Observe calls, so that load sees one made while it ran
 
 	runMu   sync.Mutex
 	running bool
@@ -374,10 +375,13 @@ func (m *Mirror) Run(ctx context.Context) error {
 // heardAt records that the store proved the mirror current as of t.
 func (m *Mirror) heardAt(t time.Time) { m.lastHeard.Store(t.UnixNano()) }
 
-// load replaces the state with a snapshot, built off the lock. Key
-// entries and the all epoch are kept, not replaced: they never expire and
-// only deny, so a snapshot that lacks one (deleted from the store by
-// whoever can write to it) does not take it away from this mirror.
+// load replaces the state with a snapshot, built off the lock, and
+// carries over what the mirror held that the snapshot lacks and has not
+// expired: entries only deny, so a snapshot without one (Redis lost its
+// data, a failover to a replica that had not received it, a deletion by
+// whoever can write to the store) does not take it away from this
+// mirror. Token, device and account entries go at their own expiry; key
+// entries and the all epoch never expire and are kept for good.
 func (m *Mirror) load(entries []Entry, cur Cursor) {
 	tokens := make(map[string]int64, len(entries))
 	devices := map[string]slot{}
@@ -387,13 +391,44 @@ func (m *Mirror) load(entries []Entry, cur Cursor) {
 	for _, e := range entries {
 		epoch = put(e, tokens, devices, accounts, ks, epoch)
 	}
+	nowUS := m.now().UnixMicro()
+	// Only Observe changes the maps meanwhile (apply and sweep run on this
+	// goroutine): the bulk is carried under the read lock, and again under
+	// the write lock only if an Observe came in between.
+	m.mu.RLock()
+	gen := m.observed
+	m.carry(nowUS, tokens, devices, accounts, ks)
+	m.mu.RUnlock()
 	m.mu.Lock()
-	for k := range m.keys {
-		ks[k] = struct{}{}
+	if m.observed != gen {
+		m.carry(nowUS, tokens, devices, accounts, ks)
 	}
 	m.tokens, m.devices, m.accounts, m.keys, m.cursor = tokens, devices, accounts, ks, cur
 	m.epoch.Store(max(epoch, m.epoch.Load()))
 	m.mu.Unlock()
+}
+
+// carry merges the mirror's live entries into the given maps. The caller
+// holds m.mu.
+func (m *Mirror) carry(nowUS int64, tokens map[string]int64, devices, accounts map[string]slot, ks map[keys.KeyID]struct{}) {
+	for k, exp := range m.tokens {
+		if nowUS < exp && exp > tokens[k] {
+			tokens[k] = exp
+		}
+	}
+	for k, s := range m.devices {
+		if nowUS < s.expires {
+			devices[k] = merge(devices[k], s.before, s.expires)
+		}
+	}
+	for k, s := range m.accounts {
+		if nowUS < s.expires {
+			accounts[k] = merge(accounts[k], s.before, s.expires)
+		}
+	}
+	for k := range m.keys {
+		ks[k] = struct{}{}
+	}
 }
 
 func (m *Mirror) apply(events []Entry, next Cursor) {
@@ -418,6 +453,7 @@ func (m *Mirror) Observe(e Entry) {
 	}
 	m.mu.Lock()
 	m.epoch.Store(put(e, m.tokens, m.devices, m.accounts, m.keys, m.epoch.Load()))
+	m.observed++
 	m.mu.Unlock()
 }
 

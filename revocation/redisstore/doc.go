@@ -50,8 +50,11 @@
 //
 // Redis holds ids (jti, device, account, kid) and admin reasons, never a
 // token. Anyone who can write these keys can revoke anything, and anyone who
-// can delete them can un-revoke for mirrors that reload; protect Redis
+// can delete them can un-revoke for mirrors started after (a running
+// mirror keeps what it has applied until it expires); protect Redis
 // accordingly (ACLs, TLS, private network). Restarts keep the stream only if
 // Redis persists it (appendonly); otherwise mirrors detect the new epoch and
-// reload, and revocations not persisted are lost with the data.
+// reload, keeping the entries they had applied, and revocations not
+// persisted are lost with the data for mirrors that had not applied them
+// (a new node, a restarted one).
 package redisstore

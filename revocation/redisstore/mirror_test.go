@@ -147,8 +147,44 @@ func TestMirrorReloadsWhenRedisLosesData(t *testing.T) {
 	if n := s.snapshots.Load(); n != 2 {
 		t.Fatalf("%d snapshots, want 2 (reload on the new epoch)", n)
 	}
-	if revoked(m, deviceClaims("lost")) {
-		t.Fatal("the mirror kept an entry Redis no longer has; it did not reload")
+}
+
+// TestMirrorKeepsWhatRedisLost: Redis loses its data (FLUSHALL; a failover
+// to a replica that had not received the last writes does the same to
+// them). The mirror reloads, but the token, device and account entries it
+// had applied still deny until their own expiry: entries only deny, and a
+// signed-out device must not get its tokens (or its refresh) back because
+// the store forgot.
+func TestMirrorKeepsWhatRedisLost(t *testing.T) {
+	srv := redistest.Start(t)
+	c := newClient(t, srv.Addr())
+	s := &counting{Store: newStore(t, c)}
+	m := startMirror(t, s)
+	add(t, s, revocation.KindToken, "jti-tok")
+	add(t, s, revocation.KindDevice, "lost")
+	add(t, s, revocation.KindAccount, "lost-acct")
+	waitRevoked(t, m, deviceClaims("lost"), time.Second)
+	waitRevoked(t, m, &token.Claims{Subject: "lost-acct", Device: "d2", ID: "j2", IssuedAt: time.Now().Add(-time.Minute)}, time.Second)
+	if err := c.FlushAll(t.Context()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	add(t, s, revocation.KindDevice, "new")
+	waitRevoked(t, m, deviceClaims("new"), 5*time.Second)
+	if n := s.snapshots.Load(); n != 2 {
+		t.Fatalf("%d snapshots, want 2 (reload on the new epoch)", n)
+	}
+	iat := time.Now().Add(-time.Minute)
+	for name, cl := range map[string]*token.Claims{
+		"token":   {Subject: "a", Device: "d", ID: "jti-tok", IssuedAt: iat},
+		"device":  deviceClaims("lost"),
+		"account": {Subject: "lost-acct", Device: "d3", ID: "j3", IssuedAt: iat},
+	} {
+		if !revoked(m, cl) {
+			t.Errorf("the %s entry Redis lost is forgotten by the mirror that had it", name)
+		}
+	}
+	if err := m.CheckSession(t.Context(), "lost", "acct", iat); !errors.Is(err, revocation.ErrRevoked) {
+		t.Errorf("CheckSession of the lost device entry: %v, want ErrRevoked", err)
 	}
 }
 

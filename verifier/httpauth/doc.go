@@ -37,7 +37,7 @@
 // Every failure is an *Error with an HTTP status and a stable code:
 // invalid_token, token_expired, token_revoked, invalid_dpop_proof,
 // use_dpop_nonce (401, with a fresh DPoP-Nonce), invalid_request (400: a
-// dot segment in the path), rate_limited (429: the proof key holds its
+// path that is not absolute, such as "*", or has a dot segment), rate_limited (429: the proof key holds its
 // share of the replay cache), unavailable (503: the
 // replay cache, the key source or the revocation mirror could not answer;
 // fail closed) or internal_error (500). WriteProblem writes it as RFC 9457

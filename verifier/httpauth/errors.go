@@ -29,7 +29,7 @@ const (
 	CodeUnavailable      = problem.Unavailable      // 503: a replay cache, key source or revocation check did not answer
 	CodeInternal         = problem.Internal         // 500: misconfiguration
 	CodeRateLimited      = problem.RateLimited      // 429: this proof key sent more live proofs than its share
-	CodeInvalidRequest   = problem.InvalidRequest   // 400: the request path is not in normal form (a dot segment)
+	CodeInvalidRequest   = problem.InvalidRequest   // 400: the request path is not an absolute path, or has a dot segment
 )
 
 // detailNoProof says what to fix when the DPoP header is missing.
@@ -43,11 +43,11 @@ var (
 	ErrBearer        = errors.New("httpauth: bearer tokens are not allowed")
 	ErrNoProof       = errors.New("httpauth: missing or repeated DPoP header")
 	ErrConfig        = errors.New("httpauth: invalid configuration")
-	ErrPath          = errors.New("httpauth: request path has a dot segment")
+	ErrPath          = errors.New("httpauth: request path is not an absolute path in normal form")
 )
 
 // detailPath says what to fix in a path with a dot segment.
-const detailPath = "The request path has a . or .. segment; send the path in normal form (dot segments removed)."
+const detailPath = "The request path must be an absolute path without . or .. segments."
 
 // Error is a refused request: an HTTP status, a stable code and, for
 // use_dpop_nonce, a fresh nonce to send back. Its text is the code only;

@@ -89,8 +89,9 @@ type Request struct {
 	Method string
 	// Path is the request path as the server received it (escaped form,
 	// e.g. r.URL.EscapedPath()); it is appended to Config.PublicURL. A
-	// query or fragment is ignored. A path with a "." or ".." segment is
-	// refused (ErrPath, 400 invalid_request).
+	// query or fragment is ignored. A path that does not start with '/'
+	// (net/http passes "*" on for "GET * HTTP/1.1") or has a "." or ".."
+	// segment is refused (ErrPath, 400 invalid_request).
 	Path string
 	// URL, instead of Path, is the full request URL, for a caller that
 	// serves several public origins (a forward-auth endpoint).
@@ -222,12 +223,15 @@ func (a *Authenticator) requestURL(req Request) (string, error) {
 		return "", fmt.Errorf("%w: Request has both Path and URL", ErrConfig)
 	case req.URL != "":
 		return req.URL, nil
+	case req.Path == "":
+		return "", fmt.Errorf("%w: Request has neither Path nor URL", ErrConfig)
 	case !strings.HasPrefix(req.Path, "/"):
-		return "", fmt.Errorf("%w: Request.Path must start with /", ErrConfig)
+		// The client's: net/http hands "GET * HTTP/1.1" over as "*".
+		return "", fmt.Errorf("%w: not an absolute path", ErrPath)
 	case hasDotSegment(req.Path):
 		// Normalising PublicURL + Path would let ".." climb out of
 		// PublicURL's base path, to a URL another service answers.
-		return "", ErrPath
+		return "", fmt.Errorf("%w: dot segment", ErrPath)
 	}
 	return a.base + req.Path, nil
 }

@@ -1,6 +1,7 @@
 package httpauth_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto"
@@ -11,7 +12,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -261,7 +264,12 @@ func TestAuthenticate(t *testing.T) {
 		}, req: (*fixture).request, status: 503, code: "unavailable", is: dpop.ErrReplayCheck},
 		{name: "path not absolute", req: func(f *fixture) httpauth.Request {
 			r := f.request()
-			r.Path = "things"
+			r.Path = "things" // as received: net/http passes "*" on
+			return r
+		}, status: 400, code: "invalid_request", is: httpauth.ErrPath},
+		{name: "neither path nor URL", req: func(f *fixture) httpauth.Request {
+			r := f.request()
+			r.Path = ""
 			return r
 		}, status: 500, code: "internal_error", is: httpauth.ErrConfig},
 	}
@@ -620,5 +628,39 @@ func TestDotSegmentsInPath(t *testing.T) {
 	r.DPoP = f.proof(f.device, "GET", testPublic+r.Path, f.token, "")
 	if _, err := f.auth.Authenticate(context.Background(), r); err != nil {
 		t.Fatalf("dots inside segments: %v", err)
+	}
+}
+
+// TestAsteriskFormTarget: net/http hands "GET * HTTP/1.1" (asterisk form,
+// RFC 9112 section 3.2.4, meant for OPTIONS only) to the handler with the
+// path "*". With any Authorization header it was answered 500
+// internal_error and logged at error level with a request id, as a
+// misconfiguration: any client could fill the error log and the 5xx
+// alerts. It is the client's malformed request: 400 invalid_request.
+func TestAsteriskFormTarget(t *testing.T) {
+	f := newFixture(t, nil, nil)
+	srv := httptest.NewServer(f.auth.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Error("handler ran")
+	})))
+	t.Cleanup(srv.Close)
+	for _, method := range []string{"GET", "POST", "DELETE"} {
+		conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(conn, "%s * HTTP/1.1\r\nHost: api.example.com\r\nAuthorization: DPoP %s\r\nDPoP: %s\r\nContent-Length: 0\r\n\r\n",
+			method, f.token, f.proof(f.device, method, testPublic+"/things", f.token, ""))
+		res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		conn.Close()
+		if res.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), `"invalid_request"`) {
+			t.Fatalf("%s *: status %d: %s", method, res.StatusCode, body)
+		}
+	}
+	if strings.Contains(f.logs.String(), "level=ERROR") {
+		t.Fatalf("logged as a server failure:\n%s", f.logs)
 	}
 }

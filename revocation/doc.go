@@ -29,7 +29,11 @@
 // A mirror that has not heard from its store (a successful Follow, even an
 // empty one) for longer than MirrorOptions.MaxStaleness refuses every token
 // with ErrStale (fail closed), unless FailOpen was chosen; Ready reports it
-// for /readyz.
+// for /readyz. The age is read on MirrorOptions.Now, a wall clock: one
+// stepped forward makes the mirror stale early (until its next poll), one
+// stepped back before the last time it heard from the store makes it stale
+// too, until it hears from the store again, never fresh for the length of
+// the step.
 //
 // # Trust and limits
 //

@@ -86,3 +86,36 @@ func TestMirrorHeardOnlyWhatItProved(t *testing.T) {
 		})
 	}
 }
+
+// TestMirrorClockStepBack: the mirror's staleness is the time since it
+// last heard from its store, read on its clock. A wall clock stepped back
+// (NTP, a VM resumed, an operator) while the store is out of reach made
+// that age negative, so the mirror vouched for tokens for as long as the
+// step (an hour here) plus MaxStaleness instead of MaxStaleness. A time
+// before the last proof is no proof of freshness: the mirror is stale
+// until it hears from the store again, which a healthy store answers
+// within one poll.
+func TestMirrorClockStepBack(t *testing.T) {
+	const bound = 5 * time.Second
+	clk := storetest.NewClock(time.Now())
+	s := &slowStore{clk: clk} // every Follow fails: the store is out of reach
+	m := startMirror(t, s, revocation.MirrorOptions{Now: clk.Now, MaxStaleness: bound})
+	eventually(t, 2*time.Second, "a Follow failed", func() bool { return s.follows.Load() >= 1 })
+	clk.Advance(-time.Hour)
+	c := claims("a", "d", "fresh", clk.Now().Add(-time.Minute))
+	if err := m.CheckRevoked(t.Context(), kid, c); !errors.Is(err, revocation.ErrStale) {
+		t.Errorf("CheckRevoked after the clock stepped back, store out of reach: %v, want ErrStale", err)
+	}
+	if err := m.CheckSession(t.Context(), "d", "a", c.IssuedAt); !errors.Is(err, revocation.ErrStale) {
+		t.Errorf("CheckSession after the clock stepped back: %v, want ErrStale", err)
+	}
+	if err := m.Ready(); !errors.Is(err, revocation.ErrStale) {
+		t.Errorf("Ready after the clock stepped back: %v, want ErrStale", err)
+	}
+
+	// A store that answers makes the mirror fresh again at its next poll.
+	bclk := storetest.NewClock(time.Now())
+	hm := startMirror(t, newBolt(t, bclk.Now, 0), revocation.MirrorOptions{Now: bclk.Now, MaxStaleness: bound})
+	bclk.Advance(-time.Hour)
+	eventually(t, 10*time.Second, "fresh again after the step", func() bool { return hm.Ready() == nil })
+}

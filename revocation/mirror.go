@@ -222,7 +222,25 @@ func (m *Mirror) CheckSession(_ context.Context, deviceID, accountID string, iss
 
 func (m *Mirror) stale(now time.Time) bool {
 	h := m.lastHeard.Load()
-	return h == 0 || now.Sub(time.Unix(0, h)) > m.maxStaleness
+	if h == 0 {
+		return true
+	}
+	age := m.age(now, h)
+	return age < 0 || age > m.maxStaleness
+}
+
+// age is the time since the mirror last heard from its store (h, Unix
+// nanoseconds), as of now. now may have been read before the Run
+// goroutine stored h: a negative age is read again on a fresh clock
+// reading, and one still negative means the clock was stepped back, which
+// the caller counts as stale (the store proved nothing about a time
+// before its proof) until the store is heard from again.
+func (m *Mirror) age(now time.Time, h int64) time.Duration {
+	age := now.Sub(time.Unix(0, h))
+	if age < 0 {
+		age = m.now().Sub(time.Unix(0, h))
+	}
+	return age
 }
 
 // FailsOpen reports whether the mirror was built to accept tokens while it
@@ -239,7 +257,11 @@ func (m *Mirror) Ready() error {
 	if h == 0 {
 		return fmt.Errorf("%w: no snapshot loaded yet", ErrStale)
 	}
-	if age := m.now().Sub(time.Unix(0, h)); age > m.maxStaleness {
+	age := m.age(m.now(), h)
+	if age < 0 {
+		return fmt.Errorf("%w: the clock was stepped back %v since the store was last heard from", ErrStale, (-age).Round(time.Millisecond))
+	}
+	if age > m.maxStaleness {
 		return fmt.Errorf("%w: last heard from the store %v ago (bound %v)", ErrStale, age.Round(time.Millisecond), m.maxStaleness)
 	}
 	return nil

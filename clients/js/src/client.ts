@@ -215,6 +215,10 @@ export class HallpassClient {
   private signer: Signer | null = null;
   private jkt = "";
   private dirty = false; // rec differs from what the storage holds
+  // The refresh token this client last saw in the storage (read or
+  // written; null: no record). While dirty, a storage that holds another one
+  // was written by another tab or process since our save failed.
+  private observed: string | null = null;
   private nonces = new Map<string, string>(); // origin -> latest DPoP-Nonce
   private inflight: Promise<SessionRecord> | null = null;
   private localLock: Promise<unknown> = Promise.resolve();
@@ -337,6 +341,7 @@ export class HallpassClient {
     } catch (err) {
       throw new HallpassError(ClientCodes.storageError, "hallpass: loading the state failed", { cause: err });
     }
+    this.observed = rec?.refreshToken || null;
     if (!rec || !rec.refreshToken) return null;
     if (rec.server !== this.base) {
       throw new HallpassError(ClientCodes.stateMismatch, "hallpass: the stored session is for another server URL");
@@ -351,12 +356,13 @@ export class HallpassClient {
     return rec;
   }
 
-  /** persist saves rec and makes it the state; on failure it stays the state (the refresh token is never dropped) and is saved again on the next call. */
+  /** persist saves rec and makes it the state; on failure it stays the state (the refresh token is never dropped) and is saved again on the next call, unless the storage moved on meanwhile (saveDirty). */
   private async persist(rec: SessionRecord): Promise<void> {
     this.rec = rec;
     try {
       await this.storage.save(rec);
       this.dirty = false;
+      this.observed = rec.refreshToken;
     } catch (err) {
       this.dirty = true;
       throw new HallpassError(ClientCodes.storageError, "hallpass: saving the state failed; the tokens are kept in memory and saved on the next call", { cause: err });
@@ -384,10 +390,10 @@ export class HallpassClient {
     this.adopt(rec);
   }
 
-  /** adopt makes a stored record the state, unless this client's own is newer. */
-  private adopt(rec: SessionRecord | null): void {
+  /** adopt makes a stored record the state, unless this client's own is newer (or force). */
+  private adopt(rec: SessionRecord | null, force = false): void {
     const had = this.rec;
-    if (rec && had && rec.deviceId === had.deviceId && rec.generation < had.generation) return;
+    if (!force && rec && had && rec.deviceId === had.deviceId && rec.generation < had.generation) return;
     this.rec = rec;
     if (had && !rec) {
       this.emit("signedout", { reason: "storage" });
@@ -405,6 +411,7 @@ export class HallpassClient {
     let err: unknown = null;
     try {
       await this.storage.save(null);
+      this.observed = null;
       if (!this.fixedSigner && this.storage.deleteDeviceKey) await this.storage.deleteDeviceKey();
     } catch (e) {
       err = e;
@@ -538,15 +545,8 @@ export class HallpassClient {
   private async refreshLocked(refused: string | undefined, force: boolean, known: string | undefined): Promise<SessionRecord> {
     let rec: SessionRecord | null;
     let adopted = false;
+    const stale = this.dirty && this.rec ? !(await this.saveDirty()) : false;
     if (this.dirty && this.rec) {
-      // Our newest tokens never reached the storage: save them before
-      // anything else, and never trust the older record the storage holds.
-      try {
-        await this.storage.save(this.rec);
-        this.dirty = false;
-      } catch {
-        // Still failing: go on from memory.
-      }
       rec = this.rec;
     } else {
       // Another tab may have refreshed (the broadcast may not have reached
@@ -559,7 +559,7 @@ export class HallpassClient {
         throw new HallpassError(ClientCodes.noSession, "hallpass: no session: sign up, link or recover first");
       }
       adopted = !mine || rec.refreshToken !== known || mine.refreshToken !== rec.refreshToken;
-      this.adopt(rec);
+      this.adopt(rec, stale);
       rec = this.rec!;
     }
     if ((adopted || !force) && this.fresh(rec) && rec.accessToken !== refused) return rec;
@@ -581,6 +581,41 @@ export class HallpassClient {
     };
     await this.persist(next);
     return next;
+  }
+
+  /**
+   * saveDirty, under the lock, settles tokens whose save failed. If the
+   * storage still holds the refresh token it held then, ours are newer:
+   * they are saved (or, still failing, used from memory) and it returns
+   * true (this.dirty false once saved). If another tab or process wrote
+   * since, it refreshed with that token, so what it saved is newer than
+   * ours (the same pair from the grace window, or later ones): ours are
+   * never written over it or presented, and it returns false with
+   * this.dirty false, for the caller to take the storage's record whatever
+   * its generation.
+   */
+  private async saveDirty(): Promise<boolean> {
+    const mine = this.rec!;
+    const before = this.observed;
+    let stored: SessionRecord | null | undefined;
+    try {
+      stored = await this.storage.load();
+    } catch {
+      stored = undefined; // unreadable: go on from memory
+    }
+    const now = stored === undefined ? before : stored?.refreshToken || null;
+    if (now !== before && now !== mine.refreshToken) {
+      this.dirty = false;
+      return false;
+    }
+    try {
+      await this.storage.save(mine);
+      this.dirty = false;
+      this.observed = mine.refreshToken;
+    } catch {
+      // Still failing: go on from memory.
+    }
+    return true;
   }
 
   /**
@@ -836,13 +871,14 @@ export class HallpassClient {
     const r = this.rec;
     if (!r || r.accountId !== accountId || r.username === username) return;
     await this.withLock(async () => {
+      const stale = this.dirty && !(await this.saveDirty());
       if (!this.dirty) {
         // Another tab may have refreshed since this one last looked: write
         // the new name over the storage's tokens, never over an older
         // refresh token held in memory (as refreshLocked re-reads).
         const stored = await this.readStored();
         if (!stored) return;
-        this.adopt(stored);
+        this.adopt(stored, stale);
       }
       const cur = this.rec;
       if (!cur || cur.accountId !== accountId || cur.username === username) return;

@@ -66,7 +66,7 @@ export const ClientCodes = {
   networkError: "network_error",
   /** The server answered something that is not the documented API. */
   badResponse: "bad_response",
-  /** Saving the state failed; the tokens are kept in memory and saved again on the next call. */
+  /** Saving the state failed; the tokens are kept in memory and saved again on the next call (unless another tab or process saved newer ones meanwhile). */
   storageError: "storage_error",
   /** The stored state belongs to another server or device key. */
   stateMismatch: "state_mismatch",

@@ -535,6 +535,35 @@ describe("a short grace window", group, () => {
     c.close();
   });
 
+  test("a client whose save failed never writes its older tokens over what another client saved since", async () => {
+    const inner = new MemoryStorage();
+    let fail = false;
+    const failing = {
+      load: () => inner.load(),
+      save: async (r) => {
+        if (fail) throw new Error("disk full");
+        await inner.save(r);
+      },
+      deviceKey: (create) => inner.deviceKey(create),
+      deleteDeviceKey: () => inner.deleteDeviceKey(),
+    };
+    const a = await createClient({ server: short.url, storage: failing, crossTab: false });
+    await a.signup({ username: uniqueName() });
+    const b = await createClient({ server: short.url, storage: inner, crossTab: false });
+    fail = true;
+    await rejectsWith(a.refresh(), ClientCodes.storageError); // a holds the successor in memory only
+    await b.refresh(); // the token the storage holds, inside the grace window: the same successor
+    await b.refresh(); // and on: the storage now holds a token a never saw
+    fail = false;
+    await new Promise((r) => setTimeout(r, 1500)); // past the 1 s grace window
+    await a.refresh(); // must take the storage's newer tokens, not save and present its own older ones
+    await a.me();
+    await b.refresh();
+    await b.me();
+    a.close();
+    b.close();
+  });
+
   test("a refresh token used again after the grace window is reuse: the session ends", async () => {
     const storage = new MemoryStorage();
     const a = await createClient({ server: short.url, storage, crossTab: false });

@@ -13,14 +13,24 @@ import (
 // prefix to use: prefix, or def when prefix is empty. It refuses a nil
 // client, a client built without ContextTimeoutEnabled (its calls could
 // outlive their deadline, so a Redis outage would hang requests), and a
-// prefix with '{' or '}' (the engine adds its own hash tag). Errors carry
-// no package prefix; callers add theirs.
+// prefix with '{' or '}' (the engine adds its own hash tag), and a
+// cluster client that sends read commands to replicas (ReadOnly,
+// RouteByLatency, RouteRandomly: the read_only, route_by_latency and
+// route_randomly URL options). Replication is asynchronous: a read from a
+// replica can miss writes its master acknowledged, while the engines'
+// scripts, which go to the master, already count on them. A revocation
+// snapshot would scan the entries on a replica and take its cursor from
+// the master, and a mirror would skip for good the entries the replica had
+// not yet received. Errors carry no package prefix; callers add theirs.
 func Check(c redis.UniversalClient, prefix, def string) (string, error) {
 	if c == nil {
 		return "", errors.New("nil client")
 	}
 	if !contextTimeoutEnabled(c) {
 		return "", errors.New("the redis client needs ContextTimeoutEnabled: true, or operations could outlive their deadline")
+	}
+	if readsReplicas(c) {
+		return "", errors.New("the redis client reads from replicas (ReadOnly, RouteByLatency or RouteRandomly): a replica behind its master answers reads with what the master has moved past, so route every command to the masters")
 	}
 	if prefix == "" {
 		prefix = def
@@ -44,4 +54,16 @@ func contextTimeoutEnabled(c redis.UniversalClient) bool {
 		return c.Options().ContextTimeoutEnabled
 	}
 	return false
+}
+
+// readsReplicas reports whether a cluster client may send read commands
+// to replicas. A Sentinel client built with ReplicaOnly cannot be told
+// from its options; it fails on every write instead.
+func readsReplicas(c redis.UniversalClient) bool {
+	cc, ok := c.(*redis.ClusterClient)
+	if !ok {
+		return false
+	}
+	o := cc.Options()
+	return o.ReadOnly || o.RouteByLatency || o.RouteRandomly
 }

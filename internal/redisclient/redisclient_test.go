@@ -13,6 +13,12 @@ func TestCheck(t *testing.T) {
 	defer noTimeout.Close()
 	cluster := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{"127.0.0.1:1"}, ContextTimeoutEnabled: true})
 	defer cluster.Close()
+	replicaReads := func(o redis.ClusterOptions) redis.UniversalClient {
+		o.Addrs, o.ContextTimeoutEnabled = []string{"127.0.0.1:1"}, true
+		c := redis.NewClusterClient(&o)
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
 	tests := []struct {
 		name    string
 		c       redis.UniversalClient
@@ -26,6 +32,12 @@ func TestCheck(t *testing.T) {
 		{name: "nil client", c: nil, wantErr: true},
 		{name: "no context timeout", c: noTimeout, wantErr: true},
 		{name: "brace in prefix", c: good, prefix: "a{b", wantErr: true},
+		// A replica behind its master answers reads with what the master
+		// has moved past (a revocation snapshot missing entries its
+		// cursor covers).
+		{name: "cluster reading replicas", c: replicaReads(redis.ClusterOptions{ReadOnly: true}), wantErr: true},
+		{name: "cluster routing by latency", c: replicaReads(redis.ClusterOptions{RouteByLatency: true}), wantErr: true},
+		{name: "cluster routing randomly", c: replicaReads(redis.ClusterOptions{RouteRandomly: true}), wantErr: true},
 		{name: "unknown client type", c: struct{ redis.UniversalClient }{good}, wantErr: true},
 	}
 	for _, tc := range tests {

@@ -47,7 +47,8 @@
 // is worthless: it is bound to the device key); Config.StripAuthorization
 // removes it. X-Forwarded-For, -Host and -Proto are set for the upstream;
 // the values a peer sent are kept (For: extended) only when the peer is a
-// trusted proxy. Every other X-Forwarded-* header (Port, Prefix, Ssl...)
+// trusted proxy. -Host is the host of Config.PublicURL, not the Host
+// header, unless a trusted proxy sent the request. Every other X-Forwarded-* header (Port, Prefix, Ssl...)
 // and X-Real-IP are also removed unless a trusted proxy sent them, and one
 // spelled with '_' is removed from every peer.
 //

@@ -94,6 +94,7 @@ type Gateway struct {
 	trusted    []netip.Prefix
 	origins    []origin
 	verifyPath string
+	publicHost string // host[:port] of PublicURL, lower case, default port removed
 	proxy      *httputil.ReverseProxy
 	stripAuthz bool
 	rc         RevocationChecker
@@ -123,6 +124,7 @@ func New(auth Authenticator, cfg Config) (*Gateway, error) {
 		auth:       auth,
 		trusted:    cfg.TrustedProxies,
 		verifyPath: cfg.VerifyPath,
+		publicHost: pub.host,
 		stripAuthz: cfg.StripAuthorization,
 		rc:         cfg.Revocation,
 		every:      cfg.RecheckEvery,
@@ -298,7 +300,11 @@ func (g *Gateway) rewrite(upstream *url.URL) func(*httputil.ProxyRequest) {
 		trusted := g.trustedPeer(pr.In.RemoteAddr)
 		stripClientForwarded(pr.Out.Header, trusted)
 		pr.SetXForwarded()
-		if trusted {
+		if !trusted {
+			// SetXForwarded copied the Host header, which the client
+			// chose; the host it reached is the public URL's.
+			pr.Out.Header.Set("X-Forwarded-Host", g.publicHost)
+		} else {
 			if xff := pr.In.Header.Values("X-Forwarded-For"); len(xff) > 0 {
 				pr.Out.Header.Set("X-Forwarded-For", strings.Join(xff, ", ")+", "+pr.Out.Header.Get("X-Forwarded-For"))
 			}

@@ -411,3 +411,42 @@ func TestProxyDotSegments(t *testing.T) {
 		}
 	}
 }
+
+// TestProxyHostFromUntrustedPeer: the gateway set X-Forwarded-Host to the
+// Host header as the peer sent it, so any client (the proof names the
+// public URL, never the Host) made the upstream build its absolute URLs,
+// redirects and links on a host of the client's choosing, though a peer's
+// forwarded values are kept only from a trusted proxy. From any other peer
+// it is now the host of Config.PublicURL; a trusted proxy's Host stands.
+func TestProxyHostFromUntrustedPeer(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		trusted []netip.Prefix
+		want    string
+	}{
+		{name: "untrusted peer"},
+		{name: "trusted proxy", trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, want: "evil.example"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			gw, w, _ := startGateway(t, gateway.Config{TrustedProxies: tc.trusted})
+			if tc.want == "" {
+				tc.want = strings.TrimPrefix(gw.URL, "http://")
+			}
+			req, _ := http.NewRequest("GET", gw.URL+"/", nil)
+			req.Host = "evil.example"
+			w.device(t, "acct_a", "dev_a").sign(t, req.Header, "GET", gw.URL+"/")
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			var got http.Header
+			if err := json.NewDecoder(res.Body).Decode(&got); err != nil || res.StatusCode != 200 {
+				t.Fatalf("upstream headers: %d: %v", res.StatusCode, err)
+			}
+			if got.Get("X-Forwarded-Host") != tc.want {
+				t.Fatalf("X-Forwarded-Host %q, want %q", got.Get("X-Forwarded-Host"), tc.want)
+			}
+		})
+	}
+}

@@ -45,8 +45,9 @@ func (s *slowStore) Ping(context.Context) error { return nil }
 // TestMirrorHeardOnlyWhatItProved: a mirror counts itself fresh from when
 // its store proved it current, no later. A snapshot is as of when it was
 // asked for, not when its last page arrived (an entry added during a long
-// scan may be missing from it); a Follow that returned a full batch does
-// not show that nothing more is waiting. If the store then goes down, the
+// scan may be missing from it), a Follow as of when it was asked for, not
+// when its reply arrived; a Follow that returned a full batch does not
+// show that nothing more is waiting. If the store then goes down, the
 // mirror must go stale MaxStaleness after that proof.
 func TestMirrorHeardOnlyWhatItProved(t *testing.T) {
 	const bound, batch = 5 * time.Second, 2
@@ -68,7 +69,12 @@ func TestMirrorHeardOnlyWhatItProved(t *testing.T) {
 		{name: "quick snapshot", snapshotTakes: time.Second, after: 3 * time.Second, wantStale: false},
 		{name: "snapshot longer than the bound", snapshotTakes: 6 * time.Second, wantStale: true},
 		{name: "snapshot, then the bound from its start", snapshotTakes: 3 * time.Second, after: 3 * time.Second, wantStale: true},
-		{name: "partial batch", followTakes: 4 * time.Second, firstFollow: events(batch - 1), after: 2 * time.Second, wantStale: false},
+		{name: "partial batch", followTakes: 2 * time.Second, firstFollow: events(batch - 1), after: 2 * time.Second, wantStale: false},
+		// A reply held on the network (up to the read timeout) proves the
+		// store as of when Redis answered, not when it arrived: the
+		// bound counts from when the Follow was asked for.
+		{name: "partial batch, then the bound from its start", followTakes: 4 * time.Second, firstFollow: events(batch - 1), after: 2 * time.Second, wantStale: true},
+		{name: "empty poll, then the bound from its start", followTakes: 4 * time.Second, firstFollow: events(0), after: 2 * time.Second, wantStale: true},
 		{name: "full batch", followTakes: 4 * time.Second, firstFollow: events(batch), after: 2 * time.Second, wantStale: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -43,7 +43,9 @@ type MirrorOptions struct {
 	// Logger receives store failures (default: discarded).
 	Logger *slog.Logger
 	// Block is how long one Follow waits for events (default
-	// min(MaxStaleness/3, 1s)); it must be below MaxStaleness.
+	// min(MaxStaleness/3, 1s)); it must be at most MaxStaleness/2, since a
+	// Follow counts from when it was asked for: an idle mirror's age
+	// reaches Block at every poll.
 	Block time.Duration
 	// Batch is the most events asked for per Follow (default DefaultBatch).
 	Batch int
@@ -112,8 +114,8 @@ func NewMirror(s Store, o MirrorOptions) (*Mirror, error) {
 	if o.Block == 0 {
 		o.Block = min(o.MaxStaleness/3, maxBlock)
 	}
-	if o.Block <= 0 || o.Block >= o.MaxStaleness {
-		return nil, fmt.Errorf("%w: Block must be positive and below MaxStaleness", ErrConfig)
+	if o.Block <= 0 || o.Block > o.MaxStaleness/2 {
+		return nil, fmt.Errorf("%w: Block must be positive and at most MaxStaleness/2", ErrConfig)
 	}
 	if o.Batch == 0 {
 		o.Batch = DefaultBatch
@@ -267,9 +269,9 @@ func (m *Mirror) Ready() error {
 	return nil
 }
 
-// LastHeard is when the mirror last heard from its store (when a snapshot
-// was asked for, or when a batch of events short of MirrorOptions.Batch or
-// an empty poll came back), in the mirror's clock; zero before the first
+// LastHeard is when the mirror last heard from its store (when a snapshot,
+// or a Follow that came back with a batch of events short of
+// MirrorOptions.Batch or none, was asked for), in the mirror's clock; zero before the first
 // snapshot. Its age is the mirror's lag bound: an entry written before
 // LastHeard is applied.
 func (m *Mirror) LastHeard() time.Time {
@@ -368,6 +370,10 @@ func (m *Mirror) Run(ctx context.Context) error {
 			m.syncOnce.Do(func() { close(m.synced) })
 			needSnapshot, backoff = false, m.minBackoff
 		}
+		// A reply proves the store as of when it was made, which may be
+		// long before it arrives (held on the network up to the read
+		// timeout): count from when it was asked for.
+		asked := m.now()
 		events, next, err := m.store.Follow(ctx, m.Cursor(), m.batch, m.block)
 		switch {
 		case errors.Is(err, ErrCursorGone):
@@ -383,7 +389,7 @@ func (m *Mirror) Run(ctx context.Context) error {
 		m.apply(events, next)
 		if len(events) < m.batch {
 			// A full batch does not show that nothing more is waiting.
-			m.heardAt(m.now())
+			m.heardAt(asked)
 		}
 		backoff = m.minBackoff
 		if now := m.now(); now.Sub(lastSweep) >= m.sweepEvery {

@@ -120,6 +120,7 @@ func TestNewMirrorConfig(t *testing.T) {
 	for _, o := range []revocation.MirrorOptions{
 		{MaxStaleness: -1},
 		{MaxStaleness: time.Second, Block: 2 * time.Second},
+		{MaxStaleness: time.Second, Block: 600 * time.Millisecond}, // an idle poll would make it stale
 		{MinBackoff: time.Second, MaxBackoff: time.Millisecond},
 	} {
 		if _, err := revocation.NewMirror(s, o); !errors.Is(err, revocation.ErrConfig) {

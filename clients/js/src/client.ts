@@ -16,7 +16,7 @@ export const defaults = {
    * successor instead of counting as reuse.
    */
   refreshRetryWindowMs: 20_000,
-  /** Timeout of one request to the issuer. */
+  /** Timeout of one request to the issuer (an attempt of a refresh or signup: at most 2/5 of refreshRetryWindowMs). */
   requestTimeoutMs: 30_000,
 } as const;
 
@@ -627,18 +627,11 @@ export class HallpassClient {
   private async redeem(signer: Signer, refreshToken: string): Promise<TokenResponse> {
     const body = new URLSearchParams({ grant_type: "refresh_token", refresh_token: refreshToken }).toString();
     const deadline = this.now() + this.retryWindow;
-    // Each attempt ends well inside the retry window (as in the Go client),
-    // so that an answer that never comes is retried while the server's grace
-    // window still holds the successor: waiting out requestTimeoutMs (30 s)
-    // would outlast the grace window (30 s), and the next refresh with the
-    // same token would be taken for reuse.
-    const perAttempt = Math.max(1, Math.min(this.timeout, Math.floor((this.retryWindow * 2) / 5)));
     let backoff = 100;
     for (let attempt = 1; ; attempt++) {
       let err: HallpassError;
       try {
-        const left = Math.max(1, Math.min(perAttempt, deadline - this.now()));
-        return this.checkTokens(await this.exchange(signer, "/v1/token", "application/x-www-form-urlencoded", body, left), false);
+        return this.checkTokens(await this.exchange(signer, "/v1/token", "application/x-www-form-urlencoded", body, this.attemptTimeout(deadline)), false);
       } catch (e) {
         if (!(e instanceof HallpassError)) throw e;
         err = e;
@@ -654,6 +647,20 @@ export class HallpassClient {
       await sleep(wait);
       backoff = Math.min(backoff * 2, 2000);
     }
+  }
+
+  /**
+   * attemptTimeout bounds one attempt of a request retried until deadline
+   * (a refresh, a signup) to 2/5 of the retry window (as in the Go client)
+   * and to what is left of it, so that an answer that never comes is
+   * retried inside the window: waiting out requestTimeoutMs (30 s) would
+   * outlast the retry window (20 s), leaving no retry at all, and for a
+   * refresh the server's grace window (30 s) too, after which the next
+   * refresh with the same token is taken for reuse.
+   */
+  private attemptTimeout(deadline: number): number {
+    const perAttempt = Math.min(this.timeout, Math.floor((this.retryWindow * 2) / 5));
+    return Math.max(1, Math.min(perAttempt, deadline - this.now()));
   }
 
   /**
@@ -688,7 +695,8 @@ export class HallpassClient {
         let t: TokenResponse;
         for (;;) {
           try {
-            t = this.checkTokens(await this.exchange(signer, path, "application/json", text), true);
+            const timeout = retryLost ? this.attemptTimeout(deadline) : this.timeout;
+            t = this.checkTokens(await this.exchange(signer, path, "application/json", text, timeout), true);
             break;
           } catch (err) {
             // A signup whose answer was lost is safe to repeat with the same

@@ -213,6 +213,26 @@ describe("lost responses, at the server's grace window", group, () => {
     await c.me();
     c.close();
   });
+
+  test("a signup whose answer never comes is retried with the same key inside the retry window, not given up after the request timeout", async () => {
+    const c = await client();
+    let n = 0;
+    g.proxy.setHook((e) => (e.path === "/v1/accounts" && n++ === 0 ? "hang" : undefined));
+    const from = g.proxy.log.length;
+    const name = uniqueName();
+    let s;
+    try {
+      s = await c.signup({ username: name });
+    } finally {
+      g.proxy.setHook(null);
+    }
+    const signups = g.proxy.log.slice(from).filter((e) => e.path === "/v1/accounts");
+    assert.equal(signups.length, 2, "the first answer hung, the retry came inside the retry window");
+    assert.ok(signups[0].lost && signups[0].status === 201, "the server created the account on the first request");
+    assert.equal(s.username, name);
+    assert.equal((await c.me()).accountId, s.accountId);
+    c.close();
+  });
 });
 
 describe("storage", group, () => {

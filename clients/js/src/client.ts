@@ -394,6 +394,12 @@ export class HallpassClient {
   private adopt(rec: SessionRecord | null, force = false): void {
     const had = this.rec;
     if (!force && rec && had && rec.deviceId === had.deviceId && rec.generation < had.generation) return;
+    if (rec && had && !rec.accessToken && had.accessToken && rec.deviceId === had.deviceId && rec.jkt === had.jkt) {
+      // A storage that keeps no access token: ours is still good (a
+      // rotation does not end it) while it is fresh. Dropping it would cost
+      // a refresh per call, and one in every other tab after each refresh.
+      rec = { ...rec, accessToken: had.accessToken, accessTokenExpiresAt: had.accessTokenExpiresAt };
+    }
     this.rec = rec;
     if (had && !rec) {
       this.emit("signedout", { reason: "storage" });

@@ -266,6 +266,33 @@ describe("storage", group, () => {
     await c.me();
     c.close();
   });
+
+  test("a storage that keeps no access token: each client uses its own while it is fresh, not a refresh per call", async () => {
+    const inner = new MemoryStorage();
+    const storage = {
+      load: () => inner.load(),
+      save: (r) => inner.save(r && { ...r, accessToken: null }),
+      deviceKey: (create) => inner.deviceKey(create),
+      deleteDeviceKey: () => inner.deleteDeviceKey(),
+    };
+    const a = await newClient({ storage, crossTab: false });
+    await a.signup({ username: uniqueName() });
+    const b = await newClient({ storage, crossTab: false });
+    let from = env.proxy.log.length;
+    await b.me(); // b starts without an access token: one refresh (after the nonce demand)
+    assert.equal(tokenRequests(from).filter((e) => e.status === 200).length, 1);
+    from = env.proxy.log.length;
+    await a.rename(uniqueName("ren")); // a re-reads the storage: b's refresh token, no access token
+    await a.me();
+    await b.me();
+    await a.me();
+    assert.equal(tokenRequests(from).length, 0, "both access tokens are fresh: no refresh");
+    await a.refresh(); // and a's refresh token is the storage's, not a spent one
+    await b.refresh();
+    await a.me();
+    a.close();
+    b.close();
+  });
 });
 
 describe("refusals", group, () => {

@@ -287,3 +287,39 @@ describe("demo page in Chromium", { timeout: 240_000 }, () => {
     }
   });
 });
+
+describe("demo page's Content-Security-Policy", { timeout: 60_000 }, () => {
+  // README, "Security notes": serve the page with a strict CSP. The demo
+  // does, so that script injected into it (an untrusted device name or
+  // username that a future change renders as HTML) neither runs nor sends
+  // anything to an origin of its choosing with an image or a stylesheet.
+  let context;
+  before(async () => {
+    context = await browser.newContext();
+  });
+  after(() => context?.close());
+
+  test("inline script and images from other origins are refused; the page itself works", async () => {
+    const page = await openPage(context);
+    await signUp(page, uniqueName("csp"));
+    const violation = (inject) =>
+      page.evaluate((inject) => new Promise((resolve) => {
+        document.addEventListener("securitypolicyviolation", (e) => resolve(e.effectiveDirective), { once: true });
+        setTimeout(() => resolve("none"), 5000);
+        if (inject === "script") {
+          const s = document.createElement("script");
+          s.textContent = "window.__injected = true";
+          document.body.append(s);
+        } else {
+          document.body.insertAdjacentHTML("beforeend", '<img src="http://127.0.0.2:9/x.png">');
+        }
+      }), inject);
+    assert.equal(await violation("script"), "script-src-elem");
+    assert.equal(await page.evaluate(() => window.__injected), undefined);
+    assert.equal(await violation("img"), "img-src");
+    await page.click("#make-link-code");
+    await page.waitForSelector("#link-code-qr svg");
+    assert.equal((await me(page)).recoveryCodesLeft, 0);
+    assert.deepEqual(page.errors.filter((e) => !/Content Security Policy/.test(e)), []);
+  });
+});

@@ -57,10 +57,12 @@
 // A verified request that asks to switch protocols (a WebSocket handshake)
 // becomes a connection that would outlive its token. The gateway watches
 // each one: it is closed, towards the client and the upstream, when the
-// token expires (by Config.Now, the verifier's clock) and, with
-// Config.Revocation, when a re-check every Config.RecheckEvery (1 s) finds
-// the token, device, account or key revoked, or cannot vouch for it (fail
-// closed). The connection is cut, not closed with a WebSocket close frame
+// token expires (by Config.Now, the verifier's clock: a timer, and a
+// re-check every Config.RecheckEvery, 1 s, for a clock that stepped
+// forward), when that re-check finds the token's signing key revoked in
+// Config.Keys or no longer vouched for by it, and, with Config.Revocation,
+// when it finds the token, device, account or key revoked, or cannot vouch
+// for it (fail closed). The connection is cut, not closed with a WebSocket close frame
 // (the gateway does not parse the frames it relays): the client sees an
 // abnormal closure (1006), refreshes its token and reconnects.
 //

@@ -71,8 +71,19 @@ type Config struct {
 	// handshake and the live connection see the same revocations. Nil:
 	// upgraded connections are closed at their token's expiry only.
 	Revocation RevocationChecker
+	// Keys, when set, is asked with Revocation for the signing key of each
+	// proxied upgraded connection's token: a connection whose key the set
+	// now lists as revoked is closed (token_revoked), even without a
+	// revocation store (a key revoked offline with `hallpass keys revoke`
+	// writes no entry), and one whose key the set can no longer vouch for
+	// (no longer listed, stale past its bound) is closed as unavailable.
+	// Use the verifier's KeySource. Nil: keys are checked at the
+	// handshake only.
+	Keys KeyChecker
 	// RecheckEvery is the period of that re-check: the longest a revoked
 	// connection stays open after the checker learns of the revocation.
+	// Every re-check also compares the token's exp with Now, so a clock
+	// that stepped forward closes the connection within this period.
 	// Default DefaultRecheckEvery (1 s); at least 10 ms.
 	RecheckEvery time.Duration
 	// Now is the clock that times a token's expiry; use the verifier's.
@@ -98,6 +109,7 @@ type Gateway struct {
 	proxy      *httputil.ReverseProxy
 	stripAuthz bool
 	rc         RevocationChecker
+	kc         KeyChecker
 	every      time.Duration
 	now        func() time.Time
 	log        *slog.Logger
@@ -127,6 +139,7 @@ func New(auth Authenticator, cfg Config) (*Gateway, error) {
 		publicHost: pub.host,
 		stripAuthz: cfg.StripAuthorization,
 		rc:         cfg.Revocation,
+		kc:         cfg.Keys,
 		every:      cfg.RecheckEvery,
 		now:        cfg.Now,
 		log:        cfg.Logger,

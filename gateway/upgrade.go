@@ -12,6 +12,7 @@ import (
 	"github.com/hallpass/hallpass/keys"
 	"github.com/hallpass/hallpass/revocation"
 	"github.com/hallpass/hallpass/token"
+	"github.com/hallpass/hallpass/verifier"
 	"github.com/hallpass/hallpass/verifier/httpauth"
 )
 
@@ -30,6 +31,15 @@ const (
 // *revocation.Mirror is one. Any error closes the connection.
 type RevocationChecker interface {
 	CheckRevoked(ctx context.Context, kid keys.KeyID, c *token.Claims) error
+}
+
+// KeyChecker is asked, at every re-check, for the signing key of each
+// proxied upgraded connection's token; a verifier.KeySource such as
+// *remotekeys.KeySet is one. An error wrapping verifier.ErrKeyRevoked
+// closes the connection as revoked, any other error as unavailable (fail
+// closed, as a handshake would).
+type KeyChecker interface {
+	LookupKey(ctx context.Context, kid keys.KeyID) (keys.PublicKey, error)
 }
 
 // Reasons an upgraded connection is closed, as logged.
@@ -104,18 +114,17 @@ func (g *Gateway) serveUpgrade(w http.ResponseWriter, r *http.Request, c *token.
 }
 
 // watch cancels the connection's context at the token's expiry, or when a
-// re-check refuses it, or returns when ctx ends (the connection closed).
-// Cancelling makes httputil.ReverseProxy close the upstream connection,
-// which ends the copy and closes the client's.
+// re-check (every Config.RecheckEvery) refuses it, or returns when ctx
+// ends (the connection closed). Cancelling makes httputil.ReverseProxy
+// close the upstream connection, which ends the copy and closes the
+// client's. The expiry timer runs on the monotonic clock from the
+// handshake; the re-check compares exp with Config.Now, which catches a
+// clock that stepped forward since.
 func (g *Gateway) watch(ctx context.Context, cancel context.CancelFunc, kid keys.KeyID, c *token.Claims, left time.Duration) {
 	expiry := time.NewTimer(left)
 	defer expiry.Stop()
-	var tick <-chan time.Time
-	if g.rc != nil {
-		t := time.NewTicker(g.every)
-		defer t.Stop()
-		tick = t.C
-	}
+	tick := time.NewTicker(g.every)
+	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -123,7 +132,7 @@ func (g *Gateway) watch(ctx context.Context, cancel context.CancelFunc, kid keys
 		case <-expiry.C:
 			g.closeUpgraded(ctx, cancel, closedExpired)
 			return
-		case <-tick:
+		case <-tick.C:
 			if reason := g.recheck(ctx, kid, c); reason != "" {
 				g.closeUpgraded(ctx, cancel, reason)
 				return
@@ -132,9 +141,15 @@ func (g *Gateway) watch(ctx context.Context, cancel context.CancelFunc, kid keys
 	}
 }
 
-// recheck asks Config.Revocation about the token; it returns the reason
-// to close, or "".
+// recheck compares the token's exp with the clock, then asks Config.Keys
+// and Config.Revocation about it; it returns the reason to close, or "".
 func (g *Gateway) recheck(ctx context.Context, kid keys.KeyID, c *token.Claims) string {
+	if !g.now().Before(c.Expiry) {
+		return closedExpired
+	}
+	if reason := g.recheckKey(ctx, kid); reason != "" {
+		return reason
+	}
 	if g.rc == nil {
 		return ""
 	}
@@ -151,6 +166,23 @@ func (g *Gateway) recheck(ctx context.Context, kid keys.KeyID, c *token.Claims) 
 	}
 	// Another checker's refusal: a revoked token, as the verifier reads it.
 	return closedRevoked
+}
+
+// recheckKey asks Config.Keys for the token's signing key.
+func (g *Gateway) recheckKey(ctx context.Context, kid keys.KeyID) string {
+	if g.kc == nil {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(ctx, recheckTimeout)
+	defer cancel()
+	_, err := g.kc.LookupKey(ctx, kid)
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, verifier.ErrKeyRevoked):
+		return closedRevoked
+	}
+	return closedUnavailable
 }
 
 func (g *Gateway) closeUpgraded(ctx context.Context, cancel context.CancelFunc, reason string) {

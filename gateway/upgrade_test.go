@@ -1,8 +1,11 @@
 package gateway_test
 
 import (
+	"context"
 	"crypto/ed25519"
 	"errors"
+	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -15,7 +18,10 @@ import (
 
 	"github.com/hallpass/hallpass/dpop"
 	"github.com/hallpass/hallpass/gateway"
+	"github.com/hallpass/hallpass/internal/logbuf"
+	"github.com/hallpass/hallpass/keys"
 	"github.com/hallpass/hallpass/token"
+	"github.com/hallpass/hallpass/verifier"
 )
 
 // wsUpstream is a WebSocket echo server; closed counts the connections
@@ -211,6 +217,92 @@ func TestWebSocketClosedAtRevocation(t *testing.T) {
 	// A revoked device cannot open a new one.
 	if _, err := dialWS(t, gw, alice); err == nil {
 		t.Fatal("a revoked device opened a WebSocket")
+	}
+}
+
+// keyState is a KeyChecker whose answer the test sets: nil vouches for
+// every key.
+type keyState struct{ err atomic.Pointer[error] }
+
+func (k *keyState) LookupKey(context.Context, keys.KeyID) (keys.PublicKey, error) {
+	if e := k.err.Load(); e != nil {
+		return keys.PublicKey{}, *e
+	}
+	return keys.PublicKey{}, nil
+}
+
+// TestWebSocketClosedAtKeyRevocation: a signing key that the key set lists
+// as revoked (or can no longer vouch for) after the handshake closes the
+// live connection within RecheckEvery, without any revocation checker: a
+// key revoked offline (`hallpass keys revoke`) writes no revocation entry,
+// and the connection stayed open until its token expired.
+func TestWebSocketClosedAtKeyRevocation(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		err    error
+		reason string
+	}{
+		{"revoked", fmt.Errorf("remotekeys: %w", verifier.ErrKeyRevoked), "reason=token_revoked"},
+		{"not vouched for", errors.New("remotekeys: key set stale"), "reason=unavailable"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var log logbuf.Buffer
+			ks := new(keyState)
+			gw, w, upClosed := startWSGateway(t, gateway.Config{
+				Keys: ks, RecheckEvery: 20 * time.Millisecond,
+				Logger: slog.New(slog.NewTextHandler(&log, nil)),
+			})
+			ws, err := dialWS(t, gw, w.device(t, "acct_alice", "dev_alice"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ws.Close()
+			echo(t, ws, "a")
+			ks.err.Store(&tc.err)
+			if d := waitClosed(t, ws, 5*time.Second); d > time.Second {
+				t.Fatalf("closed after %v", d)
+			}
+			waitCount(t, upClosed, 1)
+			if !strings.Contains(log.String(), tc.reason) {
+				t.Fatalf("log %q, want %s", log.String(), tc.reason)
+			}
+			// Nor can a new one be opened.
+			if _, err := dialWS(t, gw, w.device(t, "acct_bob", "dev_bob")); err == nil {
+				t.Fatal("a WebSocket was opened with a key the set refuses")
+			}
+		})
+	}
+}
+
+// TestWebSocketClosedWhenClockSteps: the expiry timer runs on the monotonic
+// clock from the handshake; a gateway clock that steps past the token's
+// exp afterwards (NTP, a resumed VM) closes the connection at the next
+// re-check, with or without a revocation checker.
+func TestWebSocketClosedWhenClockSteps(t *testing.T) {
+	t.Parallel()
+	var offset atomic.Int64
+	var log logbuf.Buffer
+	gw, w, upClosed := startWSGateway(t, gateway.Config{
+		RecheckEvery: 20 * time.Millisecond,
+		Now:          func() time.Time { return time.Now().Add(time.Duration(offset.Load())) },
+		Logger:       slog.New(slog.NewTextHandler(&log, nil)),
+	})
+	alice, exp := w.deviceExp(t, "acct_alice", "dev_alice")
+	ws, err := dialWS(t, gw, alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	echo(t, ws, "a")
+	offset.Store(int64(time.Until(exp) + time.Minute))
+	if d := waitClosed(t, ws, 5*time.Second); d > time.Second {
+		t.Fatalf("closed after %v", d)
+	}
+	waitCount(t, upClosed, 1)
+	if !strings.Contains(log.String(), "reason=token_expired") {
+		t.Fatalf("log %q, want reason=token_expired", log.String())
 	}
 }
 

@@ -143,9 +143,10 @@ func runGatewayServer(ctx context.Context, c *gatewayConfig, e *env, ready chan<
 		return err
 	}
 	defer ln.Close()
+	// Proxied WebSockets are re-checked against the key set and the
+	// mirror the verifier asks.
+	gcfg.Keys = vs.keys
 	if vs.mirror != nil {
-		// Proxied WebSockets are re-checked against the mirror the
-		// verifier asks.
 		gcfg.Revocation = vs.mirror
 	}
 	ops, obs, err := c.ops.listen(c, vs, tlsConf, log)

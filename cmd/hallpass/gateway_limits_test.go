@@ -194,29 +194,7 @@ func TestGatewayWebSocketRevoked(t *testing.T) {
 	gw, _ := startGatewayCmd(t, "--keys-url", rs.url+wellKnownKeys, "--upstream", up.URL, "--store", srv.URL())
 	d := newHTTPDevice(t, rs.url, nil)
 	d.signup(t, "wsuser")
-
-	cfg, err := websocket.NewConfig("ws"+strings.TrimPrefix(gw, "http")+"/ws", gw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proof, err := dpop.NewProof(d.key, "GET", gw+"/ws", d.access, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Header.Set("Authorization", "DPoP "+d.access)
-	cfg.Header.Set("DPoP", proof)
-	ws, err := websocket.DialConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.Close()
-	if _, err := ws.Write([]byte("ping")); err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 16)
-	if n, err := ws.Read(buf); err != nil || string(buf[:n]) != "ping" {
-		t.Fatalf("echo: %q %v", buf[:n], err)
-	}
+	ws := dialGatewayWS(t, gw, d)
 
 	claims, _, err := unsafeClaims(d.access)
 	if err != nil {
@@ -235,10 +213,65 @@ func TestGatewayWebSocketRevoked(t *testing.T) {
 	if _, err := store.Add(context.Background(), e); err != nil {
 		t.Fatal(err)
 	}
+	waitWSClosed(t, ws, "the revoked device's WebSocket")
+}
+
+// TestGatewayWebSocketKeySetStale: without --store, a proxied WebSocket is
+// closed when the key set can no longer vouch for its token's key (here:
+// the issuer gone past --keys-max-stale); before, only the token's expiry
+// closed it, so a key revoked offline left its connections open.
+func TestGatewayWebSocketKeySetStale(t *testing.T) {
+	t.Parallel()
+	rs := startServe(t, nil, "--dev", "--data", t.TempDir())
+	up := httptest.NewServer(websocket.Handler(func(ws *websocket.Conn) { _, _ = io.Copy(ws, ws) }))
+	t.Cleanup(up.Close)
+	clk := &fakeClock{t: time.Now()}
+	gw := startGatewayWith(t, func(c *gatewayConfig) { c.keysNow = clk.Now },
+		"--keys-url", rs.url+wellKnownKeys, "--upstream", up.URL)
+	d := newHTTPDevice(t, rs.url, nil)
+	d.signup(t, "wsstale")
+	ws := dialGatewayWS(t, gw, d)
+	rs.stop(t)
+	clk.Add(remotekeys.DefaultMaxStale + time.Minute)
+	waitWSClosed(t, ws, "a WebSocket whose key the set no longer vouches for")
+}
+
+// dialGatewayWS opens a WebSocket to gw/ws with d's token and checks that
+// it echoes.
+func dialGatewayWS(t *testing.T, gw string, d *httpDevice) *websocket.Conn {
+	t.Helper()
+	cfg, err := websocket.NewConfig("ws"+strings.TrimPrefix(gw, "http")+"/ws", gw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proof, err := dpop.NewProof(d.key, "GET", gw+"/ws", d.access, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Header.Set("Authorization", "DPoP "+d.access)
+	cfg.Header.Set("DPoP", proof)
+	ws, err := websocket.DialConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.Close() })
+	if _, err := ws.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 16)
+	if n, err := ws.Read(buf); err != nil || string(buf[:n]) != "ping" {
+		t.Fatalf("echo: %q %v", buf[:n], err)
+	}
+	return ws
+}
+
+// waitWSClosed fails unless ws is closed within 10 s.
+func waitWSClosed(t *testing.T, ws *websocket.Conn, what string) {
+	t.Helper()
 	_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
-	_, err = ws.Read(buf)
+	_, err := ws.Read(make([]byte, 16))
 	var ne net.Error
 	if err == nil || (errors.As(err, &ne) && ne.Timeout()) {
-		t.Fatalf("the revoked device's WebSocket stayed open: %v", err)
+		t.Fatalf("%s stayed open: %v", what, err)
 	}
 }

@@ -74,13 +74,16 @@ func TestMirrorHeardOnlyWhatItProved(t *testing.T) {
 		// store as of when Redis answered, not when it arrived: the
 		// bound counts from when the Follow was asked for.
 		{name: "partial batch, then the bound from its start", followTakes: 4 * time.Second, firstFollow: events(batch - 1), after: 2 * time.Second, wantStale: true},
-		{name: "empty poll, then the bound from its start", followTakes: 4 * time.Second, firstFollow: events(0), after: 2 * time.Second, wantStale: true},
+		// An empty reply proves the store as of Block (1 s) after it was
+		// asked for at the earliest.
+		{name: "empty poll", followTakes: 4 * time.Second, firstFollow: events(0), after: 3 * time.Second, wantStale: true},
+		{name: "empty poll, Block after its start", followTakes: 4 * time.Second, firstFollow: events(0), after: 2 * time.Second, wantStale: false},
 		{name: "full batch", followTakes: 4 * time.Second, firstFollow: events(batch), after: 2 * time.Second, wantStale: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			clk := storetest.NewClock(time.Now())
 			s := &slowStore{clk: clk, snapshotTakes: tc.snapshotTakes, followTakes: tc.followTakes, firstFollow: tc.firstFollow}
-			m := startMirror(t, s, revocation.MirrorOptions{Now: clk.Now, MaxStaleness: bound, Batch: batch})
+			m := startMirror(t, s, revocation.MirrorOptions{Now: clk.Now, MaxStaleness: bound, Batch: batch, Block: time.Second})
 			// The second Follow starts once the first one's events are
 			// applied.
 			eventually(t, 2*time.Second, "first Follow applied", func() bool { return s.follows.Load() >= 2 })

@@ -44,8 +44,8 @@ type MirrorOptions struct {
 	Logger *slog.Logger
 	// Block is how long one Follow waits for events (default
 	// min(MaxStaleness/3, 1s)); it must be at most MaxStaleness/2, since a
-	// Follow counts from when it was asked for: an idle mirror's age
-	// reaches Block at every poll.
+	// Follow that returns events counts from when it was asked for: the
+	// mirror's age reaches about twice Block between such replies.
 	Block time.Duration
 	// Batch is the most events asked for per Follow (default DefaultBatch).
 	Batch int
@@ -271,7 +271,9 @@ func (m *Mirror) Ready() error {
 
 // LastHeard is when the mirror last heard from its store (when a snapshot,
 // or a Follow that came back with a batch of events short of
-// MirrorOptions.Batch or none, was asked for), in the mirror's clock; zero before the first
+// MirrorOptions.Batch, was asked for; Block after a Follow that came back
+// with none was asked for, or when it came back if sooner), in the
+// mirror's clock; zero before the first
 // snapshot. Its age is the mirror's lag bound: an entry written before
 // LastHeard is applied.
 func (m *Mirror) LastHeard() time.Time {
@@ -387,10 +389,7 @@ func (m *Mirror) Run(ctx context.Context) error {
 			continue
 		}
 		m.apply(events, next)
-		if len(events) < m.batch {
-			// A full batch does not show that nothing more is waiting.
-			m.heardAt(asked)
-		}
+		m.heardFollow(asked, len(events))
 		backoff = m.minBackoff
 		if now := m.now(); now.Sub(lastSweep) >= m.sweepEvery {
 			m.sweep(now)
@@ -402,6 +401,26 @@ func (m *Mirror) Run(ctx context.Context) error {
 
 // heardAt records that the store proved the mirror current as of t.
 func (m *Mirror) heardAt(t time.Time) { m.lastHeard.Store(t.UnixNano()) }
+
+// heardFollow records what a Follow asked for at asked and answered with
+// n events proved. A full batch does not show that nothing more is
+// waiting. A shorter one shows it as of when the store answered, some
+// time after asked, and its reply can be held on the network for
+// seconds: it counts from asked. An empty one came when Block passed
+// without an event (Store.Follow), so the store answered Block after
+// asked at the earliest; no later than the reply's arrival.
+func (m *Mirror) heardFollow(asked time.Time, n int) {
+	switch {
+	case n == 0:
+		t := asked.Add(m.block)
+		if now := m.now(); now.Before(t) {
+			t = now
+		}
+		m.heardAt(t)
+	case n < m.batch:
+		m.heardAt(asked)
+	}
+}
 
 // load replaces the state with a snapshot, built off the lock, and
 // carries over what the mirror held that the snapshot lacks and has not

@@ -324,7 +324,12 @@ export class HallpassClient {
     if (!this.storage.deviceKey) {
       throw new HallpassError(ClientCodes.invalidArgument, "hallpass: this storage keeps no device key; pass a signer to createClient");
     }
-    const s = await this.storage.deviceKey(create);
+    let s: Signer | null;
+    try {
+      s = await this.storage.deviceKey(create);
+    } catch (err) {
+      throw new HallpassError(ClientCodes.storageError, "hallpass: reading or making the device key failed", { cause: err });
+    }
     if (s) {
       checkPublicJwk(s.alg, s.publicJwk);
       this.jkt = await thumbprint(s.publicJwk);

@@ -94,6 +94,25 @@ test("a stored session for another server or key is refused", async () => {
   assert.ok(key);
 });
 
+test("a storage that fails to read or make the device key gives storage_error, as every other storage failure", async () => {
+  const inner = new MemoryStorage();
+  const broken = {
+    load: () => inner.load(),
+    save: (r) => inner.save(r),
+    deviceKey: async () => {
+      throw new Error("IndexedDB: connection lost");
+    },
+    deleteDeviceKey: () => inner.deleteDeviceKey(),
+  };
+  const c = await createClient({ server: "https://id.example.com", storage: broken });
+  await assert.rejects(c.signup({ username: "alice" }), (e) => e instanceof HallpassError && e.code === ClientCodes.storageError);
+  const key = await inner.deviceKey(true);
+  await inner.save({ version: 1, server: "https://id.example.com", jkt: "x", accountId: "acc_1", deviceId: "dev_1", username: "u", accessToken: null, accessTokenExpiresAt: 0, refreshToken: "r", generation: 1 });
+  await assert.rejects(createClient({ server: "https://id.example.com", storage: broken }), (e) => e instanceof HallpassError && e.code === ClientCodes.storageError);
+  assert.ok(key);
+  c.close();
+});
+
 test("a signer returning a DER signature is refused", async () => {
   const k = webCryptoSigner(await generateWebCryptoKey("ES256"));
   const der = { alg: k.alg, publicJwk: k.publicJwk, sign: async () => new Uint8Array(71) };

@@ -143,8 +143,9 @@ type Options struct {
 	// StaleGrace, when positive, lets sockets that are already connected
 	// stay through an outage of the revocation store: a re-check that
 	// gets revocation.ErrStale keeps the socket while the checker's
-	// LastHeard is at most its MaxStaleness + StaleGrace old, and
-	// disconnects it with ReasonUnavailable after that. New handshakes
+	// LastHeard is at most its MaxStaleness + StaleGrace old (a LastHeard
+	// after the Guard's now, a clock stepped back, counts as no known age:
+	// not kept), and disconnects it with ReasonUnavailable after that. New handshakes
 	// still fail closed (unavailable) as soon as the checker is stale, and
 	// revocations the checker knew before the outage still disconnect.
 	// Default 0: off, a stale checker disconnects every socket at the next
@@ -610,14 +611,16 @@ func (g *Guard) recheckOne(ss *session, now time.Time) string {
 
 // rideOut reports whether a socket whose re-check found the checker stale
 // may stay: StaleGrace is on and the checker last heard from its store at
-// most MaxStaleness + StaleGrace ago. It logs the start of each outage it
-// rides out.
+// most MaxStaleness + StaleGrace ago. A last contact after now (the
+// Guard's clock stepped back since) gives no known age and rides out
+// nothing, as the mirror counts itself stale then. It logs the start of
+// each outage it rides out.
 func (g *Guard) rideOut(now time.Time) bool {
 	if g.stale == nil {
 		return false
 	}
 	h := g.stale.LastHeard()
-	if h.IsZero() || now.Sub(h) > g.stale.MaxStaleness()+g.grace {
+	if age := now.Sub(h); h.IsZero() || age < 0 || age > g.stale.MaxStaleness()+g.grace {
 		return false
 	}
 	if !g.riding {

@@ -308,13 +308,18 @@ func TestRecheck(t *testing.T) {
 }
 
 // staleChecker is a checker that reports its staleness: it last heard
-// from its store age ago (never, when age < 0).
+// from its store age ago (never, when age < 0), or ahead from now (the
+// clock stepped back since), when ahead > 0.
 type staleChecker struct {
 	checker
-	age atomic.Int64 // time.Duration
+	age   atomic.Int64 // time.Duration
+	ahead atomic.Int64 // time.Duration
 }
 
 func (c *staleChecker) LastHeard() time.Time {
+	if a := time.Duration(c.ahead.Load()); a > 0 {
+		return time.Now().Add(a)
+	}
 	if a := time.Duration(c.age.Load()); a >= 0 {
 		return time.Now().Add(-a)
 	}
@@ -333,18 +338,21 @@ func TestStaleGrace(t *testing.T) {
 		grace time.Duration
 		err   error
 		age   time.Duration // since the checker last heard from its store; < 0: never
+		ahead time.Duration // > 0: last heard this far in the future (clock stepped back)
 		want  string        // the kick reason, "" for kept
 	}{
 		{name: "no grace: stale disconnects", err: revocation.ErrStale, age: 2 * time.Second, want: socketauth.ReasonUnavailable},
 		{name: "within grace: kept", grace: 10 * time.Second, err: revocation.ErrStale, age: 2 * time.Second},
 		{name: "grace over: disconnected", grace: 10 * time.Second, err: revocation.ErrStale, age: 12 * time.Second, want: socketauth.ReasonUnavailable},
 		{name: "never heard: disconnected", grace: 10 * time.Second, err: revocation.ErrStale, age: -1, want: socketauth.ReasonUnavailable},
+		{name: "clock stepped back: disconnected", grace: 10 * time.Second, err: revocation.ErrStale, ahead: time.Hour, want: socketauth.ReasonUnavailable},
 		{name: "revoked within grace: disconnected", grace: 10 * time.Second, err: revocation.ErrRevoked, age: 2 * time.Second, want: socketauth.ReasonTokenRevoked},
 		{name: "other error within grace: disconnected", grace: 10 * time.Second, err: errors.New("checker broke"), age: 2 * time.Second, want: socketauth.ReasonUnavailable},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rc := &staleChecker{}
 			rc.age.Store(int64(tc.age))
+			rc.ahead.Store(int64(tc.ahead))
 			g := newGuard(t, e.auth, socketauth.Options{Revocation: rc, RecheckEvery: 20 * time.Millisecond, StaleGrace: tc.grace})
 			k := newKicks()
 			if code := g.Register(socket.MakeSocket(), claims(time.Now().Add(time.Minute)), "kid", k.kick); code != "" {

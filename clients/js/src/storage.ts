@@ -126,8 +126,12 @@ export class IndexedDBStorage implements Storage {
         // Another tab upgrading the schema: let it, and reopen next time.
         db.onversionchange = () => {
           db.close();
-          this.db = null;
+          this.forget(db);
         };
+        // Closed by the browser (site data cleared, Safari's "connection
+        // lost"): a dead connection would fail every later call until a
+        // reload; the next call opens a new one.
+        db.onclose = () => this.forget(db);
         resolve(db);
       };
       req.onerror = () => reject(req.error);
@@ -139,10 +143,29 @@ export class IndexedDBStorage implements Storage {
     });
   }
 
-  private async run<T>(mode: IDBTransactionMode, fn: (s: IDBObjectStore) => IDBRequest | void): Promise<T> {
+  /** forget drops the cached connection if it is db. */
+  private forget(db: IDBDatabase): void {
+    const cached = this.db;
+    void cached?.then((c) => {
+      if (c === db && this.db === cached) this.db = null;
+    }, () => undefined);
+  }
+
+  /** transaction starts one on the cached connection, or on a new one if that one was closed before its close event came. */
+  private async transaction(mode: IDBTransactionMode): Promise<IDBTransaction> {
     const db = await this.open();
+    try {
+      return db.transaction(objectStore, mode, { durability: "strict" });
+    } catch (err) {
+      if ((err as DOMException)?.name !== "InvalidStateError") throw err;
+      this.db = null;
+      return (await this.open()).transaction(objectStore, mode, { durability: "strict" });
+    }
+  }
+
+  private async run<T>(mode: IDBTransactionMode, fn: (s: IDBObjectStore) => IDBRequest | void): Promise<T> {
+    const tx = await this.transaction(mode);
     return new Promise<T>((resolve, reject) => {
-      const tx = db.transaction(objectStore, mode, { durability: "strict" });
       const req = fn(tx.objectStore(objectStore));
       tx.oncomplete = () => resolve((req ? req.result : undefined) as T);
       tx.onerror = () => reject(tx.error);
@@ -168,9 +191,8 @@ export class IndexedDBStorage implements Storage {
     if (!key && create) {
       const fresh = await generateWebCryptoKey("ES256", false);
       // Keep a key another tab stored meanwhile: one device, one key.
-      const db = await this.open();
+      const tx = await this.transaction("readwrite");
       key = await new Promise<WebCryptoKey>((resolve, reject) => {
-        const tx = db.transaction(objectStore, "readwrite", { durability: "strict" });
         const s = tx.objectStore(objectStore);
         let result: WebCryptoKey = fresh;
         const get = s.get(this.k("key"));

@@ -323,3 +323,25 @@ describe("demo page's Content-Security-Policy", { timeout: 60_000 }, () => {
     assert.deepEqual(page.errors.filter((e) => !/Content Security Policy/.test(e)), []);
   });
 });
+
+describe("IndexedDB connection closed under the page", { timeout: 60_000 }, () => {
+  let context;
+  before(async () => {
+    context = await browser.newContext();
+  });
+  after(() => context?.close());
+
+  test("after the origin's IndexedDB is cleared (its connection closed by the browser), the page opens a new connection and learns it is signed out", async () => {
+    const page = await openPage(context);
+    await signUp(page, uniqueName("idb"));
+    const cdp = await context.newCDPSession(page);
+    await cdp.send("Storage.clearDataForOrigin", { origin: demo.url, storageTypes: "indexeddb" });
+    const code = await page.evaluate(() => window.hallpass.refresh().then(() => "refreshed", (e) => e.code));
+    assert.equal(code, "no_session", "the storage is empty now, not broken for good");
+    assert.equal(await page.evaluate(() => window.hallpass.state()), null);
+    await page.waitForSelector("#signed-out:not([hidden])");
+    // And it works again without a reload: a new account on a new key.
+    await signUp(page, uniqueName("idb"));
+    assert.ok((await storedSession(page)).refreshToken);
+  });
+});

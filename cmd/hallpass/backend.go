@@ -183,6 +183,9 @@ func redisClient(s string) (redis.UniversalClient, string, error) {
 	return r.client, r.kind, err
 }
 
+// replicaReads says why a store URL that reads from replicas is refused.
+const replicaReads = "are refused: a replica behind its master answers reads with what the master has moved past (a revocation snapshot could miss entries for good)"
+
 func parseRedisStore(s string) (redisStore, error) {
 	scheme, rest, ok := strings.Cut(s, "://")
 	if !ok {
@@ -209,12 +212,20 @@ func parseRedisStore(s string) (redisStore, error) {
 		if err != nil || o.MasterName == "" {
 			return redisStore{}, bad("redis+sentinel (needs master_name)")
 		}
+		if o.ReplicaOnly || o.UseDisconnectedReplicas || o.RouteByLatency || o.RouteRandomly {
+			// A *redis.Client on a replica cannot be told from one on
+			// the master (redisclient.Check): refuse it here.
+			return redisStore{}, fmt.Errorf("%w: --store: replica_only, use_disconnected_replicas, route_by_latency and route_randomly %s", errUsage, replicaReads)
+		}
 		o.ContextTimeoutEnabled = true
 		return redisStore{client: redis.NewFailoverClient(o), kind: "redis-sentinel", failover: o}, nil
 	case "cluster":
 		o, err := redis.ParseClusterURL(u)
 		if err != nil {
 			return redisStore{}, bad("redis+cluster")
+		}
+		if o.ReadOnly || o.RouteByLatency || o.RouteRandomly {
+			return redisStore{}, fmt.Errorf("%w: --store: read_only, route_by_latency and route_randomly %s", errUsage, replicaReads)
 		}
 		o.ContextTimeoutEnabled = true
 		return redisStore{client: redis.NewClusterClient(o), kind: "redis-cluster"}, nil

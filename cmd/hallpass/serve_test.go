@@ -384,6 +384,12 @@ func TestServeStoreURLs(t *testing.T) {
 	}
 	for _, bad := range []string{
 		"redis+sentinel://:secretpw@10.0.0.1:26379/0", // no master_name
+		// Reads from replicas.
+		"redis+sentinel://:secretpw@10.0.0.1:26379/0?master_name=m&replica_only=true",
+		"redis+sentinel://:secretpw@10.0.0.1:26379/0?master_name=m&use_disconnected_replicas=true",
+		"redis+sentinel://:secretpw@10.0.0.1:26379/0?master_name=m&route_by_latency=true",
+		"redis+sentinel://:secretpw@10.0.0.1:26379/0?master_name=m&route_randomly=true",
+		"redis+cluster://:secretpw@10.0.0.1:7000?read_only=true",
 		"redis://:secretpw@127.0.0.1:6390/notadb",
 		"redis+ring://:secretpw@h:1",
 		"mysql://secretpw@h/db",
@@ -391,7 +397,7 @@ func TestServeStoreURLs(t *testing.T) {
 	} {
 		_, _, err := redisClient(bad)
 		if err == nil {
-			t.Errorf("accepted a bad URL")
+			t.Errorf("accepted a bad URL: %s", bad)
 			continue
 		}
 		if strings.Contains(err.Error(), "secretpw") {

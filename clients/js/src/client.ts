@@ -654,8 +654,7 @@ export class HallpassClient {
       } else if (!(err instanceof NetworkError)) {
         throw err;
       }
-      if (this.now() + wait > deadline) throw err;
-      await sleep(wait);
+      await this.backoff(err, wait, deadline);
       backoff = Math.min(backoff * 2, 2000);
     }
   }
@@ -670,8 +669,26 @@ export class HallpassClient {
    * refresh with the same token is taken for reuse.
    */
   private attemptTimeout(deadline: number): number {
-    const perAttempt = Math.min(this.timeout, Math.floor((this.retryWindow * 2) / 5));
-    return Math.max(1, Math.min(perAttempt, deadline - this.now()));
+    return Math.max(1, Math.min(this.perAttempt(), deadline - this.now()));
+  }
+
+  private perAttempt(): number {
+    return Math.min(this.timeout, Math.floor((this.retryWindow * 2) / 5));
+  }
+
+  /**
+   * backoff waits before the next attempt of a request retried until
+   * deadline, or throws err when that attempt would have less than a
+   * quarter of an attempt's time left: checked before the wait and again
+   * after it, since a machine that slept or a throttled timer wakes late.
+   * An attempt with no time to read its answer may still reach the server
+   * and rotate the refresh token, whose successor is then lost.
+   */
+  private async backoff(err: unknown, wait: number, deadline: number): Promise<void> {
+    const least = Math.floor(this.perAttempt() / 4);
+    if (this.now() + wait + least > deadline) throw err;
+    await sleep(wait);
+    if (this.now() + least > deadline) throw err;
   }
 
   /**
@@ -714,8 +731,8 @@ export class HallpassClient {
             // key: the server answers with the account it created.
             const lost = err instanceof NetworkError || (err instanceof ApiError && (err.status === 502 || err.status === 503 || err.status === 504));
             const wait = Math.max(backoff, err instanceof ApiError ? err.retryAfter * 1000 : 0);
-            if (!retryLost || !lost || this.now() + wait > deadline) throw err;
-            await sleep(wait);
+            if (!retryLost || !lost) throw err;
+            await this.backoff(err, wait, deadline);
             backoff = Math.min(backoff * 2, 2000);
           }
         }

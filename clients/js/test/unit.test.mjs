@@ -8,7 +8,7 @@ import { b64urlDecode, b64urlEncode } from "../dist/b64.js";
 import { sha256Portable } from "../dist/sha256.js";
 import { challengeError } from "../dist/errors.js";
 import { jsonString } from "../dist/dpop.js";
-import { ClientCodes, HallpassError, MemoryStorage, createClient, createProof, generateWebCryptoKey, htuOf, webCryptoSigner } from "../dist/index.js";
+import { ClientCodes, HallpassError, MemoryStorage, createClient, createProof, generateWebCryptoKey, htuOf, thumbprint, webCryptoSigner } from "../dist/index.js";
 import { FileStorage } from "../dist/node.js";
 import { tempDir } from "./harness.mjs";
 
@@ -110,6 +110,25 @@ test("a storage that fails to read or make the device key gives storage_error, a
   await inner.save({ version: 1, server: "https://id.example.com", jkt: "x", accountId: "acc_1", deviceId: "dev_1", username: "u", accessToken: null, accessTokenExpiresAt: 0, refreshToken: "r", generation: 1 });
   await assert.rejects(createClient({ server: "https://id.example.com", storage: broken }), (e) => e instanceof HallpassError && e.code === ClientCodes.storageError);
   assert.ok(key);
+  c.close();
+});
+
+test("a refresh retry whose backoff outlasted the retry window (the machine slept) is not sent: it could spend the token and never read the answer", async () => {
+  const storage = new MemoryStorage();
+  const key = await storage.deviceKey(true);
+  const jkt = await thumbprint(key.publicJwk);
+  await storage.save({ version: 1, server: "https://id.example.com", jkt, accountId: "acc_1", deviceId: "dev_1", username: "u", accessToken: null, accessTokenExpiresAt: 0, refreshToken: "r1", generation: 1 });
+  let skew = 0;
+  const sent = [];
+  const fetch = async (url) => {
+    sent.push(url);
+    // While the client waits before its retry, the clock jumps 25 s (past the 20 s retry window).
+    setTimeout(() => (skew += 25_000), 20);
+    throw new TypeError("network down");
+  };
+  const c = await createClient({ server: "https://id.example.com", storage, fetch, now: () => Date.now() + skew, crossTab: false });
+  await assert.rejects(c.refresh(), (e) => e.code === ClientCodes.networkError);
+  assert.equal(sent.length, 1, "no attempt after the retry window");
   c.close();
 });
 

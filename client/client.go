@@ -116,6 +116,8 @@ type Client struct {
 	loaded bool
 	state  *State            // never modified in place; replaced on change
 	dirty  bool              // state differs from what the store holds
+	seen   string            // refresh token last read from or written to the store
+	gone   error             // the store holds another identity's session (reloadLocked)
 	nonce  map[string]string // latest DPoP-Nonce per origin
 	flight *flight
 	busy   bool // a signup or logout is running
@@ -228,7 +230,8 @@ func (c *Client) KeyThumbprint() string { return c.jkt }
 
 // Close waits for an in-flight refresh to finish and be saved, then makes
 // every later call fail with ErrClosed. Tokens whose save failed earlier
-// (ErrPersist) are saved once more: a process that exits with its newest
+// (ErrPersist) are saved once more, unless another process or Client
+// saved newer ones to the store since (they are never written over): a process that exits with its newest
 // refresh token in memory only starts next time from the spent one, which
 // the server takes for reuse once its grace window is over. If that save
 // fails too, Close returns ErrPersist.
@@ -239,45 +242,47 @@ func (c *Client) Close() error {
 	c.wg.Wait()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.dirty && c.state != nil {
-		return c.saveLocked(c.state)
+	if !c.dirty || c.state == nil {
+		return nil
 	}
-	return nil
+	ctx, cancel := context.WithTimeout(context.Background(), saveTimeout)
+	defer cancel()
+	if moved, _ := c.reloadLocked(ctx, c.dirty); moved {
+		return nil // another process saved newer tokens: ours are not written over them
+	}
+	return c.saveLocked(c.state)
 }
 
-// stateLocked loads the state on first use and retries a failed save.
-// c.mu must be held.
+// stateLocked loads the state on first use and retries a failed save,
+// unless the store moved on meanwhile (reloadLocked). c.mu must be held.
 func (c *Client) stateLocked(ctx context.Context) (*State, error) {
 	if c.closed {
 		return nil, ErrClosed
 	}
+	if c.gone != nil {
+		return nil, c.gone
+	}
 	if !c.loaded {
-		st, err := c.store.Load(ctx)
+		stored, err := c.store.Load(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("client: loading state: %w", err)
 		}
-		if st != nil {
-			var mismatch error
-			if b, _, err := normalizeServerURL(st.ServerURL, true); err != nil || b != c.base {
-				mismatch = fmt.Errorf("%w: it is for another server URL", ErrStateMismatch)
-			} else if st.KeyThumbprint != "" && st.KeyThumbprint != c.jkt {
-				mismatch = fmt.Errorf("%w: it is bound to another device key", ErrStateMismatch)
-			}
-			switch {
-			case mismatch != nil && st.HasSession():
-				return nil, mismatch
-			case mismatch != nil:
-				st = nil // a logged-out state of another key or server: nothing to keep
-			default:
-				st = st.clone()
-				st.ServerURL, st.KeyThumbprint, st.DeviceKey = c.base, c.jkt, c.key
-			}
+		st, err := c.accept(stored)
+		if err != nil {
+			return nil, err
 		}
-		c.state, c.loaded = st, true
+		c.state, c.seen, c.loaded = st, "", true
+		if stored != nil {
+			c.seen = stored.RefreshToken
+		}
 	}
 	if c.dirty && c.state != nil {
-		if err := c.saveLocked(c.state); err != nil {
-			c.opts.log.LogAttrs(ctx, slog.LevelWarn, "client: saving state failed again", slog.String("error", err.Error()))
+		if moved, err := c.reloadLocked(ctx, c.dirty); err != nil {
+			return nil, err
+		} else if !moved {
+			if err := c.saveLocked(c.state); err != nil {
+				c.opts.log.LogAttrs(ctx, slog.LevelWarn, "client: saving state failed again", slog.String("error", err.Error()))
+			}
 		}
 	}
 	return c.state, nil
@@ -296,7 +301,7 @@ func (c *Client) saveLocked(st *State) error {
 		c.dirty = true
 		return fmt.Errorf("%w: %w", ErrPersist, err)
 	}
-	c.dirty = false
+	c.dirty, c.seen = false, st.RefreshToken
 	return nil
 }
 
@@ -365,6 +370,12 @@ func (c *Client) Signup(ctx context.Context, username, deviceName string) (*Sess
 func (c *Client) join(ctx context.Context, path string, in any) (*Session, error) {
 	c.mu.Lock()
 	st, err := c.stateLocked(ctx)
+	if err == nil && !st.HasSession() && !c.busy {
+		// Another process may have signed in on the shared store since.
+		if _, err = c.reloadLocked(ctx, c.dirty); err == nil {
+			st = c.state
+		}
+	}
 	if err == nil && st.HasSession() {
 		err = ErrAlreadySignedUp
 	}
@@ -480,9 +491,18 @@ func sessionGone(err error) bool {
 
 // dropSession removes the tokens from the state, and the account's ids
 // too when ids is set (the account is gone). The device key stays.
+//
+// It reads the store first: another process may have refreshed since (its
+// newer tokens of this session are dead too, and are dropped), or the
+// store may hold another identity's session, which it leaves alone.
 func (c *Client) dropSession(ids bool) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), saveTimeout)
+	defer cancel()
+	if _, err := c.reloadLocked(ctx, c.dirty); err != nil && c.gone != nil {
+		return nil // not ours to drop
+	}
 	if c.state == nil {
 		return nil
 	}
@@ -656,7 +676,7 @@ func (c *Client) accessToken(ctx context.Context) (string, error) {
 	if !st.HasSession() {
 		return "", ErrNoSession
 	}
-	if st.AccessToken != "" && c.opts.now().Before(st.AccessTokenExpiry.Add(-c.opts.margin)) {
+	if c.fresh(st) {
 		return st.AccessToken, nil
 	}
 	if err := c.refresh(ctx, st.AccessToken); err != nil {

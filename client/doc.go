@@ -29,7 +29,8 @@
 //     refresh is saved before anyone uses it; if saving fails the tokens
 //     stay in memory (the refresh token is never dropped), the call reports
 //     ErrPersist (Refresh, Signup) or logs it (automatic refresh in Do), and
-//     the save is retried on the next call.
+//     the save is retried on the next call, unless another client sharing
+//     the store saved newer tokens meanwhile: those are taken instead.
 //   - Devices: Devices lists the account's devices (the current one
 //     marked); RevokeDevice signs out another of them (its refresh token
 //     stops working and its access tokens are refused by the issuer and by
@@ -71,8 +72,12 @@
 // or as the separation between the file and its wrapping key: a key file
 // next to the state file only stops readers of the state file alone (a
 // backup, a copy sent by mistake). The device key is exportable: anyone who
-// opens the file can act as the device until the session is revoked. One
-// process at a time should use a file.
+// opens the file can act as the device until the session is revoked.
+//
+// Several processes may share a file: a client re-reads it before a
+// refresh and before each save of tokens, and takes another process's
+// newer tokens instead of presenting or writing back its own (see
+// FileStore for what is and is not guaranteed without a lock).
 //
 // # What a mobile app does instead
 //
@@ -117,6 +122,11 @@
 //
 // # Concurrency
 //
-// A Client is safe for concurrent use. Close waits for an in-flight refresh
-// to be saved; call it before the process exits.
+// A Client is safe for concurrent use; at most one refresh is in flight
+// per Client. Close waits for an in-flight refresh to be saved; call it
+// before the process exits. Clients in one or more processes may share a
+// StateStore: each re-reads it before it presents or saves tokens, adopts
+// another client's newer tokens of the same session, is signed out
+// (ErrNoSession) by a logout elsewhere, and refuses (ErrStateMismatch) to
+// use or overwrite another identity's session saved there.
 package client

@@ -119,10 +119,26 @@ func (p *FileProtection) unwrap(s string) (*keys.LocalKey, error) {
 // the package documentation).
 //
 // Writes are atomic (temporary file, fsync, rename, fsync of the
-// directory) and the file is created with mode 0600. One process at a time
-// should use a state file: two processes refreshing the same session may
-// overwrite each other's state (the server's grace window makes that
-// harmless only within its 30 seconds).
+// directory) and the file is created with mode 0600.
+//
+// Several processes (or several Clients) may share one state file. A
+// Client reads the file again before it presents its refresh token and
+// before it writes tokens (a refresh, a rename, a logout, the retry of a
+// failed save, Close), and when the file holds a refresh token that the
+// Client neither last saw there nor holds, another process wrote since: the
+// Client takes the file's state (often with a fresh access token, so no
+// refresh is needed) and neither presents nor writes back its own, older
+// tokens. So a process that slept through another's refresh does not sign
+// the device out once the server's grace window is over.
+//
+// What is not guaranteed without a lock around whole runs (the hallpass
+// CLI takes one on FILE.lock): two processes that refresh at the same time
+// present the same refresh token, which the server answers with the same
+// successor pair within its grace window (30 s by default), so both go on;
+// but a process whose refresh is still on the wire while another
+// refreshes twice presents a token two rotations old, which is reuse, and a
+// write that lands between another process's re-read and write is lost
+// (the file is not locked from the read to the write).
 type FileStore struct {
 	path string
 	prot *FileProtection

@@ -122,6 +122,11 @@ func (c *Client) Rename(ctx context.Context, username string) (*Me, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	// Write the name over the store's newest tokens, never over them with
+	// older ones held in memory (another process may have refreshed).
+	if _, err := c.reloadLocked(ctx, c.dirty); err != nil {
+		return &m, err
+	}
 	if st := c.state; st.HasSession() && st.AccountID == m.AccountID && st.Username != m.Username {
 		ns := st.clone()
 		ns.Username = m.Username

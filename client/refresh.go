@@ -46,6 +46,10 @@ func (c *Client) refresh(ctx context.Context, stale string) error {
 			c.mu.Unlock()
 			return nil // someone else refreshed since the caller looked
 		}
+		if st, err = c.takeStored(ctx, stale); st == nil || err != nil {
+			c.mu.Unlock()
+			return err
+		}
 		f = &flight{done: make(chan struct{})}
 		c.flight = f
 		c.wg.Add(1)
@@ -73,6 +77,12 @@ func (c *Client) runRefresh(ctx context.Context, f *flight, st *State) {
 		// A logout replaced the state while we were away: the session is
 		// over, do not bring it back.
 		err = ErrNoSession
+	case c.storeMovedLocked():
+		// Another process saved newer tokens while we were away (or ended
+		// the session): ours are older and are neither saved nor used.
+		if err = c.gone; err == nil && !c.state.HasSession() {
+			err = ErrNoSession
+		}
 	default:
 		ns := st.clone()
 		ns.AccessToken = tr.AccessToken
@@ -85,6 +95,35 @@ func (c *Client) runRefresh(ctx context.Context, f *flight, st *State) {
 	c.flight = nil
 	c.mu.Unlock()
 	close(f.done)
+}
+
+// takeStored, before a refresh, reads the store (reloadLocked): it
+// returns the state whose refresh token to present, or nil and the error
+// to return when no refresh is needed (another process saved a fresh
+// access token) or possible (ErrNoSession, ErrStateMismatch). c.mu must be
+// held.
+func (c *Client) takeStored(ctx context.Context, stale string) (*State, error) {
+	moved, err := c.reloadLocked(ctx, c.dirty)
+	switch st := c.state; {
+	case err != nil:
+		return nil, err
+	case !st.HasSession():
+		return nil, ErrNoSession
+	case moved && c.fresh(st) && st.AccessToken != stale:
+		return nil, nil
+	default:
+		return st, nil
+	}
+}
+
+// storeMovedLocked reports whether the store moved on since the refresh
+// began (reloadLocked). A store that cannot be read is taken as unchanged:
+// the new pair must be kept. c.mu must be held.
+func (c *Client) storeMovedLocked() bool {
+	ctx, cancel := context.WithTimeout(context.Background(), saveTimeout)
+	defer cancel()
+	moved, _ := c.reloadLocked(ctx, true)
+	return moved
 }
 
 // redeem sends refreshToken to /v1/token. A lost response (transport error

@@ -67,11 +67,22 @@ func (s State) LogValue() slog.Value {
 	)
 }
 
-// StateStore persists a client's State. The client calls Load once, before
-// its first request, and Save after every change (signup, link, recovery,
+// StateStore persists a client's State. The client calls Load before its
+// first request, and Save after every change (signup, link, recovery,
 // each refresh, rename, logout, deletion) before it uses or returns the
 // new tokens. It never modifies a
 // State it passed to Save or got from Load, so a store may keep them.
+//
+// A store may be shared by several Clients or processes: the client calls
+// Load again before it presents its refresh token and before each Save of
+// tokens, and if the store then holds a refresh token it did not last see
+// there (another client wrote since), it takes the stored state instead of
+// its own older tokens. If that state has no session (a logout elsewhere)
+// the client is signed out (ErrNoSession); if it is another account's,
+// device's, key's or server's session, the client neither uses nor
+// overwrites it and says ErrStateMismatch from then on (open a new Client
+// for it). Load and Save need not be atomic together; see FileStore for
+// what that leaves.
 //
 // Implementations must make Save atomic (a crash leaves the old state or
 // the new one) and durable before returning nil: a refresh token that was

@@ -269,7 +269,15 @@ func TestProxyStripAuthorization(t *testing.T) {
 // (it echoes them as JSON); anything but a 200 fails the test.
 func upstreamHeaders(t *testing.T, gw *httptest.Server, d *device, h http.Header) http.Header {
 	t.Helper()
+	return upstreamHeadersHost(t, gw, d, h, "")
+}
+
+// upstreamHeadersHost is upstreamHeaders with the request's Host header
+// set to host ("": the gateway's address).
+func upstreamHeadersHost(t *testing.T, gw *httptest.Server, d *device, h http.Header, host string) http.Header {
+	t.Helper()
 	req, _ := http.NewRequest("GET", gw.URL+"/", nil)
+	req.Host = host
 	for k, v := range h {
 		req.Header[k] = v
 	}
@@ -432,18 +440,7 @@ func TestProxyHostFromUntrustedPeer(t *testing.T) {
 			if tc.want == "" {
 				tc.want = strings.TrimPrefix(gw.URL, "http://")
 			}
-			req, _ := http.NewRequest("GET", gw.URL+"/", nil)
-			req.Host = "evil.example"
-			w.device(t, "acct_a", "dev_a").sign(t, req.Header, "GET", gw.URL+"/")
-			res, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer res.Body.Close()
-			var got http.Header
-			if err := json.NewDecoder(res.Body).Decode(&got); err != nil || res.StatusCode != 200 {
-				t.Fatalf("upstream headers: %d: %v", res.StatusCode, err)
-			}
+			got := upstreamHeadersHost(t, gw, w.device(t, "acct_a", "dev_a"), nil, "evil.example")
 			if got.Get("X-Forwarded-Host") != tc.want {
 				t.Fatalf("X-Forwarded-Host %q, want %q", got.Get("X-Forwarded-Host"), tc.want)
 			}

@@ -235,29 +235,35 @@ describe("lost responses, at the server's grace window", group, () => {
   });
 });
 
+// failingStorage wraps a MemoryStorage whose saves fail while setFail(true).
+function failingStorage() {
+  const inner = new MemoryStorage();
+  let fail = false;
+  const storage = {
+    load: () => inner.load(),
+    save: async (r) => {
+      if (fail) throw new Error("disk full");
+      await inner.save(r);
+    },
+    deviceKey: (create) => inner.deviceKey(create),
+    deleteDeviceKey: () => inner.deleteDeviceKey(),
+  };
+  return { inner, storage, setFail: (v) => { fail = v; } };
+}
+
 describe("storage", group, () => {
   test("a save that fails keeps the new tokens in memory; the next call saves them and never goes back to the older stored token", async () => {
-    const inner = new MemoryStorage();
-    let fail = false;
-    const storage = {
-      load: () => inner.load(),
-      save: async (r) => {
-        if (fail) throw new Error("disk full");
-        await inner.save(r);
-      },
-      deviceKey: (create) => inner.deviceKey(create),
-      deleteDeviceKey: () => inner.deleteDeviceKey(),
-    };
+    const { inner, storage, setFail } = failingStorage();
     const c = await newClient({ storage });
     await c.signup({ username: uniqueName() });
     const saved = (await inner.load()).refreshToken;
-    fail = true;
+    setFail(true);
     await rejectsWith(c.refresh(), ClientCodes.storageError);
     assert.equal((await inner.load()).refreshToken, saved, "the rotation did not reach the storage");
     const from = env.proxy.log.length;
     await c.me(); // the new access token, from memory: no refresh
     assert.equal(tokenRequests(from).length, 0);
-    fail = false;
+    setFail(false);
     await c.refresh();
     const tr = tokenRequests(from);
     assert.equal(tr.length, 1);
@@ -583,25 +589,15 @@ describe("a short grace window", group, () => {
   });
 
   test("a client whose save failed never writes its older tokens over what another client saved since", async () => {
-    const inner = new MemoryStorage();
-    let fail = false;
-    const failing = {
-      load: () => inner.load(),
-      save: async (r) => {
-        if (fail) throw new Error("disk full");
-        await inner.save(r);
-      },
-      deviceKey: (create) => inner.deviceKey(create),
-      deleteDeviceKey: () => inner.deleteDeviceKey(),
-    };
+    const { inner, storage: failing, setFail } = failingStorage();
     const a = await createClient({ server: short.url, storage: failing, crossTab: false });
     await a.signup({ username: uniqueName() });
     const b = await createClient({ server: short.url, storage: inner, crossTab: false });
-    fail = true;
+    setFail(true);
     await rejectsWith(a.refresh(), ClientCodes.storageError); // a holds the successor in memory only
     await b.refresh(); // the token the storage holds, inside the grace window: the same successor
     await b.refresh(); // and on: the storage now holds a token a never saw
-    fail = false;
+    setFail(false);
     await new Promise((r) => setTimeout(r, 1500)); // past the 1 s grace window
     await a.refresh(); // must take the storage's newer tokens, not save and present its own older ones
     await a.me();

@@ -116,7 +116,12 @@ type Session struct {
 	// the issuer (the store never sees a usable token).
 	GraceUntil time.Time `json:"grace_until,omitempty"`
 	Successor  []byte    `json:"successor,omitempty"`
-	Ended      time.Time `json:"ended,omitempty"` // zero while the chain lives
+	// RetryDigest is the SHA-256 digest of the retry id of the refresh that
+	// stored Successor (nil when it carried none): a retry of the previous
+	// token with the same id after GraceUntil gets Successor again
+	// (RefreshRetried). Only the digest is kept.
+	RetryDigest []byte    `json:"retry_digest,omitempty"`
+	Ended       time.Time `json:"ended,omitempty"` // zero while the chain lives
 }
 
 // RefreshOutcome is what the atomic refresh step decided.
@@ -135,6 +140,11 @@ const (
 	// RefreshRejected: the session is ended, expired or idle too long, or
 	// the account is banned; nothing changed.
 	RefreshRejected
+	// RefreshRetried: the token was the previous one, after the grace
+	// window, and the request's retry digest equals the one stored by the
+	// advance: the stored successor is returned again; only LastUsed (of
+	// the session and the device) changed.
+	RefreshRetried
 )
 
 func (o RefreshOutcome) String() string {
@@ -147,6 +157,8 @@ func (o RefreshOutcome) String() string {
 		return "reused"
 	case RefreshRejected:
 		return "rejected"
+	case RefreshRetried:
+		return "retried"
 	}
 	return "unknown"
 }
@@ -161,10 +173,18 @@ type RefreshRequest struct {
 	// Successor is the sealed successor pair for Counter+1, stored when the
 	// step advances.
 	Successor []byte
+	// RetryDigest is the SHA-256 digest of the request's retry id, nil for
+	// none (RetryDigestSize bytes otherwise). An advance stores it in place
+	// of the previous one; a retry of the previous token after the grace
+	// window with the stored digest is RefreshRetried.
+	RetryDigest []byte
 }
 
-// RefreshResult is the decision and, for Advanced and Grace, the successor
-// to hand out.
+// RetryDigestSize is the length of a retry digest (SHA-256).
+const RetryDigestSize = 32
+
+// RefreshResult is the decision and, for Advanced, Grace and Retried, the
+// successor to hand out.
 type RefreshResult struct {
 	Outcome   RefreshOutcome
 	Successor []byte

@@ -71,6 +71,8 @@ func ValidateRefresh(r RefreshRequest) error {
 		return invalid("successor")
 	case r.Counter == math.MaxUint64:
 		return invalid("counter")
+	case len(r.RetryDigest) != 0 && len(r.RetryDigest) != RetryDigestSize:
+		return invalid("retry digest")
 	}
 	return nil
 }

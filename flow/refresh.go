@@ -2,6 +2,7 @@ package flow
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"github.com/hallpass/hallpass/dpop"
 	"github.com/hallpass/hallpass/refresh"
 	"github.com/hallpass/hallpass/revocation"
+	"github.com/hallpass/hallpass/token"
 )
 
 // Meta is what the transport knows about a request for the security log:
@@ -25,8 +27,45 @@ type Meta struct {
 // RefreshRequest is a refresh-token grant.
 type RefreshRequest struct {
 	RefreshToken string // tainted
-	Proof        Proof
-	Meta         Meta
+	// RetryID is the client's idempotency key for this refresh token
+	// (tainted; "" for none): see ValidRetryID. A retry of the previous
+	// refresh token after the grace window with the id of the request that
+	// advanced the session gets that request's refresh token again.
+	RetryID string
+	Proof   Proof
+	Meta    Meta
+}
+
+// Bounds of a retry id: 22 characters carry the 128 random bits a client
+// must put in it.
+const (
+	MinRetryID = 22
+	MaxRetryID = 64
+)
+
+// ValidRetryID reports whether s is a well-formed retry id: MinRetryID to
+// MaxRetryID characters of the base64url alphabet, no padding.
+func ValidRetryID(s string) bool {
+	if len(s) < MinRetryID || len(s) > MaxRetryID {
+		return false
+	}
+	for i := range len(s) {
+		c := s[i]
+		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// retryDigest is what the store keeps of a retry id: its SHA-256 digest,
+// nil for none.
+func retryDigest(id string) []byte {
+	if id == "" {
+		return nil
+	}
+	d := sha256.Sum256([]byte(id))
+	return d[:]
 }
 
 // successor is the pair kept (sealed) for the grace window, so that a
@@ -44,10 +83,15 @@ type successor struct {
 // session's key, BEFORE any state change: a refresh token stolen and
 // presented with another key is refused and the real device's session is
 // untouched -> mint the candidate successor pair and seal it -> one atomic
-// store step decides advance, grace (the same successor again) or reuse
-// (the session ends, and a device entry makes every mirror refuse its
-// access tokens).
+// store step decides advance, grace (the same successor again), retried
+// (the previous token after the grace window with the retry id of the
+// advance: the same refresh token, a fresh access token) or reuse (the
+// session ends, and a device entry makes every mirror refuse its access
+// tokens).
 func (f *Flows) Refresh(ctx context.Context, req RefreshRequest) (Tokens, error) {
+	if req.RetryID != "" && !ValidRetryID(req.RetryID) {
+		return Tokens{}, &Error{Code: ErrInvalidRequest.Code, Detail: "retry_id must be 22 to 64 base64url characters.", Err: errors.New("retry_id malformed")}
+	}
 	if req.Proof.JWS == "" {
 		// Refuse before any crypto or store work.
 		return Tokens{}, proofError(dpop.ErrMalformed, f.cfg.PublicURL)
@@ -86,6 +130,7 @@ func (f *Flows) Refresh(ctx context.Context, req RefreshRequest) (Tokens, error)
 		res, err = f.cfg.Store.Refresh(ctx, account.RefreshRequest{
 			DeviceID: sess.DeviceID, Counter: rc.Counter, Now: now,
 			Grace: f.cfg.RefreshGrace, Idle: f.cfg.RefreshIdle, Successor: sealed,
+			RetryDigest: retryDigest(req.RetryID),
 		})
 		return err
 	}); err != nil {
@@ -143,20 +188,56 @@ func (f *Flows) decide(ctx context.Context, codec *refresh.Codec, req RefreshReq
 	case account.RefreshAdvanced:
 		return cand, nil
 	case account.RefreshGrace:
-		b, err := codec.OpenBlob(res.Successor)
+		out, err := openSuccessor(codec, res.Successor)
 		if err != nil {
-			return Tokens{}, fail(ErrInternal, fmt.Errorf("stored successor: %w", err))
-		}
-		var out successor
-		if err := json.Unmarshal(b, &out); err != nil || out.AccessToken == "" || out.RefreshToken == "" {
-			return Tokens{}, fail(ErrInternal, errors.New("stored successor is malformed"))
+			return Tokens{}, err
 		}
 		return Tokens{AccessToken: out.AccessToken, AccessExpiry: time.Unix(out.AccessExpiry, 0), RefreshToken: out.RefreshToken}, nil
+	case account.RefreshRetried:
+		return f.retriedAfterGrace(ctx, codec, req.Meta, sess, rc, res.Successor)
 	case account.RefreshReused:
 		f.reused(ctx, req.Meta, sess, rc, now)
 		return Tokens{}, fail(ErrInvalidGrant, errors.New("refresh token reused"))
 	}
 	return Tokens{}, fail(ErrInvalidGrant, errors.New("refresh rejected: session ended, expired, idle or account banned"))
+}
+
+// openSuccessor opens the sealed successor pair the store returned.
+func openSuccessor(codec *refresh.Codec, sealed []byte) (successor, error) {
+	b, err := codec.OpenBlob(sealed)
+	if err != nil {
+		return successor{}, fail(ErrInternal, fmt.Errorf("stored successor: %w", err))
+	}
+	var out successor
+	if err := json.Unmarshal(b, &out); err != nil || out.AccessToken == "" || out.RefreshToken == "" {
+		return successor{}, fail(ErrInternal, errors.New("stored successor is malformed"))
+	}
+	return out, nil
+}
+
+// retriedAfterGrace answers a retry after the grace window (the stored retry digest
+// matched): the stored successor's refresh token, which the session still
+// expects, with an access token minted now under the current signing key,
+// since the stored one may have expired. An audit line with ids only:
+// never a token or the retry id.
+func (f *Flows) retriedAfterGrace(ctx context.Context, codec *refresh.Codec, m Meta, sess account.Session, rc refresh.Claims, sealed []byte) (Tokens, error) {
+	out, err := openSuccessor(codec, sealed)
+	if err != nil {
+		return Tokens{}, err
+	}
+	key, err := f.signingKey()
+	if err != nil {
+		return Tokens{}, err
+	}
+	access, claims, err := f.cfg.Minter.Mint(key, token.Subject{Account: sess.AccountID, Device: sess.DeviceID, JKT: sess.JKT})
+	if err != nil {
+		return Tokens{}, fail(ErrInternal, err)
+	}
+	f.log.LogAttrs(ctx, slog.LevelInfo, "refresh retried after the grace window with the retry id of the advance; stored refresh token returned",
+		slog.String("event", "refresh_retried"), slog.String("request_id", m.RequestID),
+		slog.String("account_id", sess.AccountID), slog.String("device_id", sess.DeviceID),
+		slog.Uint64("presented_counter", rc.Counter), slog.String("client_ip", m.ClientIP))
+	return Tokens{AccessToken: access, AccessExpiry: claims.Expiry, RefreshToken: out.RefreshToken}, nil
 }
 
 // reused handles a detected reuse: an audit line (ids only, never the

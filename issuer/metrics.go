@@ -41,7 +41,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hallpass_refreshes_total",
-			Help: "Refresh attempts that reached the store, by outcome (advanced, grace, reused, rejected).",
+			Help: "Refresh attempts that reached the store, by outcome (advanced, grace, retried, reused, rejected).",
 		}, []string{"outcome"}),
 		reuse: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "hallpass_refresh_reuse_detected_total",

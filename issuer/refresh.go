@@ -16,15 +16,15 @@ type tokenResponse struct {
 	RefreshToken string `json:"refresh_token"`
 }
 
-// handleToken: POST /v1/token, grant_type=refresh_token: the body, the
-// grant, then flow.Refresh (open, bind, mint, the atomic store step, grace,
-// reuse).
+// handleToken: POST /v1/token, grant_type=refresh_token with an optional
+// retry_id: the body, the grant, then flow.Refresh (retry id, open, bind,
+// mint, the atomic store step, grace, retried, reuse).
 func (s *Server) handleToken(c echo.Context) error {
 	body, err := readBodyForm(c)
 	if err != nil {
 		return err
 	}
-	f, err := body.decode("grant_type", "refresh_token")
+	f, err := body.decode("grant_type", "refresh_token", "retry_id")
 	if err != nil {
 		return errInvalidRequest(err)
 	}
@@ -39,8 +39,12 @@ func (s *Server) handleToken(c echo.Context) error {
 	if !ok || rt == "" {
 		return errInvalidRequest(errors.New("refresh_token missing"))
 	}
+	if id, ok := f["retry_id"]; ok && id == "" {
+		return errInvalidRequest(errors.New("retry_id empty"))
+	}
 	out, err := s.flows.Refresh(c.Request().Context(), flow.RefreshRequest{
 		RefreshToken: rt,
+		RetryID:      f["retry_id"],
 		Proof:        s.proofOf(c, PathToken),
 		Meta:         flow.Meta{RequestID: requestID(c), ClientIP: c.RealIP()},
 	})

@@ -3,6 +3,7 @@ package boltstore
 import (
 	"bytes"
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"slices"
@@ -381,12 +382,16 @@ func (s *Store) Refresh(ctx context.Context, req account.RefreshRequest) (accoun
 		case req.Counter == sess.Counter:
 			sess.Counter++
 			sess.Successor = bytes.Clone(req.Successor)
+			sess.RetryDigest = bytes.Clone(req.RetryDigest)
 			sess.GraceUntil = now.Add(req.Grace)
 			sess.LastUsed, dev.LastUsed = now, now
 			res = account.RefreshResult{Outcome: account.RefreshAdvanced, Successor: bytes.Clone(req.Successor)}
 		case req.Counter+1 == sess.Counter && now.Before(sess.GraceUntil):
 			res = account.RefreshResult{Outcome: account.RefreshGrace, Successor: sess.Successor}
 			return nil
+		case req.Counter+1 == sess.Counter && sameRetry(sess.RetryDigest, req.RetryDigest):
+			sess.LastUsed, dev.LastUsed = now, now
+			res = account.RefreshResult{Outcome: account.RefreshRetried, Successor: sess.Successor}
 		default:
 			endSession(&sess, &dev, now)
 			res = account.RefreshResult{Outcome: account.RefreshReused}
@@ -402,6 +407,13 @@ func (s *Store) Refresh(ctx context.Context, req account.RefreshRequest) (accoun
 	return res, nil
 }
 
+// sameRetry reports whether a request's retry digest matches the stored
+// one, in constant time; no digest on either side never matches.
+func sameRetry(stored, presented []byte) bool {
+	return len(stored) == account.RetryDigestSize && len(presented) == account.RetryDigestSize &&
+		subtle.ConstantTimeCompare(stored, presented) == 1
+}
+
 func notFoundIsCorrupt(err error) error {
 	if errors.Is(err, account.ErrNotFound) {
 		return fmt.Errorf("%w: session without device or account", errCorrupt)
@@ -415,6 +427,7 @@ func endSession(sess *account.Session, dev *account.Device, at time.Time) {
 	if sess.Ended.IsZero() {
 		sess.Ended = at
 		sess.Successor = nil
+		sess.RetryDigest = nil
 		sess.GraceUntil = time.Time{}
 	}
 	if dev.Revoked.IsZero() {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/hallpass/hallpass/account"
@@ -20,9 +21,14 @@ import (
 // Records written before format 1 are JSON objects: their first byte is
 // '{', which no format byte takes, so they still read; a write replaces
 // them with the current format.
+//
+// Sessions are written in format 2: format 1 followed by the retry digest
+// (a byte string, empty for none). Session records in format 1, written
+// before retry ids, still read, with no digest.
 const (
-	formatJSON = '{'
-	formatV1   = 1
+	formatJSON      = '{'
+	formatV1        = 1
+	formatSessionV2 = 2
 )
 
 func appendString(b []byte, s string) []byte {
@@ -84,8 +90,8 @@ func encodeDevice(d account.Device) []byte {
 }
 
 func encodeSession(s account.Session) []byte {
-	b := make([]byte, 0, 16+len(s.DeviceID)+len(s.AccountID)+len(s.JKT)+5*16+len(s.Successor))
-	b = append(b, formatV1)
+	b := make([]byte, 0, 17+len(s.DeviceID)+len(s.AccountID)+len(s.JKT)+5*16+len(s.Successor)+len(s.RetryDigest))
+	b = append(b, formatSessionV2)
 	b = appendString(b, s.DeviceID)
 	b = appendString(b, s.AccountID)
 	b = appendString(b, s.JKT)
@@ -95,7 +101,8 @@ func encodeSession(s account.Session) []byte {
 	b = appendTime(b, s.Expires)
 	b = appendTime(b, s.GraceUntil)
 	b = appendTime(b, s.Ended)
-	return appendBytes(b, s.Successor)
+	b = appendBytes(b, s.Successor)
+	return appendBytes(b, s.RetryDigest)
 }
 
 // reader decodes one binary record; the first problem sticks and every
@@ -208,17 +215,18 @@ func (r *reader) done(bucket []byte) error {
 	return nil
 }
 
-// open checks the format byte: legacy reports a JSON record, and r is
-// positioned after a format 1 byte.
-func open(raw []byte, bucket []byte) (r reader, legacy bool, err error) {
+// open checks the format byte against the binary formats the record kind
+// has (formats): legacy reports a JSON record, and r is positioned after
+// the format byte, which it returns.
+func open(raw []byte, bucket []byte, formats ...byte) (r reader, format byte, legacy bool, err error) {
 	switch {
 	case len(raw) == 0:
 	case raw[0] == formatJSON:
-		return reader{}, true, nil
-	case raw[0] == formatV1:
-		return reader{b: raw[1:]}, false, nil
+		return reader{}, formatJSON, true, nil
+	case slices.Contains(formats, raw[0]):
+		return reader{b: raw[1:]}, raw[0], false, nil
 	}
-	return reader{}, false, fmt.Errorf("%w in %s: unknown format", errCorrupt, bucket)
+	return reader{}, 0, false, fmt.Errorf("%w in %s: unknown format", errCorrupt, bucket)
 }
 
 func decodeJSON[T any](raw []byte, bucket []byte) (T, error) {
@@ -230,7 +238,7 @@ func decodeJSON[T any](raw []byte, bucket []byte) (T, error) {
 }
 
 func decodeAccount(raw []byte) (account.Account, error) {
-	r, legacy, err := open(raw, bucketAccounts)
+	r, _, legacy, err := open(raw, bucketAccounts, formatV1)
 	if err != nil || legacy {
 		if legacy {
 			return decodeJSON[account.Account](raw, bucketAccounts)
@@ -256,7 +264,7 @@ func decodeAccount(raw []byte) (account.Account, error) {
 }
 
 func decodeDevice(raw []byte) (account.Device, error) {
-	r, legacy, err := open(raw, bucketDevices)
+	r, _, legacy, err := open(raw, bucketDevices, formatV1)
 	if err != nil || legacy {
 		if legacy {
 			return decodeJSON[account.Device](raw, bucketDevices)
@@ -272,7 +280,7 @@ func decodeDevice(raw []byte) (account.Device, error) {
 }
 
 func decodeSession(raw []byte) (account.Session, error) {
-	r, legacy, err := open(raw, bucketSessions)
+	r, format, legacy, err := open(raw, bucketSessions, formatV1, formatSessionV2)
 	if err != nil || legacy {
 		if legacy {
 			return decodeJSON[account.Session](raw, bucketSessions)
@@ -282,6 +290,9 @@ func decodeSession(raw []byte) (account.Session, error) {
 	s := account.Session{DeviceID: r.string(), AccountID: r.string(), JKT: r.string(), Counter: r.uvarint(),
 		Created: r.time(), LastUsed: r.time(), Expires: r.time(), GraceUntil: r.time(), Ended: r.time(),
 		Successor: r.bytes()}
+	if format == formatSessionV2 {
+		s.RetryDigest = r.bytes()
+	}
 	if err := r.done(bucketSessions); err != nil {
 		return account.Session{}, err
 	}

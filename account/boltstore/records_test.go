@@ -34,7 +34,7 @@ func sameSession(a, b account.Session) bool {
 	return a.DeviceID == b.DeviceID && a.AccountID == b.AccountID && a.JKT == b.JKT && a.Counter == b.Counter &&
 		a.Created.Equal(b.Created) && a.LastUsed.Equal(b.LastUsed) && a.Expires.Equal(b.Expires) &&
 		a.GraceUntil.Equal(b.GraceUntil) && a.GraceUntil.IsZero() == b.GraceUntil.IsZero() &&
-		bytes.Equal(a.Successor, b.Successor) &&
+		bytes.Equal(a.Successor, b.Successor) && bytes.Equal(a.RetryDigest, b.RetryDigest) &&
 		a.Ended.Equal(b.Ended) && a.Ended.IsZero() == b.Ended.IsZero()
 }
 
@@ -59,11 +59,46 @@ func TestRecordRoundTrip(t *testing.T) {
 			t.Errorf("device round trip:\n got %+v, %v\nwant %+v", got, err, d)
 		}
 	}
-	for _, s := range []account.Session{recSess, ended} {
+	retry := recSess
+	retry.RetryDigest = bytes.Repeat([]byte{7}, account.RetryDigestSize)
+	for _, s := range []account.Session{recSess, ended, retry} {
 		got, err := decodeSession(encodeSession(s))
 		if err != nil || !sameSession(got, s) {
 			t.Errorf("session round trip:\n got %+v, %v\nwant %+v", got, err, s)
 		}
+	}
+}
+
+// A session record in format 1, as the store wrote it before retry ids
+// (byte for byte: the format byte, the fields, the successor last), still
+// reads, with no retry digest; a write makes it format 2.
+func TestRecordSessionV1(t *testing.T) {
+	b := []byte{formatV1}
+	for _, s := range []string{recSess.DeviceID, recSess.AccountID, recSess.JKT} {
+		b = appendString(b, s)
+	}
+	b = binary.AppendUvarint(b, recSess.Counter)
+	for _, tm := range []time.Time{recSess.Created, recSess.LastUsed, recSess.Expires, recSess.GraceUntil, recSess.Ended} {
+		b = appendTime(b, tm)
+	}
+	b = appendBytes(b, recSess.Successor)
+
+	got, err := decodeSession(b)
+	if err != nil || !sameSession(got, recSess) || got.RetryDigest != nil {
+		t.Fatalf("format 1 session:\n got %+v, %v\nwant %+v", got, err, recSess)
+	}
+	again := encodeSession(got)
+	if again[0] != formatSessionV2 || !bytes.Equal(again[1:len(again)-1], b[1:]) || again[len(again)-1] != 0 {
+		t.Fatalf("format 1 session rewritten as %x, want format 2: the same fields and an empty digest", again)
+	}
+	// Format 1 has no digest field: one more byte string is a trailing
+	// byte there, not a digest.
+	if _, err := decodeSession(appendBytes(bytes.Clone(b), bytes.Repeat([]byte{7}, account.RetryDigestSize))); !errors.Is(err, errCorrupt) {
+		t.Fatalf("format 1 session with a digest: %v, want errCorrupt", err)
+	}
+	// Accounts and devices have no format 2.
+	if _, err := decodeDevice(append([]byte{formatSessionV2}, encodeDevice(recDev)[1:]...)); !errors.Is(err, errCorrupt) {
+		t.Fatalf("device in format 2: %v, want errCorrupt", err)
 	}
 }
 
@@ -137,7 +172,7 @@ func TestRecordCorrupt(t *testing.T) {
 		}
 		for _, bad := range [][]byte{
 			append(bytes.Clone(d.raw), 0),   // trailing byte
-			append([]byte{2}, d.raw[1:]...), // a format this version does not know
+			append([]byte{3}, d.raw[1:]...), // a format this version does not know
 			[]byte("{not json"),
 		} {
 			if err := d.decode(bad); !errors.Is(err, errCorrupt) {

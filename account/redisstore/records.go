@@ -91,7 +91,7 @@ func sessionFields(s account.Session, op string) []any {
 		"counter", strconv.FormatUint(s.Counter, 10), "created", encTime(s.Created),
 		"last_used", encTime(s.LastUsed), "expires", encTime(s.Expires),
 		"grace_until", encTime(s.GraceUntil), "successor", string(s.Successor),
-		"ended", encTime(s.Ended), "op", op)
+		"retry_digest", hex.EncodeToString(s.RetryDigest), "ended", encTime(s.Ended), "op", op)
 }
 
 // decoder reads fields of one hash and remembers the first problem.
@@ -164,6 +164,14 @@ func decSession(m map[string]string) (account.Session, error) {
 		Expires: d.time("expires"), GraceUntil: d.time("grace_until"), Ended: d.time("ended")}
 	if succ := d.str("successor"); succ != "" {
 		s.Successor = []byte(succ)
+	}
+	// Sessions stored before retry ids have no retry_digest: none.
+	if rd := m["retry_digest"]; rd != "" {
+		b, err := hex.DecodeString(rd)
+		if err != nil {
+			return s, fmt.Errorf("%w: field retry_digest", errCorrupt)
+		}
+		s.RetryDigest = b
 	}
 	return s, d.err
 }

@@ -636,7 +636,8 @@ func (s *Store) Refresh(ctx context.Context, req account.RefreshRequest) (accoun
 	keys := []string{s.accountKey(h), s.deviceKey(h.tag, req.DeviceID), s.sessionKey(h.tag, req.DeviceID)}
 	reply, err := s.run(ctx, refresh, keys,
 		op, strconv.FormatUint(req.Counter, 10), strconv.FormatUint(req.Counter+1, 10),
-		encTime(req.Now), cutoff, encTime(req.Now.Add(req.Grace)), string(req.Successor), zeroTime, deadlineArg(ctx)).Slice()
+		encTime(req.Now), cutoff, encTime(req.Now.Add(req.Grace)), string(req.Successor), zeroTime, deadlineArg(ctx),
+		hex.EncodeToString(req.RetryDigest)).Slice()
 	if err != nil {
 		return account.RefreshResult{}, unavailable(err)
 	}
@@ -651,6 +652,8 @@ func (s *Store) Refresh(ctx context.Context, req account.RefreshRequest) (accoun
 		return account.RefreshResult{Outcome: account.RefreshAdvanced, Successor: succ}, nil
 	case "grace":
 		return account.RefreshResult{Outcome: account.RefreshGrace, Successor: succ}, nil
+	case "retried":
+		return account.RefreshResult{Outcome: account.RefreshRetried, Successor: succ}, nil
 	case "reused":
 		return account.RefreshResult{Outcome: account.RefreshReused}, nil
 	case "rejected":

@@ -57,19 +57,26 @@ return 'ok'
 // refresh is the single-use step. KEYS: account, device, session.
 // ARGV: op, counter, counter+1, now, idle cutoff ("" for none), grace
 // until, successor, zero time, deadline (Unix microseconds by the Redis
-// server's clock, "" for none).
+// server's clock, "" for none), retry digest (hex, "" for none).
 //
 // The caller's deadline travels into the script: a script that runs after
 // it (held by a slow network or a paused server while the caller already
 // answered 503, "nothing changed") changes nothing and answers 'late'.
+//
+// The retry digests are compared with Lua's string equality, which is not
+// constant time. That is acceptable: they are SHA-256 digests of retry ids
+// of at least 128 random bits, so learning how many leading bytes of the
+// stored digest a guess matches brings no id closer (a preimage would be
+// needed). Sessions stored before retry ids have no retry_digest field:
+// HMGET answers false, which never matches.
 var refresh = redis.NewScript(luaBefore + `
-local op, cnt, cnt1, now, cutoff, graceUntil, succ, zero, deadline =
-  ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
+local op, cnt, cnt1, now, cutoff, graceUntil, succ, zero, deadline, retry =
+  ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10]
 if deadline ~= '' then
   local t = redis.call('TIME')
   if tonumber(t[1]) * 1000000 + tonumber(t[2]) > tonumber(deadline) then return {'late'} end
 end
-local s = redis.call('HMGET', KEYS[3], 'counter', 'ended', 'expires', 'last_used', 'grace_until', 'successor', 'op')
+local s = redis.call('HMGET', KEYS[3], 'counter', 'ended', 'expires', 'last_used', 'grace_until', 'successor', 'op', 'retry_digest')
 if not s[1] then return {'notfound'} end
 local banned = redis.call('HGET', KEYS[1], 'banned')
 local revoked = redis.call('HGET', KEYS[2], 'revoked')
@@ -78,15 +85,21 @@ if s[2] ~= zero or (revoked and revoked ~= zero) or banned == '1'
   return {'rejected'}
 end
 if cnt == s[1] then
-  redis.call('HSET', KEYS[3], 'counter', cnt1, 'grace_until', graceUntil, 'successor', succ, 'last_used', now, 'op', op)
+  redis.call('HSET', KEYS[3], 'counter', cnt1, 'grace_until', graceUntil, 'successor', succ, 'last_used', now, 'op', op,
+    'retry_digest', retry)
   redis.call('HSET', KEYS[2], 'last_used', now)
   return {'advanced', succ}
 end
 if cnt1 == s[1] then
   if s[7] == op then return {'advanced', s[6]} end
   if before(now, s[5]) then return {'grace', s[6]} end
+  if retry ~= '' and s[8] == retry then
+    redis.call('HSET', KEYS[3], 'last_used', now)
+    redis.call('HSET', KEYS[2], 'last_used', now)
+    return {'retried', s[6]}
+  end
 end
-redis.call('HSET', KEYS[3], 'ended', now, 'successor', '', 'grace_until', zero)
+redis.call('HSET', KEYS[3], 'ended', now, 'successor', '', 'grace_until', zero, 'retry_digest', '')
 if not revoked or revoked == zero then redis.call('HSET', KEYS[2], 'revoked', now) end
 return {'reused'}
 `)
@@ -97,7 +110,7 @@ var endSession = redis.NewScript(`
 local e = redis.call('HGET', KEYS[2], 'ended')
 if not e then return 'notfound' end
 if e == ARGV[2] then
-  redis.call('HSET', KEYS[2], 'ended', ARGV[1], 'successor', '', 'grace_until', ARGV[2])
+  redis.call('HSET', KEYS[2], 'ended', ARGV[1], 'successor', '', 'grace_until', ARGV[2], 'retry_digest', '')
 end
 local r = redis.call('HGET', KEYS[1], 'revoked')
 if r == ARGV[2] then redis.call('HSET', KEYS[1], 'revoked', ARGV[1]) end

@@ -72,7 +72,7 @@ local function endDevice(devKey, sessKey, at, zero, op)
   local r = redis.call('HGET', devKey, 'revoked')
   local changed = false
   if e[1] == zero then
-    redis.call('HSET', sessKey, 'ended', at, 'successor', '', 'grace_until', zero, 'end_op', op)
+    redis.call('HSET', sessKey, 'ended', at, 'successor', '', 'grace_until', zero, 'retry_digest', '', 'end_op', op)
     changed = true
   end
   if r == zero then

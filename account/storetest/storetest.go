@@ -42,6 +42,8 @@ func Run(t *testing.T, f Factory) {
 		{"RefreshAdvance", testRefreshAdvance},
 		{"RefreshGrace", testRefreshGrace},
 		{"RefreshReused", testRefreshReused},
+		{"RefreshRetried", testRefreshRetried},
+		{"RefreshRetryReused", testRefreshRetryReused},
 		{"RefreshRejected", testRefreshRejected},
 		{"RefreshBoundaries", testRefreshBoundaries},
 		{"RefreshInvalid", testRefreshInvalid},
@@ -159,7 +161,7 @@ func equalSession(a, b account.Session) bool {
 	return a.DeviceID == b.DeviceID && a.AccountID == b.AccountID && a.JKT == b.JKT &&
 		a.Counter == b.Counter && a.Created.Equal(b.Created) && a.LastUsed.Equal(b.LastUsed) &&
 		a.Expires.Equal(b.Expires) && a.GraceUntil.Equal(b.GraceUntil) &&
-		bytes.Equal(a.Successor, b.Successor) && a.Ended.Equal(b.Ended)
+		bytes.Equal(a.Successor, b.Successor) && bytes.Equal(a.RetryDigest, b.RetryDigest) && a.Ended.Equal(b.Ended)
 }
 
 func mustAccount(t *testing.T, s account.Store, id string, want account.Account) {
@@ -240,7 +242,7 @@ func wantOutcome(t *testing.T, res account.RefreshResult, want account.RefreshOu
 	if res.Outcome != want {
 		t.Fatalf("outcome %v, want %v", res.Outcome, want)
 	}
-	if (want == account.RefreshAdvanced || want == account.RefreshGrace) && string(res.Successor) != succ {
+	if (want == account.RefreshAdvanced || want == account.RefreshGrace || want == account.RefreshRetried) && string(res.Successor) != succ {
 		t.Fatalf("%v: successor %q, want %q", want, res.Successor, succ)
 	}
 	if (want == account.RefreshReused || want == account.RefreshRejected) && len(res.Successor) != 0 {
@@ -718,6 +720,8 @@ func testRefreshInvalid(t *testing.T, f Factory) {
 		{"negative idle", func(r *account.RefreshRequest) { r.Idle = -time.Second }},
 		{"empty successor", func(r *account.RefreshRequest) { r.Successor = nil }},
 		{"huge successor", func(r *account.RefreshRequest) { r.Successor = make([]byte, 1<<20) }},
+		{"short retry digest", func(r *account.RefreshRequest) { r.RetryDigest = retryDigest(1)[:31] }},
+		{"long retry digest", func(r *account.RefreshRequest) { r.RetryDigest = append(retryDigest(1), 1) }},
 	}
 	for _, tc := range tests {
 		r := req(fx.dev.ID, 1, t0.Add(time.Hour), "s2")

@@ -1,5 +1,6 @@
 // The client: one device of one account on one hallpass issuer.
 
+import { b64urlEncode } from "./b64.js";
 import { createProof, htuOf } from "./dpop.js";
 import { ApiError, ClientCodes, HallpassError, NetworkError, ServerCodes, apiErrorFrom, challengeError, validCode } from "./errors.js";
 import { checkPublicJwk, thumbprint, type Signer } from "./signer.js";
@@ -576,9 +577,10 @@ export class HallpassClient {
     if ((adopted || !force) && this.fresh(rec) && rec.accessToken !== refused) return rec;
     const signer = this.signer;
     if (!signer) throw new HallpassError(ClientCodes.noSession, "hallpass: no device key");
+    rec = await this.withRetryId(rec);
     let t: TokenResponse;
     try {
-      t = await this.redeem(signer, rec.refreshToken);
+      t = await this.redeem(signer, rec.refreshToken, rec.refreshRetryId!);
     } catch (err) {
       if (err instanceof ApiError && err.code === ServerCodes.invalidGrant) await this.endSession("invalid_grant").catch(() => undefined);
       throw err;
@@ -590,7 +592,30 @@ export class HallpassClient {
       refreshToken: t.refresh_token,
       generation: rec.generation + 1,
     };
+    delete next.refreshRetryId; // it belonged to the spent token
     await this.persist(next);
+    return next;
+  }
+
+  /**
+   * withRetryId returns rec with a retry id for its refresh token: the one
+   * stored with it (by this client, another tab, or before a restart), or a
+   * new one, saved before the token is presented. A refresh whose answer is
+   * lost is then retried with the same token and id by whoever comes next,
+   * and the server answers with the same successor even after its grace
+   * window. If that save fails the id is used from memory (and saved again
+   * by the next call, as tokens whose save failed are): refusing to refresh
+   * would be worse, and a retry from this client keeps the id; only a retry
+   * after a restart, or from another tab, past the grace window, is lost.
+   */
+  private async withRetryId(rec: SessionRecord): Promise<SessionRecord> {
+    if (validRetryId(rec.refreshRetryId)) return rec;
+    const next: SessionRecord = { ...rec, refreshRetryId: newRetryId(), generation: rec.generation + 1 };
+    try {
+      await this.persist(next);
+    } catch (err) {
+      if (!(err instanceof HallpassError) || err.code !== ClientCodes.storageError) throw err;
+    }
     return next;
   }
 
@@ -630,13 +655,15 @@ export class HallpassClient {
   }
 
   /**
-   * redeem POSTs the refresh token. A lost answer (network error, timeout),
-   * a 5xx or a 429 is retried with the SAME refresh token until the retry
-   * window ends: within the server's grace window a repeated token gets the
-   * same successor, while a new token could only come from the lost answer.
+   * redeem POSTs the refresh token with its retry id. A lost answer (network
+   * error, timeout), a 5xx or a 429 is retried with the SAME refresh token
+   * and id until the retry window ends: the server answers a repeated token
+   * with the same successor (within its grace window, or later with the id
+   * of the request that spent it), while a new token could only come from
+   * the lost answer.
    */
-  private async redeem(signer: Signer, refreshToken: string): Promise<TokenResponse> {
-    const body = new URLSearchParams({ grant_type: "refresh_token", refresh_token: refreshToken }).toString();
+  private async redeem(signer: Signer, refreshToken: string, retryId: string): Promise<TokenResponse> {
+    const body = new URLSearchParams({ grant_type: "refresh_token", refresh_token: refreshToken, retry_id: retryId }).toString();
     const deadline = this.now() + this.retryWindow;
     let backoff = 100;
     for (let attempt = 1; ; attempt++) {
@@ -1038,6 +1065,18 @@ export class HallpassClient {
     const proof = await createProof(this.signer!, { method: "GET", url: u.origin + path, accessToken: rec.accessToken!, nonce: this.nonces.get(u.origin) }, { iat: Math.floor(this.now() / 1000) });
     return { token: rec.accessToken!, proof };
   }
+}
+
+/** validRetryId accepts what the server takes as a retry_id: base64url without padding, 22 to 64 characters. */
+function validRetryId(s: unknown): s is string {
+  return typeof s === "string" && /^[A-Za-z0-9_-]{22,64}$/.test(s);
+}
+
+/** newRetryId returns 128 random bits from WebCrypto, base64url: a retry id only the request that carries it knows. */
+function newRetryId(): string {
+  const b = new Uint8Array(16);
+  globalThis.crypto.getRandomValues(b);
+  return b64urlEncode(b);
 }
 
 /** validCodeText accepts the shape of the API's link and recovery codes only. */

@@ -22,15 +22,27 @@ export interface SessionRecord {
   /** When the access token expires, in milliseconds since the epoch by the client's clock. */
   accessTokenExpiresAt: number;
   refreshToken: string;
+  /**
+   * The retry id of refreshToken (16 random bytes, base64url), made and
+   * saved before that token is first presented and sent with every attempt
+   * to redeem it: if the answer is lost, a retry with the same token and id
+   * gets the same successor even after the server's grace window. Dropped
+   * with the token it belongs to. Absent in records saved by versions
+   * before 0.2 and until the first refresh.
+   */
+  refreshRetryId?: string;
   /** Incremented on every save: which of two records is newer. */
   generation: number;
 }
 
 /**
- * Storage keeps a client's SessionRecord. `save` must be atomic (a crash
- * leaves the old record or the new one) and durable before it resolves: a
- * refresh token that was used but whose successor was not saved is lost once
- * the server's grace window has passed. Several clients (browser tabs) may
+ * Storage keeps a client's SessionRecord, every field of it (refreshRetryId
+ * included). `save` must be atomic (a crash leaves the old record or the new
+ * one) and durable before it resolves: a refresh token that was used but
+ * whose successor was not saved can only be got back with its retry id,
+ * which the client saves before presenting the token. A storage that drops
+ * refreshRetryId works, but a refresh whose answer is lost then survives
+ * only inside the server's grace window. Several clients (browser tabs) may
  * share one storage: the client re-reads it before every refresh.
  *
  * A storage may also keep the device key (`deviceKey`, `deleteDeviceKey`);

@@ -197,3 +197,140 @@ test("dist/hallpass.js is one file for browsers: no imports, the whole API", asy
   const api = await import("../dist/index.js");
   assert.deepEqual(Object.keys(mod).sort(), Object.keys(api).sort());
 });
+
+// A refresh retry id (docs/protocol.md, "Refresh rotation"): made before a
+// refresh token is first presented, saved with it, sent on every retry of
+// that token, dropped with it.
+
+const server = "https://id.example.com";
+const retryIdShape = /^[A-Za-z0-9_-]{22}$/; // 16 random bytes, base64url without padding
+
+/** A storage holding a signed-in device whose record has no retry id (as the previous version saved it). */
+async function signedInStorage(storage = new MemoryStorage(), refreshToken = "r1") {
+  const key = await storage.deviceKey(true);
+  const jkt = await thumbprint(key.publicJwk);
+  await storage.save({ version: 1, server, jkt, accountId: "acc_1", deviceId: "dev_1", username: "u", accessToken: null, accessTokenExpiresAt: 0, refreshToken, generation: 1 });
+  return storage;
+}
+
+/**
+ * tokenEndpoint is a fetch for /v1/token: answers() returns, per request, "lose"
+ * (a network error after the server got it) or a new pair. Each request is
+ * logged with its form fields and the record stored when it was sent.
+ */
+function tokenEndpoint(storage, answers) {
+  const sent = [];
+  let n = 0;
+  const fetch = async (url, init) => {
+    const form = new URLSearchParams(init.body);
+    sent.push({ url, refreshToken: form.get("refresh_token"), retryId: form.get("retry_id"), grant: form.get("grant_type"), stored: await storage.load() });
+    if (answers(sent.length) === "lose") throw new TypeError("network connection lost");
+    n++;
+    return new Response(JSON.stringify({ access_token: `at${n}`, token_type: "DPoP", expires_in: 600, refresh_token: `next${n}` }), { status: 200, headers: { "content-type": "application/json" } });
+  };
+  return { sent, fetch };
+}
+
+test("a refresh sends a retry id that was saved with the refresh token before the request left", async () => {
+  const storage = await signedInStorage();
+  const { sent, fetch } = tokenEndpoint(storage, () => "ok");
+  const c = await createClient({ server, storage, fetch, crossTab: false });
+  await c.refresh();
+  assert.equal(sent.length, 1);
+  assert.equal(sent[0].grant, "refresh_token");
+  assert.equal(sent[0].refreshToken, "r1");
+  assert.match(sent[0].retryId ?? "", retryIdShape);
+  assert.equal(sent[0].stored.refreshToken, "r1");
+  assert.equal(sent[0].stored.refreshRetryId, sent[0].retryId, "the id was in the storage, with its refresh token, when the request was sent");
+  c.close();
+});
+
+test("a lost refresh answer: every retry of that refresh token, in this client, a later call and a restarted one, sends the same retry id", async () => {
+  const storage = await signedInStorage();
+  let lose = true;
+  const { sent, fetch } = tokenEndpoint(storage, () => (lose ? "lose" : "ok"));
+  const opts = { server, storage, fetch, crossTab: false, refreshRetryWindowMs: 1000 };
+  const c = await createClient(opts);
+  await assert.rejects(c.refresh(), (e) => e.code === ClientCodes.networkError);
+  assert.ok(sent.length >= 2, "retried in this client");
+  const id = sent[0].retryId;
+  assert.match(id ?? "", retryIdShape);
+  assert.equal(c.state().deviceId, "dev_1", "still signed in");
+  const tried = sent.length;
+  await assert.rejects(c.refresh(), (e) => e.code === ClientCodes.networkError); // a later call, lost again
+  assert.ok(sent.length > tried);
+  c.close();
+  // The app restarts: a new client on the same storage.
+  lose = false;
+  const d = await createClient(opts);
+  await d.refresh();
+  assert.deepEqual(sent.map((s) => [s.refreshToken, s.retryId]), sent.map(() => ["r1", id]), "one refresh token, one id, on every attempt");
+  const stored = await storage.load();
+  assert.equal(stored.refreshToken, "next1");
+  assert.equal(stored.refreshRetryId, undefined, "the id is dropped with the refresh token it was for");
+  d.close();
+});
+
+test("the retry id is dropped when the new pair is saved: the next refresh token gets a new one", async () => {
+  const storage = await signedInStorage();
+  const { sent, fetch } = tokenEndpoint(storage, () => "ok");
+  const c = await createClient({ server, storage, fetch, crossTab: false });
+  await c.refresh();
+  assert.ok(!("refreshRetryId" in (await storage.load())), "no id field left in the saved record");
+  await c.refresh();
+  assert.deepEqual(sent.map((s) => s.refreshToken), ["r1", "next1"]);
+  assert.match(sent[1].retryId ?? "", retryIdShape);
+  assert.notEqual(sent[1].retryId, sent[0].retryId);
+  c.close();
+});
+
+test("a stored retry id of the wrong shape is replaced before it is sent (the server would refuse it for good)", async () => {
+  const storage = await signedInStorage();
+  await storage.save({ ...(await storage.load()), refreshRetryId: "short" });
+  const { sent, fetch } = tokenEndpoint(storage, () => "ok");
+  const c = await createClient({ server, storage, fetch, crossTab: false });
+  await c.refresh();
+  assert.match(sent[0].retryId ?? "", retryIdShape);
+  assert.equal(sent[0].stored.refreshRetryId, sent[0].retryId);
+  c.close();
+});
+
+test("a stored retry id (a record saved by another tab or before a restart) is sent as it is", async () => {
+  const storage = await signedInStorage();
+  const id = b64urlEncode(randomBytes(16));
+  await storage.save({ ...(await storage.load()), refreshRetryId: id, generation: 2 });
+  const { sent, fetch } = tokenEndpoint(storage, () => "ok");
+  const c = await createClient({ server, storage, fetch, crossTab: false });
+  await c.refresh();
+  assert.equal(sent[0].retryId, id);
+  c.close();
+});
+
+test("a retry id whose save failed is still sent, the same on in-process retries, and saved by the next call", async () => {
+  const inner = await signedInStorage();
+  let fail = true;
+  const storage = {
+    load: () => inner.load(),
+    save: async (r) => {
+      if (fail) throw new Error("disk full");
+      await inner.save(r);
+    },
+    deviceKey: (create) => inner.deviceKey(create),
+    deleteDeviceKey: () => inner.deleteDeviceKey(),
+  };
+  let lose = true;
+  const { sent, fetch } = tokenEndpoint(inner, () => (lose ? "lose" : "ok"));
+  const c = await createClient({ server, storage, fetch, crossTab: false, refreshRetryWindowMs: 1000 });
+  await assert.rejects(c.refresh(), (e) => e.code === ClientCodes.networkError);
+  assert.ok(sent.length >= 2);
+  assert.equal(sent[0].stored.refreshRetryId, undefined, "the save failed");
+  assert.ok(sent.every((s) => s.retryId === sent[0].retryId && s.refreshToken === "r1"));
+  fail = false;
+  lose = false;
+  const tried = sent.length;
+  await c.refresh();
+  assert.equal(sent.at(-1).retryId, sent[0].retryId, "the same id after the failed save");
+  assert.equal(sent[tried].stored.refreshRetryId, sent[0].retryId, "saved before this attempt left");
+  assert.equal((await inner.load()).refreshToken, "next1");
+  c.close();
+});

@@ -65,8 +65,12 @@
 // Store.Refresh. Advanced: the candidate is returned. Grace (the previous
 // token within RefreshGrace, a lost response or concurrent refreshes): the
 // stored successor is opened and returned, so every concurrent caller gets
-// the same pair. Reused (anything older, or the previous token after the
-// grace window): the store ends the session; the issuer ends it again
+// the same pair. Retried (the previous token after the grace window with
+// the retry_id of the request that advanced the session; the store keeps
+// its SHA-256 digest): the stored refresh token with an access token minted
+// now, logged as event=refresh_retried. Reused (anything older, or the
+// previous token after the grace window without that retry_id): the store
+// ends the session; the issuer ends it again
 // (idempotent, so the device is marked revoked whatever the engine did),
 // writes an audit line (event=refresh_reuse, ids only) and counts it in
 // hallpass_refresh_reuse_detected_total; the answer is invalid_grant.

@@ -13,9 +13,11 @@
 // (account id + digest -> empty). Account, device and session records are
 // a compact binary format led by a format byte (records.go); JSON records
 // written by earlier versions still read and are rewritten on their next
-// change; the reverse does not hold: a version before format 1 reports
-// those records as corrupt, so going back to it after running this one
-// needs a copy of the file taken before the upgrade.
+// change, as do format 1 sessions (before retry digests; sessions are now
+// format 2); the reverse does not hold: a version before format 1 reports
+// those records as corrupt, and one before format 2 its sessions, so going
+// back to it after running this one needs a copy of the file taken before
+// the upgrade.
 //
 // Every Store method is one atomic step: the username claim and the
 // account creation, each refresh decision, each redemption of a link or

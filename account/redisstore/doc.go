@@ -169,8 +169,8 @@
 // # What it trusts
 //
 // Redis itself: whoever can write to it can change any account. A copy of
-// Redis holds ids, thumbprints, code digests and the issuer-sealed
-// successor token, never a usable token or code. Ids are checked with
+// Redis holds ids, thumbprints, code digests, retry-id digests and the
+// issuer-sealed successor token, never a usable token or code. Ids are checked with
 // account.ValidID, digests for their length, before they become part of a
 // key.
 //

@@ -17,13 +17,19 @@
 //   - Refresh, in this order: unknown device -> ErrNotFound; session ended,
 //     device revoked, account banned, Now >= Expires, or (Idle > 0 and
 //     Now - LastUsed > Idle) -> Rejected, nothing changed; Counter ==
-//     current -> Advanced (counter+1, Successor stored, GraceUntil =
-//     Now+Grace, LastUsed of session and device = Now); Counter == current-1
-//     and Now < GraceUntil -> Grace with the stored successor, nothing
-//     changed; anything else -> Reused: the session ends at Now (its
-//     successor is dropped) and the device is revoked at Now. Grace == 0
-//     disables the grace window, Idle == 0 the idle limit; negative values, a
-//     zero Now, an empty Successor are ErrInvalidRequest.
+//     current -> Advanced (counter+1, Successor and RetryDigest stored, the
+//     latter replacing or clearing the previous one, GraceUntil = Now+Grace,
+//     LastUsed of session and device = Now); Counter == current-1 and Now <
+//     GraceUntil -> Grace with the stored successor whatever the digest,
+//     nothing changed; Counter == current-1, Now >= GraceUntil and the
+//     stored RetryDigest equals the request's (none never matches) ->
+//     Retried with the stored successor, repeatably and across a reopen,
+//     only LastUsed of session and device = Now; anything else -> Reused:
+//     the session ends at Now (its successor and retry digest are dropped)
+//     and the device is revoked at Now. Grace == 0 disables the grace
+//     window, Idle == 0 the idle limit; negative values, a zero Now, an
+//     empty Successor, a RetryDigest of another length than
+//     account.RetryDigestSize are ErrInvalidRequest.
 //   - EndSession ends the session and revokes the device at the first call's
 //     time; later calls change nothing and return nil.
 //   - Link codes: CreateLinkCode counts only codes live at now (expired

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,10 +28,13 @@ const (
 	// minutes (10 by default).
 	DefaultExpiryMargin = 30 * time.Second
 	// DefaultRefreshRetryWindow: how long the client keeps retrying one
-	// refresh (same refresh token) after a lost response, a timeout or a
-	// 5xx. It stays below the server's grace window (30 s by default),
-	// within which the server answers a repeated refresh token with the
-	// same successor instead of treating it as reuse.
+	// refresh (same refresh token, same retry id) after a lost response,
+	// a timeout or a 5xx. It stays below the server's grace window (30 s
+	// by default), within which the server answers a repeated refresh
+	// token with the same successor instead of treating it as reuse; a
+	// later call (or a restarted process) repeats the request with the
+	// same retry id, which the server answers the same way after the
+	// window too.
 	DefaultRefreshRetryWindow = 20 * time.Second
 	// DefaultHTTPTimeout is the timeout of the default http.Client.
 	DefaultHTTPTimeout = 30 * time.Second
@@ -57,7 +61,8 @@ type options struct {
 	margin        time.Duration
 	refreshWindow time.Duration
 	insecureHTTP  bool
-	origins       []string // more origins Do may send the token to
+	origins       []string  // more origins Do may send the token to
+	rand          io.Reader // refresh retry ids; crypto/rand (tests: export_test.go)
 }
 
 // WithHTTPClient sets the HTTP client. The default has a 30 s timeout and
@@ -141,7 +146,7 @@ func New(serverURL string, key crypto.Signer, store StateStore, opts ...Option) 
 	if store == nil {
 		return nil, errors.New("client: nil StateStore")
 	}
-	o := options{margin: DefaultExpiryMargin, refreshWindow: DefaultRefreshRetryWindow}
+	o := options{margin: DefaultExpiryMargin, refreshWindow: DefaultRefreshRetryWindow, rand: rand.Reader}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -507,7 +512,7 @@ func (c *Client) dropSession(ids bool) error {
 		return nil
 	}
 	ns := c.state.clone()
-	ns.AccessToken, ns.AccessTokenExpiry, ns.RefreshToken = "", time.Time{}, ""
+	ns.AccessToken, ns.AccessTokenExpiry, ns.RefreshToken, ns.RefreshRetryID = "", time.Time{}, "", ""
 	if ids {
 		ns.AccountID, ns.DeviceID, ns.Username = "", "", ""
 	}

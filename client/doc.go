@@ -25,6 +25,20 @@
 //     timeout, 5xx) is retried with the SAME refresh token for up to
 //     WithRefreshRetryWindow (20 s), within which the server returns the same
 //     successor.
+//   - Lost refresh answers: before it first presents a refresh token the
+//     client makes a retry id (128 random bits) and saves it with the token
+//     (State.RefreshRetryID); every attempt to redeem that token sends it
+//     as retry_id: the retries above, a later call once the retry window
+//     ran out, a restarted process loading the state, another process
+//     sharing the store. The server answers a repeat of the request that
+//     rotated the session, after its grace window too, with the same
+//     successor refresh token and a new access token, so a lost answer no
+//     longer signs the device out however late the device comes back
+//     (within the session's idle and absolute limits). The id is dropped
+//     when the new pair is saved. Only the request that rotated knows its
+//     id, so a thief replaying the old token after the window is still
+//     reuse. If the id cannot be saved the refresh goes ahead with it in
+//     memory: this process's retries still send it, a restart does not.
 //   - State: a StateStore keeps the ids and tokens. The successor of a
 //     refresh is saved before anyone uses it; if saving fails the tokens
 //     stay in memory (the refresh token is never dropped), the call reports
@@ -117,8 +131,11 @@
 // store may therefore leave State.AccessToken out; the client then refreshes
 // on first use. Only the refresh token must be durable, and its successor
 // must be written before the app relies on it: an app killed between
-// receiving and saving it falls back on the server's grace window, which
-// returns the same successor to the old token for 30 seconds.
+// receiving and saving it starts again from the old token and its saved
+// retry id, which the server answers with the same successor (for any
+// request within its 30-second grace window, for the one with that retry
+// id after it). A store that does not keep State.RefreshRetryID has the
+// grace window only.
 //
 // # Concurrency
 //

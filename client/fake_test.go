@@ -2,6 +2,8 @@ package client_test
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -61,6 +63,7 @@ type fakeAPI struct {
 	refreshTokens map[string]string // refresh token -> device id
 	jkts          map[string]bool   // every proof jkt seen
 	redeemed      []string          // refresh tokens presented, in order
+	retryIDs      []string          // retry_id of each of them ("" for none)
 	proofFailures []string
 }
 
@@ -69,6 +72,7 @@ type fakeDevice struct {
 	cur, prev                  string
 	rotatedAt                  time.Time
 	successor                  map[string]any
+	retryDigest                []byte // SHA-256 of the retry id of the last advance; nil for none
 	ended                      bool
 }
 
@@ -230,10 +234,15 @@ func (f *fakeAPI) token(w http.ResponseWriter, r *http.Request) {
 		problem(w, http.StatusBadRequest, "invalid_request")
 		return
 	}
-	rt := r.PostForm.Get("refresh_token")
+	rt, rid := r.PostForm.Get("refresh_token"), r.PostForm.Get("retry_id")
+	if _, ok := r.PostForm["retry_id"]; ok && !fakeRetryIDOK(rid) {
+		problem(w, http.StatusBadRequest, "invalid_request")
+		return
+	}
 	f.mu.Lock()
 	f.redeemed = append(f.redeemed, rt)
-	status, body, code := f.rotateLocked(rt, p.JKT)
+	f.retryIDs = append(f.retryIDs, rid)
+	status, body, code := f.rotateLocked(rt, rid, p.JKT)
 	f.mu.Unlock()
 	answer := func() {
 		if code != "" {
@@ -250,21 +259,47 @@ func (f *fakeAPI) token(w http.ResponseWriter, r *http.Request) {
 
 // rotateLocked is the single-use rule of docs/protocol.md (The refresh
 // step). f.mu must be held.
-func (f *fakeAPI) rotateLocked(rt, jkt string) (int, map[string]any, string) {
+func (f *fakeAPI) rotateLocked(rt, rid, jkt string) (int, map[string]any, string) {
 	d := f.devices[f.refreshTokens[rt]]
 	if d == nil || d.ended || d.jkt != jkt { // binding before any change
 		return http.StatusBadRequest, nil, "invalid_grant"
 	}
 	switch {
 	case rt == d.cur:
-		d.prev, d.rotatedAt = d.cur, f.now()
+		d.prev, d.rotatedAt, d.retryDigest = d.cur, f.now(), nil
+		if rid != "" {
+			sum := sha256.Sum256([]byte(rid))
+			d.retryDigest = sum[:]
+		}
 		d.successor = f.issueLocked(d)
 		return http.StatusOK, d.successor, ""
 	case rt == d.prev && f.now().Sub(d.rotatedAt) <= f.grace:
 		return http.StatusOK, d.successor, ""
+	case rt == d.prev && rid != "" && d.retryDigest != nil:
+		sum := sha256.Sum256([]byte(rid))
+		if subtle.ConstantTimeCompare(sum[:], d.retryDigest) == 1 {
+			// Retried: the stored successor's refresh token, a fresh
+			// access token.
+			at := randToken("at_")
+			f.access[at] = fakeAccess{device: d.id, exp: f.now().Add(f.accessTTL)}
+			out := map[string]any{}
+			for k, v := range d.successor {
+				out[k] = v
+			}
+			out["access_token"] = at
+			return http.StatusOK, out, ""
+		}
 	}
 	d.ended = true // reuse detected
 	return http.StatusBadRequest, nil, "invalid_grant"
+}
+
+// fakeRetryIDOK: base64url without padding, 22 to 64 characters.
+func fakeRetryIDOK(id string) bool {
+	if len(id) < 22 || len(id) > 64 {
+		return false
+	}
+	return strings.Trim(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") == ""
 }
 
 // authenticate checks the access token and its proof; nil means answered.

@@ -60,7 +60,13 @@ type stateJSON struct {
 	AccessToken       string    `json:"access_token,omitempty"`
 	AccessTokenExpiry time.Time `json:"access_token_expiry,omitzero"`
 	RefreshToken      string    `json:"refresh_token,omitempty"`
-	DeviceKey         []byte    `json:"device_key_pkcs8,omitempty"`
+	// RefreshRetryID came after version 1 did, as an optional member: a
+	// file without it (written before) loads with no retry id, and an
+	// older reader ignores it (it refreshes without one, as it always
+	// did, and drops it when it saves), so the version stays 1 and both
+	// ways keep working.
+	RefreshRetryID string `json:"refresh_retry_id,omitempty"`
+	DeviceKey      []byte `json:"device_key_pkcs8,omitempty"`
 }
 
 var b64 = base64.RawURLEncoding
@@ -129,7 +135,12 @@ func (p *FileProtection) unwrap(s string) (*keys.LocalKey, error) {
 // Client takes the file's state (often with a fresh access token, so no
 // refresh is needed) and neither presents nor writes back its own, older
 // tokens. So a process that slept through another's refresh does not sign
-// the device out once the server's grace window is over.
+// the device out once the server's grace window is over. The file keeps
+// the refresh token's retry id with it (State.RefreshRetryID), and a
+// Client that holds the same refresh token takes the id it finds there:
+// a refresh that another process sent and whose answer was lost is
+// repeated with its id, which the server answers with the successor even
+// after the grace window.
 //
 // What is not guaranteed without a lock around whole runs (the hallpass
 // CLI takes one on FILE.lock): two processes that refresh at the same time
@@ -264,6 +275,7 @@ func decodeState(pt []byte) (*State, error) {
 		AccessToken:       sj.AccessToken,
 		AccessTokenExpiry: sj.AccessTokenExpiry,
 		RefreshToken:      sj.RefreshToken,
+		RefreshRetryID:    sj.RefreshRetryID,
 	}
 	if len(sj.DeviceKey) > 0 {
 		k, err := parseDeviceKey(sj.DeviceKey)
@@ -313,6 +325,7 @@ func encodeState(st *State) ([]byte, error) {
 		AccessToken:       st.AccessToken,
 		AccessTokenExpiry: st.AccessTokenExpiry,
 		RefreshToken:      st.RefreshToken,
+		RefreshRetryID:    st.RefreshRetryID,
 	}
 	if st.DeviceKey != nil {
 		der, err := marshalDeviceKey(st.DeviceKey)

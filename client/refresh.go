@@ -2,9 +2,11 @@ package client
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -50,6 +52,10 @@ func (c *Client) refresh(ctx context.Context, stale string) error {
 			c.mu.Unlock()
 			return err
 		}
+		if st, err = c.withRetryIDLocked(ctx, st); err != nil {
+			c.mu.Unlock()
+			return err
+		}
 		f = &flight{done: make(chan struct{})}
 		c.flight = f
 		c.wg.Add(1)
@@ -68,7 +74,7 @@ func (c *Client) runRefresh(ctx context.Context, f *flight, st *State) {
 	defer c.wg.Done()
 	ctx, cancel := context.WithTimeout(ctx, c.opts.refreshWindow)
 	defer cancel()
-	tr, err := c.redeem(ctx, st.RefreshToken)
+	tr, err := c.redeem(ctx, st.RefreshToken, st.RefreshRetryID)
 
 	c.mu.Lock()
 	switch {
@@ -87,7 +93,7 @@ func (c *Client) runRefresh(ctx context.Context, f *flight, st *State) {
 		ns := st.clone()
 		ns.AccessToken = tr.AccessToken
 		ns.AccessTokenExpiry = c.opts.now().Add(time.Duration(tr.ExpiresIn) * time.Second)
-		ns.RefreshToken = tr.RefreshToken
+		ns.RefreshToken, ns.RefreshRetryID = tr.RefreshToken, "" // the new token has not been presented yet
 		// Saved before anyone can use it; kept in memory if saving fails.
 		err = c.saveLocked(ns)
 	}
@@ -116,6 +122,58 @@ func (c *Client) takeStored(ctx context.Context, stale string) (*State, error) {
 	}
 }
 
+// retryIDBytes is the entropy of a refresh retry id (the server takes 22
+// to 64 base64url characters, at least 128 bits).
+const retryIDBytes = 16
+
+// withRetryIDLocked returns st with the retry id of its refresh token. A
+// token without one (or with a malformed one, which the server would
+// refuse) gets a new id, saved with it BEFORE the request is sent: a
+// process that dies before the answer is saved then repeats the request
+// with the same id after a restart, and the server answers with the same
+// successor even after its grace window.
+//
+// If that save fails the refresh still goes ahead with the id in memory
+// (used by every retry in this process; the save is retried on the next
+// call, like any failed save): holding it back would leave the app
+// without a fresh access token for as long as its storage fails, while the
+// tokens of the refresh itself would be kept in memory anyway. What is
+// lost is only the guarantee across a restart, as before retry ids. A
+// random source that fails is an error: nothing is sent. c.mu must be
+// held.
+func (c *Client) withRetryIDLocked(ctx context.Context, st *State) (*State, error) {
+	if validRetryID(st.RefreshRetryID) {
+		return st, nil
+	}
+	b := make([]byte, retryIDBytes)
+	if _, err := io.ReadFull(c.opts.rand, b); err != nil {
+		return nil, fmt.Errorf("client: making a refresh retry id: %w", err)
+	}
+	ns := st.clone()
+	ns.RefreshRetryID = base64.RawURLEncoding.EncodeToString(b)
+	if err := c.saveLocked(ns); err != nil {
+		c.opts.log.LogAttrs(ctx, slog.LevelWarn, "client: saving the refresh retry id failed; refreshing with it in memory",
+			slog.String("error", err.Error()))
+	}
+	return c.state, nil
+}
+
+// validRetryID reports whether id is a retry id the server accepts:
+// base64url without padding, 22 to 64 characters.
+func validRetryID(id string) bool {
+	if len(id) < 22 || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		switch b := id[i]; {
+		case 'A' <= b && b <= 'Z', 'a' <= b && b <= 'z', '0' <= b && b <= '9', b == '-', b == '_':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
 // storeMovedLocked reports whether the store moved on since the refresh
 // began (reloadLocked). A store that cannot be read is taken as unchanged:
 // the new pair must be kept. c.mu must be held.
@@ -126,13 +184,19 @@ func (c *Client) storeMovedLocked() bool {
 	return moved
 }
 
-// redeem sends refreshToken to /v1/token. A lost response (transport error
-// or timeout), a 5xx or a 429 is retried with the SAME refresh token until
-// ctx (the retry window) ends: within the server's grace window a repeated
-// token gets the same successor, so the retry is safe, while a new token
-// could only come from the lost response.
-func (c *Client) redeem(ctx context.Context, refreshToken string) (*tokenResponse, error) {
-	form := []byte(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refreshToken}}.Encode())
+// redeem sends refreshToken to /v1/token, with retryID as retry_id. A lost
+// response (transport error or timeout), a 5xx or a 429 is retried with the
+// SAME refresh token and retry id until ctx (the retry window) ends: the
+// server answers a repeated token with the same successor (within its grace
+// window for any request, after it for one with the retry id that rotated
+// the session), so the retry is safe, while a new token could only come
+// from the lost response.
+func (c *Client) redeem(ctx context.Context, refreshToken, retryID string) (*tokenResponse, error) {
+	v := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refreshToken}}
+	if retryID != "" {
+		v.Set("retry_id", retryID)
+	}
+	form := []byte(v.Encode())
 	perAttempt := c.opts.refreshWindow * 2 / 5
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {

@@ -17,6 +17,19 @@ import (
 // is reuse and signs the device out, and writing them back would hand that
 // fate to every other user of the store.
 
+// adoptRetryIDLocked takes the retry id stored with the refresh token the
+// client holds too: another process (or an earlier run) may have sent the
+// token with it, and only that id makes a repeat of that request, after the
+// server's grace window, a retry rather than reuse. A stored token without
+// an id keeps the client's own (one whose save failed). c.mu must be held.
+func (c *Client) adoptRetryIDLocked(stored *State) {
+	if id := stored.RefreshRetryID; id != "" && id != c.state.RefreshRetryID {
+		ns := c.state.clone()
+		ns.RefreshRetryID = id
+		c.state = ns
+	}
+}
+
 // accept checks a state read from the store against this client: a
 // session for another server URL or device key is ErrStateMismatch; a
 // logged-out state of another key or server is nothing to keep (nil). It
@@ -54,7 +67,8 @@ var errOtherSession = fmt.Errorf("%w: the store now holds another account's or d
 // reloadLocked reads the store again before the client presents its
 // refresh token or writes its tokens. If the store holds the refresh token
 // the client last saw there, or its own, nobody else wrote since and it
-// returns false: the caller goes on from memory. Otherwise another process
+// returns false: the caller goes on from memory (with the retry id stored
+// for its own token, if there is one: adoptRetryIDLocked). Otherwise another process
 // or Client wrote since (a refresh, a logout), and the client's own tokens
 // are older: they are dropped unsaved, and it returns true with c.state
 // set from the store:
@@ -95,6 +109,7 @@ func (c *Client) reloadLocked(ctx context.Context, keep bool) (bool, error) {
 	mine := c.state
 	if mine.HasSession() && rt == mine.RefreshToken {
 		c.seen = rt // e.g. another process got the same successor in the grace window
+		c.adoptRetryIDLocked(stored)
 		return false, nil
 	}
 	if rt == c.seen {

@@ -30,6 +30,19 @@ type State struct {
 	AccessTokenExpiry time.Time
 	// RefreshToken is "" after a logout.
 	RefreshToken string
+	// RefreshRetryID is the retry id of RefreshToken: 16 random bytes,
+	// base64url without padding, made just before the client first
+	// redeems that token and saved with it before the request is sent.
+	// The client sends it as retry_id with every attempt to redeem that
+	// token (in-process retries, later calls, a restarted process), and
+	// the server answers a repeat of the request that rotated the session
+	// with the same successor even after its grace window. It is "" for a
+	// token not yet presented (and after a save of the new pair). A store
+	// that drops it keeps working, but a refresh whose answer was lost
+	// then survives a restart only within the grace window (30 s by
+	// default): the device is signed out after that. Treat it like the
+	// refresh token (never log it).
+	RefreshRetryID string
 	// DeviceKey is the client's signer, set on every Save. A store that
 	// can export software keys (FileStore) persists it; a store for a
 	// hardware key (Secure Enclave, Android Keystore) ignores it and keeps
@@ -85,9 +98,16 @@ func (s State) LogValue() slog.Value {
 // what that leaves.
 //
 // Implementations must make Save atomic (a crash leaves the old state or
-// the new one) and durable before returning nil: a refresh token that was
-// used but whose successor was not saved is lost for good once the
-// server's grace window has passed.
+// the new one) and durable before returning nil, and must keep
+// RefreshRetryID with RefreshToken. Before the client first presents a
+// refresh token it saves the state with a new retry id; a repeat of that
+// request with that id gets the successor from the server even after its
+// grace window, so a refresh whose answer was lost (the app killed, the
+// network gone) does not sign the device out, after a restart too. A
+// store that drops the id, or whose save fails, leaves only the grace
+// window (30 s by default) to a restarted process: a refresh token that
+// was used but whose successor was not saved is then lost for good once
+// that window has passed.
 type StateStore interface {
 	// Load returns the saved state, or nil and a nil error if there is
 	// none.

@@ -88,7 +88,7 @@ func TestRetryIDSameOnEveryAttempt(t *testing.T) {
 		name := map[bool]string{false: "next call", true: "restart"}[restart]
 		t.Run(name, func(t *testing.T) {
 			store := &client.MemoryStore{}
-			h := newHarness(t, client.ES256, store, client.WithRefreshRetryWindow(700*time.Millisecond))
+			h := newHarness(t, client.ES256, store, client.WithRefreshRetryWindow(1500*time.Millisecond))
 			h.signup(t)
 			old := saved(t, store).RefreshToken
 			// Every answer of the first refresh is lost after the server rotated.

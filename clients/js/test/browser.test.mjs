@@ -235,6 +235,51 @@ describe("demo page in Chromium", { timeout: 240_000 }, () => {
     await sleeper.close();
   });
 
+  test("a tab closed while its refresh answer was on the way: another tab takes over after the grace window with the stored retry id and stays signed in", async () => {
+    const lossy = await openPage(context);
+    try {
+      await lossy.waitForSelector("#signed-in:not([hidden])");
+      let rotated;
+      const answered = new Promise((r) => (rotated = r));
+      const lost = [];
+      await lossy.route(issuer.url + "/v1/token", async (route) => {
+        if (route.request().method() !== "POST") return route.continue();
+        lost.push(new URLSearchParams(route.request().postData() ?? ""));
+        const res = await route.fetch().catch((e) => e); // the server rotates the token; the answer never reaches the tab
+        rotated(res.status?.() ?? String(res));
+      });
+      const tokenBefore = (await storedSession(page)).refreshToken;
+      const pending = lossy.evaluate(() => window.hallpass.refresh()).catch(() => "closed");
+      assert.equal(await answered, 200, "the server rotated the token on the lost request");
+      assert.equal(lost.length, 1);
+      assert.equal(lost[0].get("refresh_token"), tokenBefore);
+      assert.match(lost[0].get("retry_id") ?? "", /^[A-Za-z0-9_-]{22}$/);
+      assert.equal((await storedSession(page)).refreshRetryId, lost[0].get("retry_id"), "the id was stored with the token before the request left");
+      await lossy.close(); // the tab is gone, and its Web Lock with it
+      await pending;
+      await new Promise((r) => setTimeout(r, (grace + 1) * 1000)); // the spent token alone would be reuse now
+      const sent = [];
+      const onRequest = (r) => r.method() === "POST" && r.url() === issuer.url + "/v1/token" && sent.push(new URLSearchParams(r.postData() ?? ""));
+      page.on("request", onRequest);
+      try {
+        await page.evaluate(() => window.hallpass.refresh());
+      } finally {
+        page.off("request", onRequest);
+      }
+      assert.equal(sent.length, 1);
+      assert.equal(sent[0].get("refresh_token"), tokenBefore, "the token whose answer was lost");
+      assert.equal(sent[0].get("retry_id"), lost[0].get("retry_id"), "with the stored retry id");
+      const stored = await storedSession(page);
+      assert.notEqual(stored.refreshToken, tokenBefore);
+      assert.equal(stored.refreshRetryId, undefined, "dropped with the spent token");
+      assert.equal((await me(page)).username, name);
+      await page.evaluate(() => window.hallpass.refresh()); // the chain goes on: no reuse was detected
+      assert.equal((await me(page)).username, name);
+    } finally {
+      if (!lossy.isClosed()) await lossy.close(); // a failure must not leave its Web Lock held for the next tests
+    }
+  });
+
   test("a token copied out of the page and used with another key is refused", async () => {
     const { accessToken } = await storedSession(page);
     assert.match(accessToken, /^v4\.public\./);

@@ -26,6 +26,7 @@ after(async () => {
 const newClient = (opts = {}) => createClient({ server: env.url, storage: new MemoryStorage(), ...opts });
 const tokenRequests = (from) => env.proxy.log.slice(from).filter((e) => e.path === "/v1/token");
 const refreshTokenOf = (e) => new URLSearchParams(e.body).get("refresh_token");
+const retryIdOf = (e) => new URLSearchParams(e.body).get("retry_id");
 
 async function rejectsWith(promise, code) {
   const err = await promise.then(() => null, (e) => e);
@@ -212,6 +213,68 @@ describe("lost responses, at the server's grace window", group, () => {
     await c.refresh();
     await c.me();
     c.close();
+  });
+
+  // loseRefresh makes c.refresh() fail with every answer of /v1/token lost
+  // (the server rotated the token on the first request), and returns the
+  // requests, all with one refresh token and one retry id.
+  async function loseRefresh(c) {
+    g.proxy.setHook((e) => (e.path === "/v1/token" ? "lose" : undefined));
+    const from = g.proxy.log.length;
+    try {
+      await rejectsWith(c.refresh(), ClientCodes.networkError);
+    } finally {
+      g.proxy.setHook(null);
+    }
+    const tr = g.proxy.log.slice(from).filter((e) => e.path === "/v1/token");
+    assert.ok(tr.length >= 2 && tr.every((e) => e.lost), "retried, every answer lost");
+    assert.equal(tr[0].status, 200, "the server rotated the token on the first request");
+    assert.match(retryIdOf(tr[0]) ?? "", /^[A-Za-z0-9_-]{22}$/);
+    assert.ok(tr.every((e) => refreshTokenOf(e) === refreshTokenOf(tr[0]) && retryIdOf(e) === retryIdOf(tr[0])), "one token, one id");
+    return tr;
+  }
+
+  // refreshesWith refreshes through refresh() and checks that the first
+  // request presents the lost one's token and id and is answered.
+  async function refreshesWith(refresh, lost) {
+    const from = g.proxy.log.length;
+    await refresh();
+    const tr = g.proxy.log.slice(from).filter((e) => e.path === "/v1/token");
+    assert.ok(tr.length >= 1);
+    assert.equal(refreshTokenOf(tr[0]), refreshTokenOf(lost[0]), "the token whose answer was lost");
+    assert.equal(retryIdOf(tr[0]), retryIdOf(lost[0]), "with its retry id");
+    assert.equal(tr[0].status, 200, "after the grace window: the pair the server made, not reuse");
+  }
+
+  test("a refresh whose every answer was lost is retried after the grace window with the same token and retry id, and the device stays signed in", async () => {
+    const c = await client();
+    await c.signup({ username: uniqueName() });
+    const lost = await loseRefresh(c);
+    await new Promise((r) => setTimeout(r, 3500)); // past the 3 s grace window
+    await refreshesWith(() => c.refresh(), lost); // the next refresh, by the app or on an expired access token
+    await c.refresh(); // the chain goes on: no reuse was detected
+    await c.me();
+    c.close();
+  });
+
+  test("an app restarted after a refresh answer was lost redeems the stored token with its stored retry id after the grace window", async () => {
+    const path = join(tempDir(), "hallpass.json");
+    const opts = { server: g.url, refreshRetryWindowMs: 2000, requestTimeoutMs: 5000 };
+    const a = await createClient({ ...opts, storage: new FileStorage(path) });
+    const s = await a.signup({ username: uniqueName() });
+    const lost = await loseRefresh(a);
+    a.close(); // the app is killed
+    await new Promise((r) => setTimeout(r, 3500)); // past the 3 s grace window
+    const b = await createClient({ ...opts, storage: new FileStorage(path) });
+    assert.deepEqual(b.state(), s);
+    await refreshesWith(() => b.refresh(), lost);
+    const stored = JSON.parse(readFileSync(path, "utf8")).session;
+    assert.equal(stored.refreshRetryId, undefined, "the id went with the spent token");
+    assert.notEqual(stored.refreshToken, refreshTokenOf(lost[0]));
+    assert.equal((await b.me()).deviceId, s.deviceId);
+    await b.refresh();
+    await b.me();
+    b.close();
   });
 
   test("a signup whose answer never comes is retried with the same key inside the retry window, not given up after the request timeout", async () => {

@@ -262,14 +262,25 @@ type Lifecycle interface {
 	// for a missing account).
 	CountLinkCodes(ctx context.Context, accountID string, now time.Time) (int, error)
 	// RedeemLinkCode is one atomic step: the code with this digest, live at
-	// now, is used up and dev and sess are added to its account (the store
-	// sets their AccountID from the code). A missing, expired or used code,
+	// now, is used up (marked redeemed by dev, see RedeemedLinkCode) and
+	// dev and sess are added to its account (the store sets their
+	// AccountID from the code). A missing, expired or used code,
 	// or one whose maker (LinkCode.DeviceID) is no longer an active device
 	// of the account (revoked, its session ended, gone), is ErrNotFound
 	// (one answer for all); the maker is checked in the same step. A
 	// banned account is ErrBanned (the code is kept). Of concurrent
 	// redemptions of one code exactly one succeeds.
 	RedeemLinkCode(ctx context.Context, digest []byte, now time.Time, dev Device, sess Session) (Account, error)
+	// RedeemedLinkCode reports the account and the id of the device that
+	// redeemed the code with this digest: the store keeps a redeemed
+	// code's record, marked with that device, until the code would have
+	// expired (it never counts as live and never redeems again), so a new
+	// device whose answer was lost can retry. A code that is missing,
+	// not redeemed, expired at now, or whose maker is no longer an active
+	// device of the account is ErrNotFound (one answer, as for
+	// RedeemLinkCode); a banned account is ErrBanned. It reads only: the
+	// caller checks the device itself.
+	RedeemedLinkCode(ctx context.Context, digest []byte, now time.Time) (Account, string, error)
 	// SetRecoveryCodes replaces the account's recovery codes (salt and
 	// digests) with a new set: ErrNotFound for a missing account.
 	SetRecoveryCodes(ctx context.Context, accountID string, salt []byte, digests [][]byte) error

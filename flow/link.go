@@ -69,8 +69,10 @@ type LinkRequest struct {
 // device name -> proof (before the code is touched, so a request without
 // a valid proof never uses a code up) -> one atomic RedeemLinkCode (the
 // code used up and the device added together; of concurrent redemptions
-// exactly one wins). A wrong, expired or used code is one answer,
-// ErrInvalidLinkCode. Per-address limits are the transport's.
+// exactly one wins). A code already used is a retry when this very key
+// used it and nothing happened since (linkRetried). A wrong, expired or
+// used code is one answer, ErrInvalidLinkCode. Per-address limits are the
+// transport's.
 func (f *Flows) Link(ctx context.Context, req LinkRequest) (Tokens, error) {
 	proof, err := f.admitNewDevice(ctx, req.DeviceName, req.Proof)
 	if err != nil {
@@ -102,13 +104,84 @@ func (f *Flows) Link(ctx context.Context, req LinkRequest) (Tokens, error) {
 	}
 	switch {
 	case errors.Is(err, account.ErrNotFound):
-		return Tokens{}, fail(ErrInvalidLinkCode, err)
+		return f.linkRetried(ctx, canon, proof.JKT)
 	case errors.Is(err, account.ErrBanned):
 		return Tokens{}, fail(ErrInvalidLinkCode, err)
 	case err != nil:
 		return Tokens{}, storeErr("redeem_link_code", err)
 	}
 	return f.firstTokens(acc, dev, sess)
+}
+
+// linkRetried answers a code that is not live. When it was redeemed
+// within its lifetime (and its maker is still active) by a device bound
+// to this very key, still active and never refreshed, this is that
+// device's retry of a link whose answer it lost (a 503 while the store
+// was slow, a dropped connection): it gets that device with a fresh
+// first pair, as signupRetried does. Only the holder of the key can make
+// the proof, so the pair goes to nobody else. Anything else is the one
+// answer, ErrInvalidLinkCode; a store that does not answer is
+// ErrUnavailable (the client may try again).
+func (f *Flows) linkRetried(ctx context.Context, canon, jkt string) (Tokens, error) {
+	now := f.now().UTC()
+	var err error
+	for _, digest := range f.cfg.Pepper.Digests(linkMessage(canon)) {
+		var acc account.Account
+		var devID string
+		err = f.call(ctx, "redeemed_link_code", func(ctx context.Context) error {
+			a, id, err := f.cfg.Store.RedeemedLinkCode(ctx, digest, now)
+			if err == nil {
+				acc, devID = a, id
+			}
+			return err
+		})
+		if err == nil {
+			return f.retriedDevice(ctx, acc, devID, jkt, now, ErrInvalidLinkCode)
+		}
+		if !errors.Is(err, account.ErrNotFound) {
+			break
+		}
+	}
+	if errors.Is(err, account.ErrNotFound) || errors.Is(err, account.ErrBanned) {
+		return Tokens{}, fail(ErrInvalidLinkCode, err)
+	}
+	return Tokens{}, storeErr("redeemed_link_code", err)
+}
+
+// retriedDevice gives device devID of acc a fresh first pair when it is
+// a new device's retry after a lost answer: bound to jkt, active, and its
+// session never refreshed (counter 0, not ended). Otherwise it answers
+// refuse; a store that does not answer is ErrUnavailable.
+func (f *Flows) retriedDevice(ctx context.Context, acc account.Account, devID, jkt string, now time.Time, refuse *Error) (Tokens, error) {
+	var dev account.Device
+	var sess account.Session
+	err := f.call(ctx, "get_device_session", func(ctx context.Context) error {
+		d, err := f.cfg.Store.GetDevice(ctx, devID)
+		if err != nil {
+			return err
+		}
+		se, err := f.cfg.Store.GetSession(ctx, devID)
+		if err == nil {
+			dev, sess = d, se
+		}
+		return err
+	})
+	switch {
+	case errors.Is(err, account.ErrNotFound):
+		return Tokens{}, fail(refuse, err)
+	case err != nil:
+		return Tokens{}, storeErr("get_device_session", err)
+	}
+	if acc.Banned || dev.AccountID != acc.ID || dev.JKT != jkt || !dev.Active() ||
+		sess.AccountID != acc.ID || sess.JKT != jkt || sess.Counter != 0 || !sess.Ended.IsZero() {
+		return Tokens{}, fail(refuse, errors.New("not a retry of this device's first answer"))
+	}
+	out, err := f.mintPair(sess, 0, now)
+	if err != nil {
+		return Tokens{}, err
+	}
+	out.AccountID, out.Username, out.DeviceID = acc.ID, acc.Username, dev.ID
+	return out, nil
 }
 
 // newDevice makes the records of a new device of accountID ("" when the

@@ -19,14 +19,18 @@ type holdRecord struct {
 	Until time.Time `json:"until"`
 }
 
-// linkRecord is a live link code, stored under its digest. DeviceID is
-// the device that made it; records stored before it was recorded have
-// none (and are good until they expire, ten minutes at most).
+// linkRecord is a link code, stored under its digest. DeviceID is the
+// device that made it; records stored before it was recorded have none
+// (and are good until they expire, ten minutes at most). RedeemedBy is
+// the device that redeemed it: a redeemed record is no longer live (it
+// neither counts nor redeems again) and stays until it would have
+// expired, so that a lost answer can be retried (RedeemedLinkCode).
 type linkRecord struct {
-	AccountID string    `json:"account_id"`
-	DeviceID  string    `json:"device_id,omitempty"`
-	Created   time.Time `json:"created"`
-	Expires   time.Time `json:"expires"`
+	AccountID  string    `json:"account_id"`
+	DeviceID   string    `json:"device_id,omitempty"`
+	Created    time.Time `json:"created"`
+	Expires    time.Time `json:"expires"`
+	RedeemedBy string    `json:"redeemed_by,omitempty"`
 }
 
 // activeDevice checks that deviceID is a device of the account whose
@@ -127,8 +131,8 @@ func sweepHolds(t *txn, from string, now time.Time) (visited int, err error) {
 	return visited, nil
 }
 
-// liveLinks drops the account's link codes expired at now and counts the
-// others.
+// liveLinks counts the account's codes live at now (not expired, not
+// redeemed) and, with drop, drops those expired, redeemed ones included.
 func liveLinks(t *txn, accountID string, now time.Time, drop bool) (int, error) {
 	live := 0
 	for _, digest := range suffixes(t, bucketAccountLinks, accountID) {
@@ -137,7 +141,9 @@ func liveLinks(t *txn, accountID string, now time.Time, drop bool) (int, error) 
 			return 0, err
 		}
 		if err == nil && now.Before(rec.Expires) {
-			live++
+			if rec.RedeemedBy == "" {
+				live++
+			}
 			continue
 		}
 		if drop {
@@ -243,7 +249,7 @@ func (s *Store) RedeemLinkCode(ctx context.Context, digest []byte, now time.Time
 		if err != nil {
 			return err
 		}
-		if !now.Before(rec.Expires) {
+		if !now.Before(rec.Expires) || rec.RedeemedBy != "" {
 			return account.ErrNotFound
 		}
 		if err := makerActive(t, rec); err != nil {
@@ -263,7 +269,8 @@ func (s *Store) RedeemLinkCode(ctx context.Context, digest []byte, now time.Time
 		if t.has(bucketDevices, d.ID) || t.has(bucketSessions, d.ID) {
 			return account.ErrExists
 		}
-		if err := deleteLink(t, acc.ID, string(digest)); err != nil {
+		rec.RedeemedBy = d.ID
+		if err := putJSON(t, bucketLinkCodes, string(digest), rec); err != nil {
 			return err
 		}
 		return putDevice(t, d, se)
@@ -272,6 +279,44 @@ func (s *Store) RedeemLinkCode(ctx context.Context, digest []byte, now time.Time
 		return account.Account{}, err
 	}
 	return acc, nil
+}
+
+// RedeemedLinkCode reports the account and the device that redeemed the
+// code with this digest, while the code's lifetime lasts and its maker is
+// an active device of the account.
+func (s *Store) RedeemedLinkCode(ctx context.Context, digest []byte, now time.Time) (account.Account, string, error) {
+	if account.ValidateDigest(digest) != nil {
+		return account.Account{}, "", account.ErrNotFound
+	}
+	if now.IsZero() {
+		return account.Account{}, "", invalid("lookup time")
+	}
+	var acc account.Account
+	var by string
+	err := s.view(ctx, func(t *txn) error {
+		rec, err := getJSON[linkRecord](t, bucketLinkCodes, string(digest))
+		if err != nil {
+			return err
+		}
+		if !now.Before(rec.Expires) || rec.RedeemedBy == "" {
+			return account.ErrNotFound
+		}
+		if err := makerActive(t, rec); err != nil {
+			return err
+		}
+		if acc, err = getAccount(t, rec.AccountID); err != nil {
+			return err
+		}
+		if acc.Banned {
+			return account.ErrBanned
+		}
+		by = rec.RedeemedBy
+		return nil
+	})
+	if err != nil {
+		return account.Account{}, "", err
+	}
+	return acc, by, nil
 }
 
 func cloneDigests(digests [][]byte) [][]byte {

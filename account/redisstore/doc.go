@@ -14,7 +14,7 @@
 //	P:{T}:devices:<acc_id>      set    the account's device ids
 //	P:{T}:recovery:<acc_id>     set    its recovery code digests (hex)
 //	P:{T}:links:<acc_id>        hash   its link codes: digest (hex) -> expiry; a code not listed is void
-//	P:{T}:link:<digest>         hash   a link code (account, device that made it, created, expires); TTL its lifetime
+//	P:{T}:link:<digest>         hash   a link code (account, device that made it, created, expires, redeemed_by once used); TTL its lifetime
 //	P:{T}:tomb:<acc_id>         hash   a deleted account's tombstone; TTL the hold
 //	P:{T}:device:<dev_id>       hash   a device
 //	P:{T}:session:<dev_id>      hash   the device's refresh session

@@ -202,8 +202,55 @@ func (s *Store) RedeemLinkCode(ctx context.Context, digest []byte, now time.Time
 		return account.Account{}, err
 	}
 	// The code's index stays until its TTL: a re-sent script finds its way
-	// to the answer, and a later redemption to a code that is gone.
+	// to the answer, a later redemption to a code that is used, and
+	// RedeemedLinkCode to the device that used it.
 	return acc, nil
+}
+
+// RedeemedLinkCode reports the account and the device that redeemed a
+// link code, in one read-only script on the tag of the code's account.
+func (s *Store) RedeemedLinkCode(ctx context.Context, digest []byte, now time.Time) (account.Account, string, error) {
+	if account.ValidateDigest(digest) != nil {
+		return account.Account{}, "", account.ErrNotFound
+	}
+	if now.IsZero() {
+		return account.Account{}, "", invalid("lookup time")
+	}
+	ctx, cancel, err := s.begin(ctx)
+	if err != nil {
+		return account.Account{}, "", err
+	}
+	defer cancel()
+	hx := hex.EncodeToString(digest)
+	h, err := s.lookup(ctx, linkLocID(hx))
+	if err != nil {
+		return account.Account{}, "", err
+	}
+	maker, err := s.linkMaker(ctx, h, hx)
+	if err != nil {
+		return account.Account{}, "", err
+	}
+	// With no maker named the script reads no maker keys; the code's own
+	// key stands in so that every key stays on the account's tag.
+	devKey, sessKey := s.linkKey(h.tag, hx), s.linkKey(h.tag, hx)
+	if maker != "" {
+		devKey, sessKey = s.deviceKey(h.tag, string(maker)), s.sessionKey(h.tag, string(maker))
+	}
+	keys := []string{s.linkKey(h.tag, hx), s.accountKey(h), s.recoveryKey(h), devKey, sessKey}
+	reply, err := s.q.Run(ctx, redeemedLink, keys, h.acc, encTime(now), string(maker), zeroTime).StringSlice()
+	if err != nil {
+		return account.Account{}, "", unavailable(err)
+	}
+	if len(reply) >= 2 && reply[0] == "ok" {
+		by := reply[1]
+		if !account.ValidID(account.DevicePrefix, by) {
+			return account.Account{}, "", corrupt(fmt.Errorf("%w: link code redeemer", errCorrupt))
+		}
+		acc, err := redeemedAccount(append([]string{"ok"}, reply[2:]...))
+		return acc, by, err
+	}
+	_, err = redeemedAccount(reply)
+	return account.Account{}, "", err
 }
 
 // makerID is the id of the device that made a link code, "" when the

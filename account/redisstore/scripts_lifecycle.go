@@ -275,7 +275,9 @@ return 'ok'
 `)
 
 // redeemLink uses up a live link code whose maker is still active (see
-// the top of this file) and adds the device. KEYS: link, links, account,
+// the top of this file) and adds the device. The code leaves the links
+// hash (it no longer counts or redeems) and its record is marked
+// 'redeemed_by' the new device, keeping its TTL, for redeemedLink. KEYS: link, links, account,
 // devices, device, session, recovery, then the maker's device and session
 // (the new device's again when the record names no maker). ARGV: op,
 // digest (hex), account id, device id, now, the maker's id as read (""
@@ -292,21 +294,42 @@ local function ok()
   return r
 end
 if redis.call('HGET', KEYS[5], 'op') == op then return ok() end
-local l = redis.call('HMGET', KEYS[1], 'account_id', 'expires', 'device')
-if l[1] ~= acc or not before(now, l[2]) then return {'notfound'} end
+local l = redis.call('HMGET', KEYS[1], 'account_id', 'expires', 'device', 'redeemed_by')
+if l[1] ~= acc or not before(now, l[2]) or l[4] then return {'notfound'} end
 if redis.call('HEXISTS', KEYS[2], hx) == 0 then return {'notfound'} end
 if not makerActive(l[3], maker, KEYS[8], KEYS[9], acc, zero) then return {'notfound'} end
 local a = redis.call('HMGET', KEYS[3], 'id', 'banned')
 if a[1] ~= acc then return {'notfound'} end
 if a[2] == '1' then return {'banned'} end
 if redis.call('EXISTS', KEYS[5], KEYS[6]) > 0 then return {'exists'} end
-redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'redeemed_by', dev)
 redis.call('HDEL', KEYS[2], hx)
 argi = 8
 write('HSET', KEYS[5])
 write('HSET', KEYS[6])
 redis.call('SADD', KEYS[4], dev)
 return ok()
+`)
+
+// redeemedLink reads which device redeemed a link code, while the code's
+// lifetime lasts and its maker is still active. KEYS: link, account,
+// recovery, then the maker's device and session (as for redeemLink).
+// ARGV: account id, now, the maker's id as read, zero time. Reply: the
+// status, then for 'ok' the device id, the number of account fields, the
+// account hash and the recovery digests.
+var redeemedLink = redis.NewScript(luaBefore + luaMaker + `
+local acc, now, maker, zero = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local l = redis.call('HMGET', KEYS[1], 'account_id', 'expires', 'device', 'redeemed_by')
+if l[1] ~= acc or not before(now, l[2]) or not l[4] or l[4] == '' then return {'notfound'} end
+if not makerActive(l[3], maker, KEYS[4], KEYS[5], acc, zero) then return {'notfound'} end
+local b = redis.call('HMGET', KEYS[2], 'id', 'banned')
+if b[1] ~= acc then return {'notfound'} end
+if b[2] == '1' then return {'banned'} end
+local a = redis.call('HGETALL', KEYS[2])
+local r = {'ok', l[4], tostring(#a)}
+for i = 1, #a do r[#r + 1] = a[i] end
+for _, c in ipairs(redis.call('SMEMBERS', KEYS[3])) do r[#r + 1] = c end
+return r
 `)
 
 // setRecovery replaces the recovery codes. KEYS: account, recovery. ARGV:

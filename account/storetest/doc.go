@@ -42,7 +42,13 @@
 //     codes whose maker was since signed out (EndSession, refresh reuse),
 //     are one ErrNotFound; the account's other devices' codes still work. A banned account, an invalid device or a device
 //     id in use refuse it and keep the code. Of 16 concurrent redemptions
-//     exactly one succeeds.
+//     exactly one succeeds. A redeemed code's record stays until it would
+//     have expired: RedeemedLinkCode names the account and the device that
+//     redeemed it until then (ErrNotFound at Expires, for a live, unknown or
+//     malformed code, once its maker is signed out, after
+//     EndAccountSessions or DeleteAccount; ErrBanned for a banned
+//     account); it never counts as live, makes room under maxLive, and
+//     never redeems again.
 //   - Recovery codes: the account returns its salt and digests ordered by
 //     byte value; SetRecoveryCodes replaces both; AddRecoveryCode adopts the
 //     salt only when the account has none, and an existing digest is a

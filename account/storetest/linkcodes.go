@@ -412,3 +412,103 @@ func testLinkCodeMakerCreate(t *testing.T, f Factory) {
 	mustCount(t, s, fx.acc.ID, t0, 0)
 	mustCount(t, s, other.acc.ID, t0, 0)
 }
+
+// testLinkCodeRedeemed: a redeemed code's record stays, marked with the
+// device that redeemed it, until the code would have expired, so that a
+// new device whose answer was lost can retry (the flow checks the device).
+// It never counts as live, never redeems again, and it names its device
+// only while the code's lifetime lasts and its maker is active.
+func testLinkCodeRedeemed(t *testing.T, f Factory) {
+	s := f.New(t)
+	ctx := ctxT(t)
+	fx := newFixture(t, "Alice")
+	create(t, s, fx)
+	lc, live := newLink(fx, "a", t0), newLink(fx, "b", t0)
+	mustCreateLink(t, s, lc, 2)
+	mustCreateLink(t, s, live, 2)
+	at := t0.Add(time.Minute)
+	dev, sess := newDevice(t, "", at)
+	if _, err := s.RedeemLinkCode(ctx, lc.Digest, at, dev, sess); err != nil {
+		t.Fatalf("RedeemLinkCode: %v", err)
+	}
+	for _, now := range []time.Time{at, lc.Expires.Add(-time.Nanosecond)} {
+		acc, by, err := s.RedeemedLinkCode(ctx, lc.Digest, now)
+		if err != nil || by != dev.ID || !equalAccount(acc, fx.acc) {
+			t.Fatalf("RedeemedLinkCode(at %v) = %s, %q, %v; want the account and %s", now.Sub(t0), acc.ID, by, err, dev.ID)
+		}
+	}
+	// Not live: it does not count, makes room, and does not redeem again.
+	mustCount(t, s, fx.acc.ID, at, 1)
+	mustCreateLink(t, s, linkBy(fx.acc.ID, fx.dev.ID, "c", at), 2)
+	dev2, sess2 := newDevice(t, "", at)
+	_, err := s.RedeemLinkCode(ctx, lc.Digest, at, dev2, sess2)
+	wantErr(t, "RedeemLinkCode(redeemed)", err, account.ErrNotFound)
+	mustAbsent(t, s, "", dev2.ID)
+	// One answer for everything else.
+	for name, tc := range map[string]struct {
+		d   []byte
+		now time.Time
+	}{
+		"expired":   {lc.Digest, lc.Expires},
+		"live code": {live.Digest, at},
+		"unknown":   {digest("z"), at},
+		"malformed": {[]byte("short"), at},
+	} {
+		_, by, err := s.RedeemedLinkCode(ctx, tc.d, tc.now)
+		wantErr(t, "RedeemedLinkCode("+name+")", err, account.ErrNotFound)
+		if by != "" {
+			t.Fatalf("RedeemedLinkCode(%s) named %q", name, by)
+		}
+	}
+	_, _, err = s.RedeemedLinkCode(ctx, lc.Digest, time.Time{})
+	wantErr(t, "RedeemedLinkCode(zero time)", err, account.ErrInvalidRequest)
+	if err := s.SetBanned(ctx, fx.acc.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = s.RedeemedLinkCode(ctx, lc.Digest, at)
+	wantErr(t, "RedeemedLinkCode(banned)", err, account.ErrBanned)
+	if err := s.SetBanned(ctx, fx.acc.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	// The maker signed out: the code is void, redeemed or not.
+	if err := s.EndSession(ctx, fx.dev.ID, at); err != nil {
+		t.Fatalf("EndSession: %v", err)
+	}
+	_, _, err = s.RedeemedLinkCode(ctx, lc.Digest, at)
+	wantErr(t, "RedeemedLinkCode(maker signed out)", err, account.ErrNotFound)
+}
+
+// testLinkCodeRedeemedGone: after an end-all or a deletion of the
+// account, a redeemed code names no device.
+func testLinkCodeRedeemedGone(t *testing.T, f Factory) {
+	at := t0.Add(time.Minute)
+	for name, end := range map[string]func(s account.Store, fx fixture) error{
+		"EndAccountSessions": func(s account.Store, fx fixture) error {
+			_, err := s.EndAccountSessions(ctxT(t), fx.acc.ID, at)
+			return err
+		},
+		"DeleteAccount": func(s account.Store, fx fixture) error {
+			return s.DeleteAccount(ctxT(t), fx.acc.ID, at, at.Add(hold))
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := f.New(t)
+			fx := newFixture(t, "Alice")
+			create(t, s, fx)
+			lc := newLink(fx, "a", t0)
+			mustCreateLink(t, s, lc, 2)
+			dev, sess := newDevice(t, "", at)
+			if _, err := s.RedeemLinkCode(ctxT(t), lc.Digest, at, dev, sess); err != nil {
+				t.Fatalf("RedeemLinkCode: %v", err)
+			}
+			if err := end(s, fx); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			_, by, err := s.RedeemedLinkCode(ctxT(t), lc.Digest, at)
+			wantErr(t, "RedeemedLinkCode after "+name, err, account.ErrNotFound)
+			if by != "" {
+				t.Fatalf("RedeemedLinkCode after %s named %q", name, by)
+			}
+		})
+	}
+}

@@ -60,6 +60,8 @@ func Run(t *testing.T, f Factory) {
 		{"LinkCodeSignOut", testLinkCodeSignOut},
 		{"LinkCodeMaker", testLinkCodeMaker},
 		{"LinkCodeMakerCreate", testLinkCodeMakerCreate},
+		{"LinkCodeRedeemed", testLinkCodeRedeemed},
+		{"LinkCodeRedeemedGone", testLinkCodeRedeemedGone},
 		{"RecoverySet", testRecoverySet},
 		{"RecoveryAdd", testRecoveryAdd},
 		{"RecoveryUse", testRecoveryUse},
@@ -948,6 +950,10 @@ func lifecycleCalls(fx fixture, extraDev account.Device, extraSess account.Sessi
 		},
 		"RedeemLinkCode": func(ctx context.Context, s account.Store) error {
 			_, err := s.RedeemLinkCode(ctx, digest("l1"), t0, extraDev, extraSess)
+			return err
+		},
+		"RedeemedLinkCode": func(ctx context.Context, s account.Store) error {
+			_, _, err := s.RedeemedLinkCode(ctx, digest("l1"), t0)
 			return err
 		},
 		"SetRecoveryCodes": func(ctx context.Context, s account.Store) error {

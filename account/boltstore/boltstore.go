@@ -26,8 +26,9 @@ var (
 	bucketHolds          = []byte("username_holds")
 	bucketLinkCodes      = []byte("link_codes")
 	bucketAccountLinks   = []byte("account_link_codes")
+	bucketSessionRetry   = []byte("session_retry")
 	allBuckets           = [][]byte{bucketAccounts, bucketUsernames, bucketDevices, bucketAccountDevices, bucketSessions,
-		bucketHolds, bucketLinkCodes, bucketAccountLinks}
+		bucketHolds, bucketLinkCodes, bucketAccountLinks, bucketSessionRetry}
 )
 
 // Defaults for Options.

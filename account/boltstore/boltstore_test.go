@@ -262,8 +262,8 @@ func TestLegacyJSONRecords(t *testing.T) {
 	}
 	s.Close()
 
-	// The refresh rewrote the session (format 2, with its retry digest) and
-	// the device (format 1); the account, not written since, is still JSON.
+	// The refresh rewrote the session and the device (format 1); the
+	// account, not written since, is still JSON.
 	db, err = bolt.Open(path, 0o600, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -271,7 +271,7 @@ func TestLegacyJSONRecords(t *testing.T) {
 	_ = db.View(func(tx *bolt.Tx) error {
 		for bucket, key := range map[string]string{"sessions": devID, "devices": devID, "accounts": accID} {
 			first := tx.Bucket([]byte(bucket)).Get([]byte(key))[0]
-			want := map[string]byte{"sessions": 2, "devices": 1, "accounts": '{'}[bucket]
+			want := map[string]byte{"sessions": 1, "devices": 1, "accounts": '{'}[bucket]
 			if first != want {
 				t.Errorf("%s record starts with %q after the refresh", bucket, first)
 			}

@@ -13,14 +13,18 @@
 // expired; JSON; no maker in records written before it was recorded; a
 // version before redeemed_by reads a redeemed record as live, so going
 // back to it needs the copy as below) and "account_link_codes"
-// (account id + digest -> empty). Account, device and session records are
+// (account id + digest -> empty), "session_retry" (below). Account, device and session records are
 // a compact binary format led by a format byte (records.go); JSON records
 // written by earlier versions still read and are rewritten on their next
-// change, as do format 1 sessions (before retry digests; sessions are now
-// format 2); the reverse does not hold: a version before format 1 reports
-// those records as corrupt, and one before format 2 its sessions, so going
-// back to it after running this one needs a copy of the file taken before
-// the upgrade.
+// change, as do format 2 sessions (written by the first versions with
+// retry digests); the reverse does not hold: a version before format 1
+// reports those records as corrupt, so going back to it after running
+// this one needs a copy of the file taken before the upgrade. A session's
+// retry digest is in "session_retry" (device id -> the session counter it
+// was stored at, then the digest), not in the session record, so that a
+// version before retry ids still reads every session; a digest whose
+// session such a version advanced since is stale by its counter and
+// ignored (docs/deploy.md, Upgrading and rolling back).
 //
 // Every Store method is one atomic step: the username claim and the
 // account creation, each refresh decision, each redemption of a link or

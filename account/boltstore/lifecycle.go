@@ -507,7 +507,7 @@ func (s *Store) DeleteAccount(ctx context.Context, accountID string, now, holdUn
 			return err
 		}
 		for _, id := range suffixes(t, bucketAccountDevices, accountID) {
-			for _, b := range [][]byte{bucketDevices, bucketSessions} {
+			for _, b := range [][]byte{bucketDevices, bucketSessions, bucketSessionRetry} {
 				if err := t.del(b, id); err != nil {
 					return err
 				}

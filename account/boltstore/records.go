@@ -22,9 +22,14 @@ import (
 // '{', which no format byte takes, so they still read; a write replaces
 // them with the current format.
 //
-// Sessions are written in format 2: format 1 followed by the retry digest
-// (a byte string, empty for none). Session records in format 1, written
-// before retry ids, still read, with no digest.
+// Sessions are written in format 1, and their retry digest goes to the
+// bucket "session_retry" (device id -> the session counter it was stored
+// at, uvarint, then the digest), so that a binary from before retry ids,
+// which reads format 1 only, still reads every session after a rollback;
+// the counter keeps a digest left behind by such a binary's advance (it
+// knows nothing of the bucket) from answering for a later token. Format 2
+// (format 1 followed by the digest), which the first binaries with retry
+// ids wrote, still reads; a write replaces it with format 1 and the entry.
 const (
 	formatJSON      = '{'
 	formatV1        = 1
@@ -90,8 +95,8 @@ func encodeDevice(d account.Device) []byte {
 }
 
 func encodeSession(s account.Session) []byte {
-	b := make([]byte, 0, 17+len(s.DeviceID)+len(s.AccountID)+len(s.JKT)+5*16+len(s.Successor)+len(s.RetryDigest))
-	b = append(b, formatSessionV2)
+	b := make([]byte, 0, 16+len(s.DeviceID)+len(s.AccountID)+len(s.JKT)+5*16+len(s.Successor))
+	b = append(b, formatV1)
 	b = appendString(b, s.DeviceID)
 	b = appendString(b, s.AccountID)
 	b = appendString(b, s.JKT)
@@ -101,8 +106,24 @@ func encodeSession(s account.Session) []byte {
 	b = appendTime(b, s.Expires)
 	b = appendTime(b, s.GraceUntil)
 	b = appendTime(b, s.Ended)
-	b = appendBytes(b, s.Successor)
-	return appendBytes(b, s.RetryDigest)
+	return appendBytes(b, s.Successor) // the retry digest: putSession
+}
+
+// encodeRetry is the "session_retry" entry of a session's retry digest.
+func encodeRetry(s account.Session) []byte {
+	b := binary.AppendUvarint(make([]byte, 0, binary.MaxVarintLen64+len(s.RetryDigest)), s.Counter)
+	return append(b, s.RetryDigest...)
+}
+
+// retryDigestAt returns the digest of a "session_retry" entry if it was
+// stored at the session counter ctr, nil otherwise (an entry that an
+// older binary's advance left behind, or unreadable).
+func retryDigestAt(raw []byte, ctr uint64) []byte {
+	at, n := binary.Uvarint(raw)
+	if n <= 0 || at != ctr || len(raw)-n != account.RetryDigestSize {
+		return nil
+	}
+	return bytes.Clone(raw[n:])
 }
 
 // reader decodes one binary record; the first problem sticks and every
@@ -319,7 +340,11 @@ func getDevice(t *txn, id string) (account.Device, error) {
 }
 
 func getSession(t *txn, deviceID string) (account.Session, error) {
-	return getRecord(t, bucketSessions, deviceID, decodeSession)
+	s, err := getRecord(t, bucketSessions, deviceID, decodeSession)
+	if err == nil && s.RetryDigest == nil && s.Ended.IsZero() {
+		s.RetryDigest = retryDigestAt(t.get(bucketSessionRetry, deviceID), s.Counter)
+	}
+	return s, err
 }
 
 func putAccount(t *txn, a account.Account) error {
@@ -331,7 +356,13 @@ func putDeviceRecord(t *txn, d account.Device) error {
 }
 
 func putSession(t *txn, s account.Session) error {
-	return t.put(bucketSessions, s.DeviceID, encodeSession(s))
+	if err := t.put(bucketSessions, s.DeviceID, encodeSession(s)); err != nil {
+		return err
+	}
+	if len(s.RetryDigest) == 0 {
+		return t.del(bucketSessionRetry, s.DeviceID)
+	}
+	return t.put(bucketSessionRetry, s.DeviceID, encodeRetry(s))
 }
 
 // The rarer records (username holds, link codes) stay JSON.

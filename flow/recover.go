@@ -103,9 +103,11 @@ type RecoverRequest struct {
 // without a valid proof never spends budget or codes) -> the per-account
 // budget of this client address -> the account by username -> one atomic
 // UseRecoveryCode (code used up, device added, other sessions ended) ->
-// device entries for the sessions it ended. A wrong code and an unknown
-// username are one answer, ErrInvalidRecoveryCode, and cost the same work
-// (a digest is computed and the store asked in both cases).
+// device entries for the sessions it ended. A code that matches none is
+// checked for a retry after a lost answer (recoverRetried). A wrong code
+// and an unknown username are one answer, ErrInvalidRecoveryCode, and cost
+// the same work (a digest is computed and the store asked, then the
+// account's devices listed, in both cases).
 func (f *Flows) Recover(ctx context.Context, req RecoverRequest) (Tokens, error) {
 	proof, err := f.admitNewDevice(ctx, req.DeviceName, req.Proof)
 	if err != nil {
@@ -123,6 +125,9 @@ func (f *Flows) Recover(ctx context.Context, req RecoverRequest) (Tokens, error)
 		return Tokens{}, err
 	}
 	ended, err := f.useRecoveryCode(ctx, acc, req, dev, sess)
+	if errors.Is(err, account.ErrNotFound) {
+		return f.recoverRetried(ctx, acc, proof.JKT, err)
+	}
 	if err != nil {
 		return Tokens{}, err
 	}
@@ -138,6 +143,41 @@ func (f *Flows) Recover(ctx context.Context, req RecoverRequest) (Tokens, error)
 		}
 	}
 	return f.firstTokens(acc, dev, sess)
+}
+
+// recoverRetried answers a recovery code that matches none of the
+// account's codes. When the account has a device bound to this very key,
+// made within SignupRetryWindow, active and never refreshed, this is that
+// device's retry of a recovery whose answer it lost (the code was used up
+// then, so it matches no more): it gets that device with a fresh first
+// pair, as signupRetried does, and nothing else happens (the other
+// devices were signed out, if asked, by the first attempt; the retried
+// device is not). Only the holder of the key can make the proof. The
+// attempt has spent the budget like any other. Anything else is cause,
+// the ErrInvalidRecoveryCode of the code that matched none. The stand-in account of an unknown name is
+// listed too (it has no devices), so both cost the same store read.
+func (f *Flows) recoverRetried(ctx context.Context, acc account.Account, jkt string, cause error) (Tokens, error) {
+	now := f.now().UTC()
+	var devs []account.Device
+	err := f.call(ctx, "list_devices", func(ctx context.Context) error {
+		d, err := f.cfg.Store.ListDevices(ctx, acc.ID)
+		if err == nil {
+			devs = d
+		}
+		return err
+	})
+	switch {
+	case errors.Is(err, account.ErrNotFound):
+		devs = nil
+	case err != nil:
+		return Tokens{}, storeErr("list_devices", err)
+	}
+	for _, d := range devs {
+		if d.AccountID == acc.ID && d.JKT == jkt && d.Active() && !d.Created.After(now) && now.Sub(d.Created) <= SignupRetryWindow {
+			return f.retriedDevice(ctx, acc, d.ID, jkt, now, ErrInvalidRecoveryCode)
+		}
+	}
+	return Tokens{}, cause
 }
 
 // accountForRecovery finds the account of the username after the

@@ -91,7 +91,7 @@ func sessionFields(s account.Session, op string) []any {
 		"counter", strconv.FormatUint(s.Counter, 10), "created", encTime(s.Created),
 		"last_used", encTime(s.LastUsed), "expires", encTime(s.Expires),
 		"grace_until", encTime(s.GraceUntil), "successor", string(s.Successor),
-		"retry_digest", hex.EncodeToString(s.RetryDigest), "ended", encTime(s.Ended), "op", op)
+		"retry_digest", hex.EncodeToString(s.RetryDigest), "retry_counter", strconv.FormatUint(s.Counter, 10), "ended", encTime(s.Ended), "op", op)
 }
 
 // decoder reads fields of one hash and remembers the first problem.
@@ -165,8 +165,10 @@ func decSession(m map[string]string) (account.Session, error) {
 	if succ := d.str("successor"); succ != "" {
 		s.Successor = []byte(succ)
 	}
-	// Sessions stored before retry ids have no retry_digest: none.
-	if rd := m["retry_digest"]; rd != "" {
+	// Sessions stored before retry ids have no retry_digest: none; one
+	// stored at another counter (left by a node before retry ids, which
+	// advanced without it) is none too.
+	if rd := m["retry_digest"]; rd != "" && m["retry_counter"] == m["counter"] {
 		b, err := hex.DecodeString(rd)
 		if err != nil {
 			return s, fmt.Errorf("%w: field retry_digest", errCorrupt)

@@ -68,7 +68,10 @@ return 'ok'
 // of at least 128 random bits, so learning how many leading bytes of the
 // stored digest a guess matches brings no id closer (a preimage would be
 // needed). Sessions stored before retry ids have no retry_digest field:
-// HMGET answers false, which never matches.
+// HMGET answers false, which never matches. retry_counter is the session
+// counter the digest was stored at: a node from before retry ids advances
+// without touching either field, and the digest it leaves behind must not
+// answer for the token that advance spent.
 var refresh = redis.NewScript(luaBefore + `
 local op, cnt, cnt1, now, cutoff, graceUntil, succ, zero, deadline, retry =
   ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10]
@@ -76,7 +79,7 @@ if deadline ~= '' then
   local t = redis.call('TIME')
   if tonumber(t[1]) * 1000000 + tonumber(t[2]) > tonumber(deadline) then return {'late'} end
 end
-local s = redis.call('HMGET', KEYS[3], 'counter', 'ended', 'expires', 'last_used', 'grace_until', 'successor', 'op', 'retry_digest')
+local s = redis.call('HMGET', KEYS[3], 'counter', 'ended', 'expires', 'last_used', 'grace_until', 'successor', 'op', 'retry_digest', 'retry_counter')
 if not s[1] then return {'notfound'} end
 local banned = redis.call('HGET', KEYS[1], 'banned')
 local revoked = redis.call('HGET', KEYS[2], 'revoked')
@@ -86,14 +89,14 @@ if s[2] ~= zero or (revoked and revoked ~= zero) or banned == '1'
 end
 if cnt == s[1] then
   redis.call('HSET', KEYS[3], 'counter', cnt1, 'grace_until', graceUntil, 'successor', succ, 'last_used', now, 'op', op,
-    'retry_digest', retry)
+    'retry_digest', retry, 'retry_counter', cnt1)
   redis.call('HSET', KEYS[2], 'last_used', now)
   return {'advanced', succ}
 end
 if cnt1 == s[1] then
   if s[7] == op then return {'advanced', s[6]} end
   if before(now, s[5]) then return {'grace', s[6]} end
-  if retry ~= '' and s[8] == retry then
+  if retry ~= '' and s[8] == retry and s[9] == cnt1 then
     redis.call('HSET', KEYS[3], 'last_used', now)
     redis.call('HSET', KEYS[2], 'last_used', now)
     return {'retried', s[6]}

@@ -336,3 +336,38 @@ func TestLegacyLinkCode(t *testing.T) {
 		})
 	}
 }
+
+// TestRedeemedLinkCodeRollback: a redeemed code's record stays for
+// retries, but a binary from before redeemed_by (a rolled-back
+// deployment) decides on its expiry alone: that must read as passed, or
+// the rolled-back binary would redeem the used code a second time.
+func TestRedeemedLinkCodeRollback(t *testing.T) {
+	s, err := boltstore.Open(filepath.Join(t.TempDir(), "a.db"), boltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := t.Context()
+	alice := newFixture(t, "alice")
+	if err := alice.create(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	lc := account.LinkCode{Digest: linkDigest("a"), AccountID: alice.acc.ID, DeviceID: alice.dev.ID, Created: bt0, Expires: bt0.Add(10 * time.Minute)}
+	if err := s.CreateLinkCode(ctx, lc, 3, bt0); err != nil {
+		t.Fatal(err)
+	}
+	now := bt0.Add(time.Minute)
+	dev := account.Device{ID: mustID(t, account.DevicePrefix), Name: "tablet", Created: now, LastUsed: now}
+	dev.JKT = "jkt-" + dev.ID
+	sess := account.Session{DeviceID: dev.ID, JKT: dev.JKT, Created: now, LastUsed: now, Expires: now.Add(time.Hour)}
+	if _, err := s.RedeemLinkCode(ctx, lc.Digest, now, dev, sess); err != nil {
+		t.Fatal(err)
+	}
+	if _, by, err := s.RedeemedLinkCode(ctx, lc.Digest, now); err != nil || by != dev.ID {
+		t.Fatalf("RedeemedLinkCode = %q, %v; want %s", by, err, dev.ID)
+	}
+	exp, err := boltstore.LinkExpiresAsBefore(ctx, s, lc.Digest)
+	if err != nil || now.Before(exp) {
+		t.Fatalf("expiry an older binary reads = %v, %v; want passed at the redemption (%v)", exp, err, now)
+	}
+}

@@ -9,10 +9,10 @@
 // SHA-256 of a username key left by a rename or deletion -> the end of its
 // hold, JSON, so a held name is not kept in clear), "link_codes" (code
 // digest -> account, the device that made it, created, expires, and once
-// redeemed the device that redeemed it, kept until the code would have
-// expired; JSON; no maker in records written before it was recorded; a
-// version before redeemed_by reads a redeemed record as live, so going
-// back to it needs the copy as below) and "account_link_codes"
+// redeemed the device that redeemed it and until when a lost answer may be
+// retried (the code's old expiry; its expires becomes the redemption time,
+// so a version before redeemed_by reads it as an expired code); JSON; no
+// maker in records written before it was recorded) and "account_link_codes"
 // (account id + digest -> empty), "session_retry" (below). Account, device and session records are
 // a compact binary format led by a format byte (records.go); JSON records
 // written by earlier versions still read and are rewritten on their next

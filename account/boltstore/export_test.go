@@ -6,6 +6,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/hallpass/hallpass/account"
 )
 
 // HoldWriter takes the database's writer lock until release is called, as
@@ -121,3 +123,20 @@ func Holds(s *Store) (n int) {
 
 // SweepBatch is how many holds one release reads at most.
 const SweepBatch = sweepBatch
+
+// LinkExpiresAsBefore reads the link record of digest as a binary from
+// before redeemed_by did: only its expiry, the one field that decides
+// whether such a binary redeems the code.
+func LinkExpiresAsBefore(ctx context.Context, s *Store, digest []byte) (time.Time, error) {
+	var out struct {
+		Expires time.Time `json:"expires"`
+	}
+	err := s.view(ctx, func(t *txn) error {
+		raw := t.get(bucketLinkCodes, string(digest))
+		if raw == nil {
+			return account.ErrNotFound
+		}
+		return json.Unmarshal(raw, &out)
+	})
+	return out.Expires, err
+}

@@ -23,14 +23,27 @@ type holdRecord struct {
 // device that made it; records stored before it was recorded have none
 // (and are good until they expire, ten minutes at most). RedeemedBy is
 // the device that redeemed it: a redeemed record is no longer live (it
-// neither counts nor redeems again) and stays until it would have
-// expired, so that a lost answer can be retried (RedeemedLinkCode).
+// neither counts nor redeems again) and stays until RetryUntil, when the
+// code would have expired, so that a lost answer can be retried
+// (RedeemedLinkCode). Its Expires is set to the redemption time: a binary
+// from before redeemed_by (a rollback) reads the record as an expired
+// code, never as a live one.
 type linkRecord struct {
 	AccountID  string    `json:"account_id"`
 	DeviceID   string    `json:"device_id,omitempty"`
 	Created    time.Time `json:"created"`
 	Expires    time.Time `json:"expires"`
 	RedeemedBy string    `json:"redeemed_by,omitempty"`
+	RetryUntil time.Time `json:"retry_until,omitzero"`
+}
+
+// kept reports whether the record is still of use at now: a live code, or
+// a redeemed one whose retry time lasts.
+func (r linkRecord) kept(now time.Time) bool {
+	if r.RedeemedBy != "" {
+		return now.Before(r.RetryUntil)
+	}
+	return now.Before(r.Expires)
 }
 
 // activeDevice checks that deviceID is a device of the account whose
@@ -140,7 +153,7 @@ func liveLinks(t *txn, accountID string, now time.Time, drop bool) (int, error) 
 		if err != nil && !errors.Is(err, account.ErrNotFound) {
 			return 0, err
 		}
-		if err == nil && now.Before(rec.Expires) {
+		if err == nil && rec.kept(now) {
 			if rec.RedeemedBy == "" {
 				live++
 			}
@@ -269,7 +282,7 @@ func (s *Store) RedeemLinkCode(ctx context.Context, digest []byte, now time.Time
 		if t.has(bucketDevices, d.ID) || t.has(bucketSessions, d.ID) {
 			return account.ErrExists
 		}
-		rec.RedeemedBy = d.ID
+		rec.RedeemedBy, rec.RetryUntil, rec.Expires = d.ID, rec.Expires, now
 		if err := putJSON(t, bucketLinkCodes, string(digest), rec); err != nil {
 			return err
 		}
@@ -298,7 +311,7 @@ func (s *Store) RedeemedLinkCode(ctx context.Context, digest []byte, now time.Ti
 		if err != nil {
 			return err
 		}
-		if !now.Before(rec.Expires) || rec.RedeemedBy == "" {
+		if rec.RedeemedBy == "" || !rec.kept(now) {
 			return account.ErrNotFound
 		}
 		if err := makerActive(t, rec); err != nil {

@@ -754,8 +754,9 @@ export class HallpassClient {
             t = this.checkTokens(await this.exchange(signer, path, "application/json", text, timeout), true);
             break;
           } catch (err) {
-            // A signup whose answer was lost is safe to repeat with the same
-            // key: the server answers with the account it created.
+            // A signup, link or recovery whose answer was lost is safe to
+            // repeat with the same key (and code): the server answers with
+            // the account and device it created.
             const lost = err instanceof NetworkError || (err instanceof ApiError && (err.status === 502 || err.status === 503 || err.status === 504));
             const wait = Math.max(backoff, err instanceof ApiError ? err.retryAfter * 1000 : 0);
             if (!retryLost || !lost) throw err;
@@ -799,10 +800,12 @@ export class HallpassClient {
   /**
    * link joins this device to the account of a link code made by
    * createLinkCode on a signed-in device. A wrong, expired or used code is
-   * invalid_link_code.
+   * invalid_link_code. A lost answer is retried within the retry window
+   * with the same code and key: the server answers a retry by the key that
+   * redeemed the code with the device it created.
    */
   link(args: { code: string; deviceName?: string }): Promise<SessionState> {
-    return this.join("/v1/link", { link_code: String(args.code), ...(args.deviceName ? { device_name: String(args.deviceName) } : {}) }, false);
+    return this.join("/v1/link", { link_code: String(args.code), ...(args.deviceName ? { device_name: String(args.deviceName) } : {}) }, true);
   }
 
   /**
@@ -810,6 +813,9 @@ export class HallpassClient {
    * recovery codes (used up). signOutOtherDevices (default true) signs
    * every other device out: what a lost or stolen phone calls for. A wrong
    * or used code and an unknown username are both invalid_recovery_code.
+   * A lost answer is retried within the retry window with the same code
+   * and key: the server answers a retry by the key of the device the code
+   * created (never refreshed, within 5 minutes) with that device.
    */
   recover(args: { username: string; code: string; deviceName?: string; signOutOtherDevices?: boolean }): Promise<SessionState> {
     return this.join("/v1/recover", {
@@ -817,7 +823,7 @@ export class HallpassClient {
       recovery_code: String(args.code),
       ...(args.deviceName ? { device_name: String(args.deviceName) } : {}),
       sign_out_other_devices: args.signOutOtherDevices ?? true,
-    }, false);
+    }, true);
   }
 
   // ---- authenticated calls --------------------------------------------------

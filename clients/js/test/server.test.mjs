@@ -166,6 +166,52 @@ describe("lost responses", group, () => {
     c.close();
   });
 
+  // joinFirstAnswerLost runs join (a link or recovery by a new client)
+  // while the proxy loses the answer of the redeeming request to path,
+  // and checks that the server had answered it and that the client's
+  // retry got the device that request created: one new device, working.
+  async function joinFirstAnswerLost(path, owner, join) {
+    const before = (await owner.devices()).length;
+    const c = await newClient();
+    let n = 0;
+    // The first request is refused for a nonce; the second redeems.
+    env.proxy.setHook((e) => (e.path === path && e.status === 0 && n++ === 1 ? "lose" : undefined));
+    const from = env.proxy.log.length;
+    let s;
+    try {
+      s = await join(c);
+    } finally {
+      env.proxy.setHook(null);
+    }
+    const calls = env.proxy.log.slice(from).filter((e) => e.path === path);
+    assert.ok(calls.some((e) => e.lost && e.status === 201), `the server redeemed the code on the request whose answer was lost: ${JSON.stringify(calls.map((e) => [e.status, !!e.lost]))}`);
+    assert.equal(s.accountId, (await owner.me()).accountId);
+    const devs = await owner.devices();
+    assert.equal(devs.length, before + 1, "the retry made no second device");
+    assert.ok(devs.some((d) => d.id === s.deviceId && d.active));
+    await c.refresh();
+    await c.me();
+    c.close();
+  }
+
+  test("a link whose answer is lost is retried with the same code and key and gets the device it created", async () => {
+    const a = await newClient();
+    await a.signup({ username: uniqueName() });
+    const { code } = await a.createLinkCode();
+    await joinFirstAnswerLost("/v1/link", a, (c) => c.link({ code }));
+    a.close();
+  });
+
+  test("a recovery whose answer is lost is retried with the same code and key and gets the device it created", async () => {
+    const a = await newClient();
+    const name = uniqueName("rec");
+    await a.signup({ username: name });
+    const codes = await a.createRecoveryCodes();
+    await joinFirstAnswerLost("/v1/recover", a, (c) => c.recover({ username: name, code: codes[0], signOutOtherDevices: false }));
+    assert.equal((await a.me()).recoveryCodesLeft, 9, "one code used");
+    a.close();
+  });
+
   test("a refresh that keeps failing gives up within the retry window and keeps the session", async () => {
     const c = await newClient({ refreshRetryWindowMs: 1500 });
     await c.signup({ username: uniqueName() });

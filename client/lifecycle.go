@@ -54,6 +54,12 @@ func (c *Client) CreateLinkCode(ctx context.Context) (code string, expires time.
 // the device ("" lets the server choose). A wrong, expired or used code is
 // ErrInvalidLinkCode (one answer for all three).
 //
+// An answer lost after the server redeemed the code (a network error, a
+// 502-504) can be got back: call Link again on the same Client (the same
+// key) with the same code within the code's lifetime (10 minutes), before
+// anything else; the server answers with the device the lost request
+// created.
+//
 // Like Signup, a session that could not be saved is returned with an
 // ErrPersist error.
 func (c *Client) Link(ctx context.Context, linkCode, deviceName string) (*Session, error) {
@@ -99,7 +105,11 @@ func (c *Client) CreateRecoveryCodes(ctx context.Context) ([]string, error) {
 //
 // A wrong or used code and an unknown username are the same
 // ErrInvalidRecoveryCode. Guessing is rate limited: an *APIError with
-// code rate_limited and a RetryAfter.
+// code rate_limited and a RetryAfter. An answer lost after the server used
+// the code (a network error, a 502-504) can be got back: call Recover
+// again on the same Client (the same key) with the same arguments within
+// 5 minutes, before anything else; the server answers with the device the
+// lost request created.
 func (c *Client) Recover(ctx context.Context, username, recoveryCode, deviceName string, signOutOthers bool) (*Session, error) {
 	return c.join(ctx, pathRecover, struct {
 		Username      string `json:"username"`

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -375,6 +376,84 @@ func TestCodesFromAHostileServer(t *testing.T) {
 			}
 			if !errors.Is(err, client.ErrBadResponse) {
 				t.Fatalf("err = %v, want ErrBadResponse", err)
+			}
+		})
+	}
+}
+
+// TestJoinAnswerLost: a link or recovery whose answer is lost after the
+// server redeemed the code (the connection dropped) is repeated by the app
+// with the same code on the same client (the same key): the server answers
+// with the device the lost request created, and no second device appears.
+func TestJoinAnswerLost(t *testing.T) {
+	for _, tc := range []struct {
+		path string
+		join func(ctx context.Context, phone, c *client.Client) (*client.Session, error)
+	}{
+		{"/v1/link", func(ctx context.Context, phone, c *client.Client) (*client.Session, error) {
+			code, _, err := phone.CreateLinkCode(ctx)
+			if err != nil {
+				return nil, err
+			}
+			if _, err := c.Link(ctx, code, "tablet"); err == nil {
+				return nil, errors.New("the first link succeeded, its answer was not lost")
+			}
+			return c.Link(ctx, code, "tablet")
+		}},
+		{"/v1/recover", func(ctx context.Context, phone, c *client.Client) (*client.Session, error) {
+			codes, err := phone.CreateRecoveryCodes(ctx)
+			if err != nil {
+				return nil, err
+			}
+			if _, err := c.Recover(ctx, "lostjoin", codes[0], "tablet", false); err == nil {
+				return nil, errors.New("the first recovery succeeded, its answer was not lost")
+			}
+			return c.Recover(ctx, "lostjoin", codes[0], "tablet", false)
+		}},
+	} {
+		t.Run(tc.path, func(t *testing.T) {
+			ri := startIssuer(t)
+			ctx := context.Background()
+			phone := ri.client(t, client.ES256, &client.MemoryStore{})
+			sp, err := phone.Signup(ctx, "lostjoin", "phone")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var tries, served atomic.Int64
+			lose := func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+				// The first try is challenged for a nonce; the second
+				// redeems, and its answer is lost.
+				if r.URL.Path == tc.path && tries.Add(1) == 2 {
+					rec := httptest.NewRecorder()
+					next.ServeHTTP(rec, r)
+					served.Store(int64(rec.Code))
+					hijackClose(t, w)
+					return
+				}
+				next.ServeHTTP(w, r)
+			}
+			ri.intercept.Store(&lose)
+			tablet := ri.client(t, client.EdDSA, &client.MemoryStore{})
+			st, err := tc.join(ctx, phone, tablet)
+			ri.intercept.Store(nil)
+			if err != nil {
+				t.Fatalf("the repeated call: %v", err)
+			}
+			if served.Load() != http.StatusCreated {
+				t.Fatalf("the lost request was answered %d, want 201", served.Load())
+			}
+			devs, err := phone.Devices(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.AccountID != sp.AccountID || len(devs) != 2 {
+				t.Fatalf("session %+v, %d devices; want the phone's account with 2 devices", st, len(devs))
+			}
+			if err := tablet.Refresh(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if me, err := tablet.Me(ctx); err != nil || me.DeviceID != st.DeviceID {
+				t.Fatalf("me %+v, %v", me, err)
 			}
 		})
 	}

@@ -230,3 +230,22 @@ export function uniqueName(prefix = "u") {
   n++;
   return `${prefix}${process.pid % 10000}x${Date.now() % 1000000}x${n}`;
 }
+
+/**
+ * failingStorage wraps the storage inner (a MemoryStorage, say) in one
+ * whose saves fail with "disk full" while setFail(true) (from the start
+ * with failing).
+ */
+export function failingStorage(inner, failing = false) {
+  let fail = failing;
+  const storage = {
+    load: () => inner.load(),
+    save: async (r) => {
+      if (fail) throw new Error("disk full");
+      await inner.save(r);
+    },
+    deviceKey: (create) => inner.deviceKey(create),
+    deleteDeviceKey: () => inner.deleteDeviceKey(),
+  };
+  return { inner, storage, setFail: (v) => { fail = v; } };
+}

@@ -8,7 +8,7 @@ import http from "node:http";
 import { join } from "node:path";
 import { ApiError, ClientCodes, HallpassError, MemoryStorage, ServerCodes, createClient, isSignedOut } from "../dist/index.js";
 import { FileStorage } from "../dist/node.js";
-import { freePort, issuerBehindProxy, repoRoot, startServer, tempDir, uniqueName } from "./harness.mjs";
+import { failingStorage, freePort, issuerBehindProxy, repoRoot, startServer, tempDir, uniqueName } from "./harness.mjs";
 import { readVectors, referenceVerify } from "./vectorlib.mjs";
 
 let env;
@@ -344,25 +344,9 @@ describe("lost responses, at the server's grace window", group, () => {
   });
 });
 
-// failingStorage wraps a MemoryStorage whose saves fail while setFail(true).
-function failingStorage() {
-  const inner = new MemoryStorage();
-  let fail = false;
-  const storage = {
-    load: () => inner.load(),
-    save: async (r) => {
-      if (fail) throw new Error("disk full");
-      await inner.save(r);
-    },
-    deviceKey: (create) => inner.deviceKey(create),
-    deleteDeviceKey: () => inner.deleteDeviceKey(),
-  };
-  return { inner, storage, setFail: (v) => { fail = v; } };
-}
-
 describe("storage", group, () => {
   test("a save that fails keeps the new tokens in memory; the next call saves them and never goes back to the older stored token", async () => {
-    const { inner, storage, setFail } = failingStorage();
+    const { inner, storage, setFail } = failingStorage(new MemoryStorage());
     const c = await newClient({ storage });
     await c.signup({ username: uniqueName() });
     const saved = (await inner.load()).refreshToken;
@@ -698,7 +682,7 @@ describe("a short grace window", group, () => {
   });
 
   test("a client whose save failed never writes its older tokens over what another client saved since", async () => {
-    const { inner, storage: failing, setFail } = failingStorage();
+    const { inner, storage: failing, setFail } = failingStorage(new MemoryStorage());
     const a = await createClient({ server: short.url, storage: failing, crossTab: false });
     await a.signup({ username: uniqueName() });
     const b = await createClient({ server: short.url, storage: inner, crossTab: false });

@@ -10,7 +10,7 @@ import { challengeError } from "../dist/errors.js";
 import { jsonString } from "../dist/dpop.js";
 import { ClientCodes, HallpassError, MemoryStorage, createClient, createProof, generateWebCryptoKey, htuOf, thumbprint, webCryptoSigner } from "../dist/index.js";
 import { FileStorage } from "../dist/node.js";
-import { tempDir } from "./harness.mjs";
+import { failingStorage, tempDir } from "./harness.mjs";
 
 test("base64url: round trip, and one spelling per byte string", () => {
   for (let n = 0; n < 70; n++) {
@@ -307,17 +307,7 @@ test("a stored retry id (a record saved by another tab or before a restart) is s
 });
 
 test("a retry id whose save failed is still sent, the same on in-process retries, and saved by the next call", async () => {
-  const inner = await signedInStorage();
-  let fail = true;
-  const storage = {
-    load: () => inner.load(),
-    save: async (r) => {
-      if (fail) throw new Error("disk full");
-      await inner.save(r);
-    },
-    deviceKey: (create) => inner.deviceKey(create),
-    deleteDeviceKey: () => inner.deleteDeviceKey(),
-  };
+  const { inner, storage, setFail } = failingStorage(await signedInStorage(), true);
   let lose = true;
   const { sent, fetch } = tokenEndpoint(inner, () => (lose ? "lose" : "ok"));
   const c = await createClient({ server, storage, fetch, crossTab: false, refreshRetryWindowMs: 1000 });
@@ -325,7 +315,7 @@ test("a retry id whose save failed is still sent, the same on in-process retries
   assert.ok(sent.length >= 2);
   assert.equal(sent[0].stored.refreshRetryId, undefined, "the save failed");
   assert.ok(sent.every((s) => s.retryId === sent[0].retryId && s.refreshToken === "r1"));
-  fail = false;
+  setFail(false);
   lose = false;
   const tried = sent.length;
   await c.refresh();

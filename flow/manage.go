@@ -50,7 +50,7 @@ func (f *Flows) EndAccount(ctx context.Context, accountID, reason string) error 
 		return err
 	}
 	now := f.now().UTC()
-	if err := f.endStep(ctx, "end_account_sessions", accountID, func(ctx context.Context) error {
+	if err := f.endStep(ctx, "end_account_sessions", revocation.KindAccount, accountID, reason, func(ctx context.Context) error {
 		_, err := f.cfg.Store.EndAccountSessions(ctx, accountID, now)
 		return err
 	}); err != nil {
@@ -74,7 +74,7 @@ func (f *Flows) DeleteAccount(ctx context.Context, accountID, reason string) err
 		return err
 	}
 	now := f.now().UTC()
-	if err := f.endStep(ctx, "delete_account", accountID, func(ctx context.Context) error {
+	if err := f.endStep(ctx, "delete_account", revocation.KindAccount, accountID, reason, func(ctx context.Context) error {
 		return f.cfg.Store.DeleteAccount(ctx, accountID, now, now.Add(f.cfg.UsernameHold))
 	}); err != nil {
 		return err

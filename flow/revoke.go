@@ -114,7 +114,9 @@ const detailStepFailed = "The revocation is in force: the tokens it covers are a
 // place): the step is retried here (retried). The store's answers pass as
 // flow errors (account.ErrNotFound: ErrNotFound) and are not retried; a
 // store that still did not answer is ErrUnavailable, logged and counted
-// (SignOutStepObserver).
+// (SignOutStepObserver), and the entry is written once more for the
+// sessions' idle limit (holdEntry), so that the session the step left live
+// never refreshes again.
 //
 // An attempt that did not answer may still have made the step (a reply
 // lost, or an abandoned call that completed: storecall), and a deletion
@@ -123,7 +125,7 @@ const detailStepFailed = "The revocation is in force: the tokens it covers are a
 // or no session left to end) and counts as done; otherwise a deletion
 // that happened answered not found and skipped the entry written again
 // after it (resealEntry).
-func (f *Flows) endStep(ctx context.Context, op, id string, step func(ctx context.Context) error) error {
+func (f *Flows) endStep(ctx context.Context, op string, kind revocation.Kind, id, reason string, step func(ctx context.Context) error) error {
 	unanswered := false
 	n, err := f.retried(ctx, func(ctx context.Context) error {
 		switch err := f.call(ctx, op, step); {
@@ -148,7 +150,34 @@ func (f *Flows) endStep(ctx context.Context, op, id string, step func(ctx contex
 	if o, ok := f.obs.(SignOutStepObserver); ok {
 		o.SignOutStepFailed(op)
 	}
+	f.holdEntry(ctx, kind, id, reason)
 	return &Error{Code: ErrUnavailable.Code, Detail: detailStepFailed, Err: err}
+}
+
+// holdEntry writes the entry of kind:id once more after the store step
+// that should have ended the sessions it names failed for good, living
+// as long as one of those sessions could still refresh: Config.RefreshIdle
+// (the sessions were last used before now; a session unused for that long
+// has ended). Until then every refresh of them meets the entry in the
+// issuer's mirror and ends the session (step 6 of the refresh), so no
+// refresh token of a signed-out device or account works again when the
+// first entry (Config.EntryTTL) expires. The write is retried, and a final
+// failure is logged and counted: the first entry still stands.
+func (f *Flows) holdEntry(ctx context.Context, kind revocation.Kind, id, reason string) {
+	if f.cfg.Revocations == nil {
+		return
+	}
+	ttl := max(f.cfg.EntryTTL, f.cfg.RefreshIdle)
+	n, err := f.retried(ctx, func(ctx context.Context) error {
+		_, err := f.addEntryTTL(ctx, kind, id, reason, ttl)
+		return err
+	})
+	if err != nil {
+		f.revocationWriteFailed()
+		f.log.LogAttrs(ctx, slog.LevelError, "holding the revocation for the sessions' idle limit failed; a session the failed step left live refreshes again once the first entry expires",
+			slog.String("event", "revocation_write_failed"), slog.String("kind", string(kind)), slog.String("id", id),
+			slog.Int("attempts", n), slog.String("error", err.Error()))
+	}
 }
 
 // resealEntry writes the entry of kind:id again after the store step that
@@ -202,10 +231,15 @@ func (f *Flows) revocationWriteFailed() {
 
 // addEntry is AddEntry without the failure count.
 func (f *Flows) addEntry(ctx context.Context, kind revocation.Kind, id, reason string) (revocation.Entry, error) {
+	return f.addEntryTTL(ctx, kind, id, reason, f.cfg.EntryTTL)
+}
+
+// addEntryTTL is addEntry for an entry that lives ttl.
+func (f *Flows) addEntryTTL(ctx context.Context, kind revocation.Kind, id, reason string, ttl time.Duration) (revocation.Entry, error) {
 	if f.cfg.Revocations == nil {
 		return revocation.Entry{}, nil
 	}
-	e, err := revocation.NewEntry(kind, id, reason, f.now().UTC(), f.cfg.EntryTTL)
+	e, err := revocation.NewEntry(kind, id, reason, f.now().UTC(), ttl)
 	if err != nil {
 		return revocation.Entry{}, fail(ErrInvalidRequest, err)
 	}
@@ -249,7 +283,7 @@ func (f *Flows) Revoke(ctx context.Context, kind revocation.Kind, id, reason str
 	default:
 		return e, nil
 	}
-	switch err := f.endStep(ctx, op, id, end); {
+	switch err := f.endStep(ctx, op, kind, id, reason, end); {
 	case errors.Is(err, ErrNotFound):
 		return e, nil // no session: nothing could race
 	case err != nil:
@@ -274,7 +308,7 @@ func (f *Flows) RevokeDevice(ctx context.Context, deviceID, reason string) error
 		return err
 	}
 	now := f.now().UTC()
-	if err := f.endStep(ctx, "end_session", deviceID, func(ctx context.Context) error {
+	if err := f.endStep(ctx, "end_session", revocation.KindDevice, deviceID, reason, func(ctx context.Context) error {
 		return f.cfg.Store.EndSession(ctx, deviceID, now)
 	}); err != nil {
 		if errors.Is(err, ErrNotFound) {

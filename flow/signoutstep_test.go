@@ -336,3 +336,62 @@ func TestSignOutStepReplyLost(t *testing.T) {
 		})
 	}
 }
+
+// TestSignOutStepFailedHoldsEntry: when the store step fails for good, the
+// session it should have ended stays live in the store. Before, the first
+// entry (Config.EntryTTL) was all that stopped its refresh token: once it
+// expired, with no refresh having met it, the signed-out device (or the
+// banned or deleted account) refreshed again. Now the entry is written once
+// more for the sessions' idle limit, and a refresh long after the first
+// entry's end is still refused, ending the session.
+func TestSignOutStepFailedHoldsEntry(t *testing.T) {
+	for _, p := range signOutPaths {
+		t.Run(p.name, func(t *testing.T) {
+			rs, err := revbolt.Open(filepath.Join(t.TempDir(), "revocation.db"), revbolt.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { rs.Close() })
+			store := &flakyStep{Store: openBolt(t)}
+			var mirror *revocation.Mirror
+			var ttl, idle time.Duration
+			fx := newFixture(t, store, func(c *flow.Config) {
+				if mirror, err = revocation.NewMirror(rs, revocation.MirrorOptions{Now: c.Now, MaxStaleness: 365 * 24 * time.Hour}); err != nil {
+					t.Fatal(err)
+				}
+				c.Revocations, c.Observe, c.Sessions = rs, mirror.Observe, mirror
+				ttl, idle = c.EntryTTL, c.RefreshIdle
+			})
+			mirror.Start()
+			t.Cleanup(func() { mirror.Close() })
+			<-mirror.Synced()
+			k := newKey(t)
+			out := fx.signup(t, k, "holder")
+			fx.clock.Add(2 * time.Second)
+			store.fail.Store(-1)
+			store.onStep = func() { fx.clock.Add(time.Second) } // the retries take time
+			if err := p.signOut(context.Background(), fx.flows, out.AccountID, out.DeviceID); !errors.Is(err, flow.ErrUnavailable) {
+				t.Fatalf("sign-out with the store step down: %v, want ErrUnavailable", err)
+			}
+			store.fail.Store(0)
+			fx.clock.Add(ttl + time.Hour) // the first entry is long gone
+			if _, err := fx.refresh(t, k, out.RefreshToken); !errors.Is(err, flow.ErrInvalidGrant) {
+				t.Fatalf("refresh after the first entry expired: %v, want invalid_grant", err)
+			}
+			if op := p.op; op != "delete_account" {
+				checkSignedOut(t, &stepFixture{fixture: fx, store: store}, out, op)
+			}
+			entries, _, err := rs.Snapshot(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			held := false
+			for _, e := range entries {
+				held = held || (e.ID == out.DeviceID || e.ID == out.AccountID) && e.Expires.Sub(e.Before) >= idle
+			}
+			if !held {
+				t.Fatalf("no entry held for the idle limit (%v) among %+v", idle, entries)
+			}
+		})
+	}
+}

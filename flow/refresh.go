@@ -14,7 +14,6 @@ import (
 	"github.com/hallpass/hallpass/dpop"
 	"github.com/hallpass/hallpass/refresh"
 	"github.com/hallpass/hallpass/revocation"
-	"github.com/hallpass/hallpass/token"
 )
 
 // Meta is what the transport knows about a request for the security log:
@@ -225,13 +224,9 @@ func (f *Flows) retriedAfterGrace(ctx context.Context, codec *refresh.Codec, m M
 	if err != nil {
 		return Tokens{}, err
 	}
-	key, err := f.signingKey()
+	access, claims, err := f.mintAccess(sess)
 	if err != nil {
 		return Tokens{}, err
-	}
-	access, claims, err := f.cfg.Minter.Mint(key, token.Subject{Account: sess.AccountID, Device: sess.DeviceID, JKT: sess.JKT})
-	if err != nil {
-		return Tokens{}, fail(ErrInternal, err)
 	}
 	f.log.LogAttrs(ctx, slog.LevelInfo, "refresh retried after the grace window with the retry id of the advance; stored refresh token returned",
 		slog.String("event", "refresh_retried"), slog.String("request_id", m.RequestID),

@@ -87,15 +87,25 @@ func (f *Flows) mintPair(sess account.Session, ctr uint64, now time.Time) (Token
 	return f.mintPairWith(f.cfg.Refresh, sess, ctr, now)
 }
 
-// mintPairWith is mintPair sealing with codec.
-func (f *Flows) mintPairWith(codec *refresh.Codec, sess account.Session, ctr uint64, now time.Time) (Tokens, error) {
+// mintAccess mints an access token for the session's account, device
+// and key under the current signing key.
+func (f *Flows) mintAccess(sess account.Session) (string, *token.Claims, error) {
 	key, err := f.signingKey()
 	if err != nil {
-		return Tokens{}, err
+		return "", nil, err
 	}
 	access, claims, err := f.cfg.Minter.Mint(key, token.Subject{Account: sess.AccountID, Device: sess.DeviceID, JKT: sess.JKT})
 	if err != nil {
-		return Tokens{}, fail(ErrInternal, err)
+		return "", nil, fail(ErrInternal, err)
+	}
+	return access, claims, nil
+}
+
+// mintPairWith is mintPair sealing with codec.
+func (f *Flows) mintPairWith(codec *refresh.Codec, sess account.Session, ctr uint64, now time.Time) (Tokens, error) {
+	access, claims, err := f.mintAccess(sess)
+	if err != nil {
+		return Tokens{}, err
 	}
 	rt, err := codec.Seal(refresh.Claims{DeviceID: sess.DeviceID, Counter: ctr, IssuedAt: now, ExpiresAt: sess.Expires})
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"github.com/hallpass/hallpass/account"
 	"github.com/hallpass/hallpass/dpop"
 	"github.com/hallpass/hallpass/problem"
+	"github.com/hallpass/hallpass/revocation"
 )
 
 // Link-code sentinels.
@@ -136,7 +137,7 @@ func (f *Flows) linkRetried(ctx context.Context, canon, jkt string) (Tokens, err
 			return err
 		})
 		if err == nil {
-			return f.retriedDevice(ctx, acc, devID, jkt, now, ErrInvalidLinkCode)
+			return f.retriedDevice(ctx, acc, devID, jkt, ErrInvalidLinkCode)
 		}
 		if !errors.Is(err, account.ErrNotFound) {
 			break
@@ -150,9 +151,10 @@ func (f *Flows) linkRetried(ctx context.Context, canon, jkt string) (Tokens, err
 
 // retriedDevice gives device devID of acc a fresh first pair when it is
 // a new device's retry after a lost answer: bound to jkt, active, and its
-// session never refreshed (counter 0, not ended). Otherwise it answers
-// refuse; a store that does not answer is ErrUnavailable.
-func (f *Flows) retriedDevice(ctx context.Context, acc account.Account, devID, jkt string, now time.Time, refuse *Error) (Tokens, error) {
+// session never refreshed (counter 0, not ended), and no revocation entry
+// written since denies it (retryPair). Otherwise it answers refuse; a
+// store that does not answer is ErrUnavailable.
+func (f *Flows) retriedDevice(ctx context.Context, acc account.Account, devID, jkt string, refuse *Error) (Tokens, error) {
 	var dev account.Device
 	var sess account.Session
 	err := f.call(ctx, "get_device_session", func(ctx context.Context) error {
@@ -176,11 +178,43 @@ func (f *Flows) retriedDevice(ctx context.Context, acc account.Account, devID, j
 		sess.AccountID != acc.ID || sess.JKT != jkt || sess.Counter != 0 || !sess.Ended.IsZero() {
 		return Tokens{}, fail(refuse, errors.New("not a retry of this device's first answer"))
 	}
-	out, err := f.mintPair(sess, 0, now)
+	return f.retryPair(ctx, acc, dev.ID, sess, refuse)
+}
+
+// retryPair mints the fresh first pair of a retry after a lost answer
+// (signupRetried, linkRetried, recoverRetried), once the store showed the
+// device active and its session never refreshed. The store alone cannot
+// vouch for that: a sign-out, ban or admin entry whose store step failed
+// for good (endStep) leaves the session live there, and only its
+// revocation entry says the device is out. So the entries are asked, as a
+// refresh asks them, with the session's start as the issue time (that of
+// the pair whose answer was lost): an entry for the device or its account
+// written since refuses the retry (refuse, the flow's one answer) and
+// ends the session, as a refresh meeting it would; a mirror that cannot
+// vouch is ErrUnavailable. Minted after the entry, the pair would
+// otherwise be newer than it and pass every mirror. The refresh token
+// carries the session's start too, so an entry written while this
+// request runs still refuses it.
+func (f *Flows) retryPair(ctx context.Context, acc account.Account, devID string, sess account.Session, refuse *Error) (Tokens, error) {
+	if f.cfg.Sessions != nil {
+		switch err := f.cfg.Sessions.CheckSession(ctx, devID, acc.ID, sess.Created); {
+		case errors.Is(err, revocation.ErrStale):
+			return Tokens{}, fail(ErrUnavailable, err)
+		case err != nil:
+			at := f.now().UTC()
+			if cerr := f.call(ctx, "end_session", func(ctx context.Context) error {
+				return f.cfg.Store.EndSession(ctx, devID, at)
+			}); cerr != nil {
+				return Tokens{}, storeErr("end_session", cerr)
+			}
+			return Tokens{}, fail(refuse, err)
+		}
+	}
+	out, err := f.mintPair(sess, 0, sess.Created)
 	if err != nil {
 		return Tokens{}, err
 	}
-	out.AccountID, out.Username, out.DeviceID = acc.ID, acc.Username, dev.ID
+	out.AccountID, out.Username, out.DeviceID = acc.ID, acc.Username, devID
 	return out, nil
 }
 

@@ -174,7 +174,7 @@ func (f *Flows) recoverRetried(ctx context.Context, acc account.Account, jkt str
 	}
 	for _, d := range devs {
 		if d.AccountID == acc.ID && d.JKT == jkt && d.Active() && !d.Created.After(now) && now.Sub(d.Created) <= SignupRetryWindow {
-			return f.retriedDevice(ctx, acc, d.ID, jkt, now, ErrInvalidRecoveryCode)
+			return f.retriedDevice(ctx, acc, d.ID, jkt, ErrInvalidRecoveryCode)
 		}
 	}
 	return Tokens{}, cause

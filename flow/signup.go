@@ -167,11 +167,10 @@ func (f *Flows) signupRetried(ctx context.Context, key, jkt string, now time.Tim
 	if err != nil || sess.Counter != 0 || !sess.Ended.IsZero() || sess.JKT != jkt {
 		return Tokens{}, taken
 	}
-	out, err := f.mintPair(sess, 0, now)
+	out, err := f.retryPair(ctx, acc, devs[0].ID, sess, taken)
 	if err != nil {
 		return Tokens{}, err
 	}
 	f.obs.SignedUp()
-	out.AccountID, out.Username, out.DeviceID = acc.ID, acc.Username, devs[0].ID
 	return out, nil
 }

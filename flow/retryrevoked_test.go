@@ -4,13 +4,10 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"errors"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/hallpass/hallpass/flow"
-	"github.com/hallpass/hallpass/revocation"
-	revbolt "github.com/hallpass/hallpass/revocation/boltstore"
 )
 
 // TestRetryAfterFailedSignOut: a new device signed out (or its account
@@ -73,22 +70,8 @@ func TestRetryAfterFailedSignOut(t *testing.T) {
 	for _, j := range joins {
 		for _, p := range signOutPaths[:4] { // a deletion leaves no device to retry
 			t.Run(j.name+"/"+p.name, func(t *testing.T) {
-				rs, err := revbolt.Open(filepath.Join(t.TempDir(), "revocation.db"), revbolt.Options{})
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { rs.Close() })
 				store := &flakyStep{Store: openBolt(t)}
-				var mirror *revocation.Mirror
-				fx := newFixture(t, store, func(c *flow.Config) {
-					if mirror, err = revocation.NewMirror(rs, revocation.MirrorOptions{Now: c.Now, MaxStaleness: 365 * 24 * time.Hour}); err != nil {
-						t.Fatal(err)
-					}
-					c.Revocations, c.Observe, c.Sessions = rs, mirror.Observe, mirror
-				})
-				mirror.Start()
-				t.Cleanup(func() { mirror.Close() })
-				<-mirror.Synced()
+				fx, _ := newMirroredFixture(t, store)
 				k := newKey(t)
 				jn := j.join(t, fx, k)
 				fx.clock.Add(2 * time.Second)

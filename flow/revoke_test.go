@@ -12,7 +12,6 @@ import (
 	"github.com/hallpass/hallpass/account/boltstore"
 	"github.com/hallpass/hallpass/flow"
 	"github.com/hallpass/hallpass/revocation"
-	revbolt "github.com/hallpass/hallpass/revocation/boltstore"
 	"github.com/hallpass/hallpass/verifier"
 )
 
@@ -114,15 +113,12 @@ func TestSignOutRacingRefresh(t *testing.T) {
 }
 
 func testSignOutRacingRefresh(t *testing.T, signOut func(f *flow.Flows, acc, dev string) error) {
-	rs, err := revbolt.Open(filepath.Join(t.TempDir(), "revocation.db"), revbolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rs.Close() })
+	rs := openRevocations(t)
 	var mirror *revocation.Mirror
 	sessions := &hookedSessions{}
 	store := &raceStore{Store: openBolt(t)}
 	fx := newFixture(t, store, func(c *flow.Config) {
+		var err error
 		if mirror, err = revocation.NewMirror(rs, revocation.MirrorOptions{Now: c.Now, MaxStaleness: time.Hour}); err != nil {
 			t.Fatal(err)
 		}

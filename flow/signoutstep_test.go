@@ -121,6 +121,38 @@ var signOutPaths = []struct {
 	}},
 }
 
+// openRevocations opens a revocation store on a bbolt file of the test's.
+func openRevocations(t *testing.T) *revbolt.Store {
+	t.Helper()
+	rs, err := revbolt.Open(filepath.Join(t.TempDir(), "revocation.db"), revbolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rs.Close() })
+	return rs
+}
+
+// newMirroredFixture builds flows over store with a revocation store and
+// the issuer's own mirror of it (Observe, Sessions), as hallpass serve runs
+// them; the mirror does not go stale on the fixture's clock. opts change
+// the configuration as newFixture's do.
+func newMirroredFixture(t *testing.T, store account.Store, opts ...func(*flow.Config)) (*fixture, *revbolt.Store) {
+	t.Helper()
+	rs := openRevocations(t)
+	var mirror *revocation.Mirror
+	fx := newFixture(t, store, append([]func(*flow.Config){func(c *flow.Config) {
+		var err error
+		if mirror, err = revocation.NewMirror(rs, revocation.MirrorOptions{Now: c.Now, MaxStaleness: 365 * 24 * time.Hour}); err != nil {
+			t.Fatal(err)
+		}
+		c.Revocations, c.Observe, c.Sessions = rs, mirror.Observe, mirror
+	}}, opts...)...)
+	mirror.Start()
+	t.Cleanup(func() { mirror.Close() })
+	<-mirror.Synced()
+	return fx, rs
+}
+
 type stepFixture struct {
 	*fixture
 	store *flakyStep
@@ -133,11 +165,7 @@ type stepFixture struct {
 // a log buffer.
 func newStepFixture(t *testing.T) *stepFixture {
 	t.Helper()
-	rs, err := revbolt.Open(filepath.Join(t.TempDir(), "revocation.db"), revbolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rs.Close() })
+	rs := openRevocations(t)
 	sf := &stepFixture{store: &flakyStep{Store: openBolt(t)}, obs: &stepObserver{}, logs: &logbuf.Buffer{}}
 	sf.fixture = newFixture(t, sf.store, func(c *flow.Config) {
 		c.Revocations, c.Observer = rs, sf.obs
@@ -307,11 +335,7 @@ func (s *lostReply) DeleteAccount(ctx context.Context, id string, now, holdUntil
 func TestSignOutStepReplyLost(t *testing.T) {
 	for _, p := range signOutPaths {
 		t.Run(p.name, func(t *testing.T) {
-			rs, err := revbolt.Open(filepath.Join(t.TempDir(), "revocation.db"), revbolt.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { rs.Close() })
+			rs := openRevocations(t)
 			store := &lostReply{Store: openBolt(t)}
 			var mu sync.Mutex
 			var written []revocation.Entry
@@ -347,24 +371,9 @@ func TestSignOutStepReplyLost(t *testing.T) {
 func TestSignOutStepFailedHoldsEntry(t *testing.T) {
 	for _, p := range signOutPaths {
 		t.Run(p.name, func(t *testing.T) {
-			rs, err := revbolt.Open(filepath.Join(t.TempDir(), "revocation.db"), revbolt.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { rs.Close() })
 			store := &flakyStep{Store: openBolt(t)}
-			var mirror *revocation.Mirror
 			var ttl, idle time.Duration
-			fx := newFixture(t, store, func(c *flow.Config) {
-				if mirror, err = revocation.NewMirror(rs, revocation.MirrorOptions{Now: c.Now, MaxStaleness: 365 * 24 * time.Hour}); err != nil {
-					t.Fatal(err)
-				}
-				c.Revocations, c.Observe, c.Sessions = rs, mirror.Observe, mirror
-				ttl, idle = c.EntryTTL, c.RefreshIdle
-			})
-			mirror.Start()
-			t.Cleanup(func() { mirror.Close() })
-			<-mirror.Synced()
+			fx, rs := newMirroredFixture(t, store, func(c *flow.Config) { ttl, idle = c.EntryTTL, c.RefreshIdle })
 			k := newKey(t)
 			out := fx.signup(t, k, "holder")
 			fx.clock.Add(2 * time.Second)

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -319,14 +321,20 @@ func (t *target) signup(ctx context.Context, d *device, username string) error {
 	return d.keep(b)
 }
 
-// refresh rotates the device's refresh token (its own chain).
+// refresh rotates the device's refresh token (its own chain), with a
+// retry id of 128 random bits as the Go and JS clients send: the issuer
+// stores its digest with the session.
 func (t *target) refresh(ctx context.Context, d *device) error {
 	u := t.base + issuer.PathToken
 	proof, err := dpop.NewProof(d.key, http.MethodPost, u, "", "")
 	if err != nil {
 		return err
 	}
-	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {d.rt}}
+	var id [16]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		return err
+	}
+	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {d.rt}, "retry_id": {base64.RawURLEncoding.EncodeToString(id[:])}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(form.Encode()))
 	if err != nil {
 		return err

@@ -3,6 +3,7 @@ package issuer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -46,7 +47,8 @@ const (
 // once (a revoked key is listed as revoked in the next key-set response).
 type KeyManager interface {
 	// Rotate promotes the next key, retires the current one and adds a
-	// new next key.
+	// new next key: keys.ErrNextTooNew (answered 409) when the next key
+	// has been in the ring less than keys.MinNextAge.
 	Rotate(ctx context.Context) error
 	// Revoke withdraws a key at once: keys.ErrKeyNotFound when the ring
 	// has no such key; keys.ErrKeyRevoked when it was already revoked.
@@ -491,11 +493,18 @@ func (s *Server) keyCall(c echo.Context, op string, fn func(ctx context.Context)
 	return s.storeCall(c, op, fn)
 }
 
+// handleAdminRotate: POST /v1/admin/keys/rotate. A next key published
+// less than keys.MinNextAge ago (a rotation just before, here or on another
+// node) is not promoted: 409, the ring unchanged, Retry-After MinNextAge
+// (an upper bound). Revoking the current key is not held back.
 func (s *Server) handleAdminRotate(c echo.Context) error {
 	if err := s.requireKeyManager(); err != nil {
 		return err
 	}
 	if err := s.keyCall(c, "key_rotate", s.cfg.KeyManager.Rotate); err != nil {
+		if errors.Is(err, keys.ErrNextTooNew) {
+			return errNextTooNew(err)
+		}
 		return storeErr(err)
 	}
 	if cur := s.keys.Current(); cur != nil {
@@ -503,6 +512,19 @@ func (s *Server) handleAdminRotate(c echo.Context) error {
 	}
 	noStore(c)
 	return c.JSON(http.StatusOK, s.keys.KeySet(s.issuer))
+}
+
+// detailNextTooNew is the detail of the 409 to a rotation that came too
+// soon after the one before.
+var detailNextTooNew = fmt.Sprintf("the next signing key was published less than %[1]d minutes ago, so verifiers may not know it yet: "+
+	"rotate again once %[1]d minutes have passed since the last rotation (Retry-After), or revoke the current key if it must stop signing now",
+	int(keys.MinNextAge/time.Minute))
+
+func errNextTooNew(cause error) *apiError {
+	e := fail(http.StatusConflict, CodeInvalidRequest, cause)
+	e.detail = detailNextTooNew
+	e.retryAfter = int(keys.MinNextAge / time.Second)
+	return e
 }
 
 // handleAdminRevokeKey: POST /v1/admin/keys/{kid}/revoke. The ring change

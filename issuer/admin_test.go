@@ -398,6 +398,62 @@ func TestAdminKeys(t *testing.T) {
 	}
 }
 
+// TestAdminRotateTooSoon: a second rotation before the next key made by
+// the first has been published keys.MinNextAge is refused with 409 and
+// leaves the ring as it was (it would put to signing a key no verifier
+// has fetched); revoking the current key is not held back; once
+// MinNextAge has passed, the rotation goes through.
+func TestAdminRotateTooSoon(t *testing.T) {
+	a := newAdminEnv(t, &boltBackend{})
+	if r := a.call(http.MethodPost, issuer.PathAdminKeysRotate, nil); r.status != http.StatusOK {
+		t.Fatalf("first rotate (a fresh ring): %d %s", r.status, r.body)
+	}
+	before := a.ring.Entries()
+	r := a.call(http.MethodPost, issuer.PathAdminKeysRotate, nil)
+	if r.status != http.StatusConflict || r.code(t) != issuer.CodeInvalidRequest {
+		t.Fatalf("second rotate at once: %d %s, want 409 invalid_request", r.status, r.body)
+	}
+	if d := r.str(t, "detail"); !strings.Contains(d, "2 minutes") || !strings.Contains(d, "revoke the current key") {
+		t.Fatalf("detail %q does not say when it may rotate", d)
+	}
+	if ra := r.header.Get("Retry-After"); ra != "120" {
+		t.Fatalf("Retry-After %q, want 120", ra)
+	}
+	after := a.ring.Entries()
+	if len(after) != len(before) || a.ring.Current().ID() != currentOf(before) {
+		t.Fatalf("a refused rotation changed the ring: %d keys, was %d", len(after), len(before))
+	}
+	for i := range before {
+		if after[i].ID() != before[i].ID() || after[i].Status != before[i].Status {
+			t.Fatalf("a refused rotation changed key %s: %s, was %s", before[i].ID(), after[i].Status, before[i].Status)
+		}
+	}
+
+	// Emergency withdrawal right after the rotation: not held back.
+	cur := a.ring.Current().ID()
+	if r := a.call(http.MethodPost, "/v1/admin/keys/"+string(cur)+"/revoke", nil); r.status != http.StatusOK {
+		t.Fatalf("revoke the current key right after a rotation: %d %s", r.status, r.body)
+	}
+	if a.ring.Current().ID() == cur {
+		t.Fatal("the revoked key still signs")
+	}
+
+	a.clock.Advance(keys.MinNextAge)
+	old := a.ring.Current().ID()
+	if r := a.call(http.MethodPost, issuer.PathAdminKeysRotate, nil); r.status != http.StatusOK || a.ring.Current().ID() == old {
+		t.Fatalf("rotate after MinNextAge: %d %s", r.status, r.body)
+	}
+}
+
+func currentOf(entries []keys.RingEntry) keys.KeyID {
+	for _, e := range entries {
+		if e.Status == keys.StatusCurrent {
+			return e.ID()
+		}
+	}
+	return ""
+}
+
 func TestAdminKeysFileReload(t *testing.T) {
 	a := newAdminEnv(t, &boltBackend{})
 	file := a.cfg.AdminKeysFile

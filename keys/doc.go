@@ -59,7 +59,14 @@
 //     key set already know it when it starts to sign.
 //   - current: the one key that signs new tokens.
 //   - Rotate: next becomes current, current becomes retired, a new next
-//     key is made. Routine: no token stops being valid.
+//     key is made. Routine: no token stops being valid. The next key must
+//     have been in the ring MinNextAge (2 min, twice the key set's 60 s
+//     max-age) so that verifiers following the key set know it before its
+//     first token: a rotation sooner after the one before returns
+//     ErrNextTooNew and leaves the ring unchanged. A next key made with
+//     the current one (NewRing) was published with it, so a fresh ring
+//     rotates at once. Two writers rotating at once through a store: one
+//     rotates, the other gets ErrNextTooNew.
 //   - retired: signs nothing more. Its secret is dropped when it retires
 //     (RestoreRing drops one given, and the stores neither write nor open
 //     it): the ring keeps only its public key, published until every token
@@ -70,7 +77,9 @@
 //     again), its id is published under "revoked" and verifiers refuse
 //     every token it signed as soon as they see the key set, valid or not.
 //     Revoking the current key rotates first, so the ring always has a
-//     signer. It cannot be undone.
+//     signer; that rotation is not held back by MinNextAge (an emergency
+//     withdrawal must not wait), so verifiers may meet the new current
+//     key before they have fetched it. It cannot be undone.
 //
 // # Who may change the ring
 //

@@ -14,7 +14,19 @@ var (
 	ErrRingInvalid = errors.New("keys: invalid key ring")
 	ErrKeyNotFound = errors.New("keys: no such key in ring")
 	ErrKeyRevoked  = errors.New("keys: key is revoked")
+	// ErrNextTooNew: Rotate was asked to promote a next key published
+	// less than MinNextAge ago, which verifiers may not know yet.
+	ErrNextTooNew = errors.New("keys: next key published too recently to sign")
 )
+
+// MinNextAge is how long the next key must have been in the ring before
+// Rotate lets it sign: twice the published key set's max-age (60 s), so a
+// verifier that follows the key set knows it before its first token. Two
+// rotations in quick succession would otherwise put to signing a key made
+// seconds before, one no verifier has fetched. Revoking the current
+// key is not held back by it: an emergency withdrawal promotes the next
+// key whatever its age (verifiers refetch on an unknown kid).
+const MinNextAge = 2 * time.Minute
 
 // DefaultRetiredKeep is how long a retired key stays published: the longest
 // access-token lifetime (token.MaxTTL, 60 min) plus the verifier's default
@@ -191,15 +203,43 @@ func (r *Ring) Entries() []RingEntry {
 // creates a new next key. The retired key's secret is dropped at once (it
 // never signs again; a store writes only its public key). Tokens it signed
 // stay valid until they expire; publish the key set again so verifiers learn
-// the change, and Prune it after DefaultRetiredKeep.
+// the change, and Prune it after DefaultRetiredKeep. A next key created
+// less than MinNextAge before now is not promoted: ErrNextTooNew, and the
+// ring is unchanged.
 func (r *Ring) Rotate(rand io.Reader, now time.Time) error {
 	fresh, err := GenerateSecretKey(rand)
 	if err != nil {
 		return err
 	}
+	now = now.UTC()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.rotateLocked(fresh, now.UTC())
+	if next, ok := r.tooNewLocked(now); ok {
+		return fmt.Errorf("%w: it was created at %s; rotate after %s, or revoke the current key if it must stop signing now",
+			ErrNextTooNew, next.Format(time.RFC3339), next.Add(MinNextAge).Format(time.RFC3339))
+	}
+	return r.rotateLocked(fresh, now)
+}
+
+// tooNewLocked reports the creation time of a next key that may not sign
+// yet at now: one added after the current key, less than MinNextAge ago.
+// A next key created with the current key (NewRing) was published in the
+// same key set as the current key, so any verifier that can check the
+// current key's tokens knows it too.
+func (r *Ring) tooNewLocked(now time.Time) (time.Time, bool) {
+	var cur, next *RingEntry
+	for i := range r.entries {
+		switch r.entries[i].Status {
+		case StatusCurrent:
+			cur = &r.entries[i]
+		case StatusNext:
+			next = &r.entries[i]
+		}
+	}
+	if cur == nil || next == nil || !next.Created.After(cur.Created) {
+		return time.Time{}, false
+	}
+	return next.Created, now.Sub(next.Created) < MinNextAge
 }
 
 func (r *Ring) rotateLocked(fresh *SecretKey, now time.Time) error {

@@ -152,7 +152,7 @@ func TestRetiredSecretDropped(t *testing.T) {
 	}
 	old := r.Current()
 	for i := range 5 {
-		if err := r.Rotate(nil, t0.Add(time.Duration(i+1)*time.Minute)); err != nil {
+		if err := r.Rotate(nil, t0.Add(time.Duration(i+1)*MinNextAge)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -188,8 +188,105 @@ func TestRetiredSecretDropped(t *testing.T) {
 			t.Fatalf("RestoreRing kept the secret of retired key %s", e.ID())
 		}
 	}
-	if !rr.Activated().Equal(t0.Add(5 * time.Minute)) {
+	if !rr.Activated().Equal(t0.Add(5 * MinNextAge)) {
 		t.Errorf("Activated = %v", rr.Activated())
+	}
+}
+
+// TestRotateNextTooNew: Rotate promotes a next key only once it has been
+// in the ring MinNextAge, so a verifier following the key set knows it
+// before its first token. Two rotations within a minute put to signing a
+// key made by the first seconds before, which no verifier had fetched. A
+// refused rotation leaves the ring as it was. A fresh ring (next made with
+// current) rotates at once, and revoking the current key is not held back.
+func TestRotateNextTooNew(t *testing.T) {
+	t0 := time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)
+	t1 := t0.Add(time.Hour) // the first rotation
+	rotated := func(t *testing.T) *Ring {
+		r, err := NewRing(nil, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Rotate(nil, t1); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	for _, tc := range []struct {
+		name    string
+		ring    func(t *testing.T) *Ring
+		op      func(r *Ring) error
+		wantErr error
+	}{
+		{name: "fresh ring rotates at once",
+			ring: func(t *testing.T) *Ring { r, _ := NewRing(nil, t0); return r },
+			op:   func(r *Ring) error { return r.Rotate(nil, t0) }},
+		{name: "second rotation at once",
+			ring:    rotated,
+			op:      func(r *Ring) error { return r.Rotate(nil, t1) },
+			wantErr: ErrNextTooNew},
+		{name: "second rotation a minute later",
+			ring:    rotated,
+			op:      func(r *Ring) error { return r.Rotate(nil, t1.Add(time.Minute)) },
+			wantErr: ErrNextTooNew},
+		{name: "second rotation just before MinNextAge",
+			ring:    rotated,
+			op:      func(r *Ring) error { return r.Rotate(nil, t1.Add(MinNextAge-time.Nanosecond)) },
+			wantErr: ErrNextTooNew},
+		{name: "second rotation after MinNextAge",
+			ring: rotated,
+			op:   func(r *Ring) error { return r.Rotate(nil, t1.Add(MinNextAge)) }},
+		{name: "restored ring keeps the rule",
+			ring: func(t *testing.T) *Ring {
+				r, err := RestoreRing(rotated(t).Entries())
+				if err != nil {
+					t.Fatal(err)
+				}
+				return r
+			},
+			op:      func(r *Ring) error { return r.Rotate(nil, t1.Add(time.Second)) },
+			wantErr: ErrNextTooNew},
+		{name: "next key replacing a revoked one",
+			ring: func(t *testing.T) *Ring {
+				r, _ := NewRing(nil, t0)
+				if err := r.Revoke(r.Entries()[1].ID(), nil, t1); err != nil {
+					t.Fatal(err)
+				}
+				return r
+			},
+			op:      func(r *Ring) error { return r.Rotate(nil, t1.Add(time.Minute)) },
+			wantErr: ErrNextTooNew},
+		{name: "revoking the current key right after a rotation",
+			ring: rotated,
+			op:   func(r *Ring) error { return r.Revoke(r.Current().ID(), nil, t1.Add(time.Second)) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := tc.ring(t)
+			before := r.Entries()
+			cur := r.Current().ID()
+			err := tc.op(r)
+			if !errors.Is(err, tc.wantErr) {
+				t.Fatalf("got %v, want %v", err, tc.wantErr)
+			}
+			after := r.Entries()
+			if err != nil {
+				if len(after) != len(before) || r.Current().ID() != cur {
+					t.Fatalf("a refused rotation changed the ring: %d keys, was %d", len(after), len(before))
+				}
+				for i := range before {
+					if after[i].ID() != before[i].ID() || after[i].Status != before[i].Status {
+						t.Fatalf("a refused rotation changed key %s: %s, was %s", before[i].ID(), after[i].Status, before[i].Status)
+					}
+				}
+				return
+			}
+			if r.Current() == nil || r.Current().ID() == cur {
+				t.Fatal("the current key did not change")
+			}
+			if _, err := RestoreRing(after); err != nil {
+				t.Fatalf("ring invalid: %v", err)
+			}
+		})
 	}
 }
 

@@ -163,7 +163,7 @@ func TestServeAdminRotatePrunes(t *testing.T) {
 			clk := &testClock{t: time.Now()}
 			rs, adminURL := startServeHooked(t, func(c *serveConfig) { c.keyClock = clk.Now }, args...)
 			for range 5 {
-				clk.Add(time.Minute)
+				clk.Add(keys.MinNextAge) // the next key is old enough to sign
 				adminPost(t, adminURL, key, "/v1/admin/keys/rotate", nil)
 			}
 			var retired []keys.KeyID
@@ -254,5 +254,41 @@ func TestServeRotateEvery(t *testing.T) {
 	rs := startServe(t, map[string]string{"HALLPASS_ROTATE_EVERY": "24h"}, "--dev", "--data", t.TempDir())
 	if !strings.Contains(rs.logs.String(), "the signing key rotates on schedule") || !strings.Contains(rs.logs.String(), `"rotate_every":"24h0m0s"`) {
 		t.Fatalf("no schedule in the start-up log:\n%s", rs.logs.String())
+	}
+}
+
+// TestKeysRotateTooSoon: `hallpass keys rotate` run again right after a
+// rotation refuses (keys.ErrNextTooNew, exit status 1, one line saying when
+// it may rotate) and leaves the ring as it was: the next key the first run
+// made has not been published keys.MinNextAge, so verifiers may not know it.
+func TestKeysRotateTooSoon(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	wrap := filepath.Join(dir, "wrap.key")
+	if err := os.WriteFile(wrap, []byte(strings.Repeat("a", 43)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ring := []string{"--dir", filepath.Join(dir, "keys"), "--wrap-key-file", wrap}
+	for _, cmd := range []string{"init", "rotate"} {
+		if r := runCmd(t, nil, append([]string{"keys", cmd}, ring...)...); r.err != nil {
+			t.Fatalf("keys %s: %v %s", cmd, r.err, r.stderr)
+		}
+	}
+	list := []string{"keys", "list", "--dir", filepath.Join(dir, "keys"), "--json"}
+	before := runCmd(t, nil, list...)
+	r := runCmd(t, nil, append([]string{"keys", "rotate"}, ring...)...)
+	if !errors.Is(r.err, keys.ErrNextTooNew) {
+		t.Fatalf("second keys rotate at once: %v, want %v", r.err, keys.ErrNextTooNew)
+	}
+	var stderr strings.Builder
+	if code := exitStatus(&stderr, r.err); code != 1 {
+		t.Fatalf("exit status %d, want 1", code)
+	}
+	if line := stderr.String(); !strings.HasPrefix(line, "hallpass: keys: next key published too recently to sign") ||
+		!strings.Contains(line, "rotate after ") || strings.Count(line, "\n") != 1 {
+		t.Fatalf("stderr %q", line)
+	}
+	if after := runCmd(t, nil, list...); before.err != nil || after.err != nil || after.stdout != before.stdout {
+		t.Fatalf("a refused rotation changed the ring:\n%s\nwas\n%s", after.stdout, before.stdout)
 	}
 }

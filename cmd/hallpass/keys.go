@@ -155,7 +155,14 @@ keeps only its public key, published until --prune-after has passed (60 min
 than that are dropped in the same write. Running issuers on the same
 directory serve the change within 2 s, and drop retired keys on their own
 when due; with --key-ring redis use "hallpass admin rotate-keys" instead,
-or serve --rotate-every.`,
+or serve --rotate-every.
+
+The next key must have been published at least 2 minutes (twice the key
+set's max-age) before it signs, so that verifiers know it: a rotation
+sooner after the one before is refused, the ring unchanged, with the time
+after which it may run (a ring fresh from keys init rotates at once). To
+stop the current key signing now, revoke it (hallpass keys revoke): that is
+never held back.`,
 	examples: []string{
 		"hallpass keys rotate --dir data/keys --wrap-key-file wrap.key",
 		"hallpass keys rotate --dir data/keys --passphrase-file passphrase.txt --prune-after 2h",

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -257,14 +258,20 @@ func TestWriterLock(t *testing.T) {
 	}
 	close(release)
 	wg.Wait()
-	// Rotations from many goroutines serialise: none is lost.
+	// Rotations from many goroutines serialise: none is lost. The clock is
+	// read under the lock and moves keys.MinNextAge a rotation, so each
+	// promotes a next key old enough to sign.
 	var wg2 sync.WaitGroup
+	var ticks atomic.Int64
+	t0 := time.Now()
 	for i := 0; i < 5; i++ {
 		wg2.Add(1)
 		go func() {
 			defer wg2.Done()
 			s, _ := New(dir, wp, nil)
-			if _, err := s.Update(ctx, func(r *keys.Ring) error { return r.Rotate(nil, time.Now()) }); err != nil {
+			if _, err := s.Update(ctx, func(r *keys.Ring) error {
+				return r.Rotate(nil, t0.Add(time.Duration(ticks.Add(1))*keys.MinNextAge))
+			}); err != nil {
 				t.Error(err)
 			}
 		}()

@@ -42,6 +42,12 @@
 // and write only when something is due; the check runs again inside the
 // store's update, so nodes due at once rotate once. Open runs no timer.
 //
+// Rotate returns keys.ErrNextTooNew, the ring unchanged, when the next key
+// has been in the ring less than keys.MinNextAge (a rotation just before,
+// on this node or another: of two nodes rotating at once, one rotates and
+// the other gets it; the admin API answers 409). RotateIfDue takes it as
+// not due and tries again on its next run. Revoke is never held back.
+//
 // With the file store, Follow reads the directory's files every
 // filestore.Store.PollInterval (2 s by default), so `hallpass keys rotate`
 // or another issuer on the same machine is followed without a restart.

@@ -303,6 +303,9 @@ func (l *Ring) Prune(ctx context.Context) (int, error) {
 // key has signed for at least that long, and reports whether it did. The
 // check runs again inside the store's update, on the ring as stored, so
 // that nodes due at once rotate once: the others find a fresh current key.
+// A next key too new to sign (keys.ErrNextTooNew: it replaced a revoked
+// next key less than keys.MinNextAge ago) is not due either: a later run
+// rotates once it is old enough.
 func (l *Ring) RotateIfDue(ctx context.Context) (bool, error) {
 	every := l.opts.RotateEvery
 	due := func(r *keys.Ring) bool { return every > 0 && l.opts.Now().Sub(r.Activated()) >= every }
@@ -318,6 +321,10 @@ func (l *Ring) RotateIfDue(ctx context.Context) (bool, error) {
 		return r.Rotate(l.opts.Rand, now)
 	})
 	if errors.Is(err, errNotDue) {
+		return false, nil
+	}
+	if errors.Is(err, keys.ErrNextTooNew) {
+		l.opts.Logger.Debug("scheduled rotation waits for the next key to be published long enough", slog.Any("reason", err))
 		return false, nil
 	}
 	if err != nil {

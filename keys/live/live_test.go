@@ -125,6 +125,13 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// rotateLater rotates r keys.MinNextAge after the clock's time and moves
+// the clock there: the next key is old enough to sign (keys.ErrNextTooNew).
+func (c *clock) rotateLater(r *keys.Ring) error {
+	c.Add(keys.MinNextAge)
+	return r.Rotate(nil, c.Now())
+}
+
 func TestOpenRotateRevoke(t *testing.T) {
 	ctx := context.Background()
 	st := newMemStore(t)
@@ -226,21 +233,22 @@ func TestFollow(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	ctx := context.Background()
 	st := newMemStore(t)
+	clk := &clock{t: time.Now().UTC()}
 	var logs logbuf.Buffer
-	l, err := live.Follow(ctx, st, live.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil)), RetryDelay: time.Millisecond})
+	l, err := live.Follow(ctx, st, live.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil)), RetryDelay: time.Millisecond, Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
 
-	want := st.otherNode(t, func(r *keys.Ring) error { return r.Rotate(nil, time.Now()) })
+	want := st.otherNode(t, clk.rotateLater)
 	eventually(t, "other node's rotation served", func() bool { return l.Current().ID() == want })
 
 	// A reload that fails keeps the ring last served, and says so.
 	st.mu.Lock()
 	st.loadErr = errors.New("unavailable")
 	st.mu.Unlock()
-	st.otherNode(t, func(r *keys.Ring) error { return r.Rotate(nil, time.Now()) })
+	st.otherNode(t, clk.rotateLater)
 	eventually(t, "reload failure logged", func() bool { return strings.Contains(logs.String(), "reloading the key ring failed") })
 	if l.Current().ID() != want {
 		t.Fatal("a failed reload changed the served ring")
@@ -252,10 +260,11 @@ func TestFollow(t *testing.T) {
 	// Watch fails: logged, watched again, and the next change is seen.
 	st.watchErr <- errors.New("connection reset")
 	eventually(t, "watch failure logged", func() bool { return strings.Contains(logs.String(), "watching the key ring failed") })
-	want = st.otherNode(t, func(r *keys.Ring) error { return r.Rotate(nil, time.Now()) })
+	want = st.otherNode(t, clk.rotateLater)
 	eventually(t, "rotation after a watch failure served", func() bool { return l.Current().ID() == want })
 
 	// Own changes are served at once, not only after the report.
+	clk.Add(keys.MinNextAge)
 	if err := l.Rotate(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -280,7 +289,8 @@ func TestConcurrent(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	ctx := context.Background()
 	st := newMemStore(t)
-	l, err := live.Follow(ctx, st, live.Options{})
+	clk := &clock{t: time.Now().UTC()}
+	l, err := live.Follow(ctx, st, live.Options{Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,10 +318,11 @@ func TestConcurrent(t *testing.T) {
 		}()
 	}
 	for range 20 {
+		clk.Add(keys.MinNextAge)
 		if err := l.Rotate(ctx); err != nil {
 			t.Fatal(err)
 		}
-		st.otherNode(t, func(r *keys.Ring) error { return r.Rotate(nil, time.Now()) })
+		st.otherNode(t, clk.rotateLater)
 	}
 	close(stop)
 	wg.Wait()

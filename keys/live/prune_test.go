@@ -137,7 +137,7 @@ func TestRotationPrunes(t *testing.T) {
 			}
 			defer b.Close()
 			for range 5 {
-				clk.Add(time.Minute)
+				clk.Add(keys.MinNextAge)
 				if err := a.Rotate(ctx); err != nil {
 					t.Fatal(err)
 				}
@@ -164,7 +164,7 @@ func TestRotationPrunes(t *testing.T) {
 			}
 			eventually(t, "node b serves the five retired keys", func() bool { return published(b) == 5 })
 
-			clk.Add(keys.DefaultRetiredKeep) // the newest retired a minute ago: four are due
+			clk.Add(keys.DefaultRetiredKeep) // the newest retired just keep ago, the others earlier: four are due
 			eventually(t, "the timer drops the four due", func() bool { return published(a) == 1 && published(b) == 1 })
 			clk.Add(time.Minute)
 			eventually(t, "and then the last", func() bool { return published(a) == 0 && published(b) == 0 })
@@ -232,6 +232,43 @@ func TestRotateIfDue(t *testing.T) {
 				t.Fatalf("%d rotations, %d retired keys; want one of each", rotations, retired)
 			}
 		})
+	}
+}
+
+// TestRotateIfDueWaitsForNext: a scheduled rotation due while the next key
+// is younger than keys.MinNextAge (it replaced a revoked next key) is not
+// an error: not due yet, and done once the next key is old enough.
+func TestRotateIfDueWaitsForNext(t *testing.T) {
+	ctx := context.Background()
+	st := newMemStore(t)
+	clk := &clock{t: time.Now().UTC()}
+	l, err := live.Open(ctx, st, live.Options{Now: clk.Now, RotateEvery: 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := l.Current().ID()
+	clk.Add(24 * time.Hour)
+	var next keys.KeyID
+	for _, k := range l.KeySet("https://issuer.example").Keys {
+		if k.Status == keys.StatusNext {
+			next = k.Kid
+		}
+	}
+	if err := l.Revoke(ctx, next); err != nil {
+		t.Fatal(err)
+	}
+	if done, err := l.RotateIfDue(ctx); done || err != nil {
+		t.Fatalf("RotateIfDue with a next key just made = %v, %v; want not due", done, err)
+	}
+	if l.Current().ID() != first {
+		t.Fatal("rotated to a next key just made")
+	}
+	clk.Add(keys.MinNextAge)
+	if done, err := l.RotateIfDue(ctx); !done || err != nil {
+		t.Fatalf("RotateIfDue once the next key is old enough = %v, %v", done, err)
+	}
+	if l.Current().ID() == first {
+		t.Fatal("no rotation")
 	}
 }
 

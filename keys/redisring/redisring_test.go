@@ -407,11 +407,13 @@ func TestConcurrentRotate(t *testing.T) {
 	var loaded sync.WaitGroup
 	loaded.Add(2)
 	var calls atomic.Int32
+	// Each call rotates keys.MinNextAge after the one before, so the retry
+	// of the loser promotes a next key old enough to sign.
 	rotate := func(first *sync.Once) func(*keys.Ring) error {
 		return func(r *keys.Ring) error {
-			calls.Add(1)
+			n := calls.Add(1)
 			first.Do(func() { loaded.Done(); loaded.Wait() })
-			return r.Rotate(nil, t0.Add(time.Hour))
+			return r.Rotate(nil, t0.Add(time.Hour+time.Duration(n)*keys.MinNextAge))
 		}
 	}
 	var onceA, onceB sync.Once

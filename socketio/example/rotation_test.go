@@ -12,12 +12,16 @@ import (
 )
 
 // rotate rotates the issuer's signing key twice, so that the new current
-// key was never published before (the example learns it by refetching on
-// the unknown kid or at its next refresh), and returns it.
+// key was never in the key set the example holds (it learns it by
+// refetching on the unknown kid or at its next refresh), and returns it.
+// The second rotation is dated keys.MinNextAge after the first, as the ring
+// promotes no next key younger than that; the example's cached key set
+// still predates both.
 func (f *fixture) rotate(t *testing.T) *keys.SecretKey {
 	t.Helper()
-	for range 2 {
-		if err := f.issuer.ring.Rotate(rand.Reader, time.Now()); err != nil {
+	now := time.Now()
+	for i := range 2 {
+		if err := f.issuer.ring.Rotate(rand.Reader, now.Add(time.Duration(i)*keys.MinNextAge)); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -305,16 +305,8 @@ func TestLegacyLinkCode(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := boltstore.Open(filepath.Join(t.TempDir(), "a.db"), boltstore.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
+			s, alice := openWithAlice(t)
 			ctx := t.Context()
-			alice := newFixture(t, "alice")
-			if err := alice.create(ctx, s); err != nil {
-				t.Fatal(err)
-			}
 			d := linkDigest("legacy")
 			if err := boltstore.PutLegacyLink(ctx, s, alice.acc.ID, d, bt0, bt0.Add(10*time.Minute)); err != nil {
 				t.Fatal(err)
@@ -342,16 +334,8 @@ func TestLegacyLinkCode(t *testing.T) {
 // deployment) decides on its expiry alone: that must read as passed, or
 // the rolled-back binary would redeem the used code a second time.
 func TestRedeemedLinkCodeRollback(t *testing.T) {
-	s, err := boltstore.Open(filepath.Join(t.TempDir(), "a.db"), boltstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, alice := openWithAlice(t)
 	ctx := t.Context()
-	alice := newFixture(t, "alice")
-	if err := alice.create(ctx, s); err != nil {
-		t.Fatal(err)
-	}
 	lc := account.LinkCode{Digest: linkDigest("a"), AccountID: alice.acc.ID, DeviceID: alice.dev.ID, Created: bt0, Expires: bt0.Add(10 * time.Minute)}
 	if err := s.CreateLinkCode(ctx, lc, 3, bt0); err != nil {
 		t.Fatal(err)
@@ -370,4 +354,20 @@ func TestRedeemedLinkCodeRollback(t *testing.T) {
 	if err != nil || now.Before(exp) {
 		t.Fatalf("expiry an older binary reads = %v, %v; want passed at the redemption (%v)", exp, err, now)
 	}
+}
+
+// openWithAlice opens a store on a file of the test's (closed at its end)
+// holding one account, alice, with its device and session.
+func openWithAlice(t *testing.T) (*boltstore.Store, fixture) {
+	t.Helper()
+	s, err := boltstore.Open(filepath.Join(t.TempDir(), "a.db"), boltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	alice := newFixture(t, "alice")
+	if err := alice.create(t.Context(), s); err != nil {
+		t.Fatal(err)
+	}
+	return s, alice
 }

@@ -88,15 +88,21 @@
 // `hallpass keys rotate|revoke` on the key directory, or a running issuer,
 // which holds the opened ring and changes it through its store when an
 // admin-key holder calls the admin API (keys/live). Whoever can only write
-// to the storage (the directory, Redis) cannot forge a key or change a
-// status without the secret, but can delete the ring or put back an older
-// copy. On Redis, keys/redisring refuses an older copy (ErrRollback): a
+// to Redis cannot forge a key or change a status without the secret, but
+// can delete the ring or put back an older copy. A key directory is
+// weaker: only the secrets in ring.json are authenticated (by their
+// wrapping), so whoever can write the file can also add a public key of
+// their own, or mark a revoked key retired again, and it verifies. So
+// keys/filestore refuses a ring file others may read or write, a directory
+// others may write to, and a symbolic link (ErrInsecureDir); the owner
+// and root remain trusted. On Redis, keys/redisring refuses an older copy (ErrRollback): a
 // head MAC'd with the documents binds their versions to the counter, and
 // each node keeps the highest versions and the revoked kids it has seen in
 // a state file of its own, so a revoked key never comes back on a node
 // that saw it revoked; a node that has seen nothing cannot tell a complete,
 // consistent old copy from the truth. A key directory relies on its
-// permissions: protect the storage as well as the secret. Reading the
+// permissions and detects no older copy put back: protect the storage as
+// well as the secret. Reading the
 // public half (`hallpass keys list`, `export-public`) needs no secret.
 //
 // # Limits

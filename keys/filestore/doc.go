@@ -7,10 +7,19 @@
 // InsecurePlaintext protector, which logs a warning. DIR/.lock serialises
 // writers across processes with flock(2).
 //
-// What it trusts: the file system permissions of DIR and, for wrapped
-// rings, the secrecy of the passphrase or wrapping key. Every secret read
-// back is authenticated by its PASERK wrapping before use, and every public
-// key must match its recorded kid. Readers need no lock: writes are atomic
+// What it trusts: the owner of DIR and its files (and root) and, for
+// wrapped rings, the secrecy of the passphrase or wrapping key. Every
+// secret read back is authenticated by its PASERK wrapping before use, and
+// every public key must match its recorded kid, but the list itself (which
+// keys, their statuses and times) is not authenticated: whoever can write
+// ring.json can add a public key of their own or turn a revoked key back
+// into a retired one, and verifiers accept it. So every read and every
+// writer refuses, with ErrInsecureDir, a file with any group or other
+// permission bit, a file that is a symbolic link or not a regular file, and
+// a DIR that group or others may write to (they could rename another file
+// over ring.json); group or other read of DIR itself is allowed. Nothing
+// detects an older, authentic ring.json put back by the owner (a restored
+// backup): it is served as it is. Readers need no lock: writes are atomic
 // (temp file, fsync, rename, fsync of the directory), so a reader sees the
 // old ring or the new one, never a torn file.
 //

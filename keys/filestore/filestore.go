@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/hallpass/hallpass/internal/filelock"
@@ -18,12 +19,14 @@ import (
 
 // Errors.
 var (
-	ErrNotFound    = errors.New("filestore: no key ring in directory")
-	ErrExists      = errors.New("filestore: a key ring already exists in directory")
-	ErrLocked      = errors.New("filestore: key ring is locked by another writer")
-	ErrCorrupt     = errors.New("filestore: key ring file is corrupt")
-	ErrProtection  = errors.New("filestore: key ring protection does not match")
-	ErrInsecureDir = errors.New("filestore: key ring file or directory is readable by others")
+	ErrNotFound   = errors.New("filestore: no key ring in directory")
+	ErrExists     = errors.New("filestore: a key ring already exists in directory")
+	ErrLocked     = errors.New("filestore: key ring is locked by another writer")
+	ErrCorrupt    = errors.New("filestore: key ring file is corrupt")
+	ErrProtection = errors.New("filestore: key ring protection does not match")
+	// ErrInsecureDir: a key ring file others may read or write, a
+	// directory others may write to, or a file that is a symbolic link.
+	ErrInsecureDir = errors.New("filestore: key ring file or directory is open to other users")
 	// ErrWrongPassphrase and ErrWrongWrapKey: the secret the Store was
 	// given does not open a stored key. Which one tells the operator what
 	// to fix; a wrong secret and an altered file cannot be told apart. Both
@@ -294,17 +297,11 @@ func (s *Store) read() (*fileFormat, error) {
 }
 
 func (s *Store) readFile(path string) (*fileFormat, error) {
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, ErrNotFound
-	}
+	f, err := openPrivate(path)
 	if err != nil {
-		return nil, fmt.Errorf("filestore: open: %w", err)
+		return nil, err
 	}
 	defer f.Close()
-	if st, err := f.Stat(); err == nil && st.Mode().Perm()&0o077 != 0 && s.prot != nil && s.prot.Protection() == ProtectionPlaintext {
-		return nil, ErrInsecureDir
-	}
 	b, err := io.ReadAll(io.LimitReader(f, maxFileLen+1))
 	if err != nil {
 		return nil, fmt.Errorf("filestore: read: %w", err)
@@ -449,11 +446,65 @@ func writeAtomic(dir, name string, data []byte) error {
 	return nil
 }
 
+// openPrivate opens a key ring file for reading, refusing what others
+// could have written or may read: the file must be a regular file (not a
+// symbolic link, whose target's directory goes unchecked) with no group or
+// other permission bit, in a directory only its owner may write to (see
+// checkDir). Only the secrets are authenticated; whoever can change the
+// file could add a public key that verifies.
+func openPrivate(path string) (*os.File, error) {
+	if err := checkDir(filepath.Dir(path)); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, ErrNotFound
+	case errors.Is(err, syscall.ELOOP):
+		return nil, fmt.Errorf("%w: %s is a symbolic link; keep the file itself in the directory", ErrInsecureDir, path)
+	case err != nil:
+		return nil, fmt.Errorf("filestore: open: %w", err)
+	}
+	fi, err := f.Stat()
+	switch {
+	case err != nil:
+		err = fmt.Errorf("filestore: stat: %w", err)
+	case !fi.Mode().IsRegular():
+		err = fmt.Errorf("%w: %s is not a regular file", ErrInsecureDir, path)
+	case fi.Mode().Perm()&0o077 != 0:
+		err = fmt.Errorf("%w: %s has mode %v; make it its owner's only: chmod 600 %s", ErrInsecureDir, path, fi.Mode().Perm(), path)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// checkDir refuses a key ring directory that group or others may write
+// to: they could replace a file in it (rename needs no right on the file).
+// Group or other read and search are allowed; the files are 0600.
+func checkDir(dir string) error {
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return ErrNotFound
+	case err != nil:
+		return fmt.Errorf("filestore: directory: %w", err)
+	case fi.Mode().Perm()&0o022 != 0:
+		return fmt.Errorf("%w: directory %s has mode %v; only its owner may write to it: chmod 700 %s", ErrInsecureDir, dir, fi.Mode().Perm(), dir)
+	}
+	return nil
+}
+
 // lock takes the exclusive writer lock (flock on dir/.lock), waiting up to
 // LockTimeout or until ctx ends.
 func (s *Store) lock(ctx context.Context) (func(), error) {
 	if err := os.MkdirAll(s.dir, 0o700); err != nil {
 		return nil, fmt.Errorf("filestore: create directory: %w", err)
+	}
+	if err := checkDir(s.dir); err != nil {
+		return nil, err
 	}
 	unlock, err := filelock.Lock(ctx, filepath.Join(s.dir, lockFile), s.LockTimeout)
 	switch {

@@ -193,7 +193,7 @@ func (f *Flows) decide(ctx context.Context, codec *refresh.Codec, req RefreshReq
 		}
 		return Tokens{AccessToken: out.AccessToken, AccessExpiry: time.Unix(out.AccessExpiry, 0), RefreshToken: out.RefreshToken}, nil
 	case account.RefreshRetried:
-		return f.retriedAfterGrace(ctx, codec, req.Meta, sess, rc, res.Successor)
+		return f.retriedAfterGrace(ctx, codec, req.Meta, sess, rc, res.Successor, cand)
 	case account.RefreshReused:
 		f.reused(ctx, req.Meta, sess, rc, now)
 		return Tokens{}, fail(ErrInvalidGrant, errors.New("refresh token reused"))
@@ -216,15 +216,13 @@ func openSuccessor(codec *refresh.Codec, sealed []byte) (successor, error) {
 
 // retriedAfterGrace answers a retry after the grace window (the stored retry digest
 // matched): the stored successor's refresh token, which the session still
-// expects, with an access token minted now under the current signing key,
-// since the stored one may have expired. An audit line with ids only:
-// never a token or the retry id.
-func (f *Flows) retriedAfterGrace(ctx context.Context, codec *refresh.Codec, m Meta, sess account.Session, rc refresh.Claims, sealed []byte) (Tokens, error) {
+// expects, with the candidate's access token (cand), minted under the
+// current signing key before the store step, since the stored one may have
+// expired. Minted before the step, like an advance's, it was issued before
+// any sign-out's step that follows (sealIfLate). An audit line with ids
+// only: never a token or the retry id.
+func (f *Flows) retriedAfterGrace(ctx context.Context, codec *refresh.Codec, m Meta, sess account.Session, rc refresh.Claims, sealed []byte, cand Tokens) (Tokens, error) {
 	out, err := openSuccessor(codec, sealed)
-	if err != nil {
-		return Tokens{}, err
-	}
-	access, claims, err := f.mintAccess(sess)
 	if err != nil {
 		return Tokens{}, err
 	}
@@ -232,7 +230,7 @@ func (f *Flows) retriedAfterGrace(ctx context.Context, codec *refresh.Codec, m M
 		slog.String("event", "refresh_retried"), slog.String("request_id", m.RequestID),
 		slog.String("account_id", sess.AccountID), slog.String("device_id", sess.DeviceID),
 		slog.Uint64("presented_counter", rc.Counter), slog.String("client_ip", m.ClientIP))
-	return Tokens{AccessToken: access, AccessExpiry: claims.Expiry, RefreshToken: out.RefreshToken}, nil
+	return Tokens{AccessToken: cand.AccessToken, AccessExpiry: cand.AccessExpiry, RefreshToken: out.RefreshToken}, nil
 }
 
 // reused handles a detected reuse: an audit line (ids only, never the

@@ -218,7 +218,7 @@ func (f *Flows) unwritten(kind revocation.Kind, id, reason string) {
 	if f.cfg.Observe == nil || f.cfg.Revocations == nil {
 		return
 	}
-	if e, err := revocation.NewEntry(kind, id, reason, f.now().UTC(), f.cfg.EntryTTL); err == nil {
+	if e, err := f.newEntry(kind, id, reason, f.cfg.EntryTTL); err == nil {
 		f.cfg.Observe(e)
 	}
 }
@@ -227,6 +227,45 @@ func (f *Flows) revocationWriteFailed() {
 	if o, ok := f.obs.(RevocationWriteObserver); ok {
 		o.RevocationWriteFailed()
 	}
+}
+
+// newEntry builds an entry made now that lives ttl. A device entry's
+// Before is SignOutMargin ahead of now (its Expires too, so that it lives
+// ttl past Before): a device signed out never gets a token again, and the
+// margin denies the access token of a refresh racing the sign-out, minted
+// after the entry was made but before the sign-out's store step ended the
+// session (sealIfLate), without writing the entry a second time.
+func (f *Flows) newEntry(kind revocation.Kind, id, reason string, ttl time.Duration) (revocation.Entry, error) {
+	now := f.now().UTC()
+	if kind != revocation.KindDevice {
+		return revocation.NewEntry(kind, id, reason, now, ttl)
+	}
+	e, err := revocation.NewEntry(kind, id, reason, now, ttl+f.SignOutMargin())
+	if err != nil {
+		return e, err
+	}
+	e.Before = e.Before.Add(f.SignOutMargin())
+	return e, e.Validate()
+}
+
+// SignOutMargin is how far past its making a device entry denies the
+// device's tokens: the retry budget of the store step that ends the
+// session after it (twice the store timeout). A step that ends within it
+// needs no second entry (sealIfLate).
+func (f *Flows) SignOutMargin() time.Duration { return f.detachedBudget() }
+
+// sealIfLate follows a device sign-out's store step. The step ended the
+// session; a refresh racing it minted its access token before its own
+// store step, so before this step ended. While now is before the entry's
+// Before, every such token was issued before it and is denied: first
+// stays in force, and nothing more is written (one event for every
+// mirror). A step that ended later (a slow or retried store) gets the
+// entry written again (resealEntry).
+func (f *Flows) sealIfLate(ctx context.Context, first revocation.Entry, id, reason string) revocation.Entry {
+	if f.cfg.Revocations == nil || f.now().Before(first.Before) {
+		return first
+	}
+	return f.resealEntry(ctx, first, revocation.KindDevice, id, reason)
 }
 
 // addEntry is AddEntry without the failure count.
@@ -239,7 +278,7 @@ func (f *Flows) addEntryTTL(ctx context.Context, kind revocation.Kind, id, reaso
 	if f.cfg.Revocations == nil {
 		return revocation.Entry{}, nil
 	}
-	e, err := revocation.NewEntry(kind, id, reason, f.now().UTC(), ttl)
+	e, err := f.newEntry(kind, id, reason, ttl)
 	if err != nil {
 		return revocation.Entry{}, fail(ErrInvalidRequest, err)
 	}
@@ -289,6 +328,9 @@ func (f *Flows) Revoke(ctx context.Context, kind revocation.Kind, id, reason str
 	case err != nil:
 		return e, err
 	}
+	if kind == revocation.KindDevice {
+		return f.sealIfLate(ctx, e, id, reason), nil
+	}
 	return f.resealEntry(ctx, e, kind, id, reason), nil
 }
 
@@ -316,7 +358,7 @@ func (f *Flows) RevokeDevice(ctx context.Context, deviceID, reason string) error
 		}
 		return err
 	}
-	f.resealEntry(ctx, first, revocation.KindDevice, deviceID, reason)
+	f.sealIfLate(ctx, first, deviceID, reason)
 	return nil
 }
 

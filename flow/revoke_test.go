@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -94,27 +95,40 @@ func (h *hookedSessions) CheckSession(ctx context.Context, dev, acc string, iat 
 func TestSignOutRacingRefresh(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
+		device  bool // a device sign-out (else the account's sessions)
 		signOut func(f *flow.Flows, acc, dev string) error
 	}{
-		{"logout", func(f *flow.Flows, _, dev string) error { return f.RevokeDevice(context.Background(), dev, "logout") }},
-		{"device entry", func(f *flow.Flows, _, dev string) error {
+		{"logout", true, func(f *flow.Flows, _, dev string) error { return f.RevokeDevice(context.Background(), dev, "logout") }},
+		{"device entry", true, func(f *flow.Flows, _, dev string) error {
 			_, err := f.Revoke(context.Background(), revocation.KindDevice, dev, "admin")
 			return err
 		}},
-		{"account entry", func(f *flow.Flows, acc, _ string) error {
+		{"account entry", false, func(f *flow.Flows, acc, _ string) error {
 			_, err := f.Revoke(context.Background(), revocation.KindAccount, acc, "admin")
 			return err
 		}},
-		{"sessions of a ban", func(f *flow.Flows, acc, _ string) error { return f.EndAccount(context.Background(), acc, "ban") }},
-		{"deletion", func(f *flow.Flows, acc, _ string) error { return f.DeleteAccount(context.Background(), acc, "deleted") }},
+		{"sessions of a ban", false, func(f *flow.Flows, acc, _ string) error { return f.EndAccount(context.Background(), acc, "ban") }},
+		{"deletion", false, func(f *flow.Flows, acc, _ string) error { return f.DeleteAccount(context.Background(), acc, "deleted") }},
 	} {
-		t.Run(tc.name, func(t *testing.T) { testSignOutRacingRefresh(t, tc.signOut) })
+		for _, late := range []bool{false, true} {
+			name := tc.name + "/step within the sign-out margin"
+			if late {
+				name = tc.name + "/step past the sign-out margin"
+			}
+			t.Run(name, func(t *testing.T) { testSignOutRacingRefresh(t, tc.signOut, tc.device, late) })
+		}
 	}
 }
 
-func testSignOutRacingRefresh(t *testing.T, signOut func(f *flow.Flows, acc, dev string) error) {
+// With late, the clock passes the device entry's Before (SignOutMargin
+// after its making) before the refresh mints, as when the sign-out's store
+// step is slow: only an entry written after the step denies that token.
+// Entries written: one for a device sign-out whose step ended within the
+// margin, two otherwise.
+func testSignOutRacingRefresh(t *testing.T, signOut func(f *flow.Flows, acc, dev string) error, device, late bool) {
 	rs := openRevocations(t)
 	var mirror *revocation.Mirror
+	var written atomic.Int32
 	sessions := &hookedSessions{}
 	store := &raceStore{Store: openBolt(t)}
 	fx := newFixture(t, store, func(c *flow.Config) {
@@ -123,7 +137,8 @@ func testSignOutRacingRefresh(t *testing.T, signOut func(f *flow.Flows, acc, dev
 			t.Fatal(err)
 		}
 		sessions.Mirror = mirror
-		c.Revocations, c.Observe, c.Sessions = rs, mirror.Observe, sessions
+		c.Revocations, c.Sessions = rs, sessions
+		c.Observe = func(e revocation.Entry) { written.Add(1); mirror.Observe(e) }
 	})
 	store.advance = fx.clock.Add
 	mirror.Start()
@@ -144,7 +159,11 @@ func testSignOutRacingRefresh(t *testing.T, signOut func(f *flow.Flows, acc, dev
 		store.arm()
 		go func() { done <- signOut(fx.flows, out.AccountID, out.DeviceID) }()
 		waitDenied(t, v, out.AccessToken)
-		fx.clock.Add(time.Second) // the refresh mints after the entry
+		mint := time.Second // the refresh mints after the entry
+		if late {
+			mint += fx.flows.SignOutMargin()
+		}
+		fx.clock.Add(mint)
 	}
 	got, err := fx.refresh(t, k, out.RefreshToken)
 	if err != nil {

@@ -354,8 +354,14 @@ func TestSignOutStepReplyLost(t *testing.T) {
 			checkSignedOut(t, &stepFixture{fixture: fx, store: &flakyStep{Store: store.Store}}, out, p.op)
 			mu.Lock()
 			defer mu.Unlock()
-			if len(written) != 2 {
-				t.Fatalf("%d entries written, want 2 (the entry, then again after the step)", len(written))
+			// A device entry reaches SignOutMargin past its making, and
+			// the step ended within it: written once.
+			want := 2
+			if p.op == "end_session" {
+				want = 1
+			}
+			if len(written) != want {
+				t.Fatalf("%d entries written, want %d", len(written), want)
 			}
 		})
 	}

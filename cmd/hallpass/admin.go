@@ -14,6 +14,7 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/hallpass/hallpass/issuer"
@@ -149,6 +150,11 @@ func idCall(name, args, summary, flagName, usage, method string, path func(id st
 			if *id == "" {
 				return "", "", nil, fmt.Errorf("%w: --%s is required", errUsage, flagName)
 			}
+			if *id == "." || *id == ".." {
+				// A dot segment would move the call to another path
+				// (accounts/../ban is /v1/admin/ban).
+				return "", "", nil, fmt.Errorf("%w: --%s %q is not an id", errUsage, flagName, *id)
+			}
 			return method, path(url.PathEscape(*id)), nil, nil
 		}
 	}}
@@ -276,6 +282,33 @@ func adminBase(s string) (string, error) {
 	return strings.TrimRight(u.String(), "/"), nil
 }
 
+// errNotLoopback: a plain http admin call would have left the machine.
+var errNotLoopback = errors.New("plain http admin call to a non-loopback address refused")
+
+// adminHTTPClient is the client of the admin calls: it never follows a
+// redirect (the key would go along) and, for plain http, connects only to
+// a loopback address, checked on the address actually dialled: adminBase
+// admits the name localhost, which the resolver (/etc/hosts, else DNS)
+// could map elsewhere, and a proxy would be another host too (none is
+// used).
+func adminHTTPClient(scheme string) *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if scheme != "https" {
+		tr.Proxy = nil
+		d := &net.Dialer{Timeout: 30 * time.Second, Control: func(_, address string, _ syscall.RawConn) error {
+			host, _, err := net.SplitHostPort(address)
+			if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+				return errNotLoopback
+			}
+			return nil
+		}}
+		tr.DialContext = d.DialContext
+	}
+	return &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse // never resend the key elsewhere
+	}}
+}
+
 // adminProblem is an error answer of the admin API.
 type adminProblem struct {
 	Status    int    `json:"status"`
@@ -311,10 +344,7 @@ func adminCall(ctx context.Context, u, method, key string, body any) ([]byte, er
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Authorization", "Bearer "+key)
-	hc := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error {
-		return http.ErrUseLastResponse // never resend the key elsewhere
-	}}
-	res, err := hc.Do(req)
+	res, err := adminHTTPClient(req.URL.Scheme).Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("admin API: %w", errors.Unwrap(err))
 	}

@@ -101,6 +101,13 @@ func prefix(a netip.Addr, bits int) string {
 // /64 of an IPv6 address.
 func clientKey(ip string) string { return netsOf(ip).addr }
 
+// ClientKey is what one client address counts as for the per-address
+// budgets, for other per-address caps (hallpass serve's connection cap) to
+// count alike: an IPv4 address (an IPv4-mapped, 6to4 or Teredo address as
+// the IPv4 address it is made from), the /64 of any other IPv6 address
+// (zone dropped), or "unknown" for anything that does not parse.
+func ClientKey(ip netip.Addr) string { return clientKey(ip.String()) }
+
 // nested are the checks of one per-address budget and the budgets of the
 // networks around it.
 func nested(name string, keys [3]string, n clientNets, perIP, perNet, perSite ratelimit.Rule) []limitCheck {

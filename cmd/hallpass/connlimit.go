@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+
+	"github.com/hallpass/hallpass/issuer"
 )
 
 // Default connection caps of a public listener. A mobile carrier's NAT can
@@ -18,9 +20,12 @@ const (
 )
 
 // capListener refuses (closes at once) a connection beyond max open
-// connections in all, or beyond perIP from one address. Connections from
-// trusted proxies count toward the total only: every client behind a proxy
-// shares its address.
+// connections in all, or beyond perIP from one address. An address counts
+// as the issuer's per-address budgets count it (issuer.ClientKey): an IPv6
+// host usually holds a whole /64, so its connections are counted per /64,
+// or one host could open perIP connections from each of 2^64 addresses and
+// hold every slot. Connections from trusted proxies count toward the total
+// only: every client behind a proxy shares its address.
 type capListener struct {
 	net.Listener
 	max, perIP int
@@ -29,7 +34,7 @@ type capListener struct {
 
 	mu      sync.Mutex
 	open    int
-	byIP    map[netip.Addr]int
+	byIP    map[string]int // by issuer.ClientKey
 	refused atomic.Uint64
 }
 
@@ -38,7 +43,7 @@ func capConnections(ln net.Listener, max, perIP int, trusted []netip.Prefix, log
 	if max == 0 && perIP == 0 {
 		return ln
 	}
-	return &capListener{Listener: ln, max: max, perIP: perIP, trusted: trusted, log: log, byIP: map[netip.Addr]int{}}
+	return &capListener{Listener: ln, max: max, perIP: perIP, trusted: trusted, log: log, byIP: map[string]int{}}
 }
 
 func (l *capListener) Accept() (net.Conn, error) {
@@ -47,9 +52,8 @@ func (l *capListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		ip := peerAddr(c)
-		if l.admit(ip) {
-			return &cappedConn{Conn: c, l: l, ip: ip}, nil
+		if key, ok := l.admit(peerAddr(c)); ok {
+			return &cappedConn{Conn: c, l: l, key: key}, nil
 		}
 		c.Close()
 		if n := l.refused.Add(1); n&(n-1) == 0 { // log at 1, 2, 4, 8, ...
@@ -58,30 +62,39 @@ func (l *capListener) Accept() (net.Conn, error) {
 	}
 }
 
-// admit counts a new connection from ip, or refuses it.
-func (l *capListener) admit(ip netip.Addr) bool {
+// admit counts a new connection from ip, or refuses it. key is what the
+// connection counts under per address, "" when it counts toward the total
+// only (a trusted proxy, a peer without an address, no per-address cap):
+// a trusted proxy may share a /64 with clients, so its connections must
+// never give back their slots.
+func (l *capListener) admit(ip netip.Addr) (key string, ok bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	perIP := l.perIP > 0 && ip.IsValid() && !l.isTrusted(ip)
-	if (l.max > 0 && l.open >= l.max) || (perIP && l.byIP[ip] >= l.perIP) {
-		return false
+	if l.perIP > 0 && ip.IsValid() && !l.isTrusted(ip) {
+		key = issuer.ClientKey(ip)
+	}
+	if (l.max > 0 && l.open >= l.max) || (key != "" && l.byIP[key] >= l.perIP) {
+		return "", false
 	}
 	l.open++
-	if perIP {
-		l.byIP[ip]++
+	if key != "" {
+		l.byIP[key]++
 	}
-	return true
+	return key, true
 }
 
-func (l *capListener) release(ip netip.Addr) {
+func (l *capListener) release(key string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.open--
-	if n, ok := l.byIP[ip]; ok {
+	if key == "" {
+		return
+	}
+	if n, ok := l.byIP[key]; ok {
 		if n <= 1 {
-			delete(l.byIP, ip)
+			delete(l.byIP, key)
 		} else {
-			l.byIP[ip] = n - 1
+			l.byIP[key] = n - 1
 		}
 	}
 }
@@ -95,23 +108,26 @@ func (l *capListener) isTrusted(ip netip.Addr) bool {
 	return false
 }
 
+// peerAddr is the connection's peer address, unmapped and without a zone
+// (netip.Prefix.Contains never matches a zoned address, so a trusted
+// link-local proxy would otherwise be capped like a client).
 func peerAddr(c net.Conn) netip.Addr {
 	ap, err := netip.ParseAddrPort(c.RemoteAddr().String())
 	if err != nil {
 		return netip.Addr{}
 	}
-	return ap.Addr().Unmap()
+	return ap.Addr().Unmap().WithZone("")
 }
 
 // cappedConn gives its slot back once, on the first Close.
 type cappedConn struct {
 	net.Conn
 	l    *capListener
-	ip   netip.Addr
+	key  string // per address; "" for the total only
 	once sync.Once
 }
 
 func (c *cappedConn) Close() error {
-	c.once.Do(func() { c.l.release(c.ip) })
+	c.once.Do(func() { c.l.release(c.key) })
 	return c.Conn.Close()
 }

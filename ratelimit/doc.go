@@ -39,8 +39,12 @@
 // # Limits
 //
 // [Memory] holds at most MaxKeys keys. Under more distinct active keys than
-// that it forgets the least constrained ones, which may let them exceed
-// their rule: pair a per-IP rule with a global one. Decisions of separate
-// Memory instances (separate nodes) are independent; use redislimit for a
-// shared budget.
+// that it forgets expired keys first, then keys of the rule most keys are
+// under (the flooded one), least constrained first, which may let them
+// exceed their rule: pair a per-IP rule with a global one. A flood of keys
+// under one rule pushes out keys under that rule, not the key of another
+// rule, however spent the flood's keys are, so the global key holds;
+// budgets that share one rule (Limit and Per) share its fate. Decisions of
+// separate Memory instances (separate nodes) are independent; use
+// redislimit for a shared budget.
 package ratelimit

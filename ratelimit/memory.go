@@ -111,29 +111,52 @@ func (m *Memory) decide(key string, rule Rule, now time.Time, count bool) (Decis
 }
 
 // evict makes room: it drops the sampled entries that have expired (their
-// state equals a new key's), or else the sampled entry closest to expiry,
-// the one whose loss gives away the least budget.
+// state equals a new key's), or else one live entry: of the rule most of
+// the sample is under, the entry closest to expiry, the one whose loss
+// gives away the least budget. Choosing by rule first means a flood of
+// keys under one rule (client addresses) pushes out keys under that rule,
+// never the few keys of another (a global budget), however constrained
+// the flood's keys are.
 func (sh *memShard) evict(now int64) {
-	var (
-		victim     memKey
-		earliest   int64
-		haveVictim bool
-		seen       int
-		dropped    bool
-	)
+	type candidate struct {
+		key memKey
+		tat int64
+		n   int // sampled entries under the rule
+	}
+	byRule := make(map[memKey]*candidate, 4) // key "" : the rule alone
+	var seen int
+	dropped := false
 	for k, tat := range sh.tat { // map order is randomised: a random sample
 		if tat <= now {
 			delete(sh.tat, k)
 			dropped = true
-		} else if !haveVictim || tat < earliest {
-			victim, earliest, haveVictim = k, tat, true
+		} else {
+			r := memKey{limit: k.limit, per: k.per}
+			c := byRule[r]
+			if c == nil {
+				c = &candidate{key: k, tat: tat}
+				byRule[r] = c
+			}
+			c.n++
+			if tat < c.tat {
+				c.key, c.tat = k, tat
+			}
 		}
 		if seen++; seen >= evictSample {
 			break
 		}
 	}
-	if !dropped && haveVictim {
-		delete(sh.tat, victim)
+	if dropped {
+		return
+	}
+	var victim *candidate
+	for _, c := range byRule {
+		if victim == nil || c.n > victim.n || (c.n == victim.n && c.tat < victim.tat) {
+			victim = c
+		}
+	}
+	if victim != nil {
+		delete(sh.tat, victim.key)
 	}
 }
 

@@ -142,6 +142,57 @@ func TestMemoryBounded(t *testing.T) {
 	}
 }
 
+// TestMemoryFloodKeepsOtherRules: a flood of keys under one rule (client
+// addresses), each spent so that it is more constrained than a spent
+// global budget, pushes out keys under that rule, not the one key of the
+// global rule. Before, eviction took the sampled key closest to expiry
+// whatever its rule, so the spent global key went first and the global
+// budget was whole again: "pair a per-IP rule with a global one" did not
+// hold on Memory.
+func TestMemoryFloodKeepsOtherRules(t *testing.T) {
+	tests := []struct {
+		name   string
+		global ratelimit.Rule
+		perIP  ratelimit.Rule
+	}{
+		{"global 1000/h, per address 30/h", ratelimit.Rule{Limit: 1000, Per: time.Hour}, ratelimit.Rule{Limit: 30, Per: time.Hour}},
+		{"global 100/h, per address 2/d", ratelimit.Rule{Limit: 100, Per: time.Hour}, ratelimit.Rule{Limit: 2, Per: 24 * time.Hour}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := ratelimit.NewMemory(ratelimit.MemoryOptions{MaxKeys: 1600})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+			allow := func(key string, r ratelimit.Rule, now time.Time) ratelimit.Decision {
+				t.Helper()
+				d, err := m.Allow(t.Context(), key, r, now)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return d
+			}
+			for allow("global", tc.global, t0).Allowed {
+			}
+			// A second on, the flood: 3200 addresses, each spending its
+			// whole budget (each key then expires after the global one).
+			later := t0.Add(time.Second)
+			for i := range 3200 {
+				ip := fmt.Sprintf("2001:db8:%x::/64", i)
+				for allow(ip, tc.perIP, later).Allowed {
+				}
+			}
+			if n := m.Len(); n > 1600 {
+				t.Fatalf("Memory holds %d keys, MaxKeys is 1600", n)
+			}
+			if d := allow("global", tc.global, later); d.Allowed {
+				t.Fatal("the spent global budget was forgotten under a flood of per-address keys")
+			}
+		})
+	}
+}
+
 func BenchmarkMemoryAllow(b *testing.B) {
 	m, _ := ratelimit.NewMemory(ratelimit.MemoryOptions{})
 	r := ratelimit.Rule{Limit: 1000, Per: time.Second}

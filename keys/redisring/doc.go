@@ -101,9 +101,10 @@
 //     lives as long as the Store.
 //
 // Every read is checked, writes included (Update, RotateLocal, ...): a
-// writer never builds on a refused value, so a rollback cannot be
-// laundered under a newer version. A refused read changes nothing, logs at
-// error level (Options.Logger) and calls Options.OnRollback; keys/live
+// writer never builds on a value it refused, so a node that has seen the
+// newer ring cannot launder a rollback under a newer version (see Limits
+// for a writer that has seen nothing). A refused read changes nothing,
+// logs at error level (Options.Logger) and calls Options.OnRollback; keys/live
 // keeps serving what it last loaded. Init refuses to replace a ring the
 // node or the head has seen (a deleted ring is not silently re-created),
 // EnsureSecrets a list that existed; ResetLocal replaces a deleted or
@@ -118,9 +119,19 @@
 // it). A node that has seen nothing (a new node, or one whose state file
 // was removed) cannot tell a complete, consistent old copy (every document,
 // the head and the counter, from one backup) from the truth; the other
-// nodes refuse it. A ring re-created after Redis lost its data, or
-// restored from a backup on purpose, is refused by every node that saw a
-// newer one until its state file is removed. Protect Redis with ACLs and
+// nodes refuse it, unless such a node writes on top of it: its write
+// lands at the old counter plus one, and once the stateless writes
+// reach the version the other nodes have seen, they accept the result.
+// After one lost write (a failover to a lagging replica, a restart that
+// lost the end of the append-only file) one write suffices: a
+// refresh-key list that ResetLocal dropped comes back with it. A ring
+// that brings back a key a node has seen revoked is still refused. A
+// Store without Options.StateFile starts with nothing seen, so a
+// short-lived writer (a CLI) must not run while nodes refuse the ring. A
+// ring re-created after Redis lost its data, or restored from a backup on
+// purpose, is refused by every node that saw a newer one until its state
+// file is removed; what the lost writes did (a revocation, a reset) is
+// then undone and must be done again. Protect Redis with ACLs and
 // TLS. The wrapping key cannot be rotated in place: re-create the ring.
 // Restarting Redis without persistence loses the ring.
 package redisring

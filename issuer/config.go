@@ -424,8 +424,25 @@ func (cfg *Config) checkNetwork() error {
 		if !p.IsValid() {
 			return errors.New("issuer: invalid trusted proxy prefix")
 		}
+		if trustsEveryAddress(p) {
+			// Every client would be a trusted proxy, so its own
+			// X-Forwarded-For would name it: any budget by address
+			// would be new on every request.
+			return errors.New("issuer: TrustedProxies: a prefix of every address would let each client name its own address; list only your own proxies")
+		}
 	}
 	return nil
+}
+
+// trustsEveryAddress reports whether p holds every IPv4 or every IPv6
+// address (0.0.0.0/0, ::/0, or ::ffff:0:0/96, which the client address
+// rule reads as every IPv4 address).
+func trustsEveryAddress(p netip.Prefix) bool {
+	bits := p.Bits()
+	if p.Addr().Is4In6() {
+		bits -= 96
+	}
+	return bits <= 0
 }
 
 // fillSeams sets the defaults of the logger, registry, clock and random

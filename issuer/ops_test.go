@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -388,6 +389,13 @@ func TestConfigValidation(t *testing.T) {
 		}},
 		// Issue 11, finding 9: a nil Limiter silently meant no signup limits.
 		{"nil limiter, limits not turned off by name", func(c *issuer.Config) { c.Limiter, c.SignupLimitsOff = nil, false }},
+		// A prefix of every address made each client's own X-Forwarded-For
+		// the client address: a new budget on every request.
+		{"trusted proxies 0.0.0.0/0", func(c *issuer.Config) { c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")} }},
+		{"trusted proxies ::/0", func(c *issuer.Config) {
+			c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("::/0")}
+		}},
+		{"trusted proxies ::ffff:0:0/96", func(c *issuer.Config) { c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("::ffff:0:0/96")} }},
 		{"limits off with a limiter", func(c *issuer.Config) {
 			c.Limiter, _ = ratelimit.NewMemory(ratelimit.MemoryOptions{})
 			c.SignupLimitsOff = true

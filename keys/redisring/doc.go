@@ -89,16 +89,21 @@
 //     back, with or without the counter bumped, is refused even by a node
 //     that has seen nothing.
 //   - Each node keeps what it has seen (nodeState): the highest counter,
-//     the highest version of each document and of the head, and every kid
-//     it has seen revoked. A lower version or counter, a missing document
-//     or head it has seen, or a ring in which a kid it has seen revoked is
-//     not revoked, is refused, whatever the head says. With
+//     the highest version of each document and of the head, the digest of
+//     each document at that version, and every kid it has seen revoked. A
+//     lower version or counter, another document at the version it has
+//     seen (a lost write replaced), a missing document or head it has
+//     seen, or a ring in which a kid it has seen revoked is not revoked, is
+//     refused, whatever the head says. With
 //     Options.StateFile the state is a file on the node (JSON
 //     {"mac":..., "state":{"format":1, "prefix", "counter", "docs":{"head",
-//     "ring", "local", "pepper"}, "revoked":[kids]}}, mode 0600, written
+//     "ring", "local", "pepper"}, "revoked":[kids]}, "seen":{kind:
+//     {"version", "sha256"}}, "seen_mac":...}, mode 0600, written
 //     atomically on every change, MAC'd under an HKDF key of the wrapping
-//     key and bound to the prefix), so a restart keeps it; without, it
-//     lives as long as the Store.
+//     key and bound to the prefix; the digests sit beside the state so that
+//     binaries from before them still read the file, and a file without
+//     them opens), so a restart keeps it; without, it lives as long as the
+//     Store.
 //
 // Every read is checked, writes included (Update, RotateLocal, ...): a
 // writer never builds on a value it refused, so a node that has seen the
@@ -119,15 +124,17 @@
 // it). A node that has seen nothing (a new node, or one whose state file
 // was removed) cannot tell a complete, consistent old copy (every document,
 // the head and the counter, from one backup) from the truth; the other
-// nodes refuse it, unless such a node writes on top of it: its write
-// lands at the old counter plus one, and once the stateless writes
-// reach the version the other nodes have seen, they accept the result.
-// After one lost write (a failover to a lagging replica, a restart that
-// lost the end of the append-only file) one write suffices: a
-// refresh-key list that ResetLocal dropped comes back with it. A ring
-// that brings back a key a node has seen revoked is still refused. A
-// Store without Options.StateFile starts with nothing seen, so a
-// short-lived writer (a CLI) must not run while nodes refuse the ring. A
+// nodes refuse it, unless such a node writes on top of it. Its writes
+// land at the old counter plus one, two, ...: up to the counter the other
+// nodes have seen they are refused (older, or another document at a
+// version they saw), but once the stateless writes outnumber the writes
+// lost (to a restored backup, a failover to a lagging replica, a restart
+// that lost the end of the append-only file), the other nodes accept
+// them, and what the lost writes did is undone (a refresh-key list that
+// ResetLocal dropped comes back). A ring that brings back a key a node
+// has seen revoked is still refused. A Store without Options.StateFile
+// starts with nothing seen, so a short-lived writer (a CLI) must not run
+// while nodes refuse the ring. A
 // ring re-created after Redis lost its data, or restored from a backup on
 // purpose, is refused by every node that saw a newer one until its state
 // file is removed; what the lost writes did (a revocation, a reset) is

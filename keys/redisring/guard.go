@@ -27,6 +27,7 @@ import (
 const (
 	stateFormat   = 1
 	stateMACLabel = "redisring/state-mac/v1" // HKDF purpose (keys.WrappingKey.UnsafeDeriveKey)
+	seenMACPrefix = "redisring/seen/v1\x00"  // what the MAC of stateFile.Seen covers, before the prefix and the bytes
 	maxStateLen   = 1 << 20
 	kindHead      = "head"
 )
@@ -44,11 +45,34 @@ type nodeState struct {
 	Revoked []keys.KeyID      `json:"revoked"`
 
 	revoked map[keys.KeyID]bool
+	// seen: the digest of the value of each document kind accepted at its
+	// highest version, so that another value at that same version (a lost
+	// write replaced by a writer that has seen nothing) is refused. Kept
+	// beside the state in the file (stateFile.Seen), where binaries from
+	// before it, which refuse unknown fields in the state, ignore it.
+	seen map[string]seenDoc
+}
+
+// seenDoc is the digest (SHA-256, base64url) of a document's value at a
+// version.
+type seenDoc struct {
+	Version uint64 `json:"version"`
+	SHA256  string `json:"sha256"`
 }
 
 type stateFile struct {
 	MAC   string          `json:"mac"`
 	State json.RawMessage `json:"state"`
+	// Seen is nodeState.seen, authenticated by SeenMAC (under the state's
+	// MAC key, over seenMACPrefix, the prefix, a zero byte and Seen).
+	Seen    json.RawMessage `json:"seen,omitempty"`
+	SeenMAC string          `json:"seen_mac,omitempty"`
+}
+
+// digest is the seenDoc digest of a stored value.
+func digest(val string) string {
+	sum := sha256.Sum256([]byte(val))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
 // observation is one atomic read: the counter, the head and the document
@@ -58,6 +82,7 @@ type observation struct {
 	head    *headDoc  // nil: no head stored
 	kind    string    // "" when no document is read
 	doc     *document // nil: absent
+	raw     string    // the stored value of doc, for its digest
 	// replace: the caller overwrites the document whatever it was
 	// (ResetLocal), so it is not checked (doc is nil) and its absence is
 	// no refusal.
@@ -82,7 +107,7 @@ func newGuard(path, prefix string, w *keys.WrappingKey, log *slog.Logger, onRoll
 		return nil, err
 	}
 	g := &guard{path: path, macKey: mk, log: log, onRollback: onRollback,
-		st: &nodeState{Format: stateFormat, Prefix: prefix, Docs: map[string]uint64{}, revoked: map[keys.KeyID]bool{}}}
+		st: &nodeState{Format: stateFormat, Prefix: prefix, Docs: map[string]uint64{}, revoked: map[keys.KeyID]bool{}, seen: map[string]seenDoc{}}}
 	if path == "" {
 		return g, nil
 	}
@@ -136,7 +161,31 @@ func (g *guard) load(prefix string) (*nodeState, error) {
 	for _, k := range st.Revoked {
 		st.revoked[k] = true
 	}
+	if st.seen, err = g.loadSeen(&f, prefix); err != nil {
+		return nil, bad(err.Error())
+	}
 	return &st, nil
+}
+
+// loadSeen reads the digests kept beside the state: none in a file
+// written by a binary from before them.
+func (g *guard) loadSeen(f *stateFile, prefix string) (map[string]seenDoc, error) {
+	seen := map[string]seenDoc{}
+	if len(f.Seen) == 0 && f.SeenMAC == "" {
+		return seen, nil
+	}
+	tag, err := base64.RawURLEncoding.DecodeString(f.SeenMAC)
+	if err != nil || !hmac.Equal(tag, g.seenMAC(prefix, f.Seen)) {
+		return nil, errors.New("has digests that do not verify under this wrapping key")
+	}
+	if err := json.Unmarshal(f.Seen, &seen); err != nil {
+		return nil, errors.New("has malformed digests")
+	}
+	return seen, nil
+}
+
+func (g *guard) seenMAC(prefix string, b []byte) []byte {
+	return g.mac([]byte(seenMACPrefix + prefix + "\x00" + string(b)))
 }
 
 // save writes the state file atomically (temp file, fsync, rename, fsync
@@ -146,7 +195,14 @@ func (g *guard) save() error {
 	if err != nil {
 		return err
 	}
-	b, err := json.Marshal(stateFile{MAC: base64.RawURLEncoding.EncodeToString(g.mac(body)), State: body})
+	f := stateFile{MAC: base64.RawURLEncoding.EncodeToString(g.mac(body)), State: body}
+	if len(g.st.seen) > 0 {
+		if f.Seen, err = json.Marshal(g.st.seen); err != nil {
+			return err
+		}
+		f.SeenMAC = base64.RawURLEncoding.EncodeToString(g.seenMAC(g.st.Prefix, f.Seen))
+	}
+	b, err := json.Marshal(f)
 	if err != nil {
 		return err
 	}
@@ -257,6 +313,8 @@ func check(st *nodeState, o observation) string {
 		return "its version disagrees with the version counter"
 	case v < st.Docs[o.kind]:
 		return "it is older than one this node has seen"
+	case o.raw != "" && st.seen[o.kind].Version == v && st.seen[o.kind].SHA256 != digest(o.raw):
+		return "it differs from the one this node saw at the same version (a lost write replaced)"
 	}
 	if o.kind == kindRing {
 		for _, e := range o.doc.Keys {
@@ -271,7 +329,12 @@ func check(st *nodeState, o observation) string {
 // merge returns the state after o, or nil when o adds nothing.
 func merge(st *nodeState, o observation) *nodeState {
 	next := &nodeState{Format: stateFormat, Prefix: st.Prefix, Counter: max(st.Counter, o.counter),
-		Docs: maps.Clone(st.Docs), revoked: st.revoked, Revoked: st.Revoked}
+		Docs: maps.Clone(st.Docs), revoked: st.revoked, Revoked: st.Revoked, seen: st.seen}
+	newSeen := o.doc != nil && o.raw != "" && o.doc.Version >= st.Docs[o.kind] && st.seen[o.kind].Version < o.doc.Version
+	if newSeen {
+		next.seen = maps.Clone(st.seen)
+		next.seen[o.kind] = seenDoc{Version: o.doc.Version, SHA256: digest(o.raw)}
+	}
 	if o.head != nil {
 		next.Docs[kindHead] = max(next.Docs[kindHead], o.head.Version)
 	}
@@ -293,7 +356,7 @@ func merge(st *nodeState, o observation) *nodeState {
 		}
 		next.Revoked = slices.Sorted(maps.Keys(next.revoked))
 	}
-	if len(added) == 0 && next.Counter == st.Counter && maps.Equal(next.Docs, st.Docs) {
+	if len(added) == 0 && !newSeen && next.Counter == st.Counter && maps.Equal(next.Docs, st.Docs) {
 		return nil
 	}
 	return next

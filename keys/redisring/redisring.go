@@ -510,7 +510,7 @@ func (s *Store) admit(base *nodeState, snap *snapshot, kind string, replace bool
 		if err != nil {
 			return o, err
 		}
-		o.doc = d
+		o.doc, o.raw = d, v
 	}
 	return o, s.g.admit(base, o)
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -445,6 +446,155 @@ func TestOwnWriteNotTakenForRollback(t *testing.T) {
 			}
 			if _, err := s.LoadLocal(ctx); err != nil {
 				t.Errorf("LoadLocal after both writes: %v", err)
+			}
+		})
+	}
+}
+
+// TestLostWriteReplaced: Redis loses the last write (a failover to a
+// replica that missed it, a restart that lost the end of its append-only
+// file) and a writer that has seen nothing (`hallpass keys rotate-refresh
+// --store`, a new node) writes in its place. Its write lands at the very
+// version the node saw, so before the fix the node took it for the lost
+// one: a refresh-key list that ResetLocal had dropped came back, and a
+// rotation the node had made was silently replaced. Now the node, which
+// keeps the digest of the document it saw at that version (in its state
+// file too), refuses the replacement; a node that has seen nothing still
+// takes it (the documented limit).
+func TestLostWriteReplaced(t *testing.T) {
+	t.Parallel()
+	later := t0.Add(time.Hour)
+	tests := []struct {
+		name, doc string
+		change    func(ctx context.Context, s *redisring.Store) error
+		load      func(ctx context.Context, s *redisring.Store) error
+	}{
+		{name: "ring rotated", doc: "ring",
+			change: func(ctx context.Context, s *redisring.Store) error {
+				_, err := s.Update(ctx, func(r *keys.Ring) error { return r.Rotate(nil, later) })
+				return err
+			},
+			load: func(ctx context.Context, s *redisring.Store) error { _, err := s.Load(ctx); return err }},
+		{name: "refresh keys reset", doc: "local",
+			change: func(ctx context.Context, s *redisring.Store) error { return s.ResetLocal(ctx, later) },
+			load:   func(ctx context.Context, s *redisring.Store) error { _, err := s.LoadLocal(ctx); return err }},
+		{name: "refresh keys rotated", doc: "local",
+			change: func(ctx context.Context, s *redisring.Store) error { return s.RotateLocal(ctx, later, time.Hour) },
+			load:   func(ctx context.Context, s *redisring.Store) error { _, err := s.LoadLocal(ctx); return err }},
+		{name: "pepper rotated", doc: "pepper",
+			change: func(ctx context.Context, s *redisring.Store) error { return s.RotatePepper(ctx, later) },
+			load:   func(ctx context.Context, s *redisring.Store) error { _, err := s.LoadPeppers(ctx); return err }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := redistest.Start(t)
+			ctx := context.Background()
+			w := wrapKey(t)
+			state := filepath.Join(t.TempDir(), "redisring.state")
+			al := &alerts{n: map[string]int{}}
+			a := node(t, srv.Addr(), w, state, al)
+			if _, err := a.Init(ctx, t0); err != nil {
+				t.Fatal(err)
+			}
+			redis := attacker{t, newClient(t, srv.Addr())}
+			names := []string{"ring", "local", "pepper", "head", "version"}
+			before := map[string]string{}
+			for _, n := range names {
+				before[n] = redis.get(n)
+			}
+			if err := tc.change(ctx, a); err != nil {
+				t.Fatal(err)
+			}
+			for _, n := range names { // the write is lost
+				redis.set(n, before[n])
+			}
+			if err := tc.load(ctx, a); !errors.Is(err, redisring.ErrRollback) {
+				t.Fatalf("load after the lost write: %v, want ErrRollback", err)
+			}
+			refusals := al.count(tc.doc)
+			if err := tc.change(ctx, node(t, srv.Addr(), w, "", nil)); err != nil {
+				t.Fatalf("a writer that has seen nothing: %v", err)
+			}
+			if err := tc.load(ctx, a); !errors.Is(err, redisring.ErrRollback) || al.count(tc.doc) <= refusals {
+				t.Fatalf("load of the replacement: %v (alerts %v), want ErrRollback", err, al.n)
+			}
+			if err := tc.load(ctx, node(t, srv.Addr(), w, state, nil)); !errors.Is(err, redisring.ErrRollback) {
+				t.Fatalf("load of the replacement after a restart: %v, want ErrRollback", err)
+			}
+			if err := tc.load(ctx, node(t, srv.Addr(), w, "", nil)); err != nil {
+				t.Fatalf("a node that has seen nothing: %v", err)
+			}
+		})
+	}
+}
+
+// TestStateFileDigests: the digests sit beside the state, not in it, so a
+// binary from before them (which refuses unknown fields in the state)
+// still reads the file, and a file it wrote (no digests) still opens;
+// altered digests do not.
+func TestStateFileDigests(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	w := wrapKey(t)
+	state := filepath.Join(t.TempDir(), "redisring.state")
+	if _, err := node(t, srv.Addr(), w, state, nil).Init(ctx, t0); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(b, &top); err != nil {
+		t.Fatal(err)
+	}
+	if len(top["seen"]) == 0 || len(top["seen_mac"]) == 0 {
+		t.Fatalf("no digests in the state file: %s", b)
+	}
+	var older struct { // the state as binaries before the digests read it
+		Format  int               `json:"format"`
+		Prefix  string            `json:"prefix"`
+		Counter uint64            `json:"counter"`
+		Docs    map[string]uint64 `json:"docs"`
+		Revoked []keys.KeyID      `json:"revoked"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(top["state"]))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&older); err != nil {
+		t.Fatalf("an older binary could not read the state: %v", err)
+	}
+	tests := []struct {
+		name string
+		edit func(map[string]json.RawMessage)
+		ok   bool
+	}{
+		{name: "written by an older binary", edit: func(m map[string]json.RawMessage) { delete(m, "seen"); delete(m, "seen_mac") }, ok: true},
+		{name: "digests altered", edit: func(m map[string]json.RawMessage) {
+			m["seen"] = json.RawMessage(strings.Replace(string(m["seen"]), `"version":1`, `"version":2`, 1))
+		}},
+		{name: "digest MAC removed", edit: func(m map[string]json.RawMessage) { delete(m, "seen_mac") }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m := maps.Clone(top)
+			tc.edit(m)
+			out, _ := json.Marshal(m)
+			path := filepath.Join(t.TempDir(), "state")
+			if err := os.WriteFile(path, out, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			s, err := redisring.New(newClient(t, srv.Addr()), w, redisring.Options{StateFile: path})
+			switch {
+			case tc.ok && err != nil:
+				t.Fatalf("New = %v", err)
+			case tc.ok:
+				if _, err := s.Load(ctx); err != nil {
+					t.Fatalf("Load = %v", err)
+				}
+			case !errors.Is(err, redisring.ErrState):
+				t.Fatalf("New = %v, want ErrState", err)
 			}
 		})
 	}

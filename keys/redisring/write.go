@@ -106,6 +106,7 @@ func (s *Store) record(base *nodeState, version uint64, headVal, kind, val strin
 		if o.doc, err = s.open(val, kind); err != nil {
 			return err
 		}
+		o.raw = val
 	}
 	return s.g.admit(base, o)
 }

@@ -40,6 +40,14 @@ const maxMirrorsPerWatcher = 64
 // rateGoal is the p99 target of propagation under -rate (issue 12).
 const rateGoal = 5 * time.Millisecond
 
+// rateLineFlush is how often watchers write their lines under -rate
+// (watcherFlushEnv). At 1,000 revocations a second, 16 watchers each
+// writing a line per batch to a pipe, and this process reading 16,000
+// lines, took CPU that the mirrors being measured share on a small
+// machine; applied, stamped by the watcher as its mirror has the entry,
+// is unchanged by the wait.
+const rateLineFlush = 10 * time.Millisecond
+
 // Rate describes the arrivals of a -rate run.
 type Rate struct {
 	Asked    int     `json:"asked_per_s"`

@@ -24,8 +24,8 @@ func TestPropagationClusterRate(t *testing.T) {
 	if code != 0 {
 		t.Errorf("exit code %d; stderr: %s", code, errb.Bytes())
 	}
-	if !rep.Cluster || rep.Rate != 300 || rep.RateInfo == nil || rep.GoalNS != int64(rateGoal) {
-		t.Fatalf("report %+v: want a cluster run at 300/s against the 5 ms goal", rep)
+	if !rep.Cluster || rep.Rate != 300 || rep.RateInfo == nil || rep.GoalNS != int64(rateGoal) || rep.LineFlushNS != int64(rateLineFlush) {
+		t.Fatalf("report %+v: want a cluster run at 300/s against the 5 ms goal, lines gathered", rep)
 	}
 	if rep.Errors != 0 || rep.Missed != 0 || rep.Observations != 240 || rep.Mirrors != 4 || rep.MirrorsPerWatcher != 2 || rep.Watchers != 2 {
 		t.Errorf("report %+v: want 60 devices x 4 mirrors = 240 observations, none missed, no errors", rep)
@@ -71,7 +71,7 @@ func TestPropagationRateFlags(t *testing.T) {
 // TestRunWatcherMirrors: a watcher runs 1 to 64 mirrors.
 func TestRunWatcherMirrors(t *testing.T) {
 	for _, n := range []int{0, 65} {
-		if err := runWatcher("127.0.0.1:6379", n, bytes.NewReader(nil), &bytes.Buffer{}); err == nil {
+		if err := runWatcher("127.0.0.1:6379", n, 0, bytes.NewReader(nil), &bytes.Buffer{}); err == nil {
 			t.Errorf("%d mirrors: no error", n)
 		}
 	}
@@ -87,5 +87,30 @@ func TestLoopbackAddrs(t *testing.T) {
 		if err := loopbackAddrs(bad); err == nil {
 			t.Errorf("%q: no error", bad)
 		}
+	}
+}
+
+// TestLockedWriterGathers: with every set, lines wait for a flush (the
+// ready line does not), and none is lost at the end.
+func TestLockedWriterGathers(t *testing.T) {
+	var buf bytes.Buffer
+	l := &lockedWriter{w: &buf, every: time.Hour}
+	if err := l.write([]watchEvent{{Ready: true}}, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.emit([]watchEvent{{Kind: "device", ID: "dev_a", At: 1}, {Kind: "device", ID: "dev_b", At: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := buf.String(); got != "{\"ready\":true}\n" {
+		t.Fatalf("before the flush: %q, want only the ready line", got)
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { l.run(stop); close(done) }()
+	close(stop)
+	<-done
+	want := "{\"ready\":true}\n{\"kind\":\"device\",\"id\":\"dev_a\",\"at\":1}\n{\"kind\":\"device\",\"id\":\"dev_b\",\"at\":2}\n"
+	if got := buf.String(); got != want {
+		t.Fatalf("after the flush:\n%q\nwant\n%q", got, want)
 	}
 }

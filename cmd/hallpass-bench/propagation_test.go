@@ -62,7 +62,7 @@ func TestPropagationFlags(t *testing.T) {
 // TestRunWatcherRefusesNonLoopback: the watcher only talks to loopback.
 func TestRunWatcherRefusesNonLoopback(t *testing.T) {
 	for _, addr := range []string{"10.0.0.1:6379", "example.com:6379", "nonsense"} {
-		if err := runWatcher(addr, 1, bytes.NewReader(nil), &bytes.Buffer{}); err == nil {
+		if err := runWatcher(addr, 1, 0, bytes.NewReader(nil), &bytes.Buffer{}); err == nil {
 			t.Errorf("%s: no error", addr)
 		}
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -26,6 +27,14 @@ const watcherEnv = "HALLPASS_BENCH_WATCHER_REDIS"
 // watcherMirrorsEnv is how many mirrors a watcher process runs (default 1).
 const watcherMirrorsEnv = "HALLPASS_BENCH_WATCHER_MIRRORS"
 
+// watcherFlushEnv, a duration, makes a watcher write its lines that often
+// instead of as each batch is applied (unset: at once). Each line still
+// carries the time its mirror had the entry; only the pipe's share waits.
+// Under -rate the bench sets it (rateLineFlush), so that 16 watchers
+// writing a pipe, and the bench reading it, per revocation do not take the
+// CPU that the mirrors and the issuer being measured need.
+const watcherFlushEnv = "HALLPASS_BENCH_WATCHER_FLUSH"
+
 func init() {
 	addr := os.Getenv(watcherEnv)
 	if addr == "" {
@@ -37,7 +46,10 @@ func init() {
 	if v := os.Getenv(watcherMirrorsEnv); v != "" {
 		mirrors, _ = strconv.Atoi(v) // runWatcher refuses a bad count
 	}
-	err := runWatcher(addr, mirrors, os.Stdin, os.Stdout)
+	every, err := time.ParseDuration(cmp.Or(os.Getenv(watcherFlushEnv), "0s"))
+	if err == nil {
+		err = runWatcher(addr, mirrors, every, os.Stdin, os.Stdout)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "hallpass-bench watcher:", err)
 		os.Exit(1)
@@ -58,14 +70,21 @@ type watchEvent struct {
 	M     int    `json:"m,omitempty"` // which of the process's mirrors
 }
 
-// lockedWriter writes each batch of lines with one Write (unbuffered:
-// flushed at once).
+// lockedWriter writes each batch of lines with one Write, at once, or
+// with every set, what gathered every that long (run) and at the end.
 type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
+	mu    sync.Mutex
+	w     io.Writer
+	every time.Duration
+	buf   []byte
+	err   error // the first failed Write of a gathered batch
 }
 
-func (l *lockedWriter) emit(evs []watchEvent) error {
+func (l *lockedWriter) emit(evs []watchEvent) error { return l.write(evs, false) }
+
+// write writes evs' lines, at once when now or l.every is 0, else into
+// the next flush.
+func (l *lockedWriter) write(evs []watchEvent, now bool) error {
 	var b []byte
 	for _, e := range evs {
 		j, err := json.Marshal(e)
@@ -76,8 +95,38 @@ func (l *lockedWriter) emit(evs []watchEvent) error {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.every > 0 && !now {
+		l.buf = append(l.buf, b...)
+		return l.err
+	}
 	_, err := l.w.Write(b)
 	return err
+}
+
+// flush writes what gathered.
+func (l *lockedWriter) flush() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.buf) > 0 && l.err == nil {
+		_, l.err = l.w.Write(l.buf)
+	}
+	l.buf = l.buf[:0]
+	return l.err
+}
+
+// run flushes every l.every until stop is closed, then once more.
+func (l *lockedWriter) run(stop <-chan struct{}) {
+	t := time.NewTicker(l.every)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			_ = l.flush()
+			return
+		case <-t.C:
+			_ = l.flush()
+		}
+	}
 }
 
 // tapStore wraps the mirror's store to learn what the mirror applies. The
@@ -142,14 +191,17 @@ func (t *tapStore) flush() {
 // {"ready":true} once every first snapshot is loaded, then one JSON line
 // per entry a mirror applies. It returns when stdin ends (the bench closes
 // it, or died).
-func runWatcher(addr string, mirrors int, stdin io.Reader, stdout io.Writer) error {
+func runWatcher(addr string, mirrors int, every time.Duration, stdin io.Reader, stdout io.Writer) error {
 	if err := loopbackAddrs(addr); err != nil {
 		return fmt.Errorf("%s: %w", watcherEnv, err)
 	}
 	if mirrors < 1 || mirrors > maxMirrorsPerWatcher {
 		return fmt.Errorf("%s: want 1 to %d mirrors", watcherMirrorsEnv, maxMirrorsPerWatcher)
 	}
-	out := &lockedWriter{w: stdout}
+	if every < 0 || every > time.Second {
+		return fmt.Errorf("%s: want 0 to 1s", watcherFlushEnv)
+	}
+	out := &lockedWriter{w: stdout, every: every}
 	taps := make([]*tapStore, 0, mirrors)
 	for i := range mirrors {
 		tap, stop, err := startTapMirror(addr, i, out)
@@ -159,8 +211,14 @@ func runWatcher(addr string, mirrors int, stdin io.Reader, stdout io.Writer) err
 		defer stop()
 		taps = append(taps, tap)
 	}
-	if err := out.emit([]watchEvent{{Ready: true}}); err != nil {
+	if err := out.write([]watchEvent{{Ready: true}}, true); err != nil {
 		return err
+	}
+	stop, flushed := make(chan struct{}), make(chan struct{})
+	if every > 0 {
+		go func() { out.run(stop); close(flushed) }()
+	} else {
+		close(flushed)
 	}
 	_, _ = io.Copy(io.Discard, stdin)
 	var errs []error
@@ -168,7 +226,9 @@ func runWatcher(addr string, mirrors int, stdin io.Reader, stdout io.Writer) err
 		tap.m.Close()
 		errs = append(errs, tap.err)
 	}
-	return errors.Join(errs...)
+	close(stop)
+	<-flushed
+	return errors.Join(append(errs, out.flush())...)
 }
 
 // startTapMirror starts mirror i of a watcher on its own client to addr

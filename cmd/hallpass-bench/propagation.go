@@ -134,25 +134,25 @@ type PropagationReport struct {
 	// Applied: from the admin call's start until the watcher's mirror had
 	// applied the entry (the watcher's wall clock): the same, less the
 	// pipe and this process's scheduling.
-	AppliedP50NS int64   `json:"applied_p50_ns"`
-	AppliedP99NS int64   `json:"applied_p99_ns"`
-	AppliedMaxNS int64   `json:"applied_max_ns"`
+	AppliedP50NS int64 `json:"applied_p50_ns"`
+	AppliedP99NS int64 `json:"applied_p99_ns"`
+	AppliedMaxNS int64 `json:"applied_max_ns"`
 	// LineFlushNS: the watchers wrote their lines this often (-rate:
 	// rateLineFlush), not as they applied them, so the line-read figures
 	// include up to that wait and the goal is judged on applied; 0: at once.
-	LineFlushNS int64 `json:"line_flush_ns"`
-	Cluster      bool    `json:"cluster"`        // 3-master Redis Cluster
-	Rate         int     `json:"rate,omitempty"` // asked for, a second; 0: one by one
-	RateInfo     *Rate   `json:"rate_info,omitempty"`
-	AdminP50NS   int64   `json:"admin_p50_ns"`
-	AdminP99NS   int64   `json:"admin_p99_ns"`
-	AdminMaxNS   int64   `json:"admin_max_ns"`
-	GoalNS       int64   `json:"goal_p99_ns"`
-	GoalMet      bool    `json:"goal_met"`
-	Seconds      float64 `json:"seconds"`
-	GOMAXPROCS   int     `json:"gomaxprocs"`
-	NumCPU       int     `json:"num_cpu"`
-	GoVersion    string  `json:"go_version"`
+	LineFlushNS int64   `json:"line_flush_ns"`
+	Cluster     bool    `json:"cluster"`        // 3-master Redis Cluster
+	Rate        int     `json:"rate,omitempty"` // asked for, a second; 0: one by one
+	RateInfo    *Rate   `json:"rate_info,omitempty"`
+	AdminP50NS  int64   `json:"admin_p50_ns"`
+	AdminP99NS  int64   `json:"admin_p99_ns"`
+	AdminMaxNS  int64   `json:"admin_max_ns"`
+	GoalNS      int64   `json:"goal_p99_ns"`
+	GoalMet     bool    `json:"goal_met"`
+	Seconds     float64 `json:"seconds"`
+	GOMAXPROCS  int     `json:"gomaxprocs"`
+	NumCPU      int     `json:"num_cpu"`
+	GoVersion   string  `json:"go_version"`
 	// Mirrors is Watchers x MirrorsPerWatcher; PerWatcher[w] is the
 	// observations of mirror w (watcher w / MirrorsPerWatcher).
 	Mirrors           int   `json:"mirrors"`

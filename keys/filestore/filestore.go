@@ -315,6 +315,9 @@ func (s *Store) readFile(path string) (*fileFormat, error) {
 	if err := dec.Decode(&ff); err != nil || ff.Format != formatV1 {
 		return nil, ErrCorrupt
 	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("%w: data after the document", ErrCorrupt)
+	}
 	switch ff.Protection {
 	case ProtectionPassword, ProtectionWrapKey, ProtectionPlaintext:
 	default:

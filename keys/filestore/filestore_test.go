@@ -197,6 +197,11 @@ func TestCorruptAndTampered(t *testing.T) {
 		"not json":      func(string) string { return "{" },
 		"unknown field": func(s string) string { return strings.Replace(s, `"format": 1`, `"format": 1, "x": 2`, 1) },
 		"bad format":    func(s string) string { return strings.Replace(s, `"format": 1`, `"format": 2`, 1) },
+		"truncated":     func(s string) string { return s[:len(s)/2] },
+		// A second document after the first (a botched hand edit, two
+		// rings pasted together) was ignored: the file read as its first.
+		"trailing data": func(s string) string { return s + s },
+		"trailing text": func(s string) string { return s + "x\n" },
 		"kid mismatch": func(s string) string {
 			i := strings.Index(s, `"kid": "k4.pid.`) + len(`"kid": "k4.pid.`)
 			b := []byte(s)

@@ -14,6 +14,11 @@
 // full burst, then the steady refill); over long spans the rate is Limit
 // per Per. A refused request does not consume budget.
 //
+// No request leaves a timestamp beyond now+Per. One found further out was
+// written by a clock ahead of the caller's (a clock stepped back, or
+// another node's clock ahead): the key counts as spent now, so the step
+// refuses it for at most one Per and Retry-After never shows the step.
+//
 // # Rules
 //
 // [ParseRule] reads "N/unit" or "N/Kunit" with units s, m, h, d ("30/h",

@@ -99,6 +99,9 @@ func (m *Memory) decide(key string, rule Rule, now time.Time, count bool) (Decis
 	tat, known := sh.tat[k]
 	allowed, newTAT, retry, remaining := gcra(tat, nowN, interval, tau)
 	if !allowed {
+		if count && newTAT < tat { // the clock stepped back
+			sh.tat[k] = newTAT
+		}
 		return Decision{RetryAfter: time.Duration(retry)}, nil
 	}
 	if count {

@@ -181,11 +181,19 @@ type Peeker interface {
 var unlimited = Decision{Allowed: true, Remaining: -1}
 
 // gcra decides one request with theoretical arrival time tat (0 for a new
-// key), all in one time unit; it returns the decision and the new tat (only
-// meaningful when allowed). interval = Per/Limit, tau = (Limit-1)*interval.
+// key), all in one time unit; it returns the decision and the new tat to
+// keep: when allowed, and when refused with a tat beyond now+tau+interval,
+// which no request leaves behind (each allowed one leaves at most that), so
+// the clock has stepped back since: the key then counts as spent now, not
+// as spent until the old clock's time, which would refuse it (and answer a
+// Retry-After) for as long as the step. interval = Per/Limit,
+// tau = (Limit-1)*interval.
 func gcra(tat, now, interval, tau int64) (allowed bool, newTAT, retryAfter int64, remaining int) {
 	if tat < now {
 		tat = now
+	}
+	if spent := now + tau + interval; tat > spent {
+		tat = spent
 	}
 	ahead := tat - now
 	if ahead > tau {

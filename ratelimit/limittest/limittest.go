@@ -33,6 +33,7 @@ func Run(t *testing.T, newLimiter func(t *testing.T) ratelimit.Limiter) {
 		{"Concurrent", testConcurrent},
 		{"Disabled", testDisabled},
 		{"Peek", testPeek},
+		{"ClockStepsBack", testClockStepsBack},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -227,4 +228,28 @@ func testPeek(t *testing.T, l ratelimit.Limiter) {
 	if _, err := p.Peek(t.Context(), "ip", ratelimit.Rule{Limit: -1, Per: time.Hour}, t0); !errors.Is(err, ratelimit.ErrInvalidRule) {
 		t.Errorf("Peek with a bad rule: %v, want ErrInvalidRule", err)
 	}
+}
+
+// testClockStepsBack: a clock that steps back (NTP correcting a clock that
+// ran fast, a restored VM) finds keys written at the later time. A key
+// spent then counts as spent now: refused for one interval, not for the
+// length of the step, and never with a Retry-After of the step.
+func testClockStepsBack(t *testing.T, l ratelimit.Limiter) {
+	later := t0.Add(24 * time.Hour)
+	for i := range 5 {
+		want(t, allow(t, l, "ip", fivePerMinute, later), true, 4-i, 0)
+	}
+	want(t, allow(t, l, "ip", fivePerMinute, later), false, 0, 12*time.Second)
+	if p, ok := l.(ratelimit.Peeker); ok {
+		d, err := p.Peek(t.Context(), "ip", fivePerMinute, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want(t, d, false, 0, 12*time.Second)
+	}
+	want(t, allow(t, l, "ip", fivePerMinute, t0), false, 0, 12*time.Second)
+	want(t, allow(t, l, "ip", fivePerMinute, t0.Add(12*time.Second)), true, 0, 0)
+	want(t, allow(t, l, "ip", fivePerMinute, t0.Add(12*time.Second)), false, 0, 12*time.Second)
+	// Forward again: the budget the step left is all there is.
+	want(t, allow(t, l, "ip", fivePerMinute, t0.Add(time.Hour)), true, 4, 0)
 }

@@ -23,7 +23,11 @@
 //
 // Time comes from the caller (now is injected); nodes' clocks should agree
 // to within a fraction of a rule's interval (NTP), as a node whose clock
-// runs behind is stricter and one ahead is more lenient.
+// runs behind is stricter and one ahead is more lenient. A key spent by a
+// node ahead can reach beyond a node behind's now+Per, which no request
+// of its own leaves; that node counts it as spent at its now (as
+// ratelimit.Memory does after a clock step back), which gives back at most
+// the skew, and a clock stepped back refuses a key for at most one Per.
 //
 // Availability: every call is bounded by its context and Options.OpTimeout
 // (default 2 s). When Redis cannot be reached Allow returns an error

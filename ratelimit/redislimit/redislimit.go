@@ -71,11 +71,18 @@ func New(c redis.UniversalClient, opts Options) (*Limiter, error) {
 
 // gcra: KEYS[1] the key; ARGV now, interval, tau, all in microseconds.
 // Returns {allowed, retry after µs, remaining}. Arithmetic stays below 2^53,
-// exact in Lua's doubles.
+// exact in Lua's doubles. A tat beyond now+tau+interval, which no request
+// leaves, means this node's clock is behind the one that wrote it (a step
+// back, or skew): the key counts as spent now, as ratelimit.Memory does,
+// so the Retry-After is at most one interval rather than the step.
 var gcra = redis.NewScript(`
 local now, interval, tau = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
 if tat < now then tat = now end
+if tat > now + tau + interval then
+  tat = now + tau + interval
+  redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000))
+end
 local ahead = tat - now
 if ahead > tau then return {0, ahead - tau, 0} end
 local new = tat + interval
@@ -149,7 +156,7 @@ func (l *Limiter) Peek(ctx context.Context, key string, rule ratelimit.Rule, now
 	nowU := now.UnixMicro()
 	interval := rule.Interval().Microseconds()
 	tau := interval * int64(rule.Limit-1)
-	ahead := max(tat, nowU) - nowU
+	ahead := min(max(tat, nowU)-nowU, tau+interval) // as the script clamps
 	if ahead > tau {
 		return ratelimit.Decision{RetryAfter: time.Duration(ahead-tau) * time.Microsecond}, nil
 	}

@@ -87,7 +87,10 @@
 //     head's version and a document whose version is not the one the head
 //     names, or that the head names and is gone. So an older document put
 //     back, with or without the counter bumped, is refused even by a node
-//     that has seen nothing.
+//     that has seen nothing, as long as the head is there: a ring without
+//     a head is taken, by a node that has seen none, for one stored before
+//     heads existed, so deleting the head as well gets an older document
+//     past such a node (the nodes that saw a head refuse it).
 //   - Each node keeps what it has seen (nodeState): the highest counter,
 //     the highest version of each document and of the head, the digest of
 //     each document at that version, and every kid it has seen revoked. A

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -57,6 +58,7 @@ func TestAdminPlainHTTPDialsLoopbackOnly(t *testing.T) {
 		refused           bool
 	}{
 		{name: "loopback", scheme: "http", url: srv.URL},
+		{name: "localhost", scheme: "http", url: strings.Replace(srv.URL, "127.0.0.1", "localhost", 1)},
 		{name: "TEST-NET-1", scheme: "http", url: "http://192.0.2.1:9090/", refused: true},
 		{name: "IPv6 documentation", scheme: "http", url: "http://[2001:db8::1]:9090/", refused: true},
 	}

@@ -123,6 +123,11 @@ func TestLinkCodeLimit(t *testing.T) {
 	if r.status != http.StatusTooManyRequests || r.header.Get("Retry-After") == "" {
 		t.Fatalf("one code too many: %d %s", r.status, r.body)
 	}
+	// The flow's detail says what to do (it was dropped for the generic
+	// rate_limited text, which speaks of addresses and attempts).
+	if got := r.str(t, "detail"); !strings.Contains(got, "live link codes") {
+		t.Fatalf("detail %q, want the flow's advice on live link codes", got)
+	}
 }
 
 // TestRecoverAfterEveryEnding: after a logout, a reuse detection and an

@@ -172,7 +172,9 @@ func flowError(err error) *apiError {
 	e.detail = flow.DetailOf(err)
 	switch code {
 	case CodeRateLimited:
-		return errRateLimited(flow.RetryAfterOf(err))
+		rl := errRateLimited(flow.RetryAfterOf(err))
+		rl.detail = e.detail // the flow's fixed advice, if any; never the cause
+		return rl
 	case CodeUseDPoPNonce:
 		e.nonce = true
 	case CodeUnavailable:

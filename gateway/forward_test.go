@@ -163,3 +163,24 @@ func FuzzVerifyHeaders(f *testing.F) {
 		}
 	})
 }
+
+// TestVerifyMappedTrustedProxy: a trusted prefix written IPv4-mapped
+// (::ffff:10.0.0.0/104) names the IPv4 proxies it spells. Peers are
+// matched unmapped, so it matched none: the proxy's verify requests were
+// refused (403), and the headers it forwards were dropped.
+func TestVerifyMappedTrustedProxy(t *testing.T) {
+	g, w := newVerifyGateway(t, gateway.Config{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("::ffff:10.0.0.0/104")}})
+	alice := w.device(t, "acct_alice", "dev_alice")
+	for _, peer := range []string{"10.1.2.3:5555", "[::ffff:10.1.2.3]:5555"} {
+		r := httptest.NewRequest("GET", "http://gateway.internal/v1/verify", nil)
+		r.RemoteAddr = peer
+		r.Header.Set("X-Original-Method", "GET")
+		r.Header.Set("X-Original-URI", "/a")
+		alice.sign(t, r.Header, "GET", "https://api.example/a")
+		rec := httptest.NewRecorder()
+		g.ServeHTTP(rec, r)
+		if rec.Code != http.StatusOK {
+			t.Fatalf("peer %s: status %d, want 200: %s", peer, rec.Code, rec.Body)
+		}
+	}
+}

@@ -182,11 +182,31 @@ func (g *Gateway) applyDefaults() error {
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
 	}
+	return g.checkTrusted()
+}
+
+// checkTrusted validates the trusted proxy prefixes and reads an
+// IPv4-mapped one (::ffff:10.0.0.0/104) as the IPv4 prefix it spells,
+// which is how peers are matched (unmapped): kept mapped, it matched no
+// peer. A prefix of every address is refused: every client would be a
+// trusted proxy, free to name any X-Forwarded-For, -Host and -Proto (the
+// forward-auth request's origin among them).
+func (g *Gateway) checkTrusted() error {
+	out := make([]netip.Prefix, 0, len(g.trusted))
 	for _, p := range g.trusted {
 		if !p.IsValid() {
 			return fmt.Errorf("%w: invalid trusted proxy prefix", ErrConfig)
 		}
+		if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+			p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+		}
+		p = p.Masked()
+		if p.Bits() == 0 {
+			return fmt.Errorf("%w: TrustedProxies: a prefix of every address would make every client a trusted proxy; list only your own proxies", ErrConfig)
+		}
+		out = append(out, p)
 	}
+	g.trusted = out
 	return nil
 }
 

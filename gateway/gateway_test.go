@@ -348,6 +348,9 @@ func TestNewConfig(t *testing.T) {
 		{name: "upstream with query", cfg: gateway.Config{PublicURL: "https://api.example", Upstream: &url.URL{Scheme: "http", Host: "a", RawQuery: "x"}}},
 		{name: "relative verify path", cfg: gateway.Config{PublicURL: "https://api.example", VerifyPath: "verify"}},
 		{name: "invalid prefix", cfg: gateway.Config{PublicURL: "https://api.example", TrustedProxies: []netip.Prefix{{}}}},
+		{name: "every IPv4 address trusted", cfg: gateway.Config{PublicURL: "https://api.example", TrustedProxies: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}}},
+		{name: "every IPv6 address trusted", cfg: gateway.Config{PublicURL: "https://api.example", TrustedProxies: []netip.Prefix{netip.MustParsePrefix("::/0")}}},
+		{name: "every IPv4 address trusted, mapped", cfg: gateway.Config{PublicURL: "https://api.example", TrustedProxies: []netip.Prefix{netip.MustParsePrefix("::ffff:0:0/96")}}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

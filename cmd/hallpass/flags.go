@@ -169,6 +169,11 @@ func parseCIDRs(s string) ([]netip.Prefix, error) {
 			}
 			p = netip.PrefixFrom(a, a.BitLen())
 		}
+		if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+			// Peers are matched unmapped (the issuer, the connection cap,
+			// the gateway): ::ffff:10.0.0.0/104 means 10.0.0.0/8.
+			p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+		}
 		out = append(out, p.Masked())
 	}
 	return out, nil

@@ -17,6 +17,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -350,6 +351,13 @@ func TestServeFlags(t *testing.T) {
 	}
 	if _, err := parseCIDRs("10.0.0.0/33"); err == nil {
 		t.Fatal("bad CIDR accepted")
+	}
+	// An IPv4-mapped prefix is the IPv4 prefix it spells: kept mapped, it
+	// matched no peer of the gateway or the connection cap (both compare
+	// unmapped addresses).
+	if got, err := parseCIDRs("::ffff:10.0.0.0/104, ::ffff:192.0.2.7"); err != nil ||
+		len(got) != 2 || got[0] != netip.MustParsePrefix("10.0.0.0/8") || got[1] != netip.MustParsePrefix("192.0.2.7/32") {
+		t.Fatalf("parseCIDRs of mapped prefixes = %v, %v", got, err)
 	}
 	for in, want := range map[string]string{
 		"127.0.0.1:8080": "http://127.0.0.1:8080",

@@ -233,9 +233,11 @@ func (f *Flows) standIn() (account.Account, error) {
 // exhaust only the budgets of the addresses it uses, never the owner's
 // (unless it shares the owner's address, as behind one carrier NAT, and
 // then only for the rule's period). 100-bit codes make guessing hopeless
-// whatever the number of addresses; the budget is a tripwire.
+// whatever the number of addresses; the budget is a tripwire. A NUL,
+// which neither part can hold, separates them: with ':' a username
+// holding one and an IPv6 client key could name another pair's budget.
 func (f *Flows) recoverBudget(ctx context.Context, usernameKey, clientKey string) error {
-	return f.spend(ctx, "recover:account:"+usernameKey+":"+clientKey, f.cfg.RecoverPerAccount,
+	return f.spend(ctx, "recover:account:"+usernameKey+"\x00"+clientKey, f.cfg.RecoverPerAccount,
 		"recovery budget of this account and address spent")
 }
 

@@ -113,6 +113,7 @@ func (f *Flows) Refresh(ctx context.Context, req RefreshRequest) (Tokens, error)
 		// Nothing to decide; spare the minting. The store would say
 		// Rejected.
 		f.obs.Refreshed(account.RefreshRejected)
+		f.sealEnded(ctx, req.Meta, sess)
 		return Tokens{}, fail(ErrInvalidGrant, account.ErrSessionEnded)
 	}
 	if err := f.checkSession(ctx, sess, rc); err != nil {
@@ -256,6 +257,35 @@ func (f *Flows) reused(ctx context.Context, m Meta, sess account.Session, rc ref
 		f.log.LogAttrs(ctx, slog.LevelError, "ending the session after reuse failed",
 			slog.String("request_id", m.RequestID), slog.String("device_id", sess.DeviceID), slog.String("error", err.Error()))
 	}
+}
+
+// sealEnded writes a device entry for a session that ended less than
+// Config.EntryTTL ago (its access tokens may still be live) when no entry
+// in the issuer's mirror denies the tokens it was given (issued at its end
+// at the latest). The step that ended it left none when its answer was
+// lost: a reuse verdict committed as the store's deadline passed, so the
+// client saw 503, retried, and met the ended session here, while the
+// access tokens of the stolen session stayed valid at every verifier. The
+// same holds when the entry after a reuse or a recovery failed. Only the
+// session's key holder gets here (the proof was checked), and once the
+// entry is in the mirror the next attempt finds it: one entry per such
+// session. A mirror that cannot say (stale) writes nothing.
+func (f *Flows) sealEnded(ctx context.Context, m Meta, sess account.Session) {
+	if f.cfg.Revocations == nil || f.cfg.Sessions == nil || f.now().Sub(sess.Ended) >= f.cfg.EntryTTL {
+		return
+	}
+	if err := f.cfg.Sessions.CheckSession(ctx, sess.DeviceID, sess.AccountID, sess.Ended); err != nil {
+		return // denied already, or the mirror cannot vouch either way
+	}
+	if _, n, err := f.addEntryRetried(ctx, revocation.KindDevice, sess.DeviceID, "session ended without its entry"); err != nil {
+		f.log.LogAttrs(ctx, slog.LevelError, "adding the device revocation of an ended session failed; its access tokens stay valid at verifiers until they expire",
+			slog.String("event", "revocation_write_failed"), slog.String("request_id", m.RequestID),
+			slog.String("device_id", sess.DeviceID), slog.Int("attempts", n), slog.String("error", err.Error()))
+		return
+	}
+	f.log.LogAttrs(ctx, slog.LevelWarn, "ended session without a revocation entry met by a refresh; device entry written",
+		slog.String("event", "ended_session_sealed"), slog.String("request_id", m.RequestID),
+		slog.String("account_id", sess.AccountID), slog.String("device_id", sess.DeviceID))
 }
 
 // checkSession asks the revocation entries whether the session may still

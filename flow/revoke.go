@@ -181,16 +181,17 @@ func (f *Flows) holdEntry(ctx context.Context, kind revocation.Kind, id, reason 
 }
 
 // resealEntry writes the entry of kind:id again after the store step that
-// ended the sessions it names. A refresh racing the sign-out (its mirror
-// check just before the first entry arrived, its store step just before
-// the sessions ended) advanced its session and minted an access token
-// after the first entry's before, which that entry does not deny. No
-// refresh gets past the store after the step, so an entry written after
-// it denies every access token the device or account holds. As for a
-// reuse, no client would retry this write: it is retried here, and a final
-// failure is logged and counted, and still applied to this node's mirror
-// (unwritten); the first entry and the store step stand either way. It
-// returns the entry in force.
+// ended the sessions it names (for a device entry, only when the step
+// outlasted the first entry's Before: sealIfLate). A refresh racing the
+// sign-out (its mirror check just before the first entry arrived, its
+// store step just before the sessions ended) advanced its session and
+// minted an access token after the first entry's before, which that entry
+// does not deny. No refresh gets past the store after the step, so an
+// entry written after it denies every access token the device or account
+// holds. As for a reuse, no client would retry this write: it is retried
+// here, and a final failure is logged and counted, and still applied to
+// this node's mirror (unwritten); the first entry and the store step stand
+// either way. It returns the entry in force.
 func (f *Flows) resealEntry(ctx context.Context, first revocation.Entry, kind revocation.Kind, id, reason string) revocation.Entry {
 	if f.cfg.Revocations == nil {
 		return first
@@ -302,10 +303,11 @@ func (f *Flows) addEntryTTL(ctx context.Context, kind revocation.Kind, id, reaso
 // Revoke writes an entry of any kind (the admin API) and, for a device or
 // account entry, ends the matching sessions right after (endStep, retried:
 // the entry may refuse the caller's token), so the device or account stays
-// out when the entry expires, and then writes the entry again
-// (resealEntry) for a refresh that raced the step; it returns the entry in
-// force. An id with no session is not an error: entries may name devices
-// this store does not know.
+// out when the entry expires, and then, for a refresh that raced the
+// step, writes an account entry again (resealEntry) and a device entry
+// again only when the step outlasted its Before (sealIfLate); it returns
+// the entry in force. An id with no session is not an error: entries may
+// name devices this store does not know.
 func (f *Flows) Revoke(ctx context.Context, kind revocation.Kind, id, reason string) (revocation.Entry, error) {
 	e, err := f.AddEntry(ctx, kind, id, reason)
 	if err != nil {
@@ -341,9 +343,10 @@ func (f *Flows) Revoke(ctx context.Context, kind revocation.Kind, id, reason str
 // then refuses the token a logout came with, so the session step is
 // retried here (endStep), and if it still fails the answer is
 // ErrUnavailable with the device denied and its session ended by the next
-// refresh that meets the entry. After the step the entry is written again
-// (resealEntry), for a refresh that raced it. Revoking a revoked device
-// succeeds again.
+// refresh that meets the entry. A refresh that raced the step is denied
+// by the entry's Before, SignOutMargin past its making, or, when the step
+// outlasted it, by the entry written again (sealIfLate). Revoking a
+// revoked device succeeds again.
 func (f *Flows) RevokeDevice(ctx context.Context, deviceID, reason string) error {
 	first, err := f.AddEntry(ctx, revocation.KindDevice, deviceID, reason)
 	if err != nil {

@@ -194,7 +194,10 @@ func (f *Flows) retriedDevice(ctx context.Context, acc account.Account, devID, j
 // vouch is ErrUnavailable. Minted after the entry, the pair would
 // otherwise be newer than it and pass every mirror. The refresh token
 // carries the session's start too, so an entry written while this
-// request runs still refuses it.
+// request runs still refuses it. The access token is minted after the
+// check: a device entry written meanwhile denies it by its margin
+// (SignOutMargin), an account entry only when it is stored again after the
+// mint (a limit: docs/protocol.md, Logout and signing out a device).
 func (f *Flows) retryPair(ctx context.Context, acc account.Account, devID string, sess account.Session, refuse *Error) (Tokens, error) {
 	if f.cfg.Sessions != nil {
 		switch err := f.cfg.Sessions.CheckSession(ctx, devID, acc.ID, sess.Created); {
@@ -233,7 +236,11 @@ func (f *Flows) newDevice(accountID, name, jkt string) (account.Device, account.
 
 // firstTokens mints the first pair of a device that joined acc. The store
 // step has run: a failure here leaves a device whose tokens nobody holds,
-// which the owner can sign out from another device.
+// which the owner can sign out from another device. Minted after the
+// step, the access token is denied by a sign-out of the device in between
+// only within the device entry's margin (SignOutMargin), and not by a
+// ban's account entry stored before the mint (a limit: docs/protocol.md,
+// Logout and signing out a device).
 func (f *Flows) firstTokens(acc account.Account, dev account.Device, sess account.Session) (Tokens, error) {
 	sess.AccountID = acc.ID
 	out, err := f.mintPair(sess, 0, sess.Created)

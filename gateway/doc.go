@@ -83,6 +83,8 @@
 // verified.
 //
 // The forward-auth endpoint sees no request body and cannot bind it;
-// neither can DPoP. Nonces (use_dpop_nonce) are not offered by the gateway.
-// nginx passes the WWW-Authenticate of a 401 on, but not its body.
+// neither can DPoP. nginx passes the WWW-Authenticate of a 401 on, but
+// not its body, nor the DPoP-Nonce of a 401 or a 200 unless told to
+// (auth_request_set, add_header): behind forward auth, DPoP server nonces
+// (an Authenticator that is a NonceIssuer) reach clients only so.
 package gateway

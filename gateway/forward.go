@@ -71,6 +71,7 @@ func (g *Gateway) serveVerify(w http.ResponseWriter, r *http.Request) {
 	h.Set(HeaderAccount, c.Subject)
 	h.Set(HeaderDevice, c.Device)
 	h.Set("Cache-Control", "no-store")
+	g.setNonce(h)
 	w.WriteHeader(http.StatusOK)
 	g.obs.Request(OutcomeAllowed, "")
 }

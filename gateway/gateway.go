@@ -35,6 +35,17 @@ type Authenticator interface {
 	Authenticate(ctx context.Context, req httpauth.Request) (*token.Claims, error)
 }
 
+// NonceIssuer is an optional interface of an Authenticator that demands
+// DPoP server nonces (RFC 9449 section 8), as *httpauth.Authenticator
+// does with httpauth.Config.Nonces: NextNonce returns a fresh nonce, or
+// "" when it demands none. The gateway then sends one as DPoP-Nonce with
+// every verified answer (proxied, upgraded, or the forward-auth 200), so
+// that a client's next proof carries it without a use_dpop_nonce round
+// trip; a refused proof's 401 carries one already (httpauth.Error.Nonce).
+type NonceIssuer interface {
+	NextNonce() string
+}
+
 // Config configures a Gateway. PublicURL is required; the zero value of
 // every other field selects the documented default.
 type Config struct {
@@ -114,6 +125,7 @@ type Gateway struct {
 	now        func() time.Time
 	log        *slog.Logger
 	obs        Observer
+	nonce      func() string // NonceIssuer.NextNonce; nil without nonces
 }
 
 type origin struct{ scheme, host string } // host lower case, default port removed
@@ -147,6 +159,9 @@ func New(auth Authenticator, cfg Config) (*Gateway, error) {
 	}
 	if err := g.applyDefaults(); err != nil {
 		return nil, err
+	}
+	if n, ok := auth.(NonceIssuer); ok && n.NextNonce() != "" {
+		g.nonce = n.NextNonce
 	}
 	if err := g.setOrigins(pub, cfg.Origins); err != nil {
 		return nil, err
@@ -239,11 +254,12 @@ func (g *Gateway) setUpstream(u *url.URL, tr http.RoundTripper) error {
 		tr = t
 	}
 	g.proxy = &httputil.ReverseProxy{
-		Rewrite:      g.rewrite(u),
-		Transport:    tr,
-		ErrorHandler: g.upstreamError,
-		ErrorLog:     slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
-		BufferPool:   newBufferPool(),
+		Rewrite:        g.rewrite(u),
+		ModifyResponse: g.modifyResponse,
+		Transport:      tr,
+		ErrorHandler:   g.upstreamError,
+		ErrorLog:       slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
+		BufferPool:     newBufferPool(),
 	}
 	return nil
 }
@@ -357,6 +373,21 @@ func (g *Gateway) rewrite(upstream *url.URL) func(*httputil.ProxyRequest) {
 			h.Set(HeaderAccount, c.Subject)
 			h.Set(HeaderDevice, c.Device)
 		}
+	}
+}
+
+// modifyResponse gives a verified request's answer the next DPoP nonce
+// (NonceIssuer), in place of any the upstream sent: the proofs this
+// origin checks are the gateway's, and so are its nonces.
+func (g *Gateway) modifyResponse(resp *http.Response) error {
+	g.setNonce(resp.Header)
+	return nil
+}
+
+// setNonce sets DPoP-Nonce to the next nonce when nonces are demanded.
+func (g *Gateway) setNonce(h http.Header) {
+	if g.nonce != nil {
+		h.Set(dpop.NonceHeader, g.nonce())
 	}
 }
 

@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -10,7 +11,9 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/hallpass/hallpass/dpop"
 	"github.com/hallpass/hallpass/gateway"
+	"github.com/hallpass/hallpass/verifier/httpauth"
 )
 
 // echoUpstream answers with the request headers it received as JSON.
@@ -448,5 +451,78 @@ func TestProxyHostFromUntrustedPeer(t *testing.T) {
 				t.Fatalf("X-Forwarded-Host %q, want %q", got.Get("X-Forwarded-Host"), tc.want)
 			}
 		})
+	}
+}
+
+// TestProxyDPoPNonces: with an Authenticator that demands server nonces, a
+// proof without one gets 401 use_dpop_nonce with a DPoP-Nonce, a proof
+// with it reaches the upstream, and every verified answer carries the next
+// nonce (in place of the upstream's own), so the client's next proof
+// needs no challenge; the forward-auth 200 carries one too.
+func TestProxyDPoPNonces(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set(dpop.NonceHeader, "upstream-nonce")
+		_, _ = io.WriteString(w, "ok")
+	}))
+	t.Cleanup(up.Close)
+	gw := httptest.NewUnstartedServer(nil)
+	gw.Start()
+	t.Cleanup(gw.Close)
+	w := newWorld(t, gw.URL)
+	nk, err := dpop.GenerateNonceKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, err := dpop.NewNonceSource(nk, dpop.NonceOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := httpauth.New(httpauth.Config{Verifier: w.v, PublicURL: gw.URL, Nonces: ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	upstream, _ := url.Parse(up.URL)
+	g, err := gateway.New(a, gateway.Config{PublicURL: gw.URL, Upstream: upstream,
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw.Config.Handler = g
+	d := w.device(t, "acct_alice", "dev_alice")
+	send := func(path, nonce string, fwd map[string]string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest("GET", gw.URL+path, nil)
+		p, err := dpop.NewProof(d.key, "GET", gw.URL+"/items", d.token, nonce)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "DPoP "+d.token)
+		req.Header.Set("DPoP", p)
+		for k, v := range fwd {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	first := send("/items", "", nil)
+	n1 := first.Header.Get(dpop.NonceHeader)
+	if first.StatusCode != http.StatusUnauthorized || n1 == "" || !strings.Contains(first.Header.Get("WWW-Authenticate"), "use_dpop_nonce") {
+		t.Fatalf("proof without a nonce: %d, nonce %q, %q", first.StatusCode, n1, first.Header.Get("WWW-Authenticate"))
+	}
+	second := send("/items", n1, nil)
+	n2 := second.Header.Get(dpop.NonceHeader)
+	if second.StatusCode != http.StatusOK || n2 == "" || n2 == "upstream-nonce" || len(second.Header.Values(dpop.NonceHeader)) != 1 {
+		t.Fatalf("proof with the nonce: %d, nonces %q", second.StatusCode, second.Header.Values(dpop.NonceHeader))
+	}
+	if third := send("/items", n2, nil); third.StatusCode != http.StatusOK {
+		t.Fatalf("proof with the answer's nonce: %d", third.StatusCode)
+	}
+	v := send("/v1/verify", n2, map[string]string{"X-Original-Method": "GET", "X-Original-URI": "/items"})
+	if v.StatusCode != http.StatusOK || v.Header.Get(dpop.NonceHeader) == "" {
+		t.Fatalf("forward auth with the nonce: %d, nonce %q", v.StatusCode, v.Header.Get(dpop.NonceHeader))
 	}
 }

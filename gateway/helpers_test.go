@@ -54,6 +54,7 @@ type world struct {
 	minter *token.Minter
 	deny   *denylist
 	auth   *httpauth.Authenticator
+	v      *verifier.Verifier // the one auth uses
 }
 
 func newWorld(t testing.TB, publicURL string) *world {
@@ -79,7 +80,7 @@ func newWorld(t testing.TB, publicURL string) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &world{sk: sk, minter: m, deny: deny, auth: a}
+	return &world{sk: sk, minter: m, deny: deny, auth: a, v: v}
 }
 
 // device holds a DPoP key and a token bound to it.

@@ -46,6 +46,9 @@ type gatewayConfig struct {
 	trustedProxies, origins     string
 	verifyPath                  string
 	stripAuthz                  bool
+	dpopNonce                   bool
+	nonceKeyFile                string
+	nonces                      *dpop.NonceSource // resolve: --dpop-nonce's, nil without it
 	tlsCert, tlsKey, tlsMin     string
 	storeTimeout, revMaxStale   time.Duration
 	keysMaxStale                time.Duration
@@ -97,6 +100,8 @@ func parseGatewayFlags(args []string, e *env) (*gatewayConfig, error) {
 	fs.StringVar(&c.origins, "origins", e.getenv(p+"ORIGINS"), "comma-separated scheme://host[:port] a proxy may name in X-Forwarded-Proto/-Host (default: the origin of --public-url) ["+p+"ORIGINS]")
 	fs.StringVar(&c.verifyPath, "verify-path", ee.str(e, p+"VERIFY_PATH", gateway.DefaultVerifyPath), "path of the forward-auth endpoint ["+p+"VERIFY_PATH]")
 	fs.BoolVar(&c.stripAuthz, "strip-authorization", ee.boolean(e, p+"STRIP_AUTHORIZATION"), "remove the Authorization header from forwarded requests (the DPoP header is always removed) ["+p+"STRIP_AUTHORIZATION]")
+	fs.BoolVar(&c.dpopNonce, "dpop-nonce", ee.boolean(e, p+"DPOP_NONCE"), "demand DPoP server nonces: a proof without a current one gets 401 use_dpop_nonce, every verified answer carries the next in DPoP-Nonce ["+p+"DPOP_NONCE]")
+	fs.StringVar(&c.nonceKeyFile, "dpop-nonce-key-file", e.getenv(p+"DPOP_NONCE_KEY_FILE"), "32-byte key shared by all gateway nodes for DPoP nonces (default: random per process) ["+p+"DPOP_NONCE_KEY_FILE]")
 	fs.StringVar(&c.tlsCert, "tls-cert", e.getenv(p+"TLS_CERT"), "TLS certificate chain file (PEM) ["+p+"TLS_CERT]")
 	fs.StringVar(&c.tlsKey, "tls-key", e.getenv(p+"TLS_KEY"), "TLS private key file (PEM) ["+p+"TLS_KEY]")
 	fs.StringVar(&c.tlsMin, "tls-min", ee.str(e, p+"TLS_MIN", "1.3"), "lowest TLS version accepted with --tls-cert: 1.3, or 1.2 for older clients ["+p+"TLS_MIN]")
@@ -298,7 +303,10 @@ func (c *gatewayConfig) resolve(log *slog.Logger) (gateway.Config, error) {
 			gc.Origins = append(gc.Origins, o)
 		}
 	}
-	return gc, nil
+	// Read before anything is dialled: a key file others can read is
+	// refused at once.
+	c.nonces, err = newNonceSource(c.dpopNonce, c.nonceKeyFile)
+	return gc, err
 }
 
 // onRedis starts what the gateway keeps on Redis: the revocation mirror
@@ -322,7 +330,11 @@ func (c *gatewayConfig) onRedis(ctx context.Context, client redis.UniversalClien
 // gateway builds the handler: httpauth over v, then the proxy and the
 // forward-auth endpoint.
 func (c *gatewayConfig) gateway(v *verifier.Verifier, replay dpop.ReplayCache, gc gateway.Config) (*gateway.Gateway, error) {
-	auth, err := httpauth.New(httpauth.Config{Verifier: v, PublicURL: c.publicURL, Replay: replay, Logger: gc.Logger})
+	ac := httpauth.Config{Verifier: v, PublicURL: c.publicURL, Replay: replay, Logger: gc.Logger}
+	if c.nonces != nil { // a nil *dpop.NonceSource is not a nil NonceSource
+		ac.Nonces = c.nonces
+	}
+	auth, err := httpauth.New(ac)
 	if err != nil {
 		return nil, configErr(err, gatewayFieldFlags)
 	}

@@ -57,6 +57,10 @@ func TestSecretFileFlagsRefuseOpenModes(t *testing.T) {
 		{"serve --dpop-nonce-key-file", "--dpop-nonce-key-file", func(dir, s string) []string {
 			return []string{"serve", "--listen", "127.0.0.1:0", "--dev", "--data", dir, "--dpop-nonce", "--dpop-nonce-key-file", s}
 		}},
+		{"gateway --dpop-nonce-key-file", "--dpop-nonce-key-file", func(dir, s string) []string {
+			// Refused before the key set is fetched (nothing listens there).
+			return []string{"gateway", "--listen", "127.0.0.1:0", "--keys-url", "https://127.0.0.1:1" + wellKnownKeys, "--dpop-nonce", "--dpop-nonce-key-file", s}
+		}},
 		{"serve --rate-limit-key-file", "--rate-limit-key-file", func(dir, s string) []string {
 			return []string{"serve", "--listen", "127.0.0.1:0", "--dev", "--data", dir, "--rate-limit-key-file", s}
 		}},

@@ -338,10 +338,16 @@ func (c *serveConfig) revocationMirror(ctx context.Context, be *backend, log *sl
 
 // nonceSource is the DPoP nonce source of --dpop-nonce (nil without it).
 func (c *serveConfig) nonceSource() (*dpop.NonceSource, error) {
-	if !c.dpopNonce {
+	return newNonceSource(c.dpopNonce, c.nonceKeyFile)
+}
+
+// newNonceSource is the DPoP nonce source of --dpop-nonce and
+// --dpop-nonce-key-file (serve, gateway): nil when not on.
+func newNonceSource(on bool, keyFile string) (*dpop.NonceSource, error) {
+	if !on {
 		return nil, nil
 	}
-	nk, err := loadNonceKey(c.nonceKeyFile)
+	nk, err := loadNonceKey(keyFile)
 	if err != nil {
 		return nil, err
 	}

@@ -192,13 +192,18 @@ func (f *Flows) retriedDevice(ctx context.Context, acc account.Account, devID, j
 // written since refuses the retry (refuse, the flow's one answer) and
 // ends the session, as a refresh meeting it would; a mirror that cannot
 // vouch is ErrUnavailable. Minted after the entry, the pair would
-// otherwise be newer than it and pass every mirror. The refresh token
-// carries the session's start too, so an entry written while this
-// request runs still refuses it. The access token is minted after the
-// check: a device entry written meanwhile denies it by its margin
-// (SignOutMargin), an account entry only when it is stored again after the
-// mint (a limit: docs/protocol.md, Logout and signing out a device).
+// otherwise be newer than it and pass every mirror. The pair is minted
+// before the check, so an entry made after the check is newer than the
+// access token and denies it (minted after the check, the token outlived
+// a sign-out or ban that ended in between: an account entry has no
+// margin). The refresh token carries the session's start, so such an
+// entry refuses it too. An entry made on another node just before the
+// check and not yet in this node's mirror may still miss the token.
 func (f *Flows) retryPair(ctx context.Context, acc account.Account, devID string, sess account.Session, refuse *Error) (Tokens, error) {
+	out, err := f.mintPair(sess, 0, sess.Created)
+	if err != nil {
+		return Tokens{}, err
+	}
 	if f.cfg.Sessions != nil {
 		switch err := f.cfg.Sessions.CheckSession(ctx, devID, acc.ID, sess.Created); {
 		case errors.Is(err, revocation.ErrStale):
@@ -212,10 +217,6 @@ func (f *Flows) retryPair(ctx context.Context, acc account.Account, devID string
 			}
 			return Tokens{}, fail(refuse, err)
 		}
-	}
-	out, err := f.mintPair(sess, 0, sess.Created)
-	if err != nil {
-		return Tokens{}, err
 	}
 	out.AccountID, out.Username, out.DeviceID = acc.ID, acc.Username, devID
 	return out, nil

@@ -120,34 +120,50 @@ func TestSignOutRacingRetriedRefresh(t *testing.T) {
 }
 
 // TestSignOutRacingSignupRetry: a signup retried after a lost answer
-// (retryPair) asks the mirror with the session's start and then mints;
-// its access token's iat is the time of the mint, after that read. A
-// sign-out of the device between the two, whose step ends at once, left
-// only entries made before the mint: the token was valid at every mirror
-// once the mint fell in a later second than the entry written after the
-// step. The device entry's Before, SignOutMargin past its making, denies
-// it.
+// (retryPair) asks the mirror with the session's start and mints; its
+// access token's iat is the time of the mint. A sign-out of the device
+// between the check and a mint a second later left only entries made
+// before the mint, so the token was accepted at every mirror: a device
+// entry's Before, SignOutMargin past its making (7747a9a), denies it; an
+// account entry (a ban, an admin entry) did not, until the pair was
+// minted before the check: an entry the check does not see is then made
+// after the mint.
 func TestSignOutRacingSignupRetry(t *testing.T) {
-	fx := newMarginFixture(t, nil)
-	k := newKey(t)
-	out := fx.signup(t, k, "retrier")
-	fx.clock.Add(time.Second)
-	fx.sessions.hook = func() {
-		// The retry's check passed; the device is signed out, and the
-		// retry mints a second later.
-		if err := fx.flows.RevokeDevice(context.Background(), out.DeviceID, "logout"); err != nil {
-			t.Errorf("sign-out: %v", err)
-		}
-		fx.clock.Add(time.Second)
-	}
-	got := fx.signup(t, k, "retrier")
-	if got.DeviceID != out.DeviceID {
-		t.Fatalf("signup retry answered device %s, want %s", got.DeviceID, out.DeviceID)
-	}
-	if _, err := fx.v.Verify(context.Background(), got.AccessToken); !errors.Is(err, verifier.ErrRevoked) {
-		t.Fatalf("access token of a signup retry racing the sign-out: %v, want ErrRevoked", err)
-	}
-	if _, err := fx.refresh(t, k, got.RefreshToken); !errors.Is(err, flow.ErrInvalidGrant) {
-		t.Fatalf("refresh token of a signup retry racing the sign-out: %v, want invalid_grant", err)
+	for _, tc := range []struct {
+		name    string
+		signOut func(f *flow.Flows, acc, dev string) error
+	}{
+		{"logout", func(f *flow.Flows, _, dev string) error { return f.RevokeDevice(context.Background(), dev, "logout") }},
+		{"sessions of a ban", func(f *flow.Flows, acc, _ string) error { return f.EndAccount(context.Background(), acc, "ban") }},
+		{"account entry", func(f *flow.Flows, acc, _ string) error {
+			_, err := f.Revoke(context.Background(), revocation.KindAccount, acc, "admin")
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fx := newMarginFixture(t, nil)
+			k := newKey(t)
+			out := fx.signup(t, k, "retrier")
+			fx.clock.Add(time.Second)
+			fx.sessions.hook = func() {
+				// The retry's check passed; the device is signed out,
+				// and the retry goes on a second later.
+				fx.clock.Add(time.Millisecond)
+				if err := tc.signOut(fx.flows, out.AccountID, out.DeviceID); err != nil {
+					t.Errorf("sign-out: %v", err)
+				}
+				fx.clock.Add(time.Second)
+			}
+			got := fx.signup(t, k, "retrier")
+			if got.DeviceID != out.DeviceID {
+				t.Fatalf("signup retry answered device %s, want %s", got.DeviceID, out.DeviceID)
+			}
+			if _, err := fx.v.Verify(context.Background(), got.AccessToken); !errors.Is(err, verifier.ErrRevoked) {
+				t.Fatalf("access token of a signup retry racing the sign-out: %v, want ErrRevoked", err)
+			}
+			if _, err := fx.refresh(t, k, got.RefreshToken); !errors.Is(err, flow.ErrInvalidGrant) {
+				t.Fatalf("refresh token of a signup retry racing the sign-out: %v, want invalid_grant", err)
+			}
+		})
 	}
 }

@@ -77,6 +77,10 @@ const (
 	CodeInvalidLinkCode = problem.InvalidLinkCode
 	// CodeInvalidRecoveryCode is ErrInvalidRecoveryCode on the wire.
 	CodeInvalidRecoveryCode = problem.InvalidRecoveryCode
+	// CodeDeviceLimit: CreateLinkCode on an account with as many devices
+	// as the server allows (live link codes counted); sign one out
+	// (RevokeDevice) first.
+	CodeDeviceLimit = problem.DeviceLimit
 )
 
 // APIError is an error answer of the server (RFC 9457 problem details).

@@ -29,7 +29,9 @@ const maxCodeLen = 64
 // CreateLinkCode makes a single-use link code for this client's account,
 // to type (or scan) on a new device, which redeems it with Link before it
 // expires (10 minutes by default). Only a few may be live at once: one
-// more is an *APIError with code rate_limited.
+// more is an *APIError with code rate_limited. An account with as many
+// devices as the server allows (live link codes counted) gets code
+// device_limit (CodeDeviceLimit): sign one out with RevokeDevice first.
 //
 // SECURITY: whoever redeems the code first joins the account as a device
 // of its own. Show it to the user only, never log it.

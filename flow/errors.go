@@ -54,6 +54,9 @@ var (
 	ErrUseNonce        = &Error{Code: problem.UseDPoPNonce}
 	ErrTokenRevoked    = &Error{Code: problem.TokenRevoked}
 	ErrNotFound        = &Error{Code: problem.NotFound}
+	// ErrDeviceLimit: the account has Config.MaxDevices active devices,
+	// live link codes counted; a device must be signed out first.
+	ErrDeviceLimit = &Error{Code: problem.DeviceLimit}
 	// ErrUnavailable: a store, the replay cache or the key ring did not
 	// answer (or no signing key is loaded); nothing was changed. Retry.
 	// One exception, marked by its Detail: the store step after a

@@ -69,6 +69,9 @@ type Config struct {
 	// may be live per account.
 	LinkCodeTTL  time.Duration
 	MaxLinkCodes int
+	// MaxDevices is how many active devices an account may have, its
+	// live link codes counted (each becomes a device); at least 1.
+	MaxDevices int
 	// UsernameHold is how long a deleted account's or a renamed
 	// account's old username stays taken.
 	UsernameHold time.Duration
@@ -129,8 +132,8 @@ func New(cfg Config) (*Flows, error) {
 		return nil, errors.New("flow: RefreshTTL, RefreshIdle and EntryTTL must be positive, RefreshGrace not negative")
 	case cfg.StoreTimeout <= 0:
 		return nil, errors.New("flow: StoreTimeout must be positive")
-	case cfg.LinkCodeTTL <= 0 || cfg.MaxLinkCodes < 1 || cfg.UsernameHold < 0:
-		return nil, errors.New("flow: LinkCodeTTL and MaxLinkCodes must be positive, UsernameHold not negative")
+	case cfg.LinkCodeTTL <= 0 || cfg.MaxLinkCodes < 1 || cfg.MaxDevices < 1 || cfg.UsernameHold < 0:
+		return nil, errors.New("flow: LinkCodeTTL, MaxLinkCodes and MaxDevices must be positive, UsernameHold not negative")
 	}
 	f := &Flows{cfg: cfg, obs: cfg.Observer, log: cfg.Logger, now: cfg.Now}
 	if f.obs == nil {

@@ -78,7 +78,7 @@ func newFixture(t *testing.T, store account.Store, opts ...func(*flow.Config)) *
 		PublicURL: base, Store: store, Keys: ring, Refresh: codec, Minter: minter, Usernames: &policy,
 		MaxDeviceName: 64, RefreshTTL: 90 * 24 * time.Hour, RefreshIdle: 30 * 24 * time.Hour, RefreshGrace: 30 * time.Second,
 		EntryTTL: 11 * time.Minute, DPoP: dpop.Options{Replay: replay}, StoreTimeout: 5 * time.Second, Now: clk.Now,
-		Pepper: flow.StaticPepper{[]byte("test pepper, 32 bytes or so....")}, LinkCodeTTL: 10 * time.Minute, MaxLinkCodes: 3, UsernameHold: 24 * time.Hour,
+		Pepper: flow.StaticPepper{[]byte("test pepper, 32 bytes or so....")}, LinkCodeTTL: 10 * time.Minute, MaxLinkCodes: 3, MaxDevices: 20, UsernameHold: 24 * time.Hour,
 	}
 	for _, o := range opts {
 		o(&cfg)

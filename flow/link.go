@@ -27,12 +27,21 @@ type LinkCode struct {
 // CreateLinkCode makes a single-use link code for the caller's account,
 // made by the caller's device, live Config.LinkCodeTTL, at most
 // Config.MaxLinkCodes live at once (the oldest are not replaced:
-// ErrRateLimited asks to wait or use one). Only its keyed digest is
+// ErrRateLimited asks to wait or use one), and none when the account's
+// active devices and live codes reach Config.MaxDevices (ErrDeviceLimit:
+// sign a device out first; linkCodeRoom). Only its keyed digest is
 // stored, with the device: the code is good only while that device is
 // active, so revoking it or ending its session voids the code too.
 func (f *Flows) CreateLinkCode(ctx context.Context, accountID, deviceID string) (LinkCode, error) {
 	if _, err := f.pepper(); err != nil {
 		return LinkCode{}, err
+	}
+	room, capped, err := f.linkCodeRoom(ctx, accountID)
+	if err != nil {
+		return LinkCode{}, err
+	}
+	if room < 1 {
+		return LinkCode{}, f.deviceLimit(errors.New("active devices at the limit"))
 	}
 	code, err := newCode(f.cfg.Rand, LinkCodeLen, linkCodeGroup)
 	if err != nil {
@@ -43,9 +52,11 @@ func (f *Flows) CreateLinkCode(ctx context.Context, accountID, deviceID string) 
 	lc := account.LinkCode{Digest: f.cfg.Pepper.Digests(linkMessage(canon))[0], AccountID: accountID, DeviceID: deviceID,
 		Created: now, Expires: now.Add(f.cfg.LinkCodeTTL)}
 	if err := f.call(ctx, "create_link_code", func(ctx context.Context) error {
-		return f.cfg.Store.CreateLinkCode(ctx, lc, f.cfg.MaxLinkCodes, now)
+		return f.cfg.Store.CreateLinkCode(ctx, lc, room, now)
 	}); err != nil {
 		switch {
+		case errors.Is(err, account.ErrTooMany) && capped:
+			return LinkCode{}, f.deviceLimit(err)
 		case errors.Is(err, account.ErrTooMany):
 			return LinkCode{}, &Error{Code: problem.RateLimited, Detail: "This account has as many live link codes as allowed; use one or wait until one expires.", Err: err, RetryAfter: f.cfg.LinkCodeTTL}
 		case errors.Is(err, account.ErrNotFound), errors.Is(err, account.ErrBanned), errors.Is(err, account.ErrSessionEnded):

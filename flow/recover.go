@@ -124,6 +124,20 @@ func (f *Flows) Recover(ctx context.Context, req RecoverRequest) (Tokens, error)
 	if err != nil {
 		return Tokens{}, err
 	}
+	if !req.SignOutOthers {
+		if err := f.recoveryRoom(ctx, acc.ID); err != nil {
+			return Tokens{}, err
+		}
+	}
+	// Minted before the step that makes the device, as a refresh mints
+	// before its step: a sign-out of the new device (or a ban) while the
+	// other devices' entries are written below then denies the pair by
+	// its device entry's margin or its account entry, however long those
+	// writes take. The stand-in of an unknown name mints too (same cost).
+	out, err := f.firstTokens(acc, dev, sess)
+	if err != nil {
+		return Tokens{}, err
+	}
 	ended, err := f.useRecoveryCode(ctx, acc, req, dev, sess)
 	if errors.Is(err, account.ErrNotFound) {
 		return f.recoverRetried(ctx, acc, proof.JKT, err)
@@ -142,7 +156,7 @@ func (f *Flows) Recover(ctx context.Context, req RecoverRequest) (Tokens, error)
 				slog.String("device_id", id), slog.String("error", err.Error()))
 		}
 	}
-	return f.firstTokens(acc, dev, sess)
+	return out, nil
 }
 
 // recoverRetried answers a recovery code that matches none of the

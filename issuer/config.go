@@ -36,6 +36,7 @@ const (
 	DefaultLeeway        = 30 * time.Second
 	DefaultLinkCodeTTL   = 10 * time.Minute
 	DefaultMaxLinkCodes  = 3
+	DefaultMaxDevices    = 20
 	DefaultUsernameHold  = 30 * 24 * time.Hour
 	// DefaultTokenCache is how many verified access tokens the issuer's
 	// verifier remembers (verifier.WithTokenCache): a hit skips the
@@ -178,6 +179,11 @@ type Config struct {
 	// MaxLinkCodes is how many link codes an account may hold live at
 	// once, 1 to 20. Default 3.
 	MaxLinkCodes int
+	// MaxDevices is how many active devices an account may have, its live
+	// link codes counted, 1 to 1000. Default 20. Past it POST
+	// /v1/link-codes answers 409 device_limit until a device is signed
+	// out; an account may reach one more under a race (flow.Config).
+	MaxDevices int
 	// UsernameHold is how long the username of a deleted account, or the
 	// old username of a renamed one, stays taken, up to 400 days. Default
 	// 30 days; a negative value means no hold.
@@ -364,6 +370,9 @@ func (cfg *Config) checkBounds() error {
 	if cfg.MaxLinkCodes == 0 {
 		cfg.MaxLinkCodes = DefaultMaxLinkCodes
 	}
+	if cfg.MaxDevices == 0 {
+		cfg.MaxDevices = DefaultMaxDevices
+	}
 	if cfg.MaxBodyBytes == 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
@@ -378,6 +387,8 @@ func (cfg *Config) checkBounds() error {
 		return fmt.Errorf("issuer: TokenCache must be between 1 and %d", verifier.MaxTokenCacheEntries)
 	case cfg.MaxLinkCodes < 1 || cfg.MaxLinkCodes > 20:
 		return errors.New("issuer: MaxLinkCodes must be between 1 and 20")
+	case cfg.MaxDevices < 1 || cfg.MaxDevices > 1000:
+		return errors.New("issuer: MaxDevices must be between 1 and 1000")
 	case cfg.MaxBodyBytes < 1024 || cfg.MaxBodyBytes > 1<<20:
 		return errors.New("issuer: MaxBodyBytes must be between 1 KiB and 1 MiB")
 	case cfg.MaxDeviceName < 1 || cfg.MaxDeviceName > 256:

@@ -130,6 +130,31 @@ func TestLinkCodeLimit(t *testing.T) {
 	}
 }
 
+// TestLinkCodeDeviceLimit: past MaxDevices (live link codes counted) POST
+// /v1/me/link-codes answers 409 device_limit with the flow's advice, on
+// both stores; a device signed out makes room again.
+func TestLinkCodeDeviceLimit(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		e := newEnv(t, be, func(c *issuer.Config) { c.MaxDevices = 2 })
+		d := e.newDevice("EdDSA")
+		d.signup("twodevices")
+		code := d.linkCode()
+		r := d.authJSON(http.MethodPost, issuer.PathLinkCodes, nil)
+		if r.status != http.StatusConflict || r.code(t) != "device_limit" || !strings.Contains(r.str(t, "detail"), "sign a device out") {
+			t.Fatalf("a code past the device limit: %d %s", r.status, r.body)
+		}
+		other := e.newDevice("ES256")
+		other.keep(other.link(code))
+		if r := d.authJSON(http.MethodPost, issuer.PathLinkCodes, nil); r.status != http.StatusConflict {
+			t.Fatalf("two devices: %d %s", r.status, r.body)
+		}
+		if r := d.authJSON(http.MethodDelete, issuer.PathMeDevices+"/"+other.devID, nil); r.status != http.StatusNoContent {
+			t.Fatalf("signing the other device out: %d %s", r.status, r.body)
+		}
+		d.linkCode()
+	})
+}
+
 // TestRecoverAfterEveryEnding: after a logout, a reuse detection and an
 // admin sign-out, the account comes back on a new device with a recovery
 // code, keeping its id and username; each code works once.

@@ -269,7 +269,7 @@ func (s *Server) newFlows(cfg Config, minter *token.Minter) (*flow.Flows, error)
 		Revocations:  cfg.Revocations,
 		StoreTimeout: cfg.StoreTimeout,
 		Pepper:       cfg.Pepper,
-		LinkCodeTTL:  cfg.LinkCodeTTL, MaxLinkCodes: cfg.MaxLinkCodes, UsernameHold: cfg.UsernameHold,
+		LinkCodeTTL:  cfg.LinkCodeTTL, MaxLinkCodes: cfg.MaxLinkCodes, MaxDevices: cfg.MaxDevices, UsernameHold: cfg.UsernameHold,
 		Limiter: cfg.Limiter, RecoverPerAccount: cfg.RecoverPerAccount, RenamePerAccount: cfg.RenamePerAccount,
 		Observer: flowMetrics{s.metrics},
 		Logger:   cfg.Logger,

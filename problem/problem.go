@@ -29,6 +29,9 @@ const (
 	// InvalidRecoveryCode: a recovery code that is wrong or used, or an
 	// unknown username (one answer for all).
 	InvalidRecoveryCode = "invalid_recovery_code"
+	// DeviceLimit: the account has as many devices as allowed, live link
+	// codes counted; a link code is made once one is signed out.
+	DeviceLimit = "device_limit"
 	// Unauthorized: the admin API only, no valid admin key.
 	Unauthorized = "unauthorized"
 	// Forbidden: the gateway's forward-auth endpoint, a caller that is not
@@ -88,6 +91,7 @@ var infos = map[string]Info{
 	Internal:             {500, "Internal error", "The server failed to handle the request.", Public},
 	InvalidLinkCode:      {400, "Invalid link code", "The link code is wrong, expired or already used; make a new one on a signed-in device.", Public},
 	InvalidRecoveryCode:  {400, "Invalid recovery code", "The username or recovery code is wrong, or the code was already used.", Public},
+	DeviceLimit:          {409, "Device limit reached", "The account has as many devices as allowed (live link codes count as devices); sign one out first.", Public},
 	Unauthorized:         {401, "Unauthorized", "A valid admin key is required.", Admin},
 	Forbidden:            {403, "Forbidden", "This endpoint answers configured proxies only.", Gateway},
 	BadGateway:           {502, "Bad gateway", "The upstream did not answer.", Gateway},

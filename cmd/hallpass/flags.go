@@ -96,6 +96,7 @@ var (
 		"RecoverPerAccount": "--recover-limit-per-account",
 		"RenamePerAccount":  "--rename-limit-per-account",
 		"LinkCodeTTL":       "--link-code-ttl",
+		"MaxDevices":        "--max-devices",
 		"UsernameHold":      "--username-hold",
 		"CORSOrigins":       "--cors-origins",
 		"AdminKeysFile":     "--admin-keys-file",

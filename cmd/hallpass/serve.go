@@ -53,6 +53,7 @@ type serveConfig struct {
 	maxConns, maxConnsPerIP     int
 	corsOrigins                 string
 	linkCodeTTL, usernameHold   time.Duration
+	maxDevices                  int
 	accessTTL, refreshTTL       time.Duration
 	refreshIdle, refreshGrace   time.Duration
 	storeTimeout                time.Duration
@@ -109,6 +110,7 @@ func parseServeFlags(args []string, e *env) (*serveConfig, error) {
 	fs.StringVar(&c.corsOrigins, "cors-origins", e.getenv("HALLPASS_CORS_ORIGINS"), "comma-separated browser origins (https://game.example) whose pages may call the API; no wildcard [HALLPASS_CORS_ORIGINS]")
 	fs.IntVar(&c.maxConns, "max-connections", ee.integer(e, "HALLPASS_MAX_CONNECTIONS", defaultMaxConns), "open connections to the public listener in all; beyond it new ones are closed (0: no cap) [HALLPASS_MAX_CONNECTIONS]")
 	fs.IntVar(&c.maxConnsPerIP, "max-connections-per-ip", ee.integer(e, "HALLPASS_MAX_CONNECTIONS_PER_IP", defaultMaxConnsPerIP), "open connections from one client address, an IPv6 /64 counting as one (trusted proxies excepted; 0: no cap) [HALLPASS_MAX_CONNECTIONS_PER_IP]")
+	fs.IntVar(&c.maxDevices, "max-devices", ee.integer(e, "HALLPASS_MAX_DEVICES", issuer.DefaultMaxDevices), "active devices an account may have, its live link codes counted (1 to 1000); past it a link code answers 409 device_limit [HALLPASS_MAX_DEVICES]")
 	fs.DurationVar(&c.linkCodeTTL, "link-code-ttl", ee.dur(e, "HALLPASS_LINK_CODE_TTL", issuer.DefaultLinkCodeTTL), "how long a link code lives, 1m to 1h [HALLPASS_LINK_CODE_TTL]")
 	fs.DurationVar(&c.usernameHold, "username-hold", ee.dur(e, "HALLPASS_USERNAME_HOLD", issuer.DefaultUsernameHold), "how long a deleted or renamed account's username stays taken [HALLPASS_USERNAME_HOLD]")
 	fs.DurationVar(&c.accessTTL, "access-ttl", ee.dur(e, "HALLPASS_ACCESS_TTL", issuer.DefaultAccessTTL), "access-token lifetime, 1m to 60m [HALLPASS_ACCESS_TTL]")
@@ -400,6 +402,7 @@ func (c *serveConfig) issuerConfig(be *backend, ks *servedKeys, mirror *revocati
 		RecoverPerAccount: l.recover,
 		RenamePerAccount:  l.rename,
 		LinkCodeTTL:       c.linkCodeTTL,
+		MaxDevices:        c.maxDevices,
 		CORSOrigins:       splitList(c.corsOrigins),
 		UsernameHold:      c.usernameHold,
 		Logger:            log,

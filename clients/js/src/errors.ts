@@ -19,6 +19,8 @@ export const ServerCodes = {
   invalidLinkCode: "invalid_link_code",
   /** Username or recovery code wrong, or the code used. Check both; try another code. */
   invalidRecoveryCode: "invalid_recovery_code",
+  /** No link code: the account has as many devices as allowed (live link codes counted). Sign a device out first. */
+  deviceLimit: "device_limit",
   /** The proof was refused. The client makes a fresh one per request; seen by the app only for a clock far off or a wrong server URL. */
   invalidDPoPProof: "invalid_dpop_proof",
   /** The server demands a nonce; the client retries once by itself. */

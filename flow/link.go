@@ -246,13 +246,14 @@ func (f *Flows) newDevice(accountID, name, jkt string) (account.Device, account.
 	return dev, sess, nil
 }
 
-// firstTokens mints the first pair of a device that joined acc. The store
-// step has run: a failure here leaves a device whose tokens nobody holds,
-// which the owner can sign out from another device. Minted after the
-// step, the access token is denied by a sign-out of the device in between
-// only within the device entry's margin (SignOutMargin), and not by a
-// ban's account entry stored before the mint (a limit: docs/protocol.md,
-// Logout and signing out a device).
+// firstTokens mints the first pair of a device that joins acc. A link
+// calls it after its store step (the account is known only then): a
+// failure here leaves a device whose tokens nobody holds, which the owner
+// can sign out from another device, and the access token is denied by a
+// sign-out of the device in between only within the device entry's margin
+// (SignOutMargin), not by a ban's account entry stored before the mint (a
+// limit: docs/protocol.md, Logout and signing out a device). A recovery
+// calls it before its step, which closes that gap.
 func (f *Flows) firstTokens(acc account.Account, dev account.Device, sess account.Session) (Tokens, error) {
 	sess.AccountID = acc.ID
 	out, err := f.mintPair(sess, 0, sess.Created)

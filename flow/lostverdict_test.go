@@ -9,7 +9,6 @@ import (
 
 	"github.com/hallpass/hallpass/account"
 	"github.com/hallpass/hallpass/flow"
-	"github.com/hallpass/hallpass/revocation"
 	"github.com/hallpass/hallpass/verifier"
 )
 
@@ -37,25 +36,9 @@ func (s *lostRefreshReply) Refresh(ctx context.Context, req account.RefreshReque
 // that meets a session ended moments ago with no entry denying its tokens
 // now writes one; a second attempt finds it and writes nothing more.
 func TestLostReuseVerdictSealed(t *testing.T) {
-	rs := openRevocations(t)
 	store := &lostRefreshReply{Store: openBolt(t)}
-	var mirror *revocation.Mirror
-	var written atomic.Int32
-	fx := newFixture(t, store, func(c *flow.Config) {
-		var err error
-		if mirror, err = revocation.NewMirror(rs, revocation.MirrorOptions{Now: c.Now, MaxStaleness: time.Hour}); err != nil {
-			t.Fatal(err)
-		}
-		c.Revocations, c.Sessions = rs, mirror
-		c.Observe = func(e revocation.Entry) { written.Add(1); mirror.Observe(e) }
-	})
-	mirror.Start()
-	t.Cleanup(func() { mirror.Close() })
-	<-mirror.Synced()
-	v, err := verifier.New(staticKeys(t, fx), base, base, verifier.WithClock(fx.clock.Now), verifier.WithRevocation(mirror))
-	if err != nil {
-		t.Fatal(err)
-	}
+	mf := newMarginFixture(t, store)
+	fx, v, written := mf.fixture, mf.v, &mf.written
 
 	k := newKey(t)
 	out := fx.signup(t, k, "victim")

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -126,28 +125,10 @@ func TestSignOutRacingRefresh(t *testing.T) {
 // Entries written: one for a device sign-out whose step ended within the
 // margin, two otherwise.
 func testSignOutRacingRefresh(t *testing.T, signOut func(f *flow.Flows, acc, dev string) error, device, late bool) {
-	rs := openRevocations(t)
-	var mirror *revocation.Mirror
-	var written atomic.Int32
-	sessions := &hookedSessions{}
 	store := &raceStore{Store: openBolt(t)}
-	fx := newFixture(t, store, func(c *flow.Config) {
-		var err error
-		if mirror, err = revocation.NewMirror(rs, revocation.MirrorOptions{Now: c.Now, MaxStaleness: time.Hour}); err != nil {
-			t.Fatal(err)
-		}
-		sessions.Mirror = mirror
-		c.Revocations, c.Sessions = rs, sessions
-		c.Observe = func(e revocation.Entry) { written.Add(1); mirror.Observe(e) }
-	})
+	mf := newMarginFixture(t, store)
+	fx, sessions, v, written := mf.fixture, mf.sessions, mf.v, &mf.written
 	store.advance = fx.clock.Add
-	mirror.Start()
-	t.Cleanup(func() { mirror.Close() })
-	<-mirror.Synced()
-	v, err := verifier.New(staticKeys(t, fx), base, base, verifier.WithClock(fx.clock.Now), verifier.WithRevocation(mirror))
-	if err != nil {
-		t.Fatal(err)
-	}
 
 	k := newKey(t)
 	out := fx.signup(t, k, "racer")
@@ -177,6 +158,13 @@ func testSignOutRacingRefresh(t *testing.T, signOut func(f *flow.Flows, acc, dev
 	}
 	if _, err := fx.refresh(t, k, got.RefreshToken); !errors.Is(err, flow.ErrInvalidGrant) {
 		t.Fatalf("refresh after the sign-out: %v", err)
+	}
+	want := int32(2) // the first entry, the signup's none
+	if device && !late {
+		want = 1
+	}
+	if n := written.Load(); n != want {
+		t.Fatalf("%d entries written, want %d", n, want)
 	}
 }
 

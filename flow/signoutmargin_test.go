@@ -3,6 +3,7 @@ package flow_test
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -37,6 +38,7 @@ type marginFixture struct {
 	*fixture
 	sessions *hookedSessions
 	v        *verifier.Verifier
+	written  atomic.Int32 // entries written (Observe)
 }
 
 func newMarginFixture(t *testing.T, store account.Store) *marginFixture {
@@ -51,7 +53,7 @@ func newMarginFixture(t *testing.T, store account.Store) *marginFixture {
 		}
 		mf.sessions.Mirror = mirror
 		c.Revocations, c.Sessions = rs, mf.sessions
-		c.Observe = mirror.Observe
+		c.Observe = func(e revocation.Entry) { mf.written.Add(1); mirror.Observe(e) }
 	})
 	mirror.Start()
 	t.Cleanup(func() { mirror.Close() })

@@ -268,3 +268,50 @@ func TestCacheFileKeepsAge(t *testing.T) {
 		t.Fatalf("a set 24 h old, from the cache file: %v, want ErrStale", err)
 	}
 }
+
+// TestCacheFileOwner: the cache file was refused only when group- or
+// world-writable, so a file that another user owns (planted in a shared
+// directory before the first write, or left by another service) was read,
+// though its owner can rewrite it at will: its keys were trusted while the
+// issuer was unreachable at start, and its revoked kids refused the
+// issuer's own keys even when the issuer answered. A file that another
+// user owns is now refused (checkOwner: a test cannot make one unless it
+// runs as root, so the verdict is tested on this process's file with
+// another euid).
+func TestCacheFileOwner(t *testing.T) {
+	is := newIssuer(t, true)
+	cfg := is.config()
+	cfg.CacheFile = filepath.Join(t.TempDir(), "keys.json")
+	first, err := remotekeys.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.Close()
+	fi, err := os.Stat(cfg.CacheFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		euid    int
+		refused bool
+	}{
+		{"this process's own file", os.Geteuid(), false},
+		{"another user's file", os.Geteuid() + 1, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := remotekeys.CheckOwner(fi, tt.euid); (err != nil) != tt.refused {
+				t.Fatalf("checkOwner: %v, want refused %v", err, tt.refused)
+			}
+		})
+	}
+	t.Run("the issuer down: the own file is read", func(t *testing.T) {
+		is.down.Store(true)
+		defer is.down.Store(false)
+		ks := is.keySet(cfg)
+		if err := verify(is.verifier(ks), is.mint()); err != nil {
+			t.Fatal(err)
+		}
+	})
+}

@@ -34,7 +34,10 @@
 //
 // The issuer URL of its configuration, TLS (the system roots, or the
 // transport of Config.Client), and the cache file, which it refuses when
-// group- or world-writable: whoever can write it chooses the trusted keys.
+// group- or world-writable or (on unix) owned by another user than the
+// process: whoever can write it chooses the trusted keys, and its revoked
+// kids are refused even when the issuer answers. Keep it in a directory
+// that only the service's user can write.
 // Nothing a token says is used to find keys; a kid only selects among the
 // keys of the issuer's document.
 //

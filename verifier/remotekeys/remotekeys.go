@@ -88,7 +88,8 @@ type Config struct {
 	Cooldown time.Duration
 	// CacheFile, when set, holds the last good document (written with
 	// mode 0600 by atomic rename, its modification time the set's fetch
-	// time; its directory must exist).
+	// time; its directory must exist). It is refused when group- or
+	// world-writable or owned by another user (unix).
 	CacheFile string
 	// MaxStale makes LookupKey fail with ErrStale (a verifier answers
 	// 503) once the last good set (fetched: less the answer's Age, when a
@@ -593,21 +594,41 @@ type cacheFile struct {
 }
 
 // readCacheFile reads the cache file, refusing one that is not a regular
-// file, is group- or world-writable, or is larger than MaxSize.
+// file, is group- or world-writable, is owned by another user than this
+// process (checkOwner), or is larger than MaxSize. The checks are made on
+// the file it opened, the one it reads: checked by name and read by name
+// again, a file swapped in between was read unchecked.
 func (k *KeySet) readCacheFile() cacheFile {
-	fi, err := os.Stat(k.cfg.CacheFile)
+	fail := func(err error) cacheFile { return cacheFile{err: fmt.Errorf("%w: %w", ErrCacheFile, err)} }
+	named, err := os.Stat(k.cfg.CacheFile)
 	if err != nil {
-		return cacheFile{err: fmt.Errorf("%w: %w", ErrCacheFile, err)}
+		return fail(err)
 	}
-	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o022 != 0 {
-		return cacheFile{err: fmt.Errorf("%w: not a regular file, or group- or world-writable", ErrCacheFile)}
+	if !named.Mode().IsRegular() {
+		// Before opening it: opening a FIFO would block.
+		return fail(errors.New("not a regular file"))
 	}
-	if fi.Size() > k.cfg.MaxSize {
-		return cacheFile{err: fmt.Errorf("%w: too large", ErrCacheFile)}
-	}
-	data, err := os.ReadFile(k.cfg.CacheFile)
+	f, err := os.Open(k.cfg.CacheFile)
 	if err != nil {
-		return cacheFile{err: fmt.Errorf("%w: %w", ErrCacheFile, err)}
+		return fail(err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fail(err)
+	}
+	if !os.SameFile(named, fi) || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o022 != 0 {
+		return fail(errors.New("not a regular file, or group- or world-writable"))
+	}
+	if err := checkOwner(fi, os.Geteuid()); err != nil {
+		return fail(err)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, k.cfg.MaxSize+1))
+	if err != nil {
+		return fail(err)
+	}
+	if int64(len(data)) > k.cfg.MaxSize {
+		return fail(errors.New("too large"))
 	}
 	return cacheFile{data: data, mtime: fi.ModTime()}
 }

@@ -281,6 +281,12 @@ type Lifecycle interface {
 	// RedeemLinkCode); a banned account is ErrBanned. It reads only: the
 	// caller checks the device itself.
 	RedeemedLinkCode(ctx context.Context, digest []byte, now time.Time) (Account, string, error)
+	// LinkCodeMaker reports the code with this digest, live at now and not
+	// redeemed: its account, the device that made it and when (Digest
+	// empty). Any other code is ErrNotFound. It reads only, and checks
+	// nothing of the maker: the caller asks its revocation entries, which
+	// know of a sign-out whose store step failed.
+	LinkCodeMaker(ctx context.Context, digest []byte, now time.Time) (LinkCode, error)
 	// SetRecoveryCodes replaces the account's recovery codes (salt and
 	// digests) with a new set: ErrNotFound for a missing account.
 	SetRecoveryCodes(ctx context.Context, accountID string, salt []byte, digests [][]byte) error

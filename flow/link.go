@@ -103,6 +103,9 @@ func (f *Flows) Link(ctx context.Context, req LinkRequest) (Tokens, error) {
 	}
 	var acc account.Account
 	for _, digest := range f.cfg.Pepper.Digests(linkMessage(canon)) {
+		if err := f.checkLinkMaker(ctx, digest, sess.Created); err != nil {
+			return Tokens{}, err
+		}
 		err = f.call(ctx, "redeem_link_code", func(ctx context.Context) error {
 			a, err := f.cfg.Store.RedeemLinkCode(ctx, digest, sess.Created, dev, sess)
 			if err == nil {
@@ -123,6 +126,51 @@ func (f *Flows) Link(ctx context.Context, req LinkRequest) (Tokens, error) {
 		return Tokens{}, storeErr("redeem_link_code", err)
 	}
 	return f.firstTokens(acc, dev, sess)
+}
+
+// checkLinkMaker asks the revocation entries about the device that made
+// the live code with this digest, before it is redeemed. The store's step
+// checks that the maker is active there, but a sign-out whose store step
+// failed for good (endStep) leaves it active in the store, and only its
+// device entry says it is out: a code made on a stolen phone that its
+// owner signed out would still add the thief's device. An entry for the
+// maker or its account newer than the code refuses it
+// (ErrInvalidLinkCode, the one answer) and ends the maker's session, as a
+// refresh meeting the entry would; a mirror that cannot vouch is
+// ErrUnavailable. A code the store does not report (none, expired, used,
+// another pepper's digest, or made before makers were recorded) is left
+// to the redemption.
+func (f *Flows) checkLinkMaker(ctx context.Context, digest []byte, now time.Time) error {
+	if f.cfg.Sessions == nil {
+		return nil
+	}
+	var lc account.LinkCode
+	err := f.call(ctx, "link_code_maker", func(ctx context.Context) error {
+		var err error
+		lc, err = f.cfg.Store.LinkCodeMaker(ctx, digest, now)
+		return err
+	})
+	switch {
+	case errors.Is(err, account.ErrNotFound):
+		return nil
+	case err != nil:
+		return storeErr("link_code_maker", err)
+	case lc.DeviceID == "":
+		return nil
+	}
+	switch err := f.cfg.Sessions.CheckSession(ctx, lc.DeviceID, lc.AccountID, lc.Created); {
+	case errors.Is(err, revocation.ErrStale):
+		return fail(ErrUnavailable, err)
+	case err != nil:
+		at := f.now().UTC()
+		if cerr := f.call(ctx, "end_session", func(ctx context.Context) error {
+			return f.cfg.Store.EndSession(ctx, lc.DeviceID, at)
+		}); cerr != nil && !errors.Is(cerr, account.ErrNotFound) {
+			return storeErr("end_session", cerr)
+		}
+		return fail(ErrInvalidLinkCode, err)
+	}
+	return nil
 }
 
 // linkRetried answers a code that is not live. When it was redeemed

@@ -294,6 +294,29 @@ func (s *Store) RedeemLinkCode(ctx context.Context, digest []byte, now time.Time
 	return acc, nil
 }
 
+// LinkCodeMaker reports the live, unredeemed code with this digest.
+func (s *Store) LinkCodeMaker(ctx context.Context, digest []byte, now time.Time) (account.LinkCode, error) {
+	if account.ValidateDigest(digest) != nil {
+		return account.LinkCode{}, account.ErrNotFound
+	}
+	if now.IsZero() {
+		return account.LinkCode{}, invalid("lookup time")
+	}
+	var lc account.LinkCode
+	err := s.view(ctx, func(t *txn) error {
+		rec, err := getJSON[linkRecord](t, bucketLinkCodes, string(digest))
+		if err != nil {
+			return err
+		}
+		if rec.RedeemedBy != "" || !now.Before(rec.Expires) {
+			return account.ErrNotFound
+		}
+		lc = account.LinkCode{AccountID: rec.AccountID, DeviceID: rec.DeviceID, Created: rec.Created, Expires: rec.Expires}
+		return nil
+	})
+	return lc, err
+}
+
 // RedeemedLinkCode reports the account and the device that redeemed the
 // code with this digest, while the code's lifetime lasts and its maker is
 // an active device of the account.

@@ -207,6 +207,52 @@ func (s *Store) RedeemLinkCode(ctx context.Context, digest []byte, now time.Time
 	return acc, nil
 }
 
+// LinkCodeMaker reports the live, unredeemed code with this digest: one
+// read of its record (its account's tag, through the digest's index).
+func (s *Store) LinkCodeMaker(ctx context.Context, digest []byte, now time.Time) (account.LinkCode, error) {
+	if account.ValidateDigest(digest) != nil {
+		return account.LinkCode{}, account.ErrNotFound
+	}
+	if now.IsZero() {
+		return account.LinkCode{}, invalid("lookup time")
+	}
+	ctx, cancel, err := s.begin(ctx)
+	if err != nil {
+		return account.LinkCode{}, err
+	}
+	defer cancel()
+	hx := hex.EncodeToString(digest)
+	h, err := s.lookup(ctx, linkLocID(hx))
+	if err != nil {
+		return account.LinkCode{}, err
+	}
+	v, err := s.c.HMGet(ctx, s.linkKey(h.tag, hx), "account_id", "device", "created", "expires", "redeemed_by").Result()
+	if err != nil {
+		return account.LinkCode{}, unavailable(err)
+	}
+	return linkCodeOf(v, h.acc, now)
+}
+
+// linkCodeOf decodes a link record's account_id, device, created,
+// expires and redeemed_by: ErrNotFound unless it is live at now and not
+// redeemed.
+func linkCodeOf(v []any, acc string, now time.Time) (account.LinkCode, error) {
+	str := func(i int) string { s, _ := v[i].(string); return s }
+	if str(0) == "" || str(4) != "" {
+		return account.LinkCode{}, account.ErrNotFound
+	}
+	created, err1 := decTime(str(2))
+	expires, err2 := decTime(str(3))
+	dev := str(1)
+	if str(0) != acc || err1 != nil || err2 != nil || (dev != "" && !account.ValidID(account.DevicePrefix, dev)) {
+		return account.LinkCode{}, corrupt(fmt.Errorf("%w: link code record", errCorrupt))
+	}
+	if !now.Before(expires) {
+		return account.LinkCode{}, account.ErrNotFound
+	}
+	return account.LinkCode{AccountID: acc, DeviceID: dev, Created: created, Expires: expires}, nil
+}
+
 // RedeemedLinkCode reports the account and the device that redeemed a
 // link code, in one read-only script on the tag of the code's account.
 func (s *Store) RedeemedLinkCode(ctx context.Context, digest []byte, now time.Time) (account.Account, string, error) {

@@ -122,7 +122,8 @@ func testLinkCodeRedeem(t *testing.T, f Factory) {
 	lc := newLink(fx, "a", t0)
 	mustCreateLink(t, s, lc, 3)
 	now := t0.Add(linkTTL - time.Nanosecond) // the last instant it lives
-	dev, sess := newDevice(t, "", now)       // the store binds it to the code's account
+	mustMaker(t, s, lc, now)
+	dev, sess := newDevice(t, "", now) // the store binds it to the code's account
 	acc, err := s.RedeemLinkCode(ctx, lc.Digest, now, dev, sess)
 	if err != nil || !equalAccount(acc, fx.acc) {
 		t.Fatalf("RedeemLinkCode = %+v, %v; want the code's account", acc, err)
@@ -143,8 +144,25 @@ func testLinkCodeRedeem(t *testing.T, f Factory) {
 		_, err = s.RedeemLinkCode(ctx, d, now, dev2, sess2)
 		wantErr(t, "RedeemLinkCode("+name+")", err, account.ErrNotFound)
 		mustAbsent(t, s, "", dev2.ID)
+		_, err = s.LinkCodeMaker(ctx, d, now)
+		wantErr(t, "LinkCodeMaker("+name+")", err, account.ErrNotFound)
 	}
+	// Expired: not reported.
+	late := newLink(fx, "c", t0)
+	mustCreateLink(t, s, late, 3)
+	_, err = s.LinkCodeMaker(ctx, late.Digest, t0.Add(linkTTL))
+	wantErr(t, "LinkCodeMaker(expired)", err, account.ErrNotFound)
 	mustState(t, s, fx)
+}
+
+// mustMaker: LinkCodeMaker reports the live code's account, maker and
+// creation.
+func mustMaker(t *testing.T, s account.Store, lc account.LinkCode, now time.Time) {
+	t.Helper()
+	got, err := s.LinkCodeMaker(ctxT(t), lc.Digest, now)
+	if err != nil || got.AccountID != lc.AccountID || got.DeviceID != lc.DeviceID || !got.Created.Equal(lc.Created) || !got.Expires.Equal(lc.Expires) {
+		t.Fatalf("LinkCodeMaker = %+v, %v; want %+v", got, err, lc)
+	}
 }
 
 // testLinkCodeRefused: a refused redemption stores nothing; whether the

@@ -315,3 +315,58 @@ func TestCacheFileOwner(t *testing.T) {
 		}
 	})
 }
+
+// TestClockSteppedBack: a set's age is Config.Now less its fetch time, and
+// a negative age (the clock stepped back since) was not stale, on the
+// ground that the next fetch sets a new time. A set read from the cache
+// file while the issuer is unreachable gets no next fetch: with the clock
+// stepped back it was trusted for as long as the step plus MaxStale, a
+// key revoked meanwhile accepted past the documented bound (and for ever
+// if the clock kept being set back). A fetch time more than a minute
+// after now, like a cache file stamped in the future, is no known age:
+// stale until the issuer answers.
+func TestClockSteppedBack(t *testing.T) {
+	is := newIssuer(t, true)
+	cfg := is.config()
+	cfg.CacheFile = filepath.Join(t.TempDir(), "keys.json")
+	first, err := remotekeys.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.Close()
+	kid := kidOf(t, is.mint())
+	is.down.Store(true)
+	ks := is.keySet(cfg) // from the cache file
+
+	tests := []struct {
+		name  string
+		back  time.Duration // how far the clock is set back from the file's stamp
+		stale bool
+	}{
+		{"a few seconds (coarse file times)", 10 * time.Second, false},
+		{"two hours", 2 * time.Hour, true},
+		{"thirty days", 30 * 24 * time.Hour, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			is.clock.Add(-tt.back)
+			defer is.clock.Add(tt.back)
+			_, err := ks.LookupKey(context.Background(), kid)
+			if tt.stale != errors.Is(err, remotekeys.ErrStale) || (!tt.stale && err != nil) {
+				t.Fatalf("LookupKey: %v, want stale %v", err, tt.stale)
+			}
+		})
+	}
+	t.Run("the issuer answers again", func(t *testing.T) {
+		is.clock.Add(-2 * time.Hour)
+		defer is.clock.Add(2 * time.Hour)
+		is.down.Store(false)
+		defer is.down.Store(true)
+		if err := ks.Refresh(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ks.LookupKey(context.Background(), kid); err != nil {
+			t.Fatal(err)
+		}
+	})
+}

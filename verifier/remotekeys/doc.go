@@ -54,7 +54,9 @@
 // set's age counts from the answer's Age header, and an answer older than
 // MaxStale is refused. The age of the cache
 // file is its modification time; one stamped in the future of the clock
-// has no known age and is stale from the start. There is no unbounded
+// has no known age and is stale from the start, and so is a set whose
+// fetch time is more than a minute ahead of a clock stepped back since
+// (until a fetch succeeds). There is no unbounded
 // setting; choose a MaxStale as long as the longest issuer outage you would
 // rather ride out than refuse tokens through.
 package remotekeys

@@ -43,8 +43,9 @@ const (
 )
 
 // cacheFileSkew is how far in the future of Config.Now the cache file's
-// modification time may be (coarse file times, a clock read a moment
-// earlier) and still count as its fetch time.
+// modification time, or a set's fetch time, may be (coarse file times, a
+// clock read a moment earlier, a small clock correction) and still count
+// as its fetch time.
 const cacheFileSkew = time.Minute
 
 // Errors. Their text is fixed.
@@ -95,7 +96,9 @@ type Config struct {
 	// 503) once the last good set (fetched: less the answer's Age, when a
 	// shared cache answered; or read from CacheFile: its
 	// modification time; a file stamped more than a minute in the future
-	// of Now counts as older) is older than this: a revocation published
+	// of Now counts as older, and so does a set whose fetch time a clock
+	// stepped back puts more than a minute ahead of Now) is older than
+	// this: a revocation published
 	// while this verifier could not reach the issuer is not ignored for
 	// ever.
 	// Default DefaultMaxStale (24 h); at least twice MinRefresh. The
@@ -301,10 +304,14 @@ func (k *KeySet) LookupKey(ctx context.Context, kid keys.KeyID) (keys.PublicKey,
 	return st.set.LookupKey(ctx, kid)
 }
 
-// checkStale fails closed once st is older than MaxStale. A clock stepped
-// back (negative age) is not stale: the next fetch sets a new time.
+// checkStale fails closed once st is older than MaxStale, or fetched more
+// than cacheFileSkew after now: the clock stepped back since, and the set
+// has no known age. Counted as fresh, a set read from the cache file while
+// the issuer is unreachable (no next fetch to set a new time) was trusted
+// for the step plus MaxStale. A fetch that succeeds sets a new time.
 func (k *KeySet) checkStale(st *state) error {
-	if k.cfg.Now().Sub(st.fetched) > k.cfg.MaxStale {
+	age := k.cfg.Now().Sub(st.fetched)
+	if age > k.cfg.MaxStale || age < -cacheFileSkew {
 		return ErrStale
 	}
 	return nil

@@ -95,7 +95,11 @@ func (s *Server) buildAdminEcho() *echo.Echo {
 // adminGate authenticates the admin key and audits the call, whatever its
 // outcome (unknown routes and refused keys included). A client address
 // past its budget of failed authentications gets 429 without its key
-// being looked at. Calls refused before a key was accepted are counted
+// being looked at. Only an admin key that matches no line spends the
+// budget: a request without one cannot succeed, and a page in the
+// operator's browser can send the listener requests but never an
+// Authorization header, so counting them let any page lock the
+// operator's own address out. Calls refused before a key was accepted are counted
 // and only sampled into the audit record (auditRefused); calls made with
 // a key are always recorded.
 func (s *Server) adminGate(next echo.HandlerFunc) echo.HandlerFunc {
@@ -121,8 +125,7 @@ func (s *Server) adminGate(next echo.HandlerFunc) echo.HandlerFunc {
 			err = next(c)
 		} else {
 			err = aerr
-			var ae *apiError
-			if errors.As(aerr, &ae) && ae.status == http.StatusUnauthorized {
+			if errors.Is(aerr, errUnknownAdminKey) {
 				if after, ok := s.adminGuard.failed(ip, now); !ok {
 					err = s.refused("admin_auth", after)
 				}
@@ -171,6 +174,10 @@ func target(c echo.Context, k, v string) {
 	}
 }
 
+// errUnknownAdminKey: a well-formed admin key that matches no line of the
+// keys file, the only refusal that spends the address's budget.
+var errUnknownAdminKey = errors.New("unknown admin key")
+
 func errAdminAuth(cause error) *apiError {
 	e := fail(http.StatusUnauthorized, CodeUnauthorized, cause)
 	e.challenge = adminRealm
@@ -197,7 +204,7 @@ func (s *Server) adminAuth(c echo.Context) (string, error) {
 		return "", errUnavailable(err)
 	}
 	if !ok {
-		return "", errAdminAuth(errors.New("unknown admin key"))
+		return "", errAdminAuth(errUnknownAdminKey)
 	}
 	return id, nil
 }

@@ -20,8 +20,9 @@ import (
 // key, from 100 addresses) leave the sink (a MemoryAudit keeping 1000, and
 // on Redis the stream too) with the real records and at most the sample of
 // refused ones; every junk call is counted, and the record after the
-// sample says how many were dropped. Failed authentication is limited per
-// address: past the budget the answer is 429 and the key is not looked at.
+// sample says how many were dropped. Failed authentication (a wrong key)
+// is limited per address: past the budget the answer is 429 and the key
+// is not looked at.
 // Both results of hallpass_admin_refused_total are exported at 0 before
 // the first refusal: a burst between two scrapes is then an increase
 // Prometheus counts (deploy/prometheus/alerts.yml, HallpassAdminAuthFailures).
@@ -68,14 +69,15 @@ func TestAdminJunkCannotFlushAudit(t *testing.T) {
 		if codes[http.StatusUnauthorized]+codes[http.StatusTooManyRequests] != junk || codes[http.StatusTooManyRequests] == 0 {
 			t.Fatalf("junk answers %v, want only 401 and 429", codes)
 		}
-		// The budget is per address: 10 failures each, then 429.
-		if n := codes[http.StatusUnauthorized]; n < 100*issuer.DefaultAdminAuthLimit.Limit || n > 200*issuer.DefaultAdminAuthLimit.Limit {
-			t.Errorf("%d answered 401, want about 10 per address", n)
+		// The budget is per address: 10 wrong keys each, then 429. The 50
+		// addresses sending no key spend none (only a key can be a guess).
+		if n := codes[http.StatusUnauthorized] - junk/2; n < 50*issuer.DefaultAdminAuthLimit.Limit || n > 100*issuer.DefaultAdminAuthLimit.Limit {
+			t.Errorf("%d wrong keys answered 401, want about 10 per address", n)
 		}
 		// A blocked address gets 429 even with the right key (the key is
 		// not looked at); another address is served.
 		req := httptest.NewRequest(http.MethodGet, issuer.PathAdminRevocations, nil)
-		req.RemoteAddr = "10.9.0.0:4711"
+		req.RemoteAddr = "10.9.0.1:4711" // sent wrong keys
 		req.Header.Set("Authorization", "Bearer "+a.key)
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
@@ -166,5 +168,62 @@ func TestAdminGuardSettings(t *testing.T) {
 	}
 	if m := scrape(t, a.env); !contains(m, `hallpass_admin_audit_dropped_total 50`) {
 		t.Errorf("dropped:\n%s", grep(m, "admin"))
+	}
+}
+
+// TestAdminAuthBudgetSpentByKeysOnly: only a presented admin key that
+// matches no line spends the address's budget of failed authentications.
+// A page the operator's browser opens can make it send requests to the
+// admin listener (an <img> of http://127.0.0.1:9090/, a no-cors fetch) but
+// never an Authorization header; when a request without a key counted,
+// any such page locked the operator's own address (loopback) out of the
+// admin API and the console, 429 for every call, while it stayed open.
+// A guesser has to send keys, so those still spend the budget.
+func TestAdminAuthBudgetSpentByKeysOnly(t *testing.T) {
+	wrong, _, err := issuer.NewAdminKey(nil, "nobody", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		authz  []string // the Authorization headers of the junk
+		spends bool     // the junk spends the budget: the right key then gets 429
+	}{
+		// What a browser sends to a page it was made to open.
+		{name: "no header"},
+		// Credentials in a URL's userinfo.
+		{name: "basic", authz: []string{"Basic dTpw"}},
+		{name: "not an admin key", authz: []string{"Bearer abc"}},
+		{name: "several headers", authz: []string{"Bearer " + wrong, "Bearer " + wrong}},
+		{name: "wrong admin key", authz: []string{"Bearer " + wrong}, spends: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := newAdminEnv(t, &boltBackend{})
+			h := a.srv.AdminHandler()
+			send := func(authz []string) *httptest.ResponseRecorder {
+				req := httptest.NewRequest(http.MethodGet, issuer.PathAdminRevocations, nil)
+				req.RemoteAddr = "127.0.0.1:4711"
+				req.Header["Authorization"] = authz
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, req)
+				return rec
+			}
+			for range 3 * issuer.DefaultAdminAuthLimit.Limit {
+				if rec := send(tt.authz); rec.Code != http.StatusUnauthorized && rec.Code != http.StatusTooManyRequests {
+					t.Fatalf("junk: %d", rec.Code)
+				}
+			}
+			want := http.StatusOK
+			if tt.spends {
+				want = http.StatusTooManyRequests
+			}
+			if rec := send([]string{"Bearer " + a.key}); rec.Code != want {
+				t.Fatalf("the right key from the same address after the junk: %d, want %d", rec.Code, want)
+			}
+			if m := scrape(t, a.env); !contains(m, `hallpass_admin_refused_total{result="unauthorized"}`) {
+				t.Errorf("refusals not counted:\n%s", grep(m, "admin_refused"))
+			}
+		})
 	}
 }

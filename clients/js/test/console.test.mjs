@@ -178,6 +178,22 @@ describe("admin console in Chromium", { timeout: 240_000 }, () => {
     assert.equal(acc.banned, false, "the cross-origin form banned the account");
   });
 
+  test("a page on another origin cannot lock the operator out of the admin listener", async () => {
+    // Any page can make the browser request the admin listener (images,
+    // no-cors fetches), never with an Authorization header. Such requests
+    // are refused, but must not spend the address's budget of failed keys
+    // (10 a minute): the operator's browser and CLI share that address.
+    const imgs = Array.from({ length: 30 }, (_, i) => `<img src="${adminURL}/v1/admin/revocations?i=${i}">`).join("");
+    attacker.set(`<!doctype html><body>${imgs}<p id="done">loaded</p></body>`);
+    const evil = await context.newPage();
+    evil.setDefaultTimeout(15_000);
+    await evil.goto(attacker.url, { waitUntil: "load" });
+    await evil.close();
+    const res = await page.goto(adminURL + "/admin/revocations");
+    assert.equal(res.status(), 200, "the console after the page: locked out");
+    await adminAPI("/v1/admin/whoami");
+  });
+
   test("sign out: the session ends", async () => {
     await page.goto(adminURL + "/admin/");
     await Promise.all([page.waitForURL("**/admin/login"), page.click("#sign-out")]);

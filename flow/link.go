@@ -101,10 +101,39 @@ func (f *Flows) Link(ctx context.Context, req LinkRequest) (Tokens, error) {
 	if err != nil {
 		return Tokens{}, err
 	}
+	acc, out, err := f.redeemLink(ctx, canon, dev, sess)
+	switch {
+	case errors.Is(err, account.ErrNotFound):
+		return f.linkRetried(ctx, canon, proof.JKT)
+	case err != nil:
+		return Tokens{}, err
+	case out.AccountID != acc.ID: // not minted ahead: a code the store did not report
+		return f.firstTokens(acc, dev, sess)
+	}
+	out.Username = acc.Username
+	return out, nil
+}
+
+// redeemLink redeems the code (each pepper's digest, current first, until
+// one is found) with dev and sess, and returns the code's account and the
+// first pair. The pair is minted before the store step, as a signup's and
+// a refresh's are, for the account the store reports for the code
+// (checkLinkMaker), so a ban or a sign-out of the device stored before the
+// mint is newer than the token and denies it. The code not found is
+// account.ErrNotFound; other errors are flow errors.
+func (f *Flows) redeemLink(ctx context.Context, canon string, dev account.Device, sess account.Session) (account.Account, Tokens, error) {
 	var acc account.Account
+	var out Tokens
+	var err error
 	for _, digest := range f.cfg.Pepper.Digests(linkMessage(canon)) {
-		if err := f.checkLinkMaker(ctx, digest, sess.Created); err != nil {
-			return Tokens{}, err
+		accID, cerr := f.checkLinkMaker(ctx, digest, sess.Created)
+		if cerr != nil {
+			return acc, Tokens{}, cerr
+		}
+		if accID != "" {
+			if out, err = f.firstTokens(account.Account{ID: accID}, dev, sess); err != nil {
+				return acc, Tokens{}, err
+			}
 		}
 		err = f.call(ctx, "redeem_link_code", func(ctx context.Context) error {
 			a, err := f.cfg.Store.RedeemLinkCode(ctx, digest, sess.Created, dev, sess)
@@ -119,13 +148,13 @@ func (f *Flows) Link(ctx context.Context, req LinkRequest) (Tokens, error) {
 	}
 	switch {
 	case errors.Is(err, account.ErrNotFound):
-		return f.linkRetried(ctx, canon, proof.JKT)
+		return acc, Tokens{}, err
 	case errors.Is(err, account.ErrBanned):
-		return Tokens{}, fail(ErrInvalidLinkCode, err)
+		return acc, Tokens{}, fail(ErrInvalidLinkCode, err)
 	case err != nil:
-		return Tokens{}, storeErr("redeem_link_code", err)
+		return acc, Tokens{}, storeErr("redeem_link_code", err)
 	}
-	return f.firstTokens(acc, dev, sess)
+	return acc, out, nil
 }
 
 // checkLinkMaker asks the revocation entries about the device that made
@@ -139,11 +168,9 @@ func (f *Flows) Link(ctx context.Context, req LinkRequest) (Tokens, error) {
 // refresh meeting the entry would; a mirror that cannot vouch is
 // ErrUnavailable. A code the store does not report (none, expired, used,
 // another pepper's digest, or made before makers were recorded) is left
-// to the redemption.
-func (f *Flows) checkLinkMaker(ctx context.Context, digest []byte, now time.Time) error {
-	if f.cfg.Sessions == nil {
-		return nil
-	}
+// to the redemption. It returns the code's account ("" when the store did
+// not report the code).
+func (f *Flows) checkLinkMaker(ctx context.Context, digest []byte, now time.Time) (string, error) {
 	var lc account.LinkCode
 	err := f.call(ctx, "link_code_maker", func(ctx context.Context) error {
 		var err error
@@ -152,25 +179,25 @@ func (f *Flows) checkLinkMaker(ctx context.Context, digest []byte, now time.Time
 	})
 	switch {
 	case errors.Is(err, account.ErrNotFound):
-		return nil
+		return "", nil
 	case err != nil:
-		return storeErr("link_code_maker", err)
-	case lc.DeviceID == "":
-		return nil
+		return "", storeErr("link_code_maker", err)
+	case lc.DeviceID == "" || f.cfg.Sessions == nil:
+		return lc.AccountID, nil
 	}
 	switch err := f.cfg.Sessions.CheckSession(ctx, lc.DeviceID, lc.AccountID, lc.Created); {
 	case errors.Is(err, revocation.ErrStale):
-		return fail(ErrUnavailable, err)
+		return "", fail(ErrUnavailable, err)
 	case err != nil:
 		at := f.now().UTC()
 		if cerr := f.call(ctx, "end_session", func(ctx context.Context) error {
 			return f.cfg.Store.EndSession(ctx, lc.DeviceID, at)
 		}); cerr != nil && !errors.Is(cerr, account.ErrNotFound) {
-			return storeErr("end_session", cerr)
+			return "", storeErr("end_session", cerr)
 		}
-		return fail(ErrInvalidLinkCode, err)
+		return "", fail(ErrInvalidLinkCode, err)
 	}
-	return nil
+	return lc.AccountID, nil
 }
 
 // linkRetried answers a code that is not live. When it was redeemed
@@ -294,14 +321,12 @@ func (f *Flows) newDevice(accountID, name, jkt string) (account.Device, account.
 	return dev, sess, nil
 }
 
-// firstTokens mints the first pair of a device that joins acc. A link
-// calls it after its store step (the account is known only then): a
-// failure here leaves a device whose tokens nobody holds, which the owner
-// can sign out from another device, and the access token is denied by a
-// sign-out of the device in between only within the device entry's margin
-// (SignOutMargin), not by a ban's account entry stored before the mint (a
-// limit: docs/protocol.md, Logout and signing out a device). A recovery
-// calls it before its step, which closes that gap.
+// firstTokens mints the first pair of a device that joins acc. Link and
+// Recover call it before their store step, so that an entry stored after
+// the step (a ban, a sign-out of the new device) is newer than the token
+// and denies it; a link whose code the store did not report ahead calls
+// it after the step (a failure there leaves a device whose tokens nobody
+// holds, which the owner can sign out from another device).
 func (f *Flows) firstTokens(acc account.Account, dev account.Device, sess account.Session) (Tokens, error) {
 	sess.AccountID = acc.ID
 	out, err := f.mintPair(sess, 0, sess.Created)

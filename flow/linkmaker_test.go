@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
+	"github.com/hallpass/hallpass/account"
 	"github.com/hallpass/hallpass/flow"
+	"github.com/hallpass/hallpass/verifier"
 )
 
 // TestLinkCodeOfSignedOutMaker: a device signed out while the store step
@@ -39,5 +42,54 @@ func TestLinkCodeOfSignedOutMaker(t *testing.T) {
 	sess, err := store.GetSession(ctx, maker.DeviceID)
 	if err != nil || sess.Ended.IsZero() {
 		t.Fatalf("maker's session: %+v, %v; want ended", sess, err)
+	}
+}
+
+// redeemHookStore runs after (once) when RedeemLinkCode has added the
+// device, before the flow goes on.
+type redeemHookStore struct {
+	account.Store
+	after func(acc account.Account)
+}
+
+func (s *redeemHookStore) RedeemLinkCode(ctx context.Context, digest []byte, now time.Time, dev account.Device, sess account.Session) (account.Account, error) {
+	acc, err := s.Store.RedeemLinkCode(ctx, digest, now, dev, sess)
+	if f := s.after; err == nil && f != nil {
+		s.after = nil
+		f(acc)
+	}
+	return acc, err
+}
+
+// TestBanRacingLink: a link minted the new device's first pair after its
+// store step, so a ban (an account entry, which has no margin) stored
+// between the step and the mint left an access token newer than the
+// entry, accepted by every mirror until it expired. The pair is now
+// minted before the step, for the account the store reports for the code.
+func TestBanRacingLink(t *testing.T) {
+	store := &redeemHookStore{Store: openBolt(t)}
+	fx := newMarginFixture(t, store)
+	ctx := context.Background()
+	owner := fx.signup(t, newKey(t), "bannedsoon")
+	lc, err := fx.flows.CreateLinkCode(ctx, owner.AccountID, owner.DeviceID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.after = func(acc account.Account) {
+		fx.clock.Add(time.Millisecond) // the ban comes after the step
+		if err := fx.flows.EndAccount(ctx, acc.ID, "ban"); err != nil {
+			t.Errorf("ban: %v", err)
+		}
+		fx.clock.Add(time.Second) // the node mints a second later
+	}
+	got, err := fx.flows.Link(ctx, flow.LinkRequest{Code: lc.Code, DeviceName: "laptop", Proof: fx.proof(t, newKey(t), "POST", base+"/v1/link")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.AccountID != owner.AccountID || got.Username != "bannedsoon" || got.DeviceID == "" {
+		t.Fatalf("link answered %+v", got)
+	}
+	if _, err := fx.v.Verify(ctx, got.AccessToken); !errors.Is(err, verifier.ErrRevoked) {
+		t.Fatalf("access token of a link racing a ban: %v, want ErrRevoked", err)
 	}
 }

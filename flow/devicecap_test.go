@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hallpass/hallpass/account"
 	"github.com/hallpass/hallpass/flow"
 	"github.com/hallpass/hallpass/verifier"
 )
@@ -100,29 +99,13 @@ func TestRecoverKeepingDevicesDeviceLimit(t *testing.T) {
 	}
 }
 
-// recoverHookStore runs after (once) when UseRecoveryCode has made the
-// new device, before the flow goes on.
-type recoverHookStore struct {
-	account.Store
-	after func(dev account.Device)
-}
-
-func (s *recoverHookStore) UseRecoveryCode(ctx context.Context, accountID string, digest []byte, dev account.Device, sess account.Session, signOutOthers bool, now time.Time) ([]string, error) {
-	ended, err := s.Store.UseRecoveryCode(ctx, accountID, digest, dev, sess, signOutOthers, now)
-	if f := s.after; err == nil && f != nil {
-		s.after = nil
-		f(dev)
-	}
-	return ended, err
-}
-
 // TestSignOutRacingRecovery: a recovery minted the new device's first pair
 // after its store step and after writing the entries of the devices it
 // signed out (each up to the store timeout). The new device signed out in
 // between, the mint past that entry's margin, got an access token every
 // mirror accepted until it expired. The pair is now minted before the step.
 func TestSignOutRacingRecovery(t *testing.T) {
-	store := &recoverHookStore{Store: openBolt(t)}
+	store := &stepHookStore{Store: openBolt(t)}
 	fx := newMarginFixture(t, store)
 	ctx := context.Background()
 	a := fx.signup(t, newKey(t), "racedrecovery")
@@ -130,8 +113,8 @@ func TestSignOutRacingRecovery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store.after = func(dev account.Device) {
-		if err := fx.flows.RevokeDevice(ctx, dev.ID, "signed out at once"); err != nil {
+	store.after = func(_, deviceID string) {
+		if err := fx.flows.RevokeDevice(ctx, deviceID, "signed out at once"); err != nil {
 			t.Errorf("sign-out of the new device: %v", err)
 		}
 		fx.clock.Add(fx.flows.SignOutMargin() + time.Second) // slow entry writes

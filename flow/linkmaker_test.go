@@ -45,20 +45,35 @@ func TestLinkCodeOfSignedOutMaker(t *testing.T) {
 	}
 }
 
-// redeemHookStore runs after (once) when RedeemLinkCode has added the
-// device, before the flow goes on.
-type redeemHookStore struct {
+// stepHookStore runs after (once) right after the store step that makes
+// a new device (RedeemLinkCode, UseRecoveryCode) succeeded, with the
+// account and the new device, before the flow goes on.
+type stepHookStore struct {
 	account.Store
-	after func(acc account.Account)
+	after func(accountID, deviceID string)
 }
 
-func (s *redeemHookStore) RedeemLinkCode(ctx context.Context, digest []byte, now time.Time, dev account.Device, sess account.Session) (account.Account, error) {
-	acc, err := s.Store.RedeemLinkCode(ctx, digest, now, dev, sess)
-	if f := s.after; err == nil && f != nil {
+func (s *stepHookStore) fire(accountID, deviceID string) {
+	if f := s.after; f != nil {
 		s.after = nil
-		f(acc)
+		f(accountID, deviceID)
+	}
+}
+
+func (s *stepHookStore) RedeemLinkCode(ctx context.Context, digest []byte, now time.Time, dev account.Device, sess account.Session) (account.Account, error) {
+	acc, err := s.Store.RedeemLinkCode(ctx, digest, now, dev, sess)
+	if err == nil {
+		s.fire(acc.ID, dev.ID)
 	}
 	return acc, err
+}
+
+func (s *stepHookStore) UseRecoveryCode(ctx context.Context, accountID string, digest []byte, dev account.Device, sess account.Session, signOutOthers bool, now time.Time) ([]string, error) {
+	ended, err := s.Store.UseRecoveryCode(ctx, accountID, digest, dev, sess, signOutOthers, now)
+	if err == nil {
+		s.fire(accountID, dev.ID)
+	}
+	return ended, err
 }
 
 // TestBanRacingLink: a link minted the new device's first pair after its
@@ -67,7 +82,7 @@ func (s *redeemHookStore) RedeemLinkCode(ctx context.Context, digest []byte, now
 // entry, accepted by every mirror until it expired. The pair is now
 // minted before the step, for the account the store reports for the code.
 func TestBanRacingLink(t *testing.T) {
-	store := &redeemHookStore{Store: openBolt(t)}
+	store := &stepHookStore{Store: openBolt(t)}
 	fx := newMarginFixture(t, store)
 	ctx := context.Background()
 	owner := fx.signup(t, newKey(t), "bannedsoon")
@@ -75,9 +90,9 @@ func TestBanRacingLink(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store.after = func(acc account.Account) {
+	store.after = func(accountID, _ string) {
 		fx.clock.Add(time.Millisecond) // the ban comes after the step
-		if err := fx.flows.EndAccount(ctx, acc.ID, "ban"); err != nil {
+		if err := fx.flows.EndAccount(ctx, accountID, "ban"); err != nil {
 			t.Errorf("ban: %v", err)
 		}
 		fx.clock.Add(time.Second) // the node mints a second later

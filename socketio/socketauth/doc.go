@@ -85,8 +85,14 @@
 // timer. A revocation reaches a live socket within the mirror's propagation
 // delay plus RecheckEvery.
 //
-// socket.io's connection state recovery with SkipMiddlewares would let a
-// recovered socket in without a handshake check, so Attach refuses such a
-// server. The namespace's own "connection" handler (installed by Attach)
+// Attach refuses a server with socket.io's connection state recovery:
+// socket.io restores a session (its rooms, and the packets it missed,
+// sent to the client at once) when it creates the socket, before any
+// middleware runs, so a handshake presenting a session's pid and offset
+// with a revoked, expired or forged token read what its rooms received
+// while it was away, then got the connect_error; with SkipMiddlewares it
+// connected unchecked. The pid is not bound to the device key. A client
+// that reconnects gets the messages it missed from the application
+// instead. The namespace's own "connection" handler (installed by Attach)
 // also disconnects any socket that connected without a live session.
 package socketauth

@@ -286,15 +286,21 @@ func (o *Options) staleness() (Staleness, error) {
 // between the middleware and the connection). Attach every namespace that
 // needs it: socket.io's Server.Use covers the main namespace only.
 //
-// SECURITY: socket.io's connection state recovery with SkipMiddlewares
-// would let a recovered socket in without a handshake check: Attach
-// refuses such a server.
+// SECURITY: Attach refuses a server with socket.io's connection state
+// recovery. With SkipMiddlewares a recovered socket connects without a
+// handshake check; without it, socket.io still restores the session
+// (its rooms, and the packets it missed, written to the client at once)
+// when it creates the socket, before any middleware runs: whoever holds
+// the session's pid and an offset (a device signed out while its
+// transport was down, or anyone who took them from the client; they are
+// not bound to the device key) read what the rooms received meanwhile,
+// and only then got the connect_error.
 func (g *Guard) Attach(nsp socket.Namespace) error {
 	if nsp == nil {
 		return fmt.Errorf("%w: nil namespace", ErrConfig)
 	}
-	if csr := nsp.Server().Opts().ConnectionStateRecovery(); csr != nil && csr.SkipMiddlewares() {
-		return fmt.Errorf("%w: connection state recovery skips middlewares", ErrConfig)
+	if nsp.Server().Opts().ConnectionStateRecovery() != nil {
+		return fmt.Errorf("%w: connection state recovery restores sessions before any middleware", ErrConfig)
 	}
 	nsp.Use(g.middleware)
 	return nsp.On("connection", func(args ...any) {

@@ -456,28 +456,43 @@ func TestClose(t *testing.T) {
 	goleak.VerifyNone(t)
 }
 
-// Regression guard: with connection state recovery skipping middlewares, a
-// recovered socket would connect without a handshake check.
-func TestAttachRefusesRecoveryThatSkipsMiddlewares(t *testing.T) {
+// TestAttachRefusesConnectionStateRecovery: with SkipMiddlewares a
+// recovered socket connected without a handshake check, and Attach refused
+// only that. Without it, socket.io still restores the session when it
+// creates the socket, before the middleware: a handshake with a forged
+// token and a session's pid and offset (a scratch test over long-polling:
+// a socket joined to a room, its transport closed, a message sent to the
+// room, then {"token": "v4.public.bogus", "pid", "offset"}) was written
+// the missed message, then the invalid_token connect_error. Attach now
+// refuses any server with connection state recovery.
+func TestAttachRefusesConnectionStateRecovery(t *testing.T) {
 	e := newEnv(t)
 	g := newGuard(t, e.auth, socketauth.Options{})
+	through := socket.DefaultConnectionStateRecovery()
+	through.SetSkipMiddlewares(false)
 
-	opts := socket.DefaultServerOptions()
-	opts.SetConnectionStateRecovery(socket.DefaultConnectionStateRecovery()) // SkipMiddlewares defaults to true
-	io := socket.NewServer(nil, opts)
-	defer io.Close(nil)
-	if err := g.Attach(io.Of("/", nil)); !errors.Is(err, socketauth.ErrConfig) {
-		t.Fatalf("Attach with SkipMiddlewares: %v, want ErrConfig", err)
+	tests := []struct {
+		name    string
+		csr     *socket.ConnectionStateRecovery
+		refused bool
+	}{
+		{"no recovery", nil, false},
+		{"recovery skipping middlewares (the default)", socket.DefaultConnectionStateRecovery(), true},
+		{"recovery through middlewares", through, true},
 	}
-
-	csr := socket.DefaultConnectionStateRecovery()
-	csr.SetSkipMiddlewares(false)
-	opts = socket.DefaultServerOptions()
-	opts.SetConnectionStateRecovery(csr)
-	io2 := socket.NewServer(nil, opts)
-	defer io2.Close(nil)
-	if err := g.Attach(io2.Of("/", nil)); err != nil {
-		t.Fatalf("Attach with recovery through middlewares: %v", err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts := socket.DefaultServerOptions()
+			if tt.csr != nil {
+				opts.SetConnectionStateRecovery(tt.csr)
+			}
+			io := socket.NewServer(nil, opts)
+			defer io.Close(nil)
+			err := g.Attach(io.Of("/", nil))
+			if tt.refused != errors.Is(err, socketauth.ErrConfig) || (!tt.refused && err != nil) {
+				t.Fatalf("Attach: %v, want refused %v", err, tt.refused)
+			}
+		})
 	}
 	if err := g.Attach(nil); !errors.Is(err, socketauth.ErrConfig) {
 		t.Fatalf("Attach(nil): %v", err)

@@ -617,3 +617,63 @@ func TestManyRevocations(t *testing.T) {
 		}
 	}
 }
+
+// TestCrossSiteLoadsRefused: a page of the same site (another port of the
+// console's host) gets the session cookie sent with every request it makes
+// the browser send (SameSite=Strict stops only other sites). Its images,
+// frames and fetches of console pages made admin calls with the
+// operator's key, each audited as the operator's: a page looping over
+// <img src=.../admin/revocations> pushed the real records out of the
+// audit (bbolt keeps 1000) and named accounts the operator never looked
+// at. Only the operator's own navigations reach a page now.
+func TestCrossSiteLoadsRefused(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	acc, _ := session(t, e.device("mallory2", "phone"))
+	b := e.signedIn()
+	paths := []string{"/admin/", "/admin/revocations", "/admin/audit", "/admin/keys", "/admin/accounts/" + acc,
+		"/admin/search?q=mallory2", "/admin/login", "/admin/console.css"}
+	tests := []struct {
+		name            string
+		site, mode, dst string
+		purpose         string
+		refused         bool
+	}{
+		{name: "same-site image", site: "same-site", mode: "no-cors", dst: "image", refused: true},
+		{name: "cross-site image", site: "cross-site", mode: "no-cors", dst: "image", refused: true},
+		{name: "same-site frame", site: "same-site", mode: "navigate", dst: "iframe", refused: true},
+		{name: "same-site fetch", site: "same-site", mode: "cors", dst: "empty", refused: true},
+		{name: "same-site prefetch", site: "same-site", mode: "navigate", dst: "document", purpose: "prefetch", refused: true},
+		// A link the operator follows from another page of the site.
+		{name: "same-site navigation", site: "same-site", mode: "navigate", dst: "document"},
+		{name: "same-origin image", site: "same-origin", mode: "no-cors", dst: "image"},
+		{name: "typed in", site: "none", mode: "navigate", dst: "document"},
+		// Browsers without Fetch Metadata, curl.
+		{name: "no metadata"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := len(e.audit.Records())
+			for _, path := range paths {
+				p := b.do(http.MethodGet, path, nil, func(r *http.Request) {
+					for k, v := range map[string]string{"Sec-Fetch-Site": tt.site, "Sec-Fetch-Mode": tt.mode,
+						"Sec-Fetch-Dest": tt.dst, "Sec-Purpose": tt.purpose} {
+						if v != "" {
+							r.Header.Set(k, v)
+						}
+					}
+				})
+				if refused := p.status == http.StatusForbidden; refused != tt.refused {
+					t.Errorf("GET %s: %d, refused %v, want %v", path, p.status, refused, tt.refused)
+				}
+				if p.header.Get("Content-Security-Policy") == "" {
+					t.Errorf("GET %s: no security headers", path)
+				}
+			}
+			if recs := e.records(before); tt.refused && len(recs) != 0 {
+				t.Errorf("refused loads made admin calls: %+v", recs)
+			} else if !tt.refused && len(recs) == 0 {
+				t.Errorf("no admin call audited")
+			}
+		})
+	}
+}

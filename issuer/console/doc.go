@@ -45,10 +45,15 @@
 // the sign-in form carries a double-submit token bound to a short-lived
 // cookie. Before that, net/http.CrossOriginProtection refuses unsafe
 // requests whose Sec-Fetch-Site or Origin header says they come from
-// another origin. A refused request gets 403 and changes nothing. Every
-// page is sent with a Content-Security-Policy that allows no script, no
-// frame ancestor and forms to this origin only, Cache-Control: no-store
-// and X-Content-Type-Options: nosniff.
+// another origin, and the console refuses any request a page of another
+// origin made the browser send other than as a top-level navigation (an
+// image, a frame, a fetch, a prefetch, per Sec-Fetch-Site, -Mode, -Dest
+// and Sec-Purpose): a page of the same site (another port) gets the
+// cookie sent with them, and every page is an admin call audited under
+// the operator's key. A refused request gets 403 and changes nothing.
+// Every page is sent with a Content-Security-Policy that allows no
+// script, no frame ancestor and forms to this origin only,
+// Cache-Control: no-store and X-Content-Type-Options: nosniff.
 //
 // # Limits
 //

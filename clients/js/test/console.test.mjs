@@ -194,6 +194,26 @@ describe("admin console in Chromium", { timeout: 240_000 }, () => {
     await adminAPI("/v1/admin/whoami");
   });
 
+  test("a page of the same site cannot make the console call the admin API", async () => {
+    // Another port of 127.0.0.1 is the same site: the session cookie goes
+    // with its images. Each image of a console page was an admin call with
+    // the operator's key, audited as the operator's.
+    const pageCalls = async () => (await adminAPI("/v1/admin/audit?limit=1000")).records
+      .filter((r) => r.who === "ops-browser" && r.action === "GET /v1/admin/revocations").length;
+    const before = await pageCalls();
+    const imgs = Array.from({ length: 20 }, (_, i) => `<img src="${adminURL}/admin/revocations?i=${i}">`).join("");
+    attacker.set(`<!doctype html><body>${imgs}<iframe src="${adminURL}/admin/revocations"></iframe></body>`);
+    const evil = await context.newPage();
+    evil.setDefaultTimeout(15_000);
+    await evil.goto(attacker.url, { waitUntil: "load" });
+    await evil.close();
+    assert.equal(await pageCalls(), before, "the page's loads of /admin/revocations were admin calls");
+    assert.match(issuer.log(), /"reason":"cross_site_load"/);
+    const res = await page.goto(adminURL + "/admin/revocations");
+    assert.equal(res.status(), 200, "the operator's own navigation");
+    assert.equal(await pageCalls(), before + 1);
+  });
+
   test("sign out: the session ends", async () => {
     await page.goto(adminURL + "/admin/");
     await Promise.all([page.waitForURL("**/admin/login"), page.click("#sign-out")]);

@@ -80,6 +80,17 @@
 // only its token and proof strings are read, and no token content reaches a
 // log line or an error message.
 //
+// The DPoP proof binds the handshake, not what follows: the socket then
+// belongs to the engine.io session, whose id is a bearer credential. Over
+// HTTP long-polling every request carries it in its query string
+// (?sid=...), and anyone who has it (a proxy's access log, a Referer)
+// can send events as the device and read what it is sent, with no
+// token or key (checked: a POST of 42["say",...] with only the sid
+// reached the handler, Guard.Claims naming the device). To keep the
+// binding, serve WebSocket only (the server's Transports and the
+// client's transports: ["websocket"]), whose session no other
+// connection can join, or keep the query string out of every log.
+//
 // Each accepted socket costs one expiry timer (no goroutine until it fires);
 // one goroutine per Guard runs the re-checks, and Close stops it and every
 // timer. A revocation reaches a live socket within the mirror's propagation

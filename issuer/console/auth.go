@@ -125,6 +125,11 @@ func (c *Console) handleLogin(w http.ResponseWriter, r *http.Request) {
 		c.internal(w, r, err)
 		return
 	}
+	if prev := cookieValue(r, sessionCookieName(r)); prev != "" {
+		// The browser's previous session (another tab's form, another
+		// key) ends: its key must not stay usable by a copy of its cookie.
+		c.sessions.end(prev)
+	}
 	setCookie(w, r, loginCookieName(r), "", -1)
 	setCookie(w, r, sessionCookieName(r), id, int(c.cfg.SessionTTL.Seconds()))
 	c.log.LogAttrs(r.Context(), slog.LevelInfo, "console: signed in",

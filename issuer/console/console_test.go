@@ -677,3 +677,48 @@ func TestCrossSiteLoadsRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestSignInEndsThePreviousSession: a sign-in from a browser that still
+// holds a session (a second tab's sign-in form, a session signed in with
+// another key) ends that session. It stayed live, the admin key with it,
+// until its idle timeout: whoever had copied its cookie kept acting with
+// the key after the operator had signed in again. A refused sign-in ends
+// nothing.
+func TestSignInEndsThePreviousSession(t *testing.T) {
+	tests := []struct {
+		name  string
+		key   func(e *env) string
+		ended bool
+	}{
+		{name: "signed in again", key: func(e *env) string { return e.key }, ended: true},
+		{name: "refused", key: func(e *env) string { return e.key[:len(e.key)-2] + "xx" }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, envOptions{})
+			old := e.signedIn()
+			var oldID string
+			for _, c := range old.hc.Jar.Cookies(old.consoleURL()) {
+				if c.Name == "hallpass-console" {
+					oldID = c.Value
+				}
+			}
+			if oldID == "" {
+				t.Fatal("no session cookie")
+			}
+			// The same browser: the sign-in form of another tab, posted
+			// with the session cookie it still holds.
+			b := e.browser()
+			form := b.get("/admin/login")
+			p := b.do(http.MethodPost, "/admin/login", url.Values{"csrf": {form.csrf(t)}, "key": {tt.key(e)}},
+				func(r *http.Request) { r.AddCookie(&http.Cookie{Name: "hallpass-console", Value: oldID}) })
+			if p.status != http.StatusSeeOther && p.status != http.StatusUnauthorized {
+				t.Fatalf("sign-in: %d", p.status)
+			}
+			home := old.get("/admin/")
+			if ended := home.status == http.StatusSeeOther; ended != tt.ended {
+				t.Fatalf("the previous session: %d, ended %v, want %v", home.status, ended, tt.ended)
+			}
+		})
+	}
+}

@@ -32,11 +32,13 @@
 // and named __Secure-... when the request came over TLS), the admin key,
 // its id and a CSRF token. The key stays in memory for the session's life
 // and is never rendered, logged or put in a cookie; the map is keyed by
-// the SHA-256 of the cookie value. A session ends at sign-out, after
-// Config.IdleTimeout without a request, after Config.SessionTTL whatever
-// happens, when the process restarts, and as soon as the admin API
-// refuses its key (its line removed from the keys file). Sessions are per
-// node: behind a load balancer, pin the console to one node.
+// the SHA-256 of the cookie value. A session ends at sign-out, when the
+// browser signs in again, after Config.IdleTimeout without a request,
+// after Config.SessionTTL whatever happens, when the process restarts,
+// and as soon as the admin API refuses its key (its line removed from the
+// keys file; the home and signing keys pages make no admin call and do
+// not notice). Sessions are per node: behind a load balancer, pin the
+// console to one node.
 //
 // # Cross-site requests
 //

@@ -257,12 +257,18 @@ func (b *browser) do(method, path string, form url.Values, edit func(*http.Reque
 
 func (b *browser) get(path string) page { return b.do(http.MethodGet, path, nil, nil) }
 
+// consoleURL is the URL whose cookies the browser sends to console pages:
+// the jar gives none of the console's (Path=/admin/) for the bare origin.
+func (b *browser) consoleURL() *url.URL {
+	return b.url.ResolveReference(&url.URL{Path: "/admin/"})
+}
+
 // signIn signs in with key and returns the answer to the sign-in POST.
 func (b *browser) signIn(key string) page {
 	b.e.t.Helper()
 	form := b.get("/admin/login")
 	p := b.do(http.MethodPost, "/admin/login", url.Values{"csrf": {form.csrf(b.e.t)}, "key": {key}}, nil)
-	for _, c := range b.hc.Jar.Cookies(b.url) {
+	for _, c := range b.hc.Jar.Cookies(b.consoleURL()) {
 		if strings.Contains(c.Name, "hallpass-console") && !strings.Contains(c.Name, "login") {
 			b.e.sessionCookies = append(b.e.sessionCookies, c.Value)
 		}
@@ -274,8 +280,12 @@ func (b *browser) signIn(key string) page {
 func (e *env) signedIn() *browser {
 	e.t.Helper()
 	b := e.browser()
+	n := len(e.sessionCookies)
 	if p := b.signIn(e.key); p.status != http.StatusSeeOther || p.header.Get("Location") != "/admin/" {
 		e.t.Fatalf("sign-in: %d %q", p.status, p.header.Get("Location"))
+	}
+	if len(e.sessionCookies) == n {
+		e.t.Fatal("the session cookie was not collected: checkLogs would not look for it")
 	}
 	return b
 }

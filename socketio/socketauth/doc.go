@@ -81,15 +81,19 @@
 // log line or an error message.
 //
 // The DPoP proof binds the handshake, not what follows: the socket then
-// belongs to the engine.io session, whose id is a bearer credential. Over
-// HTTP long-polling every request carries it in its query string
-// (?sid=...), and anyone who has it (a proxy's access log, a Referer)
-// can send events as the device and read what it is sent, with no
-// token or key (checked: a POST of 42["say",...] with only the sid
-// reached the handler, Guard.Claims naming the device). To keep the
-// binding, serve WebSocket only (the server's Transports and the
-// client's transports: ["websocket"]), whose session no other
-// connection can join, or keep the query string out of every log.
+// belongs to the engine.io session, whose id (sid) is a bearer
+// credential. Anyone who has it can send events as the device and read
+// what it is sent, with no token or key: over HTTP long-polling with the
+// sid alone, and over WebSocket too, since the engine.io server lets a
+// new WebSocket that names the sid take the session over by "upgrading"
+// it, even a WebSocket session with AllowUpgrades off (checked with
+// scratch tests against servers/engine v3.0.6: the injected event reached
+// the handler, Guard.Claims naming the device). The client puts the sid
+// in the query string (?sid=...) of every polling request and of the
+// WebSocket upgrade from polling, so an access log of them holds live
+// credentials. A client that connects with WebSocket only (transports:
+// ["websocket"]) never sends the sid in a URL; otherwise keep query
+// strings out of every log.
 //
 // Each accepted socket costs one expiry timer (no goroutine until it fires);
 // one goroutine per Guard runs the re-checks, and Close stops it and every

@@ -64,8 +64,14 @@ func KeySetReason(fetched, now time.Time, maxStale time.Duration) string {
 	if fetched.IsZero() {
 		return "key set: none of known age (not fetched from the issuer yet)"
 	}
-	if age := now.Sub(fetched); age > maxStale {
+	age := now.Sub(fetched)
+	if age > maxStale {
 		return fmt.Sprintf("key set: last fetched %v ago (bound %v, --keys-max-stale)", age.Round(time.Second), maxStale)
+	}
+	if age < -time.Minute {
+		// remotekeys refuses such a set (its clock stepped back since the
+		// fetch: no known age) until a fetch succeeds; so is readiness.
+		return fmt.Sprintf("key set: fetched %v in the future of this clock (stepped back?): no known age", (-age).Round(time.Second))
 	}
 	return ""
 }

@@ -64,6 +64,14 @@ func TestReasons(t *testing.T) {
 	if why := opsmetrics.KeySetReason(now.Add(-2*time.Hour), now, time.Hour); !strings.Contains(why, "key set: last fetched 2h0m0s ago (bound 1h0m0s") {
 		t.Errorf("stale key set: %q", why)
 	}
+	// A clock stepped back past the fetch: remotekeys calls the set stale
+	// (no known age), and readiness says so; a few seconds are fine.
+	if why := opsmetrics.KeySetReason(now.Add(2*time.Hour), now, time.Hour); !strings.Contains(why, "in the future of this clock") {
+		t.Fatalf("fetched 2h in the future: %q", why)
+	}
+	if why := opsmetrics.KeySetReason(now.Add(10*time.Second), now, time.Hour); why != "" {
+		t.Fatalf("fetched 10s in the future: %q", why)
+	}
 	if why := opsmetrics.KeySetReason(time.Time{}, now, time.Hour); why != "key set: none of known age (not fetched from the issuer yet)" {
 		t.Errorf("no key set of known age: %q", why)
 	}

@@ -119,6 +119,7 @@ func (c *Console) routes() *http.ServeMux {
 	m.HandleFunc("POST /admin/accounts/{id}/ban", c.action(c.handleBan(true)))
 	m.HandleFunc("POST /admin/accounts/{id}/unban", c.action(c.handleBan(false)))
 	m.HandleFunc("POST /admin/accounts/{id}/recovery-code", c.action(c.handleSupportCode))
+	m.HandleFunc("GET /admin/accounts/{id}/recovery-code", c.page(c.handleShowCode))
 	m.HandleFunc("POST /admin/accounts/{id}/delete", c.action(c.handleDelete))
 	m.HandleFunc("POST /admin/devices/{id}/sign-out", c.action(c.handleSignOutDevice))
 	m.HandleFunc("GET /admin/revocations", c.page(c.handleRevocations))

@@ -237,8 +237,12 @@ func TestActionsRefusedWithoutCSRF(t *testing.T) {
 		}
 	}
 	for _, path := range actions {
-		if p := b.get(path); p.status != http.StatusMethodNotAllowed {
-			t.Errorf("GET %s: %d, want 405", path, p.status)
+		want := http.StatusMethodNotAllowed
+		if strings.HasSuffix(path, "/recovery-code") {
+			want = http.StatusGone // the page that shows a code issued, once: none was
+		}
+		if p := b.get(path); p.status != want {
+			t.Errorf("GET %s: %d, want %d", path, p.status, want)
 		}
 	}
 	if recs := e.records(before); len(recs) != 0 {
@@ -280,12 +284,10 @@ func auditedSteps(e *env, phone *client.Client, acc, dev string) []auditedStep {
 					t.Errorf("the signed-out device's next request: %v, want a refusal", err)
 				}
 			}},
-		{name: "support code", path: "/admin/accounts/" + acc + "/recovery-code", status: http.StatusOK,
-			action: "POST " + issuer.PathAdminAccountRecovery, target: [2]string{"account_id", acc}, check: func(t *testing.T, p page) {
-				if !regexp.MustCompile(`<code id="code">[A-Z0-9-]{10,}</code>`).MatchString(p.body) {
-					t.Errorf("no code on the page")
-				}
-			}},
+		// Shown by the page it redirects to: TestSupportCodeShownOnce.
+		{name: "support code", path: "/admin/accounts/" + acc + "/recovery-code", status: http.StatusSeeOther,
+			location: "/admin/accounts/" + acc + "/recovery-code",
+			action:   "POST " + issuer.PathAdminAccountRecovery, target: [2]string{"account_id", acc}},
 		{name: "ban", path: "/admin/accounts/" + acc + "/ban", status: http.StatusSeeOther, location: "/admin/accounts/" + acc + "?done=banned",
 			action: "POST " + issuer.PathAdminAccountBan, target: [2]string{"account_id", acc}, check: func(t *testing.T, _ page) {
 				if banned, _ := e.accountOf(acc); !banned {
@@ -720,5 +722,57 @@ func TestSignInEndsThePreviousSession(t *testing.T) {
 				t.Fatalf("the previous session: %d, ended %v, want %v", home.status, ended, tt.ended)
 			}
 		})
+	}
+}
+
+// TestSupportCodeShownOnce: the support code was the answer to the POST
+// itself, so reloading the page (or going back to it) posted the form
+// again and issued another code, each a valid recovery code for the
+// account, one more left behind each time. The POST now redirects to a
+// page that shows the code once; reloading it shows nothing and issues
+// nothing.
+func TestSupportCodeShownOnce(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	acc, _ := session(t, e.device("dave1", "phone"))
+	b := e.signedIn()
+	codesLeft := func() int {
+		_, body := e.adminJSON(http.MethodGet, "/v1/admin/accounts/"+acc)
+		var a struct {
+			N int `json:"recovery_codes_left"`
+		}
+		check(t, json.Unmarshal([]byte(body), &a))
+		return a.N
+	}
+	before := codesLeft()
+	token := b.get("/admin/accounts/" + acc).csrf(t)
+	p := b.do(http.MethodPost, "/admin/accounts/"+acc+"/recovery-code", url.Values{"csrf": {token}}, nil)
+	shown := "/admin/accounts/" + acc + "/recovery-code"
+	if p.status != http.StatusSeeOther || p.header.Get("Location") != shown {
+		t.Fatalf("issue: %d %q, want 303 %s", p.status, p.header.Get("Location"), shown)
+	}
+	codeRE := regexp.MustCompile(`<code id="code">([A-Z0-9-]{10,})</code>`)
+	tests := []struct {
+		name     string
+		browser  *browser
+		path     string
+		wantCode bool
+	}{
+		{name: "another session", browser: e.signedIn(), path: shown},
+		{name: "another account's page", browser: b, path: "/admin/accounts/acc_AAAAAAAAAAAAAAAAAAAAAA/recovery-code"},
+		{name: "shown", browser: b, path: shown, wantCode: true},
+		{name: "reloaded", browser: b, path: shown},
+	}
+	for _, tt := range tests {
+		n := len(e.audit.Records())
+		p := tt.browser.get(tt.path)
+		if got := codeRE.MatchString(p.body); got != tt.wantCode {
+			t.Errorf("%s: %d, code shown %v, want %v", tt.name, p.status, got, tt.wantCode)
+		}
+		if recs := e.records(n); len(recs) != 0 {
+			t.Errorf("%s: admin calls %+v", tt.name, recs)
+		}
+	}
+	if n := codesLeft(); n != before+1 {
+		t.Fatalf("recovery codes left %d, want %d: one code issued", n, before+1)
 	}
 }

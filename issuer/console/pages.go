@@ -161,7 +161,8 @@ type supportCodeView struct {
 }
 
 // handleSupportCode: POST /admin/accounts/{id}/recovery-code. The code is
-// in this answer only (no-store), never in a URL.
+// kept in the session, never in a URL, and shown once by the page this
+// redirects to (handleShowCode): a reload of that page issues no other.
 func (c *Console) handleSupportCode(w http.ResponseWriter, r *http.Request, s session) {
 	id := r.PathValue("id")
 	if !account.ValidID(account.AccountPrefix, id) {
@@ -174,7 +175,22 @@ func (c *Console) handleSupportCode(w http.ResponseWriter, r *http.Request, s se
 	if !c.answered(w, r, s, c.admin(r, s, http.MethodPost, "/v1/admin/accounts/"+id+"/recovery-codes"), &out) {
 		return
 	}
-	c.render(w, http.StatusOK, "code", c.view(r, s, "Recovery code", supportCodeView{AccountID: id, Code: out.Code}))
+	c.sessions.stashCode(cookieValue(r, sessionCookieName(r)), supportCodeView{AccountID: id, Code: out.Code})
+	redirect(w, Prefix+"accounts/"+id+"/recovery-code")
+}
+
+// handleShowCode: GET /admin/accounts/{id}/recovery-code, the support code
+// just issued, once (no-store); then 410.
+func (c *Console) handleShowCode(w http.ResponseWriter, r *http.Request, s session) {
+	id := r.PathValue("id")
+	v, ok := c.sessions.takeCode(cookieValue(r, sessionCookieName(r)), id)
+	if !ok || !account.ValidID(account.AccountPrefix, id) {
+		e := c.view(r, s, "Recovery code", nil)
+		e.Error = "A support code is shown once, and this one was. If it was lost, issue another from the account's page (the first stays valid until used)."
+		c.render(w, http.StatusGone, "error", e)
+		return
+	}
+	c.render(w, http.StatusOK, "code", c.view(r, s, "Recovery code", v))
 }
 
 // handleDelete: POST /admin/accounts/{id}/delete with confirm=yes.

@@ -30,6 +30,7 @@ type session struct {
 	csrf    string
 	created time.Time
 	seen    time.Time
+	code    supportCodeView // a support code issued, until its page shows it
 }
 
 // sessions is the in-memory session table, keyed by the SHA-256 of the
@@ -101,6 +102,31 @@ func (t *sessions) get(id string, now time.Time) (session, bool) {
 	}
 	s.seen = now
 	return *s, true
+}
+
+// stashCode keeps v for the live session of id until takeCode: the code
+// is shown by the page an issuing POST redirects to, so that reloading
+// that page issues no other code.
+func (t *sessions) stashCode(id string, v supportCodeView) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if s, ok := t.m[sha256.Sum256([]byte(id))]; ok {
+		s.code = v
+	}
+}
+
+// takeCode returns the code stashed for the session of id and account
+// accountID, and forgets it: it is shown once.
+func (t *sessions) takeCode(id, accountID string) (supportCodeView, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s, ok := t.m[sha256.Sum256([]byte(id))]
+	if !ok || s.code.Code == "" || s.code.AccountID != accountID {
+		return supportCodeView{}, false
+	}
+	v := s.code
+	s.code = supportCodeView{}
+	return v, true
 }
 
 // end drops the session of id, if any.

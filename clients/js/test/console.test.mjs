@@ -214,6 +214,19 @@ describe("admin console in Chromium", { timeout: 240_000 }, () => {
     assert.equal(await pageCalls(), before + 1);
   });
 
+  test("a support code is shown once: a reload issues no other", async () => {
+    const owner = await newDevice("support", "laptop");
+    const left = async () => (await adminAPI(`/v1/admin/accounts/${owner.accountId}`)).recovery_codes_left;
+    const before = await left();
+    await page.goto(`${adminURL}/admin/accounts/${owner.accountId}`);
+    await Promise.all([page.waitForURL("**/recovery-code"), page.click("#recovery-code")]);
+    assert.match(await page.textContent("#code"), /^[A-Z0-9-]{10,}$/);
+    const res = await page.reload();
+    assert.equal(res.status(), 410);
+    assert.equal(await page.$("#code"), null, "the code shown again");
+    assert.equal(await left(), before + 1, "the reload issued another code");
+  });
+
   test("sign out: the session ends", async () => {
     await page.goto(adminURL + "/admin/");
     await Promise.all([page.waitForURL("**/admin/login"), page.click("#sign-out")]);

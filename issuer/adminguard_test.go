@@ -227,3 +227,47 @@ func TestAdminAuthBudgetSpentByKeysOnly(t *testing.T) {
 		})
 	}
 }
+
+// TestEveryAdminRouteNeedsAKey walks every admin route (AdminRoutes, so a
+// route added later is covered): without a key and with a wrong one it
+// answers 401 with the Bearer challenge, does nothing, and is recorded
+// under the route's template; on the public listener it does not exist,
+// even with the right key.
+func TestEveryAdminRouteNeedsAKey(t *testing.T) {
+	a := newAdminEnv(t, &boltBackend{}, func(c *issuer.Config) {
+		c.AuditRefusedPerMinute = 1000
+		c.AdminAuthLimit = ratelimit.Disabled
+	})
+	wrong, _, err := issuer.NewAdminKey(nil, "nobody", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	params := strings.NewReplacer(":id", "acc_AAAAAAAAAAAAAAAAAAAAAA", ":name", "alice", ":kid", "k4.pid.AAAA")
+	routes := a.srv.AdminRoutes()
+	if len(routes) < 15 {
+		t.Fatalf("only %d admin routes: %v", len(routes), routes)
+	}
+	for _, rt := range routes {
+		method, path := rt[0], params.Replace(rt[1])
+		for _, key := range []string{"", wrong} {
+			before := len(a.audit.Records())
+			r := a.adminDo(method, path, key, map[string]string{"kind": "all", "reason": "x"})
+			if r.status != http.StatusUnauthorized || !strings.HasPrefix(r.header.Get("WWW-Authenticate"), "Bearer") {
+				t.Errorf("%s %s (key %v): %d %q", method, path, key != "", r.status, r.header.Get("WWW-Authenticate"))
+				continue
+			}
+			recs := a.audit.Records()[before:]
+			if len(recs) != 1 || recs[0].Who != "-" || recs[0].Action != method+" "+rt[1] || recs[0].Status != 401 {
+				t.Errorf("%s %s: audit %+v", method, path, recs)
+			}
+		}
+		req, _ := http.NewRequest(method, a.url(path), nil)
+		req.Header.Set("Authorization", "Bearer "+a.key)
+		if r := a.do(req); r.status != http.StatusNotFound && r.status != http.StatusMethodNotAllowed {
+			t.Errorf("public listener %s %s: %d", method, path, r.status)
+		}
+	}
+	if r := a.call(http.MethodGet, issuer.PathAdminRevocations, nil); r.status != http.StatusOK || strings.Contains(string(r.body), `"kind":"all"`) {
+		t.Fatalf("refused calls changed something: %d %s", r.status, r.body)
+	}
+}

@@ -274,7 +274,8 @@ type Config struct {
 	// cannot push real records out of a capped sink. Calls made with a
 	// valid key are always recorded. Default 60; negative: none recorded.
 	AuditRefusedPerMinute int
-	// AdminAuthLimit is the budget of failed admin authentications per
+	// AdminAuthLimit is the budget of wrong admin keys (a Bearer hpadm_
+	// key that matches no line; a request without one spends nothing) per
 	// client address (per /64 for IPv6) on this node. Past it, every admin
 	// call from the address gets 429, its key unchecked, until the budget
 	// refills. Default 10/m; ratelimit.Disabled turns it off.

@@ -126,13 +126,7 @@ func TestCacheFileTooLargeToRemember(t *testing.T) {
 // lookup fails) until the issuer answers.
 func TestCacheFileFromTheFuture(t *testing.T) {
 	is := newIssuer(t, true)
-	cfg := is.config()
-	cfg.CacheFile = filepath.Join(t.TempDir(), "keys.json")
-	first, err := remotekeys.New(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	first.Close()
+	cfg := withCacheFile(t, is)
 	tok := is.mint()
 	kid := kidOf(t, tok)
 
@@ -252,13 +246,7 @@ func TestCacheFileKeepsAge(t *testing.T) {
 		w.Header().Set("Age", "82800") // 23 h
 		_, _ = w.Write(doc)
 	})
-	cfg := is.config()
-	cfg.CacheFile = filepath.Join(t.TempDir(), "keys.json")
-	first, err := remotekeys.New(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	first.Close()
+	cfg := withCacheFile(t, is)
 	kid := kidOf(t, is.mint())
 
 	down.Store(true)
@@ -280,13 +268,7 @@ func TestCacheFileKeepsAge(t *testing.T) {
 // another euid).
 func TestCacheFileOwner(t *testing.T) {
 	is := newIssuer(t, true)
-	cfg := is.config()
-	cfg.CacheFile = filepath.Join(t.TempDir(), "keys.json")
-	first, err := remotekeys.New(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	first.Close()
+	cfg := withCacheFile(t, is)
 	fi, err := os.Stat(cfg.CacheFile)
 	if err != nil {
 		t.Fatal(err)
@@ -327,13 +309,7 @@ func TestCacheFileOwner(t *testing.T) {
 // stale until the issuer answers.
 func TestClockSteppedBack(t *testing.T) {
 	is := newIssuer(t, true)
-	cfg := is.config()
-	cfg.CacheFile = filepath.Join(t.TempDir(), "keys.json")
-	first, err := remotekeys.New(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	first.Close()
+	cfg := withCacheFile(t, is)
 	kid := kidOf(t, is.mint())
 	is.down.Store(true)
 	ks := is.keySet(cfg) // from the cache file
@@ -369,4 +345,18 @@ func TestClockSteppedBack(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// withCacheFile returns is's config with a cache file, written by a first
+// KeySet that fetched from is.
+func withCacheFile(t *testing.T, is *issuer) remotekeys.Config {
+	t.Helper()
+	cfg := is.config()
+	cfg.CacheFile = filepath.Join(t.TempDir(), "keys.json")
+	first, err := remotekeys.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.Close()
+	return cfg
 }

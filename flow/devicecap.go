@@ -20,9 +20,19 @@ import (
 // lets one more code through, so an account can reach MaxDevices + 1,
 // never more (past the cap no code is made).
 func (f *Flows) linkCodeRoom(ctx context.Context, accountID string) (room int, capped bool, err error) {
-	devs, err := f.Devices(ctx, accountID)
-	if err != nil {
-		return 0, false, err
+	var devs []account.Device
+	err = f.call(ctx, "list_devices", func(ctx context.Context) error {
+		var err error
+		devs, err = f.cfg.Store.ListDevices(ctx, accountID)
+		return err
+	})
+	switch {
+	case errors.Is(err, account.ErrNotFound):
+		// The account is gone (deleted under the call): as the store's
+		// own step answers it, the caller's token is revoked.
+		return 0, false, fail(ErrTokenRevoked, err)
+	case err != nil:
+		return 0, false, storeErr("list_devices", err)
 	}
 	active := 0
 	for _, d := range devs {

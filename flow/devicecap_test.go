@@ -128,3 +128,19 @@ func TestSignOutRacingRecovery(t *testing.T) {
 		t.Fatalf("access token of a recovered device signed out during the recovery: %v, want ErrRevoked", err)
 	}
 }
+
+// TestLinkCodeOfDeletedAccount: a link code asked for by a device of an
+// account deleted under the call is token_revoked, as the store's step
+// answers it, not unavailable: the device count read first found no
+// account and answered 503, which a client retries.
+func TestLinkCodeOfDeletedAccount(t *testing.T) {
+	fx := newFixture(t, nil)
+	ctx := context.Background()
+	a := fx.signup(t, newKey(t), "goneaccount")
+	if err := fx.flows.DeleteAccount(ctx, a.AccountID, "deleted"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fx.flows.CreateLinkCode(ctx, a.AccountID, a.DeviceID); !errors.Is(err, flow.ErrTokenRevoked) {
+		t.Fatalf("link code of a deleted account: %v, want ErrTokenRevoked", err)
+	}
+}
